@@ -1,0 +1,76 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "metactl",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "metactl", targets: ["metactl"]),
+        .library(name: "MetaCommands", targets: ["MetaCommands"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+    ],
+    targets: [
+        // C: what Swift cannot import directly (O_DIRECT, block ioctls, aligned allocation).
+        .target(name: "CMetaShim"),
+        .systemLibrary(name: "CBlkid", pkgConfig: "blkid",
+                       providers: [.apt(["libblkid-dev"])]),
+        .systemLibrary(name: "CUdev", pkgConfig: "libudev",
+                       providers: [.apt(["libudev-dev"])]),
+        .systemLibrary(name: "CISAL", pkgConfig: "libisal",
+                       providers: [.apt(["libisal-dev"])]),
+
+        .target(name: "MetaLayout", swiftSettings: strict),
+        .target(name: "MetaDevices",
+                dependencies: ["CMetaShim", "CBlkid", "CUdev", "CISAL"],
+                swiftSettings: strict),
+        .target(name: "MetaDB",
+                dependencies: ["MetaDevices", "MetaLayout", "CISAL"],
+                swiftSettings: strict),
+        .target(name: "MetaEngine",
+                dependencies: ["MetaDevices", "MetaLayout", "MetaDB", "CISAL",
+                               .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        .target(name: "MetaNBD",
+                dependencies: [.product(name: "NIOCore", package: "swift-nio"),
+                               .product(name: "NIOPosix", package: "swift-nio"),
+                               .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        .target(name: "MetaControl",
+                dependencies: ["MetaDB", "MetaEngine",
+                               .product(name: "NIOCore", package: "swift-nio"),
+                               .product(name: "NIOPosix", package: "swift-nio"),
+                               .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        .target(name: "MetaCommands",
+                dependencies: ["MetaDevices", "MetaLayout", "MetaDB", "MetaEngine",
+                               "MetaNBD", "MetaControl",
+                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                               .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        .target(name: "MetaTestSupport", swiftSettings: strict),
+        .executableTarget(name: "metactl", dependencies: ["MetaCommands"], swiftSettings: strict),
+
+        .testTarget(name: "MetaLayoutTests", dependencies: ["MetaTestSupport", "MetaLayout"], swiftSettings: strict),
+        .testTarget(name: "MetaDevicesTests", dependencies: ["MetaTestSupport", "MetaDevices"], swiftSettings: strict),
+        .testTarget(name: "MetaDBTests", dependencies: ["MetaTestSupport", "MetaDB", "MetaDevices"], swiftSettings: strict),
+        .testTarget(name: "MetaEngineTests",
+                    dependencies: ["MetaTestSupport", "MetaEngine", "MetaDB", "MetaDevices", "MetaLayout"],
+                    swiftSettings: strict),
+        .testTarget(name: "MetaNBDTests",
+                    dependencies: ["MetaTestSupport", "MetaNBD", .product(name: "NIOCore", package: "swift-nio"),
+                                   .product(name: "NIOPosix", package: "swift-nio")],
+                    swiftSettings: strict),
+        .testTarget(name: "MetaCommandsTests",
+                    dependencies: ["MetaTestSupport", "MetaCommands", "MetaDB", "MetaDevices", "MetaEngine"],
+                    swiftSettings: strict),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,13 @@
+import ArgumentParser
+
+/// The `metactl` command: a software volume manager in the line of Solaris Volume Manager.
+public struct Metactl: AsyncParsableCommand {
+    public static let version = "0.1.0"
+    public static let configuration = CommandConfiguration(
+        commandName: "metactl",
+        abstract: "Software volume manager: stripes, RAID-5, hot spares and resync, served over NBD.",
+        version: version,
+        subcommands: []
+    )
+    public init() {}
+}

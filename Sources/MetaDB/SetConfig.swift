@@ -1,0 +1,239 @@
+import Foundation
+
+/// Component state, spelled as SVM spells it (these strings appear in `status` and JSON).
+public enum ComponentState: String, Codable, Sendable, CaseIterable {
+    case okay = "Okay"
+    case initializing = "Initializing"
+    case resyncing = "Resyncing"
+    /// Erred: not used for reads or writes; its data is derived from the other columns.
+    case maintenance = "Maintenance"
+    /// Erred while another column was already erred: still used where it is the only source.
+    case lastErred = "Last Erred"
+    /// Missing when the set was opened.
+    case unavailable = "Unavailable"
+
+    /// Whether reads and writes may use this component normally.
+    public var isUsable: Bool { self == .okay || self == .initializing }
+    /// Whether the component counts as failed for redundancy.
+    public var isErred: Bool { self == .maintenance || self == .lastErred || self == .unavailable }
+}
+
+/// Volume state, derived from component states and running work.
+public enum VolumeState: String, Codable, Sendable, CaseIterable {
+    case okay = "Okay"
+    case initializing = "Initializing"
+    case resyncing = "Resyncing"
+    case needsMaintenance = "Needs Maintenance"
+    case lastErred = "Last Erred"
+}
+
+/// Volume layout type.
+public enum VolumeType: String, Codable, Sendable, CaseIterable {
+    case concat, stripe, raid5
+}
+
+/// What a device does in a set.
+public enum DeviceRole: String, Codable, Sendable {
+    /// Holds data of a volume (and maybe replicas).
+    case component
+    /// Member of a hot spare pool.
+    case hotSpare = "hot-spare"
+    /// Holds only state-database replicas.
+    case replica
+    /// Labelled but not (yet) used: e.g. a device added by an interrupted grow.
+    case unused
+}
+
+/// A device that carries a label of this set.
+public struct DeviceRecord: Codable, Sendable, Equatable {
+    /// UUID written in the device's label: the device's identity.
+    public var uuid: UUID
+    /// The path where the device was last seen (a hint; the UUID decides).
+    public var lastPath: String
+    /// udev serial / WWN, when known (identity hints for `import`).
+    public var serial: String?
+    public var wwn: String?
+    /// Device size in bytes when labelled.
+    public var sizeBytes: UInt64
+    /// First 512-byte block of the data area (after the label and replicas).
+    public var dataStartBlock: UInt64
+    /// Number of state-database replicas on this device.
+    public var replicaCount: Int
+    public var role: DeviceRole
+
+    public init(uuid: UUID, lastPath: String, serial: String? = nil, wwn: String? = nil, sizeBytes: UInt64,
+                dataStartBlock: UInt64, replicaCount: Int, role: DeviceRole) {
+        self.uuid = uuid; self.lastPath = lastPath; self.serial = serial; self.wwn = wwn
+        self.sizeBytes = sizeBytes; self.dataStartBlock = dataStartBlock
+        self.replicaCount = replicaCount; self.role = role
+    }
+
+    /// Blocks available for data.
+    public var dataBlocks: UInt64 { sizeBytes / 512 > dataStartBlock ? sizeBytes / 512 - dataStartBlock : 0 }
+}
+
+/// One component slot of a volume (a row member of a stripe, or a RAID column).
+public struct ComponentRecord: Codable, Sendable, Equatable {
+    /// The device in this slot.
+    public var device: UUID
+    public var state: ComponentState
+    /// A hot spare currently standing in for this slot's device, if any.
+    public var hotSpare: UUID?
+
+    public init(device: UUID, state: ComponentState = .okay, hotSpare: UUID? = nil) {
+        self.device = device; self.state = state; self.hotSpare = hotSpare
+    }
+    /// The device that really holds the data now (the spare when one is in use).
+    public var activeDevice: UUID { hotSpare ?? device }
+}
+
+/// One row of a concat/stripe volume: N components striped with one interlace.
+public struct RowRecord: Codable, Sendable, Equatable {
+    public var interlaceBlocks: UInt64
+    /// Blocks used on each component of this row (the smallest component's data size).
+    public var componentBlocks: UInt64
+    public var components: [ComponentRecord]
+    public init(interlaceBlocks: UInt64, componentBlocks: UInt64, components: [ComponentRecord]) {
+        self.interlaceBlocks = interlaceBlocks; self.componentBlocks = componentBlocks; self.components = components
+    }
+}
+
+/// Kind of background work on a volume.
+public enum ResyncKind: String, Codable, Sendable {
+    /// RAID-5 parity initialisation after create.
+    case initialize
+    /// Rebuild a column from the others (parity).
+    case regenerate
+    /// Copy a still-readable column to its replacement.
+    case copy
+    /// Re-compute parity of dirty regions after an unclean shutdown.
+    case parityRepair = "parity-repair"
+    /// Zero new RAID-5 columns before a grow commits.
+    case zeroing
+}
+
+/// Persistent progress of background work, so a restart resumes instead of starting over.
+public struct ResyncCheckpoint: Codable, Sendable, Equatable {
+    public var kind: ResyncKind
+    /// Column (RAID-5) being rebuilt, if any.
+    public var column: Int?
+    /// Device being written (replacement or spare).
+    public var target: UUID?
+    /// Device being read in a copy resync.
+    public var source: UUID?
+    /// Blocks (of the column, or of the volume's lines) already done.
+    public var doneBlocks: UInt64
+    public var totalBlocks: UInt64
+    public init(kind: ResyncKind, column: Int? = nil, target: UUID? = nil, source: UUID? = nil,
+                doneBlocks: UInt64 = 0, totalBlocks: UInt64) {
+        self.kind = kind; self.column = column; self.target = target; self.source = source
+        self.doneBlocks = doneBlocks; self.totalBlocks = totalBlocks
+    }
+}
+
+/// Resync rate limits in bytes per second (md's speed_limit_min/max).
+public struct ResyncRate: Codable, Sendable, Equatable {
+    public var minBytesPerSecond: UInt64
+    public var maxBytesPerSecond: UInt64
+    public init(minBytesPerSecond: UInt64, maxBytesPerSecond: UInt64) {
+        self.minBytesPerSecond = minBytesPerSecond; self.maxBytesPerSecond = maxBytesPerSecond
+    }
+    public static let `default` = ResyncRate(minBytesPerSecond: 50 << 20, maxBytesPerSecond: UInt64.max)
+}
+
+/// A volume (metadevice).
+public struct VolumeRecord: Codable, Sendable, Equatable {
+    public var name: String
+    public var type: VolumeType
+    /// concat/stripe: the rows, in order.
+    public var rows: [RowRecord]
+    /// raid5: the columns, in order (original columns first, then columns added by grow).
+    public var columns: [ComponentRecord]
+    /// raid5: how many leading columns take part in parity rotation.
+    public var originalColumnCount: Int
+    /// raid5: stripe unit in 512-byte blocks.
+    public var interlaceBlocks: UInt64
+    /// raid5: blocks used on every column.
+    public var columnBlocks: UInt64
+    public var hotSparePool: String?
+    /// Background work in progress, if any.
+    public var resync: ResyncCheckpoint?
+    public var resyncRate: ResyncRate?
+    /// Dirty-region log: indices of regions with writes possibly in flight (RAID-5).
+    public var dirtyRegions: [UInt64]
+    public var createdAt: Date
+
+    public init(name: String, type: VolumeType, rows: [RowRecord] = [], columns: [ComponentRecord] = [],
+                originalColumnCount: Int = 0, interlaceBlocks: UInt64 = 0, columnBlocks: UInt64 = 0,
+                hotSparePool: String? = nil, resync: ResyncCheckpoint? = nil, resyncRate: ResyncRate? = nil,
+                dirtyRegions: [UInt64] = [], createdAt: Date = Date()) {
+        self.name = name; self.type = type; self.rows = rows; self.columns = columns
+        self.originalColumnCount = originalColumnCount; self.interlaceBlocks = interlaceBlocks
+        self.columnBlocks = columnBlocks; self.hotSparePool = hotSparePool; self.resync = resync
+        self.resyncRate = resyncRate; self.dirtyRegions = dirtyRegions; self.createdAt = createdAt
+    }
+
+    /// Every component slot, rows first then columns.
+    public var allComponents: [ComponentRecord] { rows.flatMap(\.components) + columns }
+}
+
+/// State of a hot spare.
+public enum HotSpareState: String, Codable, Sendable {
+    case available = "Available"
+    case inUse = "In use"
+    case broken = "Broken"
+}
+
+public struct HotSpareRecord: Codable, Sendable, Equatable {
+    public var device: UUID
+    public var state: HotSpareState
+    public init(device: UUID, state: HotSpareState = .available) { self.device = device; self.state = state }
+}
+
+/// A hot spare pool (`hsp000` … `hsp999`): an ordered list of spares.
+public struct HotSparePoolRecord: Codable, Sendable, Equatable {
+    public var name: String
+    public var spares: [HotSpareRecord]
+    public init(name: String, spares: [HotSpareRecord] = []) { self.name = name; self.spares = spares }
+}
+
+/// Where one replica of the state database lives.
+public struct ReplicaLocation: Codable, Sendable, Equatable, Hashable {
+    public var device: UUID
+    /// Index of the replica on its device (0-based).
+    public var index: Int
+    public var offsetBytes: UInt64
+    public var sizeBytes: UInt64
+    public init(device: UUID, index: Int, offsetBytes: UInt64, sizeBytes: UInt64) {
+        self.device = device; self.index = index; self.offsetBytes = offsetBytes; self.sizeBytes = sizeBytes
+    }
+}
+
+/// The whole configuration of a set: what every replica of the state database holds.
+public struct SetConfig: Codable, Sendable, Equatable {
+    /// Version of this encoding; a newer one is refused on load.
+    public static let currentFormatVersion = 1
+    public var formatVersion: Int
+    public var setName: String
+    public var setUUID: UUID
+    public var devices: [DeviceRecord]
+    public var replicas: [ReplicaLocation]
+    public var volumes: [VolumeRecord]
+    public var hotSparePools: [HotSparePoolRecord]
+    /// False while a server runs the set; a load that finds it false knows the last
+    /// server did not stop cleanly.
+    public var cleanShutdown: Bool
+
+    public init(setName: String, setUUID: UUID = UUID(), devices: [DeviceRecord] = [],
+                replicas: [ReplicaLocation] = [], volumes: [VolumeRecord] = [],
+                hotSparePools: [HotSparePoolRecord] = [], cleanShutdown: Bool = true) {
+        self.formatVersion = Self.currentFormatVersion
+        self.setName = setName; self.setUUID = setUUID; self.devices = devices; self.replicas = replicas
+        self.volumes = volumes; self.hotSparePools = hotSparePools; self.cleanShutdown = cleanShutdown
+    }
+
+    public func device(_ uuid: UUID) -> DeviceRecord? { devices.first { $0.uuid == uuid } }
+    public func volume(named name: String) -> VolumeRecord? { volumes.first { $0.name == name } }
+    public func volumeIndex(named name: String) -> Int? { volumes.firstIndex { $0.name == name } }
+    public func pool(named name: String) -> HotSparePoolRecord? { hotSparePools.first { $0.name == name } }
+}

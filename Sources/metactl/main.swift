@@ -1,0 +1,3 @@
+import MetaCommands
+
+await Metactl.main()

@@ -1,0 +1,3 @@
+import Testing
+
+@Test func placeholder_MetaNBDTests() { #expect(Bool(true)) }
