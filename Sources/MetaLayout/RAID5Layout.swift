@@ -1,0 +1,124 @@
+/// One contiguous piece of a RAID-5 request inside one interlace unit of one column.
+public struct RAID5Extent: Sendable, Equatable, Hashable {
+    /// Line (stripe across all columns) index.
+    public var line: UInt64
+    /// Physical column holding the data.
+    public var column: Int
+    /// Block offset on the column (from the start of its data area).
+    public var columnBlock: UInt64
+    /// Offset inside the interlace unit (`columnBlock − line · I`).
+    public var unitOffset: UInt64 { columnBlock % interlaceBlocks }
+    public var blockCount: UInt64
+    /// Logical block of the volume where this piece starts.
+    public var logicalBlock: UInt64
+    let interlaceBlocks: UInt64
+}
+
+/// The address map of a RAID-5 volume.
+///
+/// `N` original columns hold data and rotating parity in the left-symmetric arrangement
+/// (Linux md's default): line `L` (blocks `[L·I, (L+1)·I)` of every column) has its parity
+/// on column `p(L) = N − 1 − (L mod N)` and data unit `k` (0 ≤ k < N−1) on column
+/// `(p(L) + 1 + k) mod N`. Logical block `b < N_lines·I·(N−1)`: unit `u = b / I`,
+/// line `L = u / (N−1)`, `k = u mod (N−1)`, column block `L·I + b mod I`.
+///
+/// Columns appended by `grow` (`M` of them, after the original `N`) hold data only and are
+/// concatenated after the original capacity, one whole column after another (metastat's
+/// "Concatenated Devices"): logical block `b ≥ C_orig` lives on column `N + (b − C_orig) / (L·I)`
+/// at column block `(b − C_orig) mod (L·I)`. They are zeroed before they join, so the
+/// parity of every line (the XOR of all data columns, appended ones included) stays valid
+/// and existing data never moves.
+public struct RAID5Layout: Sendable, Equatable, Hashable {
+    /// Columns taking part in parity rotation.
+    public let originalColumns: Int
+    /// Data-only columns appended by grow.
+    public let addedColumns: Int
+    public let interlaceBlocks: UInt64
+    /// Lines: whole interlace units per column.
+    public let lineCount: UInt64
+
+    /// - Parameter columnBlocks: data blocks available on the smallest column; only whole
+    ///   interlace units are used.
+    public init(originalColumns: Int, addedColumns: Int = 0, interlaceBlocks: UInt64, columnBlocks: UInt64) {
+        precondition(originalColumns >= 3 && addedColumns >= 0 && interlaceBlocks >= 1)
+        self.originalColumns = originalColumns
+        self.addedColumns = addedColumns
+        self.interlaceBlocks = interlaceBlocks
+        self.lineCount = columnBlocks / interlaceBlocks
+    }
+
+    /// All columns.
+    public var columnCount: Int { originalColumns + addedColumns }
+    /// Blocks used on each column.
+    public var usedColumnBlocks: UInt64 { lineCount * interlaceBlocks }
+    /// Logical capacity of the original columns.
+    public var originalCapacityBlocks: UInt64 { usedColumnBlocks * UInt64(originalColumns - 1) }
+    /// Volume size in blocks.
+    public var totalBlocks: UInt64 { originalCapacityBlocks + usedColumnBlocks * UInt64(addedColumns) }
+    /// Data units per line.
+    public var dataColumnsPerLine: Int { columnCount - 1 }
+
+    /// Parity column of a line.
+    public func parityColumn(line: UInt64) -> Int {
+        originalColumns - 1 - Int(line % UInt64(originalColumns))
+    }
+
+    /// Physical column of original data unit `k` of a line.
+    public func dataColumn(line: UInt64, unit k: Int) -> Int {
+        (parityColumn(line: line) + 1 + k) % originalColumns
+    }
+
+    /// The columns that hold data in a line (every column but its parity column).
+    public func dataColumns(line: UInt64) -> [Int] {
+        let p = parityColumn(line: line)
+        return (0..<columnCount).filter { $0 != p }
+    }
+
+    /// Maps one logical block to (line, column, column block).
+    public func locate(_ b: UInt64) -> (line: UInt64, column: Int, columnBlock: UInt64) {
+        let orig = originalCapacityBlocks
+        if b < orig {
+            let u = b / interlaceBlocks
+            let line = u / UInt64(originalColumns - 1)
+            let k = Int(u % UInt64(originalColumns - 1))
+            return (line, dataColumn(line: line, unit: k), line * interlaceBlocks + b % interlaceBlocks)
+        }
+        let o = b - orig
+        let j = Int(o / usedColumnBlocks)
+        let cb = o % usedColumnBlocks
+        return (cb / interlaceBlocks, originalColumns + j, cb)
+    }
+
+    /// Inverse of ``locate(_:)``: the logical block at a column block, or nil for parity or
+    /// beyond the used area.
+    public func logicalBlock(column: Int, columnBlock: UInt64) -> UInt64? {
+        guard column >= 0, column < columnCount, columnBlock < usedColumnBlocks else { return nil }
+        let line = columnBlock / interlaceBlocks
+        if column >= originalColumns {
+            return originalCapacityBlocks + UInt64(column - originalColumns) * usedColumnBlocks + columnBlock
+        }
+        let p = parityColumn(line: line)
+        if column == p { return nil }
+        let k = (column - p - 1 + originalColumns) % originalColumns
+        let u = line * UInt64(originalColumns - 1) + UInt64(k)
+        return u * interlaceBlocks + columnBlock % interlaceBlocks
+    }
+
+    /// Splits `[block, block+count)` into pieces that each stay inside one interlace unit of
+    /// one column, in logical order.
+    public func extents(block: UInt64, count: UInt64) -> [RAID5Extent] {
+        precondition(block <= totalBlocks && count <= totalBlocks - block)
+        var out: [RAID5Extent] = []
+        var b = block
+        let end = block + count
+        while b < end {
+            let (line, col, cb) = locate(b)
+            let inUnit = interlaceBlocks - cb % interlaceBlocks
+            let n = min(inUnit, end - b)
+            out.append(RAID5Extent(line: line, column: col, columnBlock: cb, blockCount: n, logicalBlock: b,
+                                   interlaceBlocks: interlaceBlocks))
+            b += n
+        }
+        return out
+    }
+}
