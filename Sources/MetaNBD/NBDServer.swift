@@ -1,0 +1,304 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Why an ``NBDServer`` could not start.
+public enum NBDServerError: Error, Sendable, CustomStringConvertible, Equatable {
+    /// Another server answers on this Unix socket.
+    case socketInUse(path: String)
+    /// The socket path exists and is not a socket (it is never removed).
+    case notASocket(path: String)
+    /// The socket path is longer than a Unix socket address allows.
+    case socketPathTooLong(path: String)
+    /// Binding a listener failed.
+    case bindFailed(address: String, reason: String)
+    /// ``NBDServer/start()`` was called twice, or after shutdown.
+    case alreadyStarted
+    /// The configuration names no listener.
+    case noListener
+
+    public var description: String {
+        switch self {
+        case .socketInUse(let path): "another server is already listening on \(path)"
+        case .notASocket(let path): "\(path) exists and is not a socket"
+        case .socketPathTooLong(let path): "socket path too long: \(path)"
+        case .bindFailed(let address, let reason): "cannot listen on \(address): \(reason)"
+        case .alreadyStarted: "NBD server already started"
+        case .noListener: "NBD server has no socket path and no TCP address to listen on"
+        }
+    }
+}
+
+/// An NBD server (fixed newstyle, simple replies) exporting the block devices in an ``NBDExportRegistry``.
+///
+/// Usage (async API):
+/// ```swift
+/// let server = NBDServer(configuration: .init(unixSocketPath: "/run/metactl/local.nbd"),
+///                        exports: registry, logger: logger)
+/// try await server.start()
+/// ...
+/// await server.shutdown()          // stop accepting, drain, close
+/// ```
+/// Each connection is served on an event loop; export I/O runs on a private thread pool of
+/// ``Configuration/ioThreads`` threads, so the export's blocking calls never stall the event loops.
+public final class NBDServer: Sendable {
+    /// Where and how the server listens.
+    public struct Configuration: Sendable {
+        /// Unix socket to listen on (a stale socket file is replaced; a live one is refused).
+        public var unixSocketPath: String?
+        /// Permissions given to the Unix socket file.
+        public var unixSocketMode: UInt32 = 0o660
+        /// TCP host to listen on (e.g. "127.0.0.1", "::1", "0.0.0.0"); nil for no TCP listener.
+        public var tcpHost: String?
+        /// TCP port (0 picks a free port; see ``NBDServer/tcpPort``).
+        public var tcpPort: Int = 10809
+        /// Threads running export I/O (blocking calls).
+        public var ioThreads: Int = 16
+        /// Event loop threads handling sockets.
+        public var eventLoopThreads: Int = max(1, min(System.coreCount, 4))
+        /// Payload bytes one connection may have in flight before the server stops reading from it.
+        public var maxInFlightBytesPerConnection: Int = 64 << 20
+        /// Requests one connection may have in flight before the server stops reading from it.
+        public var maxInFlightRequestsPerConnection: Int = 256
+        /// Longest option payload accepted during the handshake.
+        public var maxOptionLength: Int = 64 << 10
+        /// How long ``NBDServer/shutdown(drain:)`` waits for in-flight replies before closing connections.
+        public var drainTimeout: TimeAmount = .seconds(30)
+
+        public init(unixSocketPath: String? = nil, tcpHost: String? = nil, tcpPort: Int = 10809) {
+            self.unixSocketPath = unixSocketPath
+            self.tcpHost = tcpHost
+            self.tcpPort = tcpPort
+        }
+    }
+
+    private struct State {
+        var started = false
+        var shuttingDown = false
+        var listeners: [any Channel] = []
+        var connections: [ObjectIdentifier: any Channel] = [:]
+        var boundTCPPort: Int?
+        var createdSocketPath: String?
+        var nextConnectionID = 1
+    }
+
+    /// The configuration the server was created with.
+    public let configuration: Configuration
+    /// The exports offered; may change while the server runs.
+    public let exports: NBDExportRegistry
+    private let logger: Logger
+    private let group: MultiThreadedEventLoopGroup
+    private let threadPool: NIOThreadPool
+    private let tracker = NBDConnectionTracker()
+    private let state = Mutex(State())
+
+    /// Creates a server; nothing listens until ``start()``.
+    public init(configuration: Configuration, exports: NBDExportRegistry, logger: Logger) {
+        self.configuration = configuration
+        self.exports = exports
+        self.logger = logger
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
+        self.threadPool = NIOThreadPool(numberOfThreads: max(1, configuration.ioThreads))
+        threadPool.start()
+    }
+
+    /// The TCP port actually bound (useful with port 0), once started.
+    public var tcpPort: Int? { state.withLock { $0.boundTCPPort } }
+
+    /// Number of clients currently in the transmission phase.
+    public var connectionCount: Int { tracker.total() }
+
+    /// Number of clients currently using the export called `name`.
+    public func openConnections(toExport name: String) -> Int { tracker.count(name) }
+
+    /// Binds the configured listeners and starts accepting clients.
+    ///
+    /// A Unix socket path that holds a stale socket (no server answers) is replaced; if a server answers
+    /// there, this throws ``NBDServerError/socketInUse(path:)``. On error nothing stays bound.
+    public func start() async throws(NBDServerError) {
+        let ok = state.withLock { s -> Bool in
+            if s.started { return false }
+            s.started = true
+            return true
+        }
+        guard ok else { throw .alreadyStarted }
+        guard configuration.unixSocketPath != nil || configuration.tcpHost != nil else { throw .noListener }
+        do {
+            if let path = configuration.unixSocketPath {
+                try prepareSocketPath(path)
+                let channel: any Channel
+                do {
+                    channel = try await bootstrap(tcp: false)
+                        .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: false).get()
+                } catch {
+                    throw NBDServerError.bindFailed(address: path, reason: "\(error)")
+                }
+                state.withLock {
+                    $0.listeners.append(channel)
+                    $0.createdSocketPath = path
+                }
+                _ = chmod(path, mode_t(configuration.unixSocketMode))
+                logger.info("NBD server listening", metadata: ["socket": "\(path)"])
+            }
+            if let host = configuration.tcpHost {
+                let channel: any Channel
+                do {
+                    channel = try await bootstrap(tcp: true).bind(host: host, port: configuration.tcpPort).get()
+                } catch {
+                    throw NBDServerError.bindFailed(address: "\(host):\(configuration.tcpPort)", reason: "\(error)")
+                }
+                let port = channel.localAddress?.port
+                state.withLock {
+                    $0.listeners.append(channel)
+                    $0.boundTCPPort = port
+                }
+                logger.info("NBD server listening", metadata: ["tcp": "\(host):\(port ?? configuration.tcpPort)"])
+            }
+        } catch let error as NBDServerError {
+            await closeListeners()
+            throw error
+        } catch {
+            await closeListeners()
+            throw .bindFailed(address: configuration.unixSocketPath ?? configuration.tcpHost ?? "", reason: "\(error)")
+        }
+    }
+
+    /// Stops the server: stops accepting, then either lets each connection finish its in-flight requests and
+    /// deliver their replies (`drain`, bounded by ``Configuration/drainTimeout``; requests that arrive meanwhile
+    /// get `ESHUTDOWN`) or closes connections at once. When this returns no export method is running or will
+    /// be called again, the socket file is removed and the server's threads are gone. Later calls do nothing.
+    public func shutdown(drain: Bool = true) async {
+        let (listeners, connections, proceed) = state.withLock { s -> ([any Channel], [any Channel], Bool) in
+            if s.shuttingDown { return ([], [], false) }
+            s.shuttingDown = true
+            let l = s.listeners
+            s.listeners = []
+            return (l, Array(s.connections.values), true)
+        }
+        guard proceed else { return }
+        logger.info("NBD server shutting down", metadata: ["connections": "\(connections.count)", "drain": "\(drain)"])
+        for l in listeners { try? await l.close() }
+        let timeout = configuration.drainTimeout
+        var timers: [Scheduled<Void>] = []
+        for c in connections {
+            c.pipeline.fireUserInboundEventTriggered(NBDShutdownEvent(drain: drain))
+            timers.append(c.eventLoop.scheduleTask(in: timeout) { c.close(promise: nil) })
+        }
+        for c in connections { try? await c.closeFuture.get() }
+        for t in timers { t.cancel() }
+        // Every export call already queued runs to completion before the pool stops.
+        try? await threadPool.shutdownGracefully()
+        if let path = state.withLock({ $0.createdSocketPath }) { unlink(path) }
+        try? await group.shutdownGracefully()
+        logger.info("NBD server stopped")
+    }
+
+    // MARK: - Internals
+
+    private func bootstrap(tcp: Bool) -> ServerBootstrap {
+        let limits = NBDConnectionLimits(maxOptionLength: configuration.maxOptionLength,
+                                         maxInFlightBytes: configuration.maxInFlightBytesPerConnection,
+                                         maxInFlightRequests: configuration.maxInFlightRequestsPerConnection)
+        var b = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 128)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 1 << 20, high: 4 << 20))
+            .childChannelOption(.recvAllocator,
+                                value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 64 << 10, maximum: 1 << 20))
+        if tcp {
+            b = b.serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+        }
+        return b.childChannelInitializer { [self] channel in
+            guard let id = self.register(channel) else {
+                return channel.close()
+            }
+            var log = self.logger
+            log[metadataKey: "nbd.client"] = "\(id)"
+            if let peer = channel.remoteAddress, peer.protocol != .unix { log[metadataKey: "peer"] = "\(peer)" }
+            let handler = NBDConnectionHandler(registry: self.exports, threadPool: self.threadPool, limits: limits,
+                                               tracker: self.tracker, logger: log)
+            return channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(handler)
+            }
+        }
+    }
+
+    /// Records a new connection; nil when the server is shutting down (the connection is then refused).
+    private func register(_ channel: any Channel) -> Int? {
+        let key = ObjectIdentifier(channel)
+        let id = state.withLock { s -> Int? in
+            if s.shuttingDown { return nil }
+            s.connections[key] = channel
+            defer { s.nextConnectionID += 1 }
+            return s.nextConnectionID
+        }
+        if id != nil {
+            channel.closeFuture.whenComplete { [self] _ in
+                _ = self.state.withLock { $0.connections.removeValue(forKey: key) }
+            }
+        }
+        return id
+    }
+
+    private func closeListeners() async {
+        let listeners = state.withLock { s -> [any Channel] in
+            defer { s.listeners = [] }
+            return s.listeners
+        }
+        for l in listeners { try? await l.close() }
+        if let path = state.withLock({ $0.createdSocketPath }) {
+            unlink(path)
+            state.withLock { $0.createdSocketPath = nil }
+        }
+    }
+
+    /// Removes a stale socket file at `path`, or refuses if a server answers there or it is not a socket.
+    private func prepareSocketPath(_ path: String) throws(NBDServerError) {
+        switch probeUnixSocket(path) {
+        case .absent: return
+        case .tooLong: throw .socketPathTooLong(path: path)
+        case .notSocket: throw .notASocket(path: path)
+        case .live: throw .socketInUse(path: path)
+        case .stale:
+            logger.notice("removing stale socket \(path)")
+            unlink(path)
+        }
+    }
+}
+
+enum UnixSocketProbe: Equatable {
+    case absent, notSocket, live, stale, tooLong
+}
+
+/// Finds out whether a server answers on the Unix socket at `path`.
+func probeUnixSocket(_ path: String) -> UnixSocketProbe {
+    var st = stat()
+    guard lstat(path, &st) == 0 else { return .absent }
+    guard (st.st_mode & S_IFMT) == S_IFSOCK else { return .notSocket }
+    var addr = sockaddr_un()
+    addr.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8)
+    let capacity = MemoryLayout.size(ofValue: addr.sun_path)
+    guard bytes.count < capacity else { return .tooLong }
+    withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+        raw.copyBytes(from: bytes)
+        raw[bytes.count] = 0
+    }
+    #if canImport(Glibc)
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    #else
+    let fd = socket(AF_UNIX, SOCK_STREAM, 0)
+    #endif
+    guard fd >= 0 else { return .stale }
+    defer { close(fd) }
+    let rc = withUnsafePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    return rc == 0 ? .live : .stale
+}
