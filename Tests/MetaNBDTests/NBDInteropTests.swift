@@ -84,4 +84,47 @@ import Testing
         #expect(try readFile(dir.file("back.bin")) == source)
         #expect(try readFile(dir.file("vol.img")) == source)
     }
+
+    @Test(.enabled(if: Privileged.runnable(tools: ["qemu-img"])))
+    func qemuImgConvertAndCompare() async throws {
+        let dir = try TempDir(prefix: "nbd-qemu")
+        let size = 4 << 20
+        let export = try FileExport(name: "d3", path: try dir.image("vol.img", size: UInt64(size)))
+        try writeRandomFile(dir.file("src.raw"), size: size)
+        let other = try writeRandomFile(dir.file("other.raw"), size: size)
+        try await withNBDServer(exports: [export], dir: dir) { s in
+            try mustRun(["qemu-img", "convert", "-n", "-f", "raw", "-O", "raw", dir.file("src.raw"), s.uri("d3")])
+            try mustRun(["qemu-img", "compare", "-f", "raw", "-F", "raw", dir.file("src.raw"), s.uri("d3")])
+            // A different image must compare as different (exit 1), proving compare really reads.
+            let diff = try runCommand(["qemu-img", "compare", "-f", "raw", "-F", "raw", dir.file("other.raw"), s.uri("d3")])
+            #expect(diff.status == 1)
+            try mustRun(["qemu-img", "convert", "-f", "raw", "-O", "raw", s.uri("d3"), dir.file("back.raw")])
+        }
+        #expect(try readFile(dir.file("back.raw")) == (try readFile(dir.file("src.raw"))))
+        #expect(try readFile(dir.file("back.raw")) != other)
+    }
+
+    @Test(.enabled(if: Privileged.runnable(tools: ["fio"])))
+    func fioRandomWritesVerifyWithCRC32C() async throws {
+        let dir = try TempDir(prefix: "nbd-fio")
+        let export = try FileExport(name: "d4", path: try dir.image("vol.img", size: 32 << 20))
+        try await withNBDServer(exports: [export], dir: dir) { s in
+            let r = try runCommand([
+                "fio", "--name=nbdverify", "--ioengine=nbd", "--uri=\(s.uri("d4"))",
+                "--rw=randwrite", "--bs=4k", "--size=32m", "--iodepth=16", "--verify=crc32c",
+                "--verify_fatal=1", "--do_verify=1", "--output-format=json",
+            ])
+            #expect(r.ok, "fio failed: \(r.stderr)\n\(r.stdout)")
+            // fio may print notes before the JSON document.
+            let text = r.stdout.firstIndex(of: "{").map { String(r.stdout[$0...]) } ?? r.stdout
+            let json = try parseJSON(text)
+            let job = try #require((json["jobs"] as? [[String: Any]])?.first)
+            #expect(job["error"] as? Int == 0)
+            let write = try #require(job["write"] as? [String: Any])
+            let read = try #require(job["read"] as? [String: Any])
+            #expect(write["io_bytes"] as? Int == 32 << 20)
+            // The verify pass read every block back.
+            #expect(read["io_bytes"] as? Int == 32 << 20)
+        }
+    }
 }
