@@ -1,0 +1,599 @@
+import Foundation
+import MetaDB
+import MetaDevices
+import MetaLayout
+import Synchronization
+
+/// A RAID-5 volume: data and rotating parity over N ≥ 3 columns (plus data-only columns
+/// appended by grow), degraded operation, and SVM's error semantics.
+///
+/// Every request is split into lines. Writes hold the line's lock and pick, per line, the
+/// cheapest of reconstruct-write (a full-line write needs no reads) and read-modify-write.
+/// A device error on a column records the column as `Maintenance` (or `Last Erred` when
+/// another column is already erred) in the state database *before* the request is
+/// answered, then the line is redone in degraded mode. Reads that need data that no
+/// longer exists fail with EIO; they never return wrong data.
+public final class RAID5Volume: Volume, @unchecked Sendable {
+    struct Column {
+        var uuid: UUID
+        var device: (any BlockDevice)?
+        var startByte: UInt64
+        var path: String
+        var state: ComponentState
+    }
+    struct Runtime {
+        var layout: RAID5Layout
+        var columns: [Column]
+        /// Lines below this have valid parity (nil: all of them).
+        var parityValidBelow: UInt64?
+        /// The column being rebuilt and how far (lines below are rebuilt).
+        var resyncColumn: Int?
+        var rebuiltBelow: UInt64 = 0
+    }
+    enum Avail { case ok, suspect, missing }
+
+    let runtime: Mutex<Runtime>
+    let locks = LineLocks()
+    private let background = Mutex<Thread?>(nil)
+    private let stopFlag = Atomic<Bool>(false)
+    /// Progress of background work: lines done, total lines, bytes per second.
+    public let progress = Mutex<(kind: ResyncKind, done: UInt64, total: UInt64, bytesPerSecond: Double)?>(nil)
+
+    init(record: VolumeRecord, context: VolumeContext) throws(VolumeIOError) {
+        let rt = try Self.makeRuntime(record: record, context: context)
+        runtime = Mutex(rt)
+        super.init(name: record.name, context: context)
+    }
+
+    static func makeRuntime(record: VolumeRecord, context: VolumeContext) throws(VolumeIOError) -> Runtime {
+        let config = context.store.config
+        var cols: [Column] = []
+        for comp in record.columns {
+            let uuid = comp.activeDevice
+            guard let dev = config.device(uuid) else {
+                throw VolumeIOError(volume: record.name, code: .io, operation: "open",
+                                    detail: "column device \(uuid) is not in the set's device list")
+            }
+            let handle = context.devices(uuid)
+            var state = comp.state
+            if handle == nil && !state.isErred { state = .unavailable }
+            cols.append(Column(uuid: uuid, device: handle, startByte: dev.dataStartBlock * Volume.blockSize,
+                               path: dev.lastPath, state: state))
+        }
+        let layout = RAID5Layout(originalColumns: record.originalColumnCount,
+                                 addedColumns: record.columns.count - record.originalColumnCount,
+                                 interlaceBlocks: record.interlaceBlocks, columnBlocks: record.columnBlocks)
+        var rt = Runtime(layout: layout, columns: cols)
+        if let r = record.resync {
+            let lines = r.doneBlocks / max(1, record.interlaceBlocks)
+            switch r.kind {
+            case .initialize: rt.parityValidBelow = lines
+            case .regenerate, .copy:
+                rt.resyncColumn = r.column
+                rt.rebuiltBelow = lines
+            case .parityRepair, .zeroing: break
+            }
+        }
+        return rt
+    }
+
+    /// Records columns found missing at open as `Unavailable` (call once after open when
+    /// the set is writable).
+    public func commitUnavailableColumns() throws {
+        let missing = runtime.withLock { rt in rt.columns.indices.filter { rt.columns[$0].device == nil } }
+        guard !missing.isEmpty else { return }
+        try context.store.commit { cfg in
+            guard let vi = cfg.volumeIndex(named: name) else { return }
+            for c in missing where !cfg.volumes[vi].columns[c].state.isErred {
+                cfg.volumes[vi].columns[c].state = .unavailable
+            }
+        }
+    }
+
+    /// Re-reads the geometry after the configuration changed (grow, replace).
+    public func reload() throws(VolumeIOError) {
+        guard let rec = volumeRecord() else {
+            throw VolumeIOError(volume: name, code: .io, operation: "reload", detail: "volume no longer exists")
+        }
+        let rt = try Self.makeRuntime(record: rec, context: context)
+        // Lock every line? Geometry only grows and column identities change only under the
+        // resync engine's control, so swapping the snapshot is enough.
+        runtime.withLock { $0 = rt }
+    }
+
+    public override var sizeBytes: UInt64 { runtime.withLock { $0.layout.totalBlocks } * Volume.blockSize }
+    /// The layout in force.
+    public var layout: RAID5Layout { runtime.withLock { $0.layout } }
+
+    func avail(_ c: Int, line: UInt64, _ rt: Runtime) -> Avail {
+        let col = rt.columns[c]
+        if col.device == nil { return .missing }
+        switch col.state {
+        case .okay, .initializing: return .ok
+        case .lastErred: return .suspect
+        case .maintenance, .unavailable: return .missing
+        case .resyncing: return rt.resyncColumn == c && line < rt.rebuiltBelow ? .ok : .missing
+        }
+    }
+
+    func parityValid(_ line: UInt64, _ rt: Runtime) -> Bool {
+        guard let below = rt.parityValidBelow else { return true }
+        return line < below
+    }
+
+    // MARK: failures
+
+    /// Records that column `c` failed; commits before returning. Returns false if the state
+    /// database could not record it.
+    func markFailed(_ c: Int, _ error: DeviceError) throws(VolumeIOError) {
+        stateLock.lock()
+        defer { stateLock.unlock() }
+        let (cur, othersErred) = runtime.withLock { rt -> (ComponentState, Bool) in
+            let others = rt.columns.indices.contains { i in
+                i != c && (rt.columns[i].state.isErred || rt.columns[i].state == .resyncing)
+            }
+            return (rt.columns[c].state, others)
+        }
+        if cur == .maintenance || cur == .unavailable || cur == .lastErred { return }
+        let new: ComponentState = (othersErred && cur != .resyncing) ? .lastErred : .maintenance
+        context.logger.error("\(name): column \(c) (\(error.path)) failed: \(error); marking it \(new.rawValue)")
+        do {
+            try context.store.commit { cfg in
+                guard let vi = cfg.volumeIndex(named: name) else { return }
+                cfg.volumes[vi].columns[c].state = new
+                if cur == .resyncing, cfg.volumes[vi].resync?.column == c { cfg.volumes[vi].resync = nil }
+            }
+        } catch {
+            throw VolumeIOError(volume: name, code: .io, operation: "state commit",
+                                detail: "column \(c) failed and the state database could not record it: \(error)")
+        }
+        runtime.withLock { rt in
+            rt.columns[c].state = new
+            if cur == .resyncing && rt.resyncColumn == c { rt.resyncColumn = nil }
+        }
+    }
+
+    // MARK: request splitting
+
+    struct Piece {
+        var column: Int
+        /// Offset inside the line's interlace unit, in blocks.
+        var unitOffset: UInt64
+        var blocks: UInt64
+        /// Byte offset into the caller's buffer.
+        var bufferOffset: Int
+    }
+
+    private func split(_ block: UInt64, count: UInt64, _ layout: RAID5Layout) -> [(line: UInt64, pieces: [Piece])] {
+        var out: [(UInt64, [Piece])] = []
+        for e in layout.extents(block: block, count: count) {
+            let p = Piece(column: e.column, unitOffset: e.unitOffset, blocks: e.blockCount,
+                          bufferOffset: Int((e.logicalBlock - block) * Volume.blockSize))
+            if let last = out.last, last.0 == e.line {
+                out[out.count - 1].1.append(p)
+            } else {
+                out.append((e.line, [p]))
+            }
+        }
+        // Appended columns are concatenated, so a line can appear twice (once for the
+        // original part, once per appended column); merge them.
+        var merged: [UInt64: [Piece]] = [:]
+        var order: [UInt64] = []
+        for (l, ps) in out {
+            if merged[l] == nil { order.append(l) }
+            merged[l, default: []].append(contentsOf: ps)
+        }
+        return order.map { ($0, merged[$0]!) }
+    }
+
+    func ioError(_ op: String, line: UInt64, _ detail: String, _ dev: DeviceError? = nil) -> VolumeIOError {
+        VolumeIOError(volume: name, code: .io, operation: op, detail: "line \(line): \(detail)", underlying: dev)
+    }
+
+    // MARK: reads
+
+    override func readBlocks(_ block: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VolumeIOError) {
+        let layout = runtime.withLock { $0.layout }
+        let lines = split(block, count: UInt64(buffer.count) / Volume.blockSize, layout)
+        let errors = ErrorBox<VolumeIOError>()
+        parallel(lines.count) { i in
+            do throws(VolumeIOError) {
+                try self.readLine(lines[i].line, lines[i].pieces, buffer)
+            } catch { errors.add(i, error) }
+        }
+        if let e = errors.first { throw e }
+    }
+
+    private func columnOffset(_ col: Column, line: UInt64, unitOffset: UInt64, layout: RAID5Layout) -> UInt64 {
+        col.startByte + (line * layout.interlaceBlocks + unitOffset) * Volume.blockSize
+    }
+
+    func readLine(_ line: UInt64, _ pieces: [Piece], _ buffer: UnsafeMutableRawBufferPointer) throws(VolumeIOError) {
+        // Fast path: every piece on a healthy column, no lock needed.
+        let rt0 = runtime.withLock { $0 }
+        if pieces.allSatisfy({ avail($0.column, line: line, rt0) == .ok }) {
+            let failed = ErrorBox<DeviceError>()
+            parallel(pieces.count) { i in
+                let p = pieces[i]
+                let col = rt0.columns[p.column]
+                do throws(DeviceError) {
+                    try col.device!.read(
+                        into: UnsafeMutableRawBufferPointer(start: buffer.baseAddress! + p.bufferOffset,
+                                                           count: Int(p.blocks * Volume.blockSize)),
+                        at: columnOffset(col, line: line, unitOffset: p.unitOffset, layout: rt0.layout))
+                } catch { failed.add(p.column, error) }
+            }
+            let errs = failed.all
+            if errs.isEmpty { return }
+            for (c, e) in errs { try markFailed(c, e) }
+        }
+        locks.lock(line)
+        defer { locks.unlock(line) }
+        try readLineLocked(line, pieces, buffer)
+    }
+
+    private func readLineLocked(_ line: UInt64, _ pieces: [Piece], _ buffer: UnsafeMutableRawBufferPointer) throws(VolumeIOError) {
+        for _ in 0...(runtime.withLock { $0.columns.count } + 1) {
+            let rt = runtime.withLock { $0 }
+            let failed = ErrorBox<DeviceError>()
+            let fatal = ErrorBox<VolumeIOError>()
+            for p in pieces {
+                let dst = UnsafeMutableRawBufferPointer(start: buffer.baseAddress! + p.bufferOffset,
+                                                        count: Int(p.blocks * Volume.blockSize))
+                let a = avail(p.column, line: line, rt)
+                if a != .missing {
+                    let col = rt.columns[p.column]
+                    do throws(DeviceError) {
+                        try col.device!.read(into: dst, at: columnOffset(col, line: line, unitOffset: p.unitOffset, layout: rt.layout))
+                    } catch {
+                        if a == .suspect {
+                            fatal.add(0, ioError("read", line: line, "column \(p.column) (\(col.path)) is Last Erred and unreadable", error))
+                        } else { failed.add(p.column, error) }
+                    }
+                    continue
+                }
+                // Reconstruct from every other column.
+                do throws(VolumeIOError) {
+                    try reconstruct(line: line, column: p.column, unitOffset: p.unitOffset, blocks: p.blocks,
+                                    into: dst, rt, failed: failed)
+                } catch { fatal.add(0, error) }
+            }
+            if let f = failed.all.first {
+                try markFailed(f.0, f.1)
+                continue
+            }
+            if let e = fatal.first { throw e }
+            return
+        }
+        throw ioError("read", line: line, "too many column failures")
+    }
+
+    /// Rebuilds column `column`'s blocks `[unitOffset, unitOffset+blocks)` of `line` from the
+    /// other columns. Device errors of healthy columns go to `failed` (the caller records
+    /// them and retries); anything that makes the data unrecoverable throws.
+    func reconstruct(line: UInt64, column: Int, unitOffset: UInt64, blocks: UInt64,
+                     into dst: UnsafeMutableRawBufferPointer, _ rt: Runtime, failed: ErrorBox<DeviceError>) throws(VolumeIOError) {
+        guard parityValid(line, rt) else {
+            throw ioError("read", line: line, "column \(column) is unavailable and the line's parity is not initialised yet")
+        }
+        let others = (0..<rt.columns.count).filter { $0 != column }
+        for d in others where avail(d, line: line, rt) == .missing {
+            throw ioError("read", line: line, "columns \(column) and \(d) are both unavailable: data lost")
+        }
+        let n = Int(blocks * Volume.blockSize)
+        let bufs = others.map { _ in AlignedBuffer(count: n) }
+        let fatal = ErrorBox<VolumeIOError>()
+        parallel(others.count) { i in
+            let d = others[i]
+            let col = rt.columns[d]
+            do throws(DeviceError) {
+                try col.device!.read(into: bufs[i].mutableBytes,
+                                     at: columnOffset(col, line: line, unitOffset: unitOffset, layout: rt.layout))
+            } catch {
+                if avail(d, line: line, rt) == .suspect {
+                    fatal.add(i, ioError("read", line: line, "column \(d) (\(col.path)) is Last Erred and unreadable", error))
+                } else { failed.add(d, error) }
+            }
+        }
+        if let e = fatal.first { throw e }
+        if !failed.all.isEmpty { return }
+        let out = AlignedBuffer(count: n)
+        Parity.xor(sources: bufs.map { UnsafeRawPointer($0.base) }, into: out.base, count: n)
+        dst.copyMemory(from: out.bytes)
+    }
+
+    // MARK: writes
+
+    override func writeBlocks(_ block: UInt64, from buffer: UnsafeRawBufferPointer) throws(VolumeIOError) {
+        let layout = runtime.withLock { $0.layout }
+        let lines = split(block, count: UInt64(buffer.count) / Volume.blockSize, layout)
+        let errors = ErrorBox<VolumeIOError>()
+        parallel(lines.count) { i in
+            do throws(VolumeIOError) {
+                try self.locks.withLock(lines[i].line) { () throws(VolumeIOError) in
+                    try self.writeLineLocked(lines[i].line, lines[i].pieces, buffer)
+                }
+            } catch { errors.add(i, error) }
+        }
+        if let e = errors.first { throw e }
+    }
+
+    enum Strategy { case readModifyWrite, reconstructWrite, degradedReconstruct(Int), dataOnly }
+
+    /// Writes one line's pieces; the caller holds the line lock.
+    func writeLineLocked(_ line: UInt64, _ pieces: [Piece], _ buffer: UnsafeRawBufferPointer) throws(VolumeIOError) {
+        for _ in 0...(runtime.withLock { $0.columns.count } + 1) {
+            let rt = runtime.withLock { $0 }
+            let failed = ErrorBox<DeviceError>()
+            try writeAttempt(line, pieces, buffer, rt, failed)
+            if let f = failed.all.first {
+                try markFailed(f.0, f.1)
+                continue
+            }
+            return
+        }
+        throw ioError("write", line: line, "too many column failures")
+    }
+
+    private func chooseStrategy(_ line: UInt64, _ pieces: [Piece], _ rt: Runtime, lo: UInt64, hi: UInt64) throws(VolumeIOError) -> Strategy {
+        let p = rt.layout.parityColumn(line: line)
+        let missing = Set((0..<rt.columns.count).filter { avail($0, line: line, rt) == .missing })
+        let written = Set(pieces.map(\.column))
+        let pValid = parityValid(line, rt)
+        let writtenMissing = written.intersection(missing)
+        if !writtenMissing.isEmpty {
+            let f = writtenMissing.first!
+            if missing.count >= 2 || !pValid {
+                throw ioError("write", line: line, "column \(f) is unavailable and its data cannot be kept in parity")
+            }
+            return .degradedReconstruct(f)
+        }
+        if missing.contains(p) { return .dataOnly }
+        if !missing.isEmpty { return pValid ? .readModifyWrite : .dataOnly }
+        if !pValid { return .reconstructWrite }
+        let rmwReads = pieces.count + 1
+        let rcwReads = (0..<rt.columns.count).filter { d in
+            d != p && !pieces.contains { $0.column == d && $0.unitOffset <= lo && $0.unitOffset + $0.blocks >= hi }
+        }.count
+        return rcwReads <= rmwReads ? .reconstructWrite : .readModifyWrite
+    }
+
+    private func writeAttempt(_ line: UInt64, _ pieces: [Piece], _ buffer: UnsafeRawBufferPointer, _ rt: Runtime,
+                              _ failed: ErrorBox<DeviceError>) throws(VolumeIOError) {
+        let bs = Int(Volume.blockSize)
+        let lo = pieces.map(\.unitOffset).min()!
+        let hi = pieces.map { $0.unitOffset + $0.blocks }.max()!
+        let wBytes = Int(hi - lo) * bs
+        let p = rt.layout.parityColumn(line: line)
+        let strategy = try chooseStrategy(line, pieces, rt, lo: lo, hi: hi)
+        let fatal = ErrorBox<VolumeIOError>()
+
+        func off(_ c: Int, _ unitOffset: UInt64) -> UInt64 {
+            columnOffset(rt.columns[c], line: line, unitOffset: unitOffset, layout: rt.layout)
+        }
+        func newData(_ piece: Piece) -> UnsafeRawBufferPointer {
+            UnsafeRawBufferPointer(start: buffer.baseAddress! + piece.bufferOffset, count: Int(piece.blocks) * bs)
+        }
+        /// Reads `count` bytes of column `c` at unit offset `u` into `dst`; errors recorded.
+        func readCol(_ c: Int, _ u: UInt64, _ dst: UnsafeMutableRawBufferPointer) {
+            guard avail(c, line: line, rt) != .missing, let dev = rt.columns[c].device else { return }
+            do throws(DeviceError) { try dev.read(into: dst, at: off(c, u)) } catch {
+                if avail(c, line: line, rt) == .suspect {
+                    fatal.add(c, ioError("write", line: line, "column \(c) is Last Erred and unreadable", error))
+                } else { failed.add(c, error) }
+            }
+        }
+        func writeCol(_ c: Int, _ u: UInt64, _ src: UnsafeRawBufferPointer) {
+            guard avail(c, line: line, rt) != .missing, let dev = rt.columns[c].device else { return }
+            do throws(DeviceError) { try dev.write(src, at: off(c, u)) } catch {
+                if avail(c, line: line, rt) == .suspect {
+                    fatal.add(c, ioError("write", line: line, "column \(c) is Last Erred and unwritable", error))
+                } else { failed.add(c, error) }
+            }
+        }
+        /// Writes every piece's new data and (optionally) the parity buffer, in parallel.
+        func commitWrites(parity: AlignedBuffer?) {
+            let n = pieces.count + (parity == nil ? 0 : 1)
+            parallel(n) { i in
+                if i < pieces.count {
+                    writeCol(pieces[i].column, pieces[i].unitOffset, newData(pieces[i]))
+                } else {
+                    writeCol(p, lo, UnsafeRawBufferPointer(parity!.mutableBytes))
+                }
+            }
+        }
+
+        switch strategy {
+        case .dataOnly:
+            commitWrites(parity: nil)
+
+        case .readModifyWrite:
+            let oldP = AlignedBuffer(count: wBytes)
+            let olds = pieces.map { AlignedBuffer(count: Int($0.blocks) * bs) }
+            parallel(pieces.count + 1) { i in
+                if i < pieces.count { readCol(pieces[i].column, pieces[i].unitOffset, olds[i].mutableBytes) }
+                else { readCol(p, lo, oldP.mutableBytes) }
+            }
+            if !failed.all.isEmpty { return }
+            if let e = fatal.first { throw e }
+            let tmp = AlignedBuffer(count: wBytes)
+            for (i, piece) in pieces.enumerated() {
+                let n = Int(piece.blocks) * bs
+                let at = Int(piece.unitOffset - lo) * bs
+                let newAligned = AlignedBuffer(count: n)
+                newAligned.mutableBytes.copyMemory(from: newData(piece))
+                Parity.xor(sources: [UnsafeRawPointer(oldP.base + at), UnsafeRawPointer(olds[i].base),
+                                     UnsafeRawPointer(newAligned.base)], into: tmp.base, count: n)
+                (oldP.base + at).copyMemory(from: tmp.base, byteCount: n)
+            }
+            commitWrites(parity: oldP)
+
+        case .reconstructWrite, .degradedReconstruct:
+            var missingCol: Int? = nil
+            if case .degradedReconstruct(let f) = strategy { missingCol = f }
+            let dataCols = (0..<rt.columns.count).filter { $0 != p }
+            let contents = dataCols.map { _ in AlignedBuffer(count: wBytes) }
+            let covers: (Int) -> Bool = { c in
+                pieces.contains { $0.column == c && $0.unitOffset <= lo && $0.unitOffset + $0.blocks >= hi }
+            }
+            let needOldF = missingCol.map { !covers($0) } ?? false
+            // Read what is needed: columns not fully overwritten (all present columns when
+            // the missing column's old data must be rebuilt), and parity for that rebuild.
+            var reads: [(Int, AlignedBuffer)] = []
+            for (i, c) in dataCols.enumerated() where c != missingCol && (needOldF || !covers(c)) {
+                reads.append((c, contents[i]))
+            }
+            let oldP = needOldF ? AlignedBuffer(count: wBytes) : nil
+            if let oldP { reads.append((p, oldP)) }
+            parallel(reads.count) { i in readCol(reads[i].0, lo, reads[i].1.mutableBytes) }
+            if !failed.all.isEmpty { return }
+            if let e = fatal.first { throw e }
+            if let f = missingCol, let oldP, let fi = dataCols.firstIndex(of: f) {
+                let srcs = [UnsafeRawPointer(oldP.base)] + dataCols.indices.filter { $0 != fi }.map { UnsafeRawPointer(contents[$0].base) }
+                Parity.xor(sources: srcs, into: contents[fi].base, count: wBytes)
+            }
+            for piece in pieces {
+                guard let i = dataCols.firstIndex(of: piece.column) else { continue }
+                (contents[i].base + Int(piece.unitOffset - lo) * bs).copyMemory(from: newData(piece).baseAddress!,
+                                                                                byteCount: Int(piece.blocks) * bs)
+            }
+            let parity = AlignedBuffer(count: wBytes)
+            Parity.xor(sources: contents.map { UnsafeRawPointer($0.base) }, into: parity.base, count: wBytes)
+            commitWrites(parity: parity)
+        }
+        if let e = fatal.first { throw e }
+    }
+
+    // MARK: flush
+
+    public override func flush() throws(VolumeIOError) {
+        let rt = runtime.withLock { $0 }
+        let failed = ErrorBox<DeviceError>()
+        parallel(rt.columns.count) { c in
+            guard self.avail(c, line: 0, rt) != .missing || rt.columns[c].state == .resyncing,
+                  let d = rt.columns[c].device else { return }
+            do throws(DeviceError) { try d.flush() } catch { failed.add(c, error) }
+        }
+        for (c, e) in failed.all { try markFailed(c, e) }
+        let after = runtime.withLock { $0 }
+        let erred = after.columns.filter { $0.state.isErred }.count
+        if erred >= 2 || !failed.all.isEmpty && erred >= 2 {
+            throw VolumeIOError(volume: name, code: .io, operation: "flush", detail: "more than one column has failed")
+        }
+    }
+
+    // MARK: background work
+
+    public override func close() {
+        stopFlag.store(true, ordering: .relaxed)
+        while background.withLock({ $0 }) != nil { usleep(10_000) }
+    }
+
+    var stopping: Bool { stopFlag.load(ordering: .relaxed) }
+
+    /// Starts parity initialisation in the background if the volume record says it is due.
+    public func startBackgroundWork() {
+        guard let rec = volumeRecord(), let r = rec.resync, r.kind == .initialize else { return }
+        startThread("init \(name)") { self.runInitialization(from: r.doneBlocks / max(1, rec.interlaceBlocks)) }
+    }
+
+    func startThread(_ label: String, _ body: @escaping @Sendable () -> Void) {
+        background.withLock { t in
+            guard t == nil else { return }
+            let thread = Thread { [self] in
+                body()
+                self.background.withLock { $0 = nil }
+            }
+            thread.name = label
+            t = thread
+            thread.start()
+        }
+    }
+
+    /// Whether background work is running.
+    public var backgroundRunning: Bool { background.withLock { $0 != nil } }
+
+    /// Waits until background work has finished.
+    public func waitForBackgroundWork() {
+        while backgroundRunning { usleep(20_000) }
+    }
+
+    /// Computes parity line by line from `start`, checkpointing to the state database.
+    func runInitialization(from start: UInt64) {
+        let layout = runtime.withLock { $0.layout }
+        let total = layout.lineCount
+        let bytesPerLine = Double(layout.interlaceBlocks * Volume.blockSize * UInt64(layout.dataColumnsPerLine))
+        var line = start
+        var lastCheckpoint = Date()
+        let began = Date()
+        progress.withLock { $0 = (.initialize, line, total, 0) }
+        context.logger.info("\(name): initialising parity from line \(line) of \(total)")
+        while line < total && !stopping {
+            let ok: Bool = locks.withLock(line) { initializeLine(line) }
+            if !ok {
+                context.logger.error("\(name): parity initialisation stopped at line \(line): a column is unavailable")
+                break
+            }
+            line += 1
+            runtime.withLock { $0.parityValidBelow = line }
+            let elapsed = Date().timeIntervalSince(began)
+            progress.withLock { $0 = (.initialize, line, total, elapsed > 0 ? Double(line - start) * bytesPerLine / elapsed : 0) }
+            if Date().timeIntervalSince(lastCheckpoint) > 2 || line == total {
+                lastCheckpoint = Date()
+                let done = line
+                let finished = done == total
+                do {
+                    try context.store.commit { cfg in
+                        guard let vi = cfg.volumeIndex(named: name) else { return }
+                        if finished {
+                            cfg.volumes[vi].resync = nil
+                            for c in cfg.volumes[vi].columns.indices where cfg.volumes[vi].columns[c].state == .initializing {
+                                cfg.volumes[vi].columns[c].state = .okay
+                            }
+                        } else {
+                            cfg.volumes[vi].resync?.doneBlocks = done * layout.interlaceBlocks
+                        }
+                    }
+                } catch {
+                    context.logger.error("\(name): could not checkpoint initialisation: \(error)")
+                }
+            }
+        }
+        if line == total {
+            runtime.withLock { rt in
+                rt.parityValidBelow = nil
+                for c in rt.columns.indices where rt.columns[c].state == .initializing { rt.columns[c].state = .okay }
+            }
+            context.logger.info("\(name): parity initialised")
+        }
+        progress.withLock { $0 = nil }
+    }
+
+    /// Recomputes one line's parity from its data columns. Caller holds the line lock.
+    func initializeLine(_ line: UInt64) -> Bool {
+        let rt = runtime.withLock { $0 }
+        let p = rt.layout.parityColumn(line: line)
+        let n = Int(rt.layout.interlaceBlocks * Volume.blockSize)
+        let dataCols = (0..<rt.columns.count).filter { $0 != p }
+        if (dataCols + [p]).contains(where: { avail($0, line: line, rt) == .missing }) { return false }
+        let bufs = dataCols.map { _ in AlignedBuffer(count: n) }
+        let failed = ErrorBox<DeviceError>()
+        parallel(dataCols.count) { i in
+            let col = rt.columns[dataCols[i]]
+            do throws(DeviceError) {
+                try col.device!.read(into: bufs[i].mutableBytes, at: self.columnOffset(col, line: line, unitOffset: 0, layout: rt.layout))
+            } catch { failed.add(dataCols[i], error) }
+        }
+        let parity = AlignedBuffer(count: n)
+        if failed.all.isEmpty {
+            Parity.xor(sources: bufs.map { UnsafeRawPointer($0.base) }, into: parity.base, count: n)
+            let col = rt.columns[p]
+            do throws(DeviceError) {
+                try col.device!.write(UnsafeRawBufferPointer(parity.mutableBytes),
+                                      at: columnOffset(col, line: line, unitOffset: 0, layout: rt.layout))
+            } catch { failed.add(p, error) }
+        }
+        for (c, e) in failed.all { _ = try? markFailed(c, e) }
+        return failed.all.isEmpty
+    }
+}

@@ -1,0 +1,214 @@
+import Foundation
+import Logging
+import MetaDB
+import MetaDevices
+import Synchronization
+
+/// Finds the opened device for a UUID of the set (nil when it is missing).
+public typealias DeviceProvider = @Sendable (UUID) -> (any BlockDevice)?
+
+/// A component slot of a volume: a row member of a concat/stripe or a RAID column.
+public enum ComponentSlot: Sendable, Equatable, Hashable, CustomStringConvertible {
+    case row(Int, Int)
+    case column(Int)
+    public var description: String {
+        switch self {
+        case .row(let r, let c): return "row \(r) component \(c)"
+        case .column(let c): return "column \(c)"
+        }
+    }
+}
+
+extension VolumeRecord {
+    /// The record of a slot.
+    public func component(_ slot: ComponentSlot) -> ComponentRecord {
+        switch slot {
+        case .row(let r, let c): return rows[r].components[c]
+        case .column(let c): return columns[c]
+        }
+    }
+    /// Edits the record of a slot.
+    public mutating func updateComponent(_ slot: ComponentSlot, _ body: (inout ComponentRecord) -> Void) {
+        switch slot {
+        case .row(let r, let c): body(&rows[r].components[c])
+        case .column(let c): body(&columns[c])
+        }
+    }
+
+    /// The volume state derived from its components and background work.
+    public var derivedState: VolumeState {
+        let comps = allComponents
+        if comps.contains(where: { $0.state == .lastErred }) { return .lastErred }
+        let erred = comps.filter { $0.state == .maintenance || $0.state == .unavailable }.count
+        if type == .raid5 && erred >= 2 { return .lastErred }
+        if erred > 0 && type != .raid5 { return .needsMaintenance }
+        if let r = resync {
+            switch r.kind {
+            case .initialize: return erred > 0 ? .needsMaintenance : .initializing
+            case .regenerate, .copy, .parityRepair: return .resyncing
+            case .zeroing: break
+            }
+        }
+        if erred > 0 { return .needsMaintenance }
+        if comps.contains(where: { $0.state == .resyncing }) { return .resyncing }
+        if comps.contains(where: { $0.state == .initializing }) { return .initializing }
+        return .okay
+    }
+}
+
+/// What a volume needs from its surroundings.
+public struct VolumeContext: Sendable {
+    /// Where state changes are committed (the state database).
+    public var store: any ConfigStore
+    /// Opened devices by UUID.
+    public var devices: DeviceProvider
+    public var logger: Logger
+    public init(store: any ConfigStore, devices: @escaping DeviceProvider, logger: Logger = Logger(label: "metactl.engine")) {
+        self.store = store; self.devices = devices; self.logger = logger
+    }
+}
+
+/// A volume's I/O engine. Subclasses implement the block-level layout; this class handles
+/// byte ranges (read-modify-write of partial sectors), bounds checks and state commits.
+///
+/// All methods block the calling thread and are safe to call from many threads at once;
+/// call them from I/O threads, never from an event loop or Swift's cooperative pool.
+public class Volume: @unchecked Sendable {
+    /// Sector granularity of the engine.
+    public static let blockSize: UInt64 = 512
+
+    public let name: String
+    public let context: VolumeContext
+    /// Serialises sub-sector writes (read-modify-write of one sector by two writers).
+    private let partialLock = NSLock()
+    /// Serialises state commits so a failure is recorded once.
+    let stateLock = NSLock()
+
+    init(name: String, context: VolumeContext) {
+        self.name = name
+        self.context = context
+    }
+
+    /// Current size in bytes.
+    public var sizeBytes: UInt64 { fatalError("abstract") }
+    /// Whether trim is passed to the components.
+    public var supportsDiscard: Bool { false }
+
+    // MARK: block level (subclasses)
+
+    func readBlocks(_ block: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VolumeIOError) { fatalError("abstract") }
+    func writeBlocks(_ block: UInt64, from buffer: UnsafeRawBufferPointer) throws(VolumeIOError) { fatalError("abstract") }
+    func discardBlocks(_ block: UInt64, count: UInt64) throws(VolumeIOError) {
+        throw VolumeIOError(volume: name, code: .invalid, operation: "trim", detail: "not supported")
+    }
+    /// Flushes every component.
+    public func flush() throws(VolumeIOError) { fatalError("abstract") }
+    /// Stops background work and releases resources.
+    public func close() {}
+
+    // MARK: byte level
+
+    private func checkRange(_ op: String, _ offset: UInt64, _ length: Int) throws(VolumeIOError) {
+        let size = sizeBytes
+        if offset > size || UInt64(length) > size - offset {
+            throw VolumeIOError(volume: name, code: .noSpace, operation: op, offset: offset, length: UInt64(length),
+                                detail: "beyond the end of the volume (\(size) bytes)")
+        }
+    }
+
+    /// Reads `buffer.count` bytes at byte `offset`.
+    public func read(offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VolumeIOError) {
+        try checkRange("read", offset, buffer.count)
+        if buffer.count == 0 { return }
+        let bs = Self.blockSize
+        if offset % bs == 0 && UInt64(buffer.count) % bs == 0 {
+            try readBlocks(offset / bs, into: buffer)
+            return
+        }
+        let first = offset / bs
+        let last = (offset + UInt64(buffer.count) + bs - 1) / bs
+        let tmp = AlignedBuffer(count: Int((last - first) * bs))
+        try readBlocks(first, into: tmp.mutableBytes)
+        buffer.copyMemory(from: UnsafeRawBufferPointer(start: tmp.base + Int(offset - first * bs), count: buffer.count))
+    }
+
+    /// Writes `buffer` at byte `offset`; with `fua` the data is durable when this returns.
+    public func write(offset: UInt64, from buffer: UnsafeRawBufferPointer, fua: Bool = false) throws(VolumeIOError) {
+        try checkRange("write", offset, buffer.count)
+        if buffer.count == 0 { return }
+        let bs = Self.blockSize
+        if offset % bs == 0 && UInt64(buffer.count) % bs == 0 {
+            try writeBlocks(offset / bs, from: buffer)
+        } else {
+            partialLock.lock()
+            defer { partialLock.unlock() }
+            let first = offset / bs
+            let last = (offset + UInt64(buffer.count) + bs - 1) / bs
+            let tmp = AlignedBuffer(count: Int((last - first) * bs))
+            try readBlocks(first, into: tmp.mutableBytes)
+            (tmp.base + Int(offset - first * bs)).copyMemory(from: buffer.baseAddress!, byteCount: buffer.count)
+            try writeBlocks(first, from: UnsafeRawBufferPointer(tmp.mutableBytes))
+        }
+        if fua { try flush() }
+    }
+
+    /// Writes zeroes over a byte range (in bounded chunks).
+    public func writeZeroes(offset: UInt64, length: UInt64, fua: Bool = false) throws(VolumeIOError) {
+        try checkRange("write-zeroes", offset, Int(min(length, UInt64(Int.max))))
+        let chunk: UInt64 = 1 << 20
+        let zero = AlignedBuffer(count: Int(chunk))
+        var pos: UInt64 = 0
+        while pos < length {
+            let n = min(chunk, length - pos)
+            try write(offset: offset + pos, from: UnsafeRawBufferPointer(start: zero.base, count: Int(n)))
+            pos += n
+        }
+        if fua { try flush() }
+    }
+
+    /// Discards a byte range where the layout passes it through (whole sectors only; partial
+    /// sectors at the edges are left alone, as discard is advisory).
+    public func discard(offset: UInt64, length: UInt64) throws(VolumeIOError) {
+        try checkRange("trim", offset, Int(min(length, UInt64(Int.max))))
+        let bs = Self.blockSize
+        let first = (offset + bs - 1) / bs
+        let end = (offset + length) / bs
+        if end > first { try discardBlocks(first, count: end - first) }
+    }
+
+    // MARK: helpers
+
+    func volumeRecord() -> VolumeRecord? { context.store.config.volume(named: name) }
+
+    /// Runs `bodies` concurrently (inline when there is one) and returns the errors.
+    func parallel(_ count: Int, _ body: (Int) -> Void) {
+        runParallel(count, body)
+    }
+}
+
+/// Runs `body(0..<count)` concurrently on GCD's worker threads (inline for one item) and
+/// returns when all are done. The closure may capture buffers: every call finishes before
+/// this returns, so nothing escapes.
+func runParallel(_ count: Int, _ body: (Int) -> Void) {
+    if count <= 0 { return }
+    if count == 1 { body(0); return }
+    withoutActuallyEscaping(body) { b in
+        let box = UncheckedSendable(b)
+        DispatchQueue.concurrentPerform(iterations: count) { i in box.value(i) }
+    }
+}
+
+/// Wraps a value that is used safely across threads by construction.
+struct UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ v: T) { value = v }
+}
+
+/// Collects errors from parallel work.
+final class ErrorBox<E: Error>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [(Int, E)] = []
+    func add(_ index: Int, _ e: E) { lock.lock(); items.append((index, e)); lock.unlock() }
+    var all: [(Int, E)] { lock.lock(); defer { lock.unlock() }; return items.sorted { $0.0 < $1.0 } }
+    var first: E? { all.first?.1 }
+}

@@ -1,0 +1,14 @@
+import MetaDB
+
+/// Opens the I/O engine for volumes of a set.
+public enum VolumeFactory {
+    /// Builds the engine for `record` (concat/stripe or RAID-5).
+    public static func open(_ record: VolumeRecord, context: VolumeContext) throws(VolumeIOError) -> Volume {
+        switch record.type {
+        case .concat, .stripe:
+            return try StripeVolume(record: record, context: context)
+        case .raid5:
+            return try RAID5Volume(record: record, context: context)
+        }
+    }
+}

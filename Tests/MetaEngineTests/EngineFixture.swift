@@ -1,0 +1,126 @@
+import Foundation
+import MetaDB
+import MetaDevices
+import MetaEngine
+import MetaLayout
+import Synchronization
+
+/// Deterministic RNG for reproducible tests (SplitMix64).
+struct SeededRNG: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// A volume over in-memory fault-injecting devices plus a byte model of its contents.
+final class EngineFixture: @unchecked Sendable {
+    let store: InMemoryConfigStore
+    let devices: [FaultyDevice]
+    let volume: Volume
+    var model: [UInt8]
+    let name = "d10"
+    static let dataStartBlock: UInt64 = 8
+
+    init(type: VolumeType, columns: Int, rows: Int = 1, interlaceBlocks: UInt64 = 8, deviceBytes: UInt64 = 256 << 10,
+         init initialize: Bool = false, onCommit: (@Sendable (SetConfig) -> Void)? = nil) throws {
+        var devs: [FaultyDevice] = []
+        var records: [DeviceRecord] = []
+        let count = type == .raid5 ? columns : columns * rows
+        for i in 0..<count {
+            let mem = MemoryDevice(path: "mem\(i)", sizeBytes: deviceBytes + Self.dataStartBlock * 512 + UInt64(i) * 4096)
+            devs.append(FaultyDevice(mem))
+            records.append(DeviceRecord(uuid: UUID(), lastPath: "mem\(i)", sizeBytes: mem.sizeBytes,
+                                        dataStartBlock: Self.dataStartBlock, replicaCount: 0, role: .component))
+        }
+        let dataBlocks = deviceBytes / 512
+        var vol: VolumeRecord
+        switch type {
+        case .raid5:
+            vol = VolumeRecord(name: name, type: .raid5,
+                               columns: records.map { ComponentRecord(device: $0.uuid, state: initialize ? .initializing : .okay) },
+                               originalColumnCount: columns, interlaceBlocks: interlaceBlocks, columnBlocks: dataBlocks)
+            if initialize {
+                vol.resync = ResyncCheckpoint(kind: .initialize, totalBlocks: dataBlocks / interlaceBlocks * interlaceBlocks)
+            }
+        case .concat, .stripe:
+            var rs: [RowRecord] = []
+            for r in 0..<rows {
+                let members = records[(r * columns)..<((r + 1) * columns)]
+                rs.append(RowRecord(interlaceBlocks: interlaceBlocks, componentBlocks: dataBlocks,
+                                    components: members.map { ComponentRecord(device: $0.uuid) }))
+            }
+            vol = VolumeRecord(name: name, type: type, rows: rs)
+        }
+        let config = SetConfig(setName: "test", devices: records, volumes: [vol])
+        store = InMemoryConfigStore(config, onCommit: onCommit)
+        devices = devs
+        let byUUID = Dictionary(uniqueKeysWithValues: zip(records.map(\.uuid), devs.map { $0 as any BlockDevice }))
+        volume = try VolumeFactory.open(vol, context: VolumeContext(store: store, devices: { byUUID[$0] }))
+        model = [UInt8](repeating: 0, count: Int(volume.sizeBytes))
+    }
+
+    var size: Int { model.count }
+
+    func write(_ offset: Int, _ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try volume.write(offset: UInt64(offset), from: $0) }
+        model.replaceSubrange(offset..<(offset + bytes.count), with: bytes)
+    }
+
+    func read(_ offset: Int, _ count: Int) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        try out.withUnsafeMutableBytes { try volume.read(offset: UInt64(offset), into: $0) }
+        return out
+    }
+
+    /// Fills the whole volume with random data.
+    func fillRandom(_ rng: inout SeededRNG) throws {
+        let chunk = 64 << 10
+        var off = 0
+        while off < size {
+            let n = min(chunk, size - off)
+            try write(off, (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) })
+            off += n
+        }
+    }
+
+    /// Bytes of the model that differ from the volume (reads in 64 KiB chunks).
+    func mismatches() throws -> Int {
+        var bad = 0
+        var off = 0
+        while off < size {
+            let n = min(64 << 10, size - off)
+            let got = try read(off, n)
+            for i in 0..<n where got[i] != model[off + i] { bad += 1 }
+            off += n
+        }
+        return bad
+    }
+
+    func state(ofColumn c: Int) -> ComponentState {
+        store.config.volume(named: name)!.columns[c].state
+    }
+
+    /// Checks RAID-5 parity of every line directly on the devices: returns bad lines.
+    func parityErrors() throws -> [UInt64] {
+        let rec = store.config.volume(named: name)!
+        let layout = RAID5Layout(originalColumns: rec.originalColumnCount, addedColumns: rec.columns.count - rec.originalColumnCount,
+                                 interlaceBlocks: rec.interlaceBlocks, columnBlocks: rec.columnBlocks)
+        let n = Int(layout.interlaceBlocks * 512)
+        var bad: [UInt64] = []
+        for line in 0..<layout.lineCount {
+            var acc = [UInt8](repeating: 0, count: n)
+            for c in 0..<layout.columnCount {
+                let b = try devices[c].base.read(count: n, at: (Self.dataStartBlock + line * layout.interlaceBlocks) * 512)
+                for i in 0..<n { acc[i] ^= b[i] }
+            }
+            if acc.contains(where: { $0 != 0 }) { bad.append(line) }
+        }
+        return bad
+    }
+}
