@@ -1,0 +1,54 @@
+import Foundation
+import MetaDevices
+
+/// Errors of the state database. Each reads as one line naming the thing at fault.
+public enum DatabaseError: Error, Sendable, CustomStringConvertible {
+    /// The set is not in this host's registry.
+    case unknownSet(String, configDir: String)
+    /// A set of that name is already registered.
+    case setExists(String)
+    /// No replica of the set could be read.
+    case noReplica(set: String, details: String)
+    /// The set is read-only: too few replicas. Names the missing ones.
+    case noQuorum(set: String, readable: Int, total: Int, missing: [String])
+    /// A commit reached too few replicas; it was rolled back.
+    case commitFailed(set: String, written: Int, total: Int, detail: String)
+    /// The database was opened read-only.
+    case readOnly(set: String)
+    /// Something written by a newer metactl.
+    case newerFormat(what: String, version: Int)
+    /// A device cannot join the set.
+    case badCandidate(path: String, reason: String)
+    /// Device I/O failed.
+    case device(DeviceError)
+    /// The host registry is unreadable or unwritable.
+    case registry(path: String, reason: String)
+    /// The set lock could not be taken.
+    case lock(path: String, reason: String)
+    /// Bad argument (replica count, set name, ...).
+    case invalid(String)
+    /// The database has been closed.
+    case closed(set: String)
+
+    public var description: String {
+        switch self {
+        case .unknownSet(let s, let dir):
+            "set '\(s)' is not known on this host (no entry in \(dir)/sets.json): create it with `metactl db create`, or find its devices with `metactl import`"
+        case .setExists(let s): "set '\(s)' already exists on this host"
+        case .noReplica(let s, let d): "set '\(s)': no readable replica of the state database (\(d))"
+        case .noQuorum(let s, let r, let t, let missing):
+            "set '\(s)' is read-only: only \(r) of \(t) state database replicas are readable (missing: \(missing.joined(separator: ", "))); bring the devices back, or remove the dead replicas with `metactl -s \(s) db delete --force DEV...`"
+        case .commitFailed(let s, let w, let t, let d):
+            "set '\(s)': commit reached only \(w) of \(t) replicas and was rolled back (\(d)); check the devices with `metactl db status`"
+        case .readOnly(let s): "set '\(s)' was opened read-only"
+        case .newerFormat(let what, let v):
+            "\(what) was written by a newer metactl (format version \(v)); upgrade metactl to use it"
+        case .badCandidate(let p, let r): "\(p): \(r)"
+        case .device(let e): e.description
+        case .registry(let p, let r): "host registry \(p): \(r)"
+        case .lock(let p, let r): "lock \(p): \(r)"
+        case .invalid(let s): s
+        case .closed(let s): "set '\(s)': state database is closed"
+        }
+    }
+}
