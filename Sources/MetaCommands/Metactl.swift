@@ -7,7 +7,9 @@ public struct Metactl: AsyncParsableCommand {
         commandName: "metactl",
         abstract: "Software volume manager: stripes, RAID-5, hot spares and resync, served over NBD.",
         version: version,
-        subcommands: []
+        subcommands: [
+            DevicesCommand.self,
+        ]
     )
     public init() {}
 }

@@ -1,0 +1,71 @@
+import ArgumentParser
+import MetaDevices
+
+/// `metactl devices [--all] [--json]`: lists block devices with size, kind, identity,
+/// libblkid signature, use and set membership.
+public struct DevicesCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "devices",
+        abstract: "List block devices: size, kind, model/serial, signature, use and set membership.",
+        discussion: """
+            Devices are found through libudev (sysfs when no udev daemon runs) and probed with \
+            libblkid. Empty loop devices are hidden unless --all is given.
+
+            With --json one document is printed: {"devices": [{"path", "sizeBytes", "kind", \
+            "model", "serial", "signature", "mountpoint", "set", "role", ...}]}. "kind" is disk, \
+            partition, loop, dm, md or rom; "signature" is libblkid's TYPE, else PTTYPE, else null; \
+            "set" and "role" are null for a device outside every set. Extra keys: "name", "major", \
+            "minor", "readOnly", "logicalSectorSize", "physicalSectorSize", "wwn", "backingFile", \
+            "holders", "partitions", "parent", "mountPoints", "swap", "type", "ptType", "uuid", \
+            "label", "usage", "probeError". Unknown values are null, never missing.
+            """)
+
+    @OptionGroup public var global: GlobalOptions
+    @OptionGroup public var jsonOption: JSONOption
+
+    @Flag(name: .long, help: "Also list empty (detached) loop devices.")
+    public var all = false
+
+    public init() {}
+
+    public func run() throws {
+        let devices = Discovery.listDevices(all: all, membership: Self.membership(for: global))
+        if jsonOption.json {
+            try Output.printJSON(DevicesJSON(devices: devices))
+        } else {
+            print(Self.table(devices))
+        }
+    }
+
+    /// The set/role lookup for `global`'s configuration. Until the state database module
+    /// provides one, no device is in a set.
+    public static func membership(for global: GlobalOptions) -> Discovery.Membership {
+        { _ in nil }
+    }
+
+    /// The `--json` document.
+    public struct DevicesJSON: Codable, Sendable {
+        public var devices: [DeviceInfo]
+        public init(devices: [DeviceInfo]) { self.devices = devices }
+    }
+
+    /// The human table: PATH SIZE KIND MODEL/SERIAL SIGNATURE USE SET/ROLE.
+    /// For a loop device MODEL/SERIAL shows the backing file.
+    public static func table(_ devices: [DeviceInfo]) -> String {
+        let rows = devices.map { d -> [String] in
+            var ident: String
+            if let b = d.backingFile {
+                ident = "file \(b)"
+            } else {
+                ident = [d.model, d.serial].compactMap { $0 }.joined(separator: " / ")
+            }
+            if ident.isEmpty { ident = "-" }
+            let sig = d.signature.map { s in d.probe?.label.map { "\(s) \"\($0)\"" } ?? s }
+                ?? (d.probeError != nil ? "?" : "-")
+            let setRole = d.set.map { s in d.role.map { "\(s)/\($0)" } ?? s } ?? "-"
+            return [d.path, Output.humanSize(d.sizeBytes), d.kind.rawValue + (d.readOnly ? " (ro)" : ""),
+                    ident, sig, d.use ?? "-", setRole]
+        }
+        return Output.table(["PATH", "SIZE", "KIND", "MODEL/SERIAL", "SIGNATURE", "USE", "SET/ROLE"], rows)
+    }
+}
