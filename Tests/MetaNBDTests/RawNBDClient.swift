@@ -4,7 +4,7 @@ import Glibc
 #endif
 
 /// A minimal blocking NBD client over a Unix socket, able to send malformed traffic on purpose.
-final class RawNBDClient {
+final class RawNBDClient: @unchecked Sendable {
     enum Failure: Error, CustomStringConvertible {
         case closedByPeer
         case io(String)

@@ -87,16 +87,20 @@ final class FileExport: NBDExport {
     }
 }
 
-/// Wraps an export so a test can hold READs inside the export until it says go.
+/// Wraps an export so a test can hold READs at ``gateOffset`` inside the export until it says go.
 final class GatedExport: NBDExport {
     let base: FileExport
+    let gateOffset: UInt64
     /// Signalled each time a READ enters the export.
     let entered = DispatchSemaphore(value: 0)
     /// Each READ waits for one signal here before reading.
     let release = DispatchSemaphore(value: 0)
     private let finishedCount = Mutex(0)
 
-    init(_ base: FileExport) { self.base = base }
+    init(_ base: FileExport, gateOffset: UInt64 = 0) {
+        self.base = base
+        self.gateOffset = gateOffset
+    }
 
     var finishedReads: Int { finishedCount.withLock { $0 } }
     var name: String { base.name }
@@ -111,6 +115,7 @@ final class GatedExport: NBDExport {
     var canMultiConn: Bool { base.canMultiConn }
 
     func read(offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(NBDIOError) {
+        guard offset == gateOffset else { return try base.read(offset: offset, into: buffer) }
         entered.signal()
         release.wait()
         try base.read(offset: offset, into: buffer)
