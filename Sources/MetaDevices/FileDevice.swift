@@ -224,13 +224,27 @@ public final class FileDevice: BlockDevice, @unchecked Sendable {
         }
     }
 
+    /// Refuses operations on a closed device (its descriptor number may already belong to
+    /// another file) and modifications of a read-only one.
+    private func checkUsable(_ op: DeviceOperation, _ offset: UInt64?, _ length: UInt64?,
+                             modifies: Bool) throws(DeviceError) {
+        if closed.withLock({ $0 }) {
+            throw DeviceError(path: path, operation: op, offset: offset, length: length, errno: EBADF)
+        }
+        if modifies && isReadOnly {
+            throw DeviceError(path: path, operation: op, offset: offset, length: length, errno: EROFS)
+        }
+    }
+
     public func flush() throws(DeviceError) {
+        try checkUsable(.flush, nil, nil, modifies: false)
         var rc: Int32
         repeat { rc = fdatasync(fd) } while rc != 0 && Glibc.errno == EINTR
         if rc != 0 { throw DeviceError(path: path, operation: .flush, errno: Glibc.errno) }
     }
 
     public func discard(offset: UInt64, length: UInt64) throws(DeviceError) {
+        try checkUsable(.discard, offset, length, modifies: true)
         if offset > sizeBytes || length > sizeBytes - offset {
             throw DeviceError(path: path, operation: .discard, offset: offset, length: length, errno: ENOSPC)
         }
@@ -242,6 +256,11 @@ public final class FileDevice: BlockDevice, @unchecked Sendable {
     /// Writes zeroes over a range, using `BLKZEROOUT` / `FALLOC_FL_ZERO_RANGE` where possible
     /// and plain writes otherwise.
     public func writeZeroes(offset: UInt64, length: UInt64) throws(DeviceError) {
+        try checkUsable(.zero, offset, length, modifies: true)
+        if offset > sizeBytes || length > sizeBytes - offset {
+            throw DeviceError(path: path, operation: .zero, offset: offset, length: length, errno: ENOSPC,
+                              detail: "beyond end of device (\(sizeBytes) bytes)")
+        }
         if length == 0 { return }
         let rc = kind == .blockDevice ? metashim_blkzeroout(fd, offset, length) : metashim_zero_range(fd, offset, length)
         if rc == 0 { return }

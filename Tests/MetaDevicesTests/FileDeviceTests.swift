@@ -202,6 +202,11 @@ struct FileDeviceTests {
         #expect(back[4096..<12288].allSatisfy { $0 == 0 })
         #expect(Array(back[0..<4096]) == Array(pattern(64 << 10, seed: 5)[0..<4096]))
         #expect(back[12288] == pattern(64 << 10, seed: 5)[12288])
+        let e = #expect(throws: DeviceError.self) { try dev.writeZeroes(offset: (1 << 20) - 4096, length: 8192) }
+        #expect(e?.errno == ENOSPC)
+        #expect(e?.operation == .zero)
+        var st = stat()
+        #expect(stat(img, &st) == 0 && st.st_size == 1 << 20 && st.st_blocks <= (1 << 20) / 512)
     }
 
     @Test func readOnlyOpenRefusesWrites() throws {
@@ -212,6 +217,8 @@ struct FileDeviceTests {
         #expect(dev.isReadOnly)
         let e = #expect(throws: DeviceError.self) { try dev.write(bytes: [UInt8](repeating: 1, count: 512), at: 0) }
         #expect(e?.errno == EROFS)
+        #expect((#expect(throws: DeviceError.self) { try dev.discard(offset: 0, length: 4096) })?.errno == EROFS)
+        #expect((#expect(throws: DeviceError.self) { try dev.writeZeroes(offset: 0, length: 4096) })?.errno == EROFS)
     }
 
     @Test func ioAfterCloseFailsWithEBADF() throws {
@@ -222,6 +229,10 @@ struct FileDeviceTests {
         dev.close()
         let e = #expect(throws: DeviceError.self) { _ = try dev.read(count: 512, at: 0) }
         #expect(e?.errno == EBADF)
+        // Nothing may touch the (possibly recycled) descriptor number after close.
+        #expect((#expect(throws: DeviceError.self) { try dev.flush() })?.errno == EBADF)
+        #expect((#expect(throws: DeviceError.self) { try dev.discard(offset: 0, length: 4096) })?.errno == EBADF)
+        #expect((#expect(throws: DeviceError.self) { try dev.writeZeroes(offset: 0, length: 4096) })?.errno == EBADF)
     }
 
     @Test func openingAMissingPathOrADirectoryIsATypedError() throws {
