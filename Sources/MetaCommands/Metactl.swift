@@ -9,6 +9,8 @@ public struct Metactl: AsyncParsableCommand {
         version: version,
         subcommands: [
             DevicesCommand.self,
+            CreateCommand.self,
+            ClearCommand.self,
         ]
     )
     public init() {}

@@ -1,0 +1,90 @@
+import ArgumentParser
+import Foundation
+import MetaControl
+import MetaDB
+
+/// `metactl create NAME concat|stripe|raid5 [-i SIZE] [-h HSP] [--no-init] [--force] DEV...`
+struct CreateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create",
+        abstract: "Create a concat, stripe or RAID-5 volume (metainit).",
+        discussion: """
+        concat: each device is appended after the previous one. stripe: the devices are \
+        striped with the interlace (default 512 KiB). raid5: at least 3 columns with rotating \
+        parity (default interlace 64 KiB = 128 blocks); the column size is the smallest \
+        component, and parity is initialised in the background (state Initializing) unless \
+        --no-init says the components are known to be zero.
+
+        Every device is checked before anything is written: a device in use (mounted, held, \
+        open exclusively, member of a set) is always refused; one with a file system, \
+        partition table or RAID/LVM signature is refused unless --force.
+
+        If the set has no state database yet, one replica is created on each of the volume's \
+        devices.
+        """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "Volume name: a lower-case letter, then up to 62 of a-z 0-9 _ . -")
+    var name: String
+
+    @Argument(help: "Layout: concat, stripe or raid5.")
+    var layout: String
+
+    @Argument(help: "Component devices or image files.")
+    var devices: [String] = []
+
+    @Option(name: .customShort("i"), help: ArgumentHelp("Interlace (stripe unit), 8k–100m.", valueName: "size"))
+    var interlace: String?
+
+    @Option(name: .customShort("h"), help: ArgumentHelp("Hot spare pool for a RAID-5 volume.", valueName: "hsp"))
+    var hotSparePool: String?
+
+    @Flag(name: .customLong("no-init"), help: "RAID-5: components are known to be zero; skip parity initialisation.")
+    var noInit = false
+
+    @Flag(name: .shortAndLong, help: "Overwrite devices that carry a signature (file system, partition table, …).")
+    var force = false
+
+    @OptionGroup var output: JSONOption
+
+    func run() throws {
+        guard let type = VolumeType(rawValue: layout) else {
+            throw UserError("unknown layout '\(layout)': use concat, stripe or raid5")
+        }
+        if devices.isEmpty { throw UserError("\(name): no devices given") }
+        if noInit && type != .raid5 { throw UserError("--no-init applies to raid5 volumes") }
+        let il = try interlace.map { try SizeParser.parse($0) }
+        let req = CreateRequest(name: name, type: type, devices: devices.map(Paths.absolute), interlaceBytes: il,
+                                hotSparePool: hotSparePool, noInit: noInit, force: force)
+        let res = try CommandContext.perform(.create(req), global, as: CreateResult.self)
+        if output.json { try Output.printJSON(res); return }
+        for m in res.messages { Output.warn(m) }
+        if !global.quiet {
+            print("\(res.name): \(type == .raid5 ? "RAID" : "Concat/Stripe") is set up (\(res.sizeBytes / 512) blocks, \(Output.humanSize(res.sizeBytes)))")
+        }
+    }
+}
+
+/// `metactl clear NAME [-f]`
+struct ClearCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "clear",
+        abstract: "Delete a volume (metaclear).",
+        discussion: "Removes the volume from the state database and releases its devices' labels; devices that hold state database replicas stay in the set. Refused while clients have the volume open through the server, unless -f.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "Volumes to delete.")
+    var names: [String]
+
+    @Flag(name: .shortAndLong, help: "Delete even while open or resyncing.")
+    var force = false
+
+    func run() throws {
+        for n in names {
+            _ = try CommandContext.perform(.clear(name: n, force: force), global, as: [String: String].self)
+            if !global.quiet { print("\(n): Concat/Stripe or RAID is cleared") }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Talks to a running `metactl serve` over its control socket (blocking; one request per
+/// connection: a JSON line out, a JSON line back).
+public enum ControlClient {
+    /// `<runDir>/<set>.ctl`
+    public static func socketPath(runDir: String, set: String) -> String { "\(runDir)/\(set).ctl" }
+
+    /// Sends `request`; returns nil when no server listens on the socket.
+    public static func send(_ request: ControlRequest, socketPath path: String, timeout: Double = 600) throws -> ControlResponse? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw OperationError("control socket: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw OperationError("\(path): socket path too long") }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        if rc != 0 {
+            let e = errno
+            if e == ECONNREFUSED || e == ENOENT { return nil }
+            throw OperationError("\(path): cannot connect: \(String(cString: strerror(e)))")
+        }
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var line = try JSONEncoder().encode(request)
+        line.append(0x0A)
+        try line.withUnsafeBytes { raw in
+            var off = 0
+            while off < raw.count {
+                let n = write(fd, raw.baseAddress! + off, raw.count - off)
+                if n < 0 { if errno == EINTR { continue }; throw OperationError("\(path): write: \(String(cString: strerror(errno)))") }
+                off += n
+            }
+        }
+        var reply = Data()
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &buf, buf.count)
+            if n < 0 { if errno == EINTR { continue }; throw OperationError("\(path): read: \(String(cString: strerror(errno)))") }
+            if n == 0 { break }
+            reply.append(contentsOf: buf[0..<n])
+            if reply.last == 0x0A { break }
+        }
+        guard !reply.isEmpty else { throw OperationError("\(path): the server closed the connection without answering") }
+        return try JSONDecoder().decode(ControlResponse.self, from: reply)
+    }
+}

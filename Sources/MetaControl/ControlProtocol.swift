@@ -1,0 +1,73 @@
+import Foundation
+import MetaDB
+import MetaEngine
+
+/// A request to a set: the same value is handled directly (no server) or sent over the
+/// server's control socket as one JSON line.
+public enum ControlRequest: Codable, Sendable, Equatable {
+    case ping
+    case status(names: [String])
+    case create(CreateRequest)
+    case clear(name: String, force: Bool)
+
+    /// Whether the request changes the set (needs it open read-write).
+    public var isMutating: Bool {
+        switch self {
+        case .ping, .status: return false
+        case .create, .clear: return true
+        }
+    }
+}
+
+/// The answer: `ok` with a JSON-encoded result, or a one-line error.
+public struct ControlResponse: Codable, Sendable {
+    public var ok: Bool
+    public var error: String?
+    /// The result encoded as JSON text (its type depends on the request).
+    public var result: String?
+
+    public static func success<T: Encodable>(_ value: T) throws -> ControlResponse {
+        let data = try JSONEncoder().encode(value)
+        return ControlResponse(ok: true, error: nil, result: String(decoding: data, as: UTF8.self))
+    }
+    public static func failure(_ message: String) -> ControlResponse {
+        ControlResponse(ok: false, error: message, result: nil)
+    }
+
+    /// Decodes the result, or throws the error as an ``OperationError``.
+    public func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        guard ok, let result else { throw OperationError(error ?? "request failed") }
+        return try JSONDecoder().decode(T.self, from: Data(result.utf8))
+    }
+}
+
+/// Reply to `ping`: who serves the set.
+public struct PingResult: Codable, Sendable {
+    public var set: String
+    public var pid: Int32
+    public var volumes: [String]
+}
+
+extension SetManager {
+    /// Runs one request against this open set.
+    public func handle(_ request: ControlRequest) -> ControlResponse {
+        do {
+            switch request {
+            case .ping:
+                return try .success(PingResult(set: setName, pid: getpid(), volumes: volumeNames))
+            case .status(let names):
+                return try .success(try status(names: names))
+            case .create(let r):
+                let res = try create(r)
+                onVolumesChanged?()
+                return try .success(res)
+            case .clear(let name, let force):
+                try clear(name: name, force: force)
+                onVolumesChanged?()
+                return try .success([String: String]())
+            }
+        } catch {
+            return .failure("\(error)")
+        }
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+
+/// The server side of the control socket: reads one JSON request line per connection,
+/// runs it on a worker thread (never on the event loop), writes the JSON response line and
+/// closes the connection.
+public final class ControlServer: Sendable {
+    private let channel: any Channel
+    public let path: String
+
+    /// Binds `path` (mode 0600; a stale socket file is replaced).
+    public static func start(path: String, group: any EventLoopGroup, logger: Logger,
+                             handler: @escaping @Sendable (ControlRequest) -> ControlResponse) async throws -> ControlServer {
+        unlink(path)
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 64)
+            .childChannelInitializer { ch in
+                ch.eventLoop.makeCompletedFuture {
+                    try ch.pipeline.syncOperations.addHandler(ControlLineHandler(handler: handler, logger: logger))
+                }
+            }
+        let ch = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
+        chmod(path, 0o600)
+        return ControlServer(channel: ch, path: path)
+    }
+
+    private init(channel: any Channel, path: String) {
+        self.channel = channel
+        self.path = path
+    }
+
+    public func close() async {
+        try? await channel.close()
+        unlink(path)
+    }
+}
+
+final class ControlLineHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let handler: @Sendable (ControlRequest) -> ControlResponse
+    let logger: Logger
+    var buffer = ByteBuffer()
+    var done = false
+    static let maxRequest = 1 << 20
+
+    init(handler: @escaping @Sendable (ControlRequest) -> ControlResponse, logger: Logger) {
+        self.handler = handler
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !done else { return }
+        var chunk = unwrapInboundIn(data)
+        buffer.writeBuffer(&chunk)
+        guard let nl = buffer.readableBytesView.firstIndex(of: 0x0A) else {
+            if buffer.readableBytes > Self.maxRequest {
+                respond(context: context, .failure("control request too large"))
+            }
+            return
+        }
+        let line = buffer.getSlice(at: buffer.readerIndex, length: nl - buffer.readerIndex) ?? ByteBuffer()
+        done = true
+        let request: ControlRequest
+        do {
+            request = try JSONDecoder().decode(ControlRequest.self, from: Data(line.readableBytesView))
+        } catch {
+            respond(context: context, .failure("malformed control request: \(error)"))
+            return
+        }
+        let handler = self.handler
+        let loop = context.eventLoop
+        let ctx = NIOLoopBound(context, eventLoop: loop)
+        let me = NIOLoopBound(self, eventLoop: loop)
+        DispatchQueue.global().async {
+            let response = handler(request)
+            loop.execute { me.value.respond(context: ctx.value, response) }
+        }
+    }
+
+    func respond(context: ChannelHandlerContext, _ response: ControlResponse) {
+        done = true
+        var data = (try? JSONEncoder().encode(response)) ?? Data("{\"ok\":false,\"error\":\"encoding failed\"}".utf8)
+        data.append(0x0A)
+        var out = context.channel.allocator.buffer(capacity: data.count)
+        out.writeBytes(data)
+        context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in context.close(promise: nil) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,347 @@
+import Foundation
+import Logging
+import MetaDB
+import MetaDevices
+import MetaEngine
+import MetaLayout
+import Synchronization
+
+/// An error an operation reports to the user: one line, naming what is at fault.
+public struct OperationError: Error, Sendable, CustomStringConvertible, Codable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Parameters of `metactl create`.
+public struct CreateRequest: Codable, Sendable, Equatable {
+    public var name: String
+    public var type: VolumeType
+    public var devices: [String]
+    public var interlaceBytes: UInt64?
+    public var hotSparePool: String?
+    public var noInit: Bool
+    public var force: Bool
+    public init(name: String, type: VolumeType, devices: [String], interlaceBytes: UInt64? = nil,
+                hotSparePool: String? = nil, noInit: Bool = false, force: Bool = false) {
+        self.name = name; self.type = type; self.devices = devices; self.interlaceBytes = interlaceBytes
+        self.hotSparePool = hotSparePool; self.noInit = noInit; self.force = force
+    }
+}
+
+/// What `create` did.
+public struct CreateResult: Codable, Sendable, Equatable {
+    public var name: String
+    public var sizeBytes: UInt64
+    /// One line per note (unusable space, replica count advice, initialisation).
+    public var messages: [String]
+    /// Whether the set's state database was created by this call.
+    public var createdDatabase: Bool
+}
+
+/// Rules for names and sizes shared by the commands.
+public enum VolumeRules {
+    /// SVM's default stripe interlace.
+    public static let defaultStripeInterlace: UInt64 = 512 << 10
+    /// Default RAID-5 interlace (128 blocks).
+    public static let defaultRAID5Interlace: UInt64 = 64 << 10
+    public static let minInterlace: UInt64 = 8 << 10
+    public static let maxInterlace: UInt64 = 100 << 20
+
+    /// `[a-z][a-z0-9_.-]{0,62}`
+    public static func validName(_ s: String) -> Bool {
+        guard let f = s.unicodeScalars.first, s.unicodeScalars.count <= 63, ("a"..."z").contains(f) else { return false }
+        return s.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || "_.-".unicodeScalars.contains($0) }
+    }
+
+    /// `hsp000` … `hsp999`.
+    public static func validPoolName(_ s: String) -> Bool {
+        s.count == 6 && s.hasPrefix("hsp") && s.dropFirst(3).allSatisfy(\.isNumber)
+    }
+
+    public static func checkInterlace(_ bytes: UInt64) throws(OperationError) {
+        guard bytes >= minInterlace, bytes <= maxInterlace, bytes % 512 == 0 else {
+            throw OperationError("interlace \(bytes) bytes: must be a multiple of 512 between 8 KiB and 100 MiB")
+        }
+    }
+}
+
+/// An open set: its state database and the I/O engines of its volumes. The server keeps one
+/// for its lifetime; a command without a server opens one, runs one operation and closes it.
+/// Both run the same code.
+public final class SetManager: @unchecked Sendable {
+    public let db: SetDatabase
+    public let logger: Logger
+    /// Whether this manager belongs to a running server (live state, background work).
+    public let isServer: Bool
+    private let engines = Mutex<[String: Volume]>([:])
+    /// Open NBD connections per volume (set by the server).
+    public let openCounts = Mutex<[String: Int]>([:])
+    /// Called after volumes were created or cleared (the server updates its exports).
+    public nonisolated(unsafe) var onVolumesChanged: (@Sendable () -> Void)?
+    /// Serialises configuration-changing operations.
+    private let opLock = NSLock()
+
+    /// The host registry directory (`--config-dir`).
+    public let configDir: String
+
+    /// Opens engines for every volume of the set.
+    public init(db: SetDatabase, configDir: String, logger: Logger, isServer: Bool) {
+        self.db = db
+        self.configDir = configDir
+        self.logger = logger
+        self.isServer = isServer
+        for v in db.config.volumes { _ = try? openEngine(v.name) }
+    }
+
+    /// The configuration in force.
+    public var config: SetConfig { db.config }
+    public var setName: String { db.setName }
+
+    var context: VolumeContext {
+        VolumeContext(store: db, devices: { [db] in db.device($0) }, logger: logger)
+    }
+
+    /// The engine of a volume (opened on first use).
+    @discardableResult
+    public func openEngine(_ name: String) throws -> Volume {
+        if let e = engines.withLock({ $0[name] }) { return e }
+        guard let rec = db.config.volume(named: name) else { throw OperationError("\(name): no such volume in set '\(setName)'") }
+        let engine = try VolumeFactory.open(rec, context: context)
+        if let r5 = engine as? RAID5Volume, db.quorum.writable {
+            try? r5.commitUnavailableColumns()
+        }
+        engines.withLock { $0[name] = engine }
+        if isServer, let r5 = engine as? RAID5Volume, db.quorum.writable { r5.startBackgroundWork() }
+        return engine
+    }
+
+    /// The open engine of a volume, if any.
+    public func engine(_ name: String) -> Volume? { engines.withLock { $0[name] } }
+
+    /// Names of the volumes.
+    public var volumeNames: [String] { db.config.volumes.map(\.name) }
+
+    /// Stops background work and closes every engine (not the database).
+    public func closeEngines() {
+        let all = engines.withLock { e -> [Volume] in let v = Array(e.values); e = [:]; return v }
+        for e in all { e.close() }
+    }
+
+    // MARK: status
+
+    public func status(names: [String] = []) throws -> StatusReport {
+        let cfg = db.config
+        for n in names where cfg.volume(named: n) == nil && cfg.pool(named: n) == nil {
+            throw OperationError("\(n): no such volume or hot spare pool in set '\(setName)'")
+        }
+        let counts = openCounts.withLock { $0 }
+        return StatusReport.make(
+            config: cfg, quorum: db.quorum, live: isServer,
+            devicePaths: { [db] in db.device($0)?.path }, present: { [db] in db.device($0) != nil },
+            progress: { [weak self] n in (self?.engine(n) as? RAID5Volume)?.progress.withLock { $0 } },
+            openCount: { [isServer] n in isServer ? counts[n] ?? 0 : nil }, names: names)
+    }
+
+    // MARK: create
+
+    /// Validates a create request against the set; returns per-device data sizes.
+    static func validate(_ r: CreateRequest, config: SetConfig?, replicaCopies: Int, configDir: String?) throws -> [UInt64] {
+        guard VolumeRules.validName(r.name) else {
+            throw OperationError("bad volume name '\(r.name)': use a lower-case letter then up to 62 of a-z 0-9 _ . -")
+        }
+        if VolumeRules.validPoolName(r.name) { throw OperationError("\(r.name): names hsp000–hsp999 are for hot spare pools") }
+        if config?.volume(named: r.name) != nil { throw OperationError("\(r.name): a volume of that name already exists") }
+        let minimum = r.type == .raid5 ? 3 : 1
+        guard r.devices.count >= minimum else {
+            throw OperationError("\(r.name): \(r.type.rawValue) needs at least \(minimum) device\(minimum == 1 ? "" : "s"), \(r.devices.count) given")
+        }
+        if let il = r.interlaceBytes { try VolumeRules.checkInterlace(il) }
+        if r.type == .concat && r.interlaceBytes != nil { throw OperationError("\(r.name): -i applies to stripe and raid5 volumes, not concat") }
+        if let hsp = r.hotSparePool {
+            guard r.type == .raid5 else { throw OperationError("\(r.name): hot spare pools apply to RAID-5 volumes") }
+            guard VolumeRules.validPoolName(hsp) else { throw OperationError("bad hot spare pool name '\(hsp)': use hsp000 … hsp999") }
+        }
+        var seen: [String: String] = [:]
+        var sizes: [UInt64] = []
+        for p in r.devices {
+            let cand: ComponentCandidate
+            do { cand = try ComponentCheck.check(path: p, force: r.force, knownMembers: [:]) } catch {
+                throw OperationError("\(p): \(error.reason)")
+            }
+            let key = "\(cand.kind == .blockDevice ? "b" : "f"):\(cand.deviceNumber):\(cand.kind == .blockDevice ? 0 : cand.inode)"
+            if let other = seen[key] { throw OperationError("\(p): same device as \(other)") }
+            seen[key] = p
+            if let config, config.devices.contains(where: { canonicalPath($0.lastPath) == canonicalPath(p) }) {
+                throw OperationError("\(p): is already a member of set '\(config.setName)'")
+            }
+            do { try DeviceCheck.checkCandidate(path: p, force: r.force, configDir: configDir) } catch {
+                throw OperationError("\(error)")
+            }
+            let start = DiskLayout.dataStartBlock(copies: replicaCopies, slotSize: DiskLayout.defaultSlotSize)
+            let blocks = cand.sizeBytes / 512
+            let il = (r.interlaceBytes ?? (r.type == .raid5 ? VolumeRules.defaultRAID5Interlace : VolumeRules.defaultStripeInterlace)) / 512
+            let need = start + (r.type == .concat ? 1 : il)
+            guard blocks >= need else {
+                throw OperationError("\(p): too small (\(cand.sizeBytes) bytes): needs at least \(need * 512) bytes for its label\(replicaCopies > 0 ? ", replica" : "") and one interlace of data")
+            }
+            sizes.append(blocks - start)
+        }
+        return sizes
+    }
+
+    /// Builds the volume record from labelled devices.
+    static func makeVolume(_ r: CreateRequest, devices: [DeviceRecord]) -> (VolumeRecord, [String]) {
+        var notes: [String] = []
+        let smallest = devices.map(\.dataBlocks).min() ?? 0
+        switch r.type {
+        case .concat:
+            let rows = devices.map { d in
+                RowRecord(interlaceBlocks: 1, componentBlocks: d.dataBlocks, components: [ComponentRecord(device: d.uuid)])
+            }
+            return (VolumeRecord(name: r.name, type: .concat, rows: rows), notes)
+        case .stripe:
+            let il = (r.interlaceBytes ?? VolumeRules.defaultStripeInterlace) / 512
+            let used = devices.count == 1 ? smallest : smallest / il * il
+            for d in devices where d.dataBlocks > used {
+                notes.append("\(d.lastPath): \(d.dataBlocks - used) blocks (\(humanBytes((d.dataBlocks - used) * 512))) unusable: larger than the smallest component")
+            }
+            let row = RowRecord(interlaceBlocks: il, componentBlocks: smallest, components: devices.map { ComponentRecord(device: $0.uuid) })
+            return (VolumeRecord(name: r.name, type: .stripe, rows: [row]), notes)
+        case .raid5:
+            let il = (r.interlaceBytes ?? VolumeRules.defaultRAID5Interlace) / 512
+            let used = smallest / il * il
+            for d in devices where d.dataBlocks > used {
+                notes.append("\(d.lastPath): \(d.dataBlocks - used) blocks (\(humanBytes((d.dataBlocks - used) * 512))) unusable: larger than the smallest column")
+            }
+            let state: ComponentState = r.noInit ? .okay : .initializing
+            var v = VolumeRecord(name: r.name, type: .raid5, columns: devices.map { ComponentRecord(device: $0.uuid, state: state) },
+                                 originalColumnCount: devices.count, interlaceBlocks: il, columnBlocks: used,
+                                 hotSparePool: r.hotSparePool)
+            if !r.noInit {
+                v.resync = ResyncCheckpoint(kind: .initialize, totalBlocks: used)
+            }
+            return (v, notes)
+        }
+    }
+
+    /// Creates a volume in this (open, writable) set.
+    public func create(_ r: CreateRequest) throws -> CreateResult {
+        opLock.lock(); defer { opLock.unlock() }
+        _ = try Self.validate(r, config: db.config, replicaCopies: 0, configDir: configDir)
+        var notes: [String] = []
+        try db.commit { cfg in
+            var recs: [DeviceRecord] = []
+            for p in r.devices {
+                recs.append(try db.addDevice(path: p, role: .component, replicaCopies: 0, force: r.force, in: &cfg))
+            }
+            let (vol, n) = Self.makeVolume(r, devices: recs)
+            notes = n
+            cfg.volumes.append(vol)
+            if let hsp = r.hotSparePool, cfg.pool(named: hsp) == nil {
+                cfg.hotSparePools.append(HotSparePoolRecord(name: hsp))
+                notes.append("\(hsp): created (empty); add spares with `metactl hs add \(hsp) DEV`")
+            }
+        }
+        return try finishCreate(r, notes: notes, createdDatabase: false)
+    }
+
+    private func finishCreate(_ r: CreateRequest, notes: [String], createdDatabase: Bool) throws -> CreateResult {
+        var notes = notes
+        let engine = try openEngine(r.name)
+        if r.type == .raid5 && !r.noInit {
+            notes.append(isServer ? "\(r.name): parity is being initialised in the background"
+                                  : "\(r.name): parity will be initialised in the background when the set is served (metactl serve)")
+        }
+        logger.info("\(r.name): created \(r.type.rawValue) of \(r.devices.count) device(s), \(engine.sizeBytes) bytes")
+        return CreateResult(name: r.name, sizeBytes: engine.sizeBytes, messages: notes, createdDatabase: createdDatabase)
+    }
+
+    /// Creates the set's state database on the volume's devices (one replica each), then the
+    /// volume. Used when the set does not exist yet.
+    public static func createWithNewSet(_ r: CreateRequest, setName: String, configDir: String, runDir: String,
+                                        logger: Logger) throws -> (SetManager, CreateResult) {
+        _ = try validate(r, config: nil, replicaCopies: 1, configDir: configDir)
+        let db = try SetDatabase.create(setName: setName, replicaDevices: r.devices.map { ($0, 1) },
+                                        configDir: configDir, runDir: runDir, force: r.force)
+        var notes: [String] = []
+        do {
+            try db.commit { cfg in
+                let real = r.devices.map(canonicalPath)
+                var recs: [DeviceRecord] = []
+                for p in real {
+                    guard let i = cfg.devices.firstIndex(where: { canonicalPath($0.lastPath) == p }) else {
+                        throw OperationError("\(p): not found in the new state database")
+                    }
+                    cfg.devices[i].role = .component
+                    recs.append(cfg.devices[i])
+                }
+                let (vol, n) = makeVolume(r, devices: recs)
+                notes = n
+                cfg.volumes.append(vol)
+                if let hsp = r.hotSparePool { cfg.hotSparePools.append(HotSparePoolRecord(name: hsp)) }
+            }
+        } catch {
+            db.close()
+            throw error
+        }
+        notes.insert("set '\(setName)': state database created with \(r.devices.count) replica\(r.devices.count == 1 ? "" : "s") on the volume's devices", at: 0)
+        if r.devices.count < 3 {
+            notes.append("set '\(setName)': fewer than 3 replicas; add more with `metactl db add DEV` so one failure cannot cost the quorum")
+        }
+        let m = SetManager(db: db, configDir: configDir, logger: logger, isServer: false)
+        let res = try m.finishCreate(r, notes: notes, createdDatabase: true)
+        return (m, res)
+    }
+
+    // MARK: clear
+
+    /// Deletes a volume: drops it from the database and releases its devices' labels
+    /// (devices holding replicas stay in the set as replica holders).
+    public func clear(name: String, force: Bool) throws {
+        opLock.lock(); defer { opLock.unlock() }
+        guard let vol = db.config.volume(named: name) else { throw OperationError("\(name): no such volume in set '\(setName)'") }
+        if let n = openCounts.withLock({ $0[name] }), n > 0, !force {
+            throw OperationError("\(name): is open by \(n) client\(n == 1 ? "" : "s") through the server; disconnect them or use -f")
+        }
+        if let r = vol.resync, !force, r.kind != .initialize {
+            throw OperationError("\(name): a \(r.kind.rawValue) is in progress; wait for it or use -f")
+        }
+        let engine = engines.withLock { $0.removeValue(forKey: name) }
+        engine?.close()
+        let uuids = Set(vol.allComponents.flatMap { [$0.device] + ($0.hotSpare.map { [$0] } ?? []) })
+        do {
+            try db.commit { cfg in
+                cfg.volumes.removeAll { $0.name == name }
+                for u in uuids {
+                    guard let i = cfg.devices.firstIndex(where: { $0.uuid == u }) else { continue }
+                    if SetDatabase.isUsed(u, in: cfg) { continue }
+                    if cfg.devices[i].replicaCount > 0 {
+                        cfg.devices[i].role = .replica
+                    } else {
+                        cfg.devices.remove(at: i)
+                        try db.releaseDevice(u)
+                    }
+                }
+            }
+        } catch {
+            _ = try? openEngine(name)
+            throw error
+        }
+        logger.info("\(name): cleared")
+    }
+}
+
+/// The canonical path of a file (symlinks resolved), or the path itself.
+func canonicalPath(_ p: String) -> String {
+    guard let r = realpath(p, nil) else { return p }
+    defer { free(r) }
+    return String(cString: r)
+}
+
+func humanBytes(_ b: UInt64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var v = Double(b), i = 0
+    while v >= 1024 && i < units.count - 1 { v /= 1024; i += 1 }
+    return i == 0 ? "\(b) B" : String(format: "%.1f %@", v, units[i])
+}

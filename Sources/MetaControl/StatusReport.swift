@@ -1,0 +1,155 @@
+import Foundation
+import MetaDB
+import MetaEngine
+
+/// `metactl status --json`: the documented, stable schema (fields may be added, never renamed).
+public struct StatusReport: Codable, Sendable, Equatable {
+    public struct Resync: Codable, Sendable, Equatable {
+        /// `initialize`, `regenerate`, `copy`, `parity-repair`, `zeroing`.
+        public var kind: String
+        public var percent: Double
+        public var bytesPerSecond: Double
+        public var secondsLeft: Double?
+    }
+    public struct Component: Codable, Sendable, Equatable {
+        public var device: String
+        public var uuid: String
+        public var startBlock: UInt64
+        public var hasReplica: Bool
+        public var state: String
+        /// Path of the hot spare standing in, or null.
+        public var hotSpare: String?
+        /// Whether the device was found when the set was opened.
+        public var present: Bool
+        /// Size of the device in bytes.
+        public var sizeBytes: UInt64
+    }
+    public struct Row: Codable, Sendable, Equatable {
+        public var interlaceBytes: UInt64
+        public var sizeBytes: UInt64
+        public var components: [Component]
+    }
+    public struct VolumeStatus: Codable, Sendable, Equatable {
+        public var name: String
+        /// `concat`, `stripe`, `raid5`.
+        public var type: String
+        public var state: String
+        public var sizeBytes: UInt64
+        /// The interlace (RAID-5, or the first row of a stripe; null for a concat).
+        public var interlaceBytes: UInt64?
+        public var hotSparePool: String?
+        public var resync: Resync?
+        /// Every component: the rows' in order (concat/stripe) or the columns (RAID-5).
+        public var components: [Component]
+        /// concat/stripe: the rows.
+        public var rows: [Row]?
+        /// raid5: how many leading columns carry parity (the rest were added by grow).
+        public var originalColumns: Int?
+        /// What to run to fix it, when something needs an action.
+        public var invoke: String?
+        /// Clients connected through the server (null when no server runs).
+        public var openCount: Int?
+    }
+    public struct Spare: Codable, Sendable, Equatable {
+        public var device: String
+        public var state: String
+        public var sizeBytes: UInt64
+    }
+    public struct Pool: Codable, Sendable, Equatable {
+        public var name: String
+        public var spares: [Spare]
+    }
+    public struct QuorumInfo: Codable, Sendable, Equatable {
+        public var readable: Int
+        public var total: Int
+        public var writable: Bool
+    }
+    public var set: String
+    public var volumes: [VolumeStatus]
+    public var hotSparePools: [Pool]
+    public var quorum: QuorumInfo
+    /// Why the set is read-only, and what to do (null when writable).
+    public var readOnlyReason: String?
+    /// Whether the report comes from a running server (live state).
+    public var live: Bool
+}
+
+extension StatusReport {
+    /// Builds the report from a configuration plus live progress where available.
+    public static func make(config: SetConfig, quorum: Quorum, live: Bool,
+                            devicePaths: (UUID) -> String?, present: (UUID) -> Bool,
+                            progress: (String) -> (kind: ResyncKind, done: UInt64, total: UInt64, bytesPerSecond: Double)?,
+                            openCount: (String) -> Int?, names: [String] = []) -> StatusReport {
+        func path(_ u: UUID) -> String { devicePaths(u) ?? config.device(u)?.lastPath ?? u.uuidString }
+        func comp(_ c: ComponentRecord) -> Component {
+            let d = config.device(c.device)
+            return Component(device: path(c.device), uuid: c.device.uuidString, startBlock: d?.dataStartBlock ?? 0,
+                             hasReplica: (d?.replicaCount ?? 0) > 0, state: c.state.rawValue,
+                             hotSpare: c.hotSpare.map(path), present: present(c.activeDevice),
+                             sizeBytes: d?.sizeBytes ?? 0)
+        }
+        var vols: [VolumeStatus] = []
+        for v in config.volumes where names.isEmpty || names.contains(v.name) {
+            let state = v.derivedState
+            var resync: Resync? = nil
+            if let p = progress(v.name), p.total > 0 {
+                let pct = Double(p.done) / Double(p.total) * 100
+                let lineBytes = Double(v.interlaceBlocks * 512) * Double(max(1, v.columns.count - 1))
+                let left = p.bytesPerSecond > 0 ? Double(p.total - p.done) * lineBytes / p.bytesPerSecond : nil
+                resync = Resync(kind: p.kind.rawValue, percent: (pct * 10).rounded() / 10, bytesPerSecond: p.bytesPerSecond,
+                                secondsLeft: left)
+            } else if let r = v.resync, r.totalBlocks > 0 {
+                resync = Resync(kind: r.kind.rawValue, percent: (Double(r.doneBlocks) / Double(r.totalBlocks) * 1000).rounded() / 10,
+                                bytesPerSecond: 0, secondsLeft: nil)
+            }
+            var invoke: String? = nil
+            let comps = v.allComponents
+            if let bad = comps.first(where: { $0.state == .maintenance || $0.state == .unavailable }) ,
+               state == .needsMaintenance || state == .lastErred {
+                invoke = "metactl replace \(v.name) \(path(bad.device)) <new device>"
+                if state == .lastErred, let le = comps.first(where: { $0.state == .lastErred }) {
+                    invoke! += "; then metactl replace \(v.name) --enable \(path(le.device))"
+                }
+            } else if let le = comps.first(where: { $0.state == .lastErred }) {
+                invoke = "metactl replace \(v.name) --enable \(path(le.device))"
+            }
+            let sizeBlocks: UInt64
+            var rows: [Row]? = nil
+            var interlace: UInt64? = nil
+            switch v.type {
+            case .raid5:
+                let lines = v.interlaceBlocks > 0 ? v.columnBlocks / v.interlaceBlocks : 0
+                sizeBlocks = lines * v.interlaceBlocks * UInt64(max(0, v.originalColumnCount - 1))
+                    + lines * v.interlaceBlocks * UInt64(v.columns.count - v.originalColumnCount)
+                interlace = v.interlaceBlocks * 512
+            case .concat, .stripe:
+                var total: UInt64 = 0
+                rows = v.rows.map { r in
+                    let used = r.components.count == 1 ? r.componentBlocks : r.componentBlocks / max(1, r.interlaceBlocks) * r.interlaceBlocks
+                    let size = used * UInt64(r.components.count)
+                    total += size
+                    return Row(interlaceBytes: r.interlaceBlocks * 512, sizeBytes: size * 512, components: r.components.map(comp))
+                }
+                sizeBlocks = total
+                if v.type == .stripe { interlace = (v.rows.first?.interlaceBlocks ?? 0) * 512 }
+            }
+            vols.append(VolumeStatus(name: v.name, type: v.type.rawValue, state: state.rawValue, sizeBytes: sizeBlocks * 512,
+                                     interlaceBytes: interlace, hotSparePool: v.hotSparePool, resync: resync,
+                                     components: comps.map(comp), rows: rows,
+                                     originalColumns: v.type == .raid5 ? v.originalColumnCount : nil,
+                                     invoke: invoke, openCount: openCount(v.name)))
+        }
+        let pools = config.hotSparePools.map { p in
+            Pool(name: p.name, spares: p.spares.map { s in
+                Spare(device: path(s.device), state: s.state.rawValue, sizeBytes: config.device(s.device)?.sizeBytes ?? 0)
+            })
+        }
+        var reason: String? = nil
+        if !quorum.writable {
+            reason = "only \(quorum.readable) of \(quorum.total) state database replicas are readable: the set is read-only. Bring the missing devices back, or remove their replicas with `metactl db delete --force DEV`"
+        }
+        return StatusReport(set: config.setName, volumes: vols, hotSparePools: pools,
+                            quorum: QuorumInfo(readable: quorum.readable, total: quorum.total, writable: quorum.writable),
+                            readOnlyReason: reason, live: live)
+    }
+}
