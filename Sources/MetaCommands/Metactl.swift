@@ -11,6 +11,9 @@ public struct Metactl: AsyncParsableCommand {
             DevicesCommand.self,
             CreateCommand.self,
             ClearCommand.self,
+            DBCommand.self,
+            ImportCommand.self,
+            ServeCommand.self,
         ]
     )
     public init() {}

@@ -75,8 +75,8 @@ public final class SetManager: @unchecked Sendable {
     /// Whether this manager belongs to a running server (live state, background work).
     public let isServer: Bool
     private let engines = Mutex<[String: Volume]>([:])
-    /// Open NBD connections per volume (set by the server).
-    public let openCounts = Mutex<[String: Int]>([:])
+    /// Open NBD connections of a volume (set by the server).
+    public nonisolated(unsafe) var openCountProvider: (@Sendable (String) -> Int)?
     /// Called after volumes were created or cleared (the server updates its exports).
     public nonisolated(unsafe) var onVolumesChanged: (@Sendable () -> Void)?
     /// Serialises configuration-changing operations.
@@ -135,12 +135,12 @@ public final class SetManager: @unchecked Sendable {
         for n in names where cfg.volume(named: n) == nil && cfg.pool(named: n) == nil {
             throw OperationError("\(n): no such volume or hot spare pool in set '\(setName)'")
         }
-        let counts = openCounts.withLock { $0 }
+        let counts = openCountProvider
         return StatusReport.make(
             config: cfg, quorum: db.quorum, live: isServer,
             devicePaths: { [db] in db.device($0)?.path }, present: { [db] in db.device($0) != nil },
             progress: { [weak self] n in (self?.engine(n) as? RAID5Volume)?.progress.withLock { $0 } },
-            openCount: { [isServer] n in isServer ? counts[n] ?? 0 : nil }, names: names)
+            openCount: { n in counts?(n) }, names: names)
     }
 
     // MARK: create
@@ -301,7 +301,7 @@ public final class SetManager: @unchecked Sendable {
     public func clear(name: String, force: Bool) throws {
         opLock.lock(); defer { opLock.unlock() }
         guard let vol = db.config.volume(named: name) else { throw OperationError("\(name): no such volume in set '\(setName)'") }
-        if let n = openCounts.withLock({ $0[name] }), n > 0, !force {
+        if let n = openCountProvider?(name), n > 0, !force {
             throw OperationError("\(name): is open by \(n) client\(n == 1 ? "" : "s") through the server; disconnect them or use -f")
         }
         if let r = vol.resync, !force, r.kind != .initialize {

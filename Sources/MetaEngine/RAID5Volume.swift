@@ -559,6 +559,13 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
                 }
             }
         }
+        if line < total && line > start {
+            let done = line
+            _ = try? context.store.commit { cfg in
+                guard let vi = cfg.volumeIndex(named: name) else { return }
+                cfg.volumes[vi].resync?.doneBlocks = done * layout.interlaceBlocks
+            }
+        }
         if line == total {
             runtime.withLock { rt in
                 rt.parityValidBelow = nil

@@ -1,0 +1,173 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MetaControl
+import MetaDB
+import MetaEngine
+import MetaNBD
+import NIOCore
+import NIOPosix
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `metactl serve`: runs the set's I/O engine, exports its volumes over NBD and answers the
+/// other commands on the control socket.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the set's volumes over NBD and run resyncs (the md driver's job).",
+        discussion: """
+        Runs in the foreground and logs to stderr. Each volume is exported under its own name \
+        (the empty export name selects the set's only volume) on the Unix socket \
+        <run-dir>/<set>.nbd unless --socket or --listen says otherwise; the control socket is \
+        <run-dir>/<set>.ctl (mode 0600) and the PID is in <run-dir>/<set>.pid. While it runs, \
+        every other metactl command for the set goes through the control socket.
+
+        SIGTERM or SIGINT: stop accepting clients, finish in-flight requests, flush, record a \
+        clean shutdown in the state database, exit 0. A start after a crash says so.
+
+        Clients: nbdinfo/nbdcopy/qemu-img with nbd+unix:///NAME?socket=PATH; \
+        nbdfuse DIR/FILE nbd+unix:///NAME?socket=PATH then losetup; the kernel client with \
+        nbd-client -unix PATH -N NAME /dev/nbd0. NBD has no resize notice: after a grow, \
+        reconnect (nbdfuse: remount then `losetup -c`; kernel: nbd-client again; qemu: \
+        block_resize).
+        """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(help: ArgumentHelp("Unix socket for NBD (default <run-dir>/<set>.nbd).", valueName: "path"))
+    var socket: String?
+
+    @Option(help: ArgumentHelp("Also listen for NBD on TCP HOST:PORT (no authentication!).", valueName: "host:port"))
+    var listen: String?
+
+    @Argument(help: "Volumes to export (default: all).")
+    var names: [String] = []
+
+    func run() async throws {
+        var logger = Logger(label: "metactl") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = global.quiet ? .warning : (global.verbose ? .debug : .info)
+        let runDir = global.runDir, set = global.set
+        try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
+        let ctlPath = ControlClient.socketPath(runDir: runDir, set: set)
+        let pidPath = "\(runDir)/\(set).pid"
+        if let pong = try? ControlClient.send(.ping, socketPath: ctlPath, timeout: 5), pong.ok {
+            let pid = (try? pong.decode(PingResult.self).pid).map(String.init) ?? "?"
+            throw UserError("set '\(set)' is already served (PID \(pid), control socket \(ctlPath))")
+        }
+        var tcp: (String, Int)? = nil
+        if let listen {
+            guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
+                  (0...65535).contains(port) else {
+                throw UserError("--listen \(listen): expected HOST:PORT")
+            }
+            var host = String(listen[..<colon])
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            if !(host.hasPrefix("127.") || host == "::1" || host == "localhost") {
+                logger.warning("NBD on \(listen) is not loopback: NBD has no authentication, anyone who can reach it can read and write the volumes")
+            }
+            tcp = (host, port)
+        }
+
+        let db: SetDatabase
+        do {
+            db = try SetDatabase.open(setName: set, configDir: global.configDir, runDir: runDir, mode: .readWrite,
+                                      requireQuorum: false)
+        } catch {
+            throw UserError("\(error)")
+        }
+        let writable = db.quorum.writable
+        if !writable {
+            logger.error("set '\(set)': only \(db.quorum.readable) of \(db.quorum.total) replicas readable: serving read-only. Bring the devices back or run `metactl db delete --force DEV`")
+        }
+        for line in db.skippedWhileLoading { logger.warning("state database: skipped \(line)") }
+        for d in db.missingDevices { logger.error("device \(d.lastPath) (\(d.uuid)) is missing") }
+        if !db.config.cleanShutdown {
+            logger.warning("set '\(set)': the last server did not shut down cleanly")
+        }
+        if writable {
+            do { try db.commit { $0.cleanShutdown = false } } catch {
+                db.close()
+                throw UserError("cannot record the server start in the state database: \(error)")
+            }
+        }
+        for n in names where db.config.volume(named: n) == nil {
+            db.close()
+            throw UserError("\(n): no such volume in set '\(set)'")
+        }
+        let manager = SetManager(db: db, configDir: global.configDir, logger: logger, isServer: true)
+        let filter = Set(names)
+        let exportCache = Mutex<[String: VolumeExport]>([:])
+        let readOnly = !writable
+        let lookup: @Sendable (String) -> (any NBDExport)? = { name in
+            guard filter.isEmpty || filter.contains(name), let v = try? manager.openEngine(name) else { return nil }
+            return exportCache.withLock { c in
+                if let e = c[name], e.volume === v { return e }
+                let rec = manager.config.volume(named: name)
+                let e = VolumeExport(volume: v, readOnly: readOnly,
+                                     description: "\(rec?.type.rawValue ?? "") volume \(name) of set \(set)")
+                c[name] = e
+                return e
+            }
+        }
+        let registry = NBDExportRegistry(lookup: lookup, list: {
+            manager.volumeNames.filter { filter.isEmpty || filter.contains($0) }.compactMap { lookup($0) }
+        })
+        var nbdConfig = NBDServer.Configuration(unixSocketPath: socket ?? "\(runDir)/\(set).nbd")
+        if socket == nil && tcp != nil && listen != nil { nbdConfig.unixSocketPath = "\(runDir)/\(set).nbd" }
+        if let tcp { nbdConfig.tcpHost = tcp.0; nbdConfig.tcpPort = tcp.1 }
+        let server = NBDServer(configuration: nbdConfig, exports: registry, logger: logger)
+        manager.openCountProvider = { server.openConnections(toExport: $0) }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let control: ControlServer
+        do {
+            try await server.start()
+            control = try await ControlServer.start(path: ctlPath, group: group, logger: logger) { manager.handle($0) }
+        } catch {
+            await server.shutdown(drain: false)
+            manager.closeEngines()
+            db.close()
+            throw UserError("cannot listen: \(error)")
+        }
+        try? "\(getpid())\n".write(toFile: pidPath, atomically: true, encoding: .utf8)
+        logger.info("serving set '\(set)' (\(manager.volumeNames.joined(separator: ", "))) on \(nbdConfig.unixSocketPath ?? "")\(tcp.map { " and \($0.0):\(server.tcpPort ?? $0.1)" } ?? ""); control \(ctlPath)")
+
+        // Wait for SIGTERM/SIGINT.
+        let signals = AsyncStream<Int32> { cont in
+            for s in [SIGTERM, SIGINT] {
+                signal(s, SIG_IGN)
+                let src = DispatchSource.makeSignalSource(signal: s, queue: .global())
+                src.setEventHandler { cont.yield(s) }
+                src.resume()
+                SignalSources.keep(src)
+            }
+        }
+        for await s in signals {
+            logger.info("signal \(s): shutting down")
+            break
+        }
+        await control.close()
+        await server.shutdown(drain: true)
+        for n in manager.volumeNames {
+            do { try manager.engine(n)?.flush() } catch { logger.error("\(n): flush at shutdown failed: \(error)") }
+        }
+        manager.closeEngines()
+        if writable {
+            do { try db.commit { $0.cleanShutdown = true } } catch {
+                logger.error("could not record the clean shutdown: \(error)")
+            }
+        }
+        db.close()
+        unlink(pidPath)
+        try? await group.shutdownGracefully()
+        logger.info("stopped")
+    }
+}
+
+/// Keeps signal sources alive for the life of the process.
+enum SignalSources {
+    nonisolated(unsafe) static var sources: [any DispatchSourceSignal] = []
+    static func keep(_ s: any DispatchSourceSignal) { sources.append(s) }
+}
