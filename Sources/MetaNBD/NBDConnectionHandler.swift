@@ -75,6 +75,7 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private var flushScheduled = false
     private var shuttingDown = false
     private var requestCount = 0
+    private var peakInFlightBytes = 0
     private var attachedExportName: String?
 
     init(registry: NBDExportRegistry, threadPool: NIOThreadPool, limits: NBDConnectionLimits,
@@ -101,6 +102,7 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     func channelInactive(context: ChannelHandlerContext) {
         phase = .closed
         cumulation = nil
+        tracker.recordPeak(inFlightBytes: peakInFlightBytes)
         if let name = attachedExportName {
             tracker.detach(name)
             attachedExportName = nil
@@ -542,6 +544,7 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         let weight = (type == NBDWire.cmdRead || type == NBDWire.cmdWrite ? Int(length) : 0) + 1024
         inFlightBytes += weight
         inFlightRequests += 1
+        if inFlightBytes > peakInFlightBytes { peakInFlightBytes = inFlightBytes }
         let allocator = context.channel.allocator
         let future = threadPool.runIfActive(eventLoop: context.eventLoop) {
             NBDConnectionHandler.perform(export: export, type: type, flags: flags, cookie: cookie,
@@ -724,6 +727,11 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
 /// Counts open connections per export (for "is this volume in use" checks).
 final class NBDConnectionTracker: Sendable {
     private let counts = Mutex<[String: Int]>([:])
+    private let peak = Mutex(0)
+
+    /// Records a closed connection's peak of in-flight payload bytes (for tests and diagnostics).
+    func recordPeak(inFlightBytes: Int) { peak.withLock { $0 = max($0, inFlightBytes) } }
+    var peakInFlightBytes: Int { peak.withLock { $0 } }
 
     func attach(_ name: String) { counts.withLock { $0[name, default: 0] += 1 } }
     func detach(_ name: String) {

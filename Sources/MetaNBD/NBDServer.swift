@@ -114,6 +114,9 @@ public final class NBDServer: Sendable {
     /// Number of clients currently in the transmission phase.
     public var connectionCount: Int { tracker.total() }
 
+    /// Largest amount of request payload any closed connection had in flight at once (diagnostics).
+    var peakInFlightBytes: Int { tracker.peakInFlightBytes }
+
     /// Number of clients currently using the export called `name`.
     public func openConnections(toExport name: String) -> Int { tracker.count(name) }
 

@@ -1,5 +1,5 @@
 import Foundation
-import MetaNBD
+@testable import MetaNBD
 import MetaTestSupport
 import Testing
 #if canImport(Glibc)
@@ -359,6 +359,13 @@ private let errTooBig: UInt32 = 0x8000_0009
                 seen.insert(r.cookie)
             }
             #expect(seen.count == count)
+            try slow.sendRequest(type: 2, cookie: 0, offset: 0, length: 0)
+            #expect(slow.waitForClose())
+            try other.sendRequest(type: 2, cookie: 0, offset: 0, length: 0)
+            #expect(other.waitForClose())
+            // Dispatch stopped at the per-connection limit (8 requests of 64 KiB + bookkeeping).
+            #expect(s.server.peakInFlightBytes > 0)
+            #expect(s.server.peakInFlightBytes <= 8 * (65536 + 1024))
         }
     }
 
