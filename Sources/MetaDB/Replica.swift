@@ -42,7 +42,10 @@ struct SlotHeader: Equatable {
 
     static func decode(_ b: [UInt8], slotSize: UInt64) -> Result<SlotHeader, Failure> {
         guard b.count >= DiskLayout.slotHeaderSize else { return .failure(.malformed("short")) }
-        if b[0..<DiskLayout.slotHeaderSize].allSatisfy({ $0 == 0 }) { return .failure(.empty) }
+        // Never written: the whole first 4 KiB is zero (labelling zeroes it). A zeroed header
+        // in front of a payload is damage, reported as such.
+        if b.allSatisfy({ $0 == 0 }) { return .failure(.empty) }
+        if b[0..<DiskLayout.slotHeaderSize].allSatisfy({ $0 == 0 }) { return .failure(.malformed("header zeroed")) }
         guard Array(b[0..<8]) == magic else { return .failure(.noMagic) }
         let stored = LE.get(UInt32.self, b, DiskLayout.slotHeaderSize - 4)
         guard CRC32C.checksum(b[0..<(DiskLayout.slotHeaderSize - 4)]) == stored else { return .failure(.badChecksum) }

@@ -189,6 +189,9 @@ extension SetDatabase {
         return Label.read(from: d)
     }
 
+    /// `p` with symlinks resolved (itself when it cannot be resolved).
+    public static func canonicalPath(_ p: String) -> String { realPath(p) }
+
     static func realPath(_ p: String) -> String {
         guard let r = Glibc.realpath(p, nil) else { return p }
         defer { free(r) }
@@ -276,7 +279,12 @@ public enum DeviceScan {
 /// refused, one of an unknown set (or of a newer format) unless `force`.
 public enum DeviceCheck {
     /// Checks a path before it is opened for writing (it must not be open exclusively yet).
-    public static func checkCandidate(path: String, force: Bool, configDir: String?) throws {
+    ///
+    /// `ownSet` (the set's UUID and the devices its configuration lists) lets a device through
+    /// whose label names that set but a device UUID the configuration does not list: a label
+    /// left behind by an interrupted add.
+    public static func checkCandidate(path: String, force: Bool, configDir: String?,
+                                      ownSet: (uuid: UUID, devices: Set<UUID>)? = nil) throws {
         var members: [String: String] = [:]
         if let configDir { for (p, m) in SetDatabase.membership(configDir: configDir) { members[p] = m.set } }
         do {
@@ -285,6 +293,7 @@ public enum DeviceCheck {
             throw DatabaseError.badCandidate(path: path, reason: error.reason)
         }
         guard let r = SetDatabase.readLabelResult(path: path) else { return }
+        if let own = ownSet, let l = r.label, l.setUUID == own.uuid, !own.devices.contains(l.deviceUUID) { return }
         try checkLabel(r, path: path, force: force, configDir: configDir)
     }
 

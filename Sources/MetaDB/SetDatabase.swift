@@ -94,7 +94,7 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
         var setUUID: UUID?
         for d in given {
             let r = Label.read(from: d)
-            for p in r.problems where p.failure != .noMagic { skipped.append("\(d.path): label copy \(p.copy): \(p.failure)") }
+            for p in r.problems { skipped.append("\(d.path): label copy \(p.copy): \(p.failure)") }
             guard let l = r.label else {
                 if case .newerVersion(let v)? = r.problems.first(where: { if case .newerVersion = $0.failure { true } else { false } })?.failure {
                     throw DatabaseError.newerFormat(what: "the label on \(d.path)", version: Int(v))
@@ -215,11 +215,13 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
         return .noQuorum(set: setName, readable: q.readable, total: q.total, missing: missing)
     }
 
-    /// Rewrites stale replicas with the configuration in force (same generation).
+    /// Rewrites stale and damaged replicas with the configuration in force (same generation).
     private func refreshStale() {
         lock.withLock {
             guard let payload = try? ConfigCodec.encode(current) else { return }
-            for i in statuses.indices where statuses[i].state == .stale {
+            // Stale ones, and present devices whose replica has no intact copy (torn, blank).
+            for i in statuses.indices where statuses[i].state == .stale
+                || (statuses[i].state == .unreadable && devices[statuses[i].location.device] != nil) {
                 let loc = statuses[i].location
                 if writeReplica(loc, generation: generation, payload: payload) {
                     statuses[i].state = .active
@@ -352,7 +354,8 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
             if let dup = config.devices.first(where: { Self.realPath(devices[$0.uuid]?.path ?? $0.lastPath) == real }) {
                 throw DatabaseError.badCandidate(path: path, reason: "is already a member of set '\(setName)' (\(dup.role.rawValue))")
             }
-            try DeviceCheck.checkCandidate(path: path, force: force, configDir: configDir)
+            try DeviceCheck.checkCandidate(path: path, force: force, configDir: configDir,
+                                           ownSet: (setUUID, Set(config.devices.map(\.uuid))))
             let dev: any BlockDevice
             do { dev = try FileDevice(path: path, options: OpenOptions(readOnly: false, exclusive: true)) } catch {
                 throw DatabaseError.badCandidate(path: path, reason: "cannot open: \(error)")

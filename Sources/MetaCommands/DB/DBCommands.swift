@@ -1,0 +1,309 @@
+import ArgumentParser
+import Foundation
+import MetaControl
+import MetaDB
+
+/// `metactl db create|add|delete|status`: the state database replicas (SVM's metadb).
+struct DBCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "db",
+        abstract: "Manage the state database replicas of a set (metadb).",
+        discussion: """
+        Every set keeps its whole configuration in replicas of the state database on its own \
+        devices. The set is writable while strictly more than half of its replicas are readable \
+        and current; with half or fewer it is read-only until the devices come back or the dead \
+        replicas are removed with `db delete --force`.
+        """,
+        subcommands: [DBCreateCommand.self, DBAddCommand.self, DBDeleteCommand.self, DBStatusCommand.self])
+}
+
+/// Errors from the database layer as one-line user errors.
+func userError(_ e: any Error) -> UserError {
+    if let u = e as? UserError { return u }
+    return UserError("\(e)")
+}
+
+/// Mutating `db` commands work on the devices directly; a running server holds them.
+private func refuseWhileServed(_ g: GlobalOptions) throws {
+    if SetAccess.serverRunning(set: g.set, runDir: g.runDir) {
+        throw UserError("set '\(g.set)' is being served by `metactl serve` (\(g.runDir)/\(g.set).ctl); stop the server to change its state database replicas")
+    }
+}
+
+private let safeReplicaCount = 3
+
+/// `metactl db create [--copies N] [--force] DEV...`
+struct DBCreateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create",
+        abstract: "Create the state database of a set (metadb -a -f).",
+        discussion: """
+        Labels each device for the set and writes N replicas on it (default 1). At least 3 \
+        replicas in all are recommended: fewer are warned about, since losing one device then \
+        makes the set read-only. A device in use (mounted, held, open exclusively, member of a \
+        set) is always refused; one with a file system, partition table or RAID/LVM signature \
+        is refused unless --force.
+        """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(name: .long, help: "Replicas on each device (1–16).")
+    var copies = 1
+
+    @Flag(name: .shortAndLong, help: "Overwrite devices that carry a signature.")
+    var force = false
+
+    @Argument(help: "Devices or image files to hold the replicas.")
+    var devices: [String]
+
+    func run() throws {
+        guard (1...16).contains(copies) else { throw UserError("--copies must be between 1 and 16, not \(copies)") }
+        guard !devices.isEmpty else { throw UserError("no devices given") }
+        let db: SetDatabase
+        do {
+            db = try SetDatabase.create(setName: global.set, replicaDevices: devices.map { (Paths.absolute($0), copies) },
+                                        configDir: global.configDir, runDir: global.runDir, force: force)
+        } catch { throw userError(error) }
+        defer { db.close() }
+        let n = db.config.replicas.count
+        if n < safeReplicaCount {
+            Output.warn("set '\(global.set)' has only \(n) state database replica\(n == 1 ? "" : "s"): at least \(safeReplicaCount) are recommended, so that losing one device leaves a majority")
+        }
+        if !global.quiet {
+            print("set '\(global.set)': state database created with \(n) replica\(n == 1 ? "" : "s") on \(devices.count) device\(devices.count == 1 ? "" : "s")")
+        }
+    }
+}
+
+/// `metactl db add [--copies N] [--force] DEV...`
+struct DBAddCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "add",
+        abstract: "Add state database replicas on new devices (metadb -a).",
+        discussion: "Each device is labelled for the set and gets N replicas; the configuration is committed to all replicas, old and new, in one transaction. Devices already in the set cannot take more replicas (their data area cannot move).")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(name: .long, help: "Replicas on each device (1–16).")
+    var copies = 1
+
+    @Flag(name: .shortAndLong, help: "Overwrite devices that carry a signature.")
+    var force = false
+
+    @Argument(help: "Devices or image files.")
+    var devices: [String]
+
+    func run() throws {
+        guard (1...16).contains(copies) else { throw UserError("--copies must be between 1 and 16, not \(copies)") }
+        guard !devices.isEmpty else { throw UserError("no devices given") }
+        try refuseWhileServed(global)
+        do {
+            let db = try SetDatabase.open(setName: global.set, configDir: global.configDir, runDir: global.runDir,
+                                          mode: .readWrite)
+            defer { db.close() }
+            try db.commit { c in
+                for d in devices {
+                    _ = try db.addDevice(path: Paths.absolute(d), role: .replica, replicaCopies: copies, force: force, in: &c)
+                }
+            }
+            if !global.quiet {
+                print("set '\(global.set)': \(db.config.replicas.count) state database replicas")
+            }
+        } catch { throw userError(error) }
+    }
+}
+
+/// `metactl db delete [--force] DEV...`
+struct DBDeleteCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "delete",
+        abstract: "Delete the state database replicas on devices (metadb -d).",
+        discussion: """
+        Removes every replica on the named devices. A device that only held replicas leaves the \
+        set (its label is wiped); a volume's component stays a component. Asks for --force when \
+        fewer than 3 replicas would remain, or when the replicas are readable on a volume's \
+        component. The last replica can never be deleted. With --force it also works on a \
+        read-only set: this is how to drop dead replicas and make the set writable again.
+        """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(name: .shortAndLong, help: "Delete even below a safe count, or without quorum.")
+    var force = false
+
+    @Argument(help: "Devices whose replicas to delete (missing ones by their last known path).")
+    var devices: [String]
+
+    func run() throws {
+        guard !devices.isEmpty else { throw UserError("no devices given") }
+        try refuseWhileServed(global)
+        do {
+            let db = try SetDatabase.open(setName: global.set, configDir: global.configDir, runDir: global.runDir,
+                                          mode: .readWrite, requireQuorum: !force)
+            defer { db.close() }
+            let cfg = db.config
+            var uuids: [UUID] = []
+            for arg in devices {
+                let want = realPath(Paths.absolute(arg))
+                guard let rec = cfg.devices.first(where: {
+                    realPath(db.device($0.uuid)?.path ?? $0.lastPath) == want || realPath($0.lastPath) == want
+                }) else { throw UserError("\(arg): not a device of set '\(global.set)'") }
+                guard cfg.replicas.contains(where: { $0.device == rec.uuid }) else {
+                    throw UserError("\(arg): holds no state database replica of set '\(global.set)'")
+                }
+                uuids.append(rec.uuid)
+            }
+            let remaining = cfg.replicas.filter { !uuids.contains($0.device) }.count
+            if remaining == 0 {
+                throw UserError("cannot delete every state database replica of set '\(global.set)': it keeps its configuration in them")
+            }
+            if !force {
+                if remaining < safeReplicaCount {
+                    throw UserError("deleting would leave \(remaining) state database replica\(remaining == 1 ? "" : "s") (fewer than \(safeReplicaCount)): use --force to delete anyway")
+                }
+                let statuses = db.replicaStatus
+                for u in uuids where SetDatabase.isUsed(u, in: cfg)
+                    && statuses.contains(where: { $0.location.device == u && $0.state == .active }) {
+                    throw UserError("\(db.device(u)?.path ?? u.uuidString): its replicas are readable on a volume's component: use --force to delete them anyway")
+                }
+            }
+            try db.deleteReplicas(onDevices: uuids, force: force)
+            if !global.quiet {
+                let q = db.quorum
+                print("set '\(global.set)': \(q.total) state database replica\(q.total == 1 ? "" : "s") left")
+            }
+        } catch { throw userError(error) }
+    }
+
+    private func realPath(_ p: String) -> String { SetDatabase.canonicalPath(p) }
+}
+
+/// `metactl db status [--json]`
+struct DBStatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show the state database replicas and the quorum (metadb -i).",
+        discussion: """
+        One line per replica: device, byte offset, size, state and generation. States: active \
+        (holds the configuration in force), stale (an older generation; refreshed when the set \
+        is next opened read-write), unreadable (device missing, I/O error or no intact copy), \
+        newer (a newer generation that could not be used). Then the quorum verdict.
+
+        --json prints {"set", "replicas": [{"device", "offsetBytes", "sizeBytes", "state", \
+        "generation", "problems"}], "quorum": {"readable", "total", "writable"}, "generation"}.
+        """)
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var output: JSONOption
+
+    struct ReplicaJSON: Codable {
+        var device: String
+        var offsetBytes: UInt64
+        var sizeBytes: UInt64
+        var state: ReplicaState
+        var generation: UInt64
+        var problems: [String]
+    }
+    struct StatusJSON: Codable {
+        var set: String
+        var generation: UInt64
+        var replicas: [ReplicaJSON]
+        var quorum: Quorum
+    }
+
+    func run() throws {
+        let db: SetDatabase
+        do {
+            db = try SetDatabase.open(setName: global.set, configDir: global.configDir, runDir: global.runDir,
+                                      mode: .readOnly)
+        } catch { throw userError(error) }
+        defer { db.close() }
+        let st = db.replicaStatus
+        let q = db.quorum
+        if output.json {
+            try Output.printJSON(StatusJSON(
+                set: global.set, generation: db.currentGeneration,
+                replicas: st.map { ReplicaJSON(device: $0.devicePath, offsetBytes: $0.offsetBytes, sizeBytes: $0.sizeBytes,
+                                               state: $0.state, generation: $0.generation, problems: $0.problems) },
+                quorum: q))
+            return
+        }
+        let rows = st.map { [$0.devicePath, "\($0.offsetBytes)", Output.humanSize($0.sizeBytes), $0.state.rawValue,
+                             $0.generation == 0 ? "-" : "\($0.generation)"] }
+        print(Output.table(["Device", "Offset", "Size", "State", "Generation"], rows))
+        print(Self.verdict(set: global.set, quorum: q, statuses: st))
+        if global.verbose {
+            for s in st { for p in s.problems { print("  \(s.devicePath): \(p)") } }
+            for p in db.skippedWhileLoading { print("  skipped: \(p)") }
+        }
+    }
+
+    static func verdict(set: String, quorum q: Quorum, statuses: [ReplicaStatus]) -> String {
+        let bad = statuses.filter { $0.state != .active && $0.state != .stale }.map(\.devicePath)
+        var s = "Quorum: \(q.readable) of \(q.total) replicas readable: "
+        if q.writable {
+            s += "writable."
+            if !bad.isEmpty { s += " Unreadable: \(Set(bad).sorted().joined(separator: ", ")) (replace them with `metactl db delete` and `metactl db add`)." }
+        } else {
+            s += "read-only. Missing: \(Set(bad).sorted().joined(separator: ", ")). Bring the devices back, or remove the dead replicas with `metactl -s \(set) db delete --force DEV...`."
+        }
+        return s
+    }
+}
+
+/// `metactl import [--json] [DEV...]`
+struct ImportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Find sets by the labels on their devices and record them on this host (metaimport).",
+        discussion: """
+        Scans the block devices in sysfs, the paths given (image files, or devices named \
+        explicitly) and the paths the host registry already names for metactl labels, loads each \
+        set's configuration and records the set in <config-dir>/sets.json with the paths where \
+        its devices are now. Devices are identified by the UUID in their label, so a set is \
+        found after its /dev names changed or its image files moved.
+
+        --json prints {"sets": [{"set", "uuid", "generation", "devices": [{"uuid", "path", \
+        "role", "found", "moved"}], "quorum": {"readable", "total", "writable"}, "recorded", \
+        "problems"}]}.
+        """)
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var output: JSONOption
+
+    @Flag(name: .customLong("no-scan"), help: "Only look at the given paths and the registry's, not at every block device.")
+    var noScan = false
+
+    @Argument(help: "Extra devices or image files to look at.")
+    var devices: [String] = []
+
+    struct ImportJSON: Codable { var sets: [ImportResult] }
+
+    func run() throws {
+        let results: [ImportResult]
+        do {
+            results = try SetDatabase.importSets(paths: devices.map(Paths.absolute), configDir: global.configDir,
+                                                 scanSystem: !noScan)
+        } catch { throw userError(error) }
+        if results.isEmpty && !devices.isEmpty {
+            throw UserError("no metactl label found on \(devices.joined(separator: ", "))")
+        }
+        if output.json { try Output.printJSON(ImportJSON(sets: results)) }
+        else {
+            if results.isEmpty { print("no metactl set found") }
+            for r in results {
+                let found = r.devices.filter(\.found).count
+                let moved = r.devices.filter(\.moved).count
+                print("set '\(r.set)' (\(r.uuid.uuidString.lowercased())): \(found) of \(r.devices.count) devices found"
+                      + (moved > 0 ? ", \(moved) under new paths" : "")
+                      + ", \(r.quorum.readable) of \(r.quorum.total) replicas readable"
+                      + (r.recorded ? "; recorded in \(global.configDir)/sets.json" : "; not recorded"))
+                for d in r.devices where !d.found { print("  missing: \(d.path) (\(d.role.rawValue), \(d.uuid.uuidString.lowercased()))") }
+                for p in r.problems where !r.recorded || global.verbose { print("  \(p)") }
+            }
+        }
+        if results.contains(where: { !$0.recorded }) {
+            throw ExitCode(1)
+        }
+    }
+}
