@@ -13,6 +13,8 @@ public struct Metactl: AsyncParsableCommand {
             ClearCommand.self,
             DBCommand.self,
             ImportCommand.self,
+            DBCommand.self,
+            ImportCommand.self,
             ServeCommand.self,
         ]
     )
