@@ -13,8 +13,6 @@ public struct Metactl: AsyncParsableCommand {
             ClearCommand.self,
             DBCommand.self,
             ImportCommand.self,
-            DBCommand.self,
-            ImportCommand.self,
             ServeCommand.self,
         ]
     )
