@@ -9,12 +9,16 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     case status(names: [String])
     case create(CreateRequest)
     case clear(name: String, force: Bool)
+    case grow(GrowRequest)
+    case replace(ReplaceRequest)
+    case hotSpare(HotSpareRequest)
+    case setParams(SetParamsRequest)
 
     /// Whether the request changes the set (needs it open read-write).
     public var isMutating: Bool {
         switch self {
         case .ping, .status: return false
-        case .create, .clear: return true
+        case .create, .clear, .grow, .replace, .hotSpare, .setParams: return true
         }
     }
 }
@@ -65,6 +69,14 @@ extension SetManager {
                 try clear(name: name, force: force)
                 onVolumesChanged?()
                 return try .success([String: String]())
+            case .grow(let r):
+                return try .success(try grow(r))
+            case .replace(let r):
+                return try .success(try replace(r))
+            case .hotSpare(let r):
+                return try .success(try hotSpare(r))
+            case .setParams(let r):
+                return try .success(try setParams(r))
             }
         } catch {
             return .failure("\(error)")

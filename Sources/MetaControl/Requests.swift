@@ -1,0 +1,70 @@
+import Foundation
+import MetaDB
+
+/// Parameters of `metactl grow`.
+public struct GrowRequest: Codable, Sendable, Equatable {
+    public var name: String
+    public var devices: [String]
+    public var interlaceBytes: UInt64?
+    public var force: Bool
+    public init(name: String, devices: [String], interlaceBytes: UInt64? = nil, force: Bool = false) {
+        self.name = name; self.devices = devices; self.interlaceBytes = interlaceBytes; self.force = force
+    }
+}
+
+/// What `grow` did.
+public struct GrowResult: Codable, Sendable, Equatable {
+    public var name: String
+    public var oldSizeBytes: UInt64
+    public var newSizeBytes: UInt64
+    public var messages: [String]
+    public init(name: String, oldSizeBytes: UInt64, newSizeBytes: UInt64, messages: [String]) {
+        self.name = name; self.oldSizeBytes = oldSizeBytes; self.newSizeBytes = newSizeBytes; self.messages = messages
+    }
+}
+
+/// Parameters of `metactl replace NAME OLD NEW` and `metactl replace NAME --enable DEV`.
+public struct ReplaceRequest: Codable, Sendable, Equatable {
+    public var name: String
+    /// The component being replaced (or re-enabled).
+    public var old: String
+    /// The new device; nil for `--enable`.
+    public var new: String?
+    public var force: Bool
+    public init(name: String, old: String, new: String?, force: Bool = false) {
+        self.name = name; self.old = old; self.new = new; self.force = force
+    }
+}
+
+/// What `replace` started.
+public struct ReplaceResult: Codable, Sendable, Equatable {
+    public var name: String
+    /// `copy`, `regenerate`, or `enable` (no data movement).
+    public var kind: String
+    public var messages: [String]
+    public init(name: String, kind: String, messages: [String]) { self.name = name; self.kind = kind; self.messages = messages }
+}
+
+/// `metactl hs …`
+public struct HotSpareRequest: Codable, Sendable, Equatable {
+    public enum Action: String, Codable, Sendable { case create, add, delete, enable }
+    public var action: Action
+    /// The pool (create/add/delete); nil for enable.
+    public var pool: String?
+    public var devices: [String]
+    public var force: Bool
+    public init(action: Action, pool: String?, devices: [String], force: Bool = false) {
+        self.action = action; self.pool = pool; self.devices = devices; self.force = force
+    }
+}
+
+/// `metactl set NAME …`
+public struct SetParamsRequest: Codable, Sendable, Equatable {
+    public var name: String
+    /// A pool name, or "none" to detach the pool.
+    public var hotSparePool: String?
+    public var resyncRate: ResyncRate?
+    public init(name: String, hotSparePool: String? = nil, resyncRate: ResyncRate? = nil) {
+        self.name = name; self.hotSparePool = hotSparePool; self.resyncRate = resyncRate
+    }
+}
