@@ -11,6 +11,7 @@ public struct Metactl: AsyncParsableCommand {
             DevicesCommand.self,
             CreateCommand.self,
             ClearCommand.self,
+            GrowCommand.self,
             DBCommand.self,
             ImportCommand.self,
             ServeCommand.self,

@@ -7,8 +7,12 @@ public struct GrowRequest: Codable, Sendable, Equatable {
     public var devices: [String]
     public var interlaceBytes: UInt64?
     public var force: Bool
-    public init(name: String, devices: [String], interlaceBytes: UInt64? = nil, force: Bool = false) {
+    /// `--cancel`: release the devices of an interrupted RAID-5 grow instead of growing
+    /// (nil in requests from older clients).
+    public var cancel: Bool?
+    public init(name: String, devices: [String], interlaceBytes: UInt64? = nil, force: Bool = false, cancel: Bool = false) {
         self.name = name; self.devices = devices; self.interlaceBytes = interlaceBytes; self.force = force
+        self.cancel = cancel ? true : nil
     }
 }
 

@@ -1,9 +1,355 @@
 import Foundation
 import MetaDB
+import MetaDevices
+import MetaEngine
 
+/// `metactl grow`, in the manner of SVM's `metattach`: the new geometry is built beside the
+/// old one and committed in one state-database transaction, so a crash leaves one or the
+/// other; existing data never moves.
+///
+/// - concat/stripe: one transaction labels the devices and appends the row.
+/// - RAID-5: (1) a transaction labels the new devices (role `unused`) and records a
+///   ``PendingGrow`` on the volume; (2) the new columns' data areas are zeroed, with the
+///   progress checkpointed in the record every couple of seconds; (3) one transaction
+///   appends the columns, makes the devices components and drops the record. A crash in
+///   (2) leaves the old volume plus the record: the next open reports it, and `grow` with
+///   the same devices resumes the zeroing where the checkpoint says; `grow --cancel`
+///   releases the devices instead, and `clear` of the volume releases them too.
+///
+/// Test hook (not for production use): `METACTL_TEST_GROW_PAUSE=<seconds>` zeroes in
+/// 1 MiB chunks, checkpoints after every chunk and sleeps that long after each chunk,
+/// after the zeroing, and after the final commit, so a test can kill the process at
+/// each of those points.
 extension SetManager {
+    /// Checkpoint interval of the zeroing.
+    static let growCheckpointInterval: TimeInterval = 2
+    /// Zeroing chunk per device (blocks).
+    static let growChunkBlocks: UInt64 = 128 << 11 // 128 MiB
+
+    /// The test pause (seconds), when the hook is set.
+    static var growTestPause: Double? {
+        guard let s = ProcessInfo.processInfo.environment["METACTL_TEST_GROW_PAUSE"], let v = Double(s), v >= 0 else { return nil }
+        return v
+    }
+
     /// `metactl grow`: appends a row (concat/stripe) or data columns (RAID-5).
     public func grow(_ r: GrowRequest) throws -> GrowResult {
-        throw OperationError("\(r.name): grow is not available yet")
+        opLockAcquire(); defer { opLockRelease() }
+        guard let vol = db.config.volume(named: r.name) else {
+            throw OperationError("\(r.name): no such volume in set '\(setName)'")
+        }
+        if r.cancel == true {
+            guard r.devices.isEmpty, r.interlaceBytes == nil else {
+                throw OperationError("\(r.name): --cancel takes no devices and no -i")
+            }
+            return try cancelGrow(vol)
+        }
+        guard !r.devices.isEmpty else {
+            if let p = vol.pendingGrow {
+                throw OperationError("\(r.name): no devices given; the interrupted grow onto \(pendingPaths(p).joined(separator: " ")) resumes with `metactl grow \(r.name) \(pendingPaths(p).joined(separator: " "))`")
+            }
+            throw OperationError("\(r.name): no devices given")
+        }
+        var seenPaths: [String: String] = [:]
+        for p in r.devices {
+            let c = canonicalPath(p)
+            if let other = seenPaths[c] { throw OperationError("\(p): given twice (same device as \(other))") }
+            seenPaths[c] = p
+        }
+        switch vol.type {
+        case .concat, .stripe: return try growRows(r, vol)
+        case .raid5: return try growRAID5(r, vol)
+        }
+    }
+
+    // MARK: checks
+
+    /// Refuses a volume that is not entirely healthy (every component Okay and present, no
+    /// background work).
+    func checkGrowable(_ v: VolumeRecord) throws {
+        let state = v.derivedState
+        switch state {
+        case .okay: break
+        case .initializing:
+            throw OperationError("\(v.name): is Initializing (parity is being initialised); grow when it is Okay (metactl status \(v.name))")
+        case .resyncing:
+            throw OperationError("\(v.name): is Resyncing; grow when the resync has finished (metactl status \(v.name))")
+        case .needsMaintenance, .lastErred:
+            throw OperationError("\(v.name): is \(state.rawValue); replace the failed component before growing (metactl status \(v.name))")
+        }
+        if let rs = v.resync {
+            throw OperationError("\(v.name): a \(rs.kind.rawValue) is in progress; grow when it has finished")
+        }
+        for c in v.allComponents {
+            let path = db.device(c.activeDevice)?.path ?? db.config.device(c.activeDevice)?.lastPath ?? c.activeDevice.uuidString
+            if c.state != .okay {
+                throw OperationError("\(v.name): component \(path) is \(c.state.rawValue); grow needs every component Okay")
+            }
+            if db.device(c.activeDevice) == nil {
+                throw OperationError("\(v.name): component \(path) is missing; grow needs every component present")
+            }
+        }
+    }
+
+    /// Checks devices that are about to join the set (in use, signatures, labels, same
+    /// device twice, already a member); returns each one's data blocks.
+    func checkNewDevices(_ paths: [String], force: Bool) throws -> [UInt64] {
+        let cfg = db.config
+        var seen: [String: String] = [:]
+        var sizes: [UInt64] = []
+        let slot = cfg.replicas.first.map { $0.sizeBytes / 2 } ?? DiskLayout.defaultSlotSize
+        let start = DiskLayout.dataStartBlock(copies: 0, slotSize: slot)
+        for p in paths {
+            let canon = canonicalPath(p)
+            if let d = cfg.devices.first(where: { canonicalPath(db.device($0.uuid)?.path ?? $0.lastPath) == canon }) {
+                throw OperationError("\(p): is already a member of set '\(setName)' (\(d.role.rawValue))")
+            }
+            let cand: ComponentCandidate
+            do { cand = try ComponentCheck.check(path: p, force: force, knownMembers: [:]) } catch {
+                throw OperationError("\(p): \(error.reason)")
+            }
+            let key = "\(cand.kind == .blockDevice ? "b" : "f"):\(cand.deviceNumber):\(cand.kind == .blockDevice ? 0 : cand.inode)"
+            if let other = seen[key] { throw OperationError("\(p): same device as \(other)") }
+            seen[key] = p
+            do {
+                try DeviceCheck.checkCandidate(path: p, force: force, configDir: configDir,
+                                               ownSet: (db.setUUID, Set(cfg.devices.map(\.uuid))))
+            } catch {
+                throw OperationError("\(error)")
+            }
+            let blocks = cand.sizeBytes / 512
+            guard blocks > start else {
+                throw OperationError("\(p): too small (\(cand.sizeBytes) bytes): the label area alone needs \(start * 512) bytes")
+            }
+            sizes.append(blocks - start)
+        }
+        return sizes
+    }
+
+    // MARK: concat / stripe
+
+    private func growRows(_ r: GrowRequest, _ vol: VolumeRecord) throws -> GrowResult {
+        try checkGrowable(vol)
+        guard vol.rows.count < VolumeGrowth.maxRows else {
+            throw OperationError("\(r.name): already has \(vol.rows.count) rows, the most a concat/stripe may have")
+        }
+        guard r.devices.count <= VolumeGrowth.maxRowComponents else {
+            throw OperationError("\(r.name): \(r.devices.count) devices in one row; a stripe row takes at most \(VolumeGrowth.maxRowComponents)")
+        }
+        var il: UInt64 = 1
+        if r.devices.count == 1 {
+            if r.interlaceBytes != nil {
+                throw OperationError("\(r.name): -i applies to a stripe row of two or more devices; one device is appended as a concatenation")
+            }
+        } else if let bytes = r.interlaceBytes {
+            do { try VolumeRules.checkInterlace(bytes) } catch { throw OperationError("\(r.name): -i: \(error)") }
+            il = bytes / 512
+        } else {
+            il = vol.rows.last(where: { $0.components.count > 1 })?.interlaceBlocks ?? VolumeRules.defaultStripeInterlace / 512
+        }
+        let sizes = try checkNewDevices(r.devices, force: r.force)
+        let need = r.devices.count == 1 ? 1 : il
+        for (p, s) in zip(r.devices, sizes) where s < need {
+            throw OperationError("\(p): too small: its data area (\(s) blocks) is less than one interlace (\(need) blocks)")
+        }
+        let oldSize = VolumeGrowth.sizeBytes(of: vol)
+        var notes: [String] = []
+        try db.commit { cfg in
+            guard let vi = cfg.volumeIndex(named: r.name) else { throw OperationError("\(r.name): no such volume in set '\(setName)'") }
+            var recs: [DeviceRecord] = []
+            for p in r.devices {
+                recs.append(try db.addDevice(path: p, role: .component, replicaCopies: 0, force: r.force, in: &cfg))
+            }
+            let row = VolumeGrowth.makeRow(devices: recs, interlaceBlocks: il)
+            if recs.count > 1 {
+                let used = row.componentBlocks / il * il
+                for d in recs where d.dataBlocks > used {
+                    notes.append("\(d.lastPath): \(d.dataBlocks - used) blocks (\(humanBytes((d.dataBlocks - used) * 512))) unusable: larger than the smallest device of the row")
+                }
+            }
+            cfg.volumes[vi].rows.append(row)
+        }
+        let newSize = VolumeGrowth.sizeBytes(of: db.config.volume(named: r.name) ?? vol)
+        reloadAfterGrow(r.name)
+        logger.info("\(r.name): grown by a row of \(r.devices.count) device(s): \(oldSize) → \(newSize) bytes")
+        return GrowResult(name: r.name, oldSizeBytes: oldSize, newSizeBytes: newSize, messages: notes)
+    }
+
+    // MARK: RAID-5
+
+    private func growRAID5(_ r: GrowRequest, _ vol: VolumeRecord) throws -> GrowResult {
+        if r.interlaceBytes != nil {
+            throw OperationError("\(r.name): -i: a RAID-5 volume's interlace is fixed (\(vol.interlaceBlocks * 512 / 1024) KiB); leave -i out")
+        }
+        var notes: [String] = []
+        let pending: PendingGrow
+        if let p = vol.pendingGrow {
+            let have = Set(pendingPaths(p).map(canonicalPath))
+            let want = Set(r.devices.map(canonicalPath))
+            guard have == want else {
+                throw OperationError("\(r.name): an interrupted grow onto \(pendingPaths(p).joined(separator: " ")) is pending: finish it with `metactl grow \(r.name) \(pendingPaths(p).joined(separator: " "))` or release those devices with `metactl grow \(r.name) --cancel`")
+            }
+            try checkGrowable(vol)
+            for u in p.devices where db.device(u) == nil {
+                throw OperationError("\(r.name): device \(db.config.device(u)?.lastPath ?? u.uuidString) of the interrupted grow is missing")
+            }
+            pending = p
+            notes.append("\(r.name): resuming the interrupted grow (\(percent(p.zeroedBlocks, p.totalBlocks)) zeroed)")
+        } else {
+            try checkGrowable(vol)
+            guard vol.columns.count + r.devices.count <= VolumeGrowth.maxRAID5Columns else {
+                throw OperationError("\(r.name): \(vol.columns.count) + \(r.devices.count) columns exceed the limit of \(VolumeGrowth.maxRAID5Columns) columns of a RAID-5 volume")
+            }
+            let sizes = try checkNewDevices(r.devices, force: r.force)
+            for (p, s) in zip(r.devices, sizes) where s < vol.columnBlocks {
+                throw OperationError("\(p): too small for a column of \(r.name): its data area is \(s) blocks (\(humanBytes(s * 512))), the columns use \(vol.columnBlocks) blocks (\(humanBytes(vol.columnBlocks * 512)))")
+            }
+            for (p, s) in zip(r.devices, sizes) where s > vol.columnBlocks {
+                notes.append("\(p): \(s - vol.columnBlocks) blocks (\(humanBytes((s - vol.columnBlocks) * 512))) unusable: larger than the column size")
+            }
+            var created: PendingGrow?
+            try db.commit { cfg in
+                guard let vi = cfg.volumeIndex(named: r.name) else { throw OperationError("\(r.name): no such volume in set '\(setName)'") }
+                var uuids: [UUID] = []
+                for p in r.devices {
+                    uuids.append(try db.addDevice(path: p, role: .unused, replicaCopies: 0, force: r.force, in: &cfg).uuid)
+                }
+                let pg = PendingGrow(devices: uuids, totalBlocks: cfg.volumes[vi].columnBlocks)
+                cfg.volumes[vi].pendingGrow = pg
+                created = pg
+            }
+            guard let created else { throw OperationError("\(r.name): internal error: grow record not created") }
+            pending = created
+            logger.info("\(r.name): grow: labelled \(r.devices.joined(separator: ", ")); zeroing \(r.devices.count) new column(s) of \(humanBytes(pending.totalBlocks * 512))")
+        }
+        let oldSize = VolumeGrowth.sizeBytes(of: vol)
+        try zeroPending(r.name, pending)
+        let pause = Self.growTestPause
+        logger.info("\(r.name): grow: zeroing complete, committing the new geometry")
+        if let pause { Thread.sleep(forTimeInterval: pause) }
+        try db.commit { cfg in
+            guard let vi = cfg.volumeIndex(named: r.name), let pg = cfg.volumes[vi].pendingGrow, pg.devices == pending.devices else {
+                throw OperationError("\(r.name): the grow record changed while zeroing; nothing committed")
+            }
+            guard cfg.volumes[vi].columns.allSatisfy({ $0.state == .okay }), cfg.volumes[vi].resync == nil else {
+                throw OperationError("\(r.name): a column failed while the new columns were zeroed; repair it, then repeat the grow to finish")
+            }
+            VolumeGrowth.appendColumns(&cfg.volumes[vi], devices: pg.devices)
+            cfg.volumes[vi].pendingGrow = nil
+            for u in pg.devices {
+                if let di = cfg.devices.firstIndex(where: { $0.uuid == u }) { cfg.devices[di].role = .component }
+            }
+        }
+        logger.info("\(r.name): grow: committed")
+        if let pause { Thread.sleep(forTimeInterval: pause) }
+        let newSize = VolumeGrowth.sizeBytes(of: db.config.volume(named: r.name) ?? vol)
+        reloadAfterGrow(r.name)
+        logger.info("\(r.name): grown by \(pending.devices.count) column(s): \(oldSize) → \(newSize) bytes")
+        return GrowResult(name: r.name, oldSizeBytes: oldSize, newSizeBytes: newSize, messages: notes)
+    }
+
+    /// Zeroes the pending columns from the checkpoint to the end, checkpointing progress.
+    private func zeroPending(_ name: String, _ p: PendingGrow) throws {
+        var targets: [VolumeGrowth.ZeroTarget] = []
+        for u in p.devices {
+            guard let dev = db.device(u), let rec = db.config.device(u) else {
+                throw OperationError("\(name): device \(db.config.device(u)?.lastPath ?? u.uuidString) of the grow is missing")
+            }
+            targets.append(.init(device: dev, dataStartBlock: rec.dataStartBlock))
+        }
+        let pause = Self.growTestPause
+        let chunk: UInt64 = pause != nil ? 2048 : Self.growChunkBlocks
+        let total = p.totalBlocks
+        var done = min(p.zeroedBlocks, total)
+        let began = Date()
+        let startDone = done
+        var lastCheckpoint = Date()
+        let r5 = engine(name) as? RAID5Volume
+        let lineBlocks = max(1, db.config.volume(named: name)?.interlaceBlocks ?? 1)
+        defer { r5?.progress.withLock { $0 = nil } }
+        func report() {
+            let elapsed = Date().timeIntervalSince(began)
+            let bps = elapsed > 0 ? Double(done - startDone) * 512 * Double(targets.count) / elapsed : 0
+            r5?.progress.withLock { $0 = (.zeroing, done / lineBlocks, total / lineBlocks, bps) }
+            progressReporter?(name, .zeroing, total == 0 ? 100 : Double(done) / Double(total) * 100, bps)
+        }
+        report()
+        while done < total {
+            let n = min(chunk, total - done)
+            do { try VolumeGrowth.zero(targets, fromBlock: done, blocks: n) } catch {
+                throw OperationError("\(name): zeroing the new columns failed: \(error); nothing committed (repeat the grow to retry, or `metactl grow \(name) --cancel`)")
+            }
+            done += n
+            report()
+            if pause != nil || Date().timeIntervalSince(lastCheckpoint) >= Self.growCheckpointInterval || done == total {
+                lastCheckpoint = Date()
+                do { try VolumeGrowth.flush(targets) } catch {
+                    throw OperationError("\(name): flushing the new columns failed: \(error); nothing committed")
+                }
+                let checkpoint = done
+                try db.commit { cfg in
+                    guard let vi = cfg.volumeIndex(named: name), cfg.volumes[vi].pendingGrow?.devices == p.devices else {
+                        throw OperationError("\(name): the grow record changed while zeroing; stopped")
+                    }
+                    cfg.volumes[vi].pendingGrow?.zeroedBlocks = checkpoint
+                }
+                logger.info("\(name): grow: zeroed \(checkpoint) of \(total) blocks (\(percent(checkpoint, total)))")
+                if let pause { Thread.sleep(forTimeInterval: pause) }
+            }
+        }
+    }
+
+    /// `grow --cancel`: forgets an interrupted grow and releases its devices.
+    private func cancelGrow(_ vol: VolumeRecord) throws -> GrowResult {
+        guard let p = vol.pendingGrow else { throw OperationError("\(vol.name): no interrupted grow to cancel") }
+        let paths = pendingPaths(p)
+        try db.commit { cfg in
+            guard let vi = cfg.volumeIndex(named: vol.name) else { return }
+            cfg.volumes[vi].pendingGrow = nil
+            for u in p.devices where !SetDatabase.isUsed(u, in: cfg) {
+                guard let di = cfg.devices.firstIndex(where: { $0.uuid == u }) else { continue }
+                if cfg.devices[di].replicaCount > 0 { cfg.devices[di].role = .replica; continue }
+                cfg.devices.remove(at: di)
+                try db.releaseDevice(u)
+            }
+        }
+        logger.info("\(vol.name): interrupted grow cancelled; released \(paths.joined(separator: ", "))")
+        let size = VolumeGrowth.sizeBytes(of: vol)
+        return GrowResult(name: vol.name, oldSizeBytes: size, newSizeBytes: size,
+                          messages: ["\(vol.name): interrupted grow cancelled; released \(paths.joined(separator: " "))"])
+    }
+
+    // MARK: helpers
+
+    func pendingPaths(_ p: PendingGrow) -> [String] {
+        p.devices.map { db.device($0)?.path ?? db.config.device($0)?.lastPath ?? $0.uuidString }
+    }
+
+    private func percent(_ a: UInt64, _ b: UInt64) -> String {
+        b == 0 ? "100%" : String(format: "%.0f%%", Double(a) / Double(b) * 100)
+    }
+
+    /// Makes the running engine pick up the committed geometry (new NBD connections then
+    /// see the new size).
+    private func reloadAfterGrow(_ name: String) {
+        guard let e = engine(name) else { return }
+        do { try e.reloadGeometry() } catch {
+            logger.error("\(name): the grow is committed but the running engine could not reload it: \(error); restart the server")
+        }
+    }
+
+    /// Logs interrupted grows (and devices left labelled but unused) when the set is opened.
+    func reportPendingGrows() {
+        let cfg = db.config
+        var referenced = Set<UUID>()
+        for v in cfg.volumes {
+            guard let p = v.pendingGrow else { continue }
+            referenced.formUnion(p.devices)
+            let paths = pendingPaths(p).joined(separator: " ")
+            logger.warning("\(v.name): a grow onto \(paths) was interrupted (\(percent(p.zeroedBlocks, p.totalBlocks)) zeroed, nothing committed): finish it with `metactl grow \(v.name) \(paths)` or release the devices with `metactl grow \(v.name) --cancel`")
+        }
+        for d in cfg.devices where d.role == .unused && !referenced.contains(d.uuid) {
+            logger.warning("device \(db.device(d.uuid)?.path ?? d.lastPath) is labelled for set '\(setName)' but unused")
+        }
     }
 }

@@ -96,6 +96,7 @@ public final class SetManager: @unchecked Sendable {
 
     /// The configuration in force.
     public var config: SetConfig { db.config }
+        reportPendingGrows()
     public var setName: String { db.setName }
 
     var context: VolumeContext {
@@ -309,7 +310,8 @@ public final class SetManager: @unchecked Sendable {
         }
         let engine = engines.withLock { $0.removeValue(forKey: name) }
         engine?.close()
-        let uuids = Set(vol.allComponents.flatMap { [$0.device] + ($0.hotSpare.map { [$0] } ?? []) })
+        let uuids = Set(vol.allComponents.flatMap { [$0.device] + ($0.hotSpare.map { [$0] } ?? []) }
+                        + (vol.pendingGrow?.devices ?? []))
         do {
             try db.commit { cfg in
                 cfg.volumes.removeAll { $0.name == name }

@@ -162,6 +162,9 @@ public struct VolumeRecord: Codable, Sendable, Equatable {
     /// Dirty-region log: indices of regions with writes possibly in flight (RAID-5).
     public var dirtyRegions: [UInt64]
     public var createdAt: Date
+    /// A RAID-5 grow whose new columns are being zeroed (nil when none): the devices are
+    /// labelled (role `unused`) but not yet part of the volume. Absent in older encodings.
+    public var pendingGrow: PendingGrow? = nil
 
     public init(name: String, type: VolumeType, rows: [RowRecord] = [], columns: [ComponentRecord] = [],
                 originalColumnCount: Int = 0, interlaceBlocks: UInt64 = 0, columnBlocks: UInt64 = 0,
@@ -175,6 +178,23 @@ public struct VolumeRecord: Codable, Sendable, Equatable {
 
     /// Every component slot, rows first then columns.
     public var allComponents: [ComponentRecord] { rows.flatMap(\.components) + columns }
+}
+
+/// A grow that has labelled its devices but not committed the new geometry yet: the new
+/// RAID-5 columns are zeroed first, with progress checkpointed here so that a restart
+/// resumes (`metactl grow NAME` with the same devices) instead of starting over.
+public struct PendingGrow: Codable, Sendable, Equatable {
+    /// The devices being added, in column order (their records have role `unused`).
+    public var devices: [UUID]
+    /// Blocks of each new column's data area already zeroed (the same on every device).
+    public var zeroedBlocks: UInt64
+    /// Blocks to zero on each new column (the volume's column size).
+    public var totalBlocks: UInt64
+    public var startedAt: Date
+    public init(devices: [UUID], zeroedBlocks: UInt64 = 0, totalBlocks: UInt64, startedAt: Date = Date()) {
+        self.devices = devices; self.zeroedBlocks = zeroedBlocks; self.totalBlocks = totalBlocks
+        self.startedAt = startedAt
+    }
 }
 
 /// State of a hot spare.

@@ -1,0 +1,162 @@
+import ArgumentParser
+import Foundation
+import MetaControl
+import MetaDB
+
+/// `metactl grow NAME [-i SIZE] [--wait] [--force] [--cancel] [--json] DEV...`
+struct GrowCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "grow",
+        abstract: "Grow a volume: append a row to a concat/stripe, columns to a RAID-5 (metattach).",
+        discussion: """
+        concat/stripe: the devices form one new row after the last one: one device is \
+        concatenated, several are striped with -i (default: the interlace of the last striped \
+        row, else 512 KiB). RAID-5: each device becomes a data column concatenated after the \
+        volume's capacity (status lists them under "Concatenated Devices"); its data area must \
+        hold a column (the volume's column size) and is zeroed first, so the parity stays valid; \
+        the interlace is fixed (no -i). Existing data never moves, and the new size is committed \
+        in one state-database transaction: a crash leaves the old size or the new one.
+
+        The RAID-5 zeroing is checkpointed: after a crash the set reports the interrupted grow; \
+        repeat the same grow to finish it, or use --cancel to release its devices. Refused, with \
+        no change, while the volume is initialising, resyncing, Needs Maintenance or Last Erred, \
+        for devices that fail the checks of create, and beyond 128 rows, 32 devices per row or \
+        32 RAID-5 columns.
+
+        Online: while `metactl serve` runs the grow goes through it and new NBD connections see \
+        the new size; connected clients must reconnect (nbdfuse: restart it, then \
+        `losetup -c /dev/loopN`; kernel client: disconnect and connect again; qemu: \
+        block_resize). Through a server the command returns after 10 minutes of zeroing and \
+        lets the server finish unless --wait is given; progress is printed on stderr when the \
+        zeroing takes a while.
+        """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "The volume to grow.")
+    var name: String
+
+    @Argument(help: "Devices or image files to add.")
+    var devices: [String] = []
+
+    @Option(name: .customShort("i"), help: ArgumentHelp("Interlace of a new stripe row, 8k–100m.", valueName: "size"))
+    var interlace: String?
+
+    @Flag(help: "Wait for the zeroing of new RAID-5 columns however long it takes.")
+    var wait = false
+
+    @Flag(name: .shortAndLong, help: "Overwrite devices that carry a signature (file system, partition table, …).")
+    var force = false
+
+    @Flag(help: "Release the devices of an interrupted RAID-5 grow instead of finishing it.")
+    var cancel = false
+
+    @OptionGroup var output: JSONOption
+
+    /// How long the command waits for a server without --wait.
+    static let serverWait: TimeInterval = 600
+
+    func run() throws {
+        if devices.isEmpty && !cancel { throw UserError("\(name): no devices given") }
+        if cancel && !devices.isEmpty { throw UserError("\(name): --cancel takes no devices") }
+        let il = try interlace.map { try SizeParser.parse($0) }
+        let req = GrowRequest(name: name, devices: devices.map(Paths.absolute), interlaceBytes: il, force: force,
+                              cancel: cancel)
+        let printer = ProgressPrinter(quiet: global.quiet)
+        guard let response = try sendToServer(req, printer) ?? performDirectly(req, printer) else { return }
+        guard response.ok else { throw UserError(response.error ?? "request failed") }
+        let res: GrowResult
+        do { res = try response.decode(GrowResult.self) } catch { throw UserError("\(error)") }
+        if output.json { try Output.printJSON(res); return }
+        for m in res.messages { Output.warn(m) }
+        if !global.quiet && !cancel {
+            print("\(res.name): grown from \(Output.humanSize(res.oldSizeBytes)) (\(res.oldSizeBytes / 512) blocks) to \(Output.humanSize(res.newSizeBytes)) (\(res.newSizeBytes / 512) blocks)")
+        }
+    }
+
+    /// Through a running server: nil when none runs. Returns `.some(nil)` when the command
+    /// stopped waiting (the server carries on).
+    private func sendToServer(_ req: GrowRequest, _ printer: ProgressPrinter) throws -> ControlResponse?? {
+        let sock = ControlClient.socketPath(runDir: global.runDir, set: global.set)
+        guard FileManager.default.fileExists(atPath: sock) else { return nil }
+        let box = ResponseBox()
+        let t = Thread {
+            box.finish(Result { try ControlClient.send(.grow(req), socketPath: sock, timeout: 0) })
+        }
+        t.start()
+        let began = Date()
+        while true {
+            if let r = box.wait(seconds: 2) {
+                switch r {
+                case .success(let resp): return resp.map { .some($0) }
+                case .failure(let e): throw UserError("\(e)")
+                }
+            }
+            if let st = try? ControlClient.send(.status(names: [name]), socketPath: sock, timeout: 5),
+               let rep = try? st.decode(StatusReport.self), let rs = rep.volumes.first?.resync, rs.kind == ResyncKind.zeroing.rawValue {
+                printer.report(name, percent: rs.percent, bytesPerSecond: rs.bytesPerSecond)
+            }
+            if !wait && Date().timeIntervalSince(began) >= Self.serverWait {
+                Output.warn("\(name): the server is still zeroing the new columns; it commits the grow when done (follow with `metactl status \(name)`, or wait with --wait)")
+                return .some(nil)
+            }
+        }
+    }
+
+    /// Without a server: opens the set here and runs the grow in the foreground.
+    private func performDirectly(_ req: GrowRequest, _ printer: ProgressPrinter) throws -> ControlResponse? {
+        let db: SetDatabase
+        do {
+            db = try SetDatabase.open(setName: global.set, configDir: global.configDir, runDir: global.runDir, mode: .readWrite)
+        } catch {
+            throw UserError("\(error)")
+        }
+        let m = SetManager(db: db, configDir: global.configDir, logger: CommandContext.logger(global), isServer: false)
+        defer {
+            m.closeEngines()
+            db.close()
+        }
+        m.progressReporter = { vol, kind, pct, bps in
+            if kind == .zeroing { printer.report(vol, percent: pct, bytesPerSecond: bps) }
+        }
+        return m.handle(.grow(req))
+    }
+}
+
+/// Prints "zeroing NN%" lines on stderr once an operation has run for a while.
+final class ProgressPrinter: @unchecked Sendable {
+    private let lock = NSLock()
+    private let began = Date()
+    private var last = Date.distantPast
+    private let quiet: Bool
+    init(quiet: Bool) { self.quiet = quiet }
+
+    func report(_ volume: String, percent: Double, bytesPerSecond: Double) {
+        guard !quiet else { return }
+        lock.lock(); defer { lock.unlock() }
+        let now = Date()
+        guard now.timeIntervalSince(began) >= 2, now.timeIntervalSince(last) >= 2 else { return }
+        last = now
+        let rate = bytesPerSecond > 0 ? ", \(Output.humanSize(UInt64(bytesPerSecond)))/s" : ""
+        Output.warn(String(format: "%@: zeroing new columns: %.0f%%%@", volume, percent, rate))
+    }
+}
+
+/// The answer of a request running on another thread.
+private final class ResponseBox: @unchecked Sendable {
+    private let sem = DispatchSemaphore(value: 0)
+    private let lock = NSLock()
+    private var result: Result<ControlResponse?, any Error>?
+
+    func finish(_ r: Result<ControlResponse?, any Error>) {
+        lock.lock(); result = r; lock.unlock()
+        sem.signal()
+    }
+
+    /// The result, or nil if it is not there within `seconds`.
+    func wait(seconds: Double) -> Result<ControlResponse?, any Error>? {
+        guard sem.wait(timeout: .now() + seconds) == .success else { return nil }
+        lock.lock(); defer { lock.unlock() }
+        return result
+    }
+}
