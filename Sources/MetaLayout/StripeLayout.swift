@@ -82,10 +82,13 @@ public struct StripeLayout: Sendable, Equatable {
     }
 
     /// Inverse of ``locate(_:)``: the logical block stored at a component block, or nil when
-    /// that block is beyond the row's used area.
+    /// that block is beyond the row's used area or the row/column does not exist.
     public func logicalBlock(row r: Int, column: Int, componentBlock: UInt64) -> UInt64? {
+        guard r >= 0, r < rows.count else { return nil }
         let row = rows[r]
-        guard column < row.componentCount, componentBlock < row.usedComponentBlocks else { return nil }
+        guard column >= 0, column < row.componentCount, componentBlock < row.usedComponentBlocks else {
+            return nil
+        }
         if row.componentCount == 1 { return rowStarts[r] + componentBlock }
         let stripe = componentBlock / row.interlaceBlocks
         let unit = stripe * UInt64(row.componentCount) + UInt64(column)
