@@ -12,6 +12,7 @@ public struct Metactl: AsyncParsableCommand {
             CreateCommand.self,
             ClearCommand.self,
             GrowCommand.self,
+            StatusCommand.self,
             DBCommand.self,
             ImportCommand.self,
             ServeCommand.self,

@@ -1,0 +1,110 @@
+import ArgumentParser
+import Foundation
+import MetaControl
+
+/// `metactl status [NAME...] [-p|-c] [--json]`
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show volumes and hot spare pools (metastat).",
+        discussion: """
+        Without options, prints a report in metastat's form for each volume (all of them, or \
+        the NAMEs given, which may also name hot spare pools), then the hot spare pools. A \
+        RAID-5 volume shows its state, the Invoke: line naming the command to run when it \
+        needs an action, the progress of initialisation or resync (percent done, rate, time \
+        left), its interlace and size, then its columns under "Original device:" (columns \
+        added by grow under "Concatenated Devices:") with Device, Start Block (first data \
+        block), Dbase (whether the device holds a state database replica), State and Hot \
+        Spare (the spare standing in, if any). A concat/stripe shows each row as "Stripe N:" \
+        with its interlace. Sizes are given in 512-byte blocks and binary units. When the \
+        set has lost its replica quorum, the report starts with why it is read-only and \
+        what to do.
+
+        -p prints md.tab lines (metainit syntax) that recreate the configuration, for \
+        example "d10 -r /dev/sdb /dev/sdc /dev/sdd -i 128b -h hsp001", "d0 2 1 /dev/sdb 1 \
+        /dev/sdc" (a concat of two rows), "d1 1 3 /dev/sdb /dev/sdc /dev/sdd -i 1024b" (a \
+        stripe), "hsp001 /dev/sde" (a hot spare pool); a RAID-5 grown by grow adds \
+        "-o N", its count of original (parity-carrying) columns. Before each md.tab line come \
+        comment lines of the form "# metactl ARGS...": the metactl commands that recreate \
+        that object (hs create, create, then grow for rows or columns added later; with -s \
+        when the set is not "local"). Hot spare pools come first, so running every comment \
+        line from top to bottom (sed -n 's/^# metactl /metactl /p') rebuilds the \
+        configuration.
+
+        -c prints one line per volume and hot spare pool: name, type (s concat/stripe, r \
+        RAID-5, h hot spare pool), size, state when not Okay (with percent done), and the \
+        components, each followed by its state when not Okay (or Initializing) and by "(spare DEV)" when a hot \
+        spare stands in for it.
+
+        --json prints one JSON document. Its schema is stable: fields may be added in later \
+        releases, never renamed or removed; every key below is always present (null where \
+        stated). Sizes are in bytes, states are spelled as in the report.
+
+        {"set": string, the set name;
+         "live": bool, true when the report comes from a running metactl serve (live \
+        progress), false when read from the devices;
+         "readOnlyReason": string or null, why the set is read-only and what to do;
+         "quorum": {"readable": int, replicas readable; "total": int, replicas listed; \
+        "writable": bool, whether more than half are readable};
+         "volumes": [{
+           "name": string;
+           "type": "concat", "stripe" or "raid5";
+           "state": "Okay", "Initializing", "Resyncing", "Needs Maintenance" or "Last Erred";
+           "sizeBytes": int, usable size;
+           "interlaceBytes": int or null, the interlace (RAID-5, or a stripe's first row; \
+        null for a concat);
+           "hotSparePool": string or null;
+           "resync": null or {"kind": "initialize", "regenerate", "copy", "parity-repair" or \
+        "zeroing"; "percent": number, done, one decimal; "bytesPerSecond": number, current \
+        rate (0 when not running); "secondsLeft": number or null, estimate};
+           "components": [{"device": string, path; "uuid": string, the device's label UUID; \
+        "startBlock": int, first data block; "hasReplica": bool, holds a state database \
+        replica; "state": "Okay", "Initializing", "Resyncing", "Maintenance", "Last Erred" \
+        or "Unavailable"; "hotSpare": string or null, path of the spare standing in; \
+        "present": bool, found when the set was opened; "sizeBytes": int, device size}], \
+        every component: the rows' in order, or the RAID-5 columns;
+           "rows": null (RAID-5) or [{"interlaceBytes": int (512 for a concat row); \
+        "sizeBytes": int, the row's share of the volume; "components": [component]}];
+           "originalColumns": int or null, RAID-5: how many leading columns carry parity \
+        (the rest were added by grow);
+           "invoke": string or null, the command to run when the volume needs an action;
+           "openCount": int or null, NBD clients connected through the server (null \
+        without a server)}];
+         "hotSparePools": [{"name": string; "spares": [{"device": string; "state": \
+        "Available", "In use" or "Broken"; "sizeBytes": int}]}]}
+
+        An unknown NAME is an error. With NAMEs, only those volumes and pools are listed.
+        """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "Volumes or hot spare pools to show (default: all).")
+    var names: [String] = []
+
+    @Flag(name: .customShort("p"), help: "Print md.tab lines (and metactl commands) that recreate the configuration.")
+    var mdTab = false
+
+    @Flag(name: .customShort("c"), help: "Print one line per volume.")
+    var concise = false
+
+    @OptionGroup var output: JSONOption
+
+    func run() throws {
+        if [mdTab, concise, output.json].filter({ $0 }).count > 1 {
+            throw UserError("status: -p, -c and --json exclude each other; use one")
+        }
+        let report = try CommandContext.perform(.status(names: names), global, as: StatusReport.self)
+        let shown = StatusFormatter.filtered(report, names: names)
+        let text: String
+        if output.json {
+            text = try StatusFormatter.json(shown)
+        } else if mdTab {
+            text = StatusFormatter.mdTab(shown)
+        } else if concise {
+            text = StatusFormatter.concise(shown)
+        } else {
+            text = StatusFormatter.report(shown)
+        }
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+}
