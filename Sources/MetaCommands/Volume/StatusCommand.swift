@@ -27,9 +27,8 @@ struct StatusCommand: ParsableCommand {
         "-o N", its count of original (parity-carrying) columns. Before each md.tab line come \
         comment lines of the form "# metactl ARGS...": the metactl commands that recreate \
         that object (hs create, create, then grow for rows or columns added later; with -s \
-        when the set is not "local"). Hot spare pools come first, so running every comment \
-        line from top to bottom (sed -n 's/^# metactl /metactl /p') rebuilds the \
-        configuration.
+        when the set is not "local"). Hot spare pools come first, so running the comment \
+        lines (without their leading "# ") from top to bottom rebuilds the configuration.
 
         -c prints one line per volume and hot spare pool: name, type (s concat/stripe, r \
         RAID-5, h hot spare pool), size, state when not Okay (with percent done), and the \
@@ -37,41 +36,44 @@ struct StatusCommand: ParsableCommand {
         spare stands in for it.
 
         --json prints one JSON document. Its schema is stable: fields may be added in later \
-        releases, never renamed or removed; every key below is always present (null where \
-        stated). Sizes are in bytes, states are spelled as in the report.
+        releases, never renamed or removed, and every key listed here is always present \
+        (null where stated, never left out). Sizes are in bytes; states are spelled as in \
+        the report.
 
-        {"set": string, the set name;
-         "live": bool, true when the report comes from a running metactl serve (live \
-        progress), false when read from the devices;
-         "readOnlyReason": string or null, why the set is read-only and what to do;
-         "quorum": {"readable": int, replicas readable; "total": int, replicas listed; \
-        "writable": bool, whether more than half are readable};
-         "volumes": [{
-           "name": string;
-           "type": "concat", "stripe" or "raid5";
-           "state": "Okay", "Initializing", "Resyncing", "Needs Maintenance" or "Last Erred";
-           "sizeBytes": int, usable size;
-           "interlaceBytes": int or null, the interlace (RAID-5, or a stripe's first row; \
-        null for a concat);
-           "hotSparePool": string or null;
-           "resync": null or {"kind": "initialize", "regenerate", "copy", "parity-repair" or \
-        "zeroing"; "percent": number, done, one decimal; "bytesPerSecond": number, current \
-        rate (0 when not running); "secondsLeft": number or null, estimate};
-           "components": [{"device": string, path; "uuid": string, the device's label UUID; \
-        "startBlock": int, first data block; "hasReplica": bool, holds a state database \
-        replica; "state": "Okay", "Initializing", "Resyncing", "Maintenance", "Last Erred" \
-        or "Unavailable"; "hotSpare": string or null, path of the spare standing in; \
-        "present": bool, found when the set was opened; "sizeBytes": int, device size}], \
-        every component: the rows' in order, or the RAID-5 columns;
-           "rows": null (RAID-5) or [{"interlaceBytes": int (512 for a concat row); \
-        "sizeBytes": int, the row's share of the volume; "components": [component]}];
-           "originalColumns": int or null, RAID-5: how many leading columns carry parity \
-        (the rest were added by grow);
-           "invoke": string or null, the command to run when the volume needs an action;
-           "openCount": int or null, NBD clients connected through the server (null \
-        without a server)}];
-         "hotSparePools": [{"name": string; "spares": [{"device": string; "state": \
-        "Available", "In use" or "Broken"; "sizeBytes": int}]}]}
+        Top level: "set" (string: the set name); "live" (bool: true when the report comes \
+        from a running metactl serve, with live progress; false when read from the \
+        devices); "readOnlyReason" (string or null: why the set is read-only and what to \
+        do); "quorum" (object: "readable" and "total" (int: replicas readable, replicas \
+        listed), "writable" (bool: more than half readable)); "volumes" (array of volume); \
+        "hotSparePools" (array of pool).
+
+        volume: "name" (string); "type" ("concat", "stripe" or "raid5"); "state" ("Okay", \
+        "Initializing", "Resyncing", "Needs Maintenance" or "Last Erred"); "sizeBytes" \
+        (int: usable size); "interlaceBytes" (int or null: the RAID-5 interlace or a \
+        stripe's first row's; null for a concat); "hotSparePool" (string or null); \
+        "resync" (resync or null); "components" (array of component: every component, the \
+        rows' in order or the RAID-5 columns); "rows" (array of row, or null for RAID-5); \
+        "originalColumns" (int or null: RAID-5, how many leading columns carry parity, the \
+        rest were added by grow); "invoke" (string or null: the command to run when the \
+        volume needs an action); "openCount" (int or null: NBD clients connected through \
+        the server; null without a server).
+
+        component: "device" (string: path); "uuid" (string: the UUID in the device's \
+        label); "startBlock" (int: first data block); "hasReplica" (bool: the device holds \
+        a state database replica); "state" ("Okay", "Initializing", "Resyncing", \
+        "Maintenance", "Last Erred" or "Unavailable"); "hotSpare" (string or null: path of \
+        the spare standing in); "present" (bool: found when the set was opened); \
+        "sizeBytes" (int: size of the device).
+
+        row: "interlaceBytes" (int: 512 for a concat row); "sizeBytes" (int: the row's \
+        share of the volume); "components" (array of component).
+
+        resync: "kind" ("initialize", "regenerate", "copy", "parity-repair" or "zeroing"); \
+        "percent" (number: done, one decimal); "bytesPerSecond" (number: current rate, 0 \
+        when not running); "secondsLeft" (number or null: estimated time left).
+
+        pool: "name" (string); "spares" (array of objects: "device" (string), "state" \
+        ("Available", "In use" or "Broken"), "sizeBytes" (int)).
 
         An unknown NAME is an error. With NAMEs, only those volumes and pools are listed.
         """)
