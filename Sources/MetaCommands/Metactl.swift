@@ -16,6 +16,9 @@ public struct Metactl: AsyncParsableCommand {
             DBCommand.self,
             ImportCommand.self,
             ServeCommand.self,
+            ReplaceCommand.self,
+            HotSpareCommand.self,
+            SetCommand.self,
         ]
     )
     public init() {}

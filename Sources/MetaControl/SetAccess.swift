@@ -13,7 +13,8 @@ public enum SetAccess {
 
     /// Runs `request` against set `set`.
     public static func perform(_ request: ControlRequest, set: String, configDir: String, runDir: String,
-                               logger: Logger) throws -> ControlResponse {
+                               logger: Logger,
+                               progress: (@Sendable (String, ResyncKind, Double, Double) -> Void)? = nil) throws -> ControlResponse {
         let sock = ControlClient.socketPath(runDir: runDir, set: set)
         if let r = try ControlClient.send(request, socketPath: sock) { return r }
         if case .create(let c) = request,
@@ -26,6 +27,7 @@ public enum SetAccess {
         let db = try SetDatabase.open(setName: set, configDir: configDir, runDir: runDir,
                                       mode: request.isMutating ? .readWrite : .readOnly)
         let m = SetManager(db: db, configDir: configDir, logger: logger, isServer: false)
+        m.progressReporter = progress
         defer {
             m.closeEngines()
             db.close()

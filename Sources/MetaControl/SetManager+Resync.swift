@@ -1,19 +1,341 @@
 import Foundation
 import MetaDB
+import MetaDevices
+import MetaEngine
 
 extension SetManager {
-    /// `metactl replace`.
+    /// Finds the column of a RAID-5 volume whose device (or standing-in spare) is at `path`.
+    func column(of vol: VolumeRecord, path: String) -> Int? {
+        let want = canonicalPath(path)
+        func matches(_ u: UUID) -> Bool {
+            if let d = db.device(u), canonicalPath(d.path) == want { return true }
+            if let rec = db.config.device(u), canonicalPath(rec.lastPath) == want { return true }
+            return u.uuidString.lowercased() == path.lowercased()
+        }
+        return vol.columns.firstIndex { matches($0.device) } ?? vol.columns.firstIndex { $0.hotSpare.map(matches) ?? false }
+    }
+
+    /// `metactl replace NAME OLD NEW` / `metactl replace NAME --enable OLD`.
     public func replace(_ r: ReplaceRequest) throws -> ReplaceResult {
-        throw OperationError("\(r.name): replace is not available yet")
+        let result: ReplaceResult
+        do {
+            opLockAcquire(); defer { opLockRelease() }
+            result = try startReplace(r)
+        }
+        if !isServer { try waitForResync(r.name) }
+        return result
     }
 
-    /// `metactl hs …`.
+    private func startReplace(_ r: ReplaceRequest) throws -> ReplaceResult {
+        guard let vol = db.config.volume(named: r.name) else { throw OperationError("\(r.name): no such volume in set '\(setName)'") }
+        guard vol.type == .raid5 else {
+            throw OperationError("\(r.name): replace rebuilds RAID-5 columns; a \(vol.type.rawValue) has no redundancy to rebuild from")
+        }
+        guard let c = column(of: vol, path: r.old) else { throw OperationError("\(r.old): not a component of \(r.name)") }
+        if let rs = vol.resync {
+            throw OperationError("\(r.name): a \(rs.kind.rawValue) is in progress (\(rs.totalBlocks > 0 ? Int(Double(rs.doneBlocks) / Double(rs.totalBlocks) * 100) : 0)% done); wait for it to finish")
+        }
+        let col = vol.columns[c]
+        let others = vol.columns.indices.filter { $0 != c && vol.columns[$0].state != .okay }
+        let state = vol.derivedState
+        if state == .lastErred && !r.force && col.state != .lastErred {
+            throw OperationError("\(r.name): is Last Erred (data may be lost); replace the Last Erred column first with --enable, or use --force")
+        }
+        guard let engine = try openEngine(r.name) as? RAID5Volume else { throw OperationError("\(r.name): not a RAID-5 engine") }
+
+        if r.new == nil {
+            // Re-enable in place.
+            switch col.state {
+            case .okay, .initializing, .resyncing:
+                throw OperationError("\(r.old): is \(col.state.rawValue) in \(r.name); nothing to enable")
+            case .lastErred:
+                guard r.force || others.allSatisfy({ vol.columns[$0].state == .okay }) else {
+                    throw OperationError("\(r.name): \(r.old) is Last Erred while another column is erred: its data is the best left; use --force to trust it")
+                }
+                try db.commit { cfg in
+                    guard let vi = cfg.volumeIndex(named: r.name) else { return }
+                    cfg.volumes[vi].columns[c].state = .okay
+                }
+                try engine.reload()
+                return ReplaceResult(name: r.name, kind: "enable", messages: ["\(r.old): enabled without a resync (Last Erred data kept)"])
+            case .maintenance, .unavailable:
+                guard others.isEmpty else {
+                    throw OperationError("\(r.name): another column is not Okay; regenerating \(r.old) needs every other column")
+                }
+                guard db.device(col.activeDevice) != nil else {
+                    throw OperationError("\(r.old): the device is not present (restart the server after it comes back, or replace it)")
+                }
+                try db.commit { cfg in
+                    guard let vi = cfg.volumeIndex(named: r.name) else { return }
+                    cfg.volumes[vi].columns[c].state = .resyncing
+                    cfg.volumes[vi].resync = ResyncCheckpoint(kind: .regenerate, column: c, target: col.activeDevice,
+                                                              totalBlocks: cfg.volumes[vi].columnBlocks)
+                }
+                try engine.reload()
+                engine.startResync { [weak self] outcome in self?.resyncEnded(r.name, outcome) }
+                return ReplaceResult(name: r.name, kind: "regenerate", messages: ["\(r.name): regenerating \(r.old) from the other columns"])
+            }
+        }
+
+        let newPath = r.new!
+        guard db.config.devices.first(where: { canonicalPath($0.lastPath) == canonicalPath(newPath) }) == nil else {
+            throw OperationError("\(newPath): is already a member of set '\(setName)'")
+        }
+        let check = CreateRequest(name: r.name, type: .concat, devices: [newPath], force: r.force)
+        let sizes = try Self.validateDevices(check, replicaCopies: 0, configDir: configDir)
+        guard let size = sizes.first, size >= vol.columnBlocks else {
+            throw OperationError("\(newPath): too small: a column of \(r.name) needs \(vol.columnBlocks) data blocks (\(vol.columnBlocks * 512 + 1 << 20) bytes with the label area)")
+        }
+        let readable = col.state == .okay && db.device(col.activeDevice) != nil
+        if !readable && !others.isEmpty {
+            throw OperationError("\(r.name): another column is not Okay; regenerating \(r.old) needs every other column")
+        }
+        try db.commit { cfg in
+            guard let vi = cfg.volumeIndex(named: r.name) else { return }
+            let rec = try db.addDevice(path: newPath, role: .component, replicaCopies: 0, force: r.force, in: &cfg)
+            if readable {
+                cfg.volumes[vi].resync = ResyncCheckpoint(kind: .copy, column: c, target: rec.uuid, source: col.activeDevice,
+                                                          totalBlocks: cfg.volumes[vi].columnBlocks)
+            } else {
+                var newCol = cfg.volumes[vi].columns[c]
+                let dropped = [newCol.device] + (newCol.hotSpare.map { [$0] } ?? [])
+                if let spare = newCol.hotSpare { Self.markSpare(spare, .broken, in: &cfg) }
+                newCol.device = rec.uuid
+                newCol.hotSpare = nil
+                newCol.state = .resyncing
+                cfg.volumes[vi].columns[c] = newCol
+                cfg.volumes[vi].resync = ResyncCheckpoint(kind: .regenerate, column: c, target: rec.uuid,
+                                                          totalBlocks: cfg.volumes[vi].columnBlocks)
+                for u in dropped where !SetDatabase.isUsed(u, in: cfg) {
+                    if let di = cfg.devices.firstIndex(where: { $0.uuid == u }) {
+                        if cfg.devices[di].replicaCount > 0 { cfg.devices[di].role = .replica } else { cfg.devices.remove(at: di) }
+                    }
+                }
+            }
+        }
+        try engine.reload()
+        engine.startResync { [weak self] outcome in self?.resyncEnded(r.name, outcome) }
+        let kind = readable ? "copy" : "regenerate"
+        return ReplaceResult(name: r.name, kind: kind, messages: [
+            readable ? "\(r.name): copying \(r.old) to \(newPath) (redundancy is kept throughout)"
+                     : "\(r.name): regenerating \(r.old) onto \(newPath) from the other columns"])
+    }
+
+    static func markSpare(_ uuid: UUID, _ state: HotSpareState, in cfg: inout SetConfig) {
+        for p in cfg.hotSparePools.indices {
+            for s in cfg.hotSparePools[p].spares.indices where cfg.hotSparePools[p].spares[s].device == uuid {
+                cfg.hotSparePools[p].spares[s].state = state
+            }
+        }
+    }
+
+    /// Called when a resync thread ends: releases devices left unused, takes the next spare
+    /// after a spare failed.
+    func resyncEnded(_ name: String, _ outcome: ResyncOutcome) {
+        logger.info("\(name): resync ended: \(outcome)")
+        releaseUnusedDevices()
+        if case .targetFailed = outcome { checkHotSpares(name) }
+        if outcome == .completed, let rec = db.config.volume(named: name), rec.derivedState == .needsMaintenance {
+            checkHotSpares(name)
+        }
+    }
+
+    /// Drops devices whose role is `unused` and that nothing refers to, wiping their labels.
+    func releaseUnusedDevices() {
+        let cfg = db.config
+        let pending = pendingGrowDevices()
+        let targets = Set(cfg.volumes.compactMap { $0.resync?.target })
+        let unused = cfg.devices.filter { $0.role == .unused && !SetDatabase.isUsed($0.uuid, in: cfg) && !pending.contains($0.uuid)
+            && !targets.contains($0.uuid) }
+        guard !unused.isEmpty else { return }
+        do {
+            try db.commit { c in
+                for d in unused {
+                    c.devices.removeAll { $0.uuid == d.uuid }
+                    try db.releaseDevice(d.uuid)
+                }
+            }
+        } catch {
+            logger.error("could not release unused devices: \(error)")
+        }
+    }
+
+    /// Devices a pending grow holds (the grow code may extend this).
+    func pendingGrowDevices() -> Set<UUID> { [] }
+
+    /// SVM's check_4_hs: when a column of a volume with a pool is `Maintenance` and nothing
+    /// else is erred or resyncing, reserve the first available spare that is large enough
+    /// and regenerate onto it.
+    public func checkHotSpares(_ name: String) {
+        guard isServer else { return }
+        opLockAcquire(); defer { opLockRelease() }
+        guard let vol = db.config.volume(named: name), vol.type == .raid5, vol.resync == nil,
+              let poolName = vol.hotSparePool, let pool = db.config.pool(named: poolName) else { return }
+        let erred = vol.columns.indices.filter { vol.columns[$0].state != .okay }
+        guard erred.count == 1, vol.columns[erred[0]].state == .maintenance else { return }
+        let c = erred[0]
+        guard let spare = pool.spares.first(where: { s in
+            s.state == .available && db.device(s.device) != nil && (db.config.device(s.device)?.dataBlocks ?? 0) >= vol.columnBlocks
+        }) else {
+            logger.warning("\(name): column \(c) needs a spare but \(poolName) has none available and large enough")
+            return
+        }
+        do {
+            try db.commit { cfg in
+                guard let vi = cfg.volumeIndex(named: name) else { return }
+                Self.markSpare(spare.device, .inUse, in: &cfg)
+                cfg.volumes[vi].columns[c].hotSpare = spare.device
+                cfg.volumes[vi].columns[c].state = .resyncing
+                cfg.volumes[vi].resync = ResyncCheckpoint(kind: .regenerate, column: c, target: spare.device,
+                                                          totalBlocks: cfg.volumes[vi].columnBlocks)
+            }
+            guard let engine = engine(name) as? RAID5Volume else { return }
+            try engine.reload()
+            logger.warning("\(name): column \(c) failed; hot spare \(db.device(spare.device)?.path ?? "?") from \(poolName) takes over")
+            engine.startResync { [weak self] outcome in
+                if case .targetFailed = outcome { self?.spareFailed(name, column: c, spare: spare.device) }
+                self?.resyncEnded(name, outcome)
+            }
+        } catch {
+            logger.error("\(name): could not take a hot spare: \(error)")
+        }
+    }
+
+    /// A spare failed while being rebuilt: it becomes Broken and the column goes back to
+    /// `Maintenance` on its original device, so the next spare can be tried.
+    func spareFailed(_ name: String, column c: Int, spare: UUID) {
+        _ = try? db.commit { cfg in
+            guard let vi = cfg.volumeIndex(named: name) else { return }
+            Self.markSpare(spare, .broken, in: &cfg)
+            if cfg.volumes[vi].columns[c].hotSpare == spare {
+                cfg.volumes[vi].columns[c].hotSpare = nil
+                cfg.volumes[vi].columns[c].state = .maintenance
+            }
+            cfg.volumes[vi].resync = nil
+        }
+        try? (engine(name) as? RAID5Volume)?.reload()
+        logger.warning("\(name): hot spare \(db.device(spare)?.path ?? spare.uuidString) failed and is Broken")
+    }
+
+    /// Without a server, runs the resync in the foreground, reporting progress.
+    func waitForResync(_ name: String) throws {
+        guard let engine = engine(name) as? RAID5Volume else { return }
+        var last = Date.distantPast
+        while engine.backgroundRunning {
+            if Date().timeIntervalSince(last) >= 1, let p = engine.progress.withLock({ $0 }), p.total > 0 {
+                last = Date()
+                progressReporter?(name, p.kind, Double(p.done) / Double(p.total) * 100, p.bytesPerSecond)
+            }
+            usleep(100_000)
+        }
+        if let rec = db.config.volume(named: name), rec.resync != nil || rec.derivedState != .okay {
+            throw OperationError("\(name): resync did not complete; state \(rec.derivedState.rawValue)")
+        }
+    }
+
+    // MARK: hot spare pools
+
+    /// `metactl hs create|add|delete|enable`.
     public func hotSpare(_ r: HotSpareRequest) throws -> [String: String] {
-        throw OperationError("hot spare pools are not available yet")
+        opLockAcquire(); defer { opLockRelease() }
+        switch r.action {
+        case .create, .add:
+            guard let name = r.pool, VolumeRules.validPoolName(name) else {
+                throw OperationError("bad hot spare pool name '\(r.pool ?? "")': use hsp000 … hsp999")
+            }
+            let exists = db.config.pool(named: name) != nil
+            if r.action == .create && exists { throw OperationError("\(name): hot spare pool already exists") }
+            if r.action == .add && !exists { throw OperationError("\(name): no such hot spare pool (create it with `metactl hs create \(name)`)") }
+            if r.action == .add && r.devices.isEmpty { throw OperationError("\(name): no devices given") }
+            for p in r.devices where db.config.devices.contains(where: { canonicalPath($0.lastPath) == canonicalPath(p) }) {
+                throw OperationError("\(p): is already a member of set '\(setName)'")
+            }
+            _ = try Self.validateDevices(CreateRequest(name: "hsp", type: .concat, devices: r.devices, force: r.force),
+                                         replicaCopies: 0, configDir: configDir)
+            try db.commit { cfg in
+                if cfg.pool(named: name) == nil { cfg.hotSparePools.append(HotSparePoolRecord(name: name)) }
+                guard let pi = cfg.hotSparePools.firstIndex(where: { $0.name == name }) else { return }
+                for p in r.devices {
+                    let rec = try db.addDevice(path: p, role: .hotSpare, replicaCopies: 0, force: r.force, in: &cfg)
+                    cfg.hotSparePools[pi].spares.append(HotSpareRecord(device: rec.uuid))
+                }
+            }
+            if isServer { for v in db.config.volumes where v.hotSparePool == name { checkHotSpares(v.name) } }
+        case .delete:
+            guard let name = r.pool, let pool = db.config.pool(named: name) else {
+                throw OperationError("\(r.pool ?? "?"): no such hot spare pool")
+            }
+            var drop: [UUID] = []
+            for p in r.devices {
+                guard let s = pool.spares.first(where: { canonicalPath(db.device($0.device)?.path ?? db.config.device($0.device)?.lastPath ?? "") == canonicalPath(p) }) else {
+                    throw OperationError("\(p): not a spare in \(name)")
+                }
+                if s.state == .inUse { throw OperationError("\(p): is in use as a hot spare; replace the failed column first") }
+                drop.append(s.device)
+            }
+            if r.devices.isEmpty, let users = db.config.volumes.first(where: { $0.hotSparePool == name }) {
+                throw OperationError("\(name): used by \(users.name); detach it with `metactl set \(users.name) --hot-spare-pool none`")
+            }
+            if r.devices.isEmpty && pool.spares.contains(where: { $0.state == .inUse }) {
+                throw OperationError("\(name): a spare is in use")
+            }
+            if r.devices.isEmpty { drop = pool.spares.map(\.device) }
+            try db.commit { cfg in
+                guard let pi = cfg.hotSparePools.firstIndex(where: { $0.name == name }) else { return }
+                cfg.hotSparePools[pi].spares.removeAll { drop.contains($0.device) }
+                if r.devices.isEmpty { cfg.hotSparePools.remove(at: pi) }
+                for u in drop where !SetDatabase.isUsed(u, in: cfg) {
+                    if let di = cfg.devices.firstIndex(where: { $0.uuid == u }) {
+                        if cfg.devices[di].replicaCount > 0 { cfg.devices[di].role = .replica } else {
+                            cfg.devices.remove(at: di)
+                            try db.releaseDevice(u)
+                        }
+                    }
+                }
+            }
+        case .enable:
+            var found = false
+            try db.commit { cfg in
+                for p in r.devices {
+                    for pi in cfg.hotSparePools.indices {
+                        for si in cfg.hotSparePools[pi].spares.indices {
+                            let u = cfg.hotSparePools[pi].spares[si].device
+                            if canonicalPath(db.device(u)?.path ?? cfg.device(u)?.lastPath ?? "") == canonicalPath(p) {
+                                guard db.device(u) != nil else { throw OperationError("\(p): the device is not present") }
+                                if cfg.hotSparePools[pi].spares[si].state == .broken {
+                                    cfg.hotSparePools[pi].spares[si].state = .available
+                                }
+                                found = true
+                            }
+                        }
+                    }
+                }
+            }
+            if !found { throw OperationError("\(r.devices.joined(separator: " ")): not a hot spare of set '\(setName)'") }
+            if isServer { for v in db.config.volumes where v.hotSparePool != nil { checkHotSpares(v.name) } }
+        }
+        return [:]
     }
 
-    /// `metactl set NAME …`.
+    // MARK: parameters
+
+    /// `metactl set NAME --hot-spare-pool HSP|none --resync-rate MIN:MAX`.
     public func setParams(_ r: SetParamsRequest) throws -> [String: String] {
-        throw OperationError("\(r.name): volume parameters are not available yet")
+        opLockAcquire(); defer { opLockRelease() }
+        guard let vol = db.config.volume(named: r.name) else { throw OperationError("\(r.name): no such volume in set '\(setName)'") }
+        if let hsp = r.hotSparePool, hsp != "none" {
+            guard vol.type == .raid5 else { throw OperationError("\(r.name): hot spare pools apply to RAID-5 volumes") }
+            guard db.config.pool(named: hsp) != nil else { throw OperationError("\(hsp): no such hot spare pool") }
+        }
+        if let rate = r.resyncRate, rate.minBytesPerSecond > rate.maxBytesPerSecond {
+            throw OperationError("--resync-rate: the minimum is above the maximum")
+        }
+        try db.commit { cfg in
+            guard let vi = cfg.volumeIndex(named: r.name) else { return }
+            if let hsp = r.hotSparePool { cfg.volumes[vi].hotSparePool = hsp == "none" ? nil : hsp }
+            if let rate = r.resyncRate { cfg.volumes[vi].resyncRate = rate }
+        }
+        if isServer { checkHotSpares(r.name) }
+        return [:]
     }
 }

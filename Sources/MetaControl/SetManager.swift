@@ -77,10 +77,14 @@ public final class SetManager: @unchecked Sendable {
     private let engines = Mutex<[String: Volume]>([:])
     /// Open NBD connections of a volume (set by the server).
     public nonisolated(unsafe) var openCountProvider: (@Sendable (String) -> Int)?
+    /// Progress of a foreground resync (no server): volume, kind, percent, bytes per second.
+    public nonisolated(unsafe) var progressReporter: (@Sendable (String, ResyncKind, Double, Double) -> Void)?
     /// Called after volumes were created or cleared (the server updates its exports).
     public nonisolated(unsafe) var onVolumesChanged: (@Sendable () -> Void)?
     /// Serialises configuration-changing operations.
-    private let opLock = NSLock()
+    private let opLock = NSRecursiveLock()
+    func opLockAcquire() { opLock.lock() }
+    func opLockRelease() { opLock.unlock() }
 
     /// The host registry directory (`--config-dir`).
     public let configDir: String
@@ -92,11 +96,11 @@ public final class SetManager: @unchecked Sendable {
         self.logger = logger
         self.isServer = isServer
         for v in db.config.volumes { _ = try? openEngine(v.name) }
+        reportPendingGrows()
     }
 
     /// The configuration in force.
     public var config: SetConfig { db.config }
-        reportPendingGrows()
     public var setName: String { db.setName }
 
     var context: VolumeContext {
@@ -113,7 +117,14 @@ public final class SetManager: @unchecked Sendable {
             try? r5.commitUnavailableColumns()
         }
         engines.withLock { $0[name] = engine }
-        if isServer, let r5 = engine as? RAID5Volume, db.quorum.writable { r5.startBackgroundWork() }
+        if isServer, let r5 = engine as? RAID5Volume, db.quorum.writable {
+            r5.onColumnFailed = { [weak self] _ in self?.checkHotSpares(name) }
+            if rec.resync?.kind == .regenerate || rec.resync?.kind == .copy {
+                r5.startResync { [weak self] outcome in self?.resyncEnded(name, outcome) }
+            } else {
+                r5.startBackgroundWork()
+            }
+        }
         return engine
     }
 
@@ -163,6 +174,12 @@ public final class SetManager: @unchecked Sendable {
             guard r.type == .raid5 else { throw OperationError("\(r.name): hot spare pools apply to RAID-5 volumes") }
             guard VolumeRules.validPoolName(hsp) else { throw OperationError("bad hot spare pool name '\(hsp)': use hsp000 … hsp999") }
         }
+        return try validateDevices(r, replicaCopies: replicaCopies, configDir: configDir, config: config)
+    }
+
+    /// Checks each device of a request (component check, duplicates, label, size); returns
+    /// the data blocks each would offer.
+    static func validateDevices(_ r: CreateRequest, replicaCopies: Int, configDir: String?, config: SetConfig? = nil) throws -> [UInt64] {
         var seen: [String: String] = [:]
         var sizes: [UInt64] = []
         for p in r.devices {

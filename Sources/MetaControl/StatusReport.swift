@@ -10,6 +10,9 @@ public struct StatusReport: Codable, Sendable, Equatable {
         public var percent: Double
         public var bytesPerSecond: Double
         public var secondsLeft: Double?
+        public init(kind: String, percent: Double, bytesPerSecond: Double, secondsLeft: Double? = nil) {
+            self.kind = kind; self.percent = percent; self.bytesPerSecond = bytesPerSecond; self.secondsLeft = secondsLeft
+        }
     }
     public struct Component: Codable, Sendable, Equatable {
         public var device: String
@@ -23,11 +26,17 @@ public struct StatusReport: Codable, Sendable, Equatable {
         public var present: Bool
         /// Size of the device in bytes.
         public var sizeBytes: UInt64
+        public init(device: String, uuid: String, startBlock: UInt64, hasReplica: Bool, state: String, hotSpare: String? = nil, present: Bool, sizeBytes: UInt64) {
+            self.device = device; self.uuid = uuid; self.startBlock = startBlock; self.hasReplica = hasReplica; self.state = state; self.hotSpare = hotSpare; self.present = present; self.sizeBytes = sizeBytes
+        }
     }
     public struct Row: Codable, Sendable, Equatable {
         public var interlaceBytes: UInt64
         public var sizeBytes: UInt64
         public var components: [Component]
+        public init(interlaceBytes: UInt64, sizeBytes: UInt64, components: [Component]) {
+            self.interlaceBytes = interlaceBytes; self.sizeBytes = sizeBytes; self.components = components
+        }
     }
     public struct VolumeStatus: Codable, Sendable, Equatable {
         public var name: String
@@ -49,20 +58,32 @@ public struct StatusReport: Codable, Sendable, Equatable {
         public var invoke: String?
         /// Clients connected through the server (null when no server runs).
         public var openCount: Int?
+        public init(name: String, type: String, state: String, sizeBytes: UInt64, interlaceBytes: UInt64? = nil, hotSparePool: String? = nil, resync: Resync? = nil, components: [Component], rows: [Row]? = nil, originalColumns: Int? = nil, invoke: String? = nil, openCount: Int? = nil) {
+            self.name = name; self.type = type; self.state = state; self.sizeBytes = sizeBytes; self.interlaceBytes = interlaceBytes; self.hotSparePool = hotSparePool; self.resync = resync; self.components = components; self.rows = rows; self.originalColumns = originalColumns; self.invoke = invoke; self.openCount = openCount
+        }
     }
     public struct Spare: Codable, Sendable, Equatable {
         public var device: String
         public var state: String
         public var sizeBytes: UInt64
+        public init(device: String, state: String, sizeBytes: UInt64) {
+            self.device = device; self.state = state; self.sizeBytes = sizeBytes
+        }
     }
     public struct Pool: Codable, Sendable, Equatable {
         public var name: String
         public var spares: [Spare]
+        public init(name: String, spares: [Spare]) {
+            self.name = name; self.spares = spares
+        }
     }
     public struct QuorumInfo: Codable, Sendable, Equatable {
         public var readable: Int
         public var total: Int
         public var writable: Bool
+        public init(readable: Int, total: Int, writable: Bool) {
+            self.readable = readable; self.total = total; self.writable = writable
+        }
     }
     public var set: String
     public var volumes: [VolumeStatus]
@@ -72,6 +93,10 @@ public struct StatusReport: Codable, Sendable, Equatable {
     public var readOnlyReason: String?
     /// Whether the report comes from a running server (live state).
     public var live: Bool
+
+    public init(set: String, volumes: [VolumeStatus], hotSparePools: [Pool], quorum: QuorumInfo, readOnlyReason: String? = nil, live: Bool) {
+        self.set = set; self.volumes = volumes; self.hotSparePools = hotSparePools; self.quorum = quorum; self.readOnlyReason = readOnlyReason; self.live = live
+    }
 }
 
 extension StatusReport {

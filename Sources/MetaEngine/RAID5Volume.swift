@@ -29,11 +29,30 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         /// The column being rebuilt and how far (lines below are rebuilt).
         var resyncColumn: Int?
         var rebuiltBelow: UInt64 = 0
+        /// Copy resync: the column being copied, its new device, and how far (foreground
+        /// writes to lines below are mirrored to the target).
+        var copy: CopyTarget?
+    }
+    struct CopyTarget {
+        var column: Int
+        var uuid: UUID
+        var device: any BlockDevice
+        var startByte: UInt64
+        var copiedBelow: UInt64
     }
     enum Avail { case ok, suspect, missing }
 
     let runtime: Mutex<Runtime>
     let locks = LineLocks()
+    /// Called (on a background queue) after a column was recorded as failed; the server
+    /// uses it to take a hot spare.
+    public nonisolated(unsafe) var onColumnFailed: (@Sendable (Int) -> Void)?
+    /// Foreground requests seen (the resync yields to them above its minimum rate).
+    let foregroundOps = Atomic<UInt64>(0)
+    /// Bytes per column one resync step moves (lines are batched up to this); 1 MiB.
+    public let resyncStepBytes = Atomic<UInt64>(1 << 20)
+    /// Set when a mirrored foreground write to a copy target failed.
+    let copyTargetFailed = Atomic<Bool>(false)
     private let background = Mutex<Thread?>(nil)
     private let stopFlag = Atomic<Bool>(false)
     /// Progress of background work: lines done, total lines, bytes per second.
@@ -68,9 +87,14 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             let lines = r.doneBlocks / max(1, record.interlaceBlocks)
             switch r.kind {
             case .initialize: rt.parityValidBelow = lines
-            case .regenerate, .copy:
+            case .regenerate:
                 rt.resyncColumn = r.column
                 rt.rebuiltBelow = lines
+            case .copy:
+                if let c = r.column, let t = r.target, let d = context.devices(t), let rec = config.device(t) {
+                    rt.copy = CopyTarget(column: c, uuid: t, device: d, startByte: rec.dataStartBlock * Volume.blockSize,
+                                         copiedBelow: lines)
+                }
             case .parityRepair, .zeroing: break
             }
         }
@@ -151,6 +175,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             rt.columns[c].state = new
             if cur == .resyncing && rt.resyncColumn == c { rt.resyncColumn = nil }
         }
+        if let hook = onColumnFailed { DispatchQueue.global().async { hook(c) } }
     }
 
     // MARK: request splitting
@@ -193,6 +218,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     // MARK: reads
 
     override func readBlocks(_ block: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VolumeIOError) {
+        foregroundOps.add(1, ordering: .relaxed)
         let layout = runtime.withLock { $0.layout }
         let lines = split(block, count: UInt64(buffer.count) / Volume.blockSize, layout)
         let errors = ErrorBox<VolumeIOError>()
@@ -305,6 +331,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     // MARK: writes
 
     override func writeBlocks(_ block: UInt64, from buffer: UnsafeRawBufferPointer) throws(VolumeIOError) {
+        foregroundOps.add(1, ordering: .relaxed)
         let layout = runtime.withLock { $0.layout }
         let lines = split(block, count: UInt64(buffer.count) / Volume.blockSize, layout)
         let errors = ErrorBox<VolumeIOError>()
@@ -385,6 +412,13 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         }
         func writeCol(_ c: Int, _ u: UInt64, _ src: UnsafeRawBufferPointer) {
             guard avail(c, line: line, rt) != .missing, let dev = rt.columns[c].device else { return }
+            if let cp = rt.copy, cp.column == c, line < cp.copiedBelow {
+                let at = cp.startByte + (line * rt.layout.interlaceBlocks + u) * Volume.blockSize
+                do throws(DeviceError) { try cp.device.write(src, at: at) } catch {
+                    context.logger.error("\(name): copy target \(cp.device.path) failed: \(error)")
+                    copyTargetFailed.store(true, ordering: .relaxed)
+                }
+            }
             do throws(DeviceError) { try dev.write(src, at: off(c, u)) } catch {
                 if avail(c, line: line, rt) == .suspect {
                     fatal.add(c, ioError("write", line: line, "column \(c) is Last Erred and unwritable", error))
@@ -474,6 +508,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
                   let d = rt.columns[c].device else { return }
             do throws(DeviceError) { try d.flush() } catch { failed.add(c, error) }
         }
+        if let cp = rt.copy { try? cp.device.flush() }
         for (c, e) in failed.all { try markFailed(c, e) }
         let after = runtime.withLock { $0 }
         let erred = after.columns.filter { $0.state.isErred }.count

@@ -18,6 +18,14 @@ struct SeededRNG: RandomNumberGenerator {
     }
 }
 
+/// Devices added to a fixture after creation.
+final class DeviceTable: @unchecked Sendable {
+    private let lock = NSLock()
+    private var map: [UUID: any BlockDevice] = [:]
+    func get(_ u: UUID) -> (any BlockDevice)? { lock.withLock { map[u] } }
+    func set(_ u: UUID, _ d: any BlockDevice) { lock.withLock { map[u] = d } }
+}
+
 /// A volume over in-memory fault-injecting devices plus a byte model of its contents.
 final class EngineFixture: @unchecked Sendable {
     let store: InMemoryConfigStore
@@ -26,6 +34,8 @@ final class EngineFixture: @unchecked Sendable {
     var model: [UInt8]
     let name = "d10"
     static let dataStartBlock: UInt64 = 8
+    /// Devices added after creation (replacements), by UUID.
+    let extra: DeviceTable
 
     init(type: VolumeType, columns: Int, rows: Int = 1, interlaceBlocks: UInt64 = 8, deviceBytes: UInt64 = 256 << 10,
          init initialize: Bool = false, onCommit: (@Sendable (SetConfig) -> Void)? = nil) throws {
@@ -61,7 +71,9 @@ final class EngineFixture: @unchecked Sendable {
         store = InMemoryConfigStore(config, onCommit: onCommit)
         devices = devs
         let byUUID = Dictionary(uniqueKeysWithValues: zip(records.map(\.uuid), devs.map { $0 as any BlockDevice }))
-        volume = try VolumeFactory.open(vol, context: VolumeContext(store: store, devices: { byUUID[$0] }))
+        let extra = DeviceTable()
+        self.extra = extra
+        volume = try VolumeFactory.open(vol, context: VolumeContext(store: store, devices: { u in byUUID[u] ?? extra.get(u) }))
         model = [UInt8](repeating: 0, count: Int(volume.sizeBytes))
     }
 
@@ -106,6 +118,13 @@ final class EngineFixture: @unchecked Sendable {
         store.config.volume(named: name)!.columns[c].state
     }
 
+    /// The device (without injected faults) holding a UUID now.
+    func rawDevice(_ u: UUID) -> any BlockDevice {
+        if let i = store.config.devices.firstIndex(where: { $0.uuid == u }), i < devices.count { return devices[i].base }
+        let d = extra.get(u)!
+        return (d as? FaultyDevice)?.base ?? d
+    }
+
     /// Checks RAID-5 parity of every line directly on the devices: returns bad lines.
     func parityErrors() throws -> [UInt64] {
         let rec = store.config.volume(named: name)!
@@ -116,7 +135,7 @@ final class EngineFixture: @unchecked Sendable {
         for line in 0..<layout.lineCount {
             var acc = [UInt8](repeating: 0, count: n)
             for c in 0..<layout.columnCount {
-                let b = try devices[c].base.read(count: n, at: (Self.dataStartBlock + line * layout.interlaceBlocks) * 512)
+                let b = try rawDevice(rec.columns[c].activeDevice).read(count: n, at: (Self.dataStartBlock + line * layout.interlaceBlocks) * 512)
                 for i in 0..<n { acc[i] ^= b[i] }
             }
             if acc.contains(where: { $0 != 0 }) { bad.append(line) }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MetaControl
+import MetaDB
 
 /// Glue shared by commands: logging setup and running a request through ``SetAccess``.
 enum CommandContext {
@@ -13,11 +14,12 @@ enum CommandContext {
 
     /// Runs `request` on the set named by the global options (server or direct) and decodes
     /// the result; errors become one-line ``UserError``s.
-    static func perform<T: Decodable>(_ request: ControlRequest, _ g: GlobalOptions, as type: T.Type) throws -> T {
+    static func perform<T: Decodable>(_ request: ControlRequest, _ g: GlobalOptions, as type: T.Type,
+                                      progress: (@Sendable (String, ResyncKind, Double, Double) -> Void)? = nil) throws -> T {
         let response: ControlResponse
         do {
             response = try SetAccess.perform(request, set: g.set, configDir: g.configDir, runDir: g.runDir,
-                                             logger: logger(g))
+                                             logger: logger(g), progress: progress)
         } catch {
             throw UserError("\(error)")
         }

@@ -1,0 +1,59 @@
+import Foundation
+import MetaControl
+import MetaDB
+
+/// Progress display for long work: a bar on a terminal, plain periodic lines otherwise.
+enum ProgressDisplay {
+    static func format(_ name: String, _ kind: String, _ percent: Double, _ bytesPerSecond: Double, _ secondsLeft: Double?) -> String {
+        let rate = bytesPerSecond > 0 ? "\(Output.humanSize(UInt64(bytesPerSecond)))/s" : "-"
+        let left = secondsLeft.map(clock) ?? "--:--:--"
+        return String(format: "%@: %@ %5.1f%% done (%@, %@ left)", name, kind, percent, rate, left)
+    }
+
+    static func clock(_ s: Double) -> String {
+        let t = Int(s.rounded())
+        return String(format: "%02d:%02d:%02d", t / 3600, t / 60 % 60, t % 60)
+    }
+
+    /// Prints one progress update to stderr.
+    static func show(_ line: String, percent: Double) {
+        if isatty(2) != 0 {
+            let width = 30
+            let filled = Int(percent / 100 * Double(width))
+            let bar = String(repeating: "#", count: max(0, min(width, filled))) + String(repeating: ".", count: max(0, width - filled))
+            FileHandle.standardError.write(Data("\r[\(bar)] \(line)\u{1B}[K".utf8))
+        } else {
+            FileHandle.standardError.write(Data("\(line)\n".utf8))
+        }
+    }
+
+    static func done() {
+        if isatty(2) != 0 { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+
+    /// A reporter for work running in this process (no server).
+    static let reporter: @Sendable (String, ResyncKind, Double, Double) -> Void = { name, kind, pct, rate in
+        show(format(name, kind.rawValue, pct, rate, nil), percent: pct)
+    }
+
+    /// Polls the server's status until the volume's background work ends; throws if the
+    /// volume is not Okay afterwards.
+    static func waitForVolume(_ name: String, _ g: GlobalOptions) throws {
+        var shown = false
+        while true {
+            let report = try CommandContext.perform(.status(names: [name]), g, as: StatusReport.self)
+            guard let v = report.volumes.first else { throw UserError("\(name): volume disappeared") }
+            if let r = v.resync {
+                show(format(name, r.kind, r.percent, r.bytesPerSecond, r.secondsLeft), percent: r.percent)
+                shown = true
+            } else if v.state != VolumeState.resyncing.rawValue && v.state != VolumeState.initializing.rawValue {
+                if shown { done() }
+                guard v.state == VolumeState.okay.rawValue else {
+                    throw UserError("\(name): finished in state \(v.state)\(v.invoke.map { "; Invoke: \($0)" } ?? "")")
+                }
+                return
+            }
+            usleep(isatty(2) != 0 ? 500_000 : 2_000_000)
+        }
+    }
+}

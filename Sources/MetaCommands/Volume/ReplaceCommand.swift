@@ -1,0 +1,147 @@
+import ArgumentParser
+import Foundation
+import MetaControl
+import MetaDB
+
+/// `metactl replace NAME OLD NEW [--wait] [--force]` / `metactl replace NAME --enable DEV [--wait]`
+struct ReplaceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replace",
+        abstract: "Replace or re-enable a RAID-5 component (metareplace).",
+        discussion: """
+        With OLD and NEW: if OLD is still readable its data is copied to NEW (the volume keeps \
+        its redundancy the whole time; if OLD fails during the copy, the rest is regenerated \
+        from parity); otherwise NEW is rebuilt from the other columns. NEW is checked like a \
+        create device and must be large enough. When OLD is a column whose hot spare stands \
+        in, the data is copied from the spare and the spare returns to its pool.
+
+        With --enable DEV: a column in Maintenance is regenerated in place (after a transient \
+        fault); a Last Erred column is trusted again without a resync.
+
+        While `metactl serve` runs the resync happens there and this command returns at once \
+        (or follows it with --wait); without a server it runs in the foreground with progress \
+        on stderr. Refused on a Last Erred volume unless --force.
+        """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "The RAID-5 volume.")
+    var name: String
+
+    @Argument(help: "OLD NEW, or with --enable nothing.")
+    var devices: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Re-enable this component in place.", valueName: "dev"))
+    var enable: String?
+
+    @Flag(name: .long, help: "Follow the resync until it ends (progress on stderr).")
+    var wait = false
+
+    @Flag(name: .shortAndLong, help: "Proceed on a Last Erred volume; overwrite a signature on NEW.")
+    var force = false
+
+    @OptionGroup var output: JSONOption
+
+    func run() throws {
+        let req: ReplaceRequest
+        if let enable {
+            guard devices.isEmpty else { throw UserError("replace --enable takes one device and no OLD NEW pair") }
+            req = ReplaceRequest(name: name, old: Paths.absolute(enable), new: nil, force: force)
+        } else {
+            guard devices.count == 2 else { throw UserError("replace needs OLD and NEW (or --enable DEV)") }
+            req = ReplaceRequest(name: name, old: Paths.absolute(devices[0]), new: Paths.absolute(devices[1]), force: force)
+        }
+        let res = try CommandContext.perform(.replace(req), global, as: ReplaceResult.self,
+                                             progress: global.quiet ? nil : ProgressDisplay.reporter)
+        ProgressDisplay.done()
+        if output.json { try Output.printJSON(res) } else if !global.quiet { for m in res.messages { print(m) } }
+        if wait && SetAccess.serverRunning(set: global.set, runDir: global.runDir) {
+            try ProgressDisplay.waitForVolume(name, global)
+            if !global.quiet { print("\(name): Okay") }
+        }
+    }
+}
+
+/// `metactl hs create|add|delete|enable`
+struct HotSpareCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hs",
+        abstract: "Manage hot spare pools (metainit hsp, metahs).",
+        subcommands: [Create.self, Add.self, Delete.self, Enable.self])
+
+    static func run(_ r: HotSpareRequest, _ g: GlobalOptions) throws {
+        let req = HotSpareRequest(action: r.action, pool: r.pool, devices: r.devices.map(Paths.absolute), force: r.force)
+        _ = try CommandContext.perform(.hotSpare(req), g, as: [String: String].self)
+    }
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a pool, optionally with spares.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Pool name, hsp000 … hsp999.") var pool: String
+        @Argument(help: "Spare devices, in the order they are used.") var devices: [String] = []
+        @Flag(name: .shortAndLong, help: "Overwrite devices that carry a signature.") var force = false
+        func run() throws {
+            try HotSpareCommand.run(HotSpareRequest(action: .create, pool: pool, devices: devices, force: force), global)
+            if !global.quiet { print("\(pool): Hotspare pool is setup") }
+        }
+    }
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add spares to a pool.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Pool name.") var pool: String
+        @Argument(help: "Spare devices.") var devices: [String]
+        @Flag(name: .shortAndLong, help: "Overwrite devices that carry a signature.") var force = false
+        func run() throws {
+            try HotSpareCommand.run(HotSpareRequest(action: .add, pool: pool, devices: devices, force: force), global)
+            if !global.quiet { print("\(pool): Hotspare is added") }
+        }
+    }
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove spares from a pool (or the whole pool when no device is named).")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Pool name.") var pool: String
+        @Argument(help: "Spares to remove.") var devices: [String] = []
+        func run() throws {
+            try HotSpareCommand.run(HotSpareRequest(action: .delete, pool: pool, devices: devices), global)
+            if !global.quiet { print("\(pool): \(devices.isEmpty ? "Hotspare pool is cleared" : "Hotspare is deleted")") }
+        }
+    }
+    struct Enable: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Return Broken spares to Available after the fault is fixed.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Spare devices.") var devices: [String]
+        func run() throws {
+            try HotSpareCommand.run(HotSpareRequest(action: .enable, pool: nil, devices: devices), global)
+            if !global.quiet { print("Hotspare is enabled") }
+        }
+    }
+}
+
+/// `metactl set NAME --hot-spare-pool HSP|none --resync-rate MIN:MAX`
+struct SetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "set",
+        abstract: "Change volume parameters (metaparam).",
+        discussion: "--resync-rate MIN:MAX (sizes per second, e.g. 50m:1g, or 50m:max) works like md's speed_limit_min/max: the resync runs at MAX while the volume is idle and yields to foreground I/O down to MIN.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The volume.") var name: String
+    @Option(name: .customLong("hot-spare-pool"), help: ArgumentHelp("Pool to use, or none.", valueName: "hsp|none"))
+    var hotSparePool: String?
+    @Option(name: .customLong("resync-rate"), help: ArgumentHelp("Resync rate limits per second.", valueName: "min:max"))
+    var resyncRate: String?
+
+    func run() throws {
+        var rate: ResyncRate? = nil
+        if let resyncRate {
+            let parts = resyncRate.split(separator: ":").map(String.init)
+            guard parts.count == 2 else { throw UserError("--resync-rate \(resyncRate): expected MIN:MAX, e.g. 50m:1g") }
+            let lo = try SizeParser.parse(parts[0])
+            let hi = parts[1] == "max" ? UInt64.max : try SizeParser.parse(parts[1])
+            rate = ResyncRate(minBytesPerSecond: lo, maxBytesPerSecond: hi)
+        }
+        guard hotSparePool != nil || rate != nil else { throw UserError("set \(name): nothing to change (use --hot-spare-pool or --resync-rate)") }
+        _ = try CommandContext.perform(.setParams(SetParamsRequest(name: name, hotSparePool: hotSparePool, resyncRate: rate)),
+                                       global, as: [String: String].self)
+    }
+}
