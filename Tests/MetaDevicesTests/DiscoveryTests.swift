@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import Testing
 import MetaDevices
 import MetaTestSupport
@@ -149,5 +150,45 @@ struct ComponentCheckLoopTests {
         #expect(try dev.read(count: 64 << 10, at: 1 << 20) == data)
         try dev.writeZeroes(offset: 1 << 20, length: 4096)
         #expect(try dev.read(count: 4096, at: 1 << 20).allSatisfy { $0 == 0 })
+    }
+
+    @Test(.enabled(if: Privileged.runnable(tools: ["losetup", "partx", "mkfs.ext4", "mount", "umount"])
+                   && Privileged.runnable))
+    func diskWithAMountedPartitionIsRefused() throws {
+        let dir = try TempDir()
+        let img = try dir.image("pt.img", size: 8 << 20)
+        try poke(img, mbr(sectors: 16384), at: 0)
+        let path = try mustRun(["losetup", "--find", "--show", "--partscan", img])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        defer {
+            _ = try? runCommand(["partx", "-d", path])
+            _ = try? runCommand(["losetup", "-d", path])
+        }
+        let part = "\(path)p1"
+        // Some kernels lack the msdos parser; then add the partition from userspace (BLKPG).
+        // devtmpfs creates the node either way.
+        if Discovery.device(path: path)?.partitions.isEmpty ?? true {
+            try mustRun(["partx", "-a", path])
+        }
+        let disk = try #require(Discovery.device(path: path))
+        #expect(disk.partitions == [part])
+        let p = try #require(Discovery.device(path: part))
+        #expect(p.kind == .partition)
+        #expect(p.parent == path)
+        #expect(p.sizeBytes == (16384 - 2048) * 512)
+
+        // Blank partition, partition table on the disk: the disk needs --force, the partition does not.
+        let e = #expect(throws: ComponentCheckError.self) { _ = try ComponentCheck.check(path: path, force: false) }
+        #expect(e?.overridableByForce == true)
+        _ = try ComponentCheck.check(path: part, force: false)
+
+        try mustRun(["mkfs.ext4", "-q", "-F", part])
+        let mnt = dir.file("mnt")
+        #expect(mkdir(mnt, 0o755) == 0)
+        try mustRun(["mount", part, mnt])
+        defer { _ = try? runCommand(["umount", mnt]) }
+        let m = #expect(throws: ComponentCheckError.self) { _ = try ComponentCheck.check(path: path, force: true) }
+        #expect(m == .mounted(path: path, partition: part, mountPoint: mnt))
+        #expect(m?.description == "\(path): its partition \(part) is mounted on \(mnt)")
     }
 }
