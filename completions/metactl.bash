@@ -173,13 +173,13 @@ _metactl() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    devices|help)
+    devices|create|clear|grow|status|db|import|serve|replace|hs|set|help)
         # Offer subcommand argument completions
         "_metactl_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'devices help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'devices create clear grow status db import serve replace hs set help' -- "${cur}"))
         ;;
     esac
 }
@@ -200,6 +200,418 @@ _metactl_devices() {
         return
         ;;
     '--run-dir')
+        return
+        ;;
+    esac
+}
+
+_metactl_create() {
+    repeating_flags=()
+    non_repeating_flags=(--quiet -q --verbose -v --no-init --force -f --json --version -h --help)
+    repeating_options=()
+    non_repeating_options=(-s --set --config-dir --run-dir -i -h)
+    __metactl_offer_flags_options -1
+
+    # Offer option value completions
+    case "${prev}" in
+    '-s'|'--set')
+        return
+        ;;
+    '--config-dir')
+        return
+        ;;
+    '--run-dir')
+        return
+        ;;
+    '-i')
+        return
+        ;;
+    '-h')
+        return
+        ;;
+    esac
+}
+
+_metactl_clear() {
+    repeating_flags=()
+    non_repeating_flags=(--quiet -q --verbose -v --force -f --version -h --help)
+    repeating_options=()
+    non_repeating_options=(-s --set --config-dir --run-dir)
+    __metactl_offer_flags_options -1
+
+    # Offer option value completions
+    case "${prev}" in
+    '-s'|'--set')
+        return
+        ;;
+    '--config-dir')
+        return
+        ;;
+    '--run-dir')
+        return
+        ;;
+    esac
+}
+
+_metactl_grow() {
+    repeating_flags=()
+    non_repeating_flags=(--quiet -q --verbose -v --wait --force -f --cancel --json --version -h --help)
+    repeating_options=()
+    non_repeating_options=(-s --set --config-dir --run-dir -i)
+    __metactl_offer_flags_options -1
+
+    # Offer option value completions
+    case "${prev}" in
+    '-s'|'--set')
+        return
+        ;;
+    '--config-dir')
+        return
+        ;;
+    '--run-dir')
+        return
+        ;;
+    '-i')
+        return
+        ;;
+    esac
+}
+
+_metactl_status() {
+    repeating_flags=()
+    non_repeating_flags=(--quiet -q --verbose -v -p -c --json --version -h --help)
+    repeating_options=()
+    non_repeating_options=(-s --set --config-dir --run-dir)
+    __metactl_offer_flags_options -1
+
+    # Offer option value completions
+    case "${prev}" in
+    '-s'|'--set')
+        return
+        ;;
+    '--config-dir')
+        return
+        ;;
+    '--run-dir')
+        return
+        ;;
+    esac
+}
+
+_metactl_db() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=()
+    non_repeating_options=()
+    __metactl_offer_flags_options 0
+
+    # Offer subcommand / subcommand argument completions
+    local -r subcommand="${unparsed_words[0]}"
+    unset 'unparsed_words[0]'
+    unparsed_words=("${unparsed_words[@]}")
+    case "${subcommand}" in
+    create|add|delete|status)
+        # Offer subcommand argument completions
+        "_metactl_db_${subcommand}"
+        ;;
+    *)
+        # Offer subcommand completions
+        COMPREPLY+=($(compgen -W 'create add delete status' -- "${cur}"))
+        ;;
+    esac
+}
+
+_metactl_db_create() {
+    repeating_flags=()
+    non_repeating_flags=(--quiet -q --verbose -v --force -f --version -h --help)
+    repeating_options=()
+    non_repeating_options=(-s --set --config-dir --run-dir --copies)
+    __metactl_offer_flags_options -1
+
+    # Offer option value completions
+    case "${prev}" in
+    '-s'|'--set')
+        return
+        ;;
+    '--config-dir')
+        return
+        ;;
+    '--run-dir')
+        return
+        ;;
+    '--copies')
+        return
+        ;;
+    esac
+}
+
+_metactl_db_add() {
+    repeating_flags=()
+    non_repeating_flags=(--quiet -q --verbose -v --force -f --version -h --help)
+    repeating_options=()
+    non_repeating_options=(-s --set --config-dir --run-dir --copies)
+    __metactl_offer_flags_options -1
+
+    # Offer option value completions
+    case "${prev}" in
+    '-s'|'--set')
+        return
+        ;;
+    '--config-dir')
+        return
+        ;;
+    '--run-dir')
+        return
+        ;;
+    '--copies')
+        return
+        ;;
+    esac
+}
+
+_metactl_db_delete() {
+    repeating_flags=()
+    non_repeating_flags=(--quiet -q --verbose -v --force -f --version -h --help)
+    repeating_options=()
+    non_repeating_options=(-s --set --config-dir --run-dir)
+    __metactl_offer_flags_options -1
+
+    # Offer option value completions
+    case "${prev}" in
+    '-s'|'--set')
+        return
+        ;;
+    '--config-dir')
+        return
+        ;;
+    '--run-dir')
+        return
+        ;;
+    esac
+}
+
+_metactl_db_status() {
+    repeating_flags=()
+    non_repeating_flags=(--quiet -q --verbose -v --json --version -h --help)
+    repeating_options=()
+    non_repeating_options=(-s --set --config-dir --run-dir)
+    __metactl_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '-s'|'--set')
+        return
+        ;;
+    '--config-dir')
+        return
+        ;;
+    '--run-dir')
+        return
+        ;;
+    esac
+}
+
+_metactl_import() {
+    repeating_flags=()
+    non_repeating_flags=(--quiet -q --verbose -v --json --no-scan --version -h --help)
+    repeating_options=()
+    non_repeating_options=(-s --set --config-dir --run-dir)
+    __metactl_offer_flags_options -1
+
+    # Offer option value completions
+    case "${prev}" in
+    '-s'|'--set')
+        return
+        ;;
+    '--config-dir')
+        return
+        ;;
+    '--run-dir')
+        return
+        ;;
+    esac
+}
+
+_metactl_serve() {
+    repeating_flags=()
+    non_repeating_flags=(--quiet -q --verbose -v --version -h --help)
+    repeating_options=()
+    non_repeating_options=(-s --set --config-dir --run-dir --socket --listen)
+    __metactl_offer_flags_options -1
+
+    # Offer option value completions
+    case "${prev}" in
+    '-s'|'--set')
+        return
+        ;;
+    '--config-dir')
+        return
+        ;;
+    '--run-dir')
+        return
+        ;;
+    '--socket')
+        return
+        ;;
+    '--listen')
+        return
+        ;;
+    esac
+}
+
+_metactl_replace() {
+    repeating_flags=()
+    non_repeating_flags=(--quiet -q --verbose -v --wait --force -f --json --version -h --help)
+    repeating_options=()
+    non_repeating_options=(-s --set --config-dir --run-dir --enable)
+    __metactl_offer_flags_options -1
+
+    # Offer option value completions
+    case "${prev}" in
+    '-s'|'--set')
+        return
+        ;;
+    '--config-dir')
+        return
+        ;;
+    '--run-dir')
+        return
+        ;;
+    '--enable')
+        return
+        ;;
+    esac
+}
+
+_metactl_hs() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=()
+    non_repeating_options=()
+    __metactl_offer_flags_options 0
+
+    # Offer subcommand / subcommand argument completions
+    local -r subcommand="${unparsed_words[0]}"
+    unset 'unparsed_words[0]'
+    unparsed_words=("${unparsed_words[@]}")
+    case "${subcommand}" in
+    create|add|delete|enable)
+        # Offer subcommand argument completions
+        "_metactl_hs_${subcommand}"
+        ;;
+    *)
+        # Offer subcommand completions
+        COMPREPLY+=($(compgen -W 'create add delete enable' -- "${cur}"))
+        ;;
+    esac
+}
+
+_metactl_hs_create() {
+    repeating_flags=()
+    non_repeating_flags=(--quiet -q --verbose -v --force -f --version -h --help)
+    repeating_options=()
+    non_repeating_options=(-s --set --config-dir --run-dir)
+    __metactl_offer_flags_options -1
+
+    # Offer option value completions
+    case "${prev}" in
+    '-s'|'--set')
+        return
+        ;;
+    '--config-dir')
+        return
+        ;;
+    '--run-dir')
+        return
+        ;;
+    esac
+}
+
+_metactl_hs_add() {
+    repeating_flags=()
+    non_repeating_flags=(--quiet -q --verbose -v --force -f --version -h --help)
+    repeating_options=()
+    non_repeating_options=(-s --set --config-dir --run-dir)
+    __metactl_offer_flags_options -1
+
+    # Offer option value completions
+    case "${prev}" in
+    '-s'|'--set')
+        return
+        ;;
+    '--config-dir')
+        return
+        ;;
+    '--run-dir')
+        return
+        ;;
+    esac
+}
+
+_metactl_hs_delete() {
+    repeating_flags=()
+    non_repeating_flags=(--quiet -q --verbose -v --version -h --help)
+    repeating_options=()
+    non_repeating_options=(-s --set --config-dir --run-dir)
+    __metactl_offer_flags_options -1
+
+    # Offer option value completions
+    case "${prev}" in
+    '-s'|'--set')
+        return
+        ;;
+    '--config-dir')
+        return
+        ;;
+    '--run-dir')
+        return
+        ;;
+    esac
+}
+
+_metactl_hs_enable() {
+    repeating_flags=()
+    non_repeating_flags=(--quiet -q --verbose -v --version -h --help)
+    repeating_options=()
+    non_repeating_options=(-s --set --config-dir --run-dir)
+    __metactl_offer_flags_options -1
+
+    # Offer option value completions
+    case "${prev}" in
+    '-s'|'--set')
+        return
+        ;;
+    '--config-dir')
+        return
+        ;;
+    '--run-dir')
+        return
+        ;;
+    esac
+}
+
+_metactl_set() {
+    repeating_flags=()
+    non_repeating_flags=(--quiet -q --verbose -v --version -h --help)
+    repeating_options=()
+    non_repeating_options=(-s --set --config-dir --run-dir --hot-spare-pool --resync-rate)
+    __metactl_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '-s'|'--set')
+        return
+        ;;
+    '--config-dir')
+        return
+        ;;
+    '--run-dir')
+        return
+        ;;
+    '--hot-spare-pool')
+        return
+        ;;
+    '--resync-rate')
         return
         ;;
     esac
