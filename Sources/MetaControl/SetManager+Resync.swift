@@ -160,8 +160,10 @@ extension SetManager {
         }
     }
 
-    /// Devices a pending grow holds (the grow code may extend this).
-    func pendingGrowDevices() -> Set<UUID> { [] }
+    /// Devices held by an interrupted grow (not to be released behind its back).
+    func pendingGrowDevices() -> Set<UUID> {
+        Set(db.config.volumes.flatMap { $0.pendingGrow?.devices ?? [] })
+    }
 
     /// SVM's check_4_hs: when a column of a volume with a pool is `Maintenance` and nothing
     /// else is erred or resyncing, reserve the first available spare that is large enough
