@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import MetaCommands
+import MetaDB
 import MetaDevices
 import MetaTestSupport
 
@@ -93,5 +94,20 @@ struct DevicesCommandTests {
         #expect(line.contains(img))
         let all = try mustRun([bin, "devices", "--all"])
         #expect(all.split(separator: "\n").count >= table.split(separator: "\n").count)
+
+        // Set and role come from the host registry of --config-dir.
+        let config = dir.file("config")
+        try HostRegistry.update(configDir: config) { r in
+            r.sets.append(.init(name: "blue", uuid: UUID(),
+                                devices: [.init(uuid: UUID(), path: loop.path, role: .component)]))
+        }
+        let inSet = try mustRun([bin, "devices", "--json", "--config-dir", config])
+        let doc2 = try #require(try JSONSerialization.jsonObject(with: Data(inSet.utf8)) as? [String: Any])
+        let d2 = try #require((doc2["devices"] as? [[String: Any]])?.first { $0["path"] as? String == loop.path })
+        #expect(d2["set"] as? String == "blue")
+        #expect(d2["role"] as? String == "component")
+        let line2 = try mustRun([bin, "devices", "--config-dir", config]).split(separator: "\n")
+            .first { $0.hasPrefix(loop.path + " ") }
+        #expect(line2?.hasSuffix("blue/component") == true)
     }
 }

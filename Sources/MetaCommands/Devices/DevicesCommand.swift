@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import MetaDB
 import MetaDevices
 
 /// `metactl devices [--all] [--json]`: lists block devices with size, kind, identity,
@@ -37,10 +39,20 @@ public struct DevicesCommand: ParsableCommand {
         }
     }
 
-    /// The set/role lookup for `global`'s configuration. Until the state database module
-    /// provides one, no device is in a set.
+    /// The set/role lookup from the host registry in `global`'s config directory (an
+    /// unreadable registry means no device is in a set). Paths are compared after resolving
+    /// symlinks, so a registry naming `/dev/disk/by-id/…` still matches `/dev/sdb`.
     public static func membership(for global: GlobalOptions) -> Discovery.Membership {
-        { _ in nil }
+        var byPath: [String: (set: String, role: String)] = [:]
+        for (path, m) in SetDatabase.membership(configDir: global.configDir) {
+            byPath[canonical(path)] = m
+        }
+        let table = byPath
+        return { path in table[canonical(path)] }
+    }
+
+    @Sendable static func canonical(_ path: String) -> String {
+        URL(fileURLWithPath: path).resolvingSymlinksInPath().path
     }
 
     /// The `--json` document.
