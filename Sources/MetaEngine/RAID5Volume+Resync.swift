@@ -25,6 +25,7 @@ extension RAID5Volume {
         guard let rec = volumeRecord(), let r = rec.resync, r.kind == .regenerate || r.kind == .copy else { return }
         copyTargetFailed.store(false, ordering: .relaxed)
         startThread("resync \(name)") {
+            self.repairDirtyRegions()
             let outcome = self.runResync(from: r.doneBlocks / max(1, rec.interlaceBlocks))
             completion?(outcome)
         }

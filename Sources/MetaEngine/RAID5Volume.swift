@@ -32,6 +32,9 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         /// Copy resync: the column being copied, its new device, and how far (foreground
         /// writes to lines below are mirrored to the target).
         var copy: CopyTarget?
+        /// Dirty regions found at open whose parity is not yet recomputed.
+        var unrepairedRegions: Set<UInt64> = []
+        var linesPerRegion: UInt64 = 1
     }
     struct CopyTarget {
         var column: Int
@@ -44,6 +47,8 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
 
     let runtime: Mutex<Runtime>
     let locks = LineLocks()
+    let drl: DirtyRegionLog
+    let cleaner = TimerBox()
     /// Called (on a background queue) after a column was recorded as failed; the server
     /// uses it to take a hot spare.
     public nonisolated(unsafe) var onColumnFailed: (@Sendable (Int) -> Void)?
@@ -59,9 +64,14 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     public let progress = Mutex<(kind: ResyncKind, done: UInt64, total: UInt64, bytesPerSecond: Double)?>(nil)
 
     init(record: VolumeRecord, context: VolumeContext) throws(VolumeIOError) {
-        let rt = try Self.makeRuntime(record: record, context: context)
+        var rt = try Self.makeRuntime(record: record, context: context)
+        let log = DirtyRegionLog(interlaceBlocks: record.interlaceBlocks, committed: record.dirtyRegions)
+        rt.unrepairedRegions = Set(record.dirtyRegions)
+        rt.linesPerRegion = log.linesPerRegion
         runtime = Mutex(rt)
+        drl = log
         super.init(name: record.name, context: context)
+        startCleaner()
     }
 
     static func makeRuntime(record: VolumeRecord, context: VolumeContext) throws(VolumeIOError) -> Runtime {
@@ -83,6 +93,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
                                  addedColumns: record.columns.count - record.originalColumnCount,
                                  interlaceBlocks: record.interlaceBlocks, columnBlocks: record.columnBlocks)
         var rt = Runtime(layout: layout, columns: cols)
+        rt.linesPerRegion = max(1, DirtyRegionLog.regionColumnBytes / max(512, record.interlaceBlocks * 512))
         if let r = record.resync {
             let lines = r.doneBlocks / max(1, record.interlaceBlocks)
             switch r.kind {
@@ -119,7 +130,8 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         guard let rec = volumeRecord() else {
             throw VolumeIOError(volume: name, code: .io, operation: "reload", detail: "volume no longer exists")
         }
-        let rt = try Self.makeRuntime(record: rec, context: context)
+        var rt = try Self.makeRuntime(record: rec, context: context)
+        rt.unrepairedRegions = runtime.withLock { $0.unrepairedRegions }
         // Lock every line? Geometry only grows and column identities change only under the
         // resync engine's control, so swapping the snapshot is enough.
         runtime.withLock { $0 = rt }
@@ -141,6 +153,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     }
 
     func parityValid(_ line: UInt64, _ rt: Runtime) -> Bool {
+        if !rt.unrepairedRegions.isEmpty && rt.unrepairedRegions.contains(line / rt.linesPerRegion) { return false }
         guard let below = rt.parityValidBelow else { return true }
         return line < below
     }
@@ -334,6 +347,8 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         foregroundOps.add(1, ordering: .relaxed)
         let layout = runtime.withLock { $0.layout }
         let lines = split(block, count: UInt64(buffer.count) / Volume.blockSize, layout)
+        let regions = try beginWrite(lines: lines.map(\.line))
+        defer { drl.end(regions) }
         let errors = ErrorBox<VolumeIOError>()
         parallel(lines.count) { i in
             do throws(VolumeIOError) {
@@ -522,14 +537,21 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     public override func close() {
         stopFlag.store(true, ordering: .relaxed)
         while background.withLock({ $0 }) != nil { usleep(10_000) }
+        stopCleaner()
+        cleanDirtyRegions(all: true)
     }
 
     var stopping: Bool { stopFlag.load(ordering: .relaxed) }
 
     /// Starts parity initialisation in the background if the volume record says it is due.
     public func startBackgroundWork() {
-        guard let rec = volumeRecord(), let r = rec.resync, r.kind == .initialize else { return }
-        startThread("init \(name)") { self.runInitialization(from: r.doneBlocks / max(1, rec.interlaceBlocks)) }
+        guard let rec = volumeRecord() else { return }
+        let initFrom = rec.resync?.kind == .initialize ? rec.resync!.doneBlocks / max(1, rec.interlaceBlocks) : nil
+        guard initFrom != nil || parityRepairPending else { return }
+        startThread("init \(name)") {
+            self.repairDirtyRegions()
+            if let initFrom { self.runInitialization(from: initFrom) }
+        }
     }
 
     func startThread(_ label: String, _ body: @escaping @Sendable () -> Void) {

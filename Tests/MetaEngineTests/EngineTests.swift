@@ -149,6 +149,7 @@ struct DegradedTests {
         let f = try EngineFixture(type: .raid5, columns: 4, interlaceBlocks: 8)
         var rng = SeededRNG(seed: 11)
         try f.fillRandom(&rng)
+        f.volume.close()   // a clean stop, as before a restart
         let rec = f.store.config.volume(named: "d10")!
         let missing = rec.columns[2].device
         let devs = Dictionary(uniqueKeysWithValues: f.store.config.devices.enumerated().map { ($1.uuid, f.devices[$0] as any BlockDevice) })

@@ -1,0 +1,102 @@
+import Foundation
+import MetaDB
+import MetaDevices
+
+extension RAID5Volume {
+    /// Commits the dirty set of this volume.
+    func commitDirty(_ regions: Set<UInt64>) throws {
+        try context.store.commit { cfg in
+            guard let vi = cfg.volumeIndex(named: name) else { return }
+            cfg.volumes[vi].dirtyRegions = regions.sorted()
+        }
+    }
+
+    /// Marks the regions of `lines` dirty before they are written.
+    func beginWrite(lines: [UInt64]) throws(VolumeIOError) -> Set<UInt64> {
+        let regions = Set(lines.map(drl.region(ofLine:)))
+        do {
+            try drl.begin(regions) { try commitDirty($0) }
+        } catch {
+            throw VolumeIOError(volume: name, code: .io, operation: "write",
+                                detail: "cannot record the write in the state database's dirty-region log: \(error)")
+        }
+        return regions
+    }
+
+    /// Cleans idle dirty regions (all of them with `all`): flushes, then commits.
+    @discardableResult
+    public func cleanDirtyRegions(all: Bool = false) -> Int {
+        drl.clean(all: all, flush: { () throws -> Void in try self.flush() }, commit: { try self.commitDirty($0) })
+    }
+
+    /// Dirty regions currently recorded.
+    public var dirtyRegions: Set<UInt64> { drl.dirty }
+
+    /// Lines per dirty region.
+    public var linesPerRegion: UInt64 { drl.linesPerRegion }
+
+    /// Starts the periodic lazy cleaning of idle regions.
+    func startCleaner() {
+        let timer = DispatchSource.makeTimerSource(queue: .global())
+        timer.schedule(deadline: .now() + drl.idleSeconds, repeating: drl.idleSeconds)
+        timer.setEventHandler { [weak self] in self?.cleanDirtyRegions() }
+        timer.resume()
+        cleaner.set(timer)
+    }
+
+    func stopCleaner() {
+        cleaner.set(nil)
+    }
+
+    /// Recomputes parity of every region left dirty by an unclean shutdown. Until a region is
+    /// repaired its parity counts as invalid: reconstructing reads there fail rather than
+    /// return wrong data, and writes use reconstruct-write. Regions that cannot be repaired
+    /// (a column is missing) stay invalid.
+    func repairDirtyRegions() {
+        let regions = runtime.withLock { $0.unrepairedRegions }.sorted()
+        guard !regions.isEmpty else { return }
+        let layout = runtime.withLock { $0.layout }
+        let total = UInt64(regions.count) * drl.linesPerRegion
+        context.logger.warning("\(name): unclean shutdown: recomputing parity of \(regions.count) dirty region(s)")
+        var done: UInt64 = 0
+        let began = Date()
+        for r in regions {
+            if stopping { return }
+            let first = r * drl.linesPerRegion
+            let last = min(layout.lineCount, first + drl.linesPerRegion)
+            var ok = true
+            var line = first
+            while line < last && ok {
+                ok = locks.withLock(line) { initializeLine(line) }
+                line += 1
+            }
+            done += drl.linesPerRegion
+            let secs = Date().timeIntervalSince(began)
+            progress.withLock {
+                $0 = (.parityRepair, done, total, secs > 0 ? Double(done * layout.interlaceBlocks * 512) * Double(layout.dataColumnsPerLine) / secs : 0)
+            }
+            if ok {
+                runtime.withLock { _ = $0.unrepairedRegions.remove(r) }
+            } else {
+                context.logger.error("\(name): region \(r) cannot be repaired (a column is unavailable): reads that need parity there fail until the column returns")
+            }
+        }
+        progress.withLock { $0 = nil }
+        context.logger.info("\(name): parity repair done")
+    }
+
+    /// Whether regions still await their parity repair.
+    public var parityRepairPending: Bool { !runtime.withLock { $0.unrepairedRegions }.isEmpty }
+}
+
+/// Holds a timer that can be replaced (the old one is cancelled).
+final class TimerBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var timer: (any DispatchSourceTimer)?
+    func set(_ t: (any DispatchSourceTimer)?) {
+        lock.lock()
+        timer?.cancel()
+        timer = t
+        lock.unlock()
+    }
+}
