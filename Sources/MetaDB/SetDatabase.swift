@@ -27,10 +27,15 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
     public let mode: Mode
 
     private let lock = NSRecursiveLock()
-    private var current: SetConfig
+    private var current: SetConfig { didSet { publish() } }
     private var generation: UInt64
     private var highestGeneration: UInt64
-    private var devices: [UUID: any BlockDevice]
+    private var devices: [UUID: any BlockDevice] { didSet { publish() } }
+    /// What readers see (``config``, ``device(_:)``), behind its own lock so that they never
+    /// wait for a commit's I/O.
+    private let published = NSLock()
+    private var publishedConfig: SetConfig
+    private var publishedDevices: [UUID: any BlockDevice]
     private var labels: [UUID: Label]
     private var statuses: [ReplicaStatus]
     /// Per replica: the slot holding its newest intact copy and that copy's generation.
@@ -47,7 +52,7 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
     // MARK: - Public state
 
     /// The last committed configuration.
-    public var config: SetConfig { lock.withLock { current } }
+    public var config: SetConfig { published.withLock { publishedConfig } }
     /// Generation of the configuration in force.
     public var currentGeneration: UInt64 { lock.withLock { generation } }
     /// The quorum verdict.
@@ -69,7 +74,12 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
     public func label(_ uuid: UUID) -> Label? { lock.withLock { labels[uuid] } }
 
     /// The opened device for a UUID in this set (component, spare, replica holder); nil if missing.
-    public func device(_ uuid: UUID) -> (any BlockDevice)? { lock.withLock { devices[uuid] } }
+    public func device(_ uuid: UUID) -> (any BlockDevice)? { published.withLock { publishedDevices[uuid] } }
+
+    private func publish() {
+        let c = current, d = devices
+        published.withLock { publishedConfig = c; publishedDevices = d }
+    }
 
     // MARK: - Init / load
 
@@ -81,6 +91,7 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
         self.current = config; self.generation = generation; self.highestGeneration = highest
         self.devices = devices; self.labels = labels; self.statuses = statuses; self.newestSlot = newestSlot
         self.skipped = skipped
+        self.publishedConfig = config; self.publishedDevices = devices
     }
 
     /// Opens a set over already-opened devices (unit tests, or callers that open devices
@@ -270,6 +281,7 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
         inCommit = true
         pendingAdds = []; pendingReleases = []
         defer { inCommit = false }
+        let before = current
         var new = current
         do {
             try body(&new)
@@ -283,11 +295,13 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
             throw error
         }
         pendingAdds = []
+        let devicesChanged = before.devices.map { [$0.uuid.uuidString, $0.lastPath, $0.role.rawValue] }
+            != current.devices.map { [$0.uuid.uuidString, $0.lastPath, $0.role.rawValue] }
         let releases = pendingReleases
         pendingReleases = []
         for u in releases where current.device(u) == nil { wipeAndForget(u) }
         syncLabelsWithConfig()
-        updateRegistry()
+        if devicesChanged || !releases.isEmpty { updateRegistry() }
         return current
     }
 
@@ -524,7 +538,7 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
     }
 }
 
-extension NSRecursiveLock {
+extension NSLocking {
     func withLock<T>(_ body: () throws -> T) rethrows -> T {
         lock(); defer { unlock() }
         return try body()
