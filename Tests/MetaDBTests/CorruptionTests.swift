@@ -1,5 +1,5 @@
 import Foundation
-@testable import MetaDB
+import MetaDB
 import MetaDevices
 import Testing
 
@@ -141,9 +141,22 @@ import Testing
         var text = String(decoding: try ConfigCodec.encode(db.config), as: UTF8.self)
         text = text.replacingOccurrences(of: "\"formatVersion\":1", with: "\"formatVersion\":99")
         #expect(text.contains("\"formatVersion\":99"))
+        // Build the slot by hand, following docs/FORMAT.md, into the unused slot 1 of replica 0.
+        let payload = Array(text.utf8)
+        var header = [UInt8](repeating: 0, count: 512)
+        func put<T: FixedWidthInteger>(_ v: T, _ at: Int) {
+            withUnsafeBytes(of: v.littleEndian) { for (i, b) in $0.enumerated() { header[at + i] = b } }
+        }
+        for (i, c) in "METADB01".utf8.enumerated() { header[i] = c }
+        put(UInt32(1), 8); put(UInt32(512), 12)
+        let u = db.setUUID.uuid
+        for (i, b) in [u.0, u.1, u.2, u.3, u.4, u.5, u.6, u.7, u.8, u.9, u.10, u.11, u.12, u.13, u.14, u.15].enumerated() { header[16 + i] = b }
+        put(UInt64(9), 32); put(UInt64(payload.count), 40); put(CRC32C.checksum(payload), 48)
+        put(CRC32C.checksum(header[0..<508]), 508)
+        var slot = header + payload
+        slot += [UInt8](repeating: 0, count: (4096 - slot.count % 4096) % 4096)
         let loc = db.config.replicas[0]
-        try ReplicaIO.writeSlot(mems[0], offset: loc.offsetBytes, slotSize: loc.sizeBytes / 2, slot: 1,
-                                setUUID: db.setUUID, generation: 9, payload: Array(text.utf8))
+        try mems[0].write(bytes: slot, at: loc.offsetBytes + loc.sizeBytes / 2)
         do {
             _ = try SetDatabase(devices: mems, mode: .readOnly)
             Issue.record("newer configuration accepted")
