@@ -58,7 +58,7 @@ struct StatusTests {
             Interlace: 128 blocks
             Size: 4194304 blocks (2.0 GiB)
         Original device:
-            Size: 6291456 blocks (3.0 GiB)
+            Size: 4194304 blocks (2.0 GiB)
                 Device      Start Block  Dbase  State        Reloc  Hot Spare
                 /dev/loop0         2048  Yes    Okay         No
                 /dev/loop1         2048  Yes    Resyncing    No
@@ -202,9 +202,8 @@ struct StatusTests {
         #expect(lines[1] == "    State: Needs Maintenance")
         #expect(lines[2] == "    Invoke: metactl replace d10 /dev/loop2 <new device>")
         #expect(lines.contains("        /dev/loop2         2048  Yes    Unavailable  No"))
-        // Size: 3 data columns of 2097152 blocks; the original device counts all 4.
-        #expect(lines.contains("    Size: 6291456 blocks (3.0 GiB)"))
-        #expect(lines.contains("    Size: 8388608 blocks (4.0 GiB)"))
+        // Size: 3 data columns of 2097152 blocks, and so is the original device's (not grown).
+        #expect(lines.filter { $0 == "    Size: 6291456 blocks (3.0 GiB)" }.count == 2)
     }
 
     @Test func hotSpareInUseShowsInTheHotSpareColumn() {
@@ -234,7 +233,8 @@ struct StatusTests {
         #expect(lines.contains("    Size: 8388608 blocks (4.0 GiB)"))
         let orig = try! #require(lines.firstIndex(of: "Original device:"))
         let conc = try! #require(lines.firstIndex(of: "Concatenated Devices:"))
-        #expect(lines[orig + 1] == "    Size: 6291456 blocks (3.0 GiB)")
+        // The original device's data capacity: 2 data columns of the original 3.
+        #expect(lines[orig + 1] == "    Size: 4194304 blocks (2.0 GiB)")
         #expect(lines[conc + 1] == "    Size: 4194304 blocks (2.0 GiB)")
         #expect(conc == orig + 2 + 1 + 3)
         #expect(lines[conc + 3].hasPrefix("        /dev/loop3 "))

@@ -111,7 +111,7 @@ public enum StatusFormatter {
         var w = widths(componentColumns, rows)
         w[3] = max(w[3], 11)
         lines.append("Original device:")
-        lines.append("    Size: \(blocksLine(columnBytes * UInt64(original)))")
+        lines.append("    Size: \(blocksLine(columnBytes * UInt64(max(0, original - 1))))")
         lines += render(componentColumns, Array(rows[0..<original]), widths: w)
         if original < n {
             lines.append("Concatenated Devices:")
