@@ -13,12 +13,14 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     case replace(ReplaceRequest)
     case hotSpare(HotSpareRequest)
     case setParams(SetParamsRequest)
+    case dbAdd(ReplicaRequest)
+    case dbDelete(ReplicaRequest)
 
     /// Whether the request changes the set (needs it open read-write).
     public var isMutating: Bool {
         switch self {
         case .ping, .status: return false
-        case .create, .clear, .grow, .replace, .hotSpare, .setParams: return true
+        case .create, .clear, .grow, .replace, .hotSpare, .setParams, .dbAdd, .dbDelete: return true
         }
     }
 }
@@ -77,6 +79,10 @@ extension SetManager {
                 return try .success(try hotSpare(r))
             case .setParams(let r):
                 return try .success(try setParams(r))
+            case .dbAdd(let r):
+                return try .success(try dbAdd(r))
+            case .dbDelete(let r):
+                return try .success(try dbDelete(r))
             }
         } catch {
             return .failure("\(error)")

@@ -24,8 +24,11 @@ public enum SetAccess {
             m.db.close()
             return try .success(res)
         }
+        // A forced replica delete is the way out of a lost quorum: it opens without one.
+        var forcedDelete = false
+        if case .dbDelete(let r) = request { forcedDelete = r.force }
         let db = try SetDatabase.open(setName: set, configDir: configDir, runDir: runDir,
-                                      mode: request.isMutating ? .readWrite : .readOnly)
+                                      mode: request.isMutating ? .readWrite : .readOnly, requireQuorum: !forcedDelete)
         let m = SetManager(db: db, configDir: configDir, logger: logger, isServer: false)
         m.progressReporter = progress
         defer {

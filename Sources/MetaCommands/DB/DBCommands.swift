@@ -23,14 +23,7 @@ func userError(_ e: any Error) -> UserError {
     return UserError("\(e)")
 }
 
-/// Mutating `db` commands work on the devices directly; a running server holds them.
-private func refuseWhileServed(_ g: GlobalOptions) throws {
-    if SetAccess.serverRunning(set: g.set, runDir: g.runDir) {
-        throw UserError("set '\(g.set)' is being served by `metactl serve` (\(g.runDir)/\(g.set).ctl); stop the server to change its state database replicas")
-    }
-}
-
-private let safeReplicaCount = 3
+private let safeReplicaCount = SetManager.safeReplicaCount
 
 /// `metactl db create [--copies N] [--force] DEV...`
 struct DBCreateCommand: ParsableCommand {
@@ -96,20 +89,9 @@ struct DBAddCommand: ParsableCommand {
     func run() throws {
         guard (1...16).contains(copies) else { throw UserError("--copies must be between 1 and 16, not \(copies)") }
         guard !devices.isEmpty else { throw UserError("no devices given") }
-        try refuseWhileServed(global)
-        do {
-            let db = try SetDatabase.open(setName: global.set, configDir: global.configDir, runDir: global.runDir,
-                                          mode: .readWrite)
-            defer { db.close() }
-            try db.commit { c in
-                for d in devices {
-                    _ = try db.addDevice(path: Paths.absolute(d), role: .replica, replicaCopies: copies, force: force, in: &c)
-                }
-            }
-            if !global.quiet {
-                print("set '\(global.set)': \(db.config.replicas.count) state database replicas")
-            }
-        } catch { throw userError(error) }
+        let res = try CommandContext.perform(.dbAdd(ReplicaRequest(devices: devices.map(Paths.absolute), copies: copies, force: force)),
+                                             global, as: ReplicaResult.self)
+        if !global.quiet { print("set '\(global.set)': \(res.replicas) state database replicas") }
     }
 }
 
@@ -136,46 +118,13 @@ struct DBDeleteCommand: ParsableCommand {
 
     func run() throws {
         guard !devices.isEmpty else { throw UserError("no devices given") }
-        try refuseWhileServed(global)
-        do {
-            let db = try SetDatabase.open(setName: global.set, configDir: global.configDir, runDir: global.runDir,
-                                          mode: .readWrite, requireQuorum: !force)
-            defer { db.close() }
-            let cfg = db.config
-            var uuids: [UUID] = []
-            for arg in devices {
-                let want = realPath(Paths.absolute(arg))
-                guard let rec = cfg.devices.first(where: {
-                    realPath(db.device($0.uuid)?.path ?? $0.lastPath) == want || realPath($0.lastPath) == want
-                }) else { throw UserError("\(arg): not a device of set '\(global.set)'") }
-                guard cfg.replicas.contains(where: { $0.device == rec.uuid }) else {
-                    throw UserError("\(arg): holds no state database replica of set '\(global.set)'")
-                }
-                uuids.append(rec.uuid)
-            }
-            let remaining = cfg.replicas.filter { !uuids.contains($0.device) }.count
-            if remaining == 0 {
-                throw UserError("cannot delete every state database replica of set '\(global.set)': it keeps its configuration in them")
-            }
-            if !force {
-                if remaining < safeReplicaCount {
-                    throw UserError("deleting would leave \(remaining) state database replica\(remaining == 1 ? "" : "s") (fewer than \(safeReplicaCount)): use --force to delete anyway")
-                }
-                let statuses = db.replicaStatus
-                for u in uuids where SetDatabase.isUsed(u, in: cfg)
-                    && statuses.contains(where: { $0.location.device == u && $0.state == .active }) {
-                    throw UserError("\(db.device(u)?.path ?? u.uuidString): its replicas are readable on a volume's component: use --force to delete them anyway")
-                }
-            }
-            try db.deleteReplicas(onDevices: uuids, force: force)
-            if !global.quiet {
-                let q = db.quorum
-                print("set '\(global.set)': \(q.total) state database replica\(q.total == 1 ? "" : "s") left")
-            }
-        } catch { throw userError(error) }
+        let res = try CommandContext.perform(.dbDelete(ReplicaRequest(devices: devices.map(Paths.absolute), force: force)),
+                                             global, as: ReplicaResult.self)
+        if !global.quiet {
+            print("set '\(global.set)': \(res.replicas) state database replica\(res.replicas == 1 ? "" : "s") left")
+        }
     }
 
-    private func realPath(_ p: String) -> String { SetDatabase.canonicalPath(p) }
 }
 
 /// `metactl db status [--json]`

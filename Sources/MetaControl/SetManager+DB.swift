@@ -1,0 +1,68 @@
+import Foundation
+import MetaDB
+
+/// Parameters of `metactl db add` / `db delete`.
+public struct ReplicaRequest: Codable, Sendable, Equatable {
+    public var devices: [String]
+    public var copies: Int
+    public var force: Bool
+    public init(devices: [String], copies: Int = 1, force: Bool = false) {
+        self.devices = devices; self.copies = copies; self.force = force
+    }
+}
+
+/// Replica count after a `db add` / `db delete`.
+public struct ReplicaResult: Codable, Sendable, Equatable {
+    public var replicas: Int
+}
+
+extension SetManager {
+    /// Fewer replicas than this are warned about, and deleting below it needs --force.
+    public static let safeReplicaCount = 3
+
+    /// `metactl db add`: labels the devices and gives each `copies` replicas, in one commit.
+    public func dbAdd(_ r: ReplicaRequest) throws -> ReplicaResult {
+        opLockAcquire(); defer { opLockRelease() }
+        guard (1...16).contains(r.copies) else { throw OperationError("--copies must be between 1 and 16, not \(r.copies)") }
+        guard !r.devices.isEmpty else { throw OperationError("no devices given") }
+        try db.commit { c in
+            for d in r.devices {
+                _ = try db.addDevice(path: d, role: .replica, replicaCopies: r.copies, force: r.force, in: &c)
+            }
+        }
+        return ReplicaResult(replicas: db.config.replicas.count)
+    }
+
+    /// `metactl db delete`: removes every replica on the devices.
+    public func dbDelete(_ r: ReplicaRequest) throws -> ReplicaResult {
+        opLockAcquire(); defer { opLockRelease() }
+        guard !r.devices.isEmpty else { throw OperationError("no devices given") }
+        let cfg = db.config
+        var uuids: [UUID] = []
+        for arg in r.devices {
+            let want = canonicalPath(arg)
+            guard let rec = cfg.devices.first(where: {
+                canonicalPath(db.device($0.uuid)?.path ?? $0.lastPath) == want || canonicalPath($0.lastPath) == want
+            }) else { throw OperationError("\(arg): not a device of set '\(setName)'") }
+            guard cfg.replicas.contains(where: { $0.device == rec.uuid }) else {
+                throw OperationError("\(arg): holds no state database replica of set '\(setName)'")
+            }
+            uuids.append(rec.uuid)
+        }
+        let remaining = cfg.replicas.filter { !uuids.contains($0.device) }.count
+        if remaining == 0 {
+            throw OperationError("cannot delete every state database replica of set '\(setName)': it keeps its configuration in them")
+        }
+        if !r.force {
+            if remaining < Self.safeReplicaCount {
+                throw OperationError("deleting would leave \(remaining) state database replica\(remaining == 1 ? "" : "s") (fewer than \(Self.safeReplicaCount)): use --force to delete anyway")
+            }
+            for u in uuids where SetDatabase.isUsed(u, in: cfg)
+                && db.replicaStatus.contains(where: { $0.location.device == u && $0.state == .active }) {
+                throw OperationError("\(db.device(u)?.path ?? u.uuidString): its replicas are readable on a volume's component: use --force to delete them anyway")
+            }
+        }
+        try db.deleteReplicas(onDevices: uuids, force: r.force)
+        return ReplicaResult(replicas: db.quorum.total)
+    }
+}
