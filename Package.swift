@@ -57,6 +57,7 @@ let package = Package(
                 swiftSettings: strict),
         .target(name: "MetaTestSupport", swiftSettings: strict),
         .executableTarget(name: "metactl", dependencies: ["MetaCommands"], swiftSettings: strict),
+        .executableTarget(name: "metactl-bench", dependencies: ["MetaEngine", "MetaDB", "MetaDevices", "MetaLayout"], swiftSettings: strict),
 
         .testTarget(name: "MetaLayoutTests", dependencies: ["MetaTestSupport", "MetaLayout"], swiftSettings: strict),
         .testTarget(name: "MetaDevicesTests", dependencies: ["MetaTestSupport", "MetaDevices"], swiftSettings: strict),

@@ -1,0 +1,139 @@
+// metactl-bench: parity and RAID-5 engine throughput (issue 4's measurements).
+//
+// Usage: metactl-bench [--dir DIR] [--image-mib N] [--seconds S] [--threads N] [--only parity|engine|engine-write]
+//   --dir        where the image files go (default: $TMPDIR or /tmp); use a real disk file
+//                system, not tmpfs (O_DIRECT is refused there and the numbers are page cache)
+//   --image-mib  size of each of the 4 image files (default 256)
+//   --seconds    time limit of each timed run (default 2.5)
+//   --threads    the "many threads" count (default 8)
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import MetaDevices
+
+func usage(_ msg: String) -> Never {
+    FileHandle.standardError.write(Data("metactl-bench: \(msg)\n".utf8))
+    exit(2)
+}
+
+var dirArg = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
+var imageMiB = 256
+var perRun = 2.5
+var manyThreads = 8
+var only: String?
+var args = Array(CommandLine.arguments.dropFirst())
+while !args.isEmpty {
+    let a = args.removeFirst()
+    func value() -> String {
+        guard !args.isEmpty else { usage("\(a) needs a value") }
+        return args.removeFirst()
+    }
+    switch a {
+    case "--dir": dirArg = value()
+    case "--image-mib": guard let v = Int(value()), v >= 16 else { usage("--image-mib must be a number ≥ 16") }; imageMiB = v
+    case "--seconds": guard let v = Double(value()), v > 0 else { usage("--seconds must be a positive number") }; perRun = v
+    case "--threads": guard let v = Int(value()), v >= 2 else { usage("--threads must be a number ≥ 2") }; manyThreads = v
+    case "--only":
+        let v = value()
+        guard ["parity", "engine", "engine-write"].contains(v) else { usage("--only takes parity, engine or engine-write, not \(v)") }
+        only = v
+    case "-h", "--help":
+        print("usage: metactl-bench [--dir DIR] [--image-mib N] [--seconds S] [--threads N] [--only parity|engine|engine-write]")
+        exit(0)
+    default: usage("unknown argument \(a)")
+    }
+}
+
+var failed = false
+let began = nowNanos()
+var uts = utsname()
+uname(&uts)
+let machine = withUnsafeBytes(of: &uts.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+print("metactl-bench: \(ProcessInfo.processInfo.activeProcessorCount) CPUs, Linux \(machine)\n")
+
+if only == nil || only == "parity" {
+    note("parity …")
+    let (t, ok) = ParityBench.run(minIterations: 300, minSeconds: 0.25)
+    print(t.render())
+    if !ok { failed = true; print("ERROR: ISA-L and the plain loop disagree\n") }
+}
+
+/// The bench's private directory inside --dir; removed on exit and on SIGINT/SIGTERM.
+nonisolated(unsafe) var workDir: String?
+
+/// The file system type of the mount holding `path` (from /proc/self/mounts).
+func fsType(_ path: String) -> String {
+    guard let text = try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8) else { return "unknown" }
+    let real = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+    var best = (len: -1, type: "unknown")
+    for line in text.split(separator: "\n") {
+        let f = line.split(separator: " ")
+        guard f.count >= 3 else { continue }
+        let mp = String(f[1]).replacingOccurrences(of: "\\040", with: " ")
+        let under = mp == "/" || real == mp || real.hasPrefix(mp + "/")
+        if under && mp.count > best.len { best = (mp.count, String(f[2])) }
+    }
+    return best.type
+}
+
+if only != "parity" {
+    var template = Array("\(dirArg)/metactl-bench.XXXXXX".utf8CString)
+    guard let p = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+        usage("cannot create a directory in \(dirArg): \(String(cString: strerror(errno)))")
+    }
+    let dir = String(cString: p)
+    workDir = dir
+    for sig in [SIGINT, SIGTERM] {
+        signal(sig) { s in
+            // Best effort: remove the images, then die of the signal.
+            if let d = workDir {
+                for i in 0..<EngineBench.columns { unlink("\(d)/col\(i).img") }
+                rmdir(d)
+            }
+            signal(s, SIG_DFL)
+            raise(s)
+        }
+    }
+    let bench = EngineBench(dir: dir, imageBytes: UInt64(imageMiB) << 20, seconds: perRun, manyThreads: manyThreads)
+    defer { bench.tearDown(); rmdir(dir) }
+    do {
+        try bench.setUp()
+        let fs = fsType(dir)
+        print("Images: \(EngineBench.columns) × \(imageMiB) MiB in \(dir) (\(fs)), \(bench.direct ? "O_DIRECT" : "buffered I/O (O_DIRECT refused)")")
+        if fs == "tmpfs" { print("WARNING: tmpfs: these numbers measure memory, not a disk") }
+        note("prefill …")
+        let pre = bench.prefill()
+        if let e = pre.error { throw BenchError("prefill: \(e)") }
+        print("Prefill (4 files written once, 1 MiB requests, 1 thread each): \(fmt(pre.mbps)) MB/s\n")
+        note("raw devices …")
+        let (raw, rates) = only == "engine-write" ? (Table(title: "", header: []), [:]) : bench.rawTable()
+        if only != "engine-write" { print(raw.render()) }
+        note("engine …")
+        // The engine writes 64 KiB per column and line: the like-for-like device limit.
+        let limit = 3 * (rates["write 64 KiB"] ?? .nan)
+        let (eng, writes, notes, engineOK) = try bench.engineTable(limit: limit, writesOnly: only == "engine-write")
+        if !engineOK { failed = true }
+        print(eng.render())
+        for n in notes { print(n) }
+        if only == "engine-write" { print("Total run time: \(fmt(elapsedSeconds(since: began))) s"); exit(failed ? 1 : 0) }
+        let r = { (k: String) in fmt(rates[k] ?? .nan) }
+        print("""
+            Full-stripe limits ("% of 3x1-dev" uses the first): 3 × one file's seq write at 64 KiB QD1 (the engine's \
+            per-column I/O) = \(fmt(limit)) MB/s; at 1 MiB = \(fmt(3 * (rates["write 1 MiB"] ?? .nan))) MB/s. The 4 \
+            files share one disk: all 4 at once (QD1 each) wrote \(r("4 files write 64 KiB")) MB/s at 64 KiB, \
+            \(r("4 files write 512 KiB")) MB/s at 512 KiB (3/4 of that is data).
+            Full-stripe read: 3 × one file's seq read = \(fmt(3 * (rates["read 64 KiB"] ?? .nan))) MB/s at 64 KiB, \
+            \(fmt(3 * (rates["read 1 MiB"] ?? .nan))) MB/s at 1 MiB.
+            """)
+        for (name, mbps) in writes {
+            print("  full-stripe write \(name): \(fmt(mbps)) MB/s = \(fmt(100 * mbps / limit, 0))% of 3 × one file at 64 KiB")
+        }
+        print("")
+    } catch {
+        print("ERROR: \(error)")
+        failed = true
+    }
+}
+print("Total run time: \(fmt(elapsedSeconds(since: began))) s")
+exit(failed ? 1 : 0)
