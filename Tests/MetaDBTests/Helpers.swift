@@ -20,15 +20,3 @@ func sampleVolume(_ name: String, tag: Int, components: Int = 4) -> VolumeRecord
                  createdAt: Date(timeIntervalSince1970: 1_700_000_000))
 }
 
-/// Deterministic PRNG (SplitMix64) for property tests.
-struct SeededRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

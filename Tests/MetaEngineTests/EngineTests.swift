@@ -1,4 +1,5 @@
 import Foundation
+import MetaTestSupport
 import MetaDB
 import MetaDevices
 @testable import MetaEngine

@@ -1,3 +1,4 @@
+import MetaTestSupport
 import Testing
 @testable import MetaLayout
 
