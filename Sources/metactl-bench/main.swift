@@ -46,6 +46,8 @@ while !args.isEmpty {
 }
 
 var failed = false
+/// Ends the engine part early (--only engine-write) through the normal cleanup.
+struct Done: Error {}
 let began = nowNanos()
 var uts = utsname()
 uname(&uts)
@@ -116,7 +118,8 @@ if only != "parity" {
         if !engineOK { failed = true }
         print(eng.render())
         for n in notes { print(n) }
-        if only == "engine-write" { print("Total run time: \(fmt(elapsedSeconds(since: began))) s"); exit(failed ? 1 : 0) }
+        // (No exit() in here: the deferred cleanup must run.)
+        guard only != "engine-write" else { throw Done() }
         let r = { (k: String) in fmt(rates[k] ?? .nan) }
         print("""
             Full-stripe limits ("% of 3x1-dev" uses the first): 3 × one file's seq write at 64 KiB QD1 (the engine's \
@@ -130,6 +133,7 @@ if only != "parity" {
             print("  full-stripe write \(name): \(fmt(mbps)) MB/s = \(fmt(100 * mbps / limit, 0))% of 3 × one file at 64 KiB")
         }
         print("")
+    } catch is Done {
     } catch {
         print("ERROR: \(error)")
         failed = true
