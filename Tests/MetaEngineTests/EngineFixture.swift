@@ -84,7 +84,7 @@ final class EngineFixture: @unchecked Sendable {
         var off = 0
         while off < size {
             let n = min(chunk, size - off)
-            try write(off, (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) })
+            try write(off, rng.bytes(n))
             off += n
         }
     }

@@ -21,7 +21,7 @@ struct EngineModelTests {
             let len = Int.random(in: 1...min(48 << 10, f.size), using: &rng)
             let off = Int.random(in: 0...(f.size - len), using: &rng)
             if Bool.random(using: &rng) {
-                try f.write(off, (0..<len).map { _ in UInt8.random(in: 0...255, using: &rng) })
+                try f.write(off, rng.bytes(len))
             } else {
                 #expect(try f.read(off, len) == Array(f.model[off..<(off + len)]))
             }
@@ -42,7 +42,7 @@ struct EngineModelTests {
             for _ in 0..<60 {
                 let len = Int.random(in: 1...8192, using: &rng)
                 let o = Int.random(in: 0...(region - len), using: &rng)
-                let data = (0..<len).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                let data = rng.bytes(len)
                 try! data.withUnsafeBytes { try f.volume.write(offset: UInt64(t * region + o), from: $0) }
                 local.replaceSubrange(o..<(o + len), with: data)
             }
@@ -78,7 +78,7 @@ struct DegradedTests {
         for _ in 0..<100 {
             let len = Int.random(in: 1...20000, using: &rng)
             let off = Int.random(in: 0...(f.size - len), using: &rng)
-            try f.write(off, (0..<len).map { _ in UInt8.random(in: 0...255, using: &rng) })
+            try f.write(off, rng.bytes(len))
         }
         #expect(try f.mismatches() == 0)
         // No further state changes.
@@ -182,7 +182,7 @@ struct InitTests {
         for _ in 0..<50 {
             let len = Int.random(in: 1...9000, using: &rng)
             let off = Int.random(in: 0...(f.size - len), using: &rng)
-            try f.write(off, (0..<len).map { _ in UInt8.random(in: 0...255, using: &rng) })
+            try f.write(off, rng.bytes(len))
         }
         raid.waitForBackgroundWork()
         #expect(try f.parityErrors().isEmpty)

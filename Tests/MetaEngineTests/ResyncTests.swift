@@ -95,7 +95,7 @@ struct ResyncTests {
         while f.raid.backgroundRunning || writes < 20 {
             let len = Int.random(in: 1...12000, using: &rng)
             let off = Int.random(in: 0...(f.size - len), using: &rng)
-            try f.write(off, (0..<len).map { _ in UInt8.random(in: 0...255, using: &rng) })
+            try f.write(off, rng.bytes(len))
             writes += 1
         }
         f.raid.waitForBackgroundWork()
@@ -118,7 +118,7 @@ struct ResyncTests {
         for _ in 0..<20 {
             let len = Int.random(in: 1...9000, using: &rng)
             let off = Int.random(in: 0...(f.size - len), using: &rng)
-            try f.write(off, (0..<len).map { _ in UInt8.random(in: 0...255, using: &rng) })
+            try f.write(off, rng.bytes(len))
         }
         #expect(try f.mismatches() == 0)
         #expect(f.state(ofColumn: 3) == .maintenance)
