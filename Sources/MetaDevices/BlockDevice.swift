@@ -30,6 +30,7 @@ extension BlockDevice {
     /// Reads `count` bytes at `offset` into a new array (convenience for small metadata reads).
     public func read(count: Int, at offset: UInt64) throws(DeviceError) -> [UInt8] {
         let buf = AlignedBuffer(count: count)
+        defer { withExtendedLifetime(buf) {} }  // pointers into it outlive its last use
         try read(into: buf.mutableBytes, at: offset)
         return Array(buf.bytes)
     }
@@ -37,6 +38,7 @@ extension BlockDevice {
     /// Writes an array at `offset` through an aligned bounce buffer.
     public func write(bytes: [UInt8], at offset: UInt64) throws(DeviceError) {
         let buf = AlignedBuffer(count: bytes.count)
+        defer { withExtendedLifetime(buf) {} }  // pointers into it outlive its last use
         buf.mutableBytes.copyMemory(from: UnsafeRawBufferPointer(start: bytes.withUnsafeBytes { $0.baseAddress }, count: bytes.count))
         try write(UnsafeRawBufferPointer(buf.mutableBytes), at: offset)
     }

@@ -168,6 +168,7 @@ public final class FileDevice: BlockDevice, @unchecked Sendable {
         if buffer.count == 0 { return }
         if needsBounce(buffer.baseAddress) {
             let b = AlignedBuffer(count: buffer.count)
+            defer { withExtendedLifetime(b) {} }  // pointers into it outlive its last use
             try rawRead(b.mutableBytes, offset)
             buffer.copyMemory(from: b.bytes)
         } else {
@@ -200,6 +201,7 @@ public final class FileDevice: BlockDevice, @unchecked Sendable {
         if buffer.count == 0 { return }
         if needsBounce(buffer.baseAddress) {
             let b = AlignedBuffer(count: buffer.count)
+            defer { withExtendedLifetime(b) {} }  // pointers into it outlive its last use
             b.mutableBytes.copyMemory(from: buffer)
             try rawWrite(b.bytes, offset)
         } else {
@@ -266,6 +268,7 @@ public final class FileDevice: BlockDevice, @unchecked Sendable {
         if rc == 0 { return }
         let chunk = 1 << 20
         let zero = AlignedBuffer(count: chunk)
+        defer { withExtendedLifetime(zero) {} }  // pointers into it outlive its last use
         var pos: UInt64 = 0
         while pos < length {
             let n = Int(min(UInt64(chunk), length - pos))

@@ -117,6 +117,7 @@ extension RAID5Volume {
             // Copy: read the source column, write the target.
             let src = rt.columns[cp.column]
             let buf = AlignedBuffer(count: n)
+            defer { withExtendedLifetime(buf) {} }  // pointers into it outlive its last use
             do throws(DeviceError) {
                 guard let dev = src.device else { throw DeviceError(path: src.path, operation: .read, errno: 5) }
                 try dev.read(into: buf.mutableBytes, at: at(src.startByte))
@@ -146,6 +147,7 @@ extension RAID5Volume {
             return .sourceFailed("column \(d) (\(rt.columns[d].path)) is unavailable too")
         }
         let bufs = others.map { _ in AlignedBuffer(count: n) }
+        defer { withExtendedLifetime(bufs) {} }  // pointers into it outlive its last use
         let failed = ErrorBox<DeviceError>()
         parallel(others.count) { i in
             let col = rt.columns[others[i]]
@@ -158,6 +160,7 @@ extension RAID5Volume {
             return .sourceFailed("column \(d) (\(e.path)) failed during regeneration: \(e)")
         }
         let out = AlignedBuffer(count: n)
+        defer { withExtendedLifetime(out) {} }  // pointers into it outlive its last use
         Parity.xor(sources: bufs.map { UnsafeRawPointer($0.base) }, into: out.base, count: n)
         let target = rt.columns[c]
         do throws(DeviceError) {

@@ -321,6 +321,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         }
         let n = Int(blocks * Volume.blockSize)
         let bufs = others.map { _ in AlignedBuffer(count: n) }
+        defer { withExtendedLifetime(bufs) {} }  // pointers into it outlive its last use
         let fatal = ErrorBox<VolumeIOError>()
         parallel(others.count) { i in
             let d = others[i]
@@ -337,6 +338,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         if let e = fatal.first { throw e }
         if !failed.all.isEmpty { return }
         let out = AlignedBuffer(count: n)
+        defer { withExtendedLifetime(out) {} }  // pointers into it outlive its last use
         Parity.xor(sources: bufs.map { UnsafeRawPointer($0.base) }, into: out.base, count: n)
         dst.copyMemory(from: out.bytes)
     }
@@ -458,7 +460,9 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
 
         case .readModifyWrite:
             let oldP = AlignedBuffer(count: wBytes)
+            defer { withExtendedLifetime(oldP) {} }  // pointers into it outlive its last use
             let olds = pieces.map { AlignedBuffer(count: Int($0.blocks) * bs) }
+            defer { withExtendedLifetime(olds) {} }  // pointers into it outlive its last use
             parallel(pieces.count + 1) { i in
                 if i < pieces.count { readCol(pieces[i].column, pieces[i].unitOffset, olds[i].mutableBytes) }
                 else { readCol(p, lo, oldP.mutableBytes) }
@@ -466,10 +470,12 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             if !failed.all.isEmpty { return }
             if let e = fatal.first { throw e }
             let tmp = AlignedBuffer(count: wBytes)
+            defer { withExtendedLifetime(tmp) {} }  // pointers into it outlive its last use
             for (i, piece) in pieces.enumerated() {
                 let n = Int(piece.blocks) * bs
                 let at = Int(piece.unitOffset - lo) * bs
                 let newAligned = AlignedBuffer(count: n)
+                defer { withExtendedLifetime(newAligned) {} }  // pointers into it outlive its last use
                 newAligned.mutableBytes.copyMemory(from: newData(piece))
                 Parity.xor(sources: [UnsafeRawPointer(oldP.base + at), UnsafeRawPointer(olds[i].base),
                                      UnsafeRawPointer(newAligned.base)], into: tmp.base, count: n)
@@ -482,6 +488,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             if case .degradedReconstruct(let f) = strategy { missingCol = f }
             let dataCols = (0..<rt.columns.count).filter { $0 != p }
             let contents = dataCols.map { _ in AlignedBuffer(count: wBytes) }
+            defer { withExtendedLifetime(contents) {} }  // pointers into it outlive its last use
             let covers: (Int) -> Bool = { c in
                 pieces.contains { $0.column == c && $0.unitOffset <= lo && $0.unitOffset + $0.blocks >= hi }
             }
@@ -493,6 +500,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
                 reads.append((c, contents[i]))
             }
             let oldP = needOldF ? AlignedBuffer(count: wBytes) : nil
+            defer { withExtendedLifetime(oldP) {} }  // pointers into it outlive its last use
             if let oldP { reads.append((p, oldP)) }
             parallel(reads.count) { i in readCol(reads[i].0, lo, reads[i].1.mutableBytes) }
             if !failed.all.isEmpty { return }
@@ -507,6 +515,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
                                                                                 byteCount: Int(piece.blocks) * bs)
             }
             let parity = AlignedBuffer(count: wBytes)
+            defer { withExtendedLifetime(parity) {} }  // pointers into it outlive its last use
             Parity.xor(sources: contents.map { UnsafeRawPointer($0.base) }, into: parity.base, count: wBytes)
             commitWrites(parity: parity)
         }
@@ -641,6 +650,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         let dataCols = (0..<rt.columns.count).filter { $0 != p }
         if (dataCols + [p]).contains(where: { avail($0, line: line, rt) == .missing }) { return false }
         let bufs = dataCols.map { _ in AlignedBuffer(count: n) }
+        defer { withExtendedLifetime(bufs) {} }  // pointers into it outlive its last use
         let failed = ErrorBox<DeviceError>()
         parallel(dataCols.count) { i in
             let col = rt.columns[dataCols[i]]
@@ -649,6 +659,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             } catch { failed.add(dataCols[i], error) }
         }
         let parity = AlignedBuffer(count: n)
+        defer { withExtendedLifetime(parity) {} }  // pointers into it outlive its last use
         if failed.all.isEmpty {
             Parity.xor(sources: bufs.map { UnsafeRawPointer($0.base) }, into: parity.base, count: n)
             let col = rt.columns[p]

@@ -128,6 +128,7 @@ public class Volume: @unchecked Sendable {
         let first = offset / bs
         let last = (offset + UInt64(buffer.count) + bs - 1) / bs
         let tmp = AlignedBuffer(count: Int((last - first) * bs))
+        defer { withExtendedLifetime(tmp) {} }  // pointers into it outlive its last use
         try readBlocks(first, into: tmp.mutableBytes)
         buffer.copyMemory(from: UnsafeRawBufferPointer(start: tmp.base + Int(offset - first * bs), count: buffer.count))
     }
@@ -145,6 +146,7 @@ public class Volume: @unchecked Sendable {
             let first = offset / bs
             let last = (offset + UInt64(buffer.count) + bs - 1) / bs
             let tmp = AlignedBuffer(count: Int((last - first) * bs))
+            defer { withExtendedLifetime(tmp) {} }  // pointers into it outlive its last use
             try readBlocks(first, into: tmp.mutableBytes)
             (tmp.base + Int(offset - first * bs)).copyMemory(from: buffer.baseAddress!, byteCount: buffer.count)
             try writeBlocks(first, from: UnsafeRawBufferPointer(tmp.mutableBytes))
@@ -157,6 +159,7 @@ public class Volume: @unchecked Sendable {
         try checkRange("write-zeroes", offset, Int(min(length, UInt64(Int.max))))
         let chunk: UInt64 = 1 << 20
         let zero = AlignedBuffer(count: Int(chunk))
+        defer { withExtendedLifetime(zero) {} }  // pointers into it outlive its last use
         var pos: UInt64 = 0
         while pos < length {
             let n = min(chunk, length - pos)

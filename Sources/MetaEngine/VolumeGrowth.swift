@@ -91,6 +91,7 @@ public enum VolumeGrowth {
     private static func writeZeroBuffers(_ dev: any BlockDevice, offset: UInt64, length: UInt64) throws(DeviceError) {
         let chunk: UInt64 = 1 << 20
         let zero = AlignedBuffer(count: Int(min(chunk, max(length, 512))))
+        defer { withExtendedLifetime(zero) {} }  // pointers into it outlive its last use
         var pos: UInt64 = 0
         while pos < length {
             let n = Int(min(chunk, length - pos))
