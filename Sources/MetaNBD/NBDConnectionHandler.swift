@@ -27,6 +27,30 @@ struct NBDShutdownEvent: Sendable {
 struct NBDCompletion: Sendable {
     var reply: ByteBuffer
     var error: NBDIOError?
+    var weight = 0
+    var command: UInt16 = 0
+    var offset: UInt64 = 0
+    var length: UInt32 = 0
+}
+
+/// Finished requests waiting for their connection's event loop.
+final class NBDCompletionMailbox: Sendable {
+    private let items = Mutex<[NBDCompletion]>([])
+
+    /// Adds a completion; returns true when the mailbox was empty (the caller must schedule a drain).
+    func post(_ completion: NBDCompletion) -> Bool {
+        items.withLock { list in
+            list.append(completion)
+            return list.count == 1
+        }
+    }
+
+    func takeAll() -> [NBDCompletion] {
+        items.withLock { list in
+            defer { list = [] }
+            return list
+        }
+    }
 }
 
 /// One client connection: the fixed-newstyle handshake, then the transmission phase.
@@ -76,6 +100,7 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private var shuttingDown = false
     private var requestCount = 0
     private var peakInFlightBytes = 0
+    private let mailbox = NBDCompletionMailbox()
     private var attachedExportName: String?
 
     init(registry: NBDExportRegistry, threadPool: NIOThreadPool, limits: NBDConnectionLimits,
@@ -546,24 +571,56 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         inFlightRequests += 1
         if inFlightBytes > peakInFlightBytes { peakInFlightBytes = inFlightBytes }
         let allocator = context.channel.allocator
-        let future = threadPool.runIfActive(eventLoop: context.eventLoop) {
-            NBDConnectionHandler.perform(export: export, type: type, flags: flags, cookie: cookie,
-                                         offset: offset, length: length, payload: payload, allocator: allocator)
-        }
-        future.assumeIsolated().whenComplete { result in
-            self.inFlightBytes -= weight
-            self.inFlightRequests -= 1
-            switch result {
-            case .success(let completion):
-                if let error = completion.error {
-                    self.logger.warning("\(name) offset \(offset) length \(length) failed: \(error)")
-                }
-                self.sendReply(context: context, completion.reply)
-            case .failure:
-                self.sendSimpleReply(context: context, cookie: cookie, error: .shutdown)
+        let mailbox = self.mailbox
+        let loop = context.eventLoop
+        let bound = NIOLoopBound(Target(handler: self, context: context), eventLoop: loop)
+        threadPool.submit { state in
+            var completion: NBDCompletion
+            if case .active = state {
+                completion = NBDConnectionHandler.perform(export: export, type: type, flags: flags, cookie: cookie,
+                                                          offset: offset, length: length, payload: payload,
+                                                          allocator: allocator)
+            } else {
+                var reply = allocator.buffer(capacity: NBDWire.simpleReplyHeaderSize)
+                reply.writeInteger(NBDWire.simpleReplyMagic)
+                reply.writeInteger(NBDIOError.Code.shutdown.rawValue)
+                reply.writeInteger(cookie)
+                completion = NBDCompletion(reply: reply, error: nil)
             }
-            self.resume(context: context)
+            completion.weight = weight
+            completion.command = type
+            completion.offset = offset
+            completion.length = length
+            // Only the completion that finds the mailbox empty wakes the event loop; the others ride along.
+            if mailbox.post(completion) {
+                loop.execute {
+                    let target = bound.value
+                    target.handler.drainCompletions(context: target.context)
+                }
+            }
         }
+    }
+
+    /// Handler and context, carried to the event loop by completions.
+    private struct Target {
+        let handler: NBDConnectionHandler
+        let context: ChannelHandlerContext
+    }
+
+    /// Sends the replies of every finished request, flushes once, and resumes reading if below the limits.
+    private func drainCompletions(context: ChannelHandlerContext) {
+        let done = mailbox.takeAll()
+        for completion in done {
+            inFlightBytes -= completion.weight
+            inFlightRequests -= 1
+            if let error = completion.error {
+                logger.warning("\(NBDWire.commandName(completion.command)) offset \(completion.offset) length \(completion.length) failed: \(error)")
+            }
+            if case .closed = phase { continue }
+            context.write(wrapOutboundOut(completion.reply), promise: nil)
+        }
+        if case .closed = phase {} else { context.flush() }
+        resume(context: context)
     }
 
     /// Checks a request against the export; returns the error to answer with, or nil when it may run.
