@@ -189,16 +189,11 @@ public class Volume: @unchecked Sendable {
     }
 }
 
-/// Runs `body(0..<count)` concurrently on GCD's worker threads (inline for one item) and
+/// Runs `body(0..<count)` concurrently on the I/O threads (inline for one item) and
 /// returns when all are done. The closure may capture buffers: every call finishes before
 /// this returns, so nothing escapes.
 func runParallel(_ count: Int, _ body: (Int) -> Void) {
-    if count <= 0 { return }
-    if count == 1 { body(0); return }
-    withoutActuallyEscaping(body) { b in
-        let box = UncheckedSendable(b)
-        DispatchQueue.concurrentPerform(iterations: count) { i in box.value(i) }
-    }
+    IOPool.shared.run(count, body)
 }
 
 /// Wraps a value that is used safely across threads by construction.
