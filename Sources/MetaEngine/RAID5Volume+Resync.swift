@@ -21,7 +21,16 @@ extension RAID5Volume {
 
     /// Starts the resync the volume record describes (regenerate or copy), in the background.
     /// `completion` runs on the resync thread when it ends.
+    /// When background work is still running (a resync ending, whose completion starts the
+    /// next one, e.g. onto the next hot spare), the new resync starts as soon as it has ended.
     public func startResync(completion: (@Sendable (ResyncOutcome) -> Void)? = nil) {
+        if backgroundRunning {
+            DispatchQueue.global().async {
+                self.waitForBackgroundWork()
+                if !self.stopping { self.startResync(completion: completion) }
+            }
+            return
+        }
         guard let rec = volumeRecord(), let r = rec.resync, r.kind == .regenerate || r.kind == .copy else { return }
         copyTargetFailed.store(false, ordering: .relaxed)
         startThread("resync \(name)") {
@@ -85,7 +94,10 @@ extension RAID5Volume {
             finishResync(kind)
         case .stopped:
             checkpoint(line, layout)
-        case .targetFailed, .sourceFailed:
+        case .sourceFailed:
+            // The lines below `line` are rebuilt: keep them usable across a restart.
+            checkpoint(line, layout)
+        case .targetFailed:
             break
         }
         progress.withLock { $0 = nil }

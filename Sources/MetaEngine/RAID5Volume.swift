@@ -351,6 +351,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         let lines = split(block, count: UInt64(buffer.count) / Volume.blockSize, layout)
         let regions = try beginWrite(lines: lines.map(\.line))
         defer { drl.end(regions) }
+        if try fullLinesWrite(block, buffer, layout) { return }
         let errors = ErrorBox<VolumeIOError>()
         parallel(lines.count) { i in
             do throws(VolumeIOError) {
