@@ -83,7 +83,7 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     private let registry: NBDExportRegistry
-    private let threadPool: NIOThreadPool
+    private let workers: NBDWorkerPool
     private let limits: NBDConnectionLimits
     private let tracker: NBDConnectionTracker
     private var logger: Logger
@@ -103,10 +103,10 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private let mailbox = NBDCompletionMailbox()
     private var attachedExportName: String?
 
-    init(registry: NBDExportRegistry, threadPool: NIOThreadPool, limits: NBDConnectionLimits,
+    init(registry: NBDExportRegistry, workers: NBDWorkerPool, limits: NBDConnectionLimits,
          tracker: NBDConnectionTracker, logger: Logger) {
         self.registry = registry
-        self.threadPool = threadPool
+        self.workers = workers
         self.limits = limits
         self.tracker = tracker
         self.logger = logger
@@ -574,19 +574,10 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         let mailbox = self.mailbox
         let loop = context.eventLoop
         let bound = NIOLoopBound(Target(handler: self, context: context), eventLoop: loop)
-        threadPool.submit { state in
-            var completion: NBDCompletion
-            if case .active = state {
-                completion = NBDConnectionHandler.perform(export: export, type: type, flags: flags, cookie: cookie,
+        let accepted = workers.submit {
+            var completion = NBDConnectionHandler.perform(export: export, type: type, flags: flags, cookie: cookie,
                                                           offset: offset, length: length, payload: payload,
                                                           allocator: allocator)
-            } else {
-                var reply = allocator.buffer(capacity: NBDWire.simpleReplyHeaderSize)
-                reply.writeInteger(NBDWire.simpleReplyMagic)
-                reply.writeInteger(NBDIOError.Code.shutdown.rawValue)
-                reply.writeInteger(cookie)
-                completion = NBDCompletion(reply: reply, error: nil)
-            }
             completion.weight = weight
             completion.command = type
             completion.offset = offset
@@ -598,6 +589,11 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
                     target.handler.drainCompletions(context: target.context)
                 }
             }
+        }
+        if !accepted {
+            inFlightBytes -= weight
+            inFlightRequests -= 1
+            sendSimpleReply(context: context, cookie: cookie, error: .shutdown)
         }
     }
 

@@ -94,7 +94,7 @@ public final class NBDServer: Sendable {
     public let exports: NBDExportRegistry
     private let logger: Logger
     private let group: MultiThreadedEventLoopGroup
-    private let threadPool: NIOThreadPool
+    private let workers: NBDWorkerPool
     private let tracker = NBDConnectionTracker()
     private let state = Mutex(State())
 
@@ -104,8 +104,7 @@ public final class NBDServer: Sendable {
         self.exports = exports
         self.logger = logger
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
-        self.threadPool = NIOThreadPool(numberOfThreads: max(1, configuration.ioThreads))
-        threadPool.start()
+        self.workers = NBDWorkerPool(threads: configuration.ioThreads)
     }
 
     /// The TCP port actually bound (useful with port 0), once started.
@@ -195,8 +194,8 @@ public final class NBDServer: Sendable {
         }
         for c in connections { try? await c.closeFuture.get() }
         for t in timers { t.cancel() }
-        // Every export call already queued runs to completion before the pool stops.
-        try? await threadPool.shutdownGracefully()
+        // Every export call already queued runs to completion before the workers exit.
+        await workers.shutdown()
         if let path = state.withLock({ $0.createdSocketPath }) { unlink(path) }
         try? await group.shutdownGracefully()
         logger.info("NBD server stopped")
@@ -224,7 +223,7 @@ public final class NBDServer: Sendable {
             var log = self.logger
             log[metadataKey: "nbd.client"] = "\(id)"
             if let peer = channel.remoteAddress, peer.protocol != .unix { log[metadataKey: "peer"] = "\(peer)" }
-            let handler = NBDConnectionHandler(registry: self.exports, threadPool: self.threadPool, limits: limits,
+            let handler = NBDConnectionHandler(registry: self.exports, workers: self.workers, limits: limits,
                                                tracker: self.tracker, logger: log)
             return channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(handler)
