@@ -32,14 +32,14 @@ extension SetManager {
             throw OperationError("\(r.name): replace rebuilds RAID-5 columns; a \(vol.type.rawValue) has no redundancy to rebuild from")
         }
         guard let c = column(of: vol, path: r.old) else { throw OperationError("\(r.old): not a component of \(r.name)") }
-        if let rs = vol.resync {
-            throw OperationError("\(r.name): a \(rs.kind.rawValue) is in progress (\(rs.totalBlocks > 0 ? Int(Double(rs.doneBlocks) / Double(rs.totalBlocks) * 100) : 0)% done); wait for it to finish")
-        }
         let col = vol.columns[c]
         let others = vol.columns.indices.filter { $0 != c && vol.columns[$0].state != .okay }
         let state = vol.derivedState
         if state == .lastErred && !r.force && col.state != .lastErred {
             throw OperationError("\(r.name): is Last Erred (data may be lost); replace the Last Erred column first with --enable, or use --force")
+        }
+        if let rs = vol.resync {
+            throw OperationError("\(r.name): a \(rs.kind.rawValue) is in progress (\(rs.totalBlocks > 0 ? Int(Double(rs.doneBlocks) / Double(rs.totalBlocks) * 100) : 0)% done); wait for it to finish")
         }
         guard let engine = try openEngine(r.name) as? RAID5Volume else { throw OperationError("\(r.name): not a RAID-5 engine") }
 
@@ -213,7 +213,8 @@ extension SetManager {
                 cfg.volumes[vi].columns[c].hotSpare = nil
                 cfg.volumes[vi].columns[c].state = .maintenance
             }
-            cfg.volumes[vi].resync = nil
+            // The next spare may already be taken (the failure hook ran first): keep its resync.
+            if cfg.volumes[vi].resync?.target == spare { cfg.volumes[vi].resync = nil }
         }
         try? (engine(name) as? RAID5Volume)?.reload()
         logger.warning("\(name): hot spare \(db.device(spare)?.path ?? spare.uuidString) failed and is Broken")
