@@ -130,7 +130,7 @@ final class ResyncRig: @unchecked Sendable {
     func fill(_ name: String = "d10", size: Int) throws -> String {
         let src = f.dir.file("\(name).fill")
         try writeRandomFile(src, size: size)
-        try MetaTestSupport.mustRun(["nbdcopy", "--flush", src, f.uri(name)])
+        try MetaTestSupport.mustRun(["timeout", "300", "nbdcopy", "--flush", src, f.uri(name)])
         return try sha256(src)
     }
 
@@ -138,7 +138,7 @@ final class ResyncRig: @unchecked Sendable {
     func readDigest(_ name: String = "d10") throws -> String {
         let out = f.dir.file("\(name).back")
         try? FileManager.default.removeItem(atPath: out)
-        try MetaTestSupport.mustRun(["nbdcopy", f.uri(name), out])
+        try MetaTestSupport.mustRun(["timeout", "300", "nbdcopy", f.uri(name), out])
         defer { try? FileManager.default.removeItem(atPath: out) }
         return try sha256(out)
     }
@@ -183,7 +183,7 @@ final class ResyncRig: @unchecked Sendable {
     func fioJob(_ job: String, offset: String, size: String, rate: String? = "2m,2m") -> [String] {
         ["fio", "--name=\(job)", "--ioengine=nbd", "--uri=\(f.uri("d10"))", "--rw=randrw", "--bs=4k", "--iodepth=8",
          "--offset=\(offset)", "--size=\(size)", "--verify=crc32c", "--verify_fatal=1", "--verify_state_save=0",
-         "--output-format=json"] + (rate.map { ["--rate=\($0)"] } ?? [])
+         "--runtime=300", "--output-format=json"] + (rate.map { ["--rate=\($0)"] } ?? [])
     }
 
     /// Waits for a fio run started with ``spawn(_:output:)`` and returns its jobs (throws
@@ -212,6 +212,8 @@ final class ResyncRig: @unchecked Sendable {
 /// The resync engine end to end, through the `metactl` binary: real failing block devices
 /// (nbdkit's error filter under nbdfuse and a loop device), fio load, `replace`, hot spares,
 /// kill -9 in the middle of a resync, failures during a resync, and the offline replace.
+/// NBD clients run under `timeout` so a server that stops answering fails the test instead of
+/// hanging the suite.
 @Suite("resync end to end")
 struct ResyncE2ETests {
     static let tools = ["nbdkit", "nbdfuse", "fusermount3", "losetup", "fio", "nbdcopy", "sha256sum"]
@@ -269,7 +271,7 @@ struct ResyncE2ETests {
 
         // What the volume holds now (A's blocks, zeroes elsewhere), read in degraded mode.
         let snap = f.dir.file("before.bin")
-        try MetaTestSupport.mustRun(["nbdcopy", f.uri("d10"), snap])
+        try MetaTestSupport.mustRun(["timeout", "300", "nbdcopy", f.uri("d10"), snap])
         let before = try Data(contentsOf: URL(fileURLWithPath: snap))
 
         // The state is committed: the devices say the same once the server is gone.
@@ -298,7 +300,7 @@ struct ResyncE2ETests {
         // everything else, load A's region included, is byte for byte what it was before the
         // rebuild. (fio --verify_only cannot replay a randrw job, so A is checked this way.)
         let after = f.dir.file("after.bin")
-        try MetaTestSupport.mustRun(["nbdcopy", f.uri("d10"), after])
+        try MetaTestSupport.mustRun(["timeout", "300", "nbdcopy", f.uri("d10"), after])
         let whole = try Data(contentsOf: URL(fileURLWithPath: after))
         #expect(whole.count == before.count)
         let bRange = (32 << 20)..<(48 << 20)
@@ -502,7 +504,7 @@ struct ResyncE2ETests {
         let il = try #require(vol0["interlaceBytes"] as? Int)
         let src = f.dir.file("d10.fill")
         let data = try writeRandomFile(src, size: size)
-        try MetaTestSupport.mustRun(["nbdcopy", "--flush", src, f.uri("d10")])
+        try MetaTestSupport.mustRun(["timeout", "300", "nbdcopy", "--flush", src, f.uri("d10")])
         let (first, second) = (fds[0], fds[1])
         first.fail()
         #expect(try rig.readDigest() == (try sha256(src)))
