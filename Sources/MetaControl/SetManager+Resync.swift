@@ -38,10 +38,23 @@ extension SetManager {
         if state == .lastErred && !r.force && col.state != .lastErred {
             throw OperationError("\(r.name): is Last Erred (data may be lost); replace the Last Erred column first with --enable, or use --force")
         }
+        guard let engine = try openEngine(r.name) as? RAID5Volume else { throw OperationError("\(r.name): not a RAID-5 engine") }
         if let rs = vol.resync {
+            // A resync stopped by a second column's failure: re-enabling that (Last Erred)
+            // column trusts it again and resumes the resync from its checkpoint.
+            if r.new == nil && col.state == .lastErred && !engine.backgroundRunning
+                && (rs.kind == .regenerate || rs.kind == .copy) {
+                try db.commit { cfg in
+                    guard let vi = cfg.volumeIndex(named: r.name) else { return }
+                    cfg.volumes[vi].columns[c].state = .okay
+                }
+                try engine.reload()
+                engine.startResync { [weak self] outcome in self?.resyncEnded(r.name, outcome) }
+                return ReplaceResult(name: r.name, kind: "enable", messages: [
+                    "\(r.old): enabled (Last Erred data trusted); the stopped \(rs.kind.rawValue) resumes from its checkpoint"])
+            }
             throw OperationError("\(r.name): a \(rs.kind.rawValue) is in progress (\(rs.totalBlocks > 0 ? Int(Double(rs.doneBlocks) / Double(rs.totalBlocks) * 100) : 0)% done); wait for it to finish")
         }
-        guard let engine = try openEngine(r.name) as? RAID5Volume else { throw OperationError("\(r.name): not a RAID-5 engine") }
 
         if r.new == nil {
             // Re-enable in place.

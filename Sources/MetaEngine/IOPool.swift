@@ -5,9 +5,10 @@ import Synchronization
 /// of the CPU count (GCD's `concurrentPerform` runs no more blocking calls at once than there
 /// are CPUs, which leaves the disks idle).
 ///
-/// A caller waiting for its tasks first runs queued tasks itself, so fan-out inside fan-out
-/// (lines, then columns) never deadlocks: every queued task is at least run by the thread
-/// that queued it.
+/// A caller waiting for its tasks first runs its own still-queued tasks, so fan-out inside
+/// fan-out (lines, then columns) never deadlocks: every queued task is at least run by the
+/// thread that queued it. It never runs another caller's task, which might wait for a line
+/// lock the caller holds.
 final class IOPool: @unchecked Sendable {
     /// The process-wide pool.
     static let shared = IOPool(threads: 32)
@@ -37,18 +38,34 @@ final class IOPool: @unchecked Sendable {
     /// Takes the next task; its slot is cleared so no reference to a caller's closure
     /// outlives the call (the closure is non-escaping).
     private func popLocked() -> Task? {
-        guard head < queue.count else { return nil }
-        let t = queue[head]
-        queue[head] = nil
-        head += 1
-        if head == queue.count { queue.removeAll(keepingCapacity: true); head = 0 }
-        return t
+        while head < queue.count {
+            let t = queue[head]
+            queue[head] = nil
+            head += 1
+            if let t { compactLocked(); return t }
+        }
+        compactLocked()
+        return nil
     }
 
-    private func pop() -> Task? {
+    /// Takes a queued task of `group` (a waiter runs only its own work: another request's
+    /// task could block on a lock the waiter holds).
+    private func pop(_ group: Group) -> Task? {
         cond.lock()
         defer { cond.unlock() }
-        return popLocked()
+        var i = head
+        while i < queue.count {
+            if let t = queue[i], t.group === group {
+                queue[i] = nil
+                return t
+            }
+            i += 1
+        }
+        return nil
+    }
+
+    private func compactLocked() {
+        if head == queue.count { queue.removeAll(keepingCapacity: true); head = 0 }
     }
 
     /// Runs a task and drops every reference to its closure before signalling completion.
@@ -87,7 +104,7 @@ final class IOPool: @unchecked Sendable {
             cond.unlock()
             box.value(0)
             while group.remaining.load(ordering: .acquiring) > 0 {
-                var t = pop()
+                var t = pop(group)
                 if t == nil {
                     group.done.wait()
                     break

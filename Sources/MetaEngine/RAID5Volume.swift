@@ -172,6 +172,9 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             return (rt.columns[c].state, others)
         }
         if cur == .maintenance || cur == .unavailable || cur == .lastErred { return }
+        // The column moved to another device (a hot spare, a replacement) since this I/O was
+        // issued: the error is about a device the column no longer uses.
+        if let dev = runtime.withLock({ $0.columns[c].device }), dev.path != error.path { return }
         let new: ComponentState = (othersErred && cur != .resyncing) ? .lastErred : .maintenance
         context.logger.error("\(name): column \(c) (\(error.path)) failed: \(error); marking it \(new.rawValue)")
         do {

@@ -43,6 +43,10 @@ enum ProgressDisplay {
         while true {
             let report = try CommandContext.perform(.status(names: [name]), g, as: StatusReport.self)
             guard let v = report.volumes.first else { throw UserError("\(name): volume disappeared") }
+            if v.state == VolumeState.lastErred.rawValue {
+                if shown { done() }
+                throw UserError("\(name): stopped: Last Erred\(v.invoke.map { "; Invoke: \($0)" } ?? "")")
+            }
             if let r = v.resync {
                 show(format(name, r.kind, r.percent, r.bytesPerSecond, r.secondsLeft), percent: r.percent)
                 shown = true
