@@ -54,8 +54,8 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     public nonisolated(unsafe) var onColumnFailed: (@Sendable (Int) -> Void)?
     /// Foreground requests seen (the resync yields to them above its minimum rate).
     let foregroundOps = Atomic<UInt64>(0)
-    /// Bytes per column one resync step moves (lines are batched up to this); 1 MiB.
-    public let resyncStepBytes = Atomic<UInt64>(1 << 20)
+    /// Bytes per column one resync step moves (lines are batched up to this); 8 MiB.
+    public let resyncStepBytes = Atomic<UInt64>(8 << 20)
     /// Set when a mirrored foreground write to a copy target failed.
     let copyTargetFailed = Atomic<Bool>(false)
     private let background = Mutex<Thread?>(nil)
