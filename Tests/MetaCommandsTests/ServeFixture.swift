@@ -223,3 +223,55 @@ func stripLiveFields(_ status: [String: Any]) -> [String: Any] {
     }
     return s
 }
+
+/// Runs a command with output discarded; when it has not finished after `limit` seconds,
+/// kills its whole process group (SIGKILL) so helpers it forked go too. Returns its exit
+/// status, or nil when it had to be killed.
+///
+/// Uses posix_spawn and waitpid rather than Foundation's Process, which notices an exit only
+/// when every process holding its monitoring socket is gone (forked children keep it open).
+func runBounded(_ argv: [String], limit: Double) throws -> Int32? {
+    guard let exe = argv.first.flatMap({ $0.hasPrefix("/") ? $0 : Privileged.which($0) }) else {
+        throw TestSupportError("command not found: \(argv.first ?? "")")
+    }
+    var attr = posix_spawnattr_t()
+    posix_spawnattr_init(&attr)
+    defer { posix_spawnattr_destroy(&attr) }
+    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP))
+    posix_spawnattr_setpgroup(&attr, 0)
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    for fd: Int32 in [0, 1, 2] {
+        posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0)
+    }
+    let args = ([exe] + argv.dropFirst()).map { strdup($0) }
+    defer { args.forEach { free($0) } }
+    let env = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") }
+    defer { env.forEach { free($0) } }
+    var pid: pid_t = 0
+    let rc = (args + [nil]).withUnsafeBufferPointer { a in
+        (env + [nil]).withUnsafeBufferPointer { e in
+            posix_spawn(&pid, exe, &actions, &attr, UnsafeMutablePointer(mutating: a.baseAddress!),
+                        UnsafeMutablePointer(mutating: e.baseAddress!))
+        }
+    }
+    guard rc == 0 else { throw TestSupportError("cannot start \(exe): \(String(cString: strerror(rc)))") }
+    let deadline = Date().addingTimeInterval(limit)
+    var status: Int32 = 0
+    while true {
+        let r = waitpid(pid, &status, WNOHANG)
+        if r == pid { break }
+        if r < 0 && errno != EINTR { throw TestSupportError("waitpid \(pid): \(String(cString: strerror(errno)))") }
+        if Date() > deadline {
+            kill(-pid, SIGKILL)
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            return nil
+        }
+        usleep(50_000)
+    }
+    // The group may still hold forked helpers (they would be orphans): end them.
+    kill(-pid, SIGKILL)
+    if status & 0x7f == 0 { return (status >> 8) & 0xff }
+    return 128 + (status & 0x7f)
+}
