@@ -48,7 +48,14 @@ extension RAID5Volume {
     func runResync(from start: UInt64) -> ResyncOutcome {
         let layout = runtime.withLock { $0.layout }
         let total = layout.lineCount
-        let step = max(1, resyncStepBytes.load(ordering: .relaxed) / (layout.interlaceBlocks * Volume.blockSize))
+        let unitBytesInt = layout.interlaceBlocks * Volume.blockSize
+        /// Lines per step: the full step when the rate is unlimited; at most 1 MiB per column
+        /// when a maximum rate is set, so the limiter's pauses stay short and smooth.
+        func stepLines() -> UInt64 {
+            var bytes = resyncStepBytes.load(ordering: .relaxed)
+            if rateLimits.maxBytesPerSecond < UInt64.max / 2 { bytes = min(bytes, 1 << 20) }
+            return max(1, bytes / unitBytesInt)
+        }
         let unitBytes = Double(layout.interlaceBlocks * Volume.blockSize)
         var line = start
         var lastCheckpoint = Date()
@@ -63,7 +70,7 @@ extension RAID5Volume {
         var outcome: ResyncOutcome = .completed
         while line < total {
             if stopping { outcome = .stopped; break }
-            let end = min(total, line + step)
+            let end = min(total, line + stepLines())
             for l in line..<end { locks.lock(l) }
             let result = resyncLines(line, end, scratch: scratch)
             for l in (line..<end).reversed() { locks.unlock(l) }
