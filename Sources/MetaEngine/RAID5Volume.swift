@@ -540,7 +540,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         for (c, e) in failed.all { try markFailed(c, e) }
         let after = runtime.withLock { $0 }
         let erred = after.columns.filter { $0.state.isErred }.count
-        if erred >= 2 || !failed.all.isEmpty && erred >= 2 {
+        if erred >= 2 {
             throw VolumeIOError(volume: name, code: .io, operation: "flush", detail: "more than one column has failed")
         }
     }

@@ -14,7 +14,6 @@ struct DirtyRegionTests {
         let f = try EngineFixture(type: .raid5, columns: 3, interlaceBlocks: 8, onCommit: { cfg in
             seen.withLock { $0.append("commit dirty=\(cfg.volumes[0].dirtyRegions)") }
         })
-        f.devices[0].onError { _ in }
         #expect(f.store.config.volumes[0].dirtyRegions.isEmpty)
         try f.write(4096, [UInt8](repeating: 7, count: 4096))
         #expect(f.store.config.volumes[0].dirtyRegions == [0])
