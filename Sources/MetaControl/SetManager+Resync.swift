@@ -189,6 +189,11 @@ extension SetManager {
         let erred = vol.columns.indices.filter { vol.columns[$0].state != .okay }
         guard erred.count == 1, vol.columns[erred[0]].state == .maintenance else { return }
         let c = erred[0]
+        if let failedSpare = vol.columns[c].hotSpare {
+            // A column in Maintenance on a spare: the spare that stood in has failed. It is
+            // Broken; the column goes back to its original (failed) device for the next spare.
+            spareFailed(name, column: c, spare: failedSpare)
+        }
         guard let spare = pool.spares.first(where: { s in
             s.state == .available && db.device(s.device) != nil && (db.config.device(s.device)?.dataBlocks ?? 0) >= vol.columnBlocks
         }) else {
@@ -216,8 +221,9 @@ extension SetManager {
         }
     }
 
-    /// A spare failed while being rebuilt: it becomes Broken and the column goes back to
-    /// `Maintenance` on its original device, so the next spare can be tried.
+    /// A spare failed (while being rebuilt or while standing in): it becomes Broken and the
+    /// column goes back to `Maintenance` on its original device, so the next spare can be
+    /// tried; a resync onto it is dropped.
     func spareFailed(_ name: String, column c: Int, spare: UUID) {
         _ = try? db.commit { cfg in
             guard let vi = cfg.volumeIndex(named: name) else { return }

@@ -89,12 +89,16 @@ public final class SetManager: @unchecked Sendable {
     /// The host registry directory (`--config-dir`).
     public let configDir: String
 
-    /// Opens engines for every volume of the set.
-    public init(db: SetDatabase, configDir: String, logger: Logger, isServer: Bool) {
+    /// Where the engines do their data I/O (see ``CacheMode``).
+    let dataDevices: DataDevices
+
+    /// Opens engines for every volume of the set; `cache` says how they do data I/O.
+    public init(db: SetDatabase, configDir: String, logger: Logger, isServer: Bool, cache: CacheMode = .none) {
         self.db = db
         self.configDir = configDir
         self.logger = logger
         self.isServer = isServer
+        self.dataDevices = DataDevices(mode: cache)
         for v in db.config.volumes { _ = try? openEngine(v.name) }
         reportPendingGrows()
     }
@@ -104,7 +108,7 @@ public final class SetManager: @unchecked Sendable {
     public var setName: String { db.setName }
 
     var context: VolumeContext {
-        VolumeContext(store: db, devices: { [db] in db.device($0) }, logger: logger)
+        VolumeContext(store: db, devices: { [db, dataDevices] in dataDevices.device($0, in: db) }, logger: logger)
     }
 
     /// The engine of a volume (opened on first use).
@@ -138,6 +142,7 @@ public final class SetManager: @unchecked Sendable {
     public func closeEngines() {
         let all = engines.withLock { e -> [Volume] in let v = Array(e.values); e = [:]; return v }
         for e in all { e.close() }
+        dataDevices.closeAll()
     }
 
     // MARK: status

@@ -399,7 +399,8 @@ struct ResyncE2ETests {
         defer { rig.cleanup() }
         let f = rig.f
         let spare1 = try rig.failingDevice("spare1", size: Self.small)
-        let spare2 = try rig.loop("spare2", size: Self.small)
+        let spare2Dev = try rig.failingDevice("spare2", size: Self.small)
+        let spare2 = spare2Dev.path
         let server = try f.startServer()
         let size = try #require(try rig.volume()["sizeBytes"] as? Int)
         let digest = try rig.fill(size: size)
@@ -453,10 +454,26 @@ struct ResyncE2ETests {
         #expect(try rig.readDigest() == digest)
         for d in devs.dropLast() { #expect(ResyncRig.state(vol, d) == "Okay") }
 
-        // After the fault is fixed, the spare is enabled again.
+        // A spare that fails while standing in is Broken too; the column is Maintenance on
+        // its original device, and the data is still served from parity.
+        spare2Dev.fail()
+        #expect(try rig.readDigest() == digest)
+        try rig.waitFor("spare2 to be Broken", log: server) { try rig.spares()[spare2] == "Broken" }
+        vol = try rig.volume()
+        #expect(ResyncRig.state(vol, newDev.path) == "Maintenance")
+        #expect(ResyncRig.component(vol, newDev.path)?["hotSpare"] is NSNull)
+        #expect(try rig.readDigest() == digest)
+
+        // After the fault is fixed, the spare is enabled again and takes over.
         spare1.recover()
         try f.mustRun(["hs", "enable", spare1.path])
-        #expect(try rig.spares()[spare1.path] == "Available")
+        try rig.waitFor("spare1 to stand in again", log: server) {
+            ResyncRig.component(try rig.volume(), newDev.path)?["hotSpare"] as? String == spare1.path
+        }
+        vol = try rig.waitForResyncEnd()
+        #expect(vol["state"] as? String == "Okay")
+        #expect(try rig.spares() == [spare1.path: "In use", spare2: "Broken"])
+        #expect(try rig.readDigest() == digest)
         f.cleanup()
         #expect(try rig.parityErrors().isEmpty)
     }

@@ -93,12 +93,15 @@ struct ServeTests {
 
     // MARK: data through real clients
 
-    @Test(.enabled(if: Privileged.runnable(tools: ["nbdcopy", "sha256sum"])), arguments: ["d10", "d20"])
-    func nbdcopyRoundTripSurvivesRestart(volume: String) throws {
+    /// Served with each `--cache` mode; the restart always serves with O_DIRECT, so what the
+    /// page-cache mode wrote must be in the files.
+    @Test(.enabled(if: Privileged.runnable(tools: ["nbdcopy", "sha256sum"])),
+          arguments: ["d10", "d20"], ["none", "writeback"])
+    func nbdcopyRoundTripSurvivesRestart(volume: String, cache: String) throws {
         let f = try Self.raidAndStripe()
         defer { f.cleanup() }
         let size = try #require(try Self.volumeSizes(f)[volume])
-        let server = try f.startServer()
+        let server = try f.startServer(["--cache", cache])
         let src = f.dir.file("in.bin"), out = f.dir.file("out.bin"), again = f.dir.file("again.bin")
         try writeRandomFile(src, size: size)
         try MetaTestSupport.mustRun(["nbdcopy", src, f.uri(volume)])

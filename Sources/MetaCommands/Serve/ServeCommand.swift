@@ -43,6 +43,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Also listen for NBD on TCP HOST:PORT (no authentication!).", valueName: "host:port"))
     var listen: String?
 
+    @Option(help: ArgumentHelp(
+        "Data I/O on the components: none (O_DIRECT, the default) or writeback (through the page cache; flushes still reach the disk).",
+        valueName: "mode"))
+    var cache: CacheMode = .none
+
     @Argument(help: "Volumes to export (default: all).")
     var names: [String] = []
 
@@ -97,7 +102,7 @@ struct ServeCommand: AsyncParsableCommand {
             db.close()
             throw UserError("\(n): no such volume in set '\(set)'")
         }
-        let manager = SetManager(db: db, configDir: global.configDir, logger: logger, isServer: true)
+        let manager = SetManager(db: db, configDir: global.configDir, logger: logger, isServer: true, cache: cache)
         let filter = Set(names)
         let exportCache = Mutex<[String: VolumeExport]>([:])
         let readOnly = !writable
@@ -165,6 +170,8 @@ struct ServeCommand: AsyncParsableCommand {
         logger.info("stopped")
     }
 }
+
+extension CacheMode: ExpressibleByArgument {}
 
 /// Keeps signal sources alive for the life of the process.
 enum SignalSources {
