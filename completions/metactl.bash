@@ -436,7 +436,7 @@ _metactl_serve() {
     repeating_flags=()
     non_repeating_flags=(--quiet -q --verbose -v --version -h --help)
     repeating_options=()
-    non_repeating_options=(-s --set --config-dir --run-dir --socket --listen)
+    non_repeating_options=(-s --set --config-dir --run-dir --socket --listen --cache)
     __metactl_offer_flags_options -1
 
     # Offer option value completions
@@ -454,6 +454,10 @@ _metactl_serve() {
         return
         ;;
     '--listen')
+        return
+        ;;
+    '--cache')
+        __metactl_add_completions -W 'none'$'\n''writeback'
         return
         ;;
     esac

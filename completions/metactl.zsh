@@ -305,6 +305,7 @@ _metactl_import() {
 
 _metactl_serve() {
     local -i ret=1
+    local -ar ___cache=('none' 'writeback')
     local -ar arg_specs=(
         '(-s --set)'{-s,--set}'[The set to act on.]:set:'
         '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
@@ -313,6 +314,7 @@ _metactl_serve() {
         '(--verbose -v)'{--verbose,-v}'[Print more.]'
         '--socket[Unix socket for NBD (default <run-dir>/<set>.nbd).]:path:'
         '--listen[Also listen for NBD on TCP HOST\:PORT (no authentication!).]:host\:port:'
+        '--cache[Data I/O on the components\: none (O_DIRECT, the default) or writeback (through the page cache; flushes still reach the disk).]:mode:{__metactl_complete "${___cache[@]}"}'
         '*:names:'
         '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'

@@ -253,7 +253,7 @@ extension RAID5Volume {
         // Each column is read in pieces of up to 2 MiB at once (a deeper queue per device),
         // and the XOR is split in two (two cores).
         let pieces = Self.pieces(n, size: Self.readPieceBytes)
-        parallel(others.count * pieces.count) { i in
+        runParallel(others.count * pieces.count) { i in
             let col = rt.columns[others[i / pieces.count]]
             let (off, len) = pieces[i % pieces.count]
             let dst = UnsafeMutableRawBufferPointer(start: bufs[i / pieces.count].base + off, count: len)
@@ -266,7 +266,7 @@ extension RAID5Volume {
             return .failed(.sourceFailed("column \(d) (\(e.path)) failed during regeneration: \(e)"))
         }
         let halves = Self.pieces(n, size: max(4096, (n / 2 + 4095) & ~4095))
-        parallel(halves.count) { h in
+        runParallel(halves.count) { h in
             let (off, len) = halves[h]
             Parity.xor(sources: bufs.map { UnsafeRawPointer($0.base + off) }, into: out.base + off, count: len)
         }

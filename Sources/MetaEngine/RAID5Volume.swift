@@ -238,7 +238,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         let layout = runtime.withLock { $0.layout }
         let lines = split(block, count: UInt64(buffer.count) / Volume.blockSize, layout)
         let errors = ErrorBox<VolumeIOError>()
-        parallel(lines.count) { i in
+        parallel(lines.count, bytes: buffer.count) { i in
             do throws(VolumeIOError) {
                 try self.readLine(lines[i].line, lines[i].pieces, buffer)
             } catch { errors.add(i, error) }
@@ -255,7 +255,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         let rt0 = runtime.withLock { $0 }
         if pieces.allSatisfy({ avail($0.column, line: line, rt0) == .ok }) {
             let failed = ErrorBox<DeviceError>()
-            parallel(pieces.count) { i in
+            parallel(pieces.count, bytes: pieces.reduce(0) { $0 + Int($1.blocks * Volume.blockSize) }) { i in
                 let p = pieces[i]
                 let col = rt0.columns[p.column]
                 do throws(DeviceError) {
@@ -326,7 +326,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         let bufs = others.map { _ in AlignedBuffer(count: n) }
         defer { withExtendedLifetime(bufs) {} }  // pointers into it outlive its last use
         let fatal = ErrorBox<VolumeIOError>()
-        parallel(others.count) { i in
+        parallel(others.count, bytes: others.count * n) { i in
             let d = others[i]
             let col = rt.columns[d]
             do throws(DeviceError) {
@@ -356,7 +356,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         defer { drl.end(regions) }
         if try fullLinesWrite(block, buffer, layout) { return }
         let errors = ErrorBox<VolumeIOError>()
-        parallel(lines.count) { i in
+        parallel(lines.count, bytes: buffer.count) { i in
             do throws(VolumeIOError) {
                 try self.locks.withLock(lines[i].line) { () throws(VolumeIOError) in
                     try self.writeLineLocked(lines[i].line, lines[i].pieces, buffer)
@@ -449,7 +449,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         /// Writes every piece's new data and (optionally) the parity buffer, in parallel.
         func commitWrites(parity: AlignedBuffer?) {
             let n = pieces.count + (parity == nil ? 0 : 1)
-            parallel(n) { i in
+            parallel(n, bytes: n * wBytes) { i in
                 if i < pieces.count {
                     writeCol(pieces[i].column, pieces[i].unitOffset, newData(pieces[i]))
                 } else {
@@ -467,7 +467,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             defer { withExtendedLifetime(oldP) {} }  // pointers into it outlive its last use
             let olds = pieces.map { AlignedBuffer(count: Int($0.blocks) * bs) }
             defer { withExtendedLifetime(olds) {} }  // pointers into it outlive its last use
-            parallel(pieces.count + 1) { i in
+            parallel(pieces.count + 1, bytes: (pieces.count + 1) * wBytes) { i in
                 if i < pieces.count { readCol(pieces[i].column, pieces[i].unitOffset, olds[i].mutableBytes) }
                 else { readCol(p, lo, oldP.mutableBytes) }
             }
@@ -506,7 +506,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             let oldP = needOldF ? AlignedBuffer(count: wBytes) : nil
             defer { withExtendedLifetime(oldP) {} }  // pointers into it outlive its last use
             if let oldP { reads.append((p, oldP)) }
-            parallel(reads.count) { i in readCol(reads[i].0, lo, reads[i].1.mutableBytes) }
+            parallel(reads.count, bytes: reads.count * wBytes) { i in readCol(reads[i].0, lo, reads[i].1.mutableBytes) }
             if !failed.all.isEmpty { return }
             if let e = fatal.first { throw e }
             if let f = missingCol, let oldP, let fi = dataCols.firstIndex(of: f) {
@@ -531,7 +531,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     public override func flush() throws(VolumeIOError) {
         let rt = runtime.withLock { $0 }
         let failed = ErrorBox<DeviceError>()
-        parallel(rt.columns.count) { c in
+        runParallel(rt.columns.count) { c in
             guard self.avail(c, line: 0, rt) != .missing || rt.columns[c].state == .resyncing,
                   let d = rt.columns[c].device else { return }
             do throws(DeviceError) { try d.flush() } catch { failed.add(c, error) }

@@ -68,7 +68,8 @@ public final class StripeVolume: Volume, @unchecked Sendable {
         let extents = g.layout.extents(block: block, count: count)
         let errors = ErrorBox<VolumeIOError>()
         let bs = Volume.blockSize
-        parallel(extents.count) { i in
+        let bytes: Int? = if case .discard = op { nil } else { Int(count * bs) }
+        parallel(extents.count, bytes: bytes) { i in
             let e = extents[i]
             let m = g.members[e.row][e.column]
             let devOffset = m.startByte + e.componentBlock * bs
@@ -112,7 +113,7 @@ public final class StripeVolume: Volume, @unchecked Sendable {
     public override func flush() throws(VolumeIOError) {
         let devs = geometry.withLock { $0.members.flatMap { $0 } }
         let errors = ErrorBox<VolumeIOError>()
-        parallel(devs.count) { i in
+        runParallel(devs.count) { i in
             guard let d = devs[i].device else { return }
             do throws(DeviceError) { try d.flush() } catch {
                 errors.add(i, VolumeIOError(volume: self.name, code: .io, operation: "flush", detail: error.description,
