@@ -58,7 +58,7 @@ public final class FileDevice: BlockDevice, @unchecked Sendable {
     public let deviceNumber: UInt64
     /// Inode for files (identifies the same file under two names).
     public let inode: UInt64
-    private let closed = Mutex(false)
+    private let closed = Atomic<Bool>(false)
 
     public var discardZeroes: Bool { kind == .regularFile }
 
@@ -138,14 +138,14 @@ public final class FileDevice: BlockDevice, @unchecked Sendable {
 
     /// Closes the descriptor (idempotent). I/O after close fails with `EBADF`.
     public func close() {
-        let wasClosed = closed.withLock { c -> Bool in let w = c; c = true; return w }
+        let wasClosed = closed.exchange(true, ordering: .acquiringAndReleasing)
         if !wasClosed { Glibc.close(fd) }
     }
 
     private var alignment: Int { max(logicalSectorSize, 512) }
 
     private func check(_ op: DeviceOperation, _ offset: UInt64, _ count: Int) throws(DeviceError) {
-        if closed.withLock({ $0 }) {
+        if closed.load(ordering: .acquiring) {
             throw DeviceError(path: path, operation: op, offset: offset, length: UInt64(count), errno: EBADF)
         }
         if offset > sizeBytes || UInt64(count) > sizeBytes - offset {
@@ -230,7 +230,7 @@ public final class FileDevice: BlockDevice, @unchecked Sendable {
     /// another file) and modifications of a read-only one.
     private func checkUsable(_ op: DeviceOperation, _ offset: UInt64?, _ length: UInt64?,
                              modifies: Bool) throws(DeviceError) {
-        if closed.withLock({ $0 }) {
+        if closed.load(ordering: .acquiring) {
             throw DeviceError(path: path, operation: op, offset: offset, length: length, errno: EBADF)
         }
         if modifies && isReadOnly {

@@ -53,9 +53,9 @@ extension RAID5Volume {
     /// return wrong data, and writes use reconstruct-write. Regions that cannot be repaired
     /// (a column is missing) stay invalid.
     func repairDirtyRegions() {
-        let regions = runtime.withLock { $0.unrepairedRegions }.sorted()
+        let regions = runtime.read { $0.unrepairedRegions }.sorted()
         guard !regions.isEmpty else { return }
-        let layout = runtime.withLock { $0.layout }
+        let layout = runtime.read { $0.layout }
         let total = UInt64(regions.count) * drl.linesPerRegion
         context.logger.warning("\(name): unclean shutdown: recomputing parity of \(regions.count) dirty region(s)")
         var done: UInt64 = 0
@@ -86,7 +86,7 @@ extension RAID5Volume {
     }
 
     /// Whether regions still await their parity repair.
-    public var parityRepairPending: Bool { !runtime.withLock { $0.unrepairedRegions }.isEmpty }
+    public var parityRepairPending: Bool { !runtime.read { $0.unrepairedRegions }.isEmpty }
 }
 
 /// Holds a timer that can be replaced (the old one is cancelled).

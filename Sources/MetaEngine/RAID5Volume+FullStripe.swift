@@ -18,7 +18,7 @@ extension RAID5Volume {
         let end = first + count / lineBlocks
         for l in first..<end { locks.lock(l) }
         defer { for l in (first..<end).reversed() { locks.unlock(l) } }
-        let rt = runtime.withLock { $0 }
+        let rt = runtime.read { $0 }
         guard rt.copy == nil, rt.resyncColumn == nil,
               (first..<end).allSatisfy({ parityValid($0, rt) }),
               (0..<rt.columns.count).allSatisfy({ avail($0, line: first, rt) == .ok }) else {

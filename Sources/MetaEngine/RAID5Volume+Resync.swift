@@ -51,7 +51,7 @@ extension RAID5Volume {
     /// At most two steps hold their line locks; a step counts as rebuilt (and its locks are
     /// released) only once its write has completed.
     func runResync(from start: UInt64) -> ResyncOutcome {
-        let layout = runtime.withLock { $0.layout }
+        let layout = runtime.read { $0.layout }
         let total = layout.lineCount
         let unitBytesInt = layout.interlaceBlocks * Volume.blockSize
         /// Lines per step: the full step when the rate is unlimited; at most 1 MiB per column
@@ -74,7 +74,7 @@ extension RAID5Volume {
         /// write to the target failed, the record may already describe the next resync, e.g.
         /// onto the next hot spare, which must not inherit this one's progress).
         let owner = (record.column, record.target)
-        let ownerPath = runtime.withLock { Self.targetPath($0) }
+        let ownerPath = runtime.read { Self.targetPath($0) }
         let superseded = ResyncOutcome.targetFailed("\(ownerPath ?? "the target"): no longer this column's resync target")
         progress.withLock { $0 = (kind, line, total, 0) }
         let scratch = ResyncScratch()
@@ -216,7 +216,7 @@ extension RAID5Volume {
     /// before the volume's runtime changes: a copy whose source dies becomes a regeneration).
     func prepareLines(_ from: UInt64, _ to: UInt64, scratch: ResyncScratch, slot: Int,
                       drain: () -> ResyncOutcome?) -> StepResult {
-        let rt = runtime.withLock { $0 }
+        let rt = runtime.read { $0 }
         let il = rt.layout.interlaceBlocks
         let n = Int((to - from) * il * Volume.blockSize)
         let at: (UInt64) -> UInt64 = { start in start + from * il * Volume.blockSize }
@@ -308,7 +308,7 @@ extension RAID5Volume {
     /// The copy source failed at `line`: from now on the target is rebuilt from parity.
     /// Returns nil when the conversion worked (the caller redoes the batch).
     private func convertCopyToRegeneration(_ cp: CopyTarget, line: UInt64) -> ResyncOutcome? {
-        let rt = runtime.withLock { $0 }
+        let rt = runtime.read { $0 }
         if rt.columns.indices.contains(where: { $0 != cp.column && rt.columns[$0].state.isErred }) {
             return .sourceFailed("the copy source failed while another column is erred")
         }

@@ -45,7 +45,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     }
     enum Avail { case ok, suspect, missing }
 
-    let runtime: Mutex<Runtime>
+    let runtime: ReadMostly<Runtime>
     let locks = LineLocks()
     let drl: DirtyRegionLog
     let cleaner = TimerBox()
@@ -68,7 +68,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         let log = DirtyRegionLog(interlaceBlocks: record.interlaceBlocks, committed: record.dirtyRegions)
         rt.unrepairedRegions = Set(record.dirtyRegions)
         rt.linesPerRegion = log.linesPerRegion
-        runtime = Mutex(rt)
+        runtime = ReadMostly(rt)
         drl = log
         super.init(name: record.name, context: context)
         startCleaner()
@@ -131,15 +131,15 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             throw VolumeIOError(volume: name, code: .io, operation: "reload", detail: "volume no longer exists")
         }
         var rt = try Self.makeRuntime(record: rec, context: context)
-        rt.unrepairedRegions = runtime.withLock { $0.unrepairedRegions }
+        rt.unrepairedRegions = runtime.read { $0.unrepairedRegions }
         // Lock every line? Geometry only grows and column identities change only under the
         // resync engine's control, so swapping the snapshot is enough.
         runtime.withLock { $0 = rt }
     }
 
-    public override var sizeBytes: UInt64 { runtime.withLock { $0.layout.totalBlocks } * Volume.blockSize }
+    public override var sizeBytes: UInt64 { runtime.read { $0.layout.totalBlocks } * Volume.blockSize }
     /// The layout in force.
-    public var layout: RAID5Layout { runtime.withLock { $0.layout } }
+    public var layout: RAID5Layout { runtime.read { $0.layout } }
 
     func avail(_ c: Int, line: UInt64, _ rt: Runtime) -> Avail {
         let col = rt.columns[c]
@@ -174,7 +174,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         if cur == .maintenance || cur == .unavailable || cur == .lastErred { return }
         // The column moved to another device (a hot spare, a replacement) since this I/O was
         // issued: the error is about a device the column no longer uses.
-        if let dev = runtime.withLock({ $0.columns[c].device }), dev.path != error.path { return }
+        if let dev = runtime.read({ $0.columns[c].device }), dev.path != error.path { return }
         let new: ComponentState = (othersErred && cur != .resyncing) ? .lastErred : .maintenance
         context.logger.error("\(name): column \(c) (\(error.path)) failed: \(error); marking it \(new.rawValue)")
         do {
@@ -235,7 +235,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
 
     override func readBlocks(_ block: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VolumeIOError) {
         foregroundOps.add(1, ordering: .relaxed)
-        let layout = runtime.withLock { $0.layout }
+        let layout = runtime.read { $0.layout }
         let lines = split(block, count: UInt64(buffer.count) / Volume.blockSize, layout)
         let errors = ErrorBox<VolumeIOError>()
         parallel(lines.count, bytes: buffer.count) { i in
@@ -252,7 +252,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
 
     func readLine(_ line: UInt64, _ pieces: [Piece], _ buffer: UnsafeMutableRawBufferPointer) throws(VolumeIOError) {
         // Fast path: every piece on a healthy column, no lock needed.
-        let rt0 = runtime.withLock { $0 }
+        let rt0 = runtime.read { $0 }
         if pieces.allSatisfy({ avail($0.column, line: line, rt0) == .ok }) {
             let failed = ErrorBox<DeviceError>()
             parallel(pieces.count, bytes: pieces.reduce(0) { $0 + Int($1.blocks * Volume.blockSize) }) { i in
@@ -275,8 +275,8 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     }
 
     private func readLineLocked(_ line: UInt64, _ pieces: [Piece], _ buffer: UnsafeMutableRawBufferPointer) throws(VolumeIOError) {
-        for _ in 0...(runtime.withLock { $0.columns.count } + 1) {
-            let rt = runtime.withLock { $0 }
+        for _ in 0...(runtime.read { $0.columns.count } + 1) {
+            let rt = runtime.read { $0 }
             let failed = ErrorBox<DeviceError>()
             let fatal = ErrorBox<VolumeIOError>()
             for p in pieces {
@@ -350,7 +350,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
 
     override func writeBlocks(_ block: UInt64, from buffer: UnsafeRawBufferPointer) throws(VolumeIOError) {
         foregroundOps.add(1, ordering: .relaxed)
-        let layout = runtime.withLock { $0.layout }
+        let layout = runtime.read { $0.layout }
         let lines = split(block, count: UInt64(buffer.count) / Volume.blockSize, layout)
         let regions = try beginWrite(lines: lines.map(\.line))
         defer { drl.end(regions) }
@@ -370,8 +370,8 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
 
     /// Writes one line's pieces; the caller holds the line lock.
     func writeLineLocked(_ line: UInt64, _ pieces: [Piece], _ buffer: UnsafeRawBufferPointer) throws(VolumeIOError) {
-        for _ in 0...(runtime.withLock { $0.columns.count } + 1) {
-            let rt = runtime.withLock { $0 }
+        for _ in 0...(runtime.read { $0.columns.count } + 1) {
+            let rt = runtime.read { $0 }
             let failed = ErrorBox<DeviceError>()
             try writeAttempt(line, pieces, buffer, rt, failed)
             if let f = failed.all.first {
@@ -529,7 +529,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     // MARK: flush
 
     public override func flush() throws(VolumeIOError) {
-        let rt = runtime.withLock { $0 }
+        let rt = runtime.read { $0 }
         let failed = ErrorBox<DeviceError>()
         runParallel(rt.columns.count) { c in
             guard self.avail(c, line: 0, rt) != .missing || rt.columns[c].state == .resyncing,
@@ -538,7 +538,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         }
         if let cp = rt.copy { try? cp.device.flush() }
         for (c, e) in failed.all { try markFailed(c, e) }
-        let after = runtime.withLock { $0 }
+        let after = runtime.read { $0 }
         let erred = after.columns.filter { $0.state.isErred }.count
         if erred >= 2 {
             throw VolumeIOError(volume: name, code: .io, operation: "flush", detail: "more than one column has failed")
@@ -590,7 +590,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
 
     /// Computes parity line by line from `start`, checkpointing to the state database.
     func runInitialization(from start: UInt64) {
-        let layout = runtime.withLock { $0.layout }
+        let layout = runtime.read { $0.layout }
         let total = layout.lineCount
         let bytesPerLine = Double(layout.interlaceBlocks * Volume.blockSize * UInt64(layout.dataColumnsPerLine))
         var line = start
@@ -648,7 +648,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
 
     /// Recomputes one line's parity from its data columns. Caller holds the line lock.
     func initializeLine(_ line: UInt64) -> Bool {
-        let rt = runtime.withLock { $0 }
+        let rt = runtime.read { $0 }
         let p = rt.layout.parityColumn(line: line)
         let n = Int(rt.layout.interlaceBlocks * Volume.blockSize)
         let dataCols = (0..<rt.columns.count).filter { $0 != p }

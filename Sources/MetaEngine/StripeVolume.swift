@@ -18,11 +18,11 @@ public final class StripeVolume: Volume, @unchecked Sendable {
         var layout: StripeLayout
         var members: [[Member]]
     }
-    private let geometry: Mutex<Geometry>
+    private let geometry: ReadMostly<Geometry>
 
     init(record: VolumeRecord, context: VolumeContext) throws(VolumeIOError) {
         let g = try Self.makeGeometry(record: record, context: context)
-        geometry = Mutex(g)
+        geometry = ReadMostly(g)
         super.init(name: record.name, context: context)
     }
 
@@ -58,13 +58,13 @@ public final class StripeVolume: Volume, @unchecked Sendable {
         geometry.withLock { $0 = g }
     }
 
-    public override var sizeBytes: UInt64 { geometry.withLock { $0.layout.totalBlocks } * Volume.blockSize }
+    public override var sizeBytes: UInt64 { geometry.read { $0.layout.totalBlocks } * Volume.blockSize }
     public override var supportsDiscard: Bool { true }
 
     private enum Op { case read(UnsafeMutableRawBufferPointer), write(UnsafeRawBufferPointer), discard }
 
     private func run(_ block: UInt64, count: UInt64, _ op: Op) throws(VolumeIOError) {
-        let g = geometry.withLock { $0 }
+        let g = geometry.read { $0 }
         let extents = g.layout.extents(block: block, count: count)
         let errors = ErrorBox<VolumeIOError>()
         let bs = Volume.blockSize
@@ -111,7 +111,7 @@ public final class StripeVolume: Volume, @unchecked Sendable {
     }
 
     public override func flush() throws(VolumeIOError) {
-        let devs = geometry.withLock { $0.members.flatMap { $0 } }
+        let devs = geometry.read { $0.members.flatMap { $0 } }
         let errors = ErrorBox<VolumeIOError>()
         runParallel(devs.count) { i in
             guard let d = devs[i].device else { return }

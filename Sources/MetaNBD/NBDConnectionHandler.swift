@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -34,19 +35,22 @@ struct NBDCompletion: Sendable {
 }
 
 /// Finished requests waiting for their connection's event loop.
+///
+/// Guarded by an `NIOLock` (a plain pthread mutex): every worker posts here, and
+/// `Synchronization.Mutex` would spin on a holder that was preempted.
 final class NBDCompletionMailbox: Sendable {
-    private let items = Mutex<[NBDCompletion]>([])
+    private let items = NIOLockedValueBox<[NBDCompletion]>([])
 
     /// Adds a completion; returns true when the mailbox was empty (the caller must schedule a drain).
     func post(_ completion: NBDCompletion) -> Bool {
-        items.withLock { list in
+        items.withLockedValue { list in
             list.append(completion)
             return list.count == 1
         }
     }
 
     func takeAll() -> [NBDCompletion] {
-        items.withLock { list in
+        items.withLockedValue { list in
             defer { list = [] }
             return list
         }
