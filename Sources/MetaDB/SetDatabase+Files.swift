@@ -14,6 +14,13 @@ extension SetDatabase {
     /// Path of the lock file that serialises processes changing a set.
     public static func lockPath(setName: String, runDir: String) -> String { "\(runDir)/\(setName).lock" }
 
+    /// The PID written in the set's lock file by its holder (nil when none is recorded).
+    /// Only meaningful while the lock is known to be held.
+    public static func lockHolder(setName: String, runDir: String) -> Int32? {
+        (try? String(contentsOfFile: lockPath(setName: setName, runDir: runDir), encoding: .utf8))
+            .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
     static func validateSetName(_ name: String) throws {
         let ok = !name.isEmpty && name.utf8.count <= Label.maxSetNameBytes
             && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "_.-".contains($0)) }
@@ -107,15 +114,16 @@ extension SetDatabase {
     /// ``lockTimeout``) and requires quorum unless `requireQuorum` is false (then only
     /// ``deleteReplicas(onDevices:force:)`` with `force` can commit); `.readOnly` opens
     /// whenever any replica is readable, takes no lock and opens devices shared.
+    /// `lockTimeout` overrides how long to wait for the set lock.
     public static func open(setName: String, configDir: String, runDir: String, mode: Mode,
-                            requireQuorum: Bool = true) throws -> SetDatabase {
+                            requireQuorum: Bool = true, lockTimeout: Double? = nil) throws -> SetDatabase {
         let registry = try HostRegistry.load(configDir: configDir)
         guard let entry = registry.entry(named: setName) else {
             throw DatabaseError.unknownSet(setName, configDir: configDir)
         }
         var lock: FileLock?
         if mode == .readWrite {
-            lock = try FileLock(path: lockPath(setName: setName, runDir: runDir), timeout: lockTimeout,
+            lock = try FileLock(path: lockPath(setName: setName, runDir: runDir), timeout: lockTimeout ?? Self.lockTimeout,
                                 what: "set '\(setName)'")
         }
         let finder = DeviceFinder(setUUID: entry.uuid, mode: mode, registry: registry)

@@ -355,6 +355,31 @@ struct ServeTests {
         #expect(!FileManager.default.fileExists(atPath: "\(f.runDir)/\(f.set).pid"), "PID file removed at exit")
     }
 
+    /// Two servers started at the same moment: one serves, the other is refused at once
+    /// (well before the 30 s the set lock would make it wait), with one line.
+    @Test(.enabled(if: Privileged.runnable(tools: ["nbdinfo"])))
+    func twoServersStartedTogetherOneIsRefusedAtOnce() throws {
+        let f = try Self.raidAndStripe(init: false)
+        defer { f.cleanup() }
+        let sockets = [f.dir.file("a.nbd"), f.dir.file("b.nbd")]
+        let procs = try sockets.enumerated().map { i, sock in
+            try ServeProcess(metactl: f.metactl, arguments: ["serve", "--socket", sock],
+                             environment: f.environment, logPath: f.dir.file("serve-\(i).log"))
+        }
+        defer { for p in procs where p.isRunning { kill(p.pid, SIGKILL); p.process.waitUntilExit() } }
+        let deadline = Date().addingTimeInterval(20)
+        while procs.allSatisfy(\.isRunning) && Date() < deadline { usleep(50_000) }
+        let loser = try #require(procs.first { !$0.isRunning }, "one of the two exits within 20 s")
+        let winner = try #require(procs.first { $0 !== loser })
+        #expect(loser.process.terminationStatus != 0)
+        let lines = loser.log.split(separator: "\n")
+        #expect(lines.count == 1 && loser.log.contains("already served"), "refusal: \(loser.log)")
+        try winner.waitUntilServing()
+        let socket = sockets[procs.firstIndex { $0 === winner }!]
+        #expect(try nbdinfoJSON("nbd+unix:///d10?socket=\(socket)")["export-name"] as? String == "d10")
+        #expect(winner.stop() == 0)
+    }
+
     // MARK: control path and TCP
 
     @Test(.enabled(if: Privileged.runnable(tools: ["nbdcopy"])))

@@ -76,13 +76,7 @@ struct ServeCommand: AsyncParsableCommand {
             tcp = (host, port)
         }
 
-        let db: SetDatabase
-        do {
-            db = try SetDatabase.open(setName: set, configDir: global.configDir, runDir: runDir, mode: .readWrite,
-                                      requireQuorum: false)
-        } catch {
-            throw UserError("\(error)")
-        }
+        let db = try openRefusingAnotherServer(set: set, runDir: runDir, ctlPath: ctlPath)
         let writable = db.quorum.writable
         if !writable {
             logger.error("set '\(set)': only \(db.quorum.readable) of \(db.quorum.total) replicas readable: serving read-only. Bring the devices back or run `metactl db delete --force DEV`")
@@ -172,6 +166,42 @@ struct ServeCommand: AsyncParsableCommand {
 }
 
 extension CacheMode: ExpressibleByArgument {}
+
+extension ServeCommand {
+    /// Opens the set read-write. While the set lock is busy it looks at the holder: another
+    /// `metactl serve` still starting up (no control socket yet) means the set is being
+    /// served, so this one refuses at once; any other holder (a command changing the set) is
+    /// waited for, up to the usual lock timeout.
+    func openRefusingAnotherServer(set: String, runDir: String, ctlPath: String) throws -> SetDatabase {
+        let deadline = Date().addingTimeInterval(SetDatabase.lockTimeout)
+        while true {
+            do {
+                let wait = max(0, min(0.25, deadline.timeIntervalSinceNow))
+                return try SetDatabase.open(setName: set, configDir: global.configDir, runDir: runDir, mode: .readWrite,
+                                            requireQuorum: false, lockTimeout: wait)
+            } catch DatabaseError.lock(let path, _) {
+                let holder = SetDatabase.lockHolder(setName: set, runDir: runDir)
+                if let pid = holder, pid != getpid(), Self.isServer(pid) {
+                    throw UserError("set '\(set)' is already served (PID \(pid), starting up; control socket \(ctlPath))")
+                }
+                if Date() >= deadline {
+                    throw UserError("lock \(path): set '\(set)' is busy: held by another process"
+                        + (holder.map { " (pid \($0))" } ?? "") + " for more than \(Int(SetDatabase.lockTimeout)) s")
+                }
+            } catch {
+                throw UserError("\(error)")
+            }
+        }
+    }
+
+    /// Whether process `pid` is a `metactl serve` (from its command line).
+    static func isServer(_ pid: Int32) -> Bool {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+        let args = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        guard let exe = args.first, (exe as NSString).lastPathComponent.hasPrefix("metactl") else { return false }
+        return args.dropFirst().contains("serve")
+    }
+}
 
 /// Keeps signal sources alive for the life of the process.
 enum SignalSources {
