@@ -173,9 +173,12 @@ public final class NBDServer: Sendable {
 
     /// Stops the server: stops accepting, then either lets each connection finish its in-flight requests and
     /// deliver their replies (`drain`, bounded by ``Configuration/drainTimeout``; requests that arrive meanwhile
-    /// get `ESHUTDOWN`) or closes connections at once. When this returns no export method is running or will
-    /// be called again, the socket file is removed and the server's threads are gone. Later calls do nothing.
-    public func shutdown(drain: Bool = true) async {
+    /// get `ESHUTDOWN`) or closes connections at once. Returns true when no export method is running or will
+    /// be called again and the server's threads are gone; false when an export call is still stuck (in a
+    /// device that does not answer) one more drain timeout after the connections closed: the server
+    /// stops waiting for it. Either way the socket file is removed. Later calls do nothing (and return true).
+    @discardableResult
+    public func shutdown(drain: Bool = true) async -> Bool {
         let (listeners, connections, proceed) = state.withLock { s -> ([any Channel], [any Channel], Bool) in
             if s.shuttingDown { return ([], [], false) }
             s.shuttingDown = true
@@ -183,7 +186,7 @@ public final class NBDServer: Sendable {
             s.listeners = []
             return (l, Array(s.connections.values), true)
         }
-        guard proceed else { return }
+        guard proceed else { return true }
         logger.info("NBD server shutting down", metadata: ["connections": "\(connections.count)", "drain": "\(drain)"])
         for l in listeners { try? await l.close() }
         let timeout = configuration.drainTimeout
@@ -194,11 +197,16 @@ public final class NBDServer: Sendable {
         }
         for c in connections { try? await c.closeFuture.get() }
         for t in timers { t.cancel() }
-        // Every export call already queued runs to completion before the workers exit.
-        await workers.shutdown()
+        // Every export call already queued runs to completion before the workers exit; one
+        // stuck in a device that does not answer is waited for up to the drain timeout again.
+        let finished = await workers.shutdown(timeout: Double(timeout.nanoseconds) / 1e9)
+        if !finished {
+            logger.error("export requests still running \(timeout) after the connections closed (a device does not answer); not waiting for them")
+        }
         if let path = state.withLock({ $0.createdSocketPath }) { unlink(path) }
         try? await group.shutdownGracefully()
         logger.info("NBD server stopped")
+        return finished
     }
 
     // MARK: - Internals

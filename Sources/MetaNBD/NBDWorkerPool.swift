@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -73,8 +74,11 @@ final class NBDWorkerPool: @unchecked Sendable {
         return true
     }
 
-    /// Stops accepting jobs, runs every queued job, and returns once all workers have exited.
-    func shutdown() async {
+    /// Stops accepting jobs, runs every queued job, and returns once all workers have exited:
+    /// true. With a `timeout` (seconds), returns false when some worker is still busy by then
+    /// (a job stuck in a device that does not answer); those threads are left to finish alone.
+    @discardableResult
+    func shutdown(timeout: Double? = nil) async -> Bool {
         pthread_mutex_lock(mutex)
         let alreadyStopping = stopping
         stopping = true
@@ -82,11 +86,18 @@ final class NBDWorkerPool: @unchecked Sendable {
         threads = []
         pthread_mutex_unlock(mutex)
         pthread_cond_broadcast(condition)
-        guard !alreadyStopping, !toJoin.isEmpty else { return }
-        await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
+        guard !alreadyStopping, !toJoin.isEmpty else { return true }
+        let joined = DispatchSemaphore(value: 0)
+        let joiner = Thread {
+            for t in toJoin { pthread_join(t, nil) }
+            joined.signal()
+        }
+        joiner.name = "metactl-nbd-join"
+        joiner.start()
+        return await withCheckedContinuation { (cont: CheckedContinuation<Bool, Never>) in
             DispatchQueue.global().async {
-                for t in toJoin { pthread_join(t, nil) }
-                cont.resume()
+                let result = joined.wait(timeout: timeout.map { .now() + $0 } ?? .distantFuture)
+                cont.resume(returning: result == .success)
             }
         }
     }

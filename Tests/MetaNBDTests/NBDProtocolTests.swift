@@ -410,13 +410,34 @@ private let errTooBig: UInt32 = 0x8000_0009
         }
         #expect(gated.finishedReads == 0)
         gated.release.signal()
-        await shutdown.value
+        #expect(await shutdown.value, "every export call finished")
         #expect(gated.finishedReads == 1)
         // The reply was delivered before the connection closed.
         let r = try c.readReply { _ in 65536 }
         #expect(r.cookie == 11 && r.error == 0)
         #expect(r.data == head)
         #expect(c.waitForClose())
+        #expect(!FileManager.default.fileExists(atPath: s.socketPath))
+    }
+
+    /// A request stuck in the export (a device that does not answer) does not keep the
+    /// server from stopping: after the drain timeout the connection is closed, and after one
+    /// more the server stops waiting for the stuck call and says so.
+    @Test func shutdownGivesUpOnAStuckExportCall() async throws {
+        let dir = try TempDir(prefix: "nbd-stuck")
+        let (base, _) = try makeExport(dir)
+        let gated = GatedExport(base, gateOffset: 0)
+        let s = try await NBDTestServer.start(exports: [gated], dir: dir) { $0.drainTimeout = .milliseconds(300) }
+        defer { gated.release.signal() }  // lets the stuck worker finish after the test
+        let c = try RawNBDClient(socketPath: s.socketPath)
+        try c.connect(export: "vol")
+        try c.sendRequest(type: 0, cookie: 12, offset: 0, length: 4096)
+        gated.entered.wait()  // the read is now stuck inside the export
+
+        let finished = await s.server.shutdown(drain: true)
+        #expect(!finished, "the stuck call is reported")
+        #expect(gated.finishedReads == 0)
+        #expect(c.waitForClose(), "the client was disconnected")
         #expect(!FileManager.default.fileExists(atPath: s.socketPath))
     }
 
@@ -455,7 +476,7 @@ private let errTooBig: UInt32 = 0x8000_0009
 
         // A regular file in the way is never removed.
         let file = dir.file("not-a-socket")
-        FileManager.default.createFile(atPath: file, contents: Data("keep".utf8))
+        #expect(FileManager.default.createFile(atPath: file, contents: Data("keep".utf8)))
         let third = NBDServer(configuration: .init(unixSocketPath: file), exports: NBDExportRegistry([export]),
                               logger: .init(label: "third"))
         await #expect(throws: NBDServerError.notASocket(path: file)) { try await third.start() }

@@ -148,7 +148,13 @@ struct ServeCommand: AsyncParsableCommand {
             break
         }
         await control.close()
-        await server.shutdown(drain: true)
+        if !(await server.shutdown(drain: true)) {
+            // A device does not answer: flushing or closing would hang on it too. Leave the
+            // shutdown unclean, so the next start repairs the dirty regions' parity.
+            logger.error("set '\(set)': requests are stuck on a device that does not answer; exiting without flushing or recording a clean shutdown")
+            unlink(pidPath)
+            Foundation.exit(1)
+        }
         for n in manager.volumeNames {
             do { try manager.engine(n)?.flush() } catch { logger.error("\(n): flush at shutdown failed: \(error)") }
         }
