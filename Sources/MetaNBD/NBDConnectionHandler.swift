@@ -24,9 +24,12 @@ struct NBDShutdownEvent: Sendable {
     var drain: Bool
 }
 
-/// The result of one request run on the thread pool: the complete reply to send.
+/// The result of one request run on the thread pool: the complete reply of a successful READ,
+/// or nil for a reply that is only the 16-byte header (built on the event loop from `cookie`
+/// and `error`, all such replies of a batch in one buffer).
 struct NBDCompletion: Sendable {
-    var reply: ByteBuffer
+    var reply: ByteBuffer?
+    var cookie: UInt64 = 0
     var error: NBDIOError?
     var weight = 0
     var command: UInt16 = 0
@@ -610,6 +613,7 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     /// Sends the replies of every finished request, flushes once, and resumes reading if below the limits.
     private func drainCompletions(context: ChannelHandlerContext) {
         let done = mailbox.takeAll()
+        var headers: ByteBuffer?
         for completion in done {
             inFlightBytes -= completion.weight
             inFlightRequests -= 1
@@ -617,8 +621,18 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
                 logger.warning("\(NBDWire.commandName(completion.command)) offset \(completion.offset) length \(completion.length) failed: \(error)")
             }
             if case .closed = phase { continue }
-            context.write(wrapOutboundOut(completion.reply), promise: nil)
+            if let reply = completion.reply {
+                context.write(wrapOutboundOut(reply), promise: nil)
+            } else {
+                if headers == nil {
+                    headers = context.channel.allocator.buffer(capacity: NBDWire.simpleReplyHeaderSize * done.count)
+                }
+                headers!.writeInteger(NBDWire.simpleReplyMagic)
+                headers!.writeInteger(completion.error?.code.rawValue ?? 0)
+                headers!.writeInteger(completion.cookie)
+            }
         }
+        if let headers { context.write(wrapOutboundOut(headers), promise: nil) }
         if case .closed = phase {} else { context.flush() }
         resume(context: context)
     }
@@ -657,7 +671,7 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         return nil
     }
 
-    /// Runs one request on a thread-pool thread and builds its complete reply.
+    /// Runs one request on a thread-pool thread: the complete reply of a READ, else the status.
     private static func perform(export: any NBDExport, type: UInt16, flags: UInt16, cookie: UInt64,
                                 offset: UInt64, length: UInt32, payload: ByteBuffer?,
                                 allocator: ByteBufferAllocator) -> NBDCompletion {
@@ -705,11 +719,7 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         default:
             failure = .invalid("unknown command")
         }
-        var reply = allocator.buffer(capacity: NBDWire.simpleReplyHeaderSize)
-        reply.writeInteger(NBDWire.simpleReplyMagic)
-        reply.writeInteger(failure?.code.rawValue ?? 0)
-        reply.writeInteger(cookie)
-        return NBDCompletion(reply: reply, error: failure)
+        return NBDCompletion(reply: nil, cookie: cookie, error: failure)
     }
 
     private func sendSimpleReply(context: ChannelHandlerContext, cookie: UInt64, error: NBDIOError.Code?) {
