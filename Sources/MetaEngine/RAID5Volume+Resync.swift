@@ -197,20 +197,6 @@ extension RAID5Volume {
         case failed(ResyncOutcome)
     }
 
-    /// Rebuilds or copies lines `[from, to)` synchronously; the caller holds their locks.
-    /// Returns nil on success, the failure otherwise.
-    func resyncLines(_ from: UInt64, _ to: UInt64, scratch: ResyncScratch = ResyncScratch()) -> ResyncOutcome? {
-        switch prepareLines(from, to, scratch: scratch, slot: 0, drain: { nil }) {
-        case .failed(let f): return f
-        case .write(let w):
-            if let f = writeStep(w) { return f }
-            runtime.withLock { rt in
-                if rt.copy != nil { rt.copy?.copiedBelow = to } else { rt.rebuiltBelow = to }
-            }
-            return nil
-        }
-    }
-
     /// Reads lines `[from, to)` for the target: the copy source, or every other column XORed
     /// into the output buffer of `slot`. `drain` finishes the previous step's write (needed
     /// before the volume's runtime changes: a copy whose source dies becomes a regeneration).
