@@ -24,9 +24,16 @@ public protocol BlockDevice: AnyObject, Sendable {
     func discard(offset: UInt64, length: UInt64) throws(DeviceError)
     /// Whether a discarded range reads back as zeroes.
     var discardZeroes: Bool { get }
+    /// Whether I/O goes through a memory cache (buffered file I/O, RAM), so that most calls
+    /// finish at memory speed instead of waiting for a disk. Callers fan large requests out
+    /// over threads only when this is false.
+    var isBuffered: Bool { get }
 }
 
 extension BlockDevice {
+    /// Devices are assumed to wait for a disk unless they say otherwise.
+    public var isBuffered: Bool { false }
+
     /// Reads `count` bytes at `offset` into a new array (convenience for small metadata reads).
     public func read(count: Int, at offset: UInt64) throws(DeviceError) -> [UInt8] {
         let buf = AlignedBuffer(count: count)

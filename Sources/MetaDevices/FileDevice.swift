@@ -61,6 +61,8 @@ public final class FileDevice: BlockDevice, @unchecked Sendable {
     private let closed = Atomic<Bool>(false)
 
     public var discardZeroes: Bool { kind == .regularFile }
+    /// Opened without `O_DIRECT`: reads and writes go through the page cache.
+    public var isBuffered: Bool { !isDirect }
 
     /// Opens `path` as a component.
     public init(path: String, options: OpenOptions = OpenOptions()) throws(DeviceError) {

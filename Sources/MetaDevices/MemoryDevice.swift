@@ -10,6 +10,7 @@ public final class MemoryDevice: BlockDevice, @unchecked Sendable {
     public let logicalSectorSize: Int
     public let physicalSectorSize: Int
     public var discardZeroes: Bool { true }
+    public var isBuffered: Bool { true }
     private let storage: Mutex<[UInt8]>
     /// Number of flushes seen (tests assert durability points with it).
     public var flushCount: Int { flushes.load(ordering: .relaxed) }
@@ -113,6 +114,7 @@ public final class FaultyDevice: BlockDevice, @unchecked Sendable {
     public var logicalSectorSize: Int { base.logicalSectorSize }
     public var physicalSectorSize: Int { base.physicalSectorSize }
     public var discardZeroes: Bool { base.discardZeroes }
+    public var isBuffered: Bool { base.isBuffered }
     private let faults = Mutex(Faults())
     private let budget: CrashBudget?
     private let hook = Mutex<(@Sendable (DeviceError) -> Void)?>(nil)

@@ -27,6 +27,36 @@ public enum Parity {
         xor(sources: [UnsafeRawPointer(dest), source], into: dest, count: count)
     }
 
+    /// `dest ^= a ^ b` in place, with no allocation (the read-modify-write parity update).
+    /// Pointers need no alignment; aligned ones go through ISA-L.
+    public static func xorInPlace(_ dest: UnsafeMutableRawPointer, _ a: UnsafeRawPointer, _ b: UnsafeRawPointer,
+                                  count: Int) {
+        let aligned = count % 32 == 0 && count > 0
+            && (Int(bitPattern: dest) | Int(bitPattern: a) | Int(bitPattern: b)) % 32 == 0
+        if aligned {
+            let rc = withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: 4) { ptrs in
+                ptrs[0] = dest
+                ptrs[1] = UnsafeMutableRawPointer(mutating: a)
+                ptrs[2] = UnsafeMutableRawPointer(mutating: b)
+                ptrs[3] = dest
+                return xor_gen(4, Int32(count), ptrs.baseAddress)
+            }
+            if rc == 0 { return }
+        }
+        let words = count / 8
+        let d = dest.assumingMemoryBound(to: UInt8.self)
+        for i in 0..<words {
+            let o = i * 8
+            let v = dest.loadUnaligned(fromByteOffset: o, as: UInt64.self)
+                ^ a.loadUnaligned(fromByteOffset: o, as: UInt64.self)
+                ^ b.loadUnaligned(fromByteOffset: o, as: UInt64.self)
+            dest.storeBytes(of: v, toByteOffset: o, as: UInt64.self)
+        }
+        for i in (words * 8)..<count {
+            d[i] ^= a.load(fromByteOffset: i, as: UInt8.self) ^ b.load(fromByteOffset: i, as: UInt8.self)
+        }
+    }
+
     /// The portable loop (also the benchmark's baseline).
     public static func plainXor(sources: [UnsafeRawPointer], into dest: UnsafeMutableRawPointer, count: Int) {
         let words = count / 8

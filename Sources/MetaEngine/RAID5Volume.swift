@@ -138,6 +138,12 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     }
 
     public override var sizeBytes: UInt64 { runtime.read { $0.layout.totalBlocks } * Volume.blockSize }
+
+    override var devicesAreBuffered: Bool {
+        runtime.read { rt in
+            rt.columns.allSatisfy { $0.device?.isBuffered ?? true } && (rt.copy?.device.isBuffered ?? true)
+        }
+    }
     /// The layout in force.
     public var layout: RAID5Layout { runtime.read { $0.layout } }
 
@@ -236,7 +242,15 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     override func readBlocks(_ block: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VolumeIOError) {
         foregroundOps.add(1, ordering: .relaxed)
         let layout = runtime.read { $0.layout }
-        let lines = split(block, count: UInt64(buffer.count) / Volume.blockSize, layout)
+        let count = UInt64(buffer.count) / Volume.blockSize
+        let at = layout.locate(block)
+        if at.columnBlock % layout.interlaceBlocks + count <= layout.interlaceBlocks {
+            // One piece of one column (most small reads): no splitting, no fan-out.
+            try readPiece(line: at.line, Piece(column: at.column, unitOffset: at.columnBlock % layout.interlaceBlocks,
+                                               blocks: count, bufferOffset: 0), buffer)
+            return
+        }
+        let lines = split(block, count: count, layout)
         let errors = ErrorBox<VolumeIOError>()
         parallel(lines.count, bytes: buffer.count) { i in
             do throws(VolumeIOError) {
@@ -248,6 +262,26 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
 
     private func columnOffset(_ col: Column, line: UInt64, unitOffset: UInt64, layout: RAID5Layout) -> UInt64 {
         col.startByte + (line * layout.interlaceBlocks + unitOffset) * Volume.blockSize
+    }
+
+    /// Reads one piece: straight from its column when that column is healthy, else as
+    /// ``readLine(_:_:_:)`` does (under the line lock, reconstructing from parity).
+    private func readPiece(line: UInt64, _ p: Piece, _ buffer: UnsafeMutableRawBufferPointer) throws(VolumeIOError) {
+        let target = runtime.read { rt -> (any BlockDevice, UInt64)? in
+            guard avail(p.column, line: line, rt) == .ok, let dev = rt.columns[p.column].device else { return nil }
+            return (dev, columnOffset(rt.columns[p.column], line: line, unitOffset: p.unitOffset, layout: rt.layout))
+        }
+        if let (dev, offset) = target {
+            do throws(DeviceError) {
+                try dev.read(into: buffer, at: offset)
+                return
+            } catch {
+                try markFailed(p.column, error)
+            }
+        }
+        locks.lock(line)
+        defer { locks.unlock(line) }
+        try readLineLocked(line, [p], buffer)
     }
 
     func readLine(_ line: UInt64, _ pieces: [Piece], _ buffer: UnsafeMutableRawBufferPointer) throws(VolumeIOError) {
@@ -351,7 +385,20 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     override func writeBlocks(_ block: UInt64, from buffer: UnsafeRawBufferPointer) throws(VolumeIOError) {
         foregroundOps.add(1, ordering: .relaxed)
         let layout = runtime.read { $0.layout }
-        let lines = split(block, count: UInt64(buffer.count) / Volume.blockSize, layout)
+        let count = UInt64(buffer.count) / Volume.blockSize
+        let at = layout.locate(block)
+        if at.columnBlock % layout.interlaceBlocks + count <= layout.interlaceBlocks {
+            // One piece of one column (most small writes): no splitting, no fan-out over lines.
+            let piece = Piece(column: at.column, unitOffset: at.columnBlock % layout.interlaceBlocks,
+                              blocks: count, bufferOffset: 0)
+            let regions = try beginWrite(lines: [at.line])
+            defer { drl.end(regions) }
+            locks.lock(at.line)
+            defer { locks.unlock(at.line) }
+            try writeLineLocked(at.line, [piece], buffer)
+            return
+        }
+        let lines = split(block, count: count, layout)
         let regions = try beginWrite(lines: lines.map(\.line))
         defer { drl.end(regions) }
         if try fullLinesWrite(block, buffer, layout) { return }
@@ -473,17 +520,11 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             }
             if !failed.all.isEmpty { return }
             if let e = fatal.first { throw e }
-            let tmp = AlignedBuffer(count: wBytes)
-            defer { withExtendedLifetime(tmp) {} }  // pointers into it outlive its last use
+            // new parity = old parity ^ old data ^ new data, piece by piece, in place.
             for (i, piece) in pieces.enumerated() {
                 let n = Int(piece.blocks) * bs
                 let at = Int(piece.unitOffset - lo) * bs
-                let newAligned = AlignedBuffer(count: n)
-                defer { withExtendedLifetime(newAligned) {} }  // pointers into it outlive its last use
-                newAligned.mutableBytes.copyMemory(from: newData(piece))
-                Parity.xor(sources: [UnsafeRawPointer(oldP.base + at), UnsafeRawPointer(olds[i].base),
-                                     UnsafeRawPointer(newAligned.base)], into: tmp.base, count: n)
-                (oldP.base + at).copyMemory(from: tmp.base, byteCount: n)
+                Parity.xorInPlace(oldP.base + at, UnsafeRawPointer(olds[i].base), newData(piece).baseAddress!, count: n)
             }
             commitWrites(parity: oldP)
 

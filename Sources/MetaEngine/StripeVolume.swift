@@ -61,41 +61,54 @@ public final class StripeVolume: Volume, @unchecked Sendable {
     public override var sizeBytes: UInt64 { geometry.read { $0.layout.totalBlocks } * Volume.blockSize }
     public override var supportsDiscard: Bool { true }
 
+    override var devicesAreBuffered: Bool {
+        geometry.read { g in g.members.allSatisfy { row in row.allSatisfy { $0.device?.isBuffered ?? true } } }
+    }
+
     private enum Op { case read(UnsafeMutableRawBufferPointer), write(UnsafeRawBufferPointer), discard }
 
     private func run(_ block: UInt64, count: UInt64, _ op: Op) throws(VolumeIOError) {
         let g = geometry.read { $0 }
         let extents = g.layout.extents(block: block, count: count)
+        if extents.count == 1 {
+            // One component (most small requests): no fan-out.
+            if let e = runExtent(extents[0], of: block, op, g) { throw e }
+            return
+        }
         let errors = ErrorBox<VolumeIOError>()
-        let bs = Volume.blockSize
-        let bytes: Int? = if case .discard = op { nil } else { Int(count * bs) }
+        let bytes: Int? = if case .discard = op { nil } else { Int(count * Volume.blockSize) }
         parallel(extents.count, bytes: bytes) { i in
-            let e = extents[i]
-            let m = g.members[e.row][e.column]
-            let devOffset = m.startByte + e.componentBlock * bs
-            let bufOffset = Int((e.logicalBlock - block) * bs)
-            let n = Int(e.blockCount * bs)
-            guard let dev = m.device else {
-                errors.add(i, VolumeIOError(volume: self.name, code: .io, operation: "io", offset: e.logicalBlock * bs,
-                                            length: UInt64(n), detail: "component \(m.path) is unavailable"))
-                return
-            }
-            do throws(DeviceError) {
-                switch op {
-                case .read(let buf):
-                    try dev.read(into: UnsafeMutableRawBufferPointer(start: buf.baseAddress! + bufOffset, count: n), at: devOffset)
-                case .write(let buf):
-                    try dev.write(UnsafeRawBufferPointer(start: buf.baseAddress! + bufOffset, count: n), at: devOffset)
-                case .discard:
-                    try dev.discard(offset: devOffset, length: UInt64(n))
-                }
-            } catch {
-                self.context.logger.error("\(self.name): \(error)")
-                errors.add(i, VolumeIOError(volume: self.name, code: .io, operation: "io", offset: e.logicalBlock * bs,
-                                            length: UInt64(n), detail: error.description, underlying: error))
-            }
+            if let e = self.runExtent(extents[i], of: block, op, g) { errors.add(i, e) }
         }
         if let e = errors.first { throw e }
+    }
+
+    /// Runs the part of `op` (a request starting at `block`) that falls in extent `e`; returns its error.
+    private func runExtent(_ e: StripeExtent, of block: UInt64, _ op: Op, _ g: Geometry) -> VolumeIOError? {
+        let bs = Volume.blockSize
+        let m = g.members[e.row][e.column]
+        let devOffset = m.startByte + e.componentBlock * bs
+        let bufOffset = Int((e.logicalBlock - block) * bs)
+        let n = Int(e.blockCount * bs)
+        guard let dev = m.device else {
+            return VolumeIOError(volume: name, code: .io, operation: "io", offset: e.logicalBlock * bs,
+                                 length: UInt64(n), detail: "component \(m.path) is unavailable")
+        }
+        do throws(DeviceError) {
+            switch op {
+            case .read(let buf):
+                try dev.read(into: UnsafeMutableRawBufferPointer(start: buf.baseAddress! + bufOffset, count: n), at: devOffset)
+            case .write(let buf):
+                try dev.write(UnsafeRawBufferPointer(start: buf.baseAddress! + bufOffset, count: n), at: devOffset)
+            case .discard:
+                try dev.discard(offset: devOffset, length: UInt64(n))
+            }
+            return nil
+        } catch {
+            context.logger.error("\(name): \(error)")
+            return VolumeIOError(volume: name, code: .io, operation: "io", offset: e.logicalBlock * bs,
+                                 length: UInt64(n), detail: error.description, underlying: error)
+        }
     }
 
     override func readBlocks(_ block: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VolumeIOError) {

@@ -224,4 +224,21 @@ struct ParityTests {
             #expect(Array(a.bytes) == Array(b.bytes))
         }
     }
+
+    @Test("in-place three-way XOR, aligned (ISA-L) and at odd offsets (plain loop)",
+          arguments: [0, 1, 7])
+    func inPlaceThreeWay(_ misalign: Int) {
+        var rng = SeededRNG(seed: UInt64(10 + misalign))
+        for n in [32, 4096, 4096 + 13] {
+            let bufs = (0..<3).map { _ in AlignedBuffer(count: n + 8) }
+            for b in bufs { for i in 0..<(n + 8) { b.mutableBytes[i] = UInt8.random(in: 0...255, using: &rng) } }
+            let d = bufs[0].base + misalign, x = bufs[1].base, y = bufs[2].base + misalign
+            let expected = (0..<n).map { d.load(fromByteOffset: $0, as: UInt8.self) ^ x.load(fromByteOffset: $0, as: UInt8.self)
+                ^ y.load(fromByteOffset: $0, as: UInt8.self) }
+            let after = bufs[0].base.load(fromByteOffset: misalign + n, as: UInt8.self)
+            Parity.xorInPlace(d, UnsafeRawPointer(x), UnsafeRawPointer(y), count: n)
+            #expect(Array(UnsafeRawBufferPointer(start: d, count: n)) == expected)
+            #expect(bufs[0].base.load(fromByteOffset: misalign + n, as: UInt8.self) == after)  // nothing past the end
+        }
+    }
 }
