@@ -2,7 +2,11 @@
 #include "CMetaShim.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -48,3 +52,16 @@ void *metashim_aligned_alloc(size_t alignment, size_t size) {
 void metashim_free(void *p) { free(p); }
 unsigned metashim_major(uint64_t dev) { return major((dev_t)dev); }
 unsigned metashim_minor(uint64_t dev) { return minor((dev_t)dev); }
+int metashim_malloc_thresholds(size_t mmap_threshold, size_t trim_threshold) {
+#if defined(__GLIBC__)
+    int ok = mallopt(M_MMAP_THRESHOLD, (int)mmap_threshold);
+    ok &= mallopt(M_TRIM_THRESHOLD, (int)trim_threshold);
+    return ok ? 0 : -EINVAL;
+#else
+    (void)mmap_threshold; (void)trim_threshold;
+    return -ENOSYS;
+#endif
+}
+int metashim_set_thread_name(const char *name) {
+    return -pthread_setname_np(pthread_self(), name);
+}

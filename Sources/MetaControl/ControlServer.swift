@@ -86,7 +86,7 @@ final class ControlLineHandler: ChannelInboundHandler, @unchecked Sendable {
         data.append(0x0A)
         var out = context.channel.allocator.buffer(capacity: data.count)
         out.writeBytes(data)
-        context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in context.close(promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(out)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -42,20 +42,35 @@ struct NBDCompletion: Sendable {
 /// Guarded by an `NIOLock` (a plain pthread mutex): every worker posts here, and
 /// `Synchronization.Mutex` would spin on a holder that was preempted.
 final class NBDCompletionMailbox: Sendable {
-    private let items = NIOLockedValueBox<[NBDCompletion]>([])
+    private struct Box {
+        var list: [NBDCompletion] = []
+        var closed = false
+    }
+    private let items = NIOLockedValueBox(Box())
 
     /// Adds a completion; returns true when the mailbox was empty (the caller must schedule a drain).
+    /// Once the connection is closed, completions are dropped and this returns false: its event loop
+    /// may be gone by the time a request stuck in a device finishes.
     func post(_ completion: NBDCompletion) -> Bool {
-        items.withLockedValue { list in
-            list.append(completion)
-            return list.count == 1
+        items.withLockedValue { box in
+            if box.closed { return false }
+            box.list.append(completion)
+            return box.list.count == 1
         }
     }
 
     func takeAll() -> [NBDCompletion] {
-        items.withLockedValue { list in
-            defer { list = [] }
-            return list
+        items.withLockedValue { box in
+            defer { box.list = [] }
+            return box.list
+        }
+    }
+
+    /// The connection is closed: nothing is delivered any more.
+    func close() {
+        items.withLockedValue { box in
+            box.closed = true
+            box.list = []
         }
     }
 }
@@ -134,6 +149,7 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     func channelInactive(context: ChannelHandlerContext) {
         phase = .closed
         cumulation = nil
+        mailbox.close()
         tracker.recordPeak(inFlightBytes: peakInFlightBytes)
         if let name = attachedExportName {
             tracker.detach(name)

@@ -105,6 +105,7 @@ public final class NBDServer: Sendable {
         self.logger = logger
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
         self.workers = NBDWorkerPool(threads: configuration.ioThreads)
+        NBDServer.tuneAllocator
     }
 
     /// The TCP port actually bound (useful with port 0), once started.

@@ -1,3 +1,4 @@
+import CMetaShim
 import Dispatch
 import Foundation
 #if canImport(Glibc)
@@ -38,6 +39,7 @@ final class NBDWorkerPool: @unchecked Sendable {
             var tid = pthread_t()
             let rc = pthread_create(&tid, nil, { arg in
                 let box = Unmanaged<WorkerBox>.fromOpaque(arg!).takeRetainedValue()
+                metashim_set_thread_name("metactl-nbd-io")  // else it inherits its creator's name
                 box.pool.workerLoop()
                 return nil
             }, box)

@@ -112,7 +112,7 @@ import Testing
             let r = try runCommand([
                 "fio", "--name=nbdverify", "--ioengine=nbd", "--uri=\(s.uri("d4"))",
                 "--rw=randwrite", "--bs=4k", "--size=32m", "--iodepth=16", "--verify=crc32c",
-                "--verify_fatal=1", "--do_verify=1", "--output-format=json",
+                "--verify_fatal=1", "--do_verify=1", "--verify_state_save=0", "--output-format=json",
             ])
             #expect(r.ok, "fio failed: \(r.stderr)\n\(r.stdout)")
             // fio may print notes before the JSON document.

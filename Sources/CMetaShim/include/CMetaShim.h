@@ -38,4 +38,8 @@ void metashim_free(void *p);
 /* Major/minor of a dev_t. */
 unsigned metashim_major(uint64_t dev);
 unsigned metashim_minor(uint64_t dev);
+/* mallopt(M_MMAP_THRESHOLD) and mallopt(M_TRIM_THRESHOLD) where glibc has them; 0 on success. */
+int metashim_malloc_thresholds(size_t mmap_threshold, size_t trim_threshold);
+/* Names the calling thread (at most 15 bytes are kept); 0 on success. */
+int metashim_set_thread_name(const char *name);
 #endif
