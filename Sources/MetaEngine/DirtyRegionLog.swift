@@ -44,6 +44,27 @@ final class DirtyRegionLog: @unchecked Sendable {
         }
     }
 
+    /// ``begin(_:commit:)`` for one region, without building sets (the common small write).
+    func begin(region r: UInt64, commit: (Set<UInt64>) throws -> Void) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        if !committed.contains(r) {
+            var all = committed
+            all.insert(r)
+            try commit(all)
+            committed.insert(r)
+        }
+        inFlight[r, default: 0] += 1
+        lastWrite[r] = Date()
+    }
+
+    /// ``end(_:)`` for one region.
+    func end(region r: UInt64) {
+        lock.lock()
+        if let n = inFlight[r], n > 1 { inFlight[r] = n - 1 } else { inFlight[r] = nil }
+        lock.unlock()
+    }
+
     /// Marks `regions` no longer busy.
     func end(_ regions: Set<UInt64>) {
         lock.lock()

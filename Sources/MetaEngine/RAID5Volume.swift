@@ -391,8 +391,8 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             // One piece of one column (most small writes): no splitting, no fan-out over lines.
             let piece = Piece(column: at.column, unitOffset: at.columnBlock % layout.interlaceBlocks,
                               blocks: count, bufferOffset: 0)
-            let regions = try beginWrite(lines: [at.line])
-            defer { drl.end(regions) }
+            let region = try beginWrite(line: at.line)
+            defer { drl.end(region: region) }
             locks.lock(at.line)
             defer { locks.unlock(at.line) }
             try writeLineLocked(at.line, [piece], buffer)
@@ -431,33 +431,44 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     }
 
     private func chooseStrategy(_ line: UInt64, _ pieces: [Piece], _ rt: Runtime, lo: UInt64, hi: UInt64) throws(VolumeIOError) -> Strategy {
+        // Counted in place, no sets: this runs for every write.
         let p = rt.layout.parityColumn(line: line)
-        let missing = Set((0..<rt.columns.count).filter { avail($0, line: line, rt) == .missing })
-        let written = Set(pieces.map(\.column))
+        var missingCount = 0, parityMissing = false
+        var writtenMissing: Int? = nil
+        for c in 0..<rt.columns.count where avail(c, line: line, rt) == .missing {
+            missingCount += 1
+            if c == p { parityMissing = true }
+            if writtenMissing == nil && pieces.contains(where: { $0.column == c }) { writtenMissing = c }
+        }
         let pValid = parityValid(line, rt)
-        let writtenMissing = written.intersection(missing)
-        if !writtenMissing.isEmpty {
-            let f = writtenMissing.first!
-            if missing.count >= 2 || !pValid {
+        if let f = writtenMissing {
+            if missingCount >= 2 || !pValid {
                 throw ioError("write", line: line, "column \(f) is unavailable and its data cannot be kept in parity")
             }
             return .degradedReconstruct(f)
         }
-        if missing.contains(p) { return .dataOnly }
-        if !missing.isEmpty { return pValid ? .readModifyWrite : .dataOnly }
+        if parityMissing { return .dataOnly }
+        if missingCount > 0 { return pValid ? .readModifyWrite : .dataOnly }
         if !pValid { return .reconstructWrite }
         let rmwReads = pieces.count + 1
-        let rcwReads = (0..<rt.columns.count).filter { d in
-            d != p && !pieces.contains { $0.column == d && $0.unitOffset <= lo && $0.unitOffset + $0.blocks >= hi }
-        }.count
-        return rcwReads <= rmwReads ? .reconstructWrite : .readModifyWrite
+        var rcwReads = 0
+        for d in 0..<rt.columns.count where d != p
+            && !pieces.contains(where: { $0.column == d && $0.unitOffset <= lo && $0.unitOffset + $0.blocks >= hi }) {
+            rcwReads += 1
+        }
+        // On a tie (a small write to a 4-column RAID-5: 2 reads either way) read-modify-write
+        // moves the same I/O with less to allocate and XOR.
+        return rcwReads < rmwReads ? .reconstructWrite : .readModifyWrite
     }
 
     private func writeAttempt(_ line: UInt64, _ pieces: [Piece], _ buffer: UnsafeRawBufferPointer, _ rt: Runtime,
                               _ failed: ErrorBox<DeviceError>) throws(VolumeIOError) {
         let bs = Int(Volume.blockSize)
-        let lo = pieces.map(\.unitOffset).min()!
-        let hi = pieces.map { $0.unitOffset + $0.blocks }.max()!
+        var lo = UInt64.max, hi: UInt64 = 0
+        for piece in pieces {
+            lo = min(lo, piece.unitOffset)
+            hi = max(hi, piece.unitOffset + piece.blocks)
+        }
         let wBytes = Int(hi - lo) * bs
         let p = rt.layout.parityColumn(line: line)
         let strategy = try chooseStrategy(line, pieces, rt, lo: lo, hi: hi)
@@ -493,14 +504,14 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
                 } else { failed.add(c, error) }
             }
         }
-        /// Writes every piece's new data and (optionally) the parity buffer, in parallel.
-        func commitWrites(parity: AlignedBuffer?) {
+        /// Writes every piece's new data and (optionally) the parity, in parallel.
+        func commitWrites(parity: UnsafeRawBufferPointer?) {
             let n = pieces.count + (parity == nil ? 0 : 1)
             parallel(n, bytes: n * wBytes) { i in
                 if i < pieces.count {
                     writeCol(pieces[i].column, pieces[i].unitOffset, newData(pieces[i]))
                 } else {
-                    writeCol(p, lo, UnsafeRawBufferPointer(parity!.mutableBytes))
+                    writeCol(p, lo, parity!)
                 }
             }
         }
@@ -510,13 +521,20 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             commitWrites(parity: nil)
 
         case .readModifyWrite:
-            let oldP = AlignedBuffer(count: wBytes)
-            defer { withExtendedLifetime(oldP) {} }  // pointers into it outlive its last use
-            let olds = pieces.map { AlignedBuffer(count: Int($0.blocks) * bs) }
-            defer { withExtendedLifetime(olds) {} }  // pointers into it outlive its last use
-            parallel(pieces.count + 1, bytes: (pieces.count + 1) * wBytes) { i in
-                if i < pieces.count { readCol(pieces[i].column, pieces[i].unitOffset, olds[i].mutableBytes) }
-                else { readCol(p, lo, oldP.mutableBytes) }
+            // One scratch buffer: the old parity [lo, hi), then each piece's old data.
+            var dataBytes = 0
+            for piece in pieces { dataBytes += Int(piece.blocks) * bs }
+            let scratch = AlignedBuffer(count: wBytes + dataBytes)
+            defer { withExtendedLifetime(scratch) {} }  // pointers into it outlive its last use
+            let oldP = UnsafeMutableRawBufferPointer(start: scratch.base, count: wBytes)
+            func old(_ i: Int) -> UnsafeMutableRawBufferPointer {
+                var at = wBytes
+                for k in 0..<i { at += Int(pieces[k].blocks) * bs }
+                return UnsafeMutableRawBufferPointer(start: scratch.base + at, count: Int(pieces[i].blocks) * bs)
+            }
+            parallel(pieces.count + 1, bytes: wBytes + dataBytes) { i in
+                if i < pieces.count { readCol(pieces[i].column, pieces[i].unitOffset, old(i)) }
+                else { readCol(p, lo, oldP) }
             }
             if !failed.all.isEmpty { return }
             if let e = fatal.first { throw e }
@@ -524,9 +542,9 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             for (i, piece) in pieces.enumerated() {
                 let n = Int(piece.blocks) * bs
                 let at = Int(piece.unitOffset - lo) * bs
-                Parity.xorInPlace(oldP.base + at, UnsafeRawPointer(olds[i].base), newData(piece).baseAddress!, count: n)
+                Parity.xorInPlace(scratch.base + at, UnsafeRawPointer(old(i).baseAddress!), newData(piece).baseAddress!, count: n)
             }
-            commitWrites(parity: oldP)
+            commitWrites(parity: UnsafeRawBufferPointer(oldP))
 
         case .reconstructWrite, .degradedReconstruct:
             var missingCol: Int? = nil
@@ -562,7 +580,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             let parity = AlignedBuffer(count: wBytes)
             defer { withExtendedLifetime(parity) {} }  // pointers into it outlive its last use
             Parity.xor(sources: contents.map { UnsafeRawPointer($0.base) }, into: parity.base, count: wBytes)
-            commitWrites(parity: parity)
+            commitWrites(parity: parity.bytes)
         }
         if let e = fatal.first { throw e }
     }
