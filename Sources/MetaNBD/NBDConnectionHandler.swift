@@ -113,6 +113,8 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private var phase: Phase = .clientFlags
     private var cumulation: ByteBuffer?
     private var clientNoZeroes = false
+    /// NBD_OPT_STRUCTURED_REPLY was negotiated: READ replies (and all errors) are structured chunks.
+    private var structuredReplies = false
     private var export: (any NBDExport)?
     private var exportSize: UInt64 = 0
     private var inFlightBytes = 0
@@ -380,7 +382,8 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
                 buffer.moveReaderIndex(forwardBy: headerSize)
                 requestCount += 1
                 logger.notice("WRITE of \(length) bytes exceeds the maximum payload \(maximum)")
-                sendSimpleReply(context: context, cookie: cookie, error: .invalid)
+                sendErrorReply(context: context, cookie: cookie,
+                               error: .invalid("WRITE of \(length) bytes exceeds the maximum payload \(maximum)"))
                 if UInt64(length) <= max(maximum, NBDWire.portablePayloadLimit) {
                     phase = .discarding(remaining: UInt64(length))
                     return .consumed
@@ -461,8 +464,16 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
             sendOptionReply(context: context, option: option, type: NBDWire.repErrPolicy,
                             message: "TLS is not supported by this server")
 
+        case NBDWire.optStructuredReply:
+            guard data.readableBytes == 0 else {
+                sendOptionReply(context: context, option: option, type: NBDWire.repErrInvalid,
+                                message: "NBD_OPT_STRUCTURED_REPLY takes no data")
+                return
+            }
+            structuredReplies = true
+            sendOptionReply(context: context, option: option, type: NBDWire.repAck)
+
         default:
-            // Includes NBD_OPT_STRUCTURED_REPLY: this server always uses simple replies.
             sendOptionReply(context: context, option: option, type: NBDWire.repErrUnsup,
                             message: "option \(option) is not supported")
         }
@@ -577,7 +588,7 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
             logger.trace("request", metadata: ["cmd": "\(name)", "offset": "\(offset)", "length": "\(length)"])
         }
         if shuttingDown {
-            sendSimpleReply(context: context, cookie: cookie, error: .shutdown)
+            sendErrorReply(context: context, cookie: cookie, error: NBDIOError(.shutdown, "the server is shutting down"))
             return
         }
         if type == NBDWire.cmdDisc {
@@ -586,7 +597,7 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         }
         if let error = validate(export: export, flags: flags, type: type, offset: offset, length: length) {
             logger.debug("rejected \(name) offset \(offset) length \(length): \(error)")
-            sendSimpleReply(context: context, cookie: cookie, error: error.code)
+            sendErrorReply(context: context, cookie: cookie, error: error)
             return
         }
         let weight = (type == NBDWire.cmdRead || type == NBDWire.cmdWrite ? Int(length) : 0) + 1024
@@ -597,10 +608,11 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         let mailbox = self.mailbox
         let loop = context.eventLoop
         let bound = NIOLoopBound(Target(handler: self, context: context), eventLoop: loop)
+        let structured = structuredReplies
         let accepted = workers.submit {
             var completion = NBDConnectionHandler.perform(export: export, type: type, flags: flags, cookie: cookie,
                                                           offset: offset, length: length, payload: payload,
-                                                          allocator: allocator)
+                                                          structured: structured, allocator: allocator)
             completion.weight = weight
             completion.command = type
             completion.offset = offset
@@ -616,7 +628,7 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         if !accepted {
             inFlightBytes -= weight
             inFlightRequests -= 1
-            sendSimpleReply(context: context, cookie: cookie, error: .shutdown)
+            sendErrorReply(context: context, cookie: cookie, error: NBDIOError(.shutdown, "the server is shutting down"))
         }
     }
 
@@ -643,9 +655,7 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
                 if headers == nil {
                     headers = context.channel.allocator.buffer(capacity: NBDWire.simpleReplyHeaderSize * done.count)
                 }
-                headers!.writeInteger(NBDWire.simpleReplyMagic)
-                headers!.writeInteger(completion.error?.code.rawValue ?? 0)
-                headers!.writeInteger(completion.cookie)
+                writeReplyHeader(into: &headers!, cookie: completion.cookie, error: completion.error)
             }
         }
         if let headers { context.write(wrapOutboundOut(headers), promise: nil) }
@@ -689,17 +699,29 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     /// Runs one request on a thread-pool thread: the complete reply of a READ, else the status.
     private static func perform(export: any NBDExport, type: UInt16, flags: UInt16, cookie: UInt64,
-                                offset: UInt64, length: UInt32, payload: ByteBuffer?,
+                                offset: UInt64, length: UInt32, payload: ByteBuffer?, structured: Bool,
                                 allocator: ByteBufferAllocator) -> NBDCompletion {
         let fua = flags & NBDWire.cmdFlagFUA != 0
         var failure: NBDIOError?
         switch type {
         case NBDWire.cmdRead:
             let count = Int(length)
-            var reply = allocator.buffer(capacity: NBDWire.simpleReplyHeaderSize + count)
-            reply.writeInteger(NBDWire.simpleReplyMagic)
-            reply.writeInteger(UInt32(0))
-            reply.writeInteger(cookie)
+            var reply: ByteBuffer
+            if structured {
+                // One NBD_REPLY_TYPE_OFFSET_DATA chunk with the whole range, flagged done.
+                reply = allocator.buffer(capacity: NBDWire.structuredReplyHeaderSize + 8 + count)
+                reply.writeInteger(NBDWire.structuredReplyMagic)
+                reply.writeInteger(NBDWire.replyFlagDone)
+                reply.writeInteger(NBDWire.replyTypeOffsetData)
+                reply.writeInteger(cookie)
+                reply.writeInteger(UInt32(8 + count))
+                reply.writeInteger(offset)
+            } else {
+                reply = allocator.buffer(capacity: NBDWire.simpleReplyHeaderSize + count)
+                reply.writeInteger(NBDWire.simpleReplyMagic)
+                reply.writeInteger(UInt32(0))
+                reply.writeInteger(cookie)
+            }
             reply.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { raw in
                 let target = UnsafeMutableRawBufferPointer(rebasing: raw[0..<count])
                 do throws(NBDIOError) {
@@ -738,12 +760,32 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         return NBDCompletion(reply: nil, cookie: cookie, error: failure)
     }
 
-    private func sendSimpleReply(context: ChannelHandlerContext, cookie: UInt64, error: NBDIOError.Code?) {
+    /// Answers a request with `error` without running it.
+    private func sendErrorReply(context: ChannelHandlerContext, cookie: UInt64, error: NBDIOError) {
         var reply = context.channel.allocator.buffer(capacity: NBDWire.simpleReplyHeaderSize)
-        reply.writeInteger(NBDWire.simpleReplyMagic)
-        reply.writeInteger(error?.rawValue ?? 0)
-        reply.writeInteger(cookie)
+        writeReplyHeader(into: &reply, cookie: cookie, error: error)
         sendReply(context: context, reply)
+    }
+
+    /// A reply without data: a structured error chunk (with the message) when structured replies
+    /// were negotiated and there is an error, else a simple reply. (A structured connection must
+    /// never get a simple reply to a READ; READ successes carry data and are built in `perform`.)
+    private func writeReplyHeader(into buffer: inout ByteBuffer, cookie: UInt64, error: NBDIOError?) {
+        if structuredReplies, let error {
+            let message = Array(String(error.message.prefix(NBDWire.maxErrorMessageCharacters)).utf8)
+            buffer.writeInteger(NBDWire.structuredReplyMagic)
+            buffer.writeInteger(NBDWire.replyFlagDone)
+            buffer.writeInteger(NBDWire.replyTypeError)
+            buffer.writeInteger(cookie)
+            buffer.writeInteger(UInt32(6 + message.count))
+            buffer.writeInteger(error.code.rawValue)
+            buffer.writeInteger(UInt16(message.count))
+            buffer.writeBytes(message)
+        } else {
+            buffer.writeInteger(NBDWire.simpleReplyMagic)
+            buffer.writeInteger(error?.code.rawValue ?? 0)
+            buffer.writeInteger(cookie)
+        }
     }
 
     private func sendReply(context: ChannelHandlerContext, _ reply: ByteBuffer) {

@@ -39,7 +39,8 @@ public struct NBDIOError: Error, Sendable, CustomStringConvertible, Equatable {
 
     /// The NBD error value sent to the client.
     public var code: Code
-    /// A human-readable explanation (logged by the server; never sent over simple replies).
+    /// A human-readable explanation: logged by the server, and sent to clients that negotiated
+    /// structured replies (in the error chunk; simple replies carry only ``code``).
     public var message: String
 
     public init(_ code: Code, _ message: String = "") {

@@ -5,6 +5,7 @@ enum NBDWire {
     static let optReplyMagic: UInt64 = 0x3_e889_0455_65a9
     static let requestMagic: UInt32 = 0x2560_9513
     static let simpleReplyMagic: UInt32 = 0x6744_6698
+    static let structuredReplyMagic: UInt32 = 0x668e_33ef
 
     // Handshake flags (server) and client flags.
     static let flagFixedNewstyle: UInt16 = 1 << 0
@@ -63,6 +64,15 @@ enum NBDWire {
     static let requestHeaderSize = 28
     /// Size of a simple reply header.
     static let simpleReplyHeaderSize = 16
+
+    // Structured reply chunks (negotiated with NBD_OPT_STRUCTURED_REPLY).
+    static let replyFlagDone: UInt16 = 1 << 0
+    static let replyTypeOffsetData: UInt16 = 1
+    static let replyTypeError: UInt16 = 0x8001
+    /// Size of a structured reply chunk header.
+    static let structuredReplyHeaderSize = 20
+    /// Longest error message sent in an error chunk, in characters (the protocol allows 4096 bytes).
+    static let maxErrorMessageCharacters = 1000
     /// Payloads up to this size are never treated as denial of service (proto.md "Size constraints").
     static let portablePayloadLimit: UInt64 = 1 << 25
 

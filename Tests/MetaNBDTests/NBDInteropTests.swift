@@ -16,6 +16,7 @@ import Testing
             let out = try mustRun(["nbdinfo", "--json", s.uri("d10")])
             let json = try parseJSON(out)
             #expect(json["protocol"] as? String == "newstyle-fixed")
+            #expect(json["structured"] as? Bool == true)  // libnbd negotiated structured replies
             let exports = try #require(json["exports"] as? [[String: Any]])
             let e = try #require(exports.first)
             #expect(e["export-name"] as? String == "d10")

@@ -76,8 +76,8 @@ private let errTooBig: UInt32 = 0x8000_0009
             #expect(bs.count == 12 && be32(bs, 0) == 512 && be32(bs, 4) == 4096 && be32(bs, 8) == 32 << 20)
 
             // Unsupported and malformed options get errors, and the handshake goes on.
-            try c.sendOption(8)
-            #expect(try c.readOptionReply().type == errUnsup)       // structured replies: not offered
+            try c.sendOption(8, [1])
+            #expect(try c.readOptionReply().type == errInvalid)     // STRUCTURED_REPLY with data
             try c.sendOption(5)
             #expect(try c.readOptionReply().type == errPolicy)      // STARTTLS
             try c.sendOption(4242, [1, 2, 3, 4, 5])
@@ -249,6 +249,49 @@ private let errTooBig: UInt32 = 0x8000_0009
 
             // Nothing above changed the data.
             #expect(try c.read(offset: 0, length: 65536).data == head)
+        }
+    }
+
+    @Test func structuredRepliesForReadsAndErrors() async throws {
+        let dir = try TempDir(prefix: "nbd-structured")
+        let (export, head) = try makeExport(dir)
+        try await withNBDServer(exports: [export], dir: dir) { s in
+            let c = try RawNBDClient(socketPath: s.socketPath)
+            let (size, _) = try c.connect(export: "vol", structured: true)
+
+            // A READ: one OFFSET_DATA chunk, flagged done, carrying its offset and the data.
+            try c.sendRequest(type: 0, cookie: 41, offset: 4096, length: 8192)
+            let data = try c.readChunk()
+            #expect(data.type == 1 && data.done && data.cookie == 41)
+            #expect(data.payload.count == 8 + 8192 && be64(data.payload, 0) == 4096)
+            #expect(Array(data.payload[8...]) == Array(head[4096..<12288]))
+
+            // A bad READ: an ERROR chunk (never a simple reply) with the error and a message.
+            try c.sendRequest(type: 0, cookie: 42, offset: size - 512, length: 1024)
+            let bad = try c.readChunk()
+            #expect(bad.type == 0x8001 && bad.done && bad.cookie == 42)
+            #expect(be32(bad.payload, 0) == EINVAL_)
+            let messageLength = Int(be16(bad.payload, 4))
+            #expect(bad.payload.count == 6 + messageLength && messageLength > 0)
+            #expect(String(decoding: bad.payload[6...], as: UTF8.self).contains("end of the export"))
+
+            // Other commands: a simple reply on success, an error chunk on failure.
+            #expect(try c.write(offset: 65536, data: [UInt8](repeating: 0x5A, count: 4096), cookie: 43).error == 0)
+            try c.sendRequest(type: 6, cookie: 44, offset: size - 512, length: 1024)
+            let noSpace = try c.readChunk()
+            #expect(noSpace.type == 0x8001 && noSpace.done && noSpace.cookie == 44 && be32(noSpace.payload, 0) == ENOSPC_)
+
+            // Many reads at once, answered in any order, each complete.
+            for i in 0..<16 { try c.sendRequest(type: 0, cookie: 100 + UInt64(i), offset: UInt64(i) * 4096, length: 4096) }
+            var seen = Set<UInt64>()
+            for _ in 0..<16 {
+                let r = try c.readChunk()
+                let i = Int(r.cookie - 100)
+                #expect(r.type == 1 && r.done && be64(r.payload, 0) == UInt64(i) * 4096)
+                #expect(Array(r.payload[8...]) == Array(head[(i * 4096)..<((i + 1) * 4096)]))
+                seen.insert(r.cookie)
+            }
+            #expect(seen.count == 16)
         }
     }
 

@@ -23,6 +23,15 @@ final class RawNBDClient: @unchecked Sendable {
         var isError: Bool { type & 0x8000_0000 != 0 }
     }
 
+    /// One structured reply chunk.
+    struct Chunk {
+        var flags: UInt16
+        var type: UInt16
+        var cookie: UInt64
+        var payload: [UInt8]
+        var done: Bool { flags & 1 != 0 }
+    }
+
     struct SimpleReply {
         var error: UInt32
         var cookie: UInt64
@@ -121,11 +130,17 @@ final class RawNBDClient: @unchecked Sendable {
         return enc32(UInt32(n.count)) + n + enc16(UInt16(infos.count)) + infos.flatMap(enc16)
     }
 
-    /// Greeting, client flags (fixed newstyle + no zeroes) and NBD_OPT_GO; returns (size, transmission flags).
+    /// Greeting, client flags (fixed newstyle + no zeroes), NBD_OPT_STRUCTURED_REPLY when
+    /// `structured`, and NBD_OPT_GO; returns (size, transmission flags).
     @discardableResult
-    func connect(export name: String) throws -> (size: UInt64, flags: UInt16) {
+    func connect(export name: String, structured: Bool = false) throws -> (size: UInt64, flags: UInt16) {
         _ = try readGreeting()
         try sendClientFlags(3)
+        if structured {
+            try sendOption(8)
+            let r = try readOptionReply()
+            if r.type != 1 { throw Failure.io("NBD_OPT_STRUCTURED_REPLY refused: 0x\(String(r.type, radix: 16))") }
+        }
         try sendOption(7, Self.goData(name: name, infos: [3]))
         var result: (UInt64, UInt16)?
         while true {
@@ -152,6 +167,14 @@ final class RawNBDClient: @unchecked Sendable {
         let error = be32(h, 4), cookie = be64(h, 8)
         let n = error == 0 ? dataLength(cookie) : 0
         return SimpleReply(error: error, cookie: cookie, data: n > 0 ? try receive(n) : [])
+    }
+
+    /// Reads one structured reply chunk (fails on any other reply).
+    func readChunk() throws -> Chunk {
+        let h = try receive(20)
+        guard be32(h, 0) == 0x668e_33ef else { throw Failure.io("expected a structured reply, got magic 0x\(String(be32(h, 0), radix: 16))") }
+        let length = Int(be32(h, 16))
+        return Chunk(flags: be16(h, 4), type: be16(h, 6), cookie: be64(h, 8), payload: length > 0 ? try receive(length) : [])
     }
 
     func read(offset: UInt64, length: UInt32, cookie: UInt64 = 1) throws -> SimpleReply {
