@@ -12,27 +12,30 @@ extension RAID5Volume {
     }
 
     /// Marks the regions of `lines` dirty before they are written.
+    func beginWrite(lines: [UInt64]) throws(VolumeIOError) -> Set<UInt64> {
+        let regions = Set(lines.map(drl.region(ofLine:)))
+        do {
+            try drl.begin(regions) { try commitDirty($0) }
+        } catch {
+            throw dirtyLogFailure(error)
+        }
+        return regions
+    }
+
     /// ``beginWrite(lines:)`` for a write inside one line; returns its region for `drl.end(region:)`.
     func beginWrite(line: UInt64) throws(VolumeIOError) -> UInt64 {
         let region = drl.region(ofLine: line)
         do {
             try drl.begin(region: region) { try commitDirty($0) }
         } catch {
-            throw VolumeIOError(volume: name, code: .io, operation: "write",
-                                detail: "cannot record the write in the state database's dirty-region log: \(error)")
+            throw dirtyLogFailure(error)
         }
         return region
     }
 
-    func beginWrite(lines: [UInt64]) throws(VolumeIOError) -> Set<UInt64> {
-        let regions = Set(lines.map(drl.region(ofLine:)))
-        do {
-            try drl.begin(regions) { try commitDirty($0) }
-        } catch {
-            throw VolumeIOError(volume: name, code: .io, operation: "write",
-                                detail: "cannot record the write in the state database's dirty-region log: \(error)")
-        }
-        return regions
+    private func dirtyLogFailure(_ error: any Error) -> VolumeIOError {
+        VolumeIOError(volume: name, code: .io, operation: "write",
+                      detail: "cannot record the write in the state database's dirty-region log: \(error)")
     }
 
     /// Cleans idle dirty regions (all of them with `all`): flushes, then commits.

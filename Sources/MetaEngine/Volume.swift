@@ -195,7 +195,7 @@ public class Volume: @unchecked Sendable {
     /// ``inlineFanOutBytes`` together (`bytes`; nil when unknown: concurrently), or when every
     /// device is buffered (``devicesAreBuffered``: page-cache copies gain nothing from other
     /// threads while the server runs many requests at once; RAID-5 1 MiB reads through the
-    /// page cache went from about 3.1 to 4 GB/s inline).
+    /// page cache went from about 3.1 to 4.4 GB/s inline).
     func parallel(_ count: Int, bytes: Int? = nil, _ body: (Int) -> Void) {
         if count <= 1 || (bytes.map { $0 <= Self.inlineFanOutBytes || devicesAreBuffered } ?? false) {
             for i in 0..<count { body(i) }
