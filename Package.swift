@@ -57,6 +57,12 @@ let package = Package(
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         .target(name: "MetaTestSupport", swiftSettings: strict),
+        // The deterministic crash-and-fault simulator (docs/RELIABILITY.md).
+        .target(name: "MetaSim",
+                dependencies: ["MetaEngine", "MetaDB", "MetaDevices", "MetaLayout", "MetaControl",
+                               .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        .executableTarget(name: "metactl-torture", dependencies: ["MetaSim"], swiftSettings: strict),
         .executableTarget(name: "metactl", dependencies: ["MetaCommands"], swiftSettings: strict),
         .executableTarget(name: "metactl-bench", dependencies: ["MetaEngine", "MetaDB", "MetaDevices", "MetaLayout"], swiftSettings: strict),
 
@@ -65,6 +71,8 @@ let package = Package(
         .testTarget(name: "MetaDBTests", dependencies: ["MetaTestSupport", "MetaDB", "MetaDevices"], swiftSettings: strict),
         .testTarget(name: "MetaEngineTests",
                     dependencies: ["MetaTestSupport", "MetaEngine", "MetaDB", "MetaDevices", "MetaLayout"],
+                    swiftSettings: strict),
+        .testTarget(name: "MetaSimTests", dependencies: ["MetaTestSupport", "MetaSim", "MetaEngine", "MetaDB"],
                     swiftSettings: strict),
         .testTarget(name: "MetaNBDTests",
                     dependencies: ["MetaTestSupport", "MetaNBD", .product(name: "NIOCore", package: "swift-nio"),

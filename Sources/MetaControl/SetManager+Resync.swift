@@ -80,9 +80,7 @@ extension SetManager {
                 }
                 try db.commit { cfg in
                     guard let vi = cfg.volumeIndex(named: r.name) else { return }
-                    cfg.volumes[vi].columns[c].state = .resyncing
-                    cfg.volumes[vi].resync = ResyncCheckpoint(kind: .regenerate, column: c, target: col.activeDevice,
-                                                              totalBlocks: cfg.volumes[vi].columnBlocks)
+                    ReplaceTransitions.enableRegenerate(&cfg, volume: vi, column: c)
                 }
                 try engine.reload()
                 engine.startResync { [weak self] outcome in self?.resyncEnded(r.name, outcome) }
@@ -107,19 +105,10 @@ extension SetManager {
             guard let vi = cfg.volumeIndex(named: r.name) else { return }
             let rec = try db.addDevice(path: newPath, role: .component, replicaCopies: 0, force: r.force, in: &cfg)
             if readable {
-                cfg.volumes[vi].resync = ResyncCheckpoint(kind: .copy, column: c, target: rec.uuid, source: col.activeDevice,
-                                                          totalBlocks: cfg.volumes[vi].columnBlocks)
+                ReplaceTransitions.beginCopy(&cfg, volume: vi, column: c, target: rec.uuid)
             } else {
-                var newCol = cfg.volumes[vi].columns[c]
-                let dropped = [newCol.device] + (newCol.hotSpare.map { [$0] } ?? [])
-                if let spare = newCol.hotSpare { Self.markSpare(spare, .broken, in: &cfg) }
-                newCol.device = rec.uuid
-                newCol.hotSpare = nil
-                newCol.state = .resyncing
-                cfg.volumes[vi].columns[c] = newCol
-                cfg.volumes[vi].resync = ResyncCheckpoint(kind: .regenerate, column: c, target: rec.uuid,
-                                                          totalBlocks: cfg.volumes[vi].columnBlocks)
-                for u in dropped where !SetDatabase.isUsed(u, in: cfg) {
+                let dropped = ReplaceTransitions.beginRegenerate(&cfg, volume: vi, column: c, onto: rec.uuid)
+                for u in dropped {
                     if let di = cfg.devices.firstIndex(where: { $0.uuid == u }) {
                         if cfg.devices[di].replicaCount > 0 { cfg.devices[di].role = .replica } else { cfg.devices.remove(at: di) }
                     }

@@ -165,6 +165,9 @@ public struct VolumeRecord: Codable, Sendable, Equatable {
     /// A RAID-5 grow whose new columns are being zeroed (nil when none): the devices are
     /// labelled (role `unused`) but not yet part of the volume. Absent in older encodings.
     public var pendingGrow: PendingGrow? = nil
+    /// RAID-5: column blocks whose data is known to be gone (nil or empty when none). Reads
+    /// of them fail with EIO until they are written again. Absent in older encodings.
+    public var lostBlocks: [LostRange]? = nil
 
     public init(name: String, type: VolumeType, rows: [RowRecord] = [], columns: [ComponentRecord] = [],
                 originalColumnCount: Int = 0, interlaceBlocks: UInt64 = 0, columnBlocks: UInt64 = 0,
@@ -195,6 +198,17 @@ public struct PendingGrow: Codable, Sendable, Equatable {
         self.devices = devices; self.zeroedBlocks = zeroedBlocks; self.totalBlocks = totalBlocks
         self.startedAt = startedAt
     }
+}
+
+/// A run of blocks of one RAID-5 column whose data is gone: a crash tore lines while the
+/// column was missing (or a write failed half-way), and the column was then rebuilt from
+/// that untrusted parity. Offsets are column data blocks (line × interlace + offset).
+public struct LostRange: Codable, Sendable, Equatable, Hashable {
+    public var column: Int
+    public var start: UInt64
+    public var count: UInt64
+    public init(column: Int, start: UInt64, count: UInt64) { self.column = column; self.start = start; self.count = count }
+    public var end: UInt64 { start + count }
 }
 
 /// State of a hot spare.

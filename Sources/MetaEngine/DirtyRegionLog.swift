@@ -17,13 +17,24 @@ final class DirtyRegionLog: @unchecked Sendable {
     let idleSeconds: TimeInterval
     private let lock = NSLock()
     private var committed: Set<UInt64>
+    /// Regions whose parity is not trusted (a crash left them dirty and they are not
+    /// repaired yet, or a write failed half-way): they stay committed, whatever cleaning
+    /// does, until ``unpin(_:)``.
+    private var pinned: Set<UInt64>
     private var inFlight: [UInt64: Int] = [:]
     private var lastWrite: [UInt64: Date] = [:]
 
-    init(interlaceBlocks: UInt64, committed: [UInt64], idleSeconds: TimeInterval = 3) {
-        linesPerRegion = max(1, Self.regionColumnBytes / max(512, interlaceBlocks * 512))
+    init(interlaceBlocks: UInt64, committed: [UInt64], idleSeconds: TimeInterval = 3,
+         regionColumnBytes: UInt64 = DirtyRegionLog.regionColumnBytes) {
+        linesPerRegion = Self.linesPerRegion(interlaceBlocks: interlaceBlocks, regionColumnBytes: regionColumnBytes)
         self.committed = Set(committed)
+        self.pinned = Set(committed)
         self.idleSeconds = idleSeconds
+    }
+
+    /// Lines per region for an interlace and a region size.
+    static func linesPerRegion(interlaceBlocks: UInt64, regionColumnBytes: UInt64) -> UInt64 {
+        max(1, regionColumnBytes / max(512, interlaceBlocks * 512))
     }
 
     func region(ofLine line: UInt64) -> UInt64 { line / linesPerRegion }
@@ -83,7 +94,7 @@ final class DirtyRegionLog: @unchecked Sendable {
         defer { lock.unlock() }
         let now = Date()
         let idle = committed.filter { r in
-            inFlight[r] == nil && (all || now.timeIntervalSince(lastWrite[r] ?? .distantPast) >= idleSeconds)
+            inFlight[r] == nil && !pinned.contains(r) && (all || now.timeIntervalSince(lastWrite[r] ?? .distantPast) >= idleSeconds)
         }
         guard !idle.isEmpty else { return 0 }
         do {
@@ -99,4 +110,9 @@ final class DirtyRegionLog: @unchecked Sendable {
     }
 
     var dirty: Set<UInt64> { lock.withLock { committed } }
+
+    /// Keeps `r` committed dirty until ``unpin(_:)`` (it must already be committed).
+    func pin(_ r: UInt64) { lock.withLock { if committed.contains(r) { pinned.insert(r) } } }
+    /// `r`'s parity is trusted again: it may be cleaned.
+    func unpin(_ r: UInt64) { lock.withLock { _ = pinned.remove(r) } }
 }

@@ -52,6 +52,7 @@ extension RAID5Volume {
 
     /// Starts the periodic lazy cleaning of idle regions.
     func startCleaner() {
+        guard context.scheduler == nil else { return }  // the simulator cleans when it chooses
         let timer = DispatchSource.makeTimerSource(queue: .global())
         timer.schedule(deadline: .now() + drl.idleSeconds, repeating: drl.idleSeconds)
         timer.setEventHandler { [weak self] in self?.cleanDirtyRegions() }
@@ -77,6 +78,7 @@ extension RAID5Volume {
         let began = Date()
         for r in regions {
             if stopping { return }
+            context.scheduler?.yield("parity repair")
             let first = r * drl.linesPerRegion
             let last = min(layout.lineCount, first + drl.linesPerRegion)
             var ok = true
@@ -92,12 +94,22 @@ extension RAID5Volume {
             }
             if ok {
                 runtime.withLock { _ = $0.unrepairedRegions.remove(r) }
+                drl.unpin(r)
             } else {
                 context.logger.error("\(name): region \(r) cannot be repaired (a column is unavailable): reads that need parity there fail until the column returns")
             }
         }
         progress.withLock { $0 = nil }
         context.logger.info("\(name): parity repair done")
+    }
+
+    /// Records that the parity of `line`'s region can no longer be trusted (a write failed
+    /// after some of its column writes landed): reconstructing reads there fail, and the
+    /// region stays dirty in the state database until a repair succeeds.
+    func distrustParity(line: UInt64) {
+        let r = drl.region(ofLine: line)
+        runtime.withLock { _ = $0.unrepairedRegions.insert(r) }
+        drl.pin(r)
     }
 
     /// Whether regions still await their parity repair.

@@ -25,6 +25,13 @@ extension RAID5Volume {
     /// next one, e.g. onto the next hot spare), the new resync starts as soon as it has ended.
     public func startResync(completion: (@Sendable (ResyncOutcome) -> Void)? = nil) {
         if backgroundRunning {
+            if let scheduler = context.scheduler {
+                // Simulation: start it once the scheduler has run the current work.
+                scheduler.startBackground("resync \(name) (after the current work)") {
+                    if !self.stopping { self.startResync(completion: completion) }
+                }
+                return
+            }
             DispatchQueue.global().async {
                 self.waitForBackgroundWork()
                 if !self.stopping { self.startResync(completion: completion) }
@@ -35,7 +42,20 @@ extension RAID5Volume {
         copyTargetFailed.store(false, ordering: .relaxed)
         startThread("resync \(name)") {
             self.repairDirtyRegions()
-            let outcome = self.runResync(from: r.doneBlocks / max(1, rec.interlaceBlocks))
+            var from = r.doneBlocks / max(1, rec.interlaceBlocks)
+            if r.kind == .copy, let below = self.runtime.read({ $0.copy?.copiedBelow }) { from = min(from, below) }
+            if r.kind == .regenerate, let c = r.column {
+                // Regions still unrepaired (the column was missing when a crash left them
+                // dirty) cannot be rebuilt from their parity: their blocks are recorded lost.
+                do { try self.recordLostBeforeRegeneration(column: c, fromLine: from) } catch {
+                    self.context.logger.error("\(self.name): could not record lost blocks, resync not started: \(error)")
+                    completion?(.sourceFailed("could not record lost blocks: \(error)"))
+                    return
+                }
+            }
+            let outcome = self.runResync(from: from)
+            // With every column present again, the regions left unrepaired can be repaired.
+            if outcome == .completed { self.repairDirtyRegions() }
             completion?(outcome)
         }
     }
@@ -78,7 +98,7 @@ extension RAID5Volume {
         let superseded = ResyncOutcome.targetFailed("\(ownerPath ?? "the target"): no longer this column's resync target")
         progress.withLock { $0 = (kind, line, total, 0) }
         let scratch = ResyncScratch()
-        let writer = StepWriter(name: "resync-write \(name)")
+        let writer = StepWriter(name: "resync-write \(name)", inline: context.scheduler != nil)
         /// The step whose write is in flight.
         var inflight: (from: UInt64, to: UInt64)?
         /// Lines below this are rebuilt (their writes completed).
@@ -119,6 +139,11 @@ extension RAID5Volume {
             writer.submit { self.writeStep(w) }
             inflight = (line, end)
             slot ^= 1
+            if let scheduler = context.scheduler {
+                // Simulation: finish the step now so that the yield point holds no line lock.
+                if let failure = drain() { outcome = failure; line = end; break }
+                scheduler.yield("resync")
+            }
             let moved = Double(end - line) * unitBytes
             line = end
             // Rate: the maximum when idle, the minimum while foreground I/O is active.
@@ -129,19 +154,28 @@ extension RAID5Volume {
             let limits = rateLimits
             let target = Double(busy ? limits.minBytesPerSecond : limits.maxBytesPerSecond)
             let elapsed = Date().timeIntervalSince(windowStart)
-            if target > 0 && target < Double(UInt64.max) / 2 {
+            if context.scheduler == nil && target > 0 && target < Double(UInt64.max) / 2 {
                 let due = windowBytes / target
                 if due > elapsed { usleep(UInt32(min(1, due - elapsed) * 1_000_000)) }
             }
             if Date().timeIntervalSince(windowStart) > 1 { windowStart = Date(); windowBytes = 0 }
             let secs = Date().timeIntervalSince(began)
             progress.withLock { [done] in $0 = (kind, done, total, secs > 0 ? Double(done - start) * unitBytes / secs : 0) }
-            if Date().timeIntervalSince(lastCheckpoint) > Self.checkpointInterval && done < total {
+            let due = context.scheduler.map { $0.shouldCheckpoint() }
+                ?? (Date().timeIntervalSince(lastCheckpoint) > Self.checkpointInterval)
+            if due && done < total {
                 lastCheckpoint = Date()
                 checkpoint(done, layout, owner: owner)
             }
         }
         if let failure = drain(), outcome == .completed || outcome == .stopped { outcome = failure }
+        if outcome == .completed, let e = flushResyncTarget() {
+            // The column may not become Okay on data the target has not made durable.
+            if let cp = runtime.read({ $0.copy }) { outcome = abandonCopy(cp, e) } else {
+                try? markFailed(owner.0 ?? 0, e)
+                outcome = .targetFailed("\(e.path): \(e)")
+            }
+        }
         switch outcome {
         case .completed:
             finishResync(kind)
@@ -162,6 +196,12 @@ extension RAID5Volume {
 
     func checkpoint(_ line: UInt64, _ layout: RAID5Layout, owner: (Int?, UUID?)) {
         let done = line * layout.interlaceBlocks
+        // A checkpoint vouches for the target's data below it: that data must be durable
+        // first (a power loss would otherwise leave the disk cache's old contents there).
+        if let e = flushResyncTarget() {
+            context.logger.error("\(name): could not flush the resync target; no checkpoint at line \(line): \(e)")
+            return
+        }
         do {
             try context.store.commit { cfg in
                 guard let vi = cfg.volumeIndex(named: name), let r = cfg.volumes[vi].resync,
@@ -171,6 +211,14 @@ extension RAID5Volume {
         } catch {
             context.logger.error("\(name): could not checkpoint the resync at line \(line): \(error)")
         }
+    }
+
+    /// Flushes the device the resync writes to; returns the error, if any.
+    func flushResyncTarget() -> DeviceError? {
+        let rt = runtime.read { $0 }
+        let dev: (any BlockDevice)? = rt.copy?.device ?? rt.resyncColumn.flatMap { rt.columns[$0].device }
+        do throws(DeviceError) { try dev?.flush() } catch { return error }
+        return nil
     }
 
     /// The path of the device the runtime's resync writes to (the copy target, or the
@@ -207,6 +255,13 @@ extension RAID5Volume {
         let n = Int((to - from) * il * Volume.blockSize)
         let at: (UInt64) -> UInt64 = { start in start + from * il * Volume.blockSize }
 
+        if let cp = rt.copy, avail(cp.column, line: from, rt) != .ok {
+            // The source failed (a write error made it Maintenance, or it was missing at
+            // start): its data is stale from then on; rebuild the rest onto the target.
+            if let f = drain() { return .failed(f) }
+            if let f = convertCopyToRegeneration(cp, line: from) { return .failed(f) }
+            return prepareLines(from, to, scratch: scratch, slot: slot, drain: drain)
+        }
         if let cp = rt.copy {
             // Copy: read the source column, write the target.
             let src = rt.columns[cp.column]
@@ -239,7 +294,7 @@ extension RAID5Volume {
         // Each column is read in pieces of up to 2 MiB at once (a deeper queue per device),
         // and the XOR is split in two (two cores).
         let pieces = Self.pieces(n, size: Self.readPieceBytes)
-        runParallel(others.count * pieces.count) { i in
+        parallel(others.count * pieces.count) { i in
             let col = rt.columns[others[i / pieces.count]]
             let (off, len) = pieces[i % pieces.count]
             let dst = UnsafeMutableRawBufferPointer(start: bufs[i / pieces.count].base + off, count: len)
@@ -252,7 +307,7 @@ extension RAID5Volume {
             return .failed(.sourceFailed("column \(d) (\(e.path)) failed during regeneration: \(e)"))
         }
         let halves = Self.pieces(n, size: max(4096, (n / 2 + 4095) & ~4095))
-        runParallel(halves.count) { h in
+        parallel(halves.count) { h in
             let (off, len) = halves[h]
             Parity.xor(sources: bufs.map { UnsafeRawPointer($0.base + off) }, into: out.base + off, count: len)
         }
@@ -299,6 +354,8 @@ extension RAID5Volume {
             return .sourceFailed("the copy source failed while another column is erred")
         }
         let done = line * rt.layout.interlaceBlocks
+        // The regeneration record vouches for the target below `line`: make that durable.
+        do throws(DeviceError) { try cp.device.flush() } catch { return abandonCopy(cp, error) }
         do {
             try context.store.commit { cfg in
                 guard let vi = cfg.volumeIndex(named: name) else { return }
@@ -320,6 +377,11 @@ extension RAID5Volume {
             return .sourceFailed("could not switch the copy to a regeneration: \(error)")
         }
         do { try reload() } catch { return .sourceFailed("\(error)") }
+        // From here on the target is rebuilt from parity: lines whose parity is untrusted
+        // cannot be, as at the start of any regeneration.
+        do { try recordLostBeforeRegeneration(column: cp.column, fromLine: line) } catch {
+            return .sourceFailed("could not record lost blocks: \(error)")
+        }
         return nil
     }
 
@@ -408,9 +470,16 @@ final class StepWriter: @unchecked Sendable {
     private let queue: DispatchQueue
     private let finished = DispatchSemaphore(value: 0)
     private var result: ResyncOutcome?
-    init(name: String) { queue = DispatchQueue(label: name) }
+    /// Runs each write on the caller's thread (deterministic simulation).
+    private let inline: Bool
+    init(name: String, inline: Bool = false) { queue = DispatchQueue(label: name); self.inline = inline }
     /// Starts `body`; the caller calls ``wait()`` before the next submit.
     func submit(_ body: @escaping @Sendable () -> ResyncOutcome?) {
+        if inline {
+            result = body()
+            finished.signal()
+            return
+        }
         queue.async {
             self.result = body()
             self.finished.signal()

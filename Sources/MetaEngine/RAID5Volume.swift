@@ -35,6 +35,8 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         /// Dirty regions found at open whose parity is not yet recomputed.
         var unrepairedRegions: Set<UInt64> = []
         var linesPerRegion: UInt64 = 1
+        /// Column blocks whose data is gone (``LostRange``).
+        var lost: [LostRange] = []
     }
     struct CopyTarget {
         var column: Int
@@ -58,14 +60,16 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     public let resyncStepBytes = Atomic<UInt64>(8 << 20)
     /// Set when a mirrored foreground write to a copy target failed.
     let copyTargetFailed = Atomic<Bool>(false)
-    private let background = Mutex<Thread?>(nil)
+    /// Whether background work (a thread, or a body handed to the scheduler) is running.
+    private let background = Mutex<Bool>(false)
     private let stopFlag = Atomic<Bool>(false)
     /// Progress of background work: lines done, total lines, bytes per second.
     public let progress = Mutex<(kind: ResyncKind, done: UInt64, total: UInt64, bytesPerSecond: Double)?>(nil)
 
     init(record: VolumeRecord, context: VolumeContext) throws(VolumeIOError) {
         var rt = try Self.makeRuntime(record: record, context: context)
-        let log = DirtyRegionLog(interlaceBlocks: record.interlaceBlocks, committed: record.dirtyRegions)
+        let log = DirtyRegionLog(interlaceBlocks: record.interlaceBlocks, committed: record.dirtyRegions,
+                                 regionColumnBytes: context.dirtyRegionColumnBytes)
         rt.unrepairedRegions = Set(record.dirtyRegions)
         rt.linesPerRegion = log.linesPerRegion
         runtime = ReadMostly(rt)
@@ -93,7 +97,9 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
                                  addedColumns: record.columns.count - record.originalColumnCount,
                                  interlaceBlocks: record.interlaceBlocks, columnBlocks: record.columnBlocks)
         var rt = Runtime(layout: layout, columns: cols)
-        rt.linesPerRegion = max(1, DirtyRegionLog.regionColumnBytes / max(512, record.interlaceBlocks * 512))
+        rt.linesPerRegion = DirtyRegionLog.linesPerRegion(interlaceBlocks: record.interlaceBlocks,
+                                                          regionColumnBytes: context.dirtyRegionColumnBytes)
+        rt.lost = record.lostBlocks ?? []
         if let r = record.resync {
             let lines = r.doneBlocks / max(1, record.interlaceBlocks)
             switch r.kind {
@@ -103,8 +109,11 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
                 rt.rebuiltBelow = lines
             case .copy:
                 if let c = r.column, let t = r.target, let d = context.devices(t), let rec = config.device(t) {
+                    // Lines of dirty regions may have been torn on the source and the target
+                    // differently (or repaired on the source only): copy them again.
+                    let firstDirty = record.dirtyRegions.min().map { $0 * rt.linesPerRegion } ?? lines
                     rt.copy = CopyTarget(column: c, uuid: t, device: d, startByte: rec.dataStartBlock * Volume.blockSize,
-                                         copiedBelow: lines)
+                                         copiedBelow: min(lines, firstDirty))
                 }
             case .parityRepair, .zeroing: break
             }
@@ -114,15 +123,30 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
 
     /// Records columns found missing at open as `Unavailable` (call once after open when
     /// the set is writable).
+    ///
+    /// A regeneration whose target is missing cannot go on: its record is dropped with it
+    /// (the column is rebuilt from the start by the next `replace --enable`), so that no
+    /// later start resumes writing a column that reads do not use. A copy whose target is
+    /// missing is abandoned the same way (the column stays on its source).
     public func commitUnavailableColumns() throws {
-        let missing = runtime.withLock { rt in rt.columns.indices.filter { rt.columns[$0].device == nil } }
-        guard !missing.isEmpty else { return }
+        let (missing, copyTargetMissing) = runtime.withLock { rt in
+            (rt.columns.indices.filter { rt.columns[$0].device == nil }, rt.copy == nil)
+        }
+        let rec = volumeRecord()
+        let dropCopy = rec?.resync?.kind == .copy && copyTargetMissing
+        guard !missing.isEmpty || dropCopy else { return }
         try context.store.commit { cfg in
             guard let vi = cfg.volumeIndex(named: name) else { return }
             for c in missing where !cfg.volumes[vi].columns[c].state.isErred {
                 cfg.volumes[vi].columns[c].state = .unavailable
+                if let r = cfg.volumes[vi].resync, r.kind == .regenerate, r.column == c { cfg.volumes[vi].resync = nil }
+            }
+            if dropCopy, let t = cfg.volumes[vi].resync?.target {
+                cfg.volumes[vi].resync = nil
+                if let di = cfg.devices.firstIndex(where: { $0.uuid == t }) { cfg.devices[di].role = .unused }
             }
         }
+        try reload()
     }
 
     /// Re-reads the geometry after the configuration changed (grow, replace).
@@ -268,7 +292,8 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     /// ``readLine(_:_:_:)`` does (under the line lock, reconstructing from parity).
     private func readPiece(line: UInt64, _ p: Piece, _ buffer: UnsafeMutableRawBufferPointer) throws(VolumeIOError) {
         let target = runtime.read { rt -> (any BlockDevice, UInt64)? in
-            guard avail(p.column, line: line, rt) == .ok, let dev = rt.columns[p.column].device else { return nil }
+            guard avail(p.column, line: line, rt) == .ok, let dev = rt.columns[p.column].device,
+                  !pieceIsLost(rt, line: line, column: p.column, unitOffset: p.unitOffset, blocks: p.blocks) else { return nil }
             return (dev, columnOffset(rt.columns[p.column], line: line, unitOffset: p.unitOffset, layout: rt.layout))
         }
         if let (dev, offset) = target {
@@ -287,7 +312,8 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     func readLine(_ line: UInt64, _ pieces: [Piece], _ buffer: UnsafeMutableRawBufferPointer) throws(VolumeIOError) {
         // Fast path: every piece on a healthy column, no lock needed.
         let rt0 = runtime.read { $0 }
-        if pieces.allSatisfy({ avail($0.column, line: line, rt0) == .ok }) {
+        if pieces.allSatisfy({ avail($0.column, line: line, rt0) == .ok
+            && !pieceIsLost(rt0, line: line, column: $0.column, unitOffset: $0.unitOffset, blocks: $0.blocks) }) {
             let failed = ErrorBox<DeviceError>()
             parallel(pieces.count, bytes: pieces.reduce(0) { $0 + Int($1.blocks * Volume.blockSize) }) { i in
                 let p = pieces[i]
@@ -317,6 +343,10 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
                 let dst = UnsafeMutableRawBufferPointer(start: buffer.baseAddress! + p.bufferOffset,
                                                         count: Int(p.blocks * Volume.blockSize))
                 let a = avail(p.column, line: line, rt)
+                if pieceIsLost(rt, line: line, column: p.column, unitOffset: p.unitOffset, blocks: p.blocks) {
+                    fatal.add(0, lostError("read", line: line, column: p.column))
+                    continue
+                }
                 if a != .missing {
                     let col = rt.columns[p.column]
                     do throws(DeviceError) {
@@ -425,6 +455,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
                 try markFailed(f.0, f.1)
                 continue
             }
+            try clearLost(line: line, pieces)
             return
         }
         throw ioError("write", line: line, "too many column failures")
@@ -441,14 +472,25 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             if writtenMissing == nil && pieces.contains(where: { $0.column == c }) { writtenMissing = c }
         }
         let pValid = parityValid(line, rt)
+        // A Last Erred column is read directly when it returns: a write that would have to
+        // change it (its data, or the parity it holds) while it is away would leave it stale.
+        for c in [writtenMissing, parityMissing ? p : nil].compactMap({ $0 }) where rt.columns[c].state == .lastErred {
+            throw ioError("write", line: line, "column \(c) is Last Erred and unavailable: the write cannot be recorded on it")
+        }
         if let f = writtenMissing {
-            if missingCount >= 2 || !pValid {
+            // Without trusted parity the missing column's old data cannot be rebuilt; a write
+            // that covers the whole written range of that column does not need it.
+            let covers = pieces.contains { $0.column == f && $0.unitOffset <= lo && $0.unitOffset + $0.blocks >= hi }
+            if missingCount >= 2 || (!pValid && !covers) {
                 throw ioError("write", line: line, "column \(f) is unavailable and its data cannot be kept in parity")
             }
             return .degradedReconstruct(f)
         }
         if parityMissing { return .dataOnly }
-        if missingCount > 0 { return pValid ? .readModifyWrite : .dataOnly }
+        // Read-modify-write keeps parity's relation to the missing column's data as it was,
+        // even where that parity is not trusted (a torn line stays torn, an intact line stays
+        // recoverable); writing data alone would make the missing column unrecoverable there.
+        if missingCount > 0 { return .readModifyWrite }
         if !pValid { return .reconstructWrite }
         let rmwReads = pieces.count + 1
         var rcwReads = 0
@@ -473,6 +515,10 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         let p = rt.layout.parityColumn(line: line)
         let strategy = try chooseStrategy(line, pieces, rt, lo: lo, hi: hi)
         let fatal = ErrorBox<VolumeIOError>()
+        /// Set once column writes were issued: a fatal error after that may have left the
+        /// line's data and parity disagreeing.
+        var wrote = false
+        defer { if wrote && fatal.first != nil { distrustParity(line: line) } }
 
         func off(_ c: Int, _ unitOffset: UInt64) -> UInt64 {
             columnOffset(rt.columns[c], line: line, unitOffset: unitOffset, layout: rt.layout)
@@ -490,7 +536,9 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             }
         }
         func writeCol(_ c: Int, _ u: UInt64, _ src: UnsafeRawBufferPointer) {
-            guard avail(c, line: line, rt) != .missing, let dev = rt.columns[c].device else { return }
+            // The copy target takes every write of the copied column below the copy point,
+            // even once the source has failed: the copy then becomes a regeneration that
+            // trusts the target there.
             if let cp = rt.copy, cp.column == c, line < cp.copiedBelow {
                 let at = cp.startByte + (line * rt.layout.interlaceBlocks + u) * Volume.blockSize
                 do throws(DeviceError) { try cp.device.write(src, at: at) } catch {
@@ -498,6 +546,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
                     copyTargetFailed.store(true, ordering: .relaxed)
                 }
             }
+            guard avail(c, line: line, rt) != .missing, let dev = rt.columns[c].device else { return }
             do throws(DeviceError) { try dev.write(src, at: off(c, u)) } catch {
                 if avail(c, line: line, rt) == .suspect {
                     fatal.add(c, ioError("write", line: line, "column \(c) is Last Erred and unwritable", error))
@@ -506,6 +555,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         }
         /// Writes every piece's new data and (optionally) the parity, in parallel.
         func commitWrites(parity: UnsafeRawBufferPointer?) {
+            wrote = true
             let n = pieces.count + (parity == nil ? 0 : 1)
             parallel(n, bytes: n * wBytes) { i in
                 if i < pieces.count {
@@ -590,7 +640,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     public override func flush() throws(VolumeIOError) {
         let rt = runtime.read { $0 }
         let failed = ErrorBox<DeviceError>()
-        runParallel(rt.columns.count) { c in
+        parallel(rt.columns.count) { c in
             guard self.avail(c, line: 0, rt) != .missing || rt.columns[c].state == .resyncing,
                   let d = rt.columns[c].device else { return }
             do throws(DeviceError) { try d.flush() } catch { failed.add(c, error) }
@@ -602,18 +652,29 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         if erred >= 2 {
             throw VolumeIOError(volume: name, code: .io, operation: "flush", detail: "more than one column has failed")
         }
+        // A Last Erred column is the only source of its data: if it could not make its
+        // writes durable, neither could the volume.
+        if let (c, e) = failed.all.first(where: { after.columns[$0.0].state == .lastErred }) {
+            throw VolumeIOError(volume: name, code: .io, operation: "flush",
+                                detail: "column \(c) is Last Erred and could not flush", underlying: e)
+        }
     }
 
     // MARK: background work
 
     public override func close() {
         stopFlag.store(true, ordering: .relaxed)
-        while background.withLock({ $0 }) != nil { usleep(10_000) }
+        // Under a scheduler, background work runs only when the scheduler runs it (and then
+        // sees the stop): there is no thread to wait for.
+        while context.scheduler == nil && background.withLock({ $0 }) { usleep(10_000) }
         stopCleaner()
         cleanDirtyRegions(all: true)
     }
 
     var stopping: Bool { stopFlag.load(ordering: .relaxed) }
+
+    /// Asks background work to stop at its next step (the first thing ``close()`` does).
+    public func requestStop() { stopFlag.store(true, ordering: .relaxed) }
 
     /// Starts parity initialisation in the background if the volume record says it is due.
     public func startBackgroundWork() {
@@ -627,20 +688,27 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     }
 
     func startThread(_ label: String, _ body: @escaping @Sendable () -> Void) {
-        background.withLock { t in
-            guard t == nil else { return }
-            let thread = Thread { [self] in
-                body()
-                self.background.withLock { $0 = nil }
-            }
-            thread.name = label
-            t = thread
-            thread.start()
+        let started = background.withLock { running -> Bool in
+            if running { return false }
+            running = true
+            return true
         }
+        guard started else { return }
+        let work: @Sendable () -> Void = { [self] in
+            body()
+            self.background.withLock { $0 = false }
+        }
+        if let scheduler = context.scheduler {
+            scheduler.startBackground(label, work)
+            return
+        }
+        let thread = Thread(block: work)
+        thread.name = label
+        thread.start()
     }
 
     /// Whether background work is running.
-    public var backgroundRunning: Bool { background.withLock { $0 != nil } }
+    public var backgroundRunning: Bool { background.withLock { $0 } }
 
     /// Waits until background work has finished.
     public func waitForBackgroundWork() {
@@ -667,10 +735,17 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             runtime.withLock { $0.parityValidBelow = line }
             let elapsed = Date().timeIntervalSince(began)
             progress.withLock { $0 = (.initialize, line, total, elapsed > 0 ? Double(line - start) * bytesPerLine / elapsed : 0) }
-            if Date().timeIntervalSince(lastCheckpoint) > 2 || line == total {
+            if let scheduler = context.scheduler { scheduler.yield("initialize") }
+            let due = context.scheduler.map { $0.shouldCheckpoint() } ?? (Date().timeIntervalSince(lastCheckpoint) > 2)
+            if due || line == total {
                 lastCheckpoint = Date()
                 let done = line
                 let finished = done == total
+                // The checkpoint vouches for the parity written below it: make it durable first.
+                if (try? flush()) == nil {
+                    context.logger.error("\(name): could not flush parity; no initialisation checkpoint at line \(line)")
+                    continue
+                }
                 do {
                     try context.store.commit { cfg in
                         guard let vi = cfg.volumeIndex(named: name) else { return }
@@ -688,7 +763,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
                 }
             }
         }
-        if line < total && line > start {
+        if line < total && line > start && (try? flush()) != nil {
             let done = line
             _ = try? context.store.commit { cfg in
                 guard let vi = cfg.volumeIndex(named: name) else { return }

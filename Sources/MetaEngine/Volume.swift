@@ -39,6 +39,7 @@ extension VolumeRecord {
     public var derivedState: VolumeState {
         let comps = allComponents
         if comps.contains(where: { $0.state == .lastErred }) { return .lastErred }
+        if !(lostBlocks ?? []).isEmpty { return .lastErred }
         let erred = comps.filter { $0.state == .maintenance || $0.state == .unavailable }.count
         if type == .raid5 && erred >= 2 { return .lastErred }
         if erred > 0 && type != .raid5 { return .needsMaintenance }
@@ -56,6 +57,23 @@ extension VolumeRecord {
     }
 }
 
+/// Runs a volume's background work (parity repair, initialisation, resync) under a
+/// deterministic simulator instead of on threads and timers.
+///
+/// With a scheduler, a volume does everything on the calling thread: fan-outs run one piece
+/// after the other, no cleaner timer runs (the caller cleans dirty regions when it wants),
+/// background work is handed to ``startBackground(_:_:)`` to be run when the scheduler
+/// chooses, and long background loops call ``yield(_:)`` between steps (holding no line
+/// lock), where the scheduler may run foreground requests, inject faults or stop the volume.
+public protocol BackgroundScheduler: AnyObject, Sendable {
+    /// Takes background work to run later (on the scheduler's own thread).
+    func startBackground(_ label: String, _ body: @escaping @Sendable () -> Void)
+    /// Called between steps of background work, with no line lock held.
+    func yield(_ point: String)
+    /// Whether background work should checkpoint its progress now (asked after each step).
+    func shouldCheckpoint() -> Bool
+}
+
 /// What a volume needs from its surroundings.
 public struct VolumeContext: Sendable {
     /// Where state changes are committed (the state database).
@@ -63,8 +81,15 @@ public struct VolumeContext: Sendable {
     /// Opened devices by UUID.
     public var devices: DeviceProvider
     public var logger: Logger
-    public init(store: any ConfigStore, devices: @escaping DeviceProvider, logger: Logger = Logger(label: "metactl.engine")) {
-        self.store = store; self.devices = devices; self.logger = logger
+    /// Deterministic simulation: background work and fan-outs on the caller's thread.
+    public var scheduler: (any BackgroundScheduler)?
+    /// Column bytes per dirty region of RAID-5 volumes. The indices in the state database's
+    /// dirty-region log mean regions of this size, so every opener of a set must use the
+    /// same value: the default (64 MiB), except in the simulator's own sets.
+    public var dirtyRegionColumnBytes: UInt64 = 64 << 20
+    public init(store: any ConfigStore, devices: @escaping DeviceProvider, logger: Logger = Logger(label: "metactl.engine"),
+                scheduler: (any BackgroundScheduler)? = nil) {
+        self.store = store; self.devices = devices; self.logger = logger; self.scheduler = scheduler
     }
 }
 
@@ -197,7 +222,7 @@ public class Volume: @unchecked Sendable {
     /// threads while the server runs many requests at once; RAID-5 1 MiB reads through the
     /// page cache went from about 3.1 to 4.4 GB/s inline).
     func parallel(_ count: Int, bytes: Int? = nil, _ body: (Int) -> Void) {
-        if count <= 1 || (bytes.map { $0 <= Self.inlineFanOutBytes || devicesAreBuffered } ?? false) {
+        if count <= 1 || context.scheduler != nil || (bytes.map { $0 <= Self.inlineFanOutBytes || devicesAreBuffered } ?? false) {
             for i in 0..<count { body(i) }
             return
         }

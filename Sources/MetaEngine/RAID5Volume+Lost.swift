@@ -1,0 +1,102 @@
+import Foundation
+import MetaDB
+import MetaDevices
+
+/// Lost blocks: data of a column that is known to be gone. They come from the write hole
+/// without a write log: a crash tore lines while a column was missing, and that column was
+/// then rebuilt from the lines' untrusted parity. The rebuilt bytes are kept on the column
+/// (so parity stays consistent with them) but never returned: reads fail with EIO until a
+/// write replaces them. The list is in the state database, so this survives restarts, and
+/// no resync turns such blocks back into good data.
+extension RAID5Volume {
+    /// Whether any block of `column` in `[start, start+count)` (column data blocks) is lost.
+    static func isLost(_ lost: [LostRange], column: Int, start: UInt64, count: UInt64) -> Bool {
+        lost.contains { $0.column == column && $0.start < start + count && start < $0.end }
+    }
+
+    /// Whether a piece of `line` touches lost blocks.
+    func pieceIsLost(_ rt: Runtime, line: UInt64, column: Int, unitOffset: UInt64, blocks: UInt64) -> Bool {
+        guard !rt.lost.isEmpty else { return false }
+        return Self.isLost(rt.lost, column: column, start: line * rt.layout.interlaceBlocks + unitOffset, count: blocks)
+    }
+
+    func lostError(_ op: String, line: UInt64, column: Int) -> VolumeIOError {
+        ioError(op, line: line, "column \(column)'s data here is lost (torn by a crash while the column was missing); it reads back again once rewritten")
+    }
+
+    /// `ranges` minus `[start, start+count)` of `column`.
+    static func subtract(_ ranges: [LostRange], column: Int, start: UInt64, count: UInt64) -> [LostRange] {
+        var out: [LostRange] = []
+        let end = start + count
+        for r in ranges {
+            guard r.column == column, r.start < end, start < r.end else { out.append(r); continue }
+            if r.start < start { out.append(LostRange(column: column, start: r.start, count: start - r.start)) }
+            if r.end > end { out.append(LostRange(column: column, start: end, count: r.end - end)) }
+        }
+        return out
+    }
+
+    /// `ranges` plus `add`, merged per column.
+    static func union(_ ranges: [LostRange], _ add: [LostRange]) -> [LostRange] {
+        var out: [LostRange] = []
+        for r in (ranges + add).sorted(by: { ($0.column, $0.start) < ($1.column, $1.start) }) {
+            if let last = out.last, last.column == r.column, r.start <= last.end {
+                out[out.count - 1].count = max(last.end, r.end) - last.start
+            } else {
+                out.append(r)
+            }
+        }
+        return out
+    }
+
+    /// A write to `line` succeeded: the blocks it wrote are good again (committed before the
+    /// write is answered, so a restart cannot hide acknowledged data behind EIO).
+    func clearLost(line: UInt64, _ pieces: [Piece]) throws(VolumeIOError) {
+        let rt = runtime.read { $0 }
+        guard pieces.contains(where: { pieceIsLost(rt, line: line, column: $0.column, unitOffset: $0.unitOffset, blocks: $0.blocks) })
+        else { return }
+        stateLock.lock()
+        defer { stateLock.unlock() }
+        var lost = runtime.read { $0.lost }
+        for p in pieces {
+            lost = Self.subtract(lost, column: p.column, start: line * rt.layout.interlaceBlocks + p.unitOffset, count: p.blocks)
+        }
+        let new = lost
+        do {
+            try context.store.commit { cfg in
+                guard let vi = cfg.volumeIndex(named: name) else { return }
+                cfg.volumes[vi].lostBlocks = new.isEmpty ? nil : new
+            }
+        } catch {
+            throw VolumeIOError(volume: name, code: .io, operation: "write",
+                                detail: "line \(line): rewritten lost blocks could not be recorded as good: \(error)")
+        }
+        runtime.withLock { $0.lost = new }
+    }
+
+    /// Before a regeneration of `column` from `fromLine`: the lines of regions whose parity is
+    /// not trusted cannot be rebuilt correctly; record them lost for that column first.
+    func recordLostBeforeRegeneration(column: Int, fromLine: UInt64) throws {
+        let rt = runtime.read { $0 }
+        let il = rt.layout.interlaceBlocks
+        var add: [LostRange] = []
+        for r in rt.unrepairedRegions.sorted() {
+            let first = max(fromLine, r * rt.linesPerRegion)
+            let end = min(rt.layout.lineCount, (r + 1) * rt.linesPerRegion)
+            if first < end { add.append(LostRange(column: column, start: first * il, count: (end - first) * il)) }
+        }
+        guard !add.isEmpty else { return }
+        stateLock.lock()
+        defer { stateLock.unlock() }
+        let new = Self.union(rt.lost, add)
+        context.logger.error("\(name): column \(column) is rebuilt over \(add.count) region(s) whose parity a crash left untrusted: \(add.reduce(0) { $0 + $1.count }) block(s) of it are recorded lost (they read as EIO until rewritten)")
+        try context.store.commit { cfg in
+            guard let vi = cfg.volumeIndex(named: name) else { return }
+            cfg.volumes[vi].lostBlocks = new
+        }
+        runtime.withLock { $0.lost = new }
+    }
+
+    /// Lost blocks recorded for this volume.
+    public var lostBlocks: [LostRange] { runtime.read { $0.lost } }
+}

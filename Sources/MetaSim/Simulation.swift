@@ -1,0 +1,597 @@
+import Foundation
+import Logging
+import MetaControl
+import MetaDB
+import MetaDevices
+import MetaEngine
+import MetaLayout
+
+/// A violation of the never-wrong-data contract (or an invariant), with the seed and the
+/// operations that led to it.
+public struct SimFailure: Error, CustomStringConvertible, Sendable {
+    public var seed: UInt64
+    public var message: String
+    public var trace: [String]
+    public var description: String {
+        let all = ProcessInfo.processInfo.environment["METACTL_SIM_TRACE"] != nil
+        return "seed \(seed): \(message)\n\(all ? "operations" : "last operations (METACTL_SIM_TRACE=1 for all)"):\n"
+            + trace.suffix(all ? trace.count : 40).map { "  \($0)" }.joined(separator: "\n")
+    }
+}
+
+/// Knobs of one schedule.
+public struct SimOptions: Sendable {
+    /// Top-level operations per schedule.
+    public var operations = 60
+    public var columns: ClosedRange<Int> = 3...5
+    /// Lines per column.
+    public var lines: UInt64 = 48
+    /// Interlace in 512-byte blocks.
+    public var interlaceBlocks: UInt64 = 16
+    /// Lines per dirty region (small, so that regions matter).
+    public var linesPerRegion: UInt64 = 8
+    /// Whether the schedule may replace columns and rebuild them.
+    public var resyncs = true
+    public init() {}
+}
+
+/// Background work handed over by the engine, run when the simulation chooses.
+final class SimScheduler: BackgroundScheduler, @unchecked Sendable {
+    var pending: [(String, @Sendable () -> Void)] = []
+    weak var sim: Simulation?
+    func startBackground(_ label: String, _ body: @escaping @Sendable () -> Void) { pending.append((label, body)) }
+    func yield(_ point: String) { sim?.yielded(point) }
+    func shouldCheckpoint() -> Bool { sim?.rng.chance(0.35) ?? true }
+}
+
+/// One deterministic schedule: a RAID-5 volume over simulated devices, driven by a seed
+/// through client I/O, faults, crashes, restarts and resyncs, with every read checked
+/// against ``SimModel``.
+///
+/// The engine runs its real code (``RAID5Volume``, the dirty-region log, resync, the state
+/// database with its labels and replicas) with a ``BackgroundScheduler``: no threads, no
+/// timers, so a seed always takes the same path.
+public final class Simulation: @unchecked Sendable {
+    public let seed: UInt64
+    var rng: SimRandom
+    let options: SimOptions
+    let fate: SimFate
+    let scheduler = SimScheduler()
+    /// Devices of the set (columns, replacements), by creation order.
+    var devices: [SimDevice] = []
+    var db: SetDatabase?
+    var engine: RAID5Volume?
+    var model: SimModel
+    public private(set) var trace: [String] = []
+    /// Operations run (top level and inside background work).
+    public private(set) var operationCount = 0
+    /// What kinds of operation ran, for coverage reports.
+    public private(set) var coverage: [String: Int] = [:]
+    let name = "d10"
+    var failure: SimFailure?
+    /// Depth of operations run from inside background work.
+    private var nested = 0
+    let logger: Logger
+
+    public init(seed: UInt64, options: SimOptions = SimOptions()) {
+        self.seed = seed
+        self.options = options
+        rng = SimRandom(seed: seed)
+        fate = SimFate(seed: seed)
+        model = SimModel(blocks: 0)
+        var l = Logger(label: "metactl.sim")
+        l.logLevel = ProcessInfo.processInfo.environment["METACTL_SIM_LOG"] != nil ? .debug : .critical
+        logger = l
+        scheduler.sim = self
+    }
+
+    // MARK: running
+
+    /// Runs the schedule; throws the first violation.
+    public func run() throws(SimFailure) {
+        do { try setUp() } catch { throw fail("set-up failed: \(error)") }
+        for _ in 0..<options.operations {
+            step()
+            if let f = failure { throw f }
+        }
+        // Finish: heal, restart, let background work finish, and check the whole volume.
+        note("final: heal every device, restart, finish background work")
+        for d in devices { d.failReads = false; d.failWrites = false; d.gone = false }
+        restart(after: .kill)
+        runBackground(all: true)
+        checkOkayReadsBack()
+        if let f = failure { throw f }
+    }
+
+    func fail(_ message: String) -> SimFailure {
+        SimFailure(seed: seed, message: message, trace: trace)
+    }
+
+    func violation(_ message: String) {
+        if failure == nil { failure = fail(message) }
+    }
+
+    func note(_ s: String) {
+        trace.append(s)
+        if trace.count > 400 { trace.removeFirst(100) }
+    }
+
+    func count(_ kind: String) {
+        operationCount += 1
+        coverage[kind, default: 0] += 1
+    }
+
+    var context: VolumeContext {
+        let db = self.db!
+        var c = VolumeContext(store: db, devices: { db.device($0) }, logger: logger, scheduler: scheduler)
+        c.dirtyRegionColumnBytes = options.linesPerRegion * options.interlaceBlocks * 512
+        return c
+    }
+
+    func setUp() throws {
+        let columns = options.columns.lowerBound + rng.below(options.columns.count)
+        let slot = DiskLayout.minimumSlotSize
+        let start = DiskLayout.dataStartBlock(copies: 1, slotSize: slot) * 512
+        let size = start + options.lines * options.interlaceBlocks * 512
+        for i in 0..<columns { devices.append(SimDevice(path: "sim\(i)", sizeBytes: size, fate: fate)) }
+        let db = try SetDatabase.create(setName: "sim", devices: devices.map { ($0, 1) }, slotSize: slot)
+        let noInit = rng.chance(0.5)
+        try db.commit { cfg in
+            for i in cfg.devices.indices { cfg.devices[i].role = .component }
+            let il = options.interlaceBlocks
+            var v = VolumeRecord(name: name, type: .raid5,
+                                 columns: cfg.devices.map { ComponentRecord(device: $0.uuid, state: noInit ? .okay : .initializing) },
+                                 originalColumnCount: columns, interlaceBlocks: il, columnBlocks: options.lines * il)
+            if !noInit { v.resync = ResyncCheckpoint(kind: .initialize, totalBlocks: options.lines * il) }
+            v.resyncRate = ResyncRate(minBytesPerSecond: UInt64.max / 4, maxBytesPerSecond: UInt64.max)
+            cfg.volumes.append(v)
+        }
+        // Devices are zero-filled, so parity of never-written lines is valid from the start.
+        self.db = db
+        note("create: raid5 of \(columns) columns, \(options.lines) lines, interlace \(options.interlaceBlocks) blocks\(noInit ? ", --no-init" : "")")
+        try openEngine()
+        model = SimModel(blocks: Int(engine!.sizeBytes / 512))
+    }
+
+    /// Opens the engine as `metactl serve` does.
+    func openEngine() throws {
+        guard let db, let rec = db.config.volume(named: name) else { return }
+        let e = try VolumeFactory.open(rec, context: context) as! RAID5Volume
+        engine = e
+        if db.quorum.writable {
+            try? e.commitUnavailableColumns()
+            if rec.resync?.kind == .regenerate || rec.resync?.kind == .copy {
+                e.startResync { [weak self] o in self?.resyncEnded(o) }
+            } else {
+                e.startBackgroundWork()
+            }
+        }
+    }
+
+    func resyncEnded(_ outcome: ResyncOutcome) {
+        note("  resync ended: \(outcome)")
+        if ProcessInfo.processInfo.environment["METACTL_SIM_DEBUG"] != nil {
+            note("  (debug) line 10 col 3 after resync: " + whereIs(496))
+        }
+    }
+
+    // MARK: operations
+
+    var record: VolumeRecord? { db?.config.volume(named: name) }
+
+    /// One top-level operation, chosen by the seed.
+    func step() {
+        let r = rng.below(100)
+        switch r {
+        case 0..<28: clientWrite()
+        case 28..<46: clientRead()
+        case 46..<53: clientFlush()
+        case 53..<57: cleanRegions()
+        case 57..<67: runBackground(all: rng.chance(0.5))
+        case 67..<72: injectFault()
+        case 72..<75: crashAndRestart(.kill)
+        case 75..<78: crashAndRestart(.powerLoss)
+        case 78..<80: cleanStopAndRestart()
+        case 80..<84: armCrash()
+        case 84..<87: commandWithoutServer()
+        case 87..<94: if options.resyncs { replaceOrEnable() } else { clientWrite() }
+        case 94..<97: healAndRestart()
+        default: restartWithColumnMissing()
+        }
+        afterOperation()
+    }
+
+    /// Handles a crash that happened during the last operation.
+    func afterOperation() {
+        guard nested == 0, fate.dead else { return }
+        let kind = fate.crashKind
+        note("  the process died during that operation (\(kind.rawValue))")
+        restart(after: kind)
+    }
+
+    func randomRange() -> Range<Int> {
+        let total = model.blocks
+        let lineBlocks = Int(options.interlaceBlocks) * max(1, (devices.count - 1))
+        let len: Int
+        switch rng.below(4) {
+        case 0: len = 1 + rng.below(8)
+        case 1: len = Int(options.interlaceBlocks)
+        case 2: len = lineBlocks * (1 + rng.below(3))
+        default: len = 1 + rng.below(lineBlocks * 2)
+        }
+        let n = min(len, total)
+        let start: Int = rng.chance(0.5) ? rng.below(total - n + 1) : (rng.below(total / max(1, Int(options.interlaceBlocks))) * Int(options.interlaceBlocks))
+        let s = min(start, total - n)
+        return s..<(s + n)
+    }
+
+    func clientWrite() {
+        guard let e = engine, !fate.dead else { return }
+        count("write")
+        let r = randomRange()
+        let fua = rng.chance(0.1)
+        let id = model.newWrite()
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: r.count * 512, alignment: 4096)
+        defer { buf.deallocate() }
+        for (i, b) in r.enumerated() {
+            SimModel.pattern(id, block: b, into: UnsafeMutableRawBufferPointer(rebasing: buf[(i * 512)..<((i + 1) * 512)]))
+        }
+        // Sometimes sub-sector offsets (the engine's read-modify-write of partial sectors).
+        do {
+            try e.write(offset: UInt64(r.lowerBound) * 512, from: UnsafeRawBufferPointer(buf), fua: fua)
+            model.acked(id, blocks: r)
+            if fua { model.flushed() }
+            note("write #\(id) blocks \(r)\(fua ? " fua" : ""): ok")
+            if ProcessInfo.processInfo.environment["METACTL_SIM_DEBUG"] != nil { note("  (debug) " + whereIs(496)) }
+        } catch {
+            model.uncertain(id, blocks: r)
+            note("write #\(id) blocks \(r)\(fua ? " fua" : ""): \(error.code)")
+            if !fate.dead && !mayFail() {
+                violation("write of blocks \(r) failed with one failure at most: \(error)")
+            }
+        }
+    }
+
+    func clientRead(_ range: Range<Int>? = nil, mustSucceed: Bool = false) {
+        guard let e = engine, !fate.dead else { return }
+        count("read")
+        let r = range ?? randomRange()
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: r.count * 512, alignment: 4096)
+        defer { buf.deallocate() }
+        do {
+            try e.read(offset: UInt64(r.lowerBound) * 512, into: buf)
+            if let v = model.checkRead(UnsafeRawBufferPointer(buf), blocks: r) {
+                note("read blocks \(r): WRONG DATA")
+                if let b = v.split(separator: ":").first.flatMap({ Int($0.dropFirst(6)) }) { note("  " + whereIs(b)) }
+                violation("read returned wrong data: \(v)")
+                return
+            }
+            if range == nil { note("read blocks \(r): ok") }
+        } catch {
+            note("read blocks \(r): \(error.code) \(error.detail)")
+            if fate.dead { return }
+            if mustSucceed {
+                violation("volume reported Okay but a read failed: \(error)")
+            } else if !mayFail() {
+                violation("read of blocks \(r) failed with one failure at most and no data loss: \(error)")
+            }
+        }
+    }
+
+    /// Whether I/O errors are legitimate now: two devices faulty, or data legitimately lost.
+    func mayFail() -> Bool {
+        if model.lossy { return true }
+        return faultyColumns() >= 2 || !replicaMajorityHealthy()
+    }
+
+    /// Whether more than half of the state database's replicas sit on healthy devices (else
+    /// failures cannot be recorded, and the engine must fail the I/O that caused them).
+    func replicaMajorityHealthy() -> Bool {
+        guard let db else { return false }
+        let reps = db.config.replicas
+        let healthy = reps.filter { r in
+            guard let d = db.device(r.device) as? SimDevice else { return false }
+            return !(d.failReads || d.failWrites || d.gone)
+        }.count
+        return healthy * 2 > reps.count
+    }
+
+    /// Devices the volume uses that are faulty or missing.
+    func faultyColumns() -> Int {
+        guard let rec = record else { return 0 }
+        var n = 0
+        for c in rec.columns {
+            let u = c.activeDevice
+            guard let d = db?.device(u) as? SimDevice else { n += 1; continue }
+            if d.failReads || d.failWrites || d.gone { n += 1 }
+        }
+        // A column erred in the configuration counts too (its data is derived).
+        let erred = rec.columns.filter { $0.state.isErred }.count
+        return max(n, erred)
+    }
+
+    func clientFlush() {
+        guard let e = engine, !fate.dead else { return }
+        count("flush")
+        do {
+            try e.flush()
+            model.flushed()
+            note("flush: ok")
+        } catch {
+            note("flush: \(error.code)")
+        }
+    }
+
+    func cleanRegions() {
+        guard let e = engine, !fate.dead else { return }
+        count("clean")
+        let n = e.cleanDirtyRegions(all: true)
+        note("cleaner: \(n) region(s) cleaned, dirty now \(e.dirtyRegions.sorted())")
+    }
+
+    /// Runs queued background work (resync, repair, initialisation).
+    func runBackground(all: Bool) {
+        while !scheduler.pending.isEmpty, !fate.dead {
+            let (label, body) = scheduler.pending.removeFirst()
+            count("background")
+            note("background: \(label)")
+            body()
+            if stopRequested, let e = engine, !fate.dead {
+                // The stop that SIGTERM asked for: the rest of the background work sees it, close.
+                stopRequested = false
+                while !scheduler.pending.isEmpty && !fate.dead { scheduler.pending.removeFirst().1() }
+                if !fate.dead { e.close(); db?.close() }
+                note("  stopped; start again")
+                restart(after: fate.dead ? fate.crashKind : .kill)
+                return
+            }
+            if !all { break }
+        }
+    }
+
+    /// Called by the engine between background steps: a chance to interleave.
+    func yielded(_ point: String) {
+        guard !fate.dead, failure == nil, nested < 1 else { return }
+        nested += 1
+        defer { nested -= 1 }
+        switch rng.below(10) {
+        case 0..<3: clientWrite()
+        case 3: clientRead()
+        case 4: clientFlush()
+        case 5: if rng.chance(0.3) { injectFault() }
+        case 6: if rng.chance(0.3) { fate.crashKind = rng.chance(0.5) ? .kill : .powerLoss; fate.crashAt = fate.ops + 1 + rng.below(6); note("  (\(point)) crash planned at op \(fate.crashAt!)") }
+        case 7:
+            if rng.chance(0.2), let e = engine {
+                note("  (\(point)) SIGTERM: flush, stop requested")
+                if (try? e.flush()) != nil { model.flushed() }
+                stopRequested = true
+                e.requestStop()
+            }
+        default: break
+        }
+    }
+
+    var stopRequested = false
+
+    func injectFault() {
+        guard let rec = record, !fate.dead else { return }
+        count("fault")
+        let c = rng.below(rec.columns.count)
+        guard let d = db?.device(rec.columns[c].activeDevice) as? SimDevice else { return }
+        switch rng.below(3) {
+        case 0: d.failWrites = true; note("fault: \(d.path) (column \(c)) refuses writes")
+        case 1: d.failReads = true; note("fault: \(d.path) (column \(c)) fails reads")
+        default: d.gone = true; note("fault: \(d.path) (column \(c)) disappears")
+        }
+        // Two failures, or one before parity is initialised: data can be gone for real.
+        // and one while a crash's dirty regions are not repaired yet (the write hole).
+        if faultyColumns() >= 2 || rec.resync?.kind == .initialize || engine?.parityRepairPending == true { model.lossy = true }
+    }
+
+    func armCrash() {
+        guard !fate.dead else { return }
+        count("crash-armed")
+        fate.crashKind = rng.chance(0.5) ? .kill : .powerLoss
+        fate.crashAt = fate.ops + 1 + rng.below(30)
+        note("crash (\(fate.crashKind.rawValue)) planned at device op \(fate.crashAt!) (now \(fate.ops))")
+    }
+
+    // MARK: crash, stop, restart
+
+    /// Whether a crash now may legitimately lose data (the write hole with a column missing).
+    func degradedNow() -> Bool {
+        guard let rec = record else { return true }
+        return faultyColumns() > 0 || rec.resync.map { $0.kind != .initialize } ?? false
+            || rec.columns.contains { $0.state != .okay && $0.state != .initializing }
+            || !(engine?.dirtyRegions.isEmpty ?? true) && faultyColumns() > 0
+    }
+
+    func crashAndRestart(_ kind: CrashKind) {
+        guard !fate.dead else { return }
+        count(kind.rawValue)
+        note("crash: \(kind.rawValue)")
+        fate.crashKind = kind
+        fate.die()
+        restart(after: kind)
+    }
+
+    /// Drops the process's state and applies the crash to the devices, then starts again.
+    func restart(after kind: CrashKind, missing: SimDevice? = nil) {
+        if fate.dead || kind == .powerLoss {
+            if degradedNow() || wasDegradedAtOpen { model.lossy = true }
+            if kind == .powerLoss {
+                for d in devices { d.crash(.powerLoss, random: &rng) }
+                model.lostPower()
+            }
+        }
+        scheduler.pending = []
+        engine = nil
+        db = nil
+        fate.revive()
+        stopRequested = false
+        start(missing: missing)
+    }
+
+    var wasDegradedAtOpen = false
+
+    /// Starts the "server": opens the set over the present devices and the engine.
+    func start(missing: SimDevice? = nil) {
+        let present = devices.filter { $0 !== missing && !$0.gone }
+        do {
+            let db = try SetDatabase(devices: present)
+            self.db = db
+            try openEngine()
+        } catch {
+            note("start: cannot open: \(error)")
+            // Without quorum the volume is unavailable; the next heal brings it back.
+            engine = nil
+            if db == nil { return }
+        }
+        if let rec = record {
+            note("start: columns \(rec.columns.map { $0.state.rawValue }) dirty \(rec.dirtyRegions) resync \(rec.resync.map { "\($0.kind.rawValue)@\($0.doneBlocks)" } ?? "-") lost \(rec.lostBlocks?.count ?? 0)")
+            wasDegradedAtOpen = faultyColumns() > 0 || missing != nil
+            if wasDegradedAtOpen && (!rec.dirtyRegions.isEmpty || rec.resync?.kind == .initialize) { model.lossy = true }
+        }
+        if rng.chance(0.5) { runBackground(all: true) }
+    }
+
+    func cleanStopAndRestart() {
+        guard let e = engine, !fate.dead else { return }
+        count("stop")
+        note("stop: SIGTERM (flush, close)")
+        stopEngine(e)
+        restart(after: .kill)
+    }
+
+    /// What `serve` does on SIGTERM: flush, stop background work, close.
+    func stopEngine(_ e: RAID5Volume) {
+        if (try? e.flush()) != nil { model.flushed() }
+        // Background work still queued runs now and sees the stop.
+        e.requestStop()
+        runBackground(all: true)
+        e.close()
+        db?.close()
+    }
+
+    /// A read-write command run without a server (`metactl set …` after a crash).
+    func commandWithoutServer() {
+        guard !fate.dead else { return }
+        count("command-without-server")
+        note("kill -9, then `metactl set d10 --resync-rate …` without a server")
+        fate.crashKind = .kill
+        fate.die()
+        if degradedNow() || wasDegradedAtOpen { model.lossy = true }
+        scheduler.pending = []
+        engine = nil
+        db = nil
+        fate.revive()
+        if let db = try? SetDatabase(devices: devices.filter { !$0.gone }),
+           let rec = db.config.volume(named: name) {
+            self.db = db
+            if let e = try? VolumeFactory.open(rec, context: context) as? RAID5Volume {
+                if db.quorum.writable { try? e.commitUnavailableColumns() }
+                _ = try? db.commit { cfg in
+                    guard let vi = cfg.volumeIndex(named: name) else { return }
+                    cfg.volumes[vi].resyncRate = ResyncRate(minBytesPerSecond: UInt64.max / 4, maxBytesPerSecond: UInt64.max)
+                }
+                scheduler.pending = []
+                e.close()
+            }
+            db.close()
+        }
+        db = nil
+        start()
+    }
+
+    func healAndRestart() {
+        guard devices.contains(where: { $0.failReads || $0.failWrites || $0.gone }) else { return clientRead() }
+        count("heal")
+        note("heal: faulty devices repaired (they come back), kill -9 and restart")
+        for d in devices { d.failReads = false; d.failWrites = false; d.gone = false }
+        fate.crashKind = .kill
+        fate.die()
+        restart(after: .kill)
+    }
+
+    func restartWithColumnMissing() {
+        guard let rec = record, !fate.dead else { return }
+        count("restart-missing")
+        let c = rng.below(rec.columns.count)
+        let dev = db?.device(rec.columns[c].activeDevice) as? SimDevice
+        note("kill -9, restart with column \(c) (\(dev?.path ?? "?")) missing")
+        fate.crashKind = .kill
+        fate.die()
+        restart(after: .kill, missing: dev)
+    }
+
+    /// `replace --enable` of an erred column, or `replace OLD NEW` (copy when OLD is readable).
+    func replaceOrEnable() {
+        guard let db, let rec = record, let e = engine, !fate.dead, db.quorum.writable, rec.resync == nil || rec.resync?.kind == .initialize
+        else { return clientWrite() }
+        if rec.resync?.kind == .initialize { return runBackground(all: true) }
+        let erred = rec.columns.indices.filter { rec.columns[$0].state != .okay }
+        guard erred.count <= 1 else { return clientRead() }
+        let c = erred.first ?? rng.below(rec.columns.count)
+        let col = rec.columns[c]
+        let vi = db.config.volumeIndex(named: name)!
+        if col.state == .lastErred { return clientRead() }
+        if col.state != .okay, let d = db.device(col.activeDevice) as? SimDevice, rng.chance(0.5) {
+            count("enable")
+            d.failReads = false; d.failWrites = false
+            note("replace d10 --enable \(d.path) (column \(c), \(col.state.rawValue))")
+            do {
+                try db.commit { ReplaceTransitions.enableRegenerate(&$0, volume: vi, column: c) }
+                try e.reload()
+                e.startResync { [weak self] o in self?.resyncEnded(o) }
+            } catch { note("  failed: \(error)") }
+            return
+        }
+        let readable = col.state == .okay && db.device(col.activeDevice) != nil
+        let new = SimDevice(path: "sim\(devices.count)", sizeBytes: devices[0].sizeBytes, fate: fate)
+        devices.append(new)
+        count(readable ? "replace-copy" : "replace-regenerate")
+        note("replace d10 column \(c) -> \(new.path) (\(readable ? "copy" : "regenerate"))")
+        do {
+            try db.commit { cfg in
+                let r = try db.addDevice(new, role: .component, replicaCopies: 0, in: &cfg)
+                if readable {
+                    ReplaceTransitions.beginCopy(&cfg, volume: vi, column: c, target: r.uuid)
+                } else {
+                    ReplaceTransitions.beginRegenerate(&cfg, volume: vi, column: c, onto: r.uuid)
+                }
+            }
+            try e.reload()
+            e.startResync { [weak self] o in self?.resyncEnded(o) }
+        } catch { note("  failed: \(error)") }
+    }
+
+    // MARK: checks
+
+    /// Where a volume block lives and what each column's copy of its line holds (debugging).
+    func whereIs(_ b: Int) -> String {
+        guard let e = engine, let rec = record, let db else { return "?" }
+        let at = e.layout.locate(UInt64(b))
+        var parts: [String] = ["block \(b): line \(at.line) column \(at.column) column-block \(at.columnBlock), parity column \(e.layout.parityColumn(line: at.line))"]
+        for (i, c) in rec.columns.enumerated() {
+            guard let d = db.device(c.activeDevice), let dr = db.config.device(c.activeDevice) else { parts.append("col \(i): missing"); continue }
+            let bytes = (try? d.read(count: 512, at: (dr.dataStartBlock + at.columnBlock) * 512)) ?? []
+            let id = bytes.count == 512 ? bytes.withUnsafeBytes { SimModel.identify($0, block: b) } : nil
+            parts.append("col \(i) \(d.path) \(c.state.rawValue): \(id.map { "write \($0)" } ?? "not this block's data")")
+        }
+        return parts.joined(separator: "; ")
+    }
+
+    /// A volume reported Okay must read back entirely, without error and with legal data.
+    func checkOkayReadsBack() {
+        guard let rec = record, !fate.dead, engine != nil else { return }
+        let state = rec.derivedState
+        note("check: state \(state.rawValue), lost \(rec.lostBlocks?.count ?? 0) range(s)")
+        let step = Int(options.interlaceBlocks) * 4
+        var b = 0
+        while b < model.blocks {
+            let n = min(step, model.blocks - b)
+            clientRead(b..<(b + n), mustSucceed: state == .okay)
+            b += n
+        }
+    }
+}

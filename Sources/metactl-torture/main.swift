@@ -1,0 +1,60 @@
+import Foundation
+import MetaSim
+
+// metactl-torture [--seconds N] [--seed S] [--schedules N] [--operations N]
+// Runs deterministic simulation schedules (docs/RELIABILITY.md) until the time or count is
+// up, or until one fails: then prints its seed and trace and exits 1.
+var seconds: Double = 60
+var firstSeed: UInt64 = UInt64(Date().timeIntervalSince1970)
+var onlySeed: UInt64?
+var schedules = Int.max
+var options = SimOptions()
+var args = CommandLine.arguments.dropFirst()
+@MainActor func value(_ flag: String) -> String {
+    guard let v = args.popFirst() else { FileHandle.standardError.write("metactl-torture: \(flag) needs a value\n".data(using: .utf8)!); exit(2) }
+    return v
+}
+while let a = args.popFirst() {
+    switch a {
+    case "--seconds": seconds = Double(value(a)) ?? seconds
+    case "--seed": onlySeed = UInt64(value(a)); schedules = 1
+    case "--first-seed": firstSeed = UInt64(value(a)) ?? firstSeed
+    case "--schedules": schedules = Int(value(a)) ?? schedules
+    case "--operations": options.operations = Int(value(a)) ?? options.operations
+    case "-h", "--help":
+        print("usage: metactl-torture [--seconds N] [--seed S | --first-seed S] [--schedules N] [--operations N]")
+        exit(0)
+    default:
+        FileHandle.standardError.write("metactl-torture: unknown argument \(a)\n".data(using: .utf8)!)
+        exit(2)
+    }
+}
+let began = Date()
+var ran = 0
+var ops = 0
+var coverage: [String: Int] = [:]
+var lastReport = Date()
+var seed = onlySeed ?? firstSeed
+while ran < schedules && (onlySeed != nil || Date().timeIntervalSince(began) < seconds) {
+    let sim = Simulation(seed: seed, options: options)
+    do {
+        try sim.run()
+    } catch {
+        print("FAILED \(error)")
+        print("replay: bash scripts/torture --seed \(seed)")
+        exit(1)
+    }
+    ran += 1
+    ops += sim.operationCount
+    for (k, v) in sim.coverage { coverage[k, default: 0] += v }
+    seed &+= 1
+    if Date().timeIntervalSince(lastReport) >= 10 {
+        lastReport = Date()
+        let t = Date().timeIntervalSince(began)
+        print(String(format: "%d schedules in %.0f s (%.1f/s), %.1f operations per schedule", ran, t, Double(ran) / t, Double(ops) / Double(max(1, ran))))
+    }
+}
+let t = Date().timeIntervalSince(began)
+print(String(format: "%d schedules passed in %.1f s: %.1f schedules/s, %.1f operations per schedule (seeds %llu-%llu)",
+             ran, t, Double(ran) / max(t, 0.001), Double(ops) / Double(max(1, ran)), onlySeed ?? firstSeed, seed &- 1))
+print("operations: " + coverage.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
