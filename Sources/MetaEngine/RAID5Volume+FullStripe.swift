@@ -50,9 +50,16 @@ extension RAID5Volume {
             } catch { failed.add(c, error) }
         }
         if failed.all.isEmpty { return true }
-        for (c, e) in failed.all { try markFailed(c, e) }
-        // Redo degraded, line by line, still holding the locks.
-        try perLineLocked(block, buffer, layout, lines: first..<end)
+        // Some columns took the new lines and some did not: until the redo below succeeds,
+        // their parity is not to be trusted.
+        do throws(VolumeIOError) {
+            for (c, e) in failed.all { try markFailed(c, e) }
+            // Redo degraded, line by line, still holding the locks.
+            try perLineLocked(block, buffer, layout, lines: first..<end)
+        } catch {
+            for l in first..<end { distrustParity(line: l) }
+            throw error
+        }
         return true
     }
 

@@ -447,10 +447,23 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
 
     /// Writes one line's pieces; the caller holds the line lock.
     func writeLineLocked(_ line: UInt64, _ pieces: [Piece], _ buffer: UnsafeRawBufferPointer) throws(VolumeIOError) {
+        /// Set once any attempt issued column writes: if the request then fails, the line's
+        /// data and parity may disagree, and its parity is no longer trusted.
+        var wrote = false
+        do throws(VolumeIOError) {
+            try writeLineAttempts(line, pieces, buffer, wrote: &wrote)
+        } catch {
+            if wrote { distrustParity(line: line) }
+            throw error
+        }
+    }
+
+    private func writeLineAttempts(_ line: UInt64, _ pieces: [Piece], _ buffer: UnsafeRawBufferPointer,
+                                   wrote: inout Bool) throws(VolumeIOError) {
         for _ in 0...(runtime.read { $0.columns.count } + 1) {
             let rt = runtime.read { $0 }
             let failed = ErrorBox<DeviceError>()
-            try writeAttempt(line, pieces, buffer, rt, failed)
+            try writeAttempt(line, pieces, buffer, rt, failed, wrote: &wrote)
             if let f = failed.all.first {
                 try markFailed(f.0, f.1)
                 continue
@@ -504,7 +517,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     }
 
     private func writeAttempt(_ line: UInt64, _ pieces: [Piece], _ buffer: UnsafeRawBufferPointer, _ rt: Runtime,
-                              _ failed: ErrorBox<DeviceError>) throws(VolumeIOError) {
+                              _ failed: ErrorBox<DeviceError>, wrote: inout Bool) throws(VolumeIOError) {
         let bs = Int(Volume.blockSize)
         var lo = UInt64.max, hi: UInt64 = 0
         for piece in pieces {
@@ -515,10 +528,6 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         let p = rt.layout.parityColumn(line: line)
         let strategy = try chooseStrategy(line, pieces, rt, lo: lo, hi: hi)
         let fatal = ErrorBox<VolumeIOError>()
-        /// Set once column writes were issued: a fatal error after that may have left the
-        /// line's data and parity disagreeing.
-        var wrote = false
-        defer { if wrote && fatal.first != nil { distrustParity(line: line) } }
 
         func off(_ c: Int, _ unitOffset: UInt64) -> UInt64 {
             columnOffset(rt.columns[c], line: line, unitOffset: unitOffset, layout: rt.layout)

@@ -306,7 +306,7 @@ public final class Simulation: @unchecked Sendable {
             if d.failReads || d.failWrites || d.gone { n += 1 }
         }
         // A column erred in the configuration counts too (its data is derived).
-        let erred = rec.columns.filter { $0.state.isErred }.count
+        let erred = rec.columns.filter { $0.state.isErred || $0.state == .resyncing }.count
         return max(n, erred)
     }
 
