@@ -148,7 +148,8 @@ extension SetDatabase {
             let db = SetDatabase(setName: setName, setUUID: entry.uuid, mode: mode, configDir: configDir,
                                  config: loaded.config, generation: loaded.generation, highest: loaded.highest,
                                  devices: finder.devices, labels: finder.labels, statuses: loaded.statuses,
-                                 newestSlot: loaded.newestSlot, skipped: finder.problems + loaded.skipped)
+                                 newestSlot: loaded.newestSlot, skipped: finder.problems + loaded.skipped,
+                                 outvoted: loaded.outvoted, conflict: loaded.conflict, incomplete: loaded.incomplete)
             db.setLock = lock
             do { try db.finishOpen(requireQuorum: requireQuorum) } catch { db.close(); throw error }
             if mode == .readWrite && db.quorum.writable { db.recordMovedDevices() }
