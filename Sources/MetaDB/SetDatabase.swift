@@ -43,6 +43,9 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
     /// Per replica: the slot holding its newest intact copy and that copy's generation.
     private var newestSlot: [ReplicaLocation: (slot: Int, generation: UInt64)]
     private var skipped: [String]
+    /// Replicas whose write failed during this open: not written again until the set is
+    /// reopened (they still count in every commit's majority, as failed writes).
+    private var erred: Set<ReplicaLocation> = []
     /// Replicas holding an outvoted configuration of the loaded generation (rewritten on a
     /// read-write open with a new generation).
     private var outvoted: [ReplicaLocation]
@@ -312,6 +315,7 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
             for i in statuses.indices where statuses[i].state == .stale
                 || (statuses[i].state == .unreadable && devices[statuses[i].location.device] != nil) {
                 let loc = statuses[i].location
+                guard !erred.contains(loc) else { continue }
                 if writeReplica(loc, generation: generation, payload: payload) {
                     statuses[i].state = .active
                     statuses[i].generation = generation
@@ -335,6 +339,7 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
             return true
         } catch {
             skipped.append("\(dev.path) replica \(loc.index): write failed: \(error)")
+            erred.insert(loc)
             return false
         }
     }
@@ -352,6 +357,7 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
             return true
         } catch {
             skipped.append("\(dev.path) replica \(loc.index): rollback failed: \(error)")
+            erred.insert(loc)
             return false
         }
     }
@@ -401,6 +407,11 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
     }
 
     /// Writes `new` as the next generation to every replica it lists; rolls back on failure.
+    ///
+    /// Replicas that failed a write earlier in this open (``erred``) are not written again:
+    /// they count as failed writes, so the majority is always taken over every replica the
+    /// configuration lists and skipping one never lets a commit succeed that would have
+    /// failed had its write been tried.
     private func writeGeneration(_ new: SetConfig) throws {
         let payload = try ConfigCodec.encode(new)
         for loc in new.replicas where UInt64(payload.count + DiskLayout.slotHeaderSize) > loc.sizeBytes / 2 {
@@ -418,6 +429,7 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
         var written: [ReplicaLocation] = []
         var failed: [ReplicaLocation] = []
         for loc in new.replicas {
+            if erred.contains(loc) { failed.append(loc); continue }
             if writeReplica(loc, generation: g, payload: payload) { written.append(loc) } else { failed.append(loc) }
         }
         if written.count * 2 > new.replicas.count {
@@ -432,7 +444,7 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
                 return ReplicaStatus(location: loc, devicePath: path, state: .unreadable,
                                      generation: newestSlot[loc]?.generation ?? 0,
                                      problems: [devices[loc.device] == nil ? "device missing"
-                                                : "write failed"])
+                                                : "write failed; not written again until the set is reopened"])
             }
             return
         }
@@ -446,10 +458,10 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
             let loc = statuses[i].location
             if failed.contains(loc) && devices[loc.device] != nil {
                 statuses[i].state = .unreadable
-                statuses[i].problems = ["write failed"]
+                statuses[i].problems = ["write failed; not written again until the set is reopened"]
             } else if notErased.contains(loc) {
                 statuses[i].state = .unreadable
-                statuses[i].problems = ["rollback failed"]
+                statuses[i].problems = ["rollback failed; not written again until the set is reopened"]
             }
         }
         let detail = rolledBack == written.count ? "failed: \(failed.map { devices[$0.device]?.path ?? $0.device.uuidString }.joined(separator: ", "))"
@@ -534,6 +546,7 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
             devices[u] = nil
             labels[u] = nil
             for k in newestSlot.keys where k.device == u { newestSlot[k] = nil }
+            erred = erred.filter { $0.device != u }
         }
         pendingAdds = []
     }
@@ -562,6 +575,7 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
         devices[uuid] = nil
         labels[uuid] = nil
         for k in newestSlot.keys where k.device == uuid { newestSlot[k] = nil }
+        erred = erred.filter { $0.device != uuid }
     }
 
     /// Rewrites labels whose role or replica count no longer matches the configuration.
