@@ -119,9 +119,17 @@ extension SetManager {
                 cfg.volumes[vi].columns[c] = newCol
                 cfg.volumes[vi].resync = ResyncCheckpoint(kind: .regenerate, column: c, target: rec.uuid,
                                                           totalBlocks: cfg.volumes[vi].columnBlocks)
+                // The dropped devices leave the set (their labels are wiped once this commits,
+                // as `clear` does; a missing one keeps its label, which `create --force` then
+                // overwrites) unless they hold replicas: those stay as replica holders.
                 for u in dropped where !SetDatabase.isUsed(u, in: cfg) {
                     if let di = cfg.devices.firstIndex(where: { $0.uuid == u }) {
-                        if cfg.devices[di].replicaCount > 0 { cfg.devices[di].role = .replica } else { cfg.devices.remove(at: di) }
+                        if cfg.devices[di].replicaCount > 0 {
+                            cfg.devices[di].role = .replica
+                        } else {
+                            cfg.devices.remove(at: di)
+                            try db.releaseDevice(u)
+                        }
                     }
                 }
             }

@@ -315,6 +315,12 @@ public enum DeviceCheck {
         if let l = r.label {
             let known = configDir.flatMap { try? HostRegistry.load(configDir: $0) }?.sets.first { $0.uuid == l.setUUID }
             if let known {
+                // A label whose device the set no longer lists was left behind (the device
+                // was missing when it was dropped from the set): overwritable with --force.
+                guard known.devices.contains(where: { $0.uuid == l.deviceUUID }) else {
+                    if force { return }
+                    throw DatabaseError.badCandidate(path: path, reason: "carries a stale label of set '\(known.name)', which no longer lists this device (it was missing when it left the set); use --force to overwrite")
+                }
                 throw DatabaseError.badCandidate(path: path, reason: "is already a member of set '\(known.name)' (\(l.role.rawValue))")
             }
             if !force {
