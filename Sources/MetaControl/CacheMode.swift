@@ -80,6 +80,17 @@ final class DataDevices: Sendable {
         return type != S_IFBLK || sa.st_rdev == sb.st_rdev
     }
 
+    /// Closes the buffered descriptors of these devices (they left the volumes).
+    func forget(_ uuids: some Sequence<UUID>) {
+        reopened.withLock { map in
+            for u in uuids { map.removeValue(forKey: u)?.close() }
+        }
+        refused.withLock { for u in uuids { $0[u] = nil } }
+    }
+
+    /// UUIDs that have a buffered descriptor open.
+    var reopenedDevices: Set<UUID> { reopened.withLock { Set($0.keys) } }
+
     /// Closes the buffered descriptors.
     func closeAll() {
         reopened.withLock { map in
