@@ -108,9 +108,17 @@ extension SetManager {
                 ReplaceTransitions.beginCopy(&cfg, volume: vi, column: c, target: rec.uuid)
             } else {
                 let dropped = ReplaceTransitions.beginRegenerate(&cfg, volume: vi, column: c, onto: rec.uuid)
+                // The dropped devices leave the set (their labels are wiped once this commits,
+                // as `clear` does; a missing one keeps its label, which `create --force` then
+                // overwrites) unless they hold replicas: those stay as replica holders.
                 for u in dropped {
                     if let di = cfg.devices.firstIndex(where: { $0.uuid == u }) {
-                        if cfg.devices[di].replicaCount > 0 { cfg.devices[di].role = .replica } else { cfg.devices.remove(at: di) }
+                        if cfg.devices[di].replicaCount > 0 {
+                            cfg.devices[di].role = .replica
+                        } else {
+                            cfg.devices.remove(at: di)
+                            try db.releaseDevice(u)
+                        }
                     }
                 }
             }

@@ -331,6 +331,15 @@ public final class SetManager: @unchecked Sendable {
             throw OperationError("\(name): a \(r.kind.rawValue) is in progress; wait for it or use -f")
         }
         let engine = engines.withLock { $0.removeValue(forKey: name) }
+        // Clients connected through the server (-f) keep a reference to this engine: from
+        // now on it refuses their requests, and it is closed only once those in progress
+        // have returned, so it never touches the devices again once they are released (they
+        // may join another volume, perhaps of the same name, which the engine's state
+        // commits look up by name).
+        let drained = engine?.closeForIO(reason: "volume was cleared") ?? true
+        if !drained {
+            logger.error("\(name): requests still in progress after 30 s; clearing anyway (the devices' buffered descriptors stay open)")
+        }
         engine?.close()
         let uuids = Set(vol.allComponents.flatMap { [$0.device] + ($0.hotSpare.map { [$0] } ?? []) }
                         + (vol.pendingGrow?.devices ?? []))
@@ -352,6 +361,10 @@ public final class SetManager: @unchecked Sendable {
             _ = try? openEngine(name)
             throw error
         }
+        // `--cache writeback`: close the buffered descriptors of the devices no volume uses
+        // any more (not while a request may still be using one: a reused descriptor number
+        // would send its write elsewhere).
+        if drained { dataDevices.forget(uuids.filter { !SetDatabase.isUsed($0, in: db.config) }) }
         logger.info("\(name): cleared")
     }
 }

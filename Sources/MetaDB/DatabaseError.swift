@@ -29,6 +29,9 @@ public enum DatabaseError: Error, Sendable, CustomStringConvertible {
     case invalid(String)
     /// The database has been closed.
     case closed(set: String)
+    /// Different configurations of the newest generation are held by equally many replicas:
+    /// which one was committed cannot be told, so the set opens read-only only.
+    case conflictingConfigurations(set: String, detail: String)
 
     public var description: String {
         switch self {
@@ -49,6 +52,8 @@ public enum DatabaseError: Error, Sendable, CustomStringConvertible {
         case .lock(let p, let r): "lock \(p): \(r)"
         case .invalid(let s): s
         case .closed(let s): "set '\(s)': state database is closed"
+        case .conflictingConfigurations(let s, let d):
+            "set '\(s)': cannot open read-write: \(d); inspect them with `metactl -s \(s) db status`, disconnect the devices holding the configuration to drop and open the set again"
         }
     }
 }

@@ -148,7 +148,8 @@ extension SetDatabase {
             let db = SetDatabase(setName: setName, setUUID: entry.uuid, mode: mode, configDir: configDir,
                                  config: loaded.config, generation: loaded.generation, highest: loaded.highest,
                                  devices: finder.devices, labels: finder.labels, statuses: loaded.statuses,
-                                 newestSlot: loaded.newestSlot, skipped: finder.problems + loaded.skipped)
+                                 newestSlot: loaded.newestSlot, skipped: finder.problems + loaded.skipped,
+                                 outvoted: loaded.outvoted, conflict: loaded.conflict, incomplete: loaded.incomplete)
             db.setLock = lock
             do { try db.finishOpen(requireQuorum: requireQuorum) } catch { db.close(); throw error }
             if mode == .readWrite && db.quorum.writable { db.recordMovedDevices() }
@@ -314,6 +315,12 @@ public enum DeviceCheck {
         if let l = r.label {
             let known = configDir.flatMap { try? HostRegistry.load(configDir: $0) }?.sets.first { $0.uuid == l.setUUID }
             if let known {
+                // A label whose device the set no longer lists was left behind (the device
+                // was missing when it was dropped from the set): overwritable with --force.
+                guard known.devices.contains(where: { $0.uuid == l.deviceUUID }) else {
+                    if force { return }
+                    throw DatabaseError.badCandidate(path: path, reason: "carries a stale label of set '\(known.name)', which no longer lists this device (it was missing when it left the set); use --force to overwrite")
+                }
                 throw DatabaseError.badCandidate(path: path, reason: "is already a member of set '\(known.name)' (\(l.role.rawValue))")
             }
             if !force {

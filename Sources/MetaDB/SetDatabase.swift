@@ -7,14 +7,16 @@ import MetaDevices
 /// The database opens every device of the set once (exclusively, in read-write mode) and
 /// shares them: the engine gets them through ``device(_:)``.
 ///
-/// Commit protocol: the new configuration gets generation `highest + 1` and is written to
+/// Commit protocol: the new configuration gets generation `highest + 1` (`highest + 2` for
+/// the first commit after an open that could not read every replica) and is written to
 /// every replica the new configuration lists, one after another, each into the slot that
 /// does not hold that replica's newest copy, flushed after each write. It counts as
 /// committed when strictly more than half of those replicas took it. Otherwise it is
-/// rolled back: the previous configuration is written with a still higher generation to
-/// the replicas that took the failed one, so no later load sees the failed commit. A load
-/// takes the newest intact generation found on any replica of the set. A crash during a
-/// commit therefore leaves either the old or the new configuration visible.
+/// rolled back: the slots the failed commit wrote are erased, so no later load sees it. A
+/// load takes the newest intact generation found on any replica of the set, and among
+/// different payloads of that generation the one most replicas hold. A crash during a
+/// commit therefore leaves either the old or the new configuration visible. See
+/// docs/FORMAT.md ("Commit", "Load").
 public final class SetDatabase: ConfigStore, @unchecked Sendable {
     /// How the set is opened.
     public enum Mode: Sendable { case readWrite, readOnly }
@@ -41,6 +43,17 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
     /// Per replica: the slot holding its newest intact copy and that copy's generation.
     private var newestSlot: [ReplicaLocation: (slot: Int, generation: UInt64)]
     private var skipped: [String]
+    /// Replicas whose write failed during this open: not written again until the set is
+    /// reopened (they still count in every commit's majority, as failed writes).
+    private var erred: Set<ReplicaLocation> = []
+    /// Replicas holding an outvoted configuration of the loaded generation (rewritten on a
+    /// read-write open with a new generation).
+    private var outvoted: [ReplicaLocation]
+    /// Equally many replicas hold different configurations of the newest generation: the set
+    /// opens read-only only.
+    private let conflict: String?
+    /// The next commit skips one generation number (the open did not read every replica).
+    private var skipGeneration: Bool
     private var isClosed = false
     var setLock: FileLock?
     let configDir: String?
@@ -86,11 +99,12 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
     init(setName: String, setUUID: UUID, mode: Mode, configDir: String?, config: SetConfig,
                  generation: UInt64, highest: UInt64, devices: [UUID: any BlockDevice], labels: [UUID: Label],
                  statuses: [ReplicaStatus], newestSlot: [ReplicaLocation: (slot: Int, generation: UInt64)],
-                 skipped: [String]) {
+                 skipped: [String], outvoted: [ReplicaLocation] = [], conflict: String? = nil, incomplete: Bool = false) {
         self.setName = setName; self.setUUID = setUUID; self.mode = mode; self.configDir = configDir
         self.current = config; self.generation = generation; self.highestGeneration = highest
         self.devices = devices; self.labels = labels; self.statuses = statuses; self.newestSlot = newestSlot
         self.skipped = skipped
+        self.outvoted = outvoted; self.conflict = conflict; self.skipGeneration = incomplete
         self.publishedConfig = config; self.publishedDevices = devices
     }
 
@@ -124,7 +138,8 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
         let loaded = try Self.load(setName: name, setUUID: setUUID, devices: devs, labels: labels)
         self.init(setName: name, setUUID: setUUID, mode: mode, configDir: nil, config: loaded.config,
                   generation: loaded.generation, highest: loaded.highest, devices: devs, labels: labels,
-                  statuses: loaded.statuses, newestSlot: loaded.newestSlot, skipped: skipped + loaded.skipped)
+                  statuses: loaded.statuses, newestSlot: loaded.newestSlot, skipped: skipped + loaded.skipped,
+                  outvoted: loaded.outvoted, conflict: loaded.conflict, incomplete: loaded.incomplete)
         try finishOpen(requireQuorum: requireQuorum)
     }
 
@@ -135,9 +150,19 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
         var statuses: [ReplicaStatus]
         var newestSlot: [ReplicaLocation: (slot: Int, generation: UInt64)]
         var skipped: [String]
+        /// Replicas holding another configuration of the winning generation (outvoted).
+        var outvoted: [ReplicaLocation] = []
+        /// Set when two or more different configurations of the newest generation are held by
+        /// equally many replicas: which one was acknowledged cannot be told (one line).
+        var conflict: String?
+        /// Whether some replica the configuration lists could not be read (device missing,
+        /// I/O error): it may hold a generation up to one above `highest` (see ``generationGap``).
+        var incomplete: Bool = false
     }
 
-    /// Reads every replica on every labelled device and picks the newest intact generation.
+    /// Reads every replica on every labelled device and picks the configuration in force: the
+    /// newest generation that has an intact, decodable copy; among different payloads of that
+    /// generation, the one held by the most replicas (see docs/FORMAT.md, "Load").
     static func load(setName: String, setUUID: UUID, devices: [UUID: any BlockDevice],
                              labels: [UUID: Label]) throws -> Loaded {
         struct Found { var loc: ReplicaLocation; var content: ReplicaIO.SlotContent }
@@ -160,61 +185,117 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
                 }
             }
         }
-        // Newest decodable generation wins.
-        var chosen: (SetConfig, UInt64)?
-        var newerUnusable: UInt64?
-        for f in found.sorted(by: { $0.content.header.generation > $1.content.header.generation }) {
-            if let c = chosen, f.content.header.generation <= c.1 { break }
-            switch ConfigCodec.decode(f.content.payload) {
-            case .success(let cfg):
-                if cfg.setUUID == setUUID { chosen = (cfg, f.content.header.generation) }
-                else { skipped.append("replica on \(devices[f.loc.device]?.path ?? "?"): configuration of another set") }
-            case .failure(.newer(let v)):
-                throw DatabaseError.newerFormat(what: "the state database of set '\(setName)'", version: v)
-            case .failure(.malformed(let why)):
-                newerUnusable = max(newerUnusable ?? 0, f.content.header.generation)
-                skipped.append("replica on \(devices[f.loc.device]?.path ?? "?") generation \(f.content.header.generation): undecodable configuration (\(why))")
+        func where_(_ loc: ReplicaLocation) -> String { "\(devices[loc.device]?.path ?? loc.device.uuidString) replica \(loc.index)" }
+        func key(_ loc: ReplicaLocation) -> String { "\(loc.device.uuidString)/\(loc.index)" }
+        // Newest generation with a decodable configuration of this set; within it, group the
+        // copies by payload bytes and take the payload held by the most replicas.
+        struct Group { var payload: [UInt8]; var config: SetConfig; var locs: [ReplicaLocation] }
+        var chosen: (group: Group, gen: UInt64)?
+        var outvoted: [ReplicaLocation] = []
+        var conflict: String?
+        let byGeneration = Dictionary(grouping: found, by: { $0.content.header.generation })
+        for gen in byGeneration.keys.sorted(by: >) {
+            var payloads: [(payload: [UInt8], locs: [ReplicaLocation])] = []
+            for f in byGeneration[gen]! {
+                if let i = payloads.firstIndex(where: { $0.payload == f.content.payload }) {
+                    if !payloads[i].locs.contains(f.loc) { payloads[i].locs.append(f.loc) }
+                } else {
+                    payloads.append((f.content.payload, [f.loc]))
+                }
             }
+            var groups: [Group] = []
+            for p in payloads {
+                switch ConfigCodec.decode(p.payload) {
+                case .success(let cfg):
+                    if cfg.setUUID == setUUID { groups.append(Group(payload: p.payload, config: cfg, locs: p.locs)) }
+                    else { skipped.append("\(p.locs.map(where_).joined(separator: ", ")): configuration of another set") }
+                case .failure(.newer(let v)):
+                    throw DatabaseError.newerFormat(what: "the state database of set '\(setName)'", version: v)
+                case .failure(.malformed(let why)):
+                    skipped.append("\(p.locs.map(where_).joined(separator: ", ")) generation \(gen): undecodable configuration (\(why))")
+                }
+            }
+            guard !groups.isEmpty else { continue }
+            // Most replicas first; equal counts in an order that does not depend on how the
+            // devices were found (only read-only opens ever use that order: see `conflict`).
+            groups.sort { a, b in
+                a.locs.count != b.locs.count ? a.locs.count > b.locs.count
+                    : a.locs.map(key).min()! < b.locs.map(key).min()!
+            }
+            chosen = (groups[0], gen)
+            if groups.count > 1 {
+                let describe = { (g: Group) in "[\(g.locs.map(where_).joined(separator: ", "))]" }
+                let tied = groups.filter { $0.locs.count == groups[0].locs.count }
+                outvoted = groups.dropFirst().flatMap(\.locs).filter { !groups[0].locs.contains($0) }
+                if tied.count > 1 {
+                    conflict = "\(tied.count) different configurations of generation \(gen) are held by \(groups[0].locs.count) replica\(groups[0].locs.count == 1 ? "" : "s") each: \(tied.map(describe).joined(separator: " vs "))"
+                    skipped.append("generation \(gen): \(conflict!); read-only: showing the first")
+                } else {
+                    skipped.append("generation \(gen): the configuration on \(describe(groups[0])) outvotes \(groups.dropFirst().map(describe).joined(separator: ", ")) (a commit that never reached a majority)")
+                }
+            }
+            break
         }
-        guard let (config, gen) = chosen else {
+        guard let (group, gen) = chosen else {
             let detail = skipped.isEmpty ? "no replica found on \(devices.count) device(s)" : skipped.joined(separator: "; ")
             throw DatabaseError.noReplica(set: setName, details: detail)
         }
-        _ = newerUnusable
+        let config = group.config
         var statuses: [ReplicaStatus] = []
         var newestSlot: [ReplicaLocation: (slot: Int, generation: UInt64)] = [:]
+        var incomplete = false
         for loc in config.replicas {
             let path = devices[loc.device]?.path ?? config.device(loc.device)?.lastPath ?? loc.device.uuidString
             guard devices[loc.device] != nil else {
+                incomplete = true
                 statuses.append(ReplicaStatus(location: loc, devicePath: path, state: .unreadable, generation: 0,
                                               problems: ["device missing"]))
                 continue
             }
             guard let info = perReplica[loc] else {
+                incomplete = true
                 statuses.append(ReplicaStatus(location: loc, devicePath: path, state: .unreadable, generation: 0,
                                               problems: ["label does not list this replica"]))
                 continue
             }
+            if info.ioError { incomplete = true }
             if let g = info.newest {
                 newestSlot[loc] = (info.slot, g)
-                let state: ReplicaState = g == gen ? .active : (g < gen ? .stale : .newer)
+                var state: ReplicaState = g == gen ? .active : (g < gen ? .stale : .newer)
+                var problems = info.problems
+                if outvoted.contains(loc) {
+                    // Same generation, another payload: refreshed (with a new generation) like a stale one.
+                    state = .stale
+                    problems.append("holds another configuration of generation \(gen), outvoted")
+                }
                 statuses.append(ReplicaStatus(location: loc, devicePath: path, state: state, generation: g,
-                                              problems: info.problems))
+                                              problems: problems))
             } else {
                 statuses.append(ReplicaStatus(location: loc, devicePath: path, state: .unreadable, generation: 0,
                                               problems: info.problems.isEmpty ? ["no intact copy"] : info.problems))
             }
         }
         return Loaded(config: config, generation: gen, highest: highest, statuses: statuses,
-                      newestSlot: newestSlot, skipped: skipped)
+                      newestSlot: newestSlot, skipped: skipped, outvoted: outvoted, conflict: conflict,
+                      incomplete: incomplete)
     }
 
-    /// After a load: enforce quorum (read-write) and refresh stale replicas.
+    /// After a load: refuse a read-write open over conflicting configurations, enforce quorum
+    /// (read-write) and refresh stale replicas.
     func finishOpen(requireQuorum: Bool) throws {
-        let q = quorum
-        if mode == .readWrite && q.writable {
-            refreshStale()
-        } else if mode == .readWrite && requireQuorum {
+        if mode == .readWrite, let conflict {
+            throw DatabaseError.conflictingConfigurations(set: setName, detail: conflict)
+        }
+        if mode == .readWrite && quorum.writable {
+            if outvoted.isEmpty {
+                refreshStale()
+            } else {
+                // Rewrite every replica with a new generation: refreshing an outvoted replica
+                // with the same generation would leave both payloads of it on that replica.
+                _ = try? commit(requireQuorum: true) { _ in }
+            }
+        }
+        if mode == .readWrite && requireQuorum && !quorum.writable {
             throw noQuorumError()
         }
     }
@@ -234,6 +315,7 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
             for i in statuses.indices where statuses[i].state == .stale
                 || (statuses[i].state == .unreadable && devices[statuses[i].location.device] != nil) {
                 let loc = statuses[i].location
+                guard !erred.contains(loc) else { continue }
                 if writeReplica(loc, generation: generation, payload: payload) {
                     statuses[i].state = .active
                     statuses[i].generation = generation
@@ -257,6 +339,25 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
             return true
         } catch {
             skipped.append("\(dev.path) replica \(loc.index): write failed: \(error)")
+            erred.insert(loc)
+            return false
+        }
+    }
+
+    /// Rollback of one replica: zeroes the header of the slot the failed commit wrote, so the
+    /// replica's newest copy is again the one it had before (`previous`, in the other slot).
+    private func eraseSlot(_ loc: ReplicaLocation, previous: (slot: Int, generation: UInt64)?) -> Bool {
+        guard let dev = devices[loc.device], let written = newestSlot[loc] else { return false }
+        let slotSize = loc.sizeBytes / 2
+        let zero = [UInt8](repeating: 0, count: DiskLayout.ioAlignment)
+        do {
+            try dev.write(bytes: zero, at: loc.offsetBytes + UInt64(written.slot) * slotSize)
+            try dev.flush()
+            newestSlot[loc] = previous
+            return true
+        } catch {
+            skipped.append("\(dev.path) replica \(loc.index): rollback failed: \(error)")
+            erred.insert(loc)
             return false
         }
     }
@@ -306,6 +407,11 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
     }
 
     /// Writes `new` as the next generation to every replica it lists; rolls back on failure.
+    ///
+    /// Replicas that failed a write earlier in this open (``erred``) are not written again:
+    /// they count as failed writes, so the majority is always taken over every replica the
+    /// configuration lists and skipping one never lets a commit succeed that would have
+    /// failed had its write been tried.
     private func writeGeneration(_ new: SetConfig) throws {
         let payload = try ConfigCodec.encode(new)
         for loc in new.replicas where UInt64(payload.count + DiskLayout.slotHeaderSize) > loc.sizeBytes / 2 {
@@ -314,40 +420,48 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
         guard !new.replicas.isEmpty else {
             throw DatabaseError.invalid("set '\(setName)': a set needs at least one state database replica")
         }
-        let g = highestGeneration + 1
+        // Never reuse a generation: after an open that could not read every replica, skip one
+        // number, the one an unfinished commit of an earlier open may have left on them.
+        let g = highestGeneration + (skipGeneration ? 2 : 1)
+        skipGeneration = false
+        highestGeneration = g
+        let before = newestSlot
         var written: [ReplicaLocation] = []
         var failed: [ReplicaLocation] = []
         for loc in new.replicas {
+            if erred.contains(loc) { failed.append(loc); continue }
             if writeReplica(loc, generation: g, payload: payload) { written.append(loc) } else { failed.append(loc) }
         }
-        highestGeneration = g
         if written.count * 2 > new.replicas.count {
             current = new
             generation = g
+            outvoted = []
             statuses = new.replicas.map { loc in
                 let path = devices[loc.device]?.path ?? new.device(loc.device)?.lastPath ?? loc.device.uuidString
-                return written.contains(loc)
-                    ? ReplicaStatus(location: loc, devicePath: path, state: .active, generation: g)
-                    : ReplicaStatus(location: loc, devicePath: path, state: .unreadable,
-                                    generation: newestSlot[loc]?.generation ?? 0, problems: ["write failed"])
+                if written.contains(loc) {
+                    return ReplicaStatus(location: loc, devicePath: path, state: .active, generation: g)
+                }
+                return ReplicaStatus(location: loc, devicePath: path, state: .unreadable,
+                                     generation: newestSlot[loc]?.generation ?? 0,
+                                     problems: [devices[loc.device] == nil ? "device missing"
+                                                : "write failed; not written again until the set is reopened"])
             }
             return
         }
-        // Roll back: the previous configuration, with a higher generation, where the failed one landed.
-        let old = try ConfigCodec.encode(current)
-        let g2 = g + 1
-        highestGeneration = g2
-        var rolledBack = 0
-        for loc in written where writeReplica(loc, generation: g2, payload: old) { rolledBack += 1 }
-        generation = g2
+        // Roll back: erase the slot each replica took, so that its previous copy is its newest
+        // again. No generation is added: a commit that did not reach a majority leaves at
+        // most its own generation `g` behind (where the erase failed too), never a higher one.
+        let notErased = written.filter { !eraseSlot($0, previous: before[$0]) }
+        let rolledBack = written.count - notErased.count
+        // Replicas that were erased hold what they held before (their state is unchanged).
         for i in statuses.indices {
             let loc = statuses[i].location
-            if written.contains(loc) {
-                statuses[i].state = .active; statuses[i].generation = g2
-            } else if failed.contains(loc) {
+            if failed.contains(loc) && devices[loc.device] != nil {
                 statuses[i].state = .unreadable
-            } else if statuses[i].state == .active {
-                statuses[i].state = .stale
+                statuses[i].problems = ["write failed; not written again until the set is reopened"]
+            } else if notErased.contains(loc) {
+                statuses[i].state = .unreadable
+                statuses[i].problems = ["rollback failed; not written again until the set is reopened"]
             }
         }
         let detail = rolledBack == written.count ? "failed: \(failed.map { devices[$0.device]?.path ?? $0.device.uuidString }.joined(separator: ", "))"
@@ -432,6 +546,7 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
             devices[u] = nil
             labels[u] = nil
             for k in newestSlot.keys where k.device == u { newestSlot[k] = nil }
+            erred = erred.filter { $0.device != u }
         }
         pendingAdds = []
     }
@@ -460,6 +575,7 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
         devices[uuid] = nil
         labels[uuid] = nil
         for k in newestSlot.keys where k.device == uuid { newestSlot[k] = nil }
+        erred = erred.filter { $0.device != uuid }
     }
 
     /// Rewrites labels whose role or replica count no longer matches the configuration.

@@ -108,6 +108,13 @@ public class Volume: @unchecked Sendable {
     private let partialLock = NSLock()
     /// Serialises state commits so a failure is recorded once.
     let stateLock = NSLock()
+    /// Byte-level requests in progress, and why the volume was closed for I/O
+    /// (``closeForIO(reason:timeout:)``). A request counts itself in, then looks at the flag;
+    /// closing sets the flag, then waits for the count to drop (both sequentially consistent,
+    /// so no request gets past a close unseen and the fast path takes no lock).
+    private let ioInFlight = Atomic<Int>(0)
+    private let ioClosed = Atomic<Bool>(false)
+    private let ioClosedReason = Mutex<String>("")
 
     init(name: String, context: VolumeContext) {
         self.name = name
@@ -131,6 +138,48 @@ public class Volume: @unchecked Sendable {
     /// Stops background work and releases resources.
     public func close() {}
 
+    // MARK: closing for I/O
+
+    /// Whether ``closeForIO(reason:timeout:)`` was called: every byte-level request fails.
+    public var isClosed: Bool { ioClosed.load(ordering: .sequentiallyConsistent) }
+
+    /// Refuses every later byte-level request (``read(offset:into:)``, ``write(offset:from:fua:)``,
+    /// ``writeZeroes(offset:length:fua:)``, ``discard(offset:length:)``, ``flushRequest()``)
+    /// with an I/O error saying `reason`, then waits up to `timeout` seconds for the requests
+    /// in progress to return. Returns whether they all did. Used when the volume is deleted
+    /// while clients still hold it (`clear -f`): the engine must never touch its devices
+    /// (released, perhaps already part of another volume) again.
+    @discardableResult
+    public func closeForIO(reason: String, timeout: Double = 30) -> Bool {
+        ioClosedReason.withLock { if $0.isEmpty { $0 = reason } }
+        ioClosed.store(true, ordering: .sequentiallyConsistent)
+        let deadline = Date().addingTimeInterval(timeout)
+        while ioInFlight.load(ordering: .sequentiallyConsistent) > 0 {
+            if Date() >= deadline { return false }
+            usleep(1000)
+        }
+        return true
+    }
+
+    private func enterIO(_ op: String) throws(VolumeIOError) {
+        ioInFlight.add(1, ordering: .sequentiallyConsistent)
+        if ioClosed.load(ordering: .sequentiallyConsistent) {
+            ioInFlight.subtract(1, ordering: .sequentiallyConsistent)
+            throw VolumeIOError(volume: name, code: .io, operation: op, detail: ioClosedReason.withLock { $0 })
+        }
+    }
+
+    private func leaveIO() {
+        ioInFlight.subtract(1, ordering: .sequentiallyConsistent)
+    }
+
+    /// ``flush()`` as a client request: refused once the volume is closed for I/O.
+    public func flushRequest() throws(VolumeIOError) {
+        try enterIO("flush")
+        defer { leaveIO() }
+        try flush()
+    }
+
     // MARK: byte level
 
     private func checkRange(_ op: String, _ offset: UInt64, _ length: Int) throws(VolumeIOError) {
@@ -143,6 +192,8 @@ public class Volume: @unchecked Sendable {
 
     /// Reads `buffer.count` bytes at byte `offset`.
     public func read(offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VolumeIOError) {
+        try enterIO("read")
+        defer { leaveIO() }
         try checkRange("read", offset, buffer.count)
         if buffer.count == 0 { return }
         let bs = Self.blockSize
@@ -160,6 +211,8 @@ public class Volume: @unchecked Sendable {
 
     /// Writes `buffer` at byte `offset`; with `fua` the data is durable when this returns.
     public func write(offset: UInt64, from buffer: UnsafeRawBufferPointer, fua: Bool = false) throws(VolumeIOError) {
+        try enterIO("write")
+        defer { leaveIO() }
         try checkRange("write", offset, buffer.count)
         if buffer.count == 0 { return }
         let bs = Self.blockSize
@@ -181,6 +234,8 @@ public class Volume: @unchecked Sendable {
 
     /// Writes zeroes over a byte range (in bounded chunks).
     public func writeZeroes(offset: UInt64, length: UInt64, fua: Bool = false) throws(VolumeIOError) {
+        try enterIO("write-zeroes")
+        defer { leaveIO() }
         try checkRange("write-zeroes", offset, Int(min(length, UInt64(Int.max))))
         let chunk: UInt64 = 1 << 20
         let zero = AlignedBuffer(count: Int(chunk))
@@ -197,6 +252,8 @@ public class Volume: @unchecked Sendable {
     /// Discards a byte range where the layout passes it through (whole sectors only; partial
     /// sectors at the edges are left alone, as discard is advisory).
     public func discard(offset: UInt64, length: UInt64) throws(VolumeIOError) {
+        try enterIO("trim")
+        defer { leaveIO() }
         try checkRange("trim", offset, Int(min(length, UInt64(Int.max))))
         let bs = Self.blockSize
         let first = (offset + bs - 1) / bs

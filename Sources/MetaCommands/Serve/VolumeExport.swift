@@ -45,12 +45,12 @@ final class VolumeExport: NBDExport, @unchecked Sendable {
         do { try volume.write(offset: offset, from: buffer, fua: fua) } catch { throw map(error) }
     }
     func flush() throws(NBDIOError) {
-        do { try volume.flush() } catch { throw map(error) }
+        do { try volume.flushRequest() } catch { throw map(error) }
     }
     func trim(offset: UInt64, length: UInt64, fua: Bool) throws(NBDIOError) {
         do {
             try volume.discard(offset: offset, length: length)
-            if fua { try volume.flush() }
+            if fua { try volume.flushRequest() }
         } catch { throw map(error) }
     }
     func writeZeroes(offset: UInt64, length: UInt64, fua: Bool, noHole: Bool) throws(NBDIOError) {
