@@ -92,8 +92,9 @@ extension SetManager {
     }
 
     /// Checks devices that are about to join the set (in use, signatures, labels, same
-    /// device twice, already a member); returns each one's data blocks.
-    func checkNewDevices(_ paths: [String], force: Bool) throws -> [UInt64] {
+    /// device twice, already a member, logical sector size against `fit`); returns each
+    /// one's data blocks.
+    func checkNewDevices(_ paths: [String], force: Bool, fit: SectorFit) throws -> [UInt64] {
         let cfg = db.config
         var seen: [String: String] = [:]
         var sizes: [UInt64] = []
@@ -111,6 +112,7 @@ extension SetManager {
             let key = "\(cand.kind == .blockDevice ? "b" : "f"):\(cand.deviceNumber):\(cand.kind == .blockDevice ? 0 : cand.inode)"
             if let other = seen[key] { throw OperationError("\(p): same device as \(other)") }
             seen[key] = p
+            try fit.check(path: p, logicalSectorSize: cand.logicalSectorSize)
             do {
                 try DeviceCheck.checkCandidate(path: p, force: force, configDir: configDir,
                                                ownSet: (db.setUUID, Set(cfg.devices.map(\.uuid))))
@@ -147,7 +149,17 @@ extension SetManager {
         } else {
             il = vol.rows.last(where: { $0.components.count > 1 })?.interlaceBlocks ?? VolumeRules.defaultStripeInterlace / 512
         }
-        let sizes = try checkNewDevices(r.devices, force: r.force)
+        // The new devices' logical sectors must divide the row's interlace and not exceed the
+        // volume's sector; the row's interlace must be a multiple of that sector too, so that
+        // rows after it start on a sector boundary.
+        let sector = engine(r.name)?.sectorSize
+        let sizes = try checkNewDevices(r.devices, force: r.force,
+                                        fit: SectorFit(volume: r.name, sectorSize: sector,
+                                                       interlaceBytes: r.devices.count == 1 ? nil : il * 512,
+                                                       interlaceOfVolume: false))
+        if r.devices.count > 1, let sector, (il * 512) % UInt64(sector) != 0 {
+            throw OperationError("\(r.name): -i: the interlace (\(VolumeRules.interlaceText(il * 512))) must be a multiple of the volume's \(sector)-byte sector")
+        }
         let need = r.devices.count == 1 ? 1 : il
         for (p, s) in zip(r.devices, sizes) where s < need {
             throw OperationError("\(p): too small: its data area (\(s) blocks) is less than one interlace (\(need) blocks)")
@@ -160,7 +172,7 @@ extension SetManager {
             for p in r.devices {
                 recs.append(try db.addDevice(path: p, role: .component, replicaCopies: 0, force: r.force, in: &cfg))
             }
-            let row = VolumeGrowth.makeRow(devices: recs, interlaceBlocks: il)
+            let row = VolumeGrowth.makeRow(devices: recs, interlaceBlocks: il, sectorBlocks: UInt64(sector ?? 512) / 512)
             if recs.count > 1 {
                 let used = row.componentBlocks / il * il
                 for d in recs where d.dataBlocks > used {
@@ -200,7 +212,9 @@ extension SetManager {
             guard vol.columns.count + r.devices.count <= VolumeGrowth.maxRAID5Columns else {
                 throw OperationError("\(r.name): \(vol.columns.count) + \(r.devices.count) columns exceed the limit of \(VolumeGrowth.maxRAID5Columns) columns of a RAID-5 volume")
             }
-            let sizes = try checkNewDevices(r.devices, force: r.force)
+            let fit = SectorFit(volume: r.name, sectorSize: engine(r.name)?.sectorSize,
+                                interlaceBytes: vol.interlaceBlocks * 512)
+            let sizes = try checkNewDevices(r.devices, force: r.force, fit: fit)
             for (p, s) in zip(r.devices, sizes) where s < vol.columnBlocks {
                 throw OperationError("\(p): too small for a column of \(r.name): its data area is \(s) blocks (\(humanBytes(s * 512))), the columns use \(vol.columnBlocks) blocks (\(humanBytes(vol.columnBlocks * 512)))")
             }

@@ -93,8 +93,9 @@ extension SetManager {
             throw OperationError("\(newPath): is already a member of set '\(setName)'")
         }
         let check = CreateRequest(name: r.name, type: .concat, devices: [newPath], force: r.force)
-        let sizes = try Self.validateDevices(check, replicaCopies: 0, configDir: configDir)
-        guard let size = sizes.first, size >= vol.columnBlocks else {
+        let fit = SectorFit(volume: r.name, sectorSize: engine.sectorSize, interlaceBytes: vol.interlaceBlocks * 512)
+        let sizes = try Self.validateDevices(check, replicaCopies: 0, configDir: configDir, fits: [fit])
+        guard let size = sizes.first?.dataBlocks, size >= vol.columnBlocks else {
             throw OperationError("\(newPath): too small: a column of \(r.name) needs \(vol.columnBlocks) data blocks (\(vol.columnBlocks * 512 + 1 << 20) bytes with the label area)")
         }
         let readable = col.state == .okay && db.device(col.activeDevice) != nil
@@ -191,10 +192,16 @@ extension SetManager {
             // Broken; the column goes back to its original (failed) device for the next spare.
             spareFailed(name, column: c, spare: failedSpare)
         }
+        // A spare must be large enough, and its logical sector must divide the interlace and
+        // not exceed the volume's sector (the pool may have been attached after it was filled).
+        let sector = engine(name)?.sectorSize ?? 512
         guard let spare = pool.spares.first(where: { s in
-            s.state == .available && db.device(s.device) != nil && (db.config.device(s.device)?.dataBlocks ?? 0) >= vol.columnBlocks
+            guard s.state == .available, let dev = db.device(s.device) else { return false }
+            let fit = SectorFit(volume: name, sectorSize: sector, interlaceBytes: vol.interlaceBlocks * 512)
+            return (db.config.device(s.device)?.dataBlocks ?? 0) >= vol.columnBlocks
+                && (try? fit.check(path: dev.path, logicalSectorSize: dev.logicalSectorSize)) != nil
         }) else {
-            logger.warning("\(name): column \(c) needs a spare but \(poolName) has none available and large enough")
+            logger.warning("\(name): column \(c) needs a spare but \(poolName) has none available that is large enough and has a fitting logical sector size")
             return
         }
         do {
@@ -269,8 +276,13 @@ extension SetManager {
             for p in r.devices where db.config.devices.contains(where: { canonicalPath($0.lastPath) == canonicalPath(p) }) {
                 throw OperationError("\(p): is already a member of set '\(setName)'")
             }
+            // A spare must fit every RAID-5 volume that draws on the pool.
+            let fits = db.config.volumes.filter { $0.type == .raid5 && $0.hotSparePool == name }.map { v in
+                SectorFit(volume: v.name, sectorSize: (try? openEngine(v.name))?.sectorSize,
+                          interlaceBytes: v.interlaceBlocks * 512)
+            }
             _ = try Self.validateDevices(CreateRequest(name: "hsp", type: .concat, devices: r.devices, force: r.force),
-                                         replicaCopies: 0, configDir: configDir)
+                                         replicaCopies: 0, configDir: configDir, fits: fits)
             try db.commit { cfg in
                 if cfg.pool(named: name) == nil { cfg.hotSparePools.append(HotSparePoolRecord(name: name)) }
                 guard let pi = cfg.hotSparePools.firstIndex(where: { $0.name == name }) else { return }

@@ -64,6 +64,63 @@ public enum VolumeRules {
             throw OperationError("interlace \(bytes) bytes: must be a multiple of 512 between 8 KiB and 100 MiB")
         }
     }
+
+    /// An interlace as a user writes it: `64 KiB`, `1 MiB`, `8704 bytes`.
+    public static func interlaceText(_ bytes: UInt64) -> String {
+        if bytes >= 1 << 20 && bytes % (1 << 20) == 0 { return "\(bytes >> 20) MiB" }
+        if bytes % 1024 == 0 { return "\(bytes >> 10) KiB" }
+        return "\(bytes) bytes"
+    }
+
+    /// Refuses a device whose logical sector size does not divide the interlace: requests
+    /// are split at interlace boundaries, so the device would be sent transfers it refuses.
+    /// `volume` names an existing volume the device joins (nil for `create`).
+    public static func checkSector(path: String, logicalSectorSize: Int, interlaceBytes: UInt64,
+                                   of volume: String? = nil) throws(OperationError) {
+        let sector = UInt64(max(512, logicalSectorSize))
+        guard interlaceBytes % sector == 0 else {
+            let which = volume.map { "the interlace of \($0)" } ?? "the interlace"
+            throw OperationError("\(path): logical sector size \(sector) bytes: \(which) (\(interlaceText(interlaceBytes))) must be a multiple of it")
+        }
+    }
+
+    /// Refuses a device that would raise the sector size of an existing volume: its clients
+    /// were told they may send requests of `volumeSector` bytes, which the device would refuse.
+    public static func checkSector(path: String, logicalSectorSize: Int, joining volume: String,
+                                   volumeSector: Int) throws(OperationError) {
+        guard logicalSectorSize <= volumeSector else {
+            throw OperationError("\(path): logical sector size \(logicalSectorSize) bytes is larger than the \(volumeSector)-byte sector of \(volume): its clients may send \(volumeSector)-byte requests")
+        }
+    }
+}
+
+/// What a device joining an existing volume (replacement, hot spare, grow) must fit: the
+/// volume's interlace (RAID-5, stripe rows) and its sector size (see ``Volume/sectorSize``).
+struct SectorFit {
+    var volume: String
+    /// The volume's sector size (nil when its engine is not open: not checked).
+    var sectorSize: Int?
+    /// The interlace the device's logical sector must divide (nil: none, e.g. a concat row).
+    var interlaceBytes: UInt64?
+    /// Whether that is the volume's interlace (RAID-5) rather than a new row's (`grow -i`).
+    var interlaceOfVolume = true
+
+    func check(path: String, logicalSectorSize: Int) throws(OperationError) {
+        if let il = interlaceBytes {
+            try VolumeRules.checkSector(path: path, logicalSectorSize: logicalSectorSize, interlaceBytes: il,
+                                        of: interlaceOfVolume ? volume : nil)
+        }
+        if let s = sectorSize {
+            try VolumeRules.checkSector(path: path, logicalSectorSize: logicalSectorSize, joining: volume, volumeSector: s)
+        }
+    }
+}
+
+/// A device that passed ``SetManager/validateDevices(_:replicaCopies:configDir:config:fits:)``.
+struct CheckedDevice {
+    /// Blocks its data area would offer.
+    var dataBlocks: UInt64
+    var logicalSectorSize: Int
 }
 
 /// An open set: its state database and the I/O engines of its volumes. The server keeps one
@@ -162,8 +219,8 @@ public final class SetManager: @unchecked Sendable {
 
     // MARK: create
 
-    /// Validates a create request against the set; returns per-device data sizes.
-    static func validate(_ r: CreateRequest, config: SetConfig?, replicaCopies: Int, configDir: String?) throws -> [UInt64] {
+    /// Validates a create request against the set; returns what each device offers.
+    static func validate(_ r: CreateRequest, config: SetConfig?, replicaCopies: Int, configDir: String?) throws -> [CheckedDevice] {
         guard VolumeRules.validName(r.name) else {
             throw OperationError("bad volume name '\(r.name)': use a lower-case letter then up to 62 of a-z 0-9 _ . -")
         }
@@ -182,11 +239,14 @@ public final class SetManager: @unchecked Sendable {
         return try validateDevices(r, replicaCopies: replicaCopies, configDir: configDir, config: config)
     }
 
-    /// Checks each device of a request (component check, duplicates, label, size); returns
-    /// the data blocks each would offer.
-    static func validateDevices(_ r: CreateRequest, replicaCopies: Int, configDir: String?, config: SetConfig? = nil) throws -> [UInt64] {
+    /// Checks each device of a request (component check, duplicates, label, size, logical
+    /// sector size against the interlace); returns what each would offer. Devices of a new
+    /// stripe or RAID-5 are checked against the request's interlace; devices joining existing
+    /// volumes (`fits`: a replacement, a hot spare) against those volumes instead.
+    static func validateDevices(_ r: CreateRequest, replicaCopies: Int, configDir: String?, config: SetConfig? = nil,
+                                fits: [SectorFit] = []) throws -> [CheckedDevice] {
         var seen: [String: String] = [:]
-        var sizes: [UInt64] = []
+        var sizes: [CheckedDevice] = []
         for p in r.devices {
             let cand: ComponentCandidate
             do { cand = try ComponentCheck.check(path: p, force: r.force, knownMembers: [:]) } catch {
@@ -195,6 +255,11 @@ public final class SetManager: @unchecked Sendable {
             let key = "\(cand.kind == .blockDevice ? "b" : "f"):\(cand.deviceNumber):\(cand.kind == .blockDevice ? 0 : cand.inode)"
             if let other = seen[key] { throw OperationError("\(p): same device as \(other)") }
             seen[key] = p
+            if r.type != .concat {
+                let il = r.interlaceBytes ?? (r.type == .raid5 ? VolumeRules.defaultRAID5Interlace : VolumeRules.defaultStripeInterlace)
+                try VolumeRules.checkSector(path: p, logicalSectorSize: cand.logicalSectorSize, interlaceBytes: il)
+            }
+            for f in fits { try f.check(path: p, logicalSectorSize: cand.logicalSectorSize) }
             if let config, config.devices.contains(where: { canonicalPath($0.lastPath) == canonicalPath(p) }) {
                 throw OperationError("\(p): is already a member of set '\(config.setName)'")
             }
@@ -208,28 +273,33 @@ public final class SetManager: @unchecked Sendable {
             guard blocks >= need else {
                 throw OperationError("\(p): too small (\(cand.sizeBytes) bytes): needs at least \(need * 512) bytes for its label\(replicaCopies > 0 ? ", replica" : "") and one interlace of data")
             }
-            sizes.append(blocks - start)
+            sizes.append(CheckedDevice(dataBlocks: blocks - start, logicalSectorSize: cand.logicalSectorSize))
         }
         return sizes
     }
 
-    /// Builds the volume record from labelled devices.
-    static func makeVolume(_ r: CreateRequest, devices: [DeviceRecord]) -> (VolumeRecord, [String]) {
+    /// Builds the volume record from labelled devices. `sectorSize` is the largest logical
+    /// sector of the devices: rows of one component are cut to a multiple of it, so that the
+    /// rows after them start on a sector boundary (interlaces already are multiples of it).
+    static func makeVolume(_ r: CreateRequest, devices: [DeviceRecord], sectorSize: Int = 512) -> (VolumeRecord, [String]) {
         var notes: [String] = []
         let smallest = devices.map(\.dataBlocks).min() ?? 0
+        let sectorBlocks = UInt64(max(512, sectorSize) / 512)
         switch r.type {
         case .concat:
             let rows = devices.map { d in
-                RowRecord(interlaceBlocks: 1, componentBlocks: d.dataBlocks, components: [ComponentRecord(device: d.uuid)])
+                RowRecord(interlaceBlocks: 1, componentBlocks: d.dataBlocks / sectorBlocks * sectorBlocks,
+                          components: [ComponentRecord(device: d.uuid)])
             }
             return (VolumeRecord(name: r.name, type: .concat, rows: rows), notes)
         case .stripe:
             let il = (r.interlaceBytes ?? VolumeRules.defaultStripeInterlace) / 512
-            let used = devices.count == 1 ? smallest : smallest / il * il
-            for d in devices where d.dataBlocks > used {
+            let used = devices.count == 1 ? smallest / sectorBlocks * sectorBlocks : smallest / il * il
+            for d in devices where devices.count > 1 && d.dataBlocks > used {
                 notes.append("\(d.lastPath): \(d.dataBlocks - used) blocks (\(humanBytes((d.dataBlocks - used) * 512))) unusable: larger than the smallest component")
             }
-            let row = RowRecord(interlaceBlocks: il, componentBlocks: smallest, components: devices.map { ComponentRecord(device: $0.uuid) })
+            let row = RowRecord(interlaceBlocks: il, componentBlocks: devices.count == 1 ? used : smallest,
+                                components: devices.map { ComponentRecord(device: $0.uuid) })
             return (VolumeRecord(name: r.name, type: .stripe, rows: [row]), notes)
         case .raid5:
             let il = (r.interlaceBytes ?? VolumeRules.defaultRAID5Interlace) / 512
@@ -251,14 +321,15 @@ public final class SetManager: @unchecked Sendable {
     /// Creates a volume in this (open, writable) set.
     public func create(_ r: CreateRequest) throws -> CreateResult {
         opLock.lock(); defer { opLock.unlock() }
-        _ = try Self.validate(r, config: db.config, replicaCopies: 0, configDir: configDir)
+        let checked = try Self.validate(r, config: db.config, replicaCopies: 0, configDir: configDir)
+        let sector = checked.map(\.logicalSectorSize).max() ?? 512
         var notes: [String] = []
         try db.commit { cfg in
             var recs: [DeviceRecord] = []
             for p in r.devices {
                 recs.append(try db.addDevice(path: p, role: .component, replicaCopies: 0, force: r.force, in: &cfg))
             }
-            let (vol, n) = Self.makeVolume(r, devices: recs)
+            let (vol, n) = Self.makeVolume(r, devices: recs, sectorSize: sector)
             notes = n
             cfg.volumes.append(vol)
             if let hsp = r.hotSparePool, cfg.pool(named: hsp) == nil {
@@ -284,7 +355,8 @@ public final class SetManager: @unchecked Sendable {
     /// volume. Used when the set does not exist yet.
     public static func createWithNewSet(_ r: CreateRequest, setName: String, configDir: String, runDir: String,
                                         logger: Logger) throws -> (SetManager, CreateResult) {
-        _ = try validate(r, config: nil, replicaCopies: 1, configDir: configDir)
+        let checked = try validate(r, config: nil, replicaCopies: 1, configDir: configDir)
+        let sector = checked.map(\.logicalSectorSize).max() ?? 512
         let db = try SetDatabase.create(setName: setName, replicaDevices: r.devices.map { ($0, 1) },
                                         configDir: configDir, runDir: runDir, force: r.force)
         var notes: [String] = []
@@ -299,7 +371,7 @@ public final class SetManager: @unchecked Sendable {
                     cfg.devices[i].role = .component
                     recs.append(cfg.devices[i])
                 }
-                let (vol, n) = makeVolume(r, devices: recs)
+                let (vol, n) = makeVolume(r, devices: recs, sectorSize: sector)
                 notes = n
                 cfg.volumes.append(vol)
                 if let hsp = r.hotSparePool { cfg.hotSparePools.append(HotSparePoolRecord(name: hsp)) }

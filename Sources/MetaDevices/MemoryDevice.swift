@@ -16,7 +16,8 @@ public final class MemoryDevice: BlockDevice, @unchecked Sendable {
     public var flushCount: Int { flushes.load(ordering: .relaxed) }
     private let flushes = Atomic<Int>(0)
 
-    /// A zero-filled device of `sizeBytes` bytes.
+    /// A zero-filled device of `sizeBytes` bytes. With a `sectorSize` above 512, reads and
+    /// writes not aligned to it fail with `EINVAL`, as ``FileDevice`` with `O_DIRECT` does.
     public init(path: String = "mem", sizeBytes: UInt64, sectorSize: Int = 512) {
         self.path = path
         self.sizeBytes = sizeBytes
@@ -29,6 +30,11 @@ public final class MemoryDevice: BlockDevice, @unchecked Sendable {
         if offset > sizeBytes || UInt64(count) > sizeBytes - offset {
             throw DeviceError(path: path, operation: op, offset: offset, length: UInt64(count), errno: ENOSPC,
                               detail: "beyond end of device (\(sizeBytes) bytes)")
+        }
+        let sector = logicalSectorSize
+        if sector > 512 && op != .discard && (offset % UInt64(sector) != 0 || count % sector != 0) {
+            throw DeviceError(path: path, operation: op, offset: offset, length: UInt64(count), errno: EINVAL,
+                              detail: "not aligned to the \(sector)-byte sector size")
         }
     }
 

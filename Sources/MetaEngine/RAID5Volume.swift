@@ -75,6 +75,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         runtime = ReadMostly(rt)
         drl = log
         super.init(name: record.name, context: context)
+        updateSectorSize(record)
         startCleaner()
     }
 
@@ -159,6 +160,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         // Lock every line? Geometry only grows and column identities change only under the
         // resync engine's control, so swapping the snapshot is enough.
         runtime.withLock { $0 = rt }
+        updateSectorSize(rec)
     }
 
     public override var sizeBytes: UInt64 { runtime.read { $0.layout.totalBlocks } * Volume.blockSize }
@@ -193,6 +195,9 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     /// Records that column `c` failed; commits before returning. Returns false if the state
     /// database could not record it.
     func markFailed(_ c: Int, _ error: DeviceError) throws(VolumeIOError) {
+        // EINVAL is a refused request (a transfer not aligned to the device's logical
+        // sector), not a failing device: the request fails, no column changes state.
+        if error.errno == EINVAL { return }
         stateLock.lock()
         defer { stateLock.unlock() }
         let (cur, othersErred) = runtime.withLock { rt -> (ComponentState, Bool) in

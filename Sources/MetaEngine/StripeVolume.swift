@@ -24,6 +24,7 @@ public final class StripeVolume: Volume, @unchecked Sendable {
         let g = try Self.makeGeometry(record: record, context: context)
         geometry = ReadMostly(g)
         super.init(name: record.name, context: context)
+        updateSectorSize(record)
     }
 
     private static func makeGeometry(record: VolumeRecord, context: VolumeContext) throws(VolumeIOError) -> Geometry {
@@ -56,6 +57,7 @@ public final class StripeVolume: Volume, @unchecked Sendable {
         }
         let g = try Self.makeGeometry(record: rec, context: context)
         geometry.withLock { $0 = g }
+        updateSectorSize(rec)
     }
 
     public override var sizeBytes: UInt64 { geometry.read { $0.layout.totalBlocks } * Volume.blockSize }

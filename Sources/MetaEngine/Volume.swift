@@ -94,7 +94,8 @@ public struct VolumeContext: Sendable {
 }
 
 /// A volume's I/O engine. Subclasses implement the block-level layout; this class handles
-/// byte ranges (read-modify-write of partial sectors), bounds checks and state commits.
+/// byte ranges (read-modify-write of partial sectors when ``sectorSize`` is 512, refusal of
+/// misaligned requests when it is larger), bounds checks and state commits.
 ///
 /// All methods block the calling thread and are safe to call from many threads at once;
 /// call them from I/O threads, never from an event loop or Swift's cooperative pool.
@@ -115,6 +116,9 @@ public class Volume: @unchecked Sendable {
     private let ioInFlight = Atomic<Int>(0)
     private let ioClosed = Atomic<Bool>(false)
     private let ioClosedReason = Mutex<String>("")
+    /// See ``sectorSize``. (Boxed: with an `Atomic` stored directly in this non-final base
+    /// class, the subclasses' initialisers crashed reading their own stored properties.)
+    private let sectorBytes = AtomicIntBox(Int(Volume.blockSize))
 
     init(name: String, context: VolumeContext) {
         self.name = name
@@ -123,6 +127,35 @@ public class Volume: @unchecked Sendable {
 
     /// Current size in bytes.
     public var sizeBytes: UInt64 { fatalError("abstract") }
+
+    /// The volume's sector in bytes: the largest logical sector size of the devices it does
+    /// I/O on (at least 512; see ``updateSectorSize(_:)``). Byte-level requests must be
+    /// multiples of it when it is larger than ``blockSize``: devices with 4096-byte logical
+    /// sectors refuse smaller transfers with O_DIRECT, and no read-modify-write is done on
+    /// their behalf. The NBD export advertises it as the minimum block size.
+    public var sectorSize: Int { sectorBytes.value.load(ordering: .relaxed) }
+
+    /// Recomputes ``sectorSize`` from every device of `record` that is present: each
+    /// component's device and the spare standing in for it, and the target and source of
+    /// a resync (a replacement being copied or rebuilt). Subclasses call it when they are
+    /// built and reloaded.
+    func updateSectorSize(_ record: VolumeRecord) {
+        var uuids: [UUID] = []
+        for c in record.allComponents {
+            uuids.append(c.device)
+            if let s = c.hotSpare { uuids.append(s) }
+        }
+        if let r = record.resync {
+            if let t = r.target { uuids.append(t) }
+            if let s = r.source { uuids.append(s) }
+        }
+        var size = Int(Self.blockSize)
+        for u in uuids {
+            if let d = context.devices(u) { size = max(size, d.logicalSectorSize) }
+        }
+        sectorBytes.value.store(size, ordering: .relaxed)
+    }
+
     /// Whether trim is passed to the components.
     public var supportsDiscard: Bool { false }
 
@@ -182,11 +215,17 @@ public class Volume: @unchecked Sendable {
 
     // MARK: byte level
 
-    private func checkRange(_ op: String, _ offset: UInt64, _ length: Int) throws(VolumeIOError) {
+    private func checkRange(_ op: String, _ offset: UInt64, _ length: UInt64) throws(VolumeIOError) {
         let size = sizeBytes
-        if offset > size || UInt64(length) > size - offset {
-            throw VolumeIOError(volume: name, code: .noSpace, operation: op, offset: offset, length: UInt64(length),
+        if offset > size || length > size - offset {
+            throw VolumeIOError(volume: name, code: .noSpace, operation: op, offset: offset, length: length,
                                 detail: "beyond the end of the volume (\(size) bytes)")
+        }
+        // Sub-sector requests are handled (read-modify-write) only for 512-byte sectors.
+        let sector = UInt64(sectorSize)
+        if sector > Self.blockSize && (offset % sector != 0 || length % sector != 0) {
+            throw VolumeIOError(volume: name, code: .invalid, operation: op,
+                                detail: "offset \(offset) / length \(length) is not a multiple of the volume's \(sector)-byte sector")
         }
     }
 
@@ -194,7 +233,7 @@ public class Volume: @unchecked Sendable {
     public func read(offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VolumeIOError) {
         try enterIO("read")
         defer { leaveIO() }
-        try checkRange("read", offset, buffer.count)
+        try checkRange("read", offset, UInt64(buffer.count))
         if buffer.count == 0 { return }
         let bs = Self.blockSize
         if offset % bs == 0 && UInt64(buffer.count) % bs == 0 {
@@ -213,7 +252,7 @@ public class Volume: @unchecked Sendable {
     public func write(offset: UInt64, from buffer: UnsafeRawBufferPointer, fua: Bool = false) throws(VolumeIOError) {
         try enterIO("write")
         defer { leaveIO() }
-        try checkRange("write", offset, buffer.count)
+        try checkRange("write", offset, UInt64(buffer.count))
         if buffer.count == 0 { return }
         let bs = Self.blockSize
         if offset % bs == 0 && UInt64(buffer.count) % bs == 0 {
@@ -236,7 +275,7 @@ public class Volume: @unchecked Sendable {
     public func writeZeroes(offset: UInt64, length: UInt64, fua: Bool = false) throws(VolumeIOError) {
         try enterIO("write-zeroes")
         defer { leaveIO() }
-        try checkRange("write-zeroes", offset, Int(min(length, UInt64(Int.max))))
+        try checkRange("write-zeroes", offset, length)
         let chunk: UInt64 = 1 << 20
         let zero = AlignedBuffer(count: Int(chunk))
         defer { withExtendedLifetime(zero) {} }  // pointers into it outlive its last use
@@ -250,11 +289,12 @@ public class Volume: @unchecked Sendable {
     }
 
     /// Discards a byte range where the layout passes it through (whole sectors only; partial
-    /// sectors at the edges are left alone, as discard is advisory).
+    /// 512-byte sectors at the edges are left alone, as discard is advisory; with a larger
+    /// ``sectorSize`` the range must be aligned to it, as for reads and writes).
     public func discard(offset: UInt64, length: UInt64) throws(VolumeIOError) {
         try enterIO("trim")
         defer { leaveIO() }
-        try checkRange("trim", offset, Int(min(length, UInt64(Int.max))))
+        try checkRange("trim", offset, length)
         let bs = Self.blockSize
         let first = (offset + bs - 1) / bs
         let end = (offset + length) / bs
@@ -296,6 +336,12 @@ public class Volume: @unchecked Sendable {
 /// this returns, so nothing escapes.
 func runParallel(_ count: Int, _ body: (Int) -> Void) {
     IOPool.shared.run(count, body)
+}
+
+/// An `Atomic<Int>` in a final class of its own.
+final class AtomicIntBox: Sendable {
+    let value: Atomic<Int>
+    init(_ v: Int) { value = Atomic(v) }
 }
 
 /// Wraps a value that is used safely across threads by construction.

@@ -19,10 +19,14 @@ public enum VolumeGrowth {
     public static let maxRAID5Columns = 32
 
     /// The row a set of devices forms: one device is a concatenation row (its whole data
-    /// area), several are striped with `interlaceBlocks` over the smallest data area.
-    public static func makeRow(devices: [DeviceRecord], interlaceBlocks: UInt64) -> RowRecord {
+    /// area, cut to a multiple of `sectorBlocks`, the volume's sector, so that a later row
+    /// starts on a sector boundary), several are striped with `interlaceBlocks` over the
+    /// smallest data area.
+    public static func makeRow(devices: [DeviceRecord], interlaceBlocks: UInt64, sectorBlocks: UInt64 = 1) -> RowRecord {
         let smallest = devices.map(\.dataBlocks).min() ?? 0
-        return RowRecord(interlaceBlocks: devices.count == 1 ? 1 : max(1, interlaceBlocks), componentBlocks: smallest,
+        let sb = max(1, sectorBlocks)
+        return RowRecord(interlaceBlocks: devices.count == 1 ? 1 : max(1, interlaceBlocks),
+                         componentBlocks: devices.count == 1 ? smallest / sb * sb : smallest,
                          components: devices.map { ComponentRecord(device: $0.uuid) })
     }
 

@@ -127,8 +127,10 @@ public final class LoopDevice: @unchecked Sendable {
     public let path: String
     public let backingFile: String
     private var attached = true
-    public init(file: String) throws {
-        let out = try mustRun(["losetup", "--find", "--show", file])
+    /// `options` go to `losetup` before the file, e.g. `["--direct-io=on", "-b", "4096"]`
+    /// for a device with 4096-byte logical sectors.
+    public init(file: String, options: [String] = []) throws {
+        let out = try mustRun(["losetup", "--find", "--show"] + options + [file])
         path = out.trimmingCharacters(in: .whitespacesAndNewlines)
         backingFile = file
         guard path.hasPrefix("/dev/loop") else { throw TestSupportError("losetup printed \(out)") }

@@ -18,10 +18,10 @@ final class ResyncRig: @unchecked Sendable {
 
     init() throws { f = try ServeFixture(prefix: "metactl-resync") }
 
-    /// A loop device over a fresh sparse image of `size` bytes.
-    func loop(_ name: String, size: UInt64) throws -> String {
+    /// A loop device over a fresh sparse image of `size` bytes (`options` go to `losetup`).
+    func loop(_ name: String, size: UInt64, options: [String] = []) throws -> String {
         let img = try f.dir.image("\(name).img", size: size)
-        let l = try LoopDevice(file: img)
+        let l = try LoopDevice(file: img, options: options)
         loops.append(l)
         backing[l.path] = img
         return l.path

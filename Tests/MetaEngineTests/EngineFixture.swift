@@ -25,13 +25,16 @@ final class EngineFixture: @unchecked Sendable {
     /// Devices added after creation (replacements), by UUID.
     let extra: DeviceTable
 
+    /// `sectorSize`: the logical sector of every device (``MemoryDevice`` refuses I/O not
+    /// aligned to one larger than 512 with `EINVAL`).
     init(type: VolumeType, columns: Int, rows: Int = 1, interlaceBlocks: UInt64 = 8, deviceBytes: UInt64 = 256 << 10,
-         init initialize: Bool = false, onCommit: (@Sendable (SetConfig) -> Void)? = nil) throws {
+         sectorSize: Int = 512, init initialize: Bool = false, onCommit: (@Sendable (SetConfig) -> Void)? = nil) throws {
         var devs: [FaultyDevice] = []
         var records: [DeviceRecord] = []
         let count = type == .raid5 ? columns : columns * rows
         for i in 0..<count {
-            let mem = MemoryDevice(path: "mem\(i)", sizeBytes: deviceBytes + Self.dataStartBlock * 512 + UInt64(i) * 4096)
+            let mem = MemoryDevice(path: "mem\(i)", sizeBytes: deviceBytes + Self.dataStartBlock * 512 + UInt64(i) * 4096,
+                                   sectorSize: sectorSize)
             devs.append(FaultyDevice(mem))
             records.append(DeviceRecord(uuid: UUID(), lastPath: "mem\(i)", sizeBytes: mem.sizeBytes,
                                         dataStartBlock: Self.dataStartBlock, replicaCount: 0, role: .component))

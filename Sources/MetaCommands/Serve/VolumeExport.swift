@@ -22,8 +22,10 @@ final class VolumeExport: NBDExport, @unchecked Sendable {
 
     var sizeBytes: UInt64 { volume.sizeBytes }
     var readOnly: Bool { readOnlySet }
-    var minimumBlockSize: UInt32 { 512 }
-    var preferredBlockSize: UInt32 { 4096 }
+    /// The volume's sector (the largest logical sector of its devices): a client must not
+    /// send smaller or misaligned requests, which 4096-byte-sector devices would refuse.
+    var minimumBlockSize: UInt32 { UInt32(volume.sectorSize) }
+    var preferredBlockSize: UInt32 { UInt32(max(4096, volume.sectorSize)) }
     var maximumRequestSize: UInt32 { 32 << 20 }
     var canTrim: Bool { volume.supportsDiscard }
     var canWriteZeroes: Bool { true }

@@ -13,7 +13,9 @@ struct CreateCommand: ParsableCommand {
         striped with the interlace (default 512 KiB). raid5: at least 3 columns with rotating \
         parity (default interlace 64 KiB = 128 blocks); the column size is the smallest \
         component, and parity is initialised in the background (state Initializing) unless \
-        --no-init says the components are known to be zero.
+        --no-init says the components are known to be zero. The interlace must be a \
+        multiple of every device's logical sector size (4096 bytes on 4Kn disks); the volume \
+        is then addressed in units of the largest one.
 
         Every device is checked before anything is written: a device in use (mounted, held, \
         open exclusively, member of a set) is always refused; one with a file system, \

@@ -20,8 +20,9 @@ struct GrowCommand: ParsableCommand {
         The RAID-5 zeroing is checkpointed: after a crash the set reports the interrupted grow; \
         repeat the same grow to finish it, or use --cancel to release its devices. Refused, with \
         no change, while the volume is initialising, resyncing, Needs Maintenance or Last Erred, \
-        for devices that fail the checks of create, and beyond 128 rows, 32 devices per row or \
-        32 RAID-5 columns.
+        for devices that fail the checks of create or whose logical sector size is larger than \
+        the volume's or does not divide the interlace, and beyond 128 rows, 32 devices per row \
+        or 32 RAID-5 columns.
 
         Online: while `metactl serve` runs the grow goes through it and new NBD connections see \
         the new size; connected clients must reconnect (nbdfuse: restart it, then \

@@ -12,7 +12,8 @@ struct ReplaceCommand: ParsableCommand {
         With OLD and NEW: if OLD is still readable its data is copied to NEW (the volume keeps \
         its redundancy the whole time; if OLD fails during the copy, the rest is regenerated \
         from parity); otherwise NEW is rebuilt from the other columns. NEW is checked like a \
-        create device and must be large enough. When OLD is a column whose hot spare stands \
+        create device and must be large enough; its logical sector size must divide the \
+        interlace and not exceed the volume's sector size. When OLD is a column whose hot spare stands \
         in, the data is copied from the spare and the spare returns to its pool.
 
         With --enable DEV: a column in Maintenance is regenerated in place (after a transient \
