@@ -32,6 +32,8 @@ public struct SimOptions: Sendable {
     public var linesPerRegion: UInt64 = 8
     /// Whether the schedule may replace columns and rebuild them.
     public var resyncs = true
+    /// `--no-init` (nil: chosen by the seed).
+    public var noInit: Bool? = nil
     public init() {}
 }
 
@@ -41,7 +43,7 @@ final class SimScheduler: BackgroundScheduler, @unchecked Sendable {
     weak var sim: Simulation?
     func startBackground(_ label: String, _ body: @escaping @Sendable () -> Void) { pending.append((label, body)) }
     func yield(_ point: String) { sim?.yielded(point) }
-    func shouldCheckpoint() -> Bool { sim?.rng.chance(0.35) ?? true }
+    func shouldCheckpoint() -> Bool { guard let sim, !sim.scripted else { return true }; return sim.rng.chance(0.35) }
 }
 
 /// One deterministic schedule: a RAID-5 volume over simulated devices, driven by a seed
@@ -135,7 +137,7 @@ public final class Simulation: @unchecked Sendable {
         let size = start + options.lines * options.interlaceBlocks * 512
         for i in 0..<columns { devices.append(SimDevice(path: "sim\(i)", sizeBytes: size, fate: fate)) }
         let db = try SetDatabase.create(setName: "sim", devices: devices.map { ($0, 1) }, slotSize: slot)
-        let noInit = rng.chance(0.5)
+        let noInit = options.noInit ?? rng.chance(0.5)
         try db.commit { cfg in
             for i in cfg.devices.indices { cfg.devices[i].role = .component }
             let il = options.interlaceBlocks
@@ -170,9 +172,6 @@ public final class Simulation: @unchecked Sendable {
 
     func resyncEnded(_ outcome: ResyncOutcome) {
         note("  resync ended: \(outcome)")
-        if ProcessInfo.processInfo.environment["METACTL_SIM_DEBUG"] != nil {
-            note("  (debug) line 10 col 3 after resync: " + whereIs(496))
-        }
     }
 
     // MARK: operations
@@ -225,11 +224,12 @@ public final class Simulation: @unchecked Sendable {
         return s..<(s + n)
     }
 
-    func clientWrite() {
-        guard let e = engine, !fate.dead else { return }
+    @discardableResult
+    func clientWrite(_ range: Range<Int>? = nil, fua forceFua: Bool? = nil) -> Bool {
+        guard let e = engine, !fate.dead else { return false }
         count("write")
-        let r = randomRange()
-        let fua = rng.chance(0.1)
+        let r = range ?? randomRange()
+        let fua = forceFua ?? rng.chance(0.1)
         let id = model.newWrite()
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: r.count * 512, alignment: 4096)
         defer { buf.deallocate() }
@@ -242,18 +242,20 @@ public final class Simulation: @unchecked Sendable {
             model.acked(id, blocks: r)
             if fua { model.flushed() }
             note("write #\(id) blocks \(r)\(fua ? " fua" : ""): ok")
-            if ProcessInfo.processInfo.environment["METACTL_SIM_DEBUG"] != nil { note("  (debug) " + whereIs(496)) }
+            return true
         } catch {
             model.uncertain(id, blocks: r)
             note("write #\(id) blocks \(r)\(fua ? " fua" : ""): \(error.code)")
             if !fate.dead && !mayFail() {
                 violation("write of blocks \(r) failed with one failure at most: \(error)")
             }
+            return false
         }
     }
 
-    func clientRead(_ range: Range<Int>? = nil, mustSucceed: Bool = false) {
-        guard let e = engine, !fate.dead else { return }
+    @discardableResult
+    func clientRead(_ range: Range<Int>? = nil, mustSucceed: Bool = false) -> Bool? {
+        guard let e = engine, !fate.dead else { return nil }
         count("read")
         let r = range ?? randomRange()
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: r.count * 512, alignment: 4096)
@@ -264,17 +266,19 @@ public final class Simulation: @unchecked Sendable {
                 note("read blocks \(r): WRONG DATA")
                 if let b = v.split(separator: ":").first.flatMap({ Int($0.dropFirst(6)) }) { note("  " + whereIs(b)) }
                 violation("read returned wrong data: \(v)")
-                return
+                return nil
             }
             if range == nil { note("read blocks \(r): ok") }
+            return true
         } catch {
             note("read blocks \(r): \(error.code) \(error.detail)")
-            if fate.dead { return }
+            if fate.dead { return nil }
             if mustSucceed {
                 violation("volume reported Okay but a read failed: \(error)")
             } else if !mayFail() {
                 violation("read of blocks \(r) failed with one failure at most and no data loss: \(error)")
             }
+            return false
         }
     }
 
@@ -351,7 +355,14 @@ public final class Simulation: @unchecked Sendable {
 
     /// Called by the engine between background steps: a chance to interleave.
     func yielded(_ point: String) {
-        guard !fate.dead, failure == nil, nested < 1 else { return }
+        if let hook = onYield {
+            guard !fate.dead, nested < 1 else { return }
+            nested += 1
+            defer { nested -= 1 }
+            hook(point)
+            return
+        }
+        guard !scripted, !fate.dead, failure == nil, nested < 1 else { return }
         nested += 1
         defer { nested -= 1 }
         switch rng.below(10) {
@@ -372,6 +383,10 @@ public final class Simulation: @unchecked Sendable {
     }
 
     var stopRequested = false
+    /// Scripted runs: called at every yield of background work instead of the seed's choice.
+    public var onYield: ((String) -> Void)?
+    /// Driven by a script (``create()``): background work runs without random interleaving.
+    var scripted = false
 
     func injectFault() {
         guard let rec = record, !fate.dead else { return }
@@ -504,7 +519,7 @@ public final class Simulation: @unchecked Sendable {
     }
 
     func healAndRestart() {
-        guard devices.contains(where: { $0.failReads || $0.failWrites || $0.gone }) else { return clientRead() }
+        guard devices.contains(where: { $0.failReads || $0.failWrites || $0.gone }) else { clientRead(); return }
         count("heal")
         note("heal: faulty devices repaired (they come back), kill -9 and restart")
         for d in devices { d.failReads = false; d.failWrites = false; d.gone = false }
@@ -524,18 +539,35 @@ public final class Simulation: @unchecked Sendable {
         restart(after: .kill, missing: dev)
     }
 
-    /// `replace --enable` of an erred column, or `replace OLD NEW` (copy when OLD is readable).
+    /// `replace --enable` of an erred column, or `replace OLD NEW` (copy when OLD is readable),
+    /// chosen by the seed.
     func replaceOrEnable() {
-        guard let db, let rec = record, let e = engine, !fate.dead, db.quorum.writable, rec.resync == nil || rec.resync?.kind == .initialize
-        else { return clientWrite() }
-        if rec.resync?.kind == .initialize { return runBackground(all: true) }
+        guard let db, let rec = record, engine != nil, !fate.dead, db.quorum.writable,
+              rec.resync == nil || rec.resync?.kind == .initialize else { clientWrite(); return }
+        if rec.resync?.kind == .initialize { runBackground(all: true); return }
         let erred = rec.columns.indices.filter { rec.columns[$0].state != .okay }
-        guard erred.count <= 1 else { return clientRead() }
+        guard erred.count <= 1 else { clientRead(); return }
         let c = erred.first ?? rng.below(rec.columns.count)
         let col = rec.columns[c]
-        let vi = db.config.volumeIndex(named: name)!
-        if col.state == .lastErred { return clientRead() }
-        if col.state != .okay, let d = db.device(col.activeDevice) as? SimDevice, rng.chance(0.5) {
+        if col.state == .lastErred { clientRead(); return }
+        if col.state != .okay, db.device(col.activeDevice) != nil, rng.chance(0.5) {
+            replace(column: c, .enable)
+        } else {
+            replace(column: c, .newDevice)
+        }
+    }
+
+    /// How ``replace(column:_:)`` replaces.
+    public enum ReplaceMode: Sendable { case enable, newDevice }
+
+    /// `metactl replace d10 --enable DEV` (the device is repaired first) or `metactl replace
+    /// d10 OLD NEW` onto a new simulated device (a copy when OLD is readable, else a
+    /// regeneration). The resync is queued as background work. Returns whether it started.
+    @discardableResult
+    public func replace(column c: Int, _ mode: ReplaceMode) -> Bool {
+        guard let db, let rec = record, let e = engine, let vi = db.config.volumeIndex(named: name) else { return false }
+        let col = rec.columns[c]
+        if mode == .enable, let d = db.device(col.activeDevice) as? SimDevice {
             count("enable")
             d.failReads = false; d.failWrites = false
             note("replace d10 --enable \(d.path) (column \(c), \(col.state.rawValue))")
@@ -543,8 +575,8 @@ public final class Simulation: @unchecked Sendable {
                 try db.commit { ReplaceTransitions.enableRegenerate(&$0, volume: vi, column: c) }
                 try e.reload()
                 e.startResync { [weak self] o in self?.resyncEnded(o) }
-            } catch { note("  failed: \(error)") }
-            return
+                return true
+            } catch { note("  failed: \(error)"); return false }
         }
         let readable = col.state == .okay && db.device(col.activeDevice) != nil
         let new = SimDevice(path: "sim\(devices.count)", sizeBytes: devices[0].sizeBytes, fate: fate)
@@ -562,7 +594,8 @@ public final class Simulation: @unchecked Sendable {
             }
             try e.reload()
             e.startResync { [weak self] o in self?.resyncEnded(o) }
-        } catch { note("  failed: \(error)") }
+            return true
+        } catch { note("  failed: \(error)"); return false }
     }
 
     // MARK: checks

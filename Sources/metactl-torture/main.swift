@@ -1,6 +1,9 @@
 import Foundation
 import MetaSim
 
+/// Prints a line and flushes it at once (progress shows up in a log file too).
+func say(_ line: String) { print(line); fflush(nil) }
+
 // metactl-torture [--seconds N] [--seed S] [--schedules N] [--operations N]
 // Runs deterministic simulation schedules (docs/RELIABILITY.md) until the time or count is
 // up, or until one fails: then prints its seed and trace and exits 1.
@@ -22,7 +25,7 @@ while let a = args.popFirst() {
     case "--schedules": schedules = Int(value(a)) ?? schedules
     case "--operations": options.operations = Int(value(a)) ?? options.operations
     case "-h", "--help":
-        print("usage: metactl-torture [--seconds N] [--seed S | --first-seed S] [--schedules N] [--operations N]")
+        say("usage: metactl-torture [--seconds N] [--seed S | --first-seed S] [--schedules N] [--operations N]")
         exit(0)
     default:
         FileHandle.standardError.write("metactl-torture: unknown argument \(a)\n".data(using: .utf8)!)
@@ -40,8 +43,8 @@ while ran < schedules && (onlySeed != nil || Date().timeIntervalSince(began) < s
     do {
         try sim.run()
     } catch {
-        print("FAILED \(error)")
-        print("replay: bash scripts/torture --seed \(seed)")
+        say("FAILED \(error)")
+        say("replay: bash scripts/torture --seed \(seed)")
         exit(1)
     }
     ran += 1
@@ -51,10 +54,10 @@ while ran < schedules && (onlySeed != nil || Date().timeIntervalSince(began) < s
     if Date().timeIntervalSince(lastReport) >= 10 {
         lastReport = Date()
         let t = Date().timeIntervalSince(began)
-        print(String(format: "%d schedules in %.0f s (%.1f/s), %.1f operations per schedule", ran, t, Double(ran) / t, Double(ops) / Double(max(1, ran))))
+        say(String(format: "%d schedules in %.0f s (%.1f/s), %.1f operations per schedule", ran, t, Double(ran) / t, Double(ops) / Double(max(1, ran))))
     }
 }
 let t = Date().timeIntervalSince(began)
-print(String(format: "%d schedules passed in %.1f s: %.1f schedules/s, %.1f operations per schedule (seeds %llu-%llu)",
+say(String(format: "%d schedules passed in %.1f s: %.1f schedules/s, %.1f operations per schedule (seeds %llu-%llu)",
              ran, t, Double(ran) / max(t, 0.001), Double(ops) / Double(max(1, ran)), onlySeed ?? firstSeed, seed &- 1))
-print("operations: " + coverage.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+say("operations: " + coverage.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
