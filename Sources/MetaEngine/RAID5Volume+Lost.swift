@@ -49,12 +49,17 @@ extension RAID5Volume {
         return out
     }
 
-    /// A write to `line` succeeded: the blocks it wrote are good again (committed before the
-    /// write is answered, so a restart cannot hide acknowledged data behind EIO).
+    /// A write to `line` succeeded: the blocks it wrote are good again (flushed, then
+    /// committed, before the write is answered, so that neither a restart hides acknowledged
+    /// data behind EIO nor a power loss exposes the old bytes as good).
     func clearLost(line: UInt64, _ pieces: [Piece]) throws(VolumeIOError) {
         let rt = runtime.read { $0 }
         guard pieces.contains(where: { pieceIsLost(rt, line: line, column: $0.column, unitOffset: $0.unitOffset, blocks: $0.blocks) })
         else { return }
+        // The record says the new data is there: it must be durable first, or a power loss
+        // would bring back the rebuilt garbage as good data. (Before the state lock: a flush
+        // failure records the column's state under it.)
+        try flush()
         stateLock.lock()
         defer { stateLock.unlock() }
         var lost = runtime.read { $0.lost }
