@@ -72,7 +72,7 @@ let package = Package(
         .testTarget(name: "MetaEngineTests",
                     dependencies: ["MetaTestSupport", "MetaEngine", "MetaDB", "MetaDevices", "MetaLayout"],
                     swiftSettings: strict),
-        .testTarget(name: "MetaSimTests", dependencies: ["MetaTestSupport", "MetaSim", "MetaEngine", "MetaDB"],
+        .testTarget(name: "MetaSimTests", dependencies: ["MetaTestSupport", "MetaSim", "MetaEngine", "MetaDB", "MetaControl"],
                     swiftSettings: strict),
         .testTarget(name: "MetaNBDTests",
                     dependencies: ["MetaTestSupport", "MetaNBD", .product(name: "NIOCore", package: "swift-nio"),

@@ -35,7 +35,8 @@ extension SetManager {
         let col = vol.columns[c]
         let others = vol.columns.indices.filter { $0 != c && vol.columns[$0].state != .okay }
         let state = vol.derivedState
-        if state == .lastErred && !r.force && col.state != .lastErred {
+        // Lost blocks alone (no Last Erred column) do not stop a replace: they stay lost.
+        if state == .lastErred && vol.columns.contains(where: { $0.state == .lastErred }) && !r.force && col.state != .lastErred {
             throw OperationError("\(r.name): is Last Erred (data may be lost); replace the Last Erred column first with --enable, or use --force")
         }
         guard let engine = try openEngine(r.name) as? RAID5Volume else { throw OperationError("\(r.name): not a RAID-5 engine") }

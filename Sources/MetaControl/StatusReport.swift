@@ -58,9 +58,19 @@ public struct StatusReport: Codable, Sendable, Equatable {
         public var invoke: String?
         /// Clients connected through the server (null when no server runs).
         public var openCount: Int?
+        /// RAID-5: bytes of data known to be lost (0 when none).
+        public var lostBytes: UInt64 = 0
+        /// RAID-5: where (empty when none).
+        public var lost: [Extent] = []
         public init(name: String, type: String, state: String, sizeBytes: UInt64, interlaceBytes: UInt64? = nil, hotSparePool: String? = nil, resync: Resync? = nil, components: [Component], rows: [Row]? = nil, originalColumns: Int? = nil, invoke: String? = nil, openCount: Int? = nil) {
             self.name = name; self.type = type; self.state = state; self.sizeBytes = sizeBytes; self.interlaceBytes = interlaceBytes; self.hotSparePool = hotSparePool; self.resync = resync; self.components = components; self.rows = rows; self.originalColumns = originalColumns; self.invoke = invoke; self.openCount = openCount
         }
+    }
+    /// A run of lost data (RAID-5): bytes of the volume that read as EIO until rewritten.
+    public struct Extent: Codable, Sendable, Equatable {
+        public var offsetBytes: UInt64
+        public var lengthBytes: UInt64
+        public init(offsetBytes: UInt64, lengthBytes: UInt64) { self.offsetBytes = offsetBytes; self.lengthBytes = lengthBytes }
     }
     public struct Spare: Codable, Sendable, Equatable {
         public var device: String
@@ -158,11 +168,18 @@ extension StatusReport {
                 sizeBlocks = total
                 if v.type == .stripe { interlace = (v.rows.first?.interlaceBlocks ?? 0) * 512 }
             }
-            vols.append(VolumeStatus(name: v.name, type: v.type.rawValue, state: state.rawValue, sizeBytes: sizeBlocks * 512,
-                                     interlaceBytes: interlace, hotSparePool: v.hotSparePool, resync: resync,
-                                     components: comps.map(comp), rows: rows,
-                                     originalColumns: v.type == .raid5 ? v.originalColumnCount : nil,
-                                     invoke: invoke, openCount: openCount(v.name)))
+            let lost = v.lostExtents.map { Extent(offsetBytes: $0.start * 512, lengthBytes: $0.count * 512) }
+            if !lost.isEmpty && invoke == nil {
+                invoke = "restore the lost ranges from a backup: writing them makes them readable again (metactl status --json \(v.name) lists them)"
+            }
+            var vs = VolumeStatus(name: v.name, type: v.type.rawValue, state: state.rawValue, sizeBytes: sizeBlocks * 512,
+                                  interlaceBytes: interlace, hotSparePool: v.hotSparePool, resync: resync,
+                                  components: comps.map(comp), rows: rows,
+                                  originalColumns: v.type == .raid5 ? v.originalColumnCount : nil,
+                                  invoke: invoke, openCount: openCount(v.name))
+            vs.lost = lost
+            vs.lostBytes = lost.reduce(0) { $0 + $1.lengthBytes }
+            vols.append(vs)
         }
         let pools = config.hotSparePools.map { p in
             Pool(name: p.name, spares: p.spares.map { s in

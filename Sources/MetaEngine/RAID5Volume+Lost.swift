@@ -1,6 +1,7 @@
 import Foundation
 import MetaDB
 import MetaDevices
+import MetaLayout
 
 /// Lost blocks: data of a column that is known to be gone. They come from the write hole
 /// without a write log: a crash tore lines while a column was missing, and that column was
@@ -66,6 +67,12 @@ extension RAID5Volume {
         for p in pieces {
             lost = Self.subtract(lost, column: p.column, start: line * rt.layout.interlaceBlocks + p.unitOffset, count: p.blocks)
         }
+        // What is left of a range in parity positions only is no lost data.
+        let layout = rt.layout
+        lost.removeAll { r in
+            let il = layout.interlaceBlocks
+            return (r.start / il...(r.end - 1) / il).allSatisfy { layout.parityColumn(line: $0) == r.column }
+        }
         let new = lost
         do {
             try context.store.commit { cfg in
@@ -104,4 +111,38 @@ extension RAID5Volume {
 
     /// Lost blocks recorded for this volume.
     public var lostBlocks: [LostRange] { runtime.read { $0.lost } }
+}
+
+extension VolumeRecord {
+    /// The volume's lost data as runs of volume blocks (start, count), merged and sorted:
+    /// the parts of ``lostBlocks`` that hold data (parity positions are rebuilt by the parity
+    /// repair and are never read as data).
+    public var lostExtents: [(start: UInt64, count: UInt64)] {
+        guard type == .raid5, let lost = lostBlocks, !lost.isEmpty, interlaceBlocks > 0 else { return [] }
+        let layout = RAID5Layout(originalColumns: originalColumnCount, addedColumns: columns.count - originalColumnCount,
+                                 interlaceBlocks: interlaceBlocks, columnBlocks: columnBlocks)
+        var runs: [(start: UInt64, count: UInt64)] = []
+        for r in lost {
+            var b = r.start
+            while b < r.end {
+                // Up to the end of this unit (one line of the column).
+                let unitEnd = min(r.end, (b / interlaceBlocks + 1) * interlaceBlocks)
+                if let v = layout.logicalBlock(column: r.column, columnBlock: b) { runs.append((v, unitEnd - b)) }
+                b = unitEnd
+            }
+        }
+        runs.sort { $0.start < $1.start }
+        var merged: [(start: UInt64, count: UInt64)] = []
+        for x in runs {
+            if let last = merged.last, last.start + last.count >= x.start {
+                merged[merged.count - 1].count = max(last.start + last.count, x.start + x.count) - last.start
+            } else {
+                merged.append(x)
+            }
+        }
+        return merged
+    }
+
+    /// Volume blocks whose data is lost.
+    public var lostDataBlocks: UInt64 { lostExtents.reduce(0) { $0 + $1.count } }
 }

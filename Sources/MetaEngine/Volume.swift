@@ -39,7 +39,7 @@ extension VolumeRecord {
     public var derivedState: VolumeState {
         let comps = allComponents
         if comps.contains(where: { $0.state == .lastErred }) { return .lastErred }
-        if !(lostBlocks ?? []).isEmpty { return .lastErred }
+        if !(lostBlocks ?? []).isEmpty && lostDataBlocks > 0 { return .lastErred }
         let erred = comps.filter { $0.state == .maintenance || $0.state == .unavailable }.count
         if type == .raid5 && erred >= 2 { return .lastErred }
         if erred > 0 && type != .raid5 { return .needsMaintenance }

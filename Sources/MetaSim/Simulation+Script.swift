@@ -18,6 +18,9 @@ extension Simulation {
     /// The engine in force (nil while the set is not open).
     public var volume: RAID5Volume? { engine }
 
+    /// The set's configuration in force.
+    public var setConfig: SetConfig? { db?.config }
+
     /// The configuration record of the volume.
     public var volumeRecord: VolumeRecord? { record }
 

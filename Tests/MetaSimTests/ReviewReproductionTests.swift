@@ -1,4 +1,5 @@
 import Foundation
+import MetaControl
 import MetaDB
 import MetaEngine
 import MetaSim
@@ -98,6 +99,17 @@ struct ReviewReproductionTests {
         #expect(lost == [LostRange(column: dataCol, start: 0, count: 8 * 16)], "exactly the torn line's region of that column")
         #expect(sim.volumeRecord?.derivedState == .lastErred)
         #expect(sim.read(b..<(b + 8)) == false, "lost blocks read as EIO, not as rebuilt garbage")
+        // status --json lists them in volume bytes: dataCol's units of lines 0-7 where it holds data.
+        let report = StatusReport.make(config: sim.setConfig!, quorum: Quorum(readable: 3, total: 3), live: true,
+                                       devicePaths: { _ in nil }, present: { _ in true }, progress: { _ in nil },
+                                       openCount: { _ in nil })
+        let v = report.volumes[0]
+        let expected = (0..<8).filter { sim.parityColumn(line: $0) != dataCol }
+            .map { StatusReport.Extent(offsetBytes: UInt64(sim.block(line: $0, column: dataCol)) * 512, lengthBytes: 16 * 512) }
+        #expect(v.lost == expected)
+        #expect(v.lostBytes == UInt64(expected.count) * 16 * 512)
+        #expect(v.state == "Last Erred")
+        #expect(v.invoke?.contains("restore the lost ranges") == true)
         sim.crash(.kill)
         #expect(sim.read(b..<(b + 8)) == false, "and still after a restart")
         #expect(sim.write(b..<(b + 16)))

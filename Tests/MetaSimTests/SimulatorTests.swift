@@ -15,6 +15,10 @@ struct SimulatorTests {
         (150, "a flush that failed on a Last Erred column reported success"),
         (214, "a copy turned into a regeneration rebuilt untrusted parity without recording it lost"),
         (359, "a write to a missing Last Erred column went to parity only; the column returned stale"),
+        (1053, "a write that failed after some columns took it left its line's parity trusted"),
+        (10063, "(model) a column being rebuilt counts as a failure"),
+        (21433, "rewritten lost blocks were called good before they were durable"),
+        (50418, "rewritten lost blocks were called good before they were durable"),
     ]
 
     @Test("seeds that once found bugs", arguments: regressions.map(\.0))

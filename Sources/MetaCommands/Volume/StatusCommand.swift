@@ -56,7 +56,9 @@ struct StatusCommand: ParsableCommand {
         "originalColumns" (int or null: RAID-5, how many leading columns carry parity, the \
         rest were added by grow); "invoke" (string or null: the command to run when the \
         volume needs an action); "openCount" (int or null: NBD clients connected through \
-        the server; null without a server).
+        the server; null without a server); "lostBytes" (int: RAID-5 data known to be lost, \
+        read as EIO until rewritten; 0 when none); "lost" (array of {"offsetBytes", \
+        "lengthBytes"}: where, in volume bytes).
 
         component: "device" (string: path); "uuid" (string: the UUID in the device's \
         label); "startBlock" (int: first data block); "hasReplica" (bool: the device holds \

@@ -64,6 +64,10 @@ public enum StatusFormatter {
     static func stateDetail(_ v: StatusReport.VolumeStatus, live: Bool) -> [String] {
         var lines: [String] = []
         if let inv = v.invoke { lines.append("    Invoke: \(inv)") }
+        if v.lostBytes > 0 {
+            let shown = v.lost.prefix(3).map { "\($0.offsetBytes)+\($0.lengthBytes)" }.joined(separator: ", ")
+            lines.append("    Lost: \(blocksLine(v.lostBytes)) in \(v.lost.count) range\(v.lost.count == 1 ? "" : "s") (byte offset+length: \(shown)\(v.lost.count > 3 ? ", …" : "")): reads there fail until rewritten")
+        }
         if let rs = v.resync { lines.append("    \(progressLine(rs, live: live))") }
         return lines
     }
@@ -347,7 +351,7 @@ private struct VolumeJSON: Encodable {
     init(_ v: StatusReport.VolumeStatus) { self.v = v }
     enum K: String, CodingKey {
         case name, type, state, sizeBytes, interlaceBytes, hotSparePool, resync, components, rows,
-             originalColumns, invoke, openCount
+             originalColumns, invoke, openCount, lostBytes, lost
     }
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: K.self)
@@ -363,6 +367,8 @@ private struct VolumeJSON: Encodable {
         try c.encode(v.originalColumns, forKey: .originalColumns)
         try c.encode(v.invoke, forKey: .invoke)
         try c.encode(v.openCount, forKey: .openCount)
+        try c.encode(v.lostBytes, forKey: .lostBytes)
+        try c.encode(v.lost.map { ["offsetBytes": $0.offsetBytes, "lengthBytes": $0.lengthBytes] }, forKey: .lost)
     }
 }
 
