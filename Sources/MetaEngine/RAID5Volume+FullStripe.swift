@@ -19,7 +19,9 @@ extension RAID5Volume {
         for l in first..<end { locks.lock(l) }
         defer { for l in (first..<end).reversed() { locks.unlock(l) } }
         let rt = runtime.read { $0 }
-        guard rt.copy == nil, rt.resyncColumn == nil,
+        // The layout may have grown since the caller read it (the parity of a grown line
+        // covers the appended columns): then the per-line path, which reads it afresh.
+        guard rt.layout == layout, rt.copy == nil, rt.resyncColumn == nil,
               (first..<end).allSatisfy({ parityValid($0, rt) }),
               (0..<rt.columns.count).allSatisfy({ avail($0, line: first, rt) == .ok }) else {
             // Not eligible now: the per-line path, with the locks already held.

@@ -396,8 +396,24 @@ extension RAID5Volume {
         return .targetFailed("\(cp.device.path): \(error)")
     }
 
-    /// Commits the end of a resync and updates the runtime.
+    /// Commits the end of a resync and updates the runtime. A copy ends with foreground writes
+    /// held off, after a last check that the target took every mirrored write.
     private func finishResync(_ kind: ResyncKind) {
+        if kind == .copy {
+            writeGate.withLock { (_: inout Void) in
+                if copyTargetFailed.load(ordering: .relaxed), let cp = runtime.read({ $0.copy }) {
+                    _ = abandonCopy(cp, DeviceError(path: cp.device.path, operation: .write, errno: EIO,
+                                                    detail: "a mirrored write failed"))
+                    return
+                }
+                commitFinish(kind)
+            }
+            return
+        }
+        commitFinish(kind)
+    }
+
+    private func commitFinish(_ kind: ResyncKind) {
         do {
             try context.store.commit { cfg in
                 guard let vi = cfg.volumeIndex(named: name), let r = cfg.volumes[vi].resync, let c = r.column else { return }

@@ -49,6 +49,9 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
 
     let runtime: ReadMostly<Runtime>
     let locks = LineLocks()
+    /// Foreground writes hold this shared; the end of a copy holds it exclusively, so that
+    /// no write mirrors to the copy target (or fails to) while the target becomes the column.
+    let writeGate = ReadMostly<Void>((), preferWriters: true)
     let drl: DirtyRegionLog
     let cleaner = TimerBox()
     /// Called (on a background queue) after a column was recorded as failed; the server
@@ -419,6 +422,8 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
 
     override func writeBlocks(_ block: UInt64, from buffer: UnsafeRawBufferPointer) throws(VolumeIOError) {
         foregroundOps.add(1, ordering: .relaxed)
+        writeGate.lockShared()
+        defer { writeGate.unlockShared() }
         let layout = runtime.read { $0.layout }
         let count = UInt64(buffer.count) / Volume.blockSize
         let at = layout.locate(block)
@@ -659,7 +664,13 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
                   let d = rt.columns[c].device else { return }
             do throws(DeviceError) { try d.flush() } catch { failed.add(c, error) }
         }
-        if let cp = rt.copy { try? cp.device.flush() }
+        if let cp = rt.copy {
+            // The copy target must keep every acknowledged write: a flush it fails abandons the copy.
+            do throws(DeviceError) { try cp.device.flush() } catch {
+                context.logger.error("\(name): copy target \(cp.device.path) failed to flush: \(error)")
+                copyTargetFailed.store(true, ordering: .relaxed)
+            }
+        }
         for (c, e) in failed.all { try markFailed(c, e) }
         let after = runtime.read { $0 }
         let erred = after.columns.filter { $0.state.isErred }.count

@@ -13,9 +13,19 @@ final class ReadMostly<Value>: @unchecked Sendable {
     private let rw = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
     private var value: Value
 
-    init(_ value: Value) {
+    /// `preferWriters`: a waiting exclusive locker blocks new shared lockers (so a stream of
+    /// readers cannot starve it); then no thread may take the shared lock twice.
+    init(_ value: Value, preferWriters: Bool = false) {
         self.value = value
-        pthread_rwlock_init(rw, nil)
+        if preferWriters {
+            var attr = pthread_rwlockattr_t()
+            pthread_rwlockattr_init(&attr)
+            pthread_rwlockattr_setkind_np(&attr, Int32(PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP))
+            pthread_rwlock_init(rw, &attr)
+            pthread_rwlockattr_destroy(&attr)
+        } else {
+            pthread_rwlock_init(rw, nil)
+        }
     }
 
     deinit {
@@ -29,6 +39,11 @@ final class ReadMostly<Value>: @unchecked Sendable {
         defer { pthread_rwlock_unlock(rw) }
         return body(value)
     }
+
+    /// Takes the shared lock (pair with ``unlockShared()``).
+    func lockShared() { pthread_rwlock_rdlock(rw) }
+    /// Releases the shared lock.
+    func unlockShared() { pthread_rwlock_unlock(rw) }
 
     /// Runs `body` with exclusive access to the value.
     func withLock<T, E: Error>(_ body: (inout Value) throws(E) -> T) throws(E) -> T {

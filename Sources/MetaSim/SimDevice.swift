@@ -62,6 +62,14 @@ public final class SimDevice: BlockDevice, @unchecked Sendable {
     public var failWrites = false
     /// The device is gone: every I/O fails.
     public var gone = false
+    /// Byte ranges whose reads fail (bad sectors).
+    public var badReads: [Range<UInt64>] = []
+    /// Byte ranges whose writes fail (sectors that cannot be remapped).
+    public var badWrites: [Range<UInt64>] = []
+    /// Whether any fault is in force.
+    public var faulty: Bool { failReads || failWrites || gone || !badReads.isEmpty || !badWrites.isEmpty }
+    /// Clears every fault.
+    public func heal() { failReads = false; failWrites = false; gone = false; badReads = []; badWrites = [] }
     /// Writes and flushes that reached this device (for tests).
     public private(set) var writes = 0
 
@@ -96,7 +104,9 @@ public final class SimDevice: BlockDevice, @unchecked Sendable {
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(DeviceError) {
         try check(.read, offset, buffer.count)
-        if failReads { throw fail(.read, offset, buffer.count, "injected read error") }
+        if failReads || badReads.contains(where: { $0.overlaps(offset..<offset + UInt64(buffer.count)) }) {
+            throw fail(.read, offset, buffer.count, "injected read error")
+        }
         current.withUnsafeBytes { src in
             buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[Int(offset)..<Int(offset) + buffer.count]))
         }
@@ -104,7 +114,9 @@ public final class SimDevice: BlockDevice, @unchecked Sendable {
 
     public func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws(DeviceError) {
         try check(.write, offset, buffer.count)
-        if failWrites { throw fail(.write, offset, buffer.count, "injected write error") }
+        if failWrites || badWrites.contains(where: { $0.overlaps(offset..<offset + UInt64(buffer.count)) }) {
+            throw fail(.write, offset, buffer.count, "injected write error")
+        }
         writes += 1
         if fate.tick() {
             // The process dies during this write: with power loss any subset of its sectors

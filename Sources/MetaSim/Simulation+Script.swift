@@ -152,8 +152,11 @@ extension Simulation {
         if faultyColumns() >= 2 { model.lossy = true }
     }
 
+    /// The newest device (a replacement just added).
+    public var newestDevice: SimDevice? { devices.last }
+
     /// Repairs every device's faults (without a restart).
-    public func healDevices() { for d in devices { d.failReads = false; d.failWrites = false; d.gone = false } }
+    public func healDevices() { for d in devices { d.heal() } }
 
     /// Marks the scenario as one where data may legitimately be lost (reads may fail with
     /// EIO; wrong bytes are still a violation).

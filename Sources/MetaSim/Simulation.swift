@@ -98,7 +98,7 @@ public final class Simulation: @unchecked Sendable {
         }
         // Finish: heal, restart, let background work finish, and check the whole volume.
         note("final: heal every device, restart, finish background work")
-        for d in devices { d.failReads = false; d.failWrites = false; d.gone = false }
+        for d in devices { d.heal() }
         restart(after: .kill)
         runBackground(all: true)
         checkOkayReadsBack()
@@ -295,7 +295,7 @@ public final class Simulation: @unchecked Sendable {
         let reps = db.config.replicas
         let healthy = reps.filter { r in
             guard let d = db.device(r.device) as? SimDevice else { return false }
-            return !(d.failReads || d.failWrites || d.gone)
+            return !d.faulty
         }.count
         return healthy * 2 > reps.count
     }
@@ -307,7 +307,7 @@ public final class Simulation: @unchecked Sendable {
         for c in rec.columns {
             let u = c.activeDevice
             guard let d = db?.device(u) as? SimDevice else { n += 1; continue }
-            if d.failReads || d.failWrites || d.gone { n += 1 }
+            if d.faulty { n += 1 }
         }
         // A column erred in the configuration counts too (its data is derived).
         let erred = rec.columns.filter { $0.state.isErred || $0.state == .resyncing }.count
@@ -393,9 +393,17 @@ public final class Simulation: @unchecked Sendable {
         count("fault")
         let c = rng.below(rec.columns.count)
         guard let d = db?.device(rec.columns[c].activeDevice) as? SimDevice else { return }
-        switch rng.below(3) {
+        switch rng.below(5) {
         case 0: d.failWrites = true; note("fault: \(d.path) (column \(c)) refuses writes")
         case 1: d.failReads = true; note("fault: \(d.path) (column \(c)) fails reads")
+        case 2:
+            let at = UInt64(1 << 20) + UInt64(rng.below(Int(d.sizeBytes >> 9) - 2048)) * 512
+            d.badReads.append(at..<at + UInt64(512 * (1 + rng.below(64))))
+            note("fault: \(d.path) (column \(c)) bad sectors for reads at \(at)")
+        case 3:
+            let at = UInt64(1 << 20) + UInt64(rng.below(Int(d.sizeBytes >> 9) - 2048)) * 512
+            d.badWrites.append(at..<at + UInt64(512 * (1 + rng.below(64))))
+            note("fault: \(d.path) (column \(c)) bad sectors for writes at \(at)")
         default: d.gone = true; note("fault: \(d.path) (column \(c)) disappears")
         }
         // Two failures, or one before parity is initialised: data can be gone for real.
@@ -519,10 +527,10 @@ public final class Simulation: @unchecked Sendable {
     }
 
     func healAndRestart() {
-        guard devices.contains(where: { $0.failReads || $0.failWrites || $0.gone }) else { clientRead(); return }
+        guard devices.contains(where: { $0.faulty }) else { clientRead(); return }
         count("heal")
         note("heal: faulty devices repaired (they come back), kill -9 and restart")
-        for d in devices { d.failReads = false; d.failWrites = false; d.gone = false }
+        for d in devices { d.heal() }
         fate.crashKind = .kill
         fate.die()
         restart(after: .kill)

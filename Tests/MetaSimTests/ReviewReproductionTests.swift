@@ -146,6 +146,31 @@ struct ReviewReproductionTests {
         noViolation(sim)
     }
 
+    /// Review item 7: a mirrored write that fails on the copy target after the last copy step
+    /// must not let the copy complete (the target would become the column without that write).
+    @Test func copyTargetFailingAtTheEndAbandonsTheCopy() throws {
+        let sim = try world()
+        sim.volume!.resyncStepBytes.store(8 << 10, ordering: .relaxed)  // one line per step
+        #expect(sim.replace(column: 0, .newDevice))
+        let lines = 48
+        var steps = 0
+        sim.onYield = { _ in
+            steps += 1
+            guard steps == lines else { return }
+            // Every line is copied; the target now refuses writes, and a write to column 0 lands.
+            sim.newestDevice?.badWrites = [0..<(1 << 40)]  // writes fail, flushes still work
+            let b = sim.block(line: 5, column: 0) >= 0 ? sim.block(line: 5, column: 0) : sim.block(line: 6, column: 0)
+            sim.write(b..<(b + 16))
+        }
+        sim.runBackgroundWork()
+        sim.onYield = nil
+        #expect(sim.volumeRecord?.resync == nil)
+        #expect(sim.setConfig?.device(sim.volumeRecord!.columns[0].device)?.lastPath == "sim0", "the column stays on its source")
+        sim.healDevices()
+        sim.checkWholeVolume()
+        noViolation(sim)
+    }
+
     /// C (bug 4): Last Erred, a write whose parity write fails: reconstructing another
     /// column's block of that line must fail, never return new data XOR old parity.
     @Test func failedParityWriteIsNotReconstructedFrom() throws {
