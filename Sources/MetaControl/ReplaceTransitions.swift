@@ -11,6 +11,28 @@ public enum ReplaceTransitions {
                                                   totalBlocks: cfg.volumes[vi].columnBlocks)
     }
 
+    /// A hot spare takes over a `Maintenance` column (SVM's check_4_hs): it is reserved and
+    /// the column is regenerated onto it.
+    public static func takeSpare(_ cfg: inout SetConfig, volume vi: Int, column c: Int, spare: UUID) {
+        SetManager.markSpare(spare, .inUse, in: &cfg)
+        cfg.volumes[vi].columns[c].hotSpare = spare
+        cfg.volumes[vi].columns[c].state = .resyncing
+        cfg.volumes[vi].resync = ResyncCheckpoint(kind: .regenerate, column: c, target: spare,
+                                                  totalBlocks: cfg.volumes[vi].columnBlocks)
+    }
+
+    /// A spare failed (while being rebuilt or while standing in): it is Broken and the column
+    /// goes back to `Maintenance` on its original device; a resync onto it is dropped (the
+    /// next spare's, already taken, is kept).
+    public static func spareFailed(_ cfg: inout SetConfig, volume vi: Int, column c: Int, spare: UUID) {
+        SetManager.markSpare(spare, .broken, in: &cfg)
+        if cfg.volumes[vi].columns[c].hotSpare == spare {
+            cfg.volumes[vi].columns[c].hotSpare = nil
+            cfg.volumes[vi].columns[c].state = .maintenance
+        }
+        if cfg.volumes[vi].resync?.target == spare { cfg.volumes[vi].resync = nil }
+    }
+
     /// `replace NAME OLD NEW` where OLD is readable: copy it to `target` (redundancy kept).
     public static func beginCopy(_ cfg: inout SetConfig, volume vi: Int, column c: Int, target: UUID) {
         cfg.volumes[vi].resync = ResyncCheckpoint(kind: .copy, column: c, target: target,

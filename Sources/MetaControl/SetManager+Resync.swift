@@ -208,11 +208,7 @@ extension SetManager {
         do {
             try db.commit { cfg in
                 guard let vi = cfg.volumeIndex(named: name) else { return }
-                Self.markSpare(spare.device, .inUse, in: &cfg)
-                cfg.volumes[vi].columns[c].hotSpare = spare.device
-                cfg.volumes[vi].columns[c].state = .resyncing
-                cfg.volumes[vi].resync = ResyncCheckpoint(kind: .regenerate, column: c, target: spare.device,
-                                                          totalBlocks: cfg.volumes[vi].columnBlocks)
+                ReplaceTransitions.takeSpare(&cfg, volume: vi, column: c, spare: spare.device)
             }
             guard let engine = engine(name) as? RAID5Volume else { return }
             try engine.reload()
@@ -232,13 +228,7 @@ extension SetManager {
     func spareFailed(_ name: String, column c: Int, spare: UUID) {
         _ = try? db.commit { cfg in
             guard let vi = cfg.volumeIndex(named: name) else { return }
-            Self.markSpare(spare, .broken, in: &cfg)
-            if cfg.volumes[vi].columns[c].hotSpare == spare {
-                cfg.volumes[vi].columns[c].hotSpare = nil
-                cfg.volumes[vi].columns[c].state = .maintenance
-            }
-            // The next spare may already be taken (the failure hook ran first): keep its resync.
-            if cfg.volumes[vi].resync?.target == spare { cfg.volumes[vi].resync = nil }
+            ReplaceTransitions.spareFailed(&cfg, volume: vi, column: c, spare: spare)
         }
         try? (engine(name) as? RAID5Volume)?.reload()
         logger.warning("\(name): hot spare \(db.device(spare)?.path ?? spare.uuidString) failed and is Broken")

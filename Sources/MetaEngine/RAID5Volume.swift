@@ -181,7 +181,13 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         if col.device == nil { return .missing }
         switch col.state {
         case .okay, .initializing: return .ok
-        case .lastErred: return .suspect
+        case .lastErred:
+            // Once every other column is healthy again, a Last Erred column is an ordinary
+            // column: if it fails now, it is one failure (Maintenance), not a lost volume.
+            let alone = !rt.columns.indices.contains { i in
+                i != c && (rt.columns[i].state.isErred || rt.columns[i].state == .resyncing)
+            }
+            return alone ? .ok : .suspect
         case .maintenance, .unavailable: return .missing
         case .resyncing: return rt.resyncColumn == c && line < rt.rebuiltBelow ? .ok : .missing
         }
@@ -209,7 +215,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             }
             return (rt.columns[c].state, others)
         }
-        if cur == .maintenance || cur == .unavailable || cur == .lastErred { return }
+        if cur == .maintenance || cur == .unavailable || (cur == .lastErred && othersErred) { return }
         // The column moved to another device (a hot spare, a replacement) since this I/O was
         // issued: the error is about a device the column no longer uses.
         if let dev = runtime.read({ $0.columns[c].device }), dev.path != error.path { return }

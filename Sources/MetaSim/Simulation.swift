@@ -34,6 +34,8 @@ public struct SimOptions: Sendable {
     public var resyncs = true
     /// `--no-init` (nil: chosen by the seed).
     public var noInit: Bool? = nil
+    /// Logical sector size of the devices (nil: 4096 in one schedule of eight, else 512).
+    public var sectorSize: Int? = nil
     public init() {}
 }
 
@@ -135,7 +137,8 @@ public final class Simulation: @unchecked Sendable {
         let slot = DiskLayout.minimumSlotSize
         let start = DiskLayout.dataStartBlock(copies: 1, slotSize: slot) * 512
         let size = start + options.lines * options.interlaceBlocks * 512
-        for i in 0..<columns { devices.append(SimDevice(path: "sim\(i)", sizeBytes: size, fate: fate)) }
+        sector = options.sectorSize ?? (rng.below(8) == 0 ? 4096 : 512)
+        for i in 0..<columns { devices.append(SimDevice(path: "sim\(i)", sizeBytes: size, sectorSize: sector, fate: fate)) }
         let db = try SetDatabase.create(setName: "sim", devices: devices.map { ($0, 1) }, slotSize: slot)
         let noInit = options.noInit ?? rng.chance(0.5)
         try db.commit { cfg in
@@ -150,7 +153,24 @@ public final class Simulation: @unchecked Sendable {
         }
         // Devices are zero-filled, so parity of never-written lines is valid from the start.
         self.db = db
-        note("create: raid5 of \(columns) columns, \(options.lines) lines, interlace \(options.interlaceBlocks) blocks\(noInit ? ", --no-init" : "")")
+        if options.resyncs && rng.chance(0.5) {
+            // A hot spare pool of one or two spares.
+            let spares = (0..<(1 + rng.below(2))).map { i in
+                SimDevice(path: "spare\(i)", sizeBytes: size, sectorSize: sector, fate: fate)
+            }
+            devices.append(contentsOf: spares)
+            try db.commit { cfg in
+                var pool = HotSparePoolRecord(name: "hsp001")
+                for d in spares {
+                    let r = try db.addDevice(d, role: .hotSpare, replicaCopies: 0, in: &cfg)
+                    pool.spares.append(HotSpareRecord(device: r.uuid))
+                }
+                cfg.hotSparePools.append(pool)
+                cfg.volumes[0].hotSparePool = "hsp001"
+            }
+            note("hs create hsp001 with \(spares.count) spare(s); set d10 -h hsp001")
+        }
+        note("create: raid5 of \(columns) columns, \(options.lines) lines, interlace \(options.interlaceBlocks) blocks\(noInit ? ", --no-init" : "")\(sector != 512 ? ", \(sector)-byte sectors" : "")")
         try openEngine()
         model = SimModel(blocks: Int(engine!.sizeBytes / 512))
     }
@@ -182,7 +202,8 @@ public final class Simulation: @unchecked Sendable {
     func step() {
         let r = rng.below(100)
         switch r {
-        case 0..<28: clientWrite()
+        case 0..<27: clientWrite()
+        case 27: misalignedRequest()
         case 28..<46: clientRead()
         case 46..<53: clientFlush()
         case 53..<57: cleanRegions()
@@ -200,15 +221,31 @@ public final class Simulation: @unchecked Sendable {
         afterOperation()
     }
 
-    /// Handles a crash that happened during the last operation.
+    /// Handles a crash that happened during the last operation; else lets the "server" take
+    /// a hot spare where one is due (it does so after every failure and resync).
     func afterOperation() {
-        guard nested == 0, fate.dead else { return }
+        guard nested == 0 else { return }
+        if !fate.dead { checkHotSpares() }
+        guard fate.dead else { return }
         let kind = fate.crashKind
         note("  the process died during that operation (\(kind.rawValue))")
         restart(after: kind)
     }
 
+    /// Logical sector size of this schedule's devices.
+    var sector = 512
+
     func randomRange() -> Range<Int> {
+        let r = unalignedRange()
+        let a = sector / 512
+        guard a > 1 else { return r }
+        // Whole sectors of the devices (the export's minimum block size).
+        let lo = r.lowerBound / a * a
+        let hi = min(model.blocks, max(lo + a, (r.upperBound + a - 1) / a * a))
+        return lo..<hi
+    }
+
+    func unalignedRange() -> Range<Int> {
         let total = model.blocks
         let lineBlocks = Int(options.interlaceBlocks) * max(1, (devices.count - 1))
         let len: Int
@@ -230,6 +267,7 @@ public final class Simulation: @unchecked Sendable {
         count("write")
         let r = range ?? randomRange()
         let fua = forceFua ?? rng.chance(0.1)
+        if range == nil && rng.chance(0.06) { return writeZeroes(r, fua: fua) }
         let id = model.newWrite()
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: r.count * 512, alignment: 4096)
         defer { buf.deallocate() }
@@ -247,7 +285,7 @@ public final class Simulation: @unchecked Sendable {
             model.uncertain(id, blocks: r)
             note("write #\(id) blocks \(r)\(fua ? " fua" : ""): \(error.code)")
             if !fate.dead && !mayFail() {
-                violation("write of blocks \(r) failed with one failure at most: \(error)")
+                violation("write of blocks \(r) failed with one failure at most (columns \(record?.columns.map(\.state.rawValue) ?? [])): \(error)")
             }
             return false
         }
@@ -312,6 +350,48 @@ public final class Simulation: @unchecked Sendable {
         // A column erred in the configuration counts too (its data is derived).
         let erred = rec.columns.filter { $0.state.isErred || $0.state == .resyncing }.count
         return max(n, erred)
+    }
+
+    /// NBD_CMD_WRITE_ZEROES: blocks read back as zeroes (write 0 in the model).
+    func writeZeroes(_ r: Range<Int>, fua: Bool) -> Bool {
+        guard let e = engine else { return false }
+        count("write-zeroes")
+        let before = r.map { model.current[$0] }
+        do {
+            try e.writeZeroes(offset: UInt64(r.lowerBound) * 512, length: UInt64(r.count) * 512, fua: fua)
+            model.acked(0, blocks: r)
+            if fua { model.flushed() }
+            note("write-zeroes blocks \(r)\(fua ? " fua" : ""): ok")
+            return true
+        } catch {
+            for (i, b) in r.enumerated() where !before[i].contains(0) { model.current[b] = before[i] + [0] }
+            for b in r { model.sinceFlush[b].append(0) }
+            note("write-zeroes blocks \(r): \(error.code)")
+            if !fate.dead && !mayFail() { violation("write-zeroes of blocks \(r) failed with one failure at most: \(error)") }
+            return false
+        }
+    }
+
+    /// A request not aligned to the volume's sector must be refused (EINVAL) without touching
+    /// any device or changing any state.
+    func misalignedRequest() {
+        guard sector > 512, let e = engine, !fate.dead else { clientRead(); return }
+        count("misaligned")
+        let states = record?.columns.map(\.state)
+        let at = UInt64(rng.below(model.blocks - 1)) * 512 + 512 * UInt64(rng.chance(0.5) ? 0 : 1)
+        let len = 512 * (1 + rng.below(3))
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: len, alignment: 4096)
+        defer { buf.deallocate() }
+        buf.initializeMemory(as: UInt8.self, repeating: 0x5a)
+        let aligned = at % UInt64(sector) == 0 && len % sector == 0
+        do {
+            if rng.chance(0.5) { try e.read(offset: at, into: buf) } else { try e.write(offset: at, from: UnsafeRawBufferPointer(buf)) }
+            if !aligned { violation("a \(len)-byte request at \(at) on a \(sector)-byte-sector volume was not refused") }
+        } catch {
+            if !aligned && error.code != .invalid { violation("a misaligned request failed with \(error.code), not EINVAL: \(error)") }
+        }
+        note("misaligned request \(len)@\(at): refused")
+        if record?.columns.map(\.state) != states { violation("a misaligned request changed column states: \(states ?? []) -> \(record?.columns.map(\.state) ?? [])") }
     }
 
     func clientFlush() {
@@ -529,11 +609,12 @@ public final class Simulation: @unchecked Sendable {
     func healAndRestart() {
         guard devices.contains(where: { $0.faulty }) else { clientRead(); return }
         count("heal")
-        note("heal: faulty devices repaired (they come back), kill -9 and restart")
+        note("heal: faulty devices repaired (they come back), kill -9 and restart; hs enable")
         for d in devices { d.heal() }
         fate.crashKind = .kill
         fate.die()
         restart(after: .kill)
+        enableSpares()
     }
 
     func restartWithColumnMissing() {
@@ -587,7 +668,7 @@ public final class Simulation: @unchecked Sendable {
             } catch { note("  failed: \(error)"); return false }
         }
         let readable = col.state == .okay && db.device(col.activeDevice) != nil
-        let new = SimDevice(path: "sim\(devices.count)", sizeBytes: devices[0].sizeBytes, fate: fate)
+        let new = SimDevice(path: "sim\(devices.count)", sizeBytes: devices[0].sizeBytes, sectorSize: sector, fate: fate)
         devices.append(new)
         count(readable ? "replace-copy" : "replace-regenerate")
         note("replace d10 column \(c) -> \(new.path) (\(readable ? "copy" : "regenerate"))")
@@ -604,6 +685,51 @@ public final class Simulation: @unchecked Sendable {
             e.startResync { [weak self] o in self?.resyncEnded(o) }
             return true
         } catch { note("  failed: \(error)"); return false }
+    }
+
+    /// SVM's check_4_hs, as the server runs it (``SetManager/checkHotSpares(_:)``), with the
+    /// same configuration changes (``ReplaceTransitions``).
+    func checkHotSpares() {
+        guard let db, let e = engine, db.quorum.writable, let vol = record, vol.resync == nil,
+              let poolName = vol.hotSparePool, let pool = db.config.pool(named: poolName),
+              let vi = db.config.volumeIndex(named: name) else { return }
+        let erred = vol.columns.indices.filter { vol.columns[$0].state != .okay }
+        guard erred.count == 1, vol.columns[erred[0]].state == .maintenance else { return }
+        let c = erred[0]
+        if let failedSpare = vol.columns[c].hotSpare {
+            note("hot spare \(db.device(failedSpare)?.path ?? "?") failed: Broken")
+            _ = try? db.commit { ReplaceTransitions.spareFailed(&$0, volume: vi, column: c, spare: failedSpare) }
+            try? e.reload()
+        }
+        guard let spare = pool.spares.first(where: { s in
+            s.state == .available && db.device(s.device) != nil && (db.config.device(s.device)?.dataBlocks ?? 0) >= vol.columnBlocks
+        }) else { return }
+        count("hot-spare")
+        note("hot spare \(db.device(spare.device)?.path ?? "?") takes over column \(c)")
+        do {
+            try db.commit { ReplaceTransitions.takeSpare(&$0, volume: vi, column: c, spare: spare.device) }
+            try e.reload()
+            e.startResync { [weak self] o in
+                self?.resyncEnded(o)
+                if case .targetFailed = o, let self, let db = self.db {
+                    _ = try? db.commit { ReplaceTransitions.spareFailed(&$0, volume: vi, column: c, spare: spare.device) }
+                    try? self.engine?.reload()
+                }
+            }
+        } catch { note("  failed: \(error)") }
+    }
+
+    /// `metactl hs enable` of every Broken spare whose device works again.
+    func enableSpares() {
+        guard let db, db.quorum.writable else { return }
+        _ = try? db.commit { cfg in
+            for p in cfg.hotSparePools.indices {
+                for s in cfg.hotSparePools[p].spares.indices where cfg.hotSparePools[p].spares[s].state == .broken
+                    && (db.device(cfg.hotSparePools[p].spares[s].device) as? SimDevice)?.faulty == false {
+                    cfg.hotSparePools[p].spares[s].state = .available
+                }
+            }
+        }
     }
 
     // MARK: checks

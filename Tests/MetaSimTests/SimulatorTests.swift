@@ -19,6 +19,7 @@ struct SimulatorTests {
         (10063, "(model) a column being rebuilt counts as a failure"),
         (21433, "rewritten lost blocks were called good before they were durable"),
         (50418, "rewritten lost blocks were called good before they were durable"),
+        (500193, "a Last Erred column left alone (the other column rebuilt) failed writes instead of becoming Maintenance"),
     ]
 
     @Test("seeds that once found bugs", arguments: regressions.map(\.0))
