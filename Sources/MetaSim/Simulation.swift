@@ -36,6 +36,8 @@ public struct SimOptions: Sendable {
     public var noInit: Bool? = nil
     /// Logical sector size of the devices (nil: 4096 in one schedule of eight, else 512).
     public var sectorSize: Int? = nil
+    /// Whether the volume has a hot spare pool (nil: chosen by the seed).
+    public var spares: Bool? = nil
     public init() {}
 }
 
@@ -153,7 +155,7 @@ public final class Simulation: @unchecked Sendable {
         }
         // Devices are zero-filled, so parity of never-written lines is valid from the start.
         self.db = db
-        if options.resyncs && rng.chance(0.5) {
+        if options.spares ?? (options.resyncs && rng.chance(0.5)) {
             // A hot spare pool of one or two spares.
             let spares = (0..<(1 + rng.below(2))).map { i in
                 SimDevice(path: "spare\(i)", sizeBytes: size, sectorSize: sector, fate: fate)
@@ -555,7 +557,7 @@ public final class Simulation: @unchecked Sendable {
             wasDegradedAtOpen = faultyColumns() > 0 || missing != nil
             if wasDegradedAtOpen && (!rec.dirtyRegions.isEmpty || rec.resync?.kind == .initialize) { model.lossy = true }
         }
-        if rng.chance(0.5) { runBackground(all: true) }
+        if !scripted && rng.chance(0.5) { runBackground(all: true) }
     }
 
     func cleanStopAndRestart() {

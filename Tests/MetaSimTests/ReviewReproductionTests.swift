@@ -16,6 +16,8 @@ struct ReviewReproductionTests {
         var o = SimOptions()
         o.columns = columns...columns
         o.noInit = true
+        o.sectorSize = 512
+        o.spares = false
         let sim = Simulation(seed: 1, options: o)
         try sim.create()
         let total = Int(sim.volume!.sizeBytes / 512)
