@@ -148,6 +148,7 @@ extension Simulation {
     public func fail(column c: Int, reads: Bool = false, writes: Bool = false, gone: Bool = false) {
         guard let rec = record, let d = db?.device(rec.columns[c].activeDevice) as? SimDevice else { return }
         d.failReads = reads; d.failWrites = writes; d.gone = gone
+        faultedSinceStart.insert(ObjectIdentifier(d))
         note("fault: \(d.path) (column \(c)) reads \(reads ? "fail" : "ok"), writes \(writes ? "fail" : "ok")\(gone ? ", gone" : "")")
         if faultyColumns() >= 2 { model.lossy = true }
     }

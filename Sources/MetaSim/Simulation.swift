@@ -335,7 +335,8 @@ public final class Simulation: @unchecked Sendable {
         let reps = db.config.replicas
         let healthy = reps.filter { r in
             guard let d = db.device(r.device) as? SimDevice else { return false }
-            return !d.faulty
+            // A replica whose write failed is skipped until the set is opened again.
+            return !d.faulty && !faultedSinceStart.contains(ObjectIdentifier(d))
         }.count
         return healthy * 2 > reps.count
     }
@@ -488,6 +489,7 @@ public final class Simulation: @unchecked Sendable {
             note("fault: \(d.path) (column \(c)) bad sectors for writes at \(at)")
         default: d.gone = true; note("fault: \(d.path) (column \(c)) disappears")
         }
+        faultedSinceStart.insert(ObjectIdentifier(d))
         // Two failures, or one before parity is initialised: data can be gone for real.
         // and one while a crash's dirty regions are not repaired yet (the write hole).
         if faultyColumns() >= 2 || rec.resync?.kind == .initialize || engine?.parityRepairPending == true { model.lossy = true }
@@ -538,10 +540,13 @@ public final class Simulation: @unchecked Sendable {
     }
 
     var wasDegradedAtOpen = false
+    /// Devices that had a fault since the set was last opened.
+    var faultedSinceStart: Set<ObjectIdentifier> = []
 
     /// Starts the "server": opens the set over the present devices and the engine.
     func start(missing: SimDevice? = nil) {
         let present = devices.filter { $0 !== missing && !$0.gone }
+        faultedSinceStart = Set(devices.filter(\.faulty).map(ObjectIdentifier.init))
         do {
             let db = try SetDatabase(devices: present)
             self.db = db
