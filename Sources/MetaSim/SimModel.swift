@@ -65,6 +65,16 @@ public struct SimModel: Sendable {
         }
     }
 
+    /// The volume grew to `blocks`: the new blocks were zeroed (and flushed) before the grow
+    /// was committed.
+    public mutating func grow(to blocks: Int) {
+        guard blocks > current.count else { return }
+        let n = blocks - current.count
+        current += Array(repeating: [0], count: n)
+        durable += Array(repeating: [0], count: n)
+        sinceFlush += Array(repeating: [], count: n)
+    }
+
     /// A flush succeeded: what reads return now is durable.
     public mutating func flushed() {
         for b in current.indices { durable[b] = current[b]; sinceFlush[b] = [] }

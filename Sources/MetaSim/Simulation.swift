@@ -217,7 +217,8 @@ public final class Simulation: @unchecked Sendable {
         case 80..<84: armCrash()
         case 84..<87: commandWithoutServer()
         case 87..<94: if options.resyncs { replaceOrEnable() } else { clientWrite() }
-        case 94..<97: healAndRestart()
+        case 94..<96: healAndRestart()
+        case 96: if options.resyncs { grow() } else { clientRead() }
         default: restartWithColumnMissing()
         }
         afterOperation()
@@ -557,6 +558,10 @@ public final class Simulation: @unchecked Sendable {
             engine = nil
             if db == nil { return }
         }
+        if let e = engine, Int(e.sizeBytes / 512) > model.blocks {
+            // A grow's final commit reached the state database before the crash.
+            model.grow(to: Int(e.sizeBytes / 512))
+        }
         if let rec = record {
             note("start: columns \(rec.columns.map { $0.state.rawValue }) dirty \(rec.dirtyRegions) resync \(rec.resync.map { "\($0.kind.rawValue)@\($0.doneBlocks)" } ?? "-") lost \(rec.lostBlocks?.count ?? 0)")
             wasDegradedAtOpen = faultyColumns() > 0 || missing != nil
@@ -737,6 +742,69 @@ public final class Simulation: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    /// `metactl grow d10 NEW` (RAID-5: one zeroed data column appended), or the resumption
+    /// of an interrupted one, with the same steps as ``SetManager``: label the device and
+    /// record the pending grow; zero its data area with flushed checkpoints; commit the new
+    /// geometry; reload the engine.
+    func grow() {
+        guard let db, let e = engine, let rec = record, let vi = db.config.volumeIndex(named: name), !fate.dead,
+              db.quorum.writable, rec.resync == nil, rec.columns.allSatisfy({ $0.state == .okay }),
+              rec.columns.count < rec.originalColumnCount + 2 else { clientRead(); return }
+        count("grow")
+        var pending: PendingGrow
+        if let p = rec.pendingGrow {
+            guard p.devices.allSatisfy({ db.device($0) != nil }) else { clientRead(); return }
+            pending = p
+            note("grow d10: resume the interrupted grow (\(p.zeroedBlocks) of \(p.totalBlocks) blocks zeroed)")
+        } else {
+            let new = SimDevice(path: "sim\(devices.count)", sizeBytes: devices[0].sizeBytes, sectorSize: sector, fate: fate)
+            devices.append(new)
+            note("grow d10 \(new.path)")
+            var created: PendingGrow?
+            do {
+                try db.commit { cfg in
+                    let r = try db.addDevice(new, role: .unused, replicaCopies: 0, in: &cfg)
+                    let pg = PendingGrow(devices: [r.uuid], totalBlocks: cfg.volumes[vi].columnBlocks)
+                    cfg.volumes[vi].pendingGrow = pg
+                    created = pg
+                }
+            } catch { note("  failed: \(error)"); return }
+            pending = created!
+        }
+        let targets = pending.devices.compactMap { u -> VolumeGrowth.ZeroTarget? in
+            guard let d = db.device(u), let r = db.config.device(u) else { return nil }
+            return VolumeGrowth.ZeroTarget(device: d, dataStartBlock: r.dataStartBlock)
+        }
+        var done = pending.zeroedBlocks
+        let step = options.interlaceBlocks * 8
+        while done < pending.totalBlocks {
+            let n = min(step, pending.totalBlocks - done)
+            do {
+                try VolumeGrowth.zero(targets, fromBlock: done, blocks: n)
+                try VolumeGrowth.flush(targets)
+                let checkpoint = done + n
+                try db.commit { $0.volumes[vi].pendingGrow?.zeroedBlocks = checkpoint }
+                done = checkpoint
+            } catch { note("  zeroing failed: \(error)"); return }
+        }
+        do {
+            try db.commit { cfg in
+                guard let pg = cfg.volumes[vi].pendingGrow, pg.devices == pending.devices,
+                      cfg.volumes[vi].columns.allSatisfy({ $0.state == .okay }), cfg.volumes[vi].resync == nil else {
+                    throw SimFailure(seed: seed, message: "grow record changed", trace: [])
+                }
+                VolumeGrowth.appendColumns(&cfg.volumes[vi], devices: pg.devices)
+                cfg.volumes[vi].pendingGrow = nil
+                for u in pg.devices {
+                    if let di = cfg.devices.firstIndex(where: { $0.uuid == u }) { cfg.devices[di].role = .component }
+                }
+            }
+            try e.reloadGeometry()
+            model.grow(to: Int(e.sizeBytes / 512))
+            note("  grown: \(model.blocks) blocks")
+        } catch { note("  commit failed: \(error)") }
     }
 
     // MARK: checks
