@@ -59,7 +59,7 @@ let package = Package(
         .target(name: "MetaTestSupport", swiftSettings: strict),
         // The deterministic crash-and-fault simulator (docs/RELIABILITY.md).
         .target(name: "MetaSim",
-                dependencies: ["MetaEngine", "MetaDB", "MetaDevices", "MetaLayout", "MetaControl",
+                dependencies: ["MetaEngine", "MetaDB", "MetaDevices", "MetaLayout", "MetaControl", "MetaTestSupport",
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         .executableTarget(name: "metactl-torture", dependencies: ["MetaSim"], swiftSettings: strict),

@@ -1,16 +1,12 @@
-/// SplitMix64: a small, fast, seedable generator, so that a seed replays the same schedule
-/// on every machine and every Swift version (the standard library's generator is not
-/// specified to be stable).
+import MetaTestSupport
+
+/// The simulator's random numbers: ``SeededRNG`` (SplitMix64), so that a seed replays the
+/// same schedule on every machine and every Swift version (the standard library's generator
+/// is not specified to be stable), with the two draws the simulator makes.
 public struct SimRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    private var base: SeededRNG
+    public init(seed: UInt64) { base = SeededRNG(seed: seed) }
+    public mutating func next() -> UInt64 { base.next() }
     /// A value in `0..<n` (n > 0).
     public mutating func below(_ n: Int) -> Int { Int(next() % UInt64(max(1, n))) }
     /// True with probability `p`.
