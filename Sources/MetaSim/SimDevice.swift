@@ -1,5 +1,6 @@
 import Foundation
 import MetaDevices
+import Synchronization
 
 /// What a simulated crash keeps of the writes a device has not yet flushed.
 public enum CrashKind: String, Sendable, CaseIterable {
@@ -42,7 +43,12 @@ public final class SimFate: @unchecked Sendable {
 /// cached writes durable. A crash (see ``CrashKind``) decides what of the cache survives.
 /// Single-threaded by design: the simulator runs the engine with no fan-out.
 public final class SimDevice: BlockDevice, @unchecked Sendable {
-    public let path: String
+    /// Where the device is now; a device can come back under another name (between starts,
+    /// as `/dev` names change after a reboot or a re-plug).
+    public var path: String { name.withLock { $0 } }
+    private let name: Mutex<String>
+    /// Renames the device (only while the set is not open).
+    public func rename(_ new: String) { name.withLock { $0 = new } }
     public let sizeBytes: UInt64
     public let logicalSectorSize: Int
     public var physicalSectorSize: Int { logicalSectorSize }
@@ -74,7 +80,7 @@ public final class SimDevice: BlockDevice, @unchecked Sendable {
     public private(set) var writes = 0
 
     public init(path: String, sizeBytes: UInt64, sectorSize: Int = 512, fate: SimFate) {
-        self.path = path
+        self.name = Mutex(path)
         self.sizeBytes = sizeBytes
         self.logicalSectorSize = sectorSize
         self.fate = fate

@@ -625,6 +625,11 @@ public final class Simulation: @unchecked Sendable {
         for d in devices { d.heal() }
         fate.crashKind = .kill
         fate.die()
+        // Sometimes a device comes back under another name: the set finds it by its label.
+        if rng.chance(0.3), let d = devices.randomElement(using: &rng) {
+            d.rename(d.path + "-moved")
+            note("  \(d.path): came back under that name")
+        }
         restart(after: .kill)
         enableSpares()
     }
