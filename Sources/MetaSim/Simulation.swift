@@ -38,6 +38,8 @@ public struct SimOptions: Sendable {
     public var sectorSize: Int? = nil
     /// Whether the volume has a hot spare pool (nil: chosen by the seed).
     public var spares: Bool? = nil
+    /// The volume's type (nil: RAID-5 in four schedules of five, else a stripe or a concat).
+    public var volumeType: VolumeType? = nil
     public init() {}
 }
 
@@ -66,7 +68,9 @@ public final class Simulation: @unchecked Sendable {
     /// Devices of the set (columns, replacements), by creation order.
     var devices: [SimDevice] = []
     var db: SetDatabase?
-    var engine: RAID5Volume?
+    /// The volume's engine (any type), and the same as a RAID-5 engine when it is one.
+    var volumeEngine: Volume?
+    var engine: RAID5Volume? { volumeEngine as? RAID5Volume }
     var model: SimModel
     public private(set) var trace: [String] = []
     /// Operations run (top level and inside background work).
@@ -143,6 +147,22 @@ public final class Simulation: @unchecked Sendable {
         for i in 0..<columns { devices.append(SimDevice(path: "sim\(i)", sizeBytes: size, sectorSize: sector, fate: fate)) }
         let db = try SetDatabase.create(setName: "sim", devices: devices.map { ($0, 1) }, slotSize: slot)
         let noInit = options.noInit ?? rng.chance(0.5)
+        let type = options.volumeType ?? (rng.below(5) > 0 ? .raid5 : (rng.chance(0.5) ? .stripe : .concat))
+        if type != .raid5 {
+            try db.commit { cfg in
+                for i in cfg.devices.indices { cfg.devices[i].role = .component }
+                let il = options.interlaceBlocks, blocks = options.lines * options.interlaceBlocks
+                let rows = type == .stripe
+                    ? [RowRecord(interlaceBlocks: il, componentBlocks: blocks, components: cfg.devices.map { ComponentRecord(device: $0.uuid) })]
+                    : cfg.devices.map { RowRecord(interlaceBlocks: 1, componentBlocks: blocks, components: [ComponentRecord(device: $0.uuid)]) }
+                cfg.volumes.append(VolumeRecord(name: name, type: type, rows: rows))
+            }
+            self.db = db
+            note("create: \(type.rawValue) of \(columns) devices, \(options.lines * options.interlaceBlocks) blocks each\(sector != 512 ? ", \(sector)-byte sectors" : "")")
+            try openEngine()
+            model = SimModel(blocks: Int(volumeEngine!.sizeBytes / 512))
+            return
+        }
         try db.commit { cfg in
             for i in cfg.devices.indices { cfg.devices[i].role = .component }
             let il = options.interlaceBlocks
@@ -174,14 +194,15 @@ public final class Simulation: @unchecked Sendable {
         }
         note("create: raid5 of \(columns) columns, \(options.lines) lines, interlace \(options.interlaceBlocks) blocks\(noInit ? ", --no-init" : "")\(sector != 512 ? ", \(sector)-byte sectors" : "")")
         try openEngine()
-        model = SimModel(blocks: Int(engine!.sizeBytes / 512))
+        model = SimModel(blocks: Int(volumeEngine!.sizeBytes / 512))
     }
 
     /// Opens the engine as `metactl serve` does.
     func openEngine() throws {
         guard let db, let rec = db.config.volume(named: name) else { return }
-        let e = try VolumeFactory.open(rec, context: context) as! RAID5Volume
-        engine = e
+        let v = try VolumeFactory.open(rec, context: context)
+        volumeEngine = v
+        guard let e = v as? RAID5Volume else { return }
         if db.quorum.writable {
             try? e.commitUnavailableColumns()
             if rec.resync?.kind == .regenerate || rec.resync?.kind == .copy {
@@ -266,7 +287,7 @@ public final class Simulation: @unchecked Sendable {
 
     @discardableResult
     func clientWrite(_ range: Range<Int>? = nil, fua forceFua: Bool? = nil) -> Bool {
-        guard let e = engine, !fate.dead else { return false }
+        guard let e = volumeEngine, !fate.dead else { return false }
         count("write")
         let r = range ?? randomRange()
         let fua = forceFua ?? rng.chance(0.1)
@@ -281,7 +302,7 @@ public final class Simulation: @unchecked Sendable {
         do {
             try e.write(offset: UInt64(r.lowerBound) * 512, from: UnsafeRawBufferPointer(buf), fua: fua)
             model.acked(id, blocks: r)
-            if fua { model.flushed() }
+            if fua && flushCoversEverything() { model.flushed() }
             note("write #\(id) blocks \(r)\(fua ? " fua" : ""): ok")
             return true
         } catch {
@@ -296,7 +317,7 @@ public final class Simulation: @unchecked Sendable {
 
     @discardableResult
     func clientRead(_ range: Range<Int>? = nil, mustSucceed: Bool = false) -> Bool? {
-        guard let e = engine, !fate.dead else { return nil }
+        guard let e = volumeEngine, !fate.dead else { return nil }
         count("read")
         let r = range ?? randomRange()
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: r.count * 512, alignment: 4096)
@@ -326,6 +347,8 @@ public final class Simulation: @unchecked Sendable {
     /// Whether I/O errors are legitimate now: two devices faulty, or data legitimately lost.
     func mayFail() -> Bool {
         if model.lossy { return true }
+        // No redundancy: any component that fails takes its blocks with it (EIO, no state change).
+        if record?.type != .raid5 && faultyColumns() > 0 { return true }
         return faultyColumns() >= 2 || !replicaMajorityHealthy()
     }
 
@@ -346,7 +369,7 @@ public final class Simulation: @unchecked Sendable {
     func faultyColumns() -> Int {
         guard let rec = record else { return 0 }
         var n = 0
-        for c in rec.columns {
+        for c in rec.allComponents {
             let u = c.activeDevice
             guard let d = db?.device(u) as? SimDevice else { n += 1; continue }
             if d.faulty { n += 1 }
@@ -358,13 +381,13 @@ public final class Simulation: @unchecked Sendable {
 
     /// NBD_CMD_WRITE_ZEROES: blocks read back as zeroes (write 0 in the model).
     func writeZeroes(_ r: Range<Int>, fua: Bool) -> Bool {
-        guard let e = engine else { return false }
+        guard let e = volumeEngine else { return false }
         count("write-zeroes")
         let before = r.map { model.current[$0] }
         do {
             try e.writeZeroes(offset: UInt64(r.lowerBound) * 512, length: UInt64(r.count) * 512, fua: fua)
             model.acked(0, blocks: r)
-            if fua { model.flushed() }
+            if fua && flushCoversEverything() { model.flushed() }
             note("write-zeroes blocks \(r)\(fua ? " fua" : ""): ok")
             return true
         } catch {
@@ -379,7 +402,7 @@ public final class Simulation: @unchecked Sendable {
     /// A request not aligned to the volume's sector must be refused (EINVAL) without touching
     /// any device or changing any state.
     func misalignedRequest() {
-        guard sector > 512, let e = engine, !fate.dead else { clientRead(); return }
+        guard sector > 512, let e = volumeEngine, !fate.dead else { clientRead(); return }
         count("misaligned")
         let states = record?.columns.map(\.state)
         let at = UInt64(rng.below(model.blocks - 1)) * 512 + 512 * UInt64(rng.chance(0.5) ? 0 : 1)
@@ -398,12 +421,20 @@ public final class Simulation: @unchecked Sendable {
         if record?.columns.map(\.state) != states { violation("a misaligned request changed column states: \(states ?? []) -> \(record?.columns.map(\.state) ?? [])") }
     }
 
+    /// Whether a successful flush made every acknowledged write durable: with RAID-5 always
+    /// (a missing column's data lives in parity on the others); without redundancy only when
+    /// every component is present (an absent one may still hold unflushed writes of an earlier
+    /// process in its cache, which no flush of this one reaches).
+    func flushCoversEverything() -> Bool {
+        record?.type == .raid5 || faultyColumns() == 0
+    }
+
     func clientFlush() {
-        guard let e = engine, !fate.dead else { return }
+        guard let e = volumeEngine, !fate.dead else { return }
         count("flush")
         do {
             try e.flush()
-            model.flushed()
+            if flushCoversEverything() { model.flushed() }
             note("flush: ok")
         } catch {
             note("flush: \(error.code)")
@@ -475,8 +506,9 @@ public final class Simulation: @unchecked Sendable {
     func injectFault() {
         guard let rec = record, !fate.dead else { return }
         count("fault")
-        let c = rng.below(rec.columns.count)
-        guard let d = db?.device(rec.columns[c].activeDevice) as? SimDevice else { return }
+        let comps = rec.allComponents
+        let c = rng.below(comps.count)
+        guard let d = db?.device(comps[c].activeDevice) as? SimDevice else { return }
         switch rng.below(5) {
         case 0: d.failWrites = true; note("fault: \(d.path) (column \(c)) refuses writes")
         case 1: d.failReads = true; note("fault: \(d.path) (column \(c)) fails reads")
@@ -533,7 +565,7 @@ public final class Simulation: @unchecked Sendable {
             }
         }
         scheduler.pending = []
-        engine = nil
+        volumeEngine = nil
         db = nil
         fate.revive()
         stopRequested = false
@@ -555,10 +587,10 @@ public final class Simulation: @unchecked Sendable {
         } catch {
             note("start: cannot open: \(error)")
             // Without quorum the volume is unavailable; the next heal brings it back.
-            engine = nil
+            volumeEngine = nil
             if db == nil { return }
         }
-        if let e = engine, Int(e.sizeBytes / 512) > model.blocks {
+        if let e = volumeEngine, Int(e.sizeBytes / 512) > model.blocks {
             // A grow's final commit reached the state database before the crash.
             model.grow(to: Int(e.sizeBytes / 512))
         }
@@ -571,7 +603,7 @@ public final class Simulation: @unchecked Sendable {
     }
 
     func cleanStopAndRestart() {
-        guard let e = engine, !fate.dead else { return }
+        guard let e = volumeEngine, !fate.dead else { return }
         count("stop")
         note("stop: SIGTERM (flush, close)")
         stopEngine(e)
@@ -579,10 +611,10 @@ public final class Simulation: @unchecked Sendable {
     }
 
     /// What `serve` does on SIGTERM: flush, stop background work, close.
-    func stopEngine(_ e: RAID5Volume) {
-        if (try? e.flush()) != nil { model.flushed() }
+    func stopEngine(_ e: Volume) {
+        if (try? e.flush()) != nil && flushCoversEverything() { model.flushed() }
         // Background work still queued runs now and sees the stop.
-        e.requestStop()
+        (e as? RAID5Volume)?.requestStop()
         runBackground(all: true)
         e.close()
         db?.close()
@@ -597,7 +629,7 @@ public final class Simulation: @unchecked Sendable {
         fate.die()
         if degradedNow() || wasDegradedAtOpen { model.lossy = true }
         scheduler.pending = []
-        engine = nil
+        volumeEngine = nil
         db = nil
         fate.revive()
         if let db = try? SetDatabase(devices: devices.filter { !$0.gone }),
@@ -637,8 +669,9 @@ public final class Simulation: @unchecked Sendable {
     func restartWithColumnMissing() {
         guard let rec = record, !fate.dead else { return }
         count("restart-missing")
-        let c = rng.below(rec.columns.count)
-        let dev = db?.device(rec.columns[c].activeDevice) as? SimDevice
+        let comps = rec.allComponents
+        let c = rng.below(comps.count)
+        let dev = db?.device(comps[c].activeDevice) as? SimDevice
         note("kill -9, restart with column \(c) (\(dev?.path ?? "?")) missing")
         fate.crashKind = .kill
         fate.die()
@@ -830,7 +863,7 @@ public final class Simulation: @unchecked Sendable {
 
     /// A volume reported Okay must read back entirely, without error and with legal data.
     func checkOkayReadsBack() {
-        guard let rec = record, !fate.dead, engine != nil else { return }
+        guard let rec = record, !fate.dead, volumeEngine != nil else { return }
         let state = rec.derivedState
         note("check: state \(state.rawValue), lost \(rec.lostBlocks?.count ?? 0) range(s)")
         let step = Int(options.interlaceBlocks) * 4

@@ -18,6 +18,7 @@ struct ReviewReproductionTests {
         o.noInit = true
         o.sectorSize = 512
         o.spares = false
+        o.volumeType = .raid5
         let sim = Simulation(seed: 1, options: o)
         try sim.create()
         let total = Int(sim.volume!.sizeBytes / 512)
