@@ -684,10 +684,15 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             throw VolumeIOError(volume: name, code: .io, operation: "flush", detail: "more than one column has failed")
         }
         // A Last Erred column is the only source of its data: if it could not make its
-        // writes durable, neither could the volume.
+        // writes durable (it failed to flush, or it is not there to be flushed), neither
+        // could the volume.
         if let (c, e) = failed.all.first(where: { after.columns[$0.0].state == .lastErred }) {
             throw VolumeIOError(volume: name, code: .io, operation: "flush",
                                 detail: "column \(c) is Last Erred and could not flush", underlying: e)
+        }
+        if let c = after.columns.indices.first(where: { after.columns[$0].state == .lastErred && after.columns[$0].device == nil }) {
+            throw VolumeIOError(volume: name, code: .io, operation: "flush",
+                                detail: "column \(c) is Last Erred and missing: its data cannot be made durable")
         }
     }
 

@@ -20,6 +20,7 @@ struct SimulatorTests {
         (21433, "rewritten lost blocks were called good before they were durable"),
         (50418, "rewritten lost blocks were called good before they were durable"),
         (500193, "a Last Erred column left alone (the other column rebuilt) failed writes instead of becoming Maintenance"),
+        (2008297, "a flush succeeded while a Last Erred column (the only source of its data) was missing"),
     ]
 
     @Test("seeds that once found bugs", arguments: regressions.map(\.0))
