@@ -154,7 +154,7 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         mailbox.close()
         tracker.recordPeak(inFlightBytes: peakInFlightBytes)
         if let name = attachedExportName {
-            tracker.detach(name)
+            tracker.detach(name, context.channel)
             attachedExportName = nil
         }
         logger.info("client disconnected", metadata: ["requests": "\(requestCount)"])
@@ -435,7 +435,7 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
             reply.writeInteger(transmissionFlags(export))
             if !clientNoZeroes { reply.writeRepeatingByte(0, count: 124) }
             context.write(wrapOutboundOut(reply), promise: nil)
-            enterTransmission(export: export, size: size)
+            enterTransmission(export: export, size: size, channel: context.channel)
 
         case NBDWire.optAbort:
             sendOptionReply(context: context, option: option, type: NBDWire.repAck)
@@ -532,15 +532,15 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
         sendOptionReply(context: context, option: option, type: NBDWire.repAck)
         if option == NBDWire.optGo {
-            enterTransmission(export: export, size: size)
+            enterTransmission(export: export, size: size, channel: context.channel)
         }
     }
 
-    private func enterTransmission(export: any NBDExport, size: UInt64) {
+    private func enterTransmission(export: any NBDExport, size: UInt64, channel: any Channel) {
         self.export = export
         self.exportSize = size
         phase = .transmission
-        tracker.attach(export.name)
+        tracker.attach(export.name, channel)
         attachedExportName = export.name
         logger[metadataKey: "export"] = "\(export.name)"
         logger.info("client opened export", metadata: [
@@ -852,19 +852,27 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
 /// Counts open connections per export (for "is this volume in use" checks).
 final class NBDConnectionTracker: Sendable {
     private let counts = Mutex<[String: Int]>([:])
+    /// The channels in transmission on each export.
+    private let channels = Mutex<[String: [ObjectIdentifier: any Channel]]>([:])
     private let peak = Mutex(0)
 
     /// Records a closed connection's peak of in-flight payload bytes (for tests and diagnostics).
     func recordPeak(inFlightBytes: Int) { peak.withLock { $0 = max($0, inFlightBytes) } }
     var peakInFlightBytes: Int { peak.withLock { $0 } }
 
-    func attach(_ name: String) { counts.withLock { $0[name, default: 0] += 1 } }
-    func detach(_ name: String) {
+    func attach(_ name: String, _ channel: any Channel) {
+        counts.withLock { $0[name, default: 0] += 1 }
+        channels.withLock { $0[name, default: [:]][ObjectIdentifier(channel)] = channel }
+    }
+    func detach(_ name: String, _ channel: any Channel) {
         counts.withLock {
             let n = ($0[name] ?? 1) - 1
             $0[name] = n > 0 ? n : nil
         }
+        channels.withLock { $0[name]?[ObjectIdentifier(channel)] = nil }
     }
+    /// The channels in transmission on export `name`.
+    func channels(of name: String) -> [any Channel] { channels.withLock { Array(($0[name] ?? [:]).values) } }
     func count(_ name: String) -> Int { counts.withLock { $0[name] ?? 0 } }
     func total() -> Int { counts.withLock { $0.values.reduce(0, +) } }
 }

@@ -120,6 +120,17 @@ public final class NBDServer: Sendable {
     /// Number of clients currently using the export called `name`.
     public func openConnections(toExport name: String) -> Int { tracker.count(name) }
 
+    /// Closes every connection in transmission on export `name` (the export was removed, e.g.
+    /// its volume cleared): their clients see the connection end, as when an NBD server
+    /// stops serving an export. Returns how many were closed.
+    @discardableResult
+    public func disconnect(exportNamed name: String) -> Int {
+        let chans = tracker.channels(of: name)
+        for c in chans { c.close(promise: nil) }
+        if !chans.isEmpty { logger.notice("closed \(chans.count) connection(s) of export '\(name)': it was removed") }
+        return chans.count
+    }
+
     /// Binds the configured listeners and starts accepting clients.
     ///
     /// A Unix socket path that holds a stale socket (no server answers) is replaced; if a server answers

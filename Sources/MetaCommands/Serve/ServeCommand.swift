@@ -119,12 +119,15 @@ struct ServeCommand: AsyncParsableCommand {
         if let tcp { nbdConfig.tcpHost = tcp.0; nbdConfig.tcpPort = tcp.1 }
         let server = NBDServer(configuration: nbdConfig, exports: registry, logger: logger)
         manager.openCountProvider = { server.openConnections(toExport: $0) }
-        // After create/clear: forget the exports of engines that are gone. Connections still
-        // holding a cleared volume's export get an I/O error ("volume was cleared") for
-        // every request (the engine is closed for I/O); they are not disconnected, which
-        // would take an NBD server API to close the connections of one export.
+        // After create/clear: forget the exports of engines that are gone, and close the
+        // connections still on them (a cleared volume's engine refuses I/O anyway).
         manager.onVolumesChanged = {
-            exportCache.withLock { c in c = c.filter { manager.engine($0.key) === $0.value.volume } }
+            let gone = exportCache.withLock { c -> [String] in
+                let stale = c.filter { manager.engine($0.key) !== $0.value.volume }.map(\.key)
+                for k in stale { c[k] = nil }
+                return stale
+            }
+            for name in gone { server.disconnect(exportNamed: name) }
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let control: ControlServer
