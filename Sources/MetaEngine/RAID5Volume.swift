@@ -37,6 +37,10 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         var linesPerRegion: UInt64 = 1
         /// Column blocks whose data is gone (``LostRange``).
         var lost: [LostRange] = []
+        /// Columns missing at open whose state the state database does not record as erred
+        /// yet (``commitUnavailableColumns()`` has not succeeded): no write may go around them,
+        /// since the database would still call them Okay when they return.
+        var unrecordedMissing: Set<Int> = []
     }
     struct CopyTarget {
         var column: Int
@@ -85,6 +89,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     static func makeRuntime(record: VolumeRecord, context: VolumeContext) throws(VolumeIOError) -> Runtime {
         let config = context.store.config
         var cols: [Column] = []
+        var unrecorded: Set<Int> = []
         for comp in record.columns {
             let uuid = comp.activeDevice
             guard let dev = config.device(uuid) else {
@@ -93,7 +98,10 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             }
             let handle = context.devices(uuid)
             var state = comp.state
-            if handle == nil && !state.isErred { state = .unavailable }
+            if handle == nil && !state.isErred {
+                state = .unavailable
+                unrecorded.insert(cols.count)
+            }
             cols.append(Column(uuid: uuid, device: handle, startByte: dev.dataStartBlock * Volume.blockSize,
                                path: dev.lastPath, state: state))
         }
@@ -101,6 +109,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
                                  addedColumns: record.columns.count - record.originalColumnCount,
                                  interlaceBlocks: record.interlaceBlocks, columnBlocks: record.columnBlocks)
         var rt = Runtime(layout: layout, columns: cols)
+        rt.unrecordedMissing = unrecorded
         rt.linesPerRegion = DirtyRegionLog.linesPerRegion(interlaceBlocks: record.interlaceBlocks,
                                                           regionColumnBytes: context.dirtyRegionColumnBytes)
         rt.lost = record.lostBlocks ?? []
@@ -501,6 +510,9 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             if writtenMissing == nil && pieces.contains(where: { $0.column == c }) { writtenMissing = c }
         }
         let pValid = parityValid(line, rt)
+        if missingCount > 0, let c = rt.unrecordedMissing.first {
+            throw ioError("write", line: line, "column \(c) is missing and the state database could not record it: writes are refused until it can")
+        }
         // A Last Erred column is read directly when it returns: a write that would have to
         // change it (its data, or the parity it holds) while it is away would leave it stale.
         for c in [writtenMissing, parityMissing ? p : nil].compactMap({ $0 }) where rt.columns[c].state == .lastErred {
