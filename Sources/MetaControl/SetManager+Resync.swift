@@ -186,9 +186,11 @@ extension SetManager {
         guard let vol = db.config.volume(named: name), vol.type == .raid5, vol.resync == nil,
               let poolName = vol.hotSparePool, let pool = db.config.pool(named: poolName) else { return }
         let erred = vol.columns.indices.filter { vol.columns[$0].state != .okay }
-        guard erred.count == 1, vol.columns[erred[0]].state == .maintenance else { return }
+        // A failed column (Maintenance), or one missing since the start (Unavailable).
+        guard erred.count == 1, vol.columns[erred[0]].state == .maintenance || vol.columns[erred[0]].state == .unavailable
+        else { return }
         let c = erred[0]
-        if let failedSpare = vol.columns[c].hotSpare {
+        if vol.columns[c].state == .maintenance, let failedSpare = vol.columns[c].hotSpare {
             // A column in Maintenance on a spare: the spare that stood in has failed. It is
             // Broken; the column goes back to its original (failed) device for the next spare.
             spareFailed(name, column: c, spare: failedSpare)

@@ -158,6 +158,8 @@ public final class SetManager: @unchecked Sendable {
         self.dataDevices = DataDevices(mode: cache)
         for v in db.config.volumes { _ = try? openEngine(v.name) }
         reportPendingGrows()
+        // A column missing at the start takes a spare as a failing one does.
+        if isServer { for v in db.config.volumes { checkHotSpares(v.name) } }
     }
 
     /// The configuration in force.

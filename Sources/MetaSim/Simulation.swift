@@ -744,9 +744,10 @@ public final class Simulation: @unchecked Sendable {
               let poolName = vol.hotSparePool, let pool = db.config.pool(named: poolName),
               let vi = db.config.volumeIndex(named: name) else { return }
         let erred = vol.columns.indices.filter { vol.columns[$0].state != .okay }
-        guard erred.count == 1, vol.columns[erred[0]].state == .maintenance else { return }
+        guard erred.count == 1, vol.columns[erred[0]].state == .maintenance || vol.columns[erred[0]].state == .unavailable
+        else { return }
         let c = erred[0]
-        if let failedSpare = vol.columns[c].hotSpare {
+        if vol.columns[c].state == .maintenance, let failedSpare = vol.columns[c].hotSpare {
             note("hot spare \(db.device(failedSpare)?.path ?? "?") failed: Broken")
             _ = try? db.commit { ReplaceTransitions.spareFailed(&$0, volume: vi, column: c, spare: failedSpare) }
             try? e.reload()
