@@ -419,6 +419,8 @@ public final class SetManager: @unchecked Sendable {
                         + (vol.pendingGrow?.devices ?? []))
         do {
             try db.commit { cfg in
+                // Spares standing in for its columns return to their pools.
+                for c in vol.columns { if let s = c.hotSpare { Self.markSpare(s, .available, in: &cfg) } }
                 cfg.volumes.removeAll { $0.name == name }
                 for u in uuids {
                     guard let i = cfg.devices.firstIndex(where: { $0.uuid == u }) else { continue }

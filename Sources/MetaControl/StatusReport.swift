@@ -129,7 +129,11 @@ extension StatusReport {
             var resync: Resync? = nil
             if let p = progress(v.name), p.total > 0 {
                 let pct = Double(p.done) / Double(p.total) * 100
-                let lineBytes = Double(v.interlaceBlocks * 512) * Double(max(1, v.columns.count - 1))
+                // A rebuild's rate counts the bytes written to its one column; initialisation and
+                // parity repair count the data bytes of whole lines.
+                let unitBytes = Double(v.interlaceBlocks * 512)
+                let lineBytes = p.kind == .regenerate || p.kind == .copy
+                    ? unitBytes : unitBytes * Double(max(1, v.columns.count - 1))
                 let left = p.bytesPerSecond > 0 ? Double(p.total - p.done) * lineBytes / p.bytesPerSecond : nil
                 resync = Resync(kind: p.kind.rawValue, percent: (pct * 10).rounded() / 10, bytesPerSecond: p.bytesPerSecond,
                                 secondsLeft: left)

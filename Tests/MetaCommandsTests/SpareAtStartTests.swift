@@ -43,5 +43,10 @@ struct SpareAtStartTests {
         var back = [UInt8](repeating: 0, count: data.count)
         try back.withUnsafeMutableBytes { try engine.read(offset: 0, into: $0) }
         #expect(back == data)
+
+        // Clearing the volume gives the spare back to its pool (it used to stay In use forever).
+        try m.clear(name: "d10", force: true)
+        #expect(db.config.pool(named: "hsp001")?.spares.first?.state == .available)
+        #expect(SetDatabase.readLabel(path: spare) != nil, "the spare stays in the set")
     }
 }

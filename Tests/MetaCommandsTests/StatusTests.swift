@@ -43,7 +43,8 @@ struct StatusTests {
     // MARK: golden texts
 
     @Test func resyncingRAID5MatchesTheSpecForm() {
-        // 812 MiB/s, 77952 lines of 2 × 64 KiB left = exactly 12 s; 70811 of 148763 = 47.6 %.
+        // 812 MiB/s written to the rebuilt column, 77952 lines of one 64 KiB unit left = exactly
+        // 6 s; 70811 of 148763 = 47.6 %.
         let cfg = SetConfig(setName: "local",
                             devices: [0, 1, 2].map { Self.device($0) } + [Self.device(4, blocks: 2_097_152 - 2048, replica: false, role: .hotSpare)],
                             volumes: [Self.raid(cols: [0, 1, 2], states: [.okay, .resyncing, .okay],
@@ -54,7 +55,7 @@ struct StatusTests {
         let expected = """
         d10: RAID
             State: Resyncing
-            Resync in progress: 47.6% done (812 MiB/s, 00:00:12 left)
+            Resync in progress: 47.6% done (812 MiB/s, 00:00:06 left)
             Interlace: 128 blocks
             Size: 4194304 blocks (2.0 GiB)
         Original device:
