@@ -368,15 +368,12 @@ public final class Simulation: @unchecked Sendable {
     /// Devices the volume uses that are faulty or missing.
     func faultyColumns() -> Int {
         guard let rec = record else { return 0 }
-        var n = 0
-        for c in rec.allComponents {
-            let u = c.activeDevice
-            guard let d = db?.device(u) as? SimDevice else { n += 1; continue }
-            if d.faulty { n += 1 }
-        }
-        // A column erred in the configuration counts too (its data is derived).
-        let erred = rec.columns.filter { $0.state.isErred || $0.state == .resyncing }.count
-        return max(n, erred)
+        // A component whose device is missing or faulty, or (RAID-5) a column erred or being
+        // rebuilt in the configuration (its data is derived): each counts once.
+        return rec.allComponents.filter { c in
+            let bad = (db?.device(c.activeDevice) as? SimDevice)?.faulty ?? true
+            return bad || (rec.type == .raid5 && (c.state.isErred || c.state == .resyncing))
+        }.count
     }
 
     /// NBD_CMD_WRITE_ZEROES: blocks read back as zeroes (write 0 in the model).

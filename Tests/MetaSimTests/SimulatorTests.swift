@@ -21,6 +21,7 @@ struct SimulatorTests {
         (50418, "rewritten lost blocks were called good before they were durable"),
         (500193, "a Last Erred column left alone (the other column rebuilt) failed writes instead of becoming Maintenance"),
         (2008297, "a flush succeeded while a Last Erred column (the only source of its data) was missing"),
+        (9007955, "(model) a column being rebuilt and another failing count as two failures"),
         (3002930, "writes went around a column missing at start whose state the database could not record; it returned as Okay and stale"),
     ]
 
