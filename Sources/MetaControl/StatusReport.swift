@@ -124,7 +124,20 @@ extension StatusReport {
                              sizeBytes: d?.sizeBytes ?? 0)
         }
         var vols: [VolumeStatus] = []
-        for v in config.volumes where names.isEmpty || names.contains(v.name) {
+        for recorded in config.volumes where names.isEmpty || names.contains(recorded.name) {
+            // Without a server nothing has recorded a missing component yet: show it as the
+            // server would on its start (Unavailable), and the volume's state accordingly.
+            var v = recorded
+            if !live {
+                for i in v.columns.indices where !present(v.columns[i].activeDevice) && !v.columns[i].state.isErred {
+                    v.columns[i].state = .unavailable
+                }
+                for r in v.rows.indices {
+                    for i in v.rows[r].components.indices where !present(v.rows[r].components[i].activeDevice) {
+                        v.rows[r].components[i].state = .unavailable
+                    }
+                }
+            }
             let state = v.derivedState
             var resync: Resync? = nil
             if let p = progress(v.name), p.total > 0 {

@@ -207,6 +207,21 @@ struct StatusTests {
         #expect(lines.filter { $0 == "    Size: 6291456 blocks (3.0 GiB)" }.count == 2)
     }
 
+    /// Without a server, a missing column is shown as the server will record it (the
+    /// newcomer review: text and `-c` said Okay, only `--json` said `present: false`).
+    @Test func missingComponentWithoutAServerIsUnavailable() {
+        let cfg = SetConfig(setName: "local", devices: [0, 1, 2].map { Self.device($0) },
+                            volumes: [Self.raid(cols: [0, 1, 2], states: [.okay, .okay, .okay])])
+        let report = Self.make(cfg, missing: [1])
+        #expect(report.volumes[0].components[1].present == false)
+        #expect(report.volumes[0].components[1].state == "Unavailable")
+        #expect(report.volumes[0].state == "Needs Maintenance")
+        let lines = Self.lines(StatusFormatter.report(report))
+        #expect(lines.contains("        /dev/loop1         2048  Yes    Unavailable  No"))
+        // A running server reports what it recorded.
+        #expect(Self.make(cfg, live: true, missing: [1]).volumes[0].components[1].state == "Okay")
+    }
+
     @Test func hotSpareInUseShowsInTheHotSpareColumn() {
         let cfg = SetConfig(setName: "local", devices: [0, 1, 2].map { Self.device($0) } + [Self.device(14, role: .hotSpare)],
                             volumes: [Self.raid(cols: [0, 1, 2], states: [.okay, .resyncing, .okay],
