@@ -155,15 +155,17 @@ extension StatusReport {
                                 bytesPerSecond: 0, secondsLeft: nil)
             }
             var invoke: String? = nil
+            // Runnable as printed: a set other than the default one is named.
+            let replace = config.setName == "local" ? "metactl replace" : "metactl replace -s \(config.setName)"
             let comps = v.allComponents
             if let bad = comps.first(where: { $0.state == .maintenance || $0.state == .unavailable }) ,
                state == .needsMaintenance || state == .lastErred {
-                invoke = "metactl replace \(v.name) \(path(bad.device)) <new device>"
+                invoke = "\(replace) \(v.name) \(path(bad.device)) <new device>"
                 if state == .lastErred, let le = comps.first(where: { $0.state == .lastErred }) {
-                    invoke! += "; then metactl replace \(v.name) --enable \(path(le.device))"
+                    invoke! += "; then \(replace) \(v.name) --enable \(path(le.device))"
                 }
             } else if let le = comps.first(where: { $0.state == .lastErred }) {
-                invoke = "metactl replace \(v.name) --enable \(path(le.device))"
+                invoke = "\(replace) \(v.name) --enable \(path(le.device))"
             }
             let sizeBlocks: UInt64
             var rows: [Row]? = nil

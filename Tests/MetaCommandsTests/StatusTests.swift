@@ -222,6 +222,13 @@ struct StatusTests {
         #expect(Self.make(cfg, live: true, missing: [1]).volumes[0].components[1].state == "Okay")
     }
 
+    /// `Invoke:` lines of another set name it (the newcomer review: they omitted `-s`).
+    @Test func invokeOfAnotherSetNamesIt() {
+        let cfg = SetConfig(setName: "data", devices: [0, 1, 2].map { Self.device($0) },
+                            volumes: [Self.raid(cols: [0, 1, 2], states: [.okay, .maintenance, .okay])])
+        #expect(Self.make(cfg).volumes[0].invoke == "metactl replace -s data d10 /dev/loop1 <new device>")
+    }
+
     @Test func hotSpareInUseShowsInTheHotSpareColumn() {
         let cfg = SetConfig(setName: "local", devices: [0, 1, 2].map { Self.device($0) } + [Self.device(14, role: .hotSpare)],
                             volumes: [Self.raid(cols: [0, 1, 2], states: [.okay, .resyncing, .okay],
