@@ -402,8 +402,9 @@ public final class Simulation: @unchecked Sendable {
         guard sector > 512, let e = volumeEngine, !fate.dead else { clientRead(); return }
         count("misaligned")
         let states = record?.columns.map(\.state)
-        let at = UInt64(rng.below(model.blocks - 1)) * 512 + 512 * UInt64(rng.chance(0.5) ? 0 : 1)
         let len = 512 * (1 + rng.below(3))
+        // Inside the volume (past its end the bounds check answers first, with ENOSPC).
+        let at = UInt64(rng.below(model.blocks - 4)) * 512 + 512 * UInt64(rng.chance(0.5) ? 0 : 1)
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: len, alignment: 4096)
         defer { buf.deallocate() }
         buf.initializeMemory(as: UInt8.self, repeating: 0x5a)
