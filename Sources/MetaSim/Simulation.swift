@@ -106,6 +106,7 @@ public final class Simulation: @unchecked Sendable {
         }
         // Finish: heal, restart, let background work finish, and check the whole volume.
         note("final: heal every device, restart, finish background work")
+        finalPhase = true
         for d in devices { d.heal() }
         restart(after: .kill)
         runBackground(all: true)
@@ -475,7 +476,7 @@ public final class Simulation: @unchecked Sendable {
             hook(point)
             return
         }
-        guard !scripted, !fate.dead, failure == nil, nested < 1 else { return }
+        guard !scripted, !finalPhase, !fate.dead, failure == nil, nested < 1 else { return }
         nested += 1
         defer { nested -= 1 }
         switch rng.below(10) {
@@ -500,6 +501,8 @@ public final class Simulation: @unchecked Sendable {
     public var onYield: ((String) -> Void)?
     /// Driven by a script (``create()``): background work runs without random interleaving.
     var scripted = false
+    /// The end of a schedule: background work finishes without new faults or crashes.
+    var finalPhase = false
 
     func injectFault() {
         guard let rec = record, !fate.dead else { return }
@@ -869,7 +872,7 @@ public final class Simulation: @unchecked Sendable {
         var b = 0
         while b < model.blocks {
             let n = min(step, model.blocks - b)
-            clientRead(b..<(b + n), mustSucceed: state == .okay)
+            clientRead(b..<(b + n), mustSucceed: state == .okay && faultyColumns() == 0)
             b += n
         }
     }

@@ -23,6 +23,7 @@ struct SimulatorTests {
         (2008297, "a flush succeeded while a Last Erred column (the only source of its data) was missing"),
         (9007955, "(model) a column being rebuilt and another failing count as two failures"),
         (7021168, "(model) misaligned requests stay inside the volume"),
+        (13007480, "(model) no faults are injected while a schedule finishes"),
         (3002930, "writes went around a column missing at start whose state the database could not record; it returned as Okay and stale"),
     ]
 
