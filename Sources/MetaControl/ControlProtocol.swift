@@ -1,5 +1,6 @@
 import Foundation
 import MetaDB
+import MetaModel
 import MetaEngine
 
 /// A request to a set: the same value is handled directly (no server) or sent over the

@@ -1,5 +1,6 @@
 import Foundation
 import MetaDB
+import MetaModel
 
 /// Parameters of `metactl grow`.
 public struct GrowRequest: Codable, Sendable, Equatable {

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MetaDB
+import MetaModel
 
 /// How commands reach a set: through the running server's control socket when there is one,
 /// otherwise directly on the devices (under the set lock), running the same ``SetManager``

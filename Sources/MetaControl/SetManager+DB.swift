@@ -1,5 +1,6 @@
 import Foundation
 import MetaDB
+import MetaModel
 
 /// Parameters of `metactl db add` / `db delete`.
 public struct ReplicaRequest: Codable, Sendable, Equatable {
@@ -57,7 +58,7 @@ extension SetManager {
             if remaining < Self.safeReplicaCount {
                 throw OperationError("deleting would leave \(remaining) state database replica\(remaining == 1 ? "" : "s") (fewer than \(Self.safeReplicaCount)): use --force to delete anyway")
             }
-            for u in uuids where SetDatabase.isUsed(u, in: cfg)
+            for u in uuids where cfg.isReferenced(u)
                 && db.replicaStatus.contains(where: { $0.location.device == u && $0.state == .active }) {
                 throw OperationError("\(db.device(u)?.path ?? u.uuidString): its replicas are readable on a volume's component: use --force to delete them anyway")
             }

@@ -1,5 +1,6 @@
 import Foundation
 import MetaDB
+import MetaModel
 import MetaDevices
 import MetaEngine
 
@@ -317,16 +318,7 @@ extension SetManager {
     private func cancelGrow(_ vol: VolumeRecord) throws -> GrowResult {
         guard let p = vol.pendingGrow else { throw OperationError("\(vol.name): no interrupted grow to cancel") }
         let paths = pendingPaths(p)
-        try db.commit { cfg in
-            guard let vi = cfg.volumeIndex(named: vol.name) else { return }
-            cfg.volumes[vi].pendingGrow = nil
-            for u in p.devices where !SetDatabase.isUsed(u, in: cfg) {
-                guard let di = cfg.devices.firstIndex(where: { $0.uuid == u }) else { continue }
-                if cfg.devices[di].replicaCount > 0 { cfg.devices[di].role = .replica; continue }
-                cfg.devices.remove(at: di)
-                try db.releaseDevice(u)
-            }
-        }
+        try db.apply(.growCancelled(volume: vol.name))
         logger.info("\(vol.name): interrupted grow cancelled; released \(paths.joined(separator: ", "))")
         let size = VolumeGrowth.sizeBytes(of: vol)
         return GrowResult(name: vol.name, oldSizeBytes: size, newSizeBytes: size,

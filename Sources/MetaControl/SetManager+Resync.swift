@@ -1,5 +1,6 @@
 import Foundation
 import MetaDB
+import MetaModel
 import MetaDevices
 import MetaEngine
 
@@ -79,10 +80,7 @@ extension SetManager {
                 guard db.device(col.activeDevice) != nil else {
                     throw OperationError("\(r.old): the device is not present (restart the server after it comes back, or replace it)")
                 }
-                try db.commit { cfg in
-                    guard let vi = cfg.volumeIndex(named: r.name) else { return }
-                    ReplaceTransitions.enableRegenerate(&cfg, volume: vi, column: c)
-                }
+                try db.apply(.enableRegenerate(volume: r.name, column: c))
                 try engine.reload()
                 engine.startResync { [weak self] outcome in self?.resyncEnded(r.name, outcome) }
                 return ReplaceResult(name: r.name, kind: "regenerate", messages: ["\(r.name): regenerating \(r.old) from the other columns"])
@@ -104,26 +102,13 @@ extension SetManager {
             throw OperationError("\(r.name): another column is not Okay; regenerating \(r.old) needs every other column")
         }
         try db.commit { cfg in
-            guard let vi = cfg.volumeIndex(named: r.name) else { return }
             let rec = try db.addDevice(path: newPath, role: .component, replicaCopies: 0, force: r.force, in: &cfg)
-            if readable {
-                ReplaceTransitions.beginCopy(&cfg, volume: vi, column: c, target: rec.uuid)
-            } else {
-                let dropped = ReplaceTransitions.beginRegenerate(&cfg, volume: vi, column: c, onto: rec.uuid)
-                // The dropped devices leave the set (their labels are wiped once this commits,
-                // as `clear` does; a missing one keeps its label, which `create --force` then
-                // overwrites) unless they hold replicas: those stay as replica holders.
-                for u in dropped {
-                    if let di = cfg.devices.firstIndex(where: { $0.uuid == u }) {
-                        if cfg.devices[di].replicaCount > 0 {
-                            cfg.devices[di].role = .replica
-                        } else {
-                            cfg.devices.remove(at: di)
-                            try db.releaseDevice(u)
-                        }
-                    }
-                }
-            }
+            // A regeneration retires the old device (and a spare standing in): they leave the
+            // set (their labels are wiped once this commits, as `clear` does; a missing one
+            // keeps its label, which `create --force` then overwrites) unless they hold
+            // replicas: those stay as replica holders.
+            try db.record(readable ? .copyBegun(volume: r.name, column: c, target: rec.uuid)
+                                   : .regenerationBegun(volume: r.name, column: c, target: rec.uuid), in: &cfg)
         }
         try engine.reload()
         engine.startResync { [weak self] outcome in self?.resyncEnded(r.name, outcome) }
@@ -131,14 +116,6 @@ extension SetManager {
         return ReplaceResult(name: r.name, kind: kind, messages: [
             readable ? "\(r.name): copying \(r.old) to \(newPath) (redundancy is kept throughout)"
                      : "\(r.name): regenerating \(r.old) onto \(newPath) from the other columns"])
-    }
-
-    static func markSpare(_ uuid: UUID, _ state: HotSpareState, in cfg: inout SetConfig) {
-        for p in cfg.hotSparePools.indices {
-            for s in cfg.hotSparePools[p].spares.indices where cfg.hotSparePools[p].spares[s].device == uuid {
-                cfg.hotSparePools[p].spares[s].state = state
-            }
-        }
     }
 
     /// Called when a resync thread ends: releases devices left unused, takes the next spare
@@ -155,26 +132,12 @@ extension SetManager {
     /// Drops devices whose role is `unused` and that nothing refers to, wiping their labels.
     func releaseUnusedDevices() {
         let cfg = db.config
-        let pending = pendingGrowDevices()
-        let targets = Set(cfg.volumes.compactMap { $0.resync?.target })
-        let unused = cfg.devices.filter { $0.role == .unused && !SetDatabase.isUsed($0.uuid, in: cfg) && !pending.contains($0.uuid)
-            && !targets.contains($0.uuid) }
-        guard !unused.isEmpty else { return }
+        guard cfg.devices.contains(where: { $0.role == .unused && !cfg.isReferenced($0.uuid) }) else { return }
         do {
-            try db.commit { c in
-                for d in unused {
-                    c.devices.removeAll { $0.uuid == d.uuid }
-                    try db.releaseDevice(d.uuid)
-                }
-            }
+            try db.apply(.unusedDevicesReleased)
         } catch {
             logger.error("could not release unused devices: \(error)")
         }
-    }
-
-    /// Devices held by an interrupted grow (not to be released behind its back).
-    func pendingGrowDevices() -> Set<UUID> {
-        Set(db.config.volumes.flatMap { $0.pendingGrow?.devices ?? [] })
     }
 
     /// SVM's check_4_hs: when a column of a volume with a pool is `Maintenance` and nothing
@@ -208,10 +171,7 @@ extension SetManager {
             return
         }
         do {
-            try db.commit { cfg in
-                guard let vi = cfg.volumeIndex(named: name) else { return }
-                ReplaceTransitions.takeSpare(&cfg, volume: vi, column: c, spare: spare.device)
-            }
+            try db.apply(.spareTaken(volume: name, column: c, spare: spare.device))
             guard let engine = engine(name) as? RAID5Volume else { return }
             try engine.reload()
             logger.warning("\(name): column \(c) failed; hot spare \(db.device(spare.device)?.path ?? "?") from \(poolName) takes over")
@@ -228,10 +188,7 @@ extension SetManager {
     /// column goes back to `Maintenance` on its original device, so the next spare can be
     /// tried; a resync onto it is dropped.
     func spareFailed(_ name: String, column c: Int, spare: UUID) {
-        _ = try? db.commit { cfg in
-            guard let vi = cfg.volumeIndex(named: name) else { return }
-            ReplaceTransitions.spareFailed(&cfg, volume: vi, column: c, spare: spare)
-        }
+        _ = try? db.apply(.spareFailed(volume: name, column: c, spare: spare))
         try? (engine(name) as? RAID5Volume)?.reload()
         logger.warning("\(name): hot spare \(db.device(spare)?.path ?? spare.uuidString) failed and is Broken")
     }
@@ -304,19 +261,7 @@ extension SetManager {
                 throw OperationError("\(name): a spare is in use")
             }
             if r.devices.isEmpty { drop = pool.spares.map(\.device) }
-            try db.commit { cfg in
-                guard let pi = cfg.hotSparePools.firstIndex(where: { $0.name == name }) else { return }
-                cfg.hotSparePools[pi].spares.removeAll { drop.contains($0.device) }
-                if r.devices.isEmpty { cfg.hotSparePools.remove(at: pi) }
-                for u in drop where !SetDatabase.isUsed(u, in: cfg) {
-                    if let di = cfg.devices.firstIndex(where: { $0.uuid == u }) {
-                        if cfg.devices[di].replicaCount > 0 { cfg.devices[di].role = .replica } else {
-                            cfg.devices.remove(at: di)
-                            try db.releaseDevice(u)
-                        }
-                    }
-                }
-            }
+            try db.apply(.sparesRemoved(pool: name, devices: drop, deletePool: r.devices.isEmpty))
         case .enable:
             var found = false
             try db.commit { cfg in

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MetaDB
+import MetaModel
 import MetaDevices
 import MetaEngine
 import MetaLayout
@@ -418,21 +419,8 @@ public final class SetManager: @unchecked Sendable {
         let uuids = Set(vol.allComponents.flatMap { [$0.device] + ($0.hotSpare.map { [$0] } ?? []) }
                         + (vol.pendingGrow?.devices ?? []))
         do {
-            try db.commit { cfg in
-                // Spares standing in for its columns return to their pools.
-                for c in vol.columns { if let s = c.hotSpare { Self.markSpare(s, .available, in: &cfg) } }
-                cfg.volumes.removeAll { $0.name == name }
-                for u in uuids {
-                    guard let i = cfg.devices.firstIndex(where: { $0.uuid == u }) else { continue }
-                    if SetDatabase.isUsed(u, in: cfg) { continue }
-                    if cfg.devices[i].replicaCount > 0 {
-                        cfg.devices[i].role = .replica
-                    } else {
-                        cfg.devices.remove(at: i)
-                        try db.releaseDevice(u)
-                    }
-                }
-            }
+            // Spares standing in for its columns return to their pools; its devices retire.
+            try db.apply(.cleared(volume: name))
         } catch {
             _ = try? openEngine(name)
             throw error
@@ -440,7 +428,7 @@ public final class SetManager: @unchecked Sendable {
         // `--cache writeback`: close the buffered descriptors of the devices no volume uses
         // any more (not while a request may still be using one: a reused descriptor number
         // would send its write elsewhere).
-        if drained { dataDevices.forget(uuids.filter { !SetDatabase.isUsed($0, in: db.config) }) }
+        if drained { dataDevices.forget(uuids.filter { !db.config.isReferenced($0) }) }
         logger.info("\(name): cleared")
     }
 }

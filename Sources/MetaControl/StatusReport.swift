@@ -1,5 +1,6 @@
 import Foundation
 import MetaDB
+import MetaModel
 import MetaEngine
 
 /// `metactl status --json`: the documented, stable schema (fields may be added, never renamed).

@@ -1,4 +1,5 @@
 import Foundation
+import MetaModel
 import Synchronization
 
 /// Something that holds a set's configuration and commits changes to it atomically.
@@ -13,6 +14,29 @@ public protocol ConfigStore: AnyObject, Sendable {
     /// transaction: all of it, or (on a thrown error) none of it.
     @discardableResult
     func commit(_ body: (inout SetConfig) throws -> Void) throws -> SetConfig
+    /// Wipes the label of a device whose record a commit in progress has dropped, once that
+    /// commit lands (``Effect/releaseDevice(_:)``).
+    func releaseDevice(_ uuid: UUID) throws
+}
+
+extension ConfigStore {
+    /// Records one event: the transition of ``SetModel/apply(_:to:)`` committed as one
+    /// transaction, its ``Effect/releaseDevice(_:)`` effects run with it. Returns the effects.
+    @discardableResult
+    public func apply(_ event: SetEvent) throws -> [Effect] {
+        var effects: [Effect] = []
+        try commit { cfg in effects = try record(event, in: &cfg) }
+        return effects
+    }
+
+    /// ``apply(_:)`` inside a commit already in progress (one that also makes other changes,
+    /// such as labelling a new device, in the same transaction).
+    @discardableResult
+    public func record(_ event: SetEvent, in cfg: inout SetConfig) throws -> [Effect] {
+        let effects = try SetModel.apply(event, to: &cfg)
+        for case .releaseDevice(let u) in effects { try releaseDevice(u) }
+        return effects
+    }
 }
 
 /// A ``ConfigStore`` kept in memory (unit tests, dry runs).
@@ -29,6 +53,11 @@ public final class InMemoryConfigStore: ConfigStore, @unchecked Sendable {
     public var config: SetConfig { state.withLock { $0 } }
     /// Number of successful commits.
     public var commitCount: Int { commits.load(ordering: .relaxed) }
+
+    /// Devices released by commits so far (a memory store has no labels to wipe).
+    public var releasedDevices: [UUID] { released.withLock { $0 } }
+    private let released = Mutex<[UUID]>([])
+    public func releaseDevice(_ uuid: UUID) throws { released.withLock { $0.append(uuid) } }
 
     @discardableResult
     public func commit(_ body: (inout SetConfig) throws -> Void) throws -> SetConfig {

@@ -1,4 +1,5 @@
 import Foundation
+import MetaModel
 import MetaDevices
 
 /// Errors of the state database. Each reads as one line naming the thing at fault.

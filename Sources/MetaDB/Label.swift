@@ -1,5 +1,6 @@
 import CISAL
 import Foundation
+import MetaModel
 import MetaDevices
 
 /// CRC32C (Castagnoli), computed by ISA-L's `crc32_iscsi`: initial value `0xFFFFFFFF`,
@@ -96,6 +97,12 @@ public struct Label: Sendable, Equatable {
     public var deviceSizeBytes: UInt64
     /// Bumped on every rewrite; the higher of two intact copies wins.
     public var sequence: UInt64
+    /// Freshness stamp: raised on every present device each time a server starts on the set
+    /// (``SetDatabase/beginServing()``); the configuration records the stamp each device must
+    /// carry (``DeviceRecord/epoch``). A device with a lower stamp is an older copy of the
+    /// member (a snapshot, a clone, an old image) and is not used. 0 in labels written before
+    /// the stamp existed.
+    public var epoch: UInt64 = 0
 
     public init(setUUID: UUID, setName: String, deviceUUID: UUID, role: DeviceRole, replicaCount: Int,
                 slotSize: UInt64, dataStartBlock: UInt64, deviceSizeBytes: UInt64, sequence: UInt64 = 1) {
@@ -129,6 +136,7 @@ public struct Label: Sendable, Equatable {
         LE.put(deviceSizeBytes, &b, 72)
         LE.put(sequence, &b, 80)
         LE.put(DiskLayout.replicaAreaOffset, &b, 88)
+        LE.put(epoch, &b, 104)
         let name = Array(setName.utf8.prefix(Label.maxSetNameBytes))
         LE.put(UInt16(name.count), &b, 96)
         for (i, c) in name.enumerated() { b[128 + i] = c }
@@ -180,6 +188,7 @@ public struct Label: Sendable, Equatable {
                       replicaCount: count, slotSize: slot, dataStartBlock: LE.get(UInt64.self, b, 64),
                       deviceSizeBytes: LE.get(UInt64.self, b, 72), sequence: LE.get(UInt64.self, b, 80))
         l.version = version
+        l.epoch = LE.get(UInt64.self, b, 104)
         return .success(l)
     }
 

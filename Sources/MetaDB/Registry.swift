@@ -1,4 +1,5 @@
 import Foundation
+import MetaModel
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,4 +1,5 @@
 import Foundation
+import MetaModel
 import MetaDevices
 
 /// The header at the start of a replica slot (512 bytes; the payload follows it).

@@ -1,4 +1,5 @@
 import Foundation
+import MetaModel
 import MetaDevices
 #if canImport(Glibc)
 import Glibc
@@ -136,7 +137,11 @@ extension SetDatabase {
             let before = Set(finder.devices.keys)
             for rec in loaded.config.devices where finder.devices[rec.uuid] == nil { finder.tryPath(rec.lastPath) }
             finder.findMissing(wanted)
-            if Set(finder.devices.keys) != before {
+            // Older copies of members (a label stamp below the configuration's) are not used;
+            // the member itself may be found elsewhere.
+            finder.expectedEpoch = Dictionary(loaded.config.devices.map { ($0.uuid, $0.epoch ?? 0) }, uniquingKeysWith: max)
+            if !finder.dropStale().isEmpty { finder.findMissing(wanted) }
+            if Set(finder.devices.keys) != before || finder.droppedStale {
                 loaded = try load(setName: setName, setUUID: entry.uuid, devices: finder.devices, labels: finder.labels)
             }
             // Devices of this set that the configuration no longer lists are not ours to hold.
@@ -216,8 +221,15 @@ final class DeviceFinder {
     var devices: [UUID: any BlockDevice] = [:]
     var labels: [UUID: Label] = [:]
     var problems: [String] = []
+    /// The stamp each device's label must carry (``DeviceRecord/epoch``), once the
+    /// configuration is known: a device below it is a stale copy and is not opened.
+    var expectedEpoch: [UUID: UInt64] = [:]
+    /// Whether ``dropStale()`` closed a device already opened.
+    private(set) var droppedStale = false
     private var openedPaths = Set<String>()
-    private var scanned: [UUID: String]?
+    /// Paths found holding stale copies (not tried again).
+    private var stalePaths = Set<String>()
+    private var scanned: [UUID: [String]]?
 
     init(setUUID: UUID, mode: SetDatabase.Mode, registry: HostRegistry) {
         self.setUUID = setUUID; self.mode = mode; self.registry = registry
@@ -230,7 +242,7 @@ final class DeviceFinder {
     /// Opens `path` if it carries a label of this set (under whatever device UUID it names).
     func tryPath(_ path: String) {
         let real = SetDatabase.realPath(path)
-        guard !openedPaths.contains(real), FileManager.default.fileExists(atPath: path) else { return }
+        guard !openedPaths.contains(real), !stalePaths.contains(real), FileManager.default.fileExists(atPath: path) else { return }
         // Peek without locking first: a device of another set must not be locked by us.
         guard let peek = SetDatabase.readLabel(path: path), peek.setUUID == setUUID,
               devices[peek.deviceUUID] == nil else { return }
@@ -241,6 +253,11 @@ final class DeviceFinder {
         }
         let r = Label.read(from: d)
         guard let l = r.label, l.setUUID == setUUID, devices[l.deviceUUID] == nil else { d.close(); return }
+        if let want = expectedEpoch[l.deviceUUID], l.epoch < want {
+            d.close()
+            noteStale(path: path, real: real, label: l, expected: want)
+            return
+        }
         for p in r.problems { problems.append("\(path): label copy \(p.copy): \(p.failure)") }
         devices[l.deviceUUID] = d
         labels[l.deviceUUID] = l
@@ -252,15 +269,38 @@ final class DeviceFinder {
         let missing = wanted.subtracting(devices.keys)
         guard !missing.isEmpty else { return }
         if scanned == nil {
-            var found: [UUID: String] = [:]
+            var found: [UUID: [String]] = [:]
             for p in DeviceScan.candidatePaths(extra: registry.sets.flatMap { $0.devices.map(\.path) }) {
-                if let l = SetDatabase.readLabel(path: p), l.setUUID == setUUID, found[l.deviceUUID] == nil {
-                    found[l.deviceUUID] = p
-                }
+                if let l = SetDatabase.readLabel(path: p), l.setUUID == setUUID { found[l.deviceUUID, default: []].append(p) }
             }
             scanned = found
         }
-        for u in missing { if let p = scanned?[u] { tryPath(p) } }
+        for u in missing {
+            for p in scanned?[u] ?? [] where devices[u] == nil && !stalePaths.contains(SetDatabase.realPath(p)) { tryPath(p) }
+        }
+    }
+
+    /// Closes the devices already opened whose label stamp is below ``expectedEpoch``.
+    /// Returns their UUIDs.
+    func dropStale() -> [UUID] {
+        var dropped: [UUID] = []
+        for (u, l) in labels {
+            guard let want = expectedEpoch[u], l.epoch < want, let d = devices[u] else { continue }
+            (d as? FileDevice)?.close()
+            devices[u] = nil
+            labels[u] = nil
+            let real = SetDatabase.realPath(d.path)
+            openedPaths.remove(real)
+            noteStale(path: d.path, real: real, label: l, expected: want)
+            dropped.append(u)
+        }
+        if !dropped.isEmpty { droppedStale = true }
+        return dropped
+    }
+
+    private func noteStale(path: String, real: String, label l: Label, expected: UInt64) {
+        stalePaths.insert(real)
+        problems.append(SetDatabase.staleNote(path: path, device: l.deviceUUID, stamp: l.epoch, expected: expected))
     }
 }
 

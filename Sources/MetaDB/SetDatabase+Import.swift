@@ -1,4 +1,5 @@
 import Foundation
+import MetaModel
 import MetaDevices
 
 /// What `metactl import` found for one set.

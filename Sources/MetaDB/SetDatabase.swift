@@ -1,4 +1,5 @@
 import Foundation
+import MetaModel
 import MetaDevices
 
 /// A set's state database: labels on every device, replicas of the configuration,
@@ -135,7 +136,18 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
         }
         guard let setUUID else { throw DatabaseError.noReplica(set: "?", details: "no labelled device given") }
         let name = labels.values.first?.setName ?? "?"
-        let loaded = try Self.load(setName: name, setUUID: setUUID, devices: devs, labels: labels)
+        var loaded = try Self.load(setName: name, setUUID: setUUID, devices: devs, labels: labels)
+        // Older copies of members (label stamp below the configuration's) are not used.
+        let stale = loaded.config.devices.filter { rec in labels[rec.uuid].map { $0.epoch < (rec.epoch ?? 0) } ?? false }
+        if !stale.isEmpty {
+            for rec in stale {
+                skipped.append(Self.staleNote(path: devs[rec.uuid]?.path ?? "?", device: rec.uuid,
+                                              stamp: labels[rec.uuid]?.epoch ?? 0, expected: rec.epoch ?? 0))
+                devs[rec.uuid] = nil
+                labels[rec.uuid] = nil
+            }
+            loaded = try Self.load(setName: name, setUUID: setUUID, devices: devs, labels: labels)
+        }
         self.init(setName: name, setUUID: setUUID, mode: mode, configDir: nil, config: loaded.config,
                   generation: loaded.generation, highest: loaded.highest, devices: devs, labels: labels,
                   statuses: loaded.statuses, newestSlot: loaded.newestSlot, skipped: skipped + loaded.skipped,
@@ -591,6 +603,39 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
         }
     }
 
+    /// The problem line of a device that is an older copy of a member.
+    static func staleNote(path: String, device: UUID, stamp: UInt64, expected: UInt64) -> String {
+        "\(path): an older copy of member \(device) (freshness stamp \(stamp), the set expects \(expected)): not used; its component is unavailable until the member returns or is replaced"
+    }
+
+    /// Records that a server starts on the set: raises the freshness stamp (``Label/epoch``)
+    /// of every present device, then commits the new stamps together with
+    /// `cleanShutdown = false`. Labels go first: a crash in between leaves labels ahead of the
+    /// configuration, which is accepted; a device whose label could not be written keeps its
+    /// old expected stamp. From then on an older copy of any of these devices (a snapshot or
+    /// clone taken before this start) is refused at open instead of being read as current.
+    public func beginServing() throws {
+        guard mode == .readWrite else { throw DatabaseError.readOnly(set: setName) }
+        let (stamp, raised) = lock.withLock { () -> (UInt64, [UUID]) in
+            let stamp = (current.devices.compactMap(\.epoch).max() ?? 0) + 1
+            var raised: [UUID] = []
+            for rec in current.devices {
+                guard let d = devices[rec.uuid], var l = labels[rec.uuid] else { continue }
+                l.epoch = stamp
+                l.sequence += 1
+                if (try? l.write(to: d)) != nil {
+                    labels[rec.uuid] = l
+                    raised.append(rec.uuid)
+                }
+            }
+            return (stamp, raised)
+        }
+        try commit { c in
+            c.cleanShutdown = false
+            for i in c.devices.indices where raised.contains(c.devices[i].uuid) { c.devices[i].epoch = stamp }
+        }
+    }
+
     /// Removes the replicas on the given devices. Without `force` the set must be writable;
     /// with `force` it works without quorum (the way out of a lost majority) as long as a
     /// majority of the remaining replicas take the write. A replica-only device that no
@@ -605,18 +650,11 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
             for u in uuids {
                 guard let i = c.devices.firstIndex(where: { $0.uuid == u }) else { continue }
                 c.devices[i].replicaCount = 0
-                if c.devices[i].role == .replica && !Self.isUsed(u, in: c) {
-                    c.devices.remove(at: i)
-                    try self.releaseDevice(u)
+                if c.devices[i].role == .replica {
+                    for case .releaseDevice(let r) in c.retire(u, .now) { try self.releaseDevice(r) }
                 }
             }
         }
-    }
-
-    /// Whether a volume or hot spare pool refers to a device.
-    public static func isUsed(_ uuid: UUID, in c: SetConfig) -> Bool {
-        c.volumes.contains { v in v.allComponents.contains { $0.device == uuid || $0.hotSpare == uuid } }
-            || c.hotSparePools.contains { $0.spares.contains { $0.device == uuid } }
     }
 
     // MARK: - Close

@@ -1,5 +1,6 @@
 import Foundation
 import MetaDB
+import MetaModel
 
 /// The dirty-region log of a RAID-5 volume (SVM's optimized resync regions, md's
 /// write-intent bitmap): closes the RAID-5 write hole.

@@ -1,14 +1,12 @@
 import Foundation
 import MetaDB
+import MetaModel
 import MetaDevices
 
 extension RAID5Volume {
     /// Commits the dirty set of this volume.
     func commitDirty(_ regions: Set<UInt64>) throws {
-        try context.store.commit { cfg in
-            guard let vi = cfg.volumeIndex(named: name) else { return }
-            cfg.volumes[vi].dirtyRegions = regions.sorted()
-        }
+        try context.store.apply(.dirtyRegions(volume: name, regions: regions.sorted()))
     }
 
     /// Marks the regions of `lines` dirty before they are written.

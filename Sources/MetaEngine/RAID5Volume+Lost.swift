@@ -1,5 +1,6 @@
 import Foundation
 import MetaDB
+import MetaModel
 import MetaDevices
 import MetaLayout
 
@@ -10,44 +11,14 @@ import MetaLayout
 /// write replaces them. The list is in the state database, so this survives restarts, and
 /// no resync turns such blocks back into good data.
 extension RAID5Volume {
-    /// Whether any block of `column` in `[start, start+count)` (column data blocks) is lost.
-    static func isLost(_ lost: [LostRange], column: Int, start: UInt64, count: UInt64) -> Bool {
-        lost.contains { $0.column == column && $0.start < start + count && start < $0.end }
-    }
-
     /// Whether a piece of `line` touches lost blocks.
     func pieceIsLost(_ rt: Runtime, line: UInt64, column: Int, unitOffset: UInt64, blocks: UInt64) -> Bool {
         guard !rt.lost.isEmpty else { return false }
-        return Self.isLost(rt.lost, column: column, start: line * rt.layout.interlaceBlocks + unitOffset, count: blocks)
+        return LostBlocks.isLost(rt.lost, column: column, start: line * rt.layout.interlaceBlocks + unitOffset, count: blocks)
     }
 
     func lostError(_ op: String, line: UInt64, column: Int) -> VolumeIOError {
         ioError(op, line: line, "column \(column)'s data here is lost (torn by a crash while the column was missing); it reads back again once rewritten")
-    }
-
-    /// `ranges` minus `[start, start+count)` of `column`.
-    static func subtract(_ ranges: [LostRange], column: Int, start: UInt64, count: UInt64) -> [LostRange] {
-        var out: [LostRange] = []
-        let end = start + count
-        for r in ranges {
-            guard r.column == column, r.start < end, start < r.end else { out.append(r); continue }
-            if r.start < start { out.append(LostRange(column: column, start: r.start, count: start - r.start)) }
-            if r.end > end { out.append(LostRange(column: column, start: end, count: r.end - end)) }
-        }
-        return out
-    }
-
-    /// `ranges` plus `add`, merged per column.
-    static func union(_ ranges: [LostRange], _ add: [LostRange]) -> [LostRange] {
-        var out: [LostRange] = []
-        for r in (ranges + add).sorted(by: { ($0.column, $0.start) < ($1.column, $1.start) }) {
-            if let last = out.last, last.column == r.column, r.start <= last.end {
-                out[out.count - 1].count = max(last.end, r.end) - last.start
-            } else {
-                out.append(r)
-            }
-        }
-        return out
     }
 
     /// A write to `line` succeeded: the blocks it wrote are good again (flushed, then
@@ -65,7 +36,7 @@ extension RAID5Volume {
         defer { stateLock.unlock() }
         var lost = runtime.read { $0.lost }
         for p in pieces {
-            lost = Self.subtract(lost, column: p.column, start: line * rt.layout.interlaceBlocks + p.unitOffset, count: p.blocks)
+            lost = LostBlocks.subtract(lost, column: p.column, start: line * rt.layout.interlaceBlocks + p.unitOffset, count: p.blocks)
         }
         // What is left of a range in parity positions only is no lost data.
         let layout = rt.layout
@@ -75,10 +46,7 @@ extension RAID5Volume {
         }
         let new = lost
         do {
-            try context.store.commit { cfg in
-                guard let vi = cfg.volumeIndex(named: name) else { return }
-                cfg.volumes[vi].lostBlocks = new.isEmpty ? nil : new
-            }
+            try context.store.apply(.lostBlocks(volume: name, ranges: new))
         } catch {
             throw VolumeIOError(volume: name, code: .io, operation: "write",
                                 detail: "line \(line): rewritten lost blocks could not be recorded as good: \(error)")
@@ -100,49 +68,12 @@ extension RAID5Volume {
         guard !add.isEmpty else { return }
         stateLock.lock()
         defer { stateLock.unlock() }
-        let new = Self.union(rt.lost, add)
+        let new = LostBlocks.union(rt.lost, add)
         context.logger.error("\(name): column \(column) is rebuilt over \(add.count) region(s) whose parity a crash left untrusted: \(add.reduce(0) { $0 + $1.count }) block(s) of it are recorded lost (they read as EIO until rewritten)")
-        try context.store.commit { cfg in
-            guard let vi = cfg.volumeIndex(named: name) else { return }
-            cfg.volumes[vi].lostBlocks = new
-        }
+        try context.store.apply(.lostBlocks(volume: name, ranges: new))
         runtime.withLock { $0.lost = new }
     }
 
     /// Lost blocks recorded for this volume.
     public var lostBlocks: [LostRange] { runtime.read { $0.lost } }
-}
-
-extension VolumeRecord {
-    /// The volume's lost data as runs of volume blocks (start, count), merged and sorted:
-    /// the parts of ``lostBlocks`` that hold data (parity positions are rebuilt by the parity
-    /// repair and are never read as data).
-    public var lostExtents: [(start: UInt64, count: UInt64)] {
-        guard type == .raid5, let lost = lostBlocks, !lost.isEmpty, interlaceBlocks > 0 else { return [] }
-        let layout = RAID5Layout(originalColumns: originalColumnCount, addedColumns: columns.count - originalColumnCount,
-                                 interlaceBlocks: interlaceBlocks, columnBlocks: columnBlocks)
-        var runs: [(start: UInt64, count: UInt64)] = []
-        for r in lost {
-            var b = r.start
-            while b < r.end {
-                // Up to the end of this unit (one line of the column).
-                let unitEnd = min(r.end, (b / interlaceBlocks + 1) * interlaceBlocks)
-                if let v = layout.logicalBlock(column: r.column, columnBlock: b) { runs.append((v, unitEnd - b)) }
-                b = unitEnd
-            }
-        }
-        runs.sort { $0.start < $1.start }
-        var merged: [(start: UInt64, count: UInt64)] = []
-        for x in runs {
-            if let last = merged.last, last.start + last.count >= x.start {
-                merged[merged.count - 1].count = max(last.start + last.count, x.start + x.count) - last.start
-            } else {
-                merged.append(x)
-            }
-        }
-        return merged
-    }
-
-    /// Volume blocks whose data is lost.
-    public var lostDataBlocks: UInt64 { lostExtents.reduce(0) { $0 + $1.count } }
 }

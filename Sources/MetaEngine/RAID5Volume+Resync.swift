@@ -1,5 +1,6 @@
 import Foundation
 import MetaDB
+import MetaModel
 import MetaDevices
 import MetaLayout
 
@@ -203,11 +204,7 @@ extension RAID5Volume {
             return
         }
         do {
-            try context.store.commit { cfg in
-                guard let vi = cfg.volumeIndex(named: name), let r = cfg.volumes[vi].resync,
-                      r.column == owner.0, r.target == owner.1 else { return }
-                cfg.volumes[vi].resync?.doneBlocks = done
-            }
+            try context.store.apply(.resyncCheckpoint(volume: name, column: owner.0, target: owner.1, doneBlocks: done))
         } catch {
             context.logger.error("\(name): could not checkpoint the resync at line \(line): \(error)")
         }
@@ -357,22 +354,7 @@ extension RAID5Volume {
         // The regeneration record vouches for the target below `line`: make that durable.
         do throws(DeviceError) { try cp.device.flush() } catch { return abandonCopy(cp, error) }
         do {
-            try context.store.commit { cfg in
-                guard let vi = cfg.volumeIndex(named: name) else { return }
-                var col = cfg.volumes[vi].columns[cp.column]
-                if let spare = col.hotSpare { Self.setSpare(spare, .broken, in: &cfg) }
-                col.hotSpare = nil
-                let old = col.device
-                col.device = cp.uuid
-                col.state = .resyncing
-                cfg.volumes[vi].columns[cp.column] = col
-                cfg.volumes[vi].resync = ResyncCheckpoint(kind: .regenerate, column: cp.column, target: cp.uuid,
-                                                          doneBlocks: done, totalBlocks: cfg.volumes[vi].columnBlocks)
-                if !SetDatabaseHelpers.isReferenced(old, in: cfg), let di = cfg.devices.firstIndex(where: { $0.uuid == old }),
-                   cfg.devices[di].replicaCount == 0 {
-                    cfg.devices[di].role = .unused
-                }
-            }
+            try context.store.apply(.copyBecameRegeneration(volume: name, column: cp.column, target: cp.uuid, doneBlocks: done))
         } catch {
             return .sourceFailed("could not switch the copy to a regeneration: \(error)")
         }
@@ -387,11 +369,7 @@ extension RAID5Volume {
 
     private func abandonCopy(_ cp: CopyTarget, _ error: DeviceError) -> ResyncOutcome {
         context.logger.error("\(name): copy target \(cp.device.path) failed: \(error); the column stays on its old device")
-        _ = try? context.store.commit { cfg in
-            guard let vi = cfg.volumeIndex(named: name) else { return }
-            cfg.volumes[vi].resync = nil
-            if let di = cfg.devices.firstIndex(where: { $0.uuid == cp.uuid }) { cfg.devices[di].role = .unused }
-        }
+        _ = try? context.store.apply(.copyAbandoned(volume: name, target: cp.uuid))
         runtime.withLock { $0.copy = nil }
         return .targetFailed("\(cp.device.path): \(error)")
     }
@@ -415,42 +393,12 @@ extension RAID5Volume {
 
     private func commitFinish(_ kind: ResyncKind) {
         do {
-            try context.store.commit { cfg in
-                guard let vi = cfg.volumeIndex(named: name), let r = cfg.volumes[vi].resync, let c = r.column else { return }
-                var col = cfg.volumes[vi].columns[c]
-                if kind == .copy, let target = r.target {
-                    let oldActive = col.activeDevice
-                    if let spare = col.hotSpare, spare == oldActive {
-                        // Copy-back from a spare: the spare returns to its pool.
-                        Self.setSpare(spare, .available, in: &cfg)
-                    }
-                    let replaced = col.device
-                    col.device = target
-                    col.hotSpare = nil
-                    for u in Set([replaced, oldActive]) where !SetDatabaseHelpers.isReferenced(u, in: cfg, except: (vi, c)) {
-                        if let di = cfg.devices.firstIndex(where: { $0.uuid == u }), cfg.devices[di].role != .hotSpare {
-                            cfg.devices[di].role = cfg.devices[di].replicaCount > 0 ? .replica : .unused
-                        }
-                    }
-                    if let di = cfg.devices.firstIndex(where: { $0.uuid == target }) { cfg.devices[di].role = .component }
-                }
-                col.state = .okay
-                cfg.volumes[vi].columns[c] = col
-                cfg.volumes[vi].resync = nil
-            }
+            try context.store.apply(.resyncFinished(volume: name, kind: kind))
         } catch {
             context.logger.error("\(name): could not record the end of the resync: \(error)")
             return
         }
         try? reload()
-    }
-
-    static func setSpare(_ uuid: UUID, _ state: HotSpareState, in cfg: inout SetConfig) {
-        for p in cfg.hotSparePools.indices {
-            for s in cfg.hotSparePools[p].spares.indices where cfg.hotSparePools[p].spares[s].device == uuid {
-                cfg.hotSparePools[p].spares[s].state = state
-            }
-        }
     }
 }
 
@@ -505,19 +453,5 @@ final class StepWriter: @unchecked Sendable {
     func wait() -> ResyncOutcome? {
         finished.wait()
         return result
-    }
-}
-
-/// Small queries over a configuration.
-enum SetDatabaseHelpers {
-    /// Whether any volume slot (other than `except`) or pool refers to `uuid`.
-    static func isReferenced(_ uuid: UUID, in cfg: SetConfig, except: (Int, Int)? = nil) -> Bool {
-        for (vi, v) in cfg.volumes.enumerated() {
-            for (ci, c) in v.columns.enumerated() where !(except.map { $0 == (vi, ci) } ?? false) {
-                if c.device == uuid || c.hotSpare == uuid { return true }
-            }
-            for r in v.rows { for c in r.components where c.device == uuid || c.hotSpare == uuid { return true } }
-        }
-        return cfg.hotSparePools.contains { $0.spares.contains { $0.device == uuid } }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import MetaDB
+import MetaModel
 import MetaDevices
 import MetaLayout
 import Synchronization
@@ -41,6 +42,11 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         /// yet (``commitUnavailableColumns()`` has not succeeded): no write may go around them,
         /// since the database would still call them Okay when they return.
         var unrecordedMissing: Set<Int> = []
+
+        /// Whether a column other than `c` is erred or being rebuilt (``ColumnHealth``).
+        func othersErred(_ c: Int) -> Bool {
+            columns.indices.contains { i in i != c && (columns[i].state.isErred || columns[i].state == .resyncing) }
+        }
     }
     struct CopyTarget {
         var column: Int
@@ -105,9 +111,9 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             cols.append(Column(uuid: uuid, device: handle, startByte: dev.dataStartBlock * Volume.blockSize,
                                path: dev.lastPath, state: state))
         }
-        let layout = RAID5Layout(originalColumns: record.originalColumnCount,
-                                 addedColumns: record.columns.count - record.originalColumnCount,
-                                 interlaceBlocks: record.interlaceBlocks, columnBlocks: record.columnBlocks)
+        guard let layout = record.raid5Layout else {
+            throw VolumeIOError(volume: record.name, code: .io, operation: "open", detail: "malformed RAID-5 record")
+        }
         var rt = Runtime(layout: layout, columns: cols)
         rt.unrecordedMissing = unrecorded
         rt.linesPerRegion = DirtyRegionLog.linesPerRegion(interlaceBlocks: record.interlaceBlocks,
@@ -148,17 +154,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         let rec = volumeRecord()
         let dropCopy = rec?.resync?.kind == .copy && copyTargetMissing
         guard !missing.isEmpty || dropCopy else { return }
-        try context.store.commit { cfg in
-            guard let vi = cfg.volumeIndex(named: name) else { return }
-            for c in missing where !cfg.volumes[vi].columns[c].state.isErred {
-                cfg.volumes[vi].columns[c].state = .unavailable
-                if let r = cfg.volumes[vi].resync, r.kind == .regenerate, r.column == c { cfg.volumes[vi].resync = nil }
-            }
-            if dropCopy, let t = cfg.volumes[vi].resync?.target {
-                cfg.volumes[vi].resync = nil
-                if let di = cfg.devices.firstIndex(where: { $0.uuid == t }) { cfg.devices[di].role = .unused }
-            }
-        }
+        try context.store.apply(.columnsMissing(volume: name, columns: missing, dropCopy: dropCopy))
         try reload()
     }
 
@@ -191,12 +187,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         switch col.state {
         case .okay, .initializing: return .ok
         case .lastErred:
-            // Once every other column is healthy again, a Last Erred column is an ordinary
-            // column: if it fails now, it is one failure (Maintenance), not a lost volume.
-            let alone = !rt.columns.indices.contains { i in
-                i != c && (rt.columns[i].state.isErred || rt.columns[i].state == .resyncing)
-            }
-            return alone ? .ok : .suspect
+            return ColumnHealth.lastErredIsOrdinary(othersErred: rt.othersErred(c)) ? .ok : .suspect
         case .maintenance, .unavailable: return .missing
         case .resyncing: return rt.resyncColumn == c && line < rt.rebuiltBelow ? .ok : .missing
         }
@@ -218,24 +209,14 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         if error.errno == EINVAL { return }
         stateLock.lock()
         defer { stateLock.unlock() }
-        let (cur, othersErred) = runtime.withLock { rt -> (ComponentState, Bool) in
-            let others = rt.columns.indices.contains { i in
-                i != c && (rt.columns[i].state.isErred || rt.columns[i].state == .resyncing)
-            }
-            return (rt.columns[c].state, others)
-        }
-        if cur == .maintenance || cur == .unavailable || (cur == .lastErred && othersErred) { return }
+        let (cur, othersErred) = runtime.withLock { rt in (rt.columns[c].state, rt.othersErred(c)) }
+        guard let new = ColumnHealth.stateAfterFailure(current: cur, othersErred: othersErred) else { return }
         // The column moved to another device (a hot spare, a replacement) since this I/O was
         // issued: the error is about a device the column no longer uses.
         if let dev = runtime.read({ $0.columns[c].device }), dev.path != error.path { return }
-        let new: ComponentState = (othersErred && cur != .resyncing) ? .lastErred : .maintenance
         context.logger.error("\(name): column \(c) (\(error.path)) failed: \(error); marking it \(new.rawValue)")
         do {
-            try context.store.commit { cfg in
-                guard let vi = cfg.volumeIndex(named: name) else { return }
-                cfg.volumes[vi].columns[c].state = new
-                if cur == .resyncing, cfg.volumes[vi].resync?.column == c { cfg.volumes[vi].resync = nil }
-            }
+            try context.store.apply(.columnFailed(volume: name, column: c, state: new))
         } catch {
             throw VolumeIOError(volume: name, code: .io, operation: "state commit",
                                 detail: "column \(c) failed and the state database could not record it: \(error)")
@@ -795,17 +776,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
                     continue
                 }
                 do {
-                    try context.store.commit { cfg in
-                        guard let vi = cfg.volumeIndex(named: name) else { return }
-                        if finished {
-                            cfg.volumes[vi].resync = nil
-                            for c in cfg.volumes[vi].columns.indices where cfg.volumes[vi].columns[c].state == .initializing {
-                                cfg.volumes[vi].columns[c].state = .okay
-                            }
-                        } else {
-                            cfg.volumes[vi].resync?.doneBlocks = done * layout.interlaceBlocks
-                        }
-                    }
+                    try context.store.apply(.initializeCheckpoint(volume: name, doneBlocks: done * layout.interlaceBlocks, finished: finished))
                 } catch {
                     context.logger.error("\(name): could not checkpoint initialisation: \(error)")
                 }
@@ -813,10 +784,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         }
         if line < total && line > start && (try? flush()) != nil {
             let done = line
-            _ = try? context.store.commit { cfg in
-                guard let vi = cfg.volumeIndex(named: name) else { return }
-                cfg.volumes[vi].resync?.doneBlocks = done * layout.interlaceBlocks
-            }
+            _ = try? context.store.apply(.initializeCheckpoint(volume: name, doneBlocks: done * layout.interlaceBlocks, finished: false))
         }
         if line == total {
             runtime.withLock { rt in

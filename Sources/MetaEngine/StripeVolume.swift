@@ -1,5 +1,6 @@
 import Foundation
 import MetaDB
+import MetaModel
 import MetaDevices
 import MetaLayout
 import Synchronization
@@ -43,10 +44,9 @@ public final class StripeVolume: Volume, @unchecked Sendable {
             }
             members.append(ms)
         }
-        let layout = StripeLayout(rows: record.rows.map {
-            StripeRow(componentCount: $0.components.count, interlaceBlocks: max(1, $0.interlaceBlocks),
-                      componentBlocks: $0.componentBlocks)
-        })
+        guard let layout = record.stripeLayout else {
+            throw VolumeIOError(volume: record.name, code: .io, operation: "open", detail: "malformed volume record (a row without components)")
+        }
         return Geometry(layout: layout, members: members)
     }
 

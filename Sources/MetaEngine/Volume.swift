@@ -1,61 +1,12 @@
 import Foundation
 import Logging
 import MetaDB
+import MetaModel
 import MetaDevices
 import Synchronization
 
 /// Finds the opened device for a UUID of the set (nil when it is missing).
 public typealias DeviceProvider = @Sendable (UUID) -> (any BlockDevice)?
-
-/// A component slot of a volume: a row member of a concat/stripe or a RAID column.
-public enum ComponentSlot: Sendable, Equatable, Hashable, CustomStringConvertible {
-    case row(Int, Int)
-    case column(Int)
-    public var description: String {
-        switch self {
-        case .row(let r, let c): return "row \(r) component \(c)"
-        case .column(let c): return "column \(c)"
-        }
-    }
-}
-
-extension VolumeRecord {
-    /// The record of a slot.
-    public func component(_ slot: ComponentSlot) -> ComponentRecord {
-        switch slot {
-        case .row(let r, let c): return rows[r].components[c]
-        case .column(let c): return columns[c]
-        }
-    }
-    /// Edits the record of a slot.
-    public mutating func updateComponent(_ slot: ComponentSlot, _ body: (inout ComponentRecord) -> Void) {
-        switch slot {
-        case .row(let r, let c): body(&rows[r].components[c])
-        case .column(let c): body(&columns[c])
-        }
-    }
-
-    /// The volume state derived from its components and background work.
-    public var derivedState: VolumeState {
-        let comps = allComponents
-        if comps.contains(where: { $0.state == .lastErred }) { return .lastErred }
-        if !(lostBlocks ?? []).isEmpty && lostDataBlocks > 0 { return .lastErred }
-        let erred = comps.filter { $0.state == .maintenance || $0.state == .unavailable }.count
-        if type == .raid5 && erred >= 2 { return .lastErred }
-        if erred > 0 && type != .raid5 { return .needsMaintenance }
-        if let r = resync {
-            switch r.kind {
-            case .initialize: return erred > 0 ? .needsMaintenance : .initializing
-            case .regenerate, .copy, .parityRepair: return .resyncing
-            case .zeroing: break
-            }
-        }
-        if erred > 0 { return .needsMaintenance }
-        if comps.contains(where: { $0.state == .resyncing }) { return .resyncing }
-        if comps.contains(where: { $0.state == .initializing }) { return .initializing }
-        return .okay
-    }
-}
 
 /// Runs a volume's background work (parity repair, initialisation, resync) under a
 /// deterministic simulator instead of on threads and timers.

@@ -1,4 +1,5 @@
 import MetaDB
+import MetaModel
 
 /// Opens the I/O engine for volumes of a set.
 public enum VolumeFactory {

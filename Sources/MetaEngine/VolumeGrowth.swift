@@ -1,5 +1,6 @@
 import Foundation
 import MetaDB
+import MetaModel
 import MetaDevices
 import MetaLayout
 
@@ -38,21 +39,7 @@ public enum VolumeGrowth {
 
     /// Size in bytes a volume record describes (0 for a malformed record).
     public static func sizeBytes(of v: VolumeRecord) -> UInt64 {
-        switch v.type {
-        case .concat, .stripe:
-            guard !v.rows.contains(where: { $0.components.isEmpty }) else { return 0 }
-            let layout = StripeLayout(rows: v.rows.map {
-                StripeRow(componentCount: $0.components.count, interlaceBlocks: max(1, $0.interlaceBlocks),
-                          componentBlocks: $0.componentBlocks)
-            })
-            return layout.totalBlocks * Volume.blockSize
-        case .raid5:
-            guard v.originalColumnCount >= 3, v.columns.count >= v.originalColumnCount, v.interlaceBlocks >= 1 else { return 0 }
-            let layout = RAID5Layout(originalColumns: v.originalColumnCount,
-                                     addedColumns: v.columns.count - v.originalColumnCount,
-                                     interlaceBlocks: v.interlaceBlocks, columnBlocks: v.columnBlocks)
-            return layout.totalBlocks * Volume.blockSize
-        }
+        v.totalBlocks * Volume.blockSize
     }
 
     /// A device whose data area is being zeroed.

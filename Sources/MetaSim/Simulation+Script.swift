@@ -1,5 +1,6 @@
 import Foundation
 import MetaDB
+import MetaModel
 import MetaDevices
 import MetaEngine
 

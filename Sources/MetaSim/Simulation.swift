@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MetaControl
 import MetaDB
+import MetaModel
 import MetaDevices
 import MetaEngine
 import MetaLayout
@@ -584,6 +585,8 @@ public final class Simulation: @unchecked Sendable {
         do {
             let db = try SetDatabase(devices: present)
             self.db = db
+            // As `serve` does: raise the present devices' freshness stamps.
+            if db.quorum.writable { try? db.beginServing() }
             try openEngine()
         } catch {
             note("start: cannot open: \(error)")
@@ -705,14 +708,14 @@ public final class Simulation: @unchecked Sendable {
     /// regeneration). The resync is queued as background work. Returns whether it started.
     @discardableResult
     public func replace(column c: Int, _ mode: ReplaceMode) -> Bool {
-        guard let db, let rec = record, let e = engine, let vi = db.config.volumeIndex(named: name) else { return false }
+        guard let db, let rec = record, let e = engine, db.config.volumeIndex(named: name) != nil else { return false }
         let col = rec.columns[c]
         if mode == .enable, let d = db.device(col.activeDevice) as? SimDevice {
             count("enable")
             d.failReads = false; d.failWrites = false
             note("replace d10 --enable \(d.path) (column \(c), \(col.state.rawValue))")
             do {
-                try db.commit { ReplaceTransitions.enableRegenerate(&$0, volume: vi, column: c) }
+                try db.apply(.enableRegenerate(volume: name, column: c))
                 try e.reload()
                 e.startResync { [weak self] o in self?.resyncEnded(o) }
                 return true
@@ -726,11 +729,8 @@ public final class Simulation: @unchecked Sendable {
         do {
             try db.commit { cfg in
                 let r = try db.addDevice(new, role: .component, replicaCopies: 0, in: &cfg)
-                if readable {
-                    ReplaceTransitions.beginCopy(&cfg, volume: vi, column: c, target: r.uuid)
-                } else {
-                    ReplaceTransitions.beginRegenerate(&cfg, volume: vi, column: c, onto: r.uuid)
-                }
+                try db.record(readable ? .copyBegun(volume: name, column: c, target: r.uuid)
+                                       : .regenerationBegun(volume: name, column: c, target: r.uuid), in: &cfg)
             }
             try e.reload()
             e.startResync { [weak self] o in self?.resyncEnded(o) }
@@ -739,18 +739,18 @@ public final class Simulation: @unchecked Sendable {
     }
 
     /// SVM's check_4_hs, as the server runs it (``SetManager/checkHotSpares(_:)``), with the
-    /// same configuration changes (``ReplaceTransitions``).
+    /// same transitions (``SetModel``).
     func checkHotSpares() {
         guard let db, let e = engine, db.quorum.writable, let vol = record, vol.resync == nil,
               let poolName = vol.hotSparePool, let pool = db.config.pool(named: poolName),
-              let vi = db.config.volumeIndex(named: name) else { return }
+              db.config.volumeIndex(named: name) != nil else { return }
         let erred = vol.columns.indices.filter { vol.columns[$0].state != .okay }
         guard erred.count == 1, vol.columns[erred[0]].state == .maintenance || vol.columns[erred[0]].state == .unavailable
         else { return }
         let c = erred[0]
         if vol.columns[c].state == .maintenance, let failedSpare = vol.columns[c].hotSpare {
             note("hot spare \(db.device(failedSpare)?.path ?? "?") failed: Broken")
-            _ = try? db.commit { ReplaceTransitions.spareFailed(&$0, volume: vi, column: c, spare: failedSpare) }
+            _ = try? db.apply(.spareFailed(volume: name, column: c, spare: failedSpare))
             try? e.reload()
         }
         guard let spare = pool.spares.first(where: { s in
@@ -759,12 +759,12 @@ public final class Simulation: @unchecked Sendable {
         count("hot-spare")
         note("hot spare \(db.device(spare.device)?.path ?? "?") takes over column \(c)")
         do {
-            try db.commit { ReplaceTransitions.takeSpare(&$0, volume: vi, column: c, spare: spare.device) }
+            try db.apply(.spareTaken(volume: name, column: c, spare: spare.device))
             try e.reload()
             e.startResync { [weak self] o in
                 self?.resyncEnded(o)
                 if case .targetFailed = o, let self, let db = self.db {
-                    _ = try? db.commit { ReplaceTransitions.spareFailed(&$0, volume: vi, column: c, spare: spare.device) }
+                    _ = try? db.apply(.spareFailed(volume: name, column: c, spare: spare.device))
                     try? self.engine?.reload()
                 }
             }

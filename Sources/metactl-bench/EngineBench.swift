@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import MetaDB
+import MetaModel
 import MetaDevices
 import MetaEngine
 import MetaLayout

@@ -4,6 +4,7 @@ import Testing
 import MetaCommands
 import MetaControl
 import MetaDB
+import MetaModel
 import MetaEngine
 import MetaTestSupport
 

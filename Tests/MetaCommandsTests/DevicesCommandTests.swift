@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import MetaCommands
 import MetaDB
+import MetaModel
 import MetaDevices
 import MetaTestSupport
 

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 @testable import MetaControl
 import MetaDB
+import MetaModel
 import MetaEngine
 import MetaTestSupport
 import Testing

@@ -3,6 +3,7 @@ import Testing
 import MetaCommands
 import MetaControl
 import MetaDB
+import MetaModel
 
 /// `metactl status` rendering, from synthetic configurations run through the real
 /// ``StatusReport/make`` for every volume state.

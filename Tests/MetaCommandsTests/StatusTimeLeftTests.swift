@@ -1,6 +1,7 @@
 import Foundation
 import MetaControl
 import MetaDB
+import MetaModel
 import Testing
 
 /// The time left of background work (the newcomer review: a rebuild's was too long by the

@@ -1,5 +1,6 @@
 import Foundation
 import MetaDB
+import MetaModel
 import MetaDevices
 
 /// Small slot size for fast unit tests.

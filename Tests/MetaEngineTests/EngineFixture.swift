@@ -1,6 +1,7 @@
 import Foundation
 import MetaTestSupport
 import MetaDB
+import MetaModel
 import MetaDevices
 import MetaEngine
 import MetaLayout

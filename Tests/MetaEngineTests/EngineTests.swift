@@ -1,6 +1,7 @@
 import Foundation
 import MetaTestSupport
 import MetaDB
+import MetaModel
 import MetaDevices
 @testable import MetaEngine
 import Synchronization

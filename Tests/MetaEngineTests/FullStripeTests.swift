@@ -1,5 +1,6 @@
 import Foundation
 import MetaDB
+import MetaModel
 import MetaDevices
 @testable import MetaEngine
 import MetaTestSupport

@@ -1,6 +1,7 @@
 import Foundation
 import MetaControl
 import MetaDB
+import MetaModel
 import MetaEngine
 import MetaSim
 import Testing

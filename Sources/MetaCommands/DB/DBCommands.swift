@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MetaControl
 import MetaDB
+import MetaModel
 
 /// `metactl db create|add|delete|status`: the state database replicas (SVM's metadb).
 struct DBCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MetaDB
+import MetaModel
 import MetaDevices
 
 /// `metactl devices [--all] [--json]`: lists block devices with size, kind, identity,

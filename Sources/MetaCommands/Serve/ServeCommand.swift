@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import MetaControl
 import MetaDB
+import MetaModel
 import MetaEngine
 import MetaNBD
 import NIOCore
@@ -87,7 +88,7 @@ struct ServeCommand: AsyncParsableCommand {
             logger.warning("set '\(set)': the last server did not shut down cleanly")
         }
         if writable {
-            do { try db.commit { $0.cleanShutdown = false } } catch {
+            do { try db.beginServing() } catch {
                 db.close()
                 throw UserError("cannot record the server start in the state database: \(error)")
             }

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MetaControl
 import MetaDB
+import MetaModel
 
 /// Glue shared by commands: logging setup and running a request through ``SetAccess``.
 enum CommandContext {

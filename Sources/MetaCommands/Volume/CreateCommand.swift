@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MetaControl
 import MetaDB
+import MetaModel
 
 /// `metactl create NAME concat|stripe|raid5 [-i SIZE] [-h HSP] [--no-init] [--force] DEV...`
 struct CreateCommand: ParsableCommand {

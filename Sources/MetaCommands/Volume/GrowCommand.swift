@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MetaControl
 import MetaDB
+import MetaModel
 
 /// `metactl grow NAME [-i SIZE] [--wait] [--force] [--cancel] [--json] DEV...`
 struct GrowCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 import Foundation
 import MetaControl
 import MetaDB
+import MetaModel
 
 /// Progress display for long work: a bar on a terminal, plain periodic lines otherwise.
 enum ProgressDisplay {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MetaControl
 import MetaDB
+import MetaModel
 
 /// `metactl replace NAME OLD NEW [--wait] [--force]` / `metactl replace NAME --enable DEV [--wait]`
 struct ReplaceCommand: ParsableCommand {

@@ -1,0 +1,65 @@
+import Foundation
+
+/// Something that happened to a set, to be recorded in its configuration by
+/// ``SetModel/apply(_:to:)``. Events reported by a volume's engine name facts the engine
+/// observed; events of commands name what the administrator asked for, after the command
+/// has checked that it can be done.
+///
+/// An engine event about a volume that is no longer in the configuration (it was cleared
+/// meanwhile) changes nothing.
+public enum SetEvent: Sendable, Equatable {
+    // MARK: reported by an engine
+
+    /// An I/O to a RAID-5 column failed; `state` is what ``ColumnHealth/stateAfterFailure(current:othersErred:)``
+    /// decided. A column that was being rebuilt loses its resync record.
+    case columnFailed(volume: String, column: Int, state: ComponentState)
+    /// Columns found without their device when the volume was opened become `Unavailable`
+    /// (their regeneration records are dropped: it restarts from the beginning once the
+    /// device is back); with `dropCopy`, a copy whose target is missing is abandoned.
+    case columnsMissing(volume: String, columns: [Int], dropCopy: Bool)
+    /// The dirty-region log of a RAID-5 volume is now exactly `regions`.
+    case dirtyRegions(volume: String, regions: [UInt64])
+    /// The volume's lost blocks are now exactly `ranges` (empty: none).
+    case lostBlocks(volume: String, ranges: [LostRange])
+    /// Background work on `column`/`target` has made durable everything below `doneBlocks`.
+    /// Ignored when the volume's resync record is no longer that work.
+    case resyncCheckpoint(volume: String, column: Int?, target: UUID?, doneBlocks: UInt64)
+    /// Parity initialisation has reached `doneBlocks`; `finished` ends it (the initialising
+    /// columns become `Okay`).
+    case initializeCheckpoint(volume: String, doneBlocks: UInt64, finished: Bool)
+    /// A regeneration or copy completed: the column is `Okay` on its target. The end of a
+    /// copy swaps the target in, returns a hot spare it copied back from to its pool, and
+    /// retires the devices the column no longer uses.
+    case resyncFinished(volume: String, kind: ResyncKind)
+    /// A copy's target failed: the copy is dropped, the column stays on its source.
+    case copyAbandoned(volume: String, target: UUID)
+    /// A copy's source failed at `doneBlocks`: the target becomes the column and is rebuilt
+    /// from parity from there on (a hot spare standing in is broken).
+    case copyBecameRegeneration(volume: String, column: Int, target: UUID, doneBlocks: UInt64)
+
+    // MARK: commands and the hot-spare policy
+
+    /// `replace NAME --enable DEV` of an erred column: rebuild it in place.
+    case enableRegenerate(volume: String, column: Int)
+    /// `replace NAME OLD NEW` with OLD readable: copy it to `target` (a device already in the
+    /// configuration); redundancy is kept.
+    case copyBegun(volume: String, column: Int, target: UUID)
+    /// `replace NAME OLD NEW` with OLD unreadable: `target` becomes the column and is rebuilt
+    /// from the others; the old device (and a spare standing in, which is broken) retire.
+    case regenerationBegun(volume: String, column: Int, target: UUID)
+    /// A hot spare takes over an erred column (SVM's check_4_hs) and is rebuilt.
+    case spareTaken(volume: String, column: Int, spare: UUID)
+    /// A hot spare failed while being rebuilt or standing in: it is `Broken`, the column goes
+    /// back to `Maintenance` on its own device, and a resync onto it is dropped.
+    case spareFailed(volume: String, column: Int, spare: UUID)
+    /// `clear NAME`: the volume is removed, spares standing in return to their pools, its
+    /// devices retire.
+    case cleared(volume: String)
+    /// `grow --cancel`: an interrupted grow is forgotten and its devices retire.
+    case growCancelled(volume: String)
+    /// `hs delete POOL [DEV…]`: the spares leave the pool (the pool itself when `devices`
+    /// is empty) and retire.
+    case sparesRemoved(pool: String, devices: [UUID], deletePool: Bool)
+    /// The coordinator's sweep: devices left `unused` that nothing refers to leave the set.
+    case unusedDevicesReleased
+}

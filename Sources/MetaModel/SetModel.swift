@@ -1,0 +1,206 @@
+import Foundation
+
+/// The set's state machine: every change to a set's configuration, as pure functions.
+///
+/// ``apply(_:to:)`` edits a configuration for one ``SetEvent`` and returns the
+/// ``Effect``s to run once that configuration is committed. It does no I/O and keeps no
+/// state: the same event on the same configuration always gives the same result, so every
+/// SVM rule is tested here without devices (`Tests/MetaModelTests`). The state database
+/// commits the result as one transaction (`ConfigStore.apply`).
+public enum SetModel {
+    /// Applies `event` to `config`. On a thrown error `config` is unchanged.
+    public static func apply(_ event: SetEvent, to config: inout SetConfig) throws(ModelError) -> [Effect] {
+        var c = config
+        let effects = try transition(event, &c)
+        config = c
+        return effects
+    }
+
+    private static func transition(_ event: SetEvent, _ cfg: inout SetConfig) throws(ModelError) -> [Effect] {
+        switch event {
+        case .columnFailed(let name, let column, let state):
+            guard let vi = cfg.volumeIndex(named: name), cfg.volumes[vi].columns.indices.contains(column) else { return [] }
+            guard state == .maintenance || state == .lastErred else {
+                throw ModelError(.invalidState, "\(name): a failed column becomes Maintenance or Last Erred, not \(state.rawValue)")
+            }
+            let prior = cfg.volumes[vi].columns[column].state
+            cfg.volumes[vi].columns[column].state = state
+            if prior == .resyncing, cfg.volumes[vi].resync?.column == column { cfg.volumes[vi].resync = nil }
+            return []
+
+        case .columnsMissing(let name, let columns, let dropCopy):
+            guard let vi = cfg.volumeIndex(named: name) else { return [] }
+            for c in columns where cfg.volumes[vi].columns.indices.contains(c) && !cfg.volumes[vi].columns[c].state.isErred {
+                cfg.volumes[vi].columns[c].state = .unavailable
+                if let r = cfg.volumes[vi].resync, r.kind == .regenerate, r.column == c { cfg.volumes[vi].resync = nil }
+            }
+            if dropCopy, let r = cfg.volumes[vi].resync, r.kind == .copy, let t = r.target {
+                cfg.volumes[vi].resync = nil
+                return cfg.retire(t, .whenIdle)
+            }
+            return []
+
+        case .dirtyRegions(let name, let regions):
+            guard let vi = cfg.volumeIndex(named: name) else { return [] }
+            cfg.volumes[vi].dirtyRegions = regions.sorted()
+            return []
+
+        case .lostBlocks(let name, let ranges):
+            guard let vi = cfg.volumeIndex(named: name) else { return [] }
+            cfg.volumes[vi].lostBlocks = ranges.isEmpty ? nil : ranges
+            return []
+
+        case .resyncCheckpoint(let name, let column, let target, let done):
+            guard let vi = cfg.volumeIndex(named: name), let r = cfg.volumes[vi].resync,
+                  r.column == column, r.target == target else { return [] }
+            cfg.volumes[vi].resync?.doneBlocks = done
+            return []
+
+        case .initializeCheckpoint(let name, let done, let finished):
+            guard let vi = cfg.volumeIndex(named: name) else { return [] }
+            if finished {
+                cfg.volumes[vi].resync = nil
+                for c in cfg.volumes[vi].columns.indices where cfg.volumes[vi].columns[c].state == .initializing {
+                    cfg.volumes[vi].columns[c].state = .okay
+                }
+            } else {
+                cfg.volumes[vi].resync?.doneBlocks = done
+            }
+            return []
+
+        case .resyncFinished(let name, let kind):
+            return finishResync(name, kind, &cfg)
+
+        case .copyAbandoned(let name, let target):
+            guard let vi = cfg.volumeIndex(named: name) else { return [] }
+            if cfg.volumes[vi].resync?.kind == .copy && cfg.volumes[vi].resync?.target == target {
+                cfg.volumes[vi].resync = nil
+            }
+            return cfg.retire(target, .whenIdle)
+
+        case .copyBecameRegeneration(let name, let c, let target, let done):
+            guard let vi = cfg.volumeIndex(named: name), cfg.volumes[vi].columns.indices.contains(c) else { return [] }
+            var col = cfg.volumes[vi].columns[c]
+            if let spare = col.hotSpare { cfg.setSpareState(spare, .broken) }
+            let old = col.device
+            col.hotSpare = nil
+            col.device = target
+            col.state = .resyncing
+            cfg.volumes[vi].columns[c] = col
+            cfg.volumes[vi].resync = ResyncCheckpoint(kind: .regenerate, column: c, target: target,
+                                                      doneBlocks: done, totalBlocks: cfg.volumes[vi].columnBlocks)
+            return cfg.retire(old, .whenIdle)
+
+        case .enableRegenerate(let name, let c):
+            let vi = try column(name, c, in: cfg)
+            cfg.volumes[vi].columns[c].state = .resyncing
+            cfg.volumes[vi].resync = ResyncCheckpoint(kind: .regenerate, column: c, target: cfg.volumes[vi].columns[c].activeDevice,
+                                                      totalBlocks: cfg.volumes[vi].columnBlocks)
+            return []
+
+        case .copyBegun(let name, let c, let target):
+            let vi = try column(name, c, in: cfg)
+            cfg.volumes[vi].resync = ResyncCheckpoint(kind: .copy, column: c, target: target,
+                                                      source: cfg.volumes[vi].columns[c].activeDevice,
+                                                      totalBlocks: cfg.volumes[vi].columnBlocks)
+            return []
+
+        case .regenerationBegun(let name, let c, let target):
+            let vi = try column(name, c, in: cfg)
+            var col = cfg.volumes[vi].columns[c]
+            let dropped = [col.device] + (col.hotSpare.map { [$0] } ?? [])
+            if let spare = col.hotSpare { cfg.setSpareState(spare, .broken) }
+            col.device = target
+            col.hotSpare = nil
+            col.state = .resyncing
+            cfg.volumes[vi].columns[c] = col
+            cfg.volumes[vi].resync = ResyncCheckpoint(kind: .regenerate, column: c, target: target,
+                                                      totalBlocks: cfg.volumes[vi].columnBlocks)
+            return dropped.flatMap { cfg.retire($0, .now) }
+
+        case .spareTaken(let name, let c, let spare):
+            let vi = try column(name, c, in: cfg)
+            cfg.setSpareState(spare, .inUse)
+            cfg.volumes[vi].columns[c].hotSpare = spare
+            cfg.volumes[vi].columns[c].state = .resyncing
+            cfg.volumes[vi].resync = ResyncCheckpoint(kind: .regenerate, column: c, target: spare,
+                                                      totalBlocks: cfg.volumes[vi].columnBlocks)
+            return []
+
+        case .spareFailed(let name, let c, let spare):
+            let vi = try column(name, c, in: cfg)
+            cfg.setSpareState(spare, .broken)
+            if cfg.volumes[vi].columns[c].hotSpare == spare {
+                cfg.volumes[vi].columns[c].hotSpare = nil
+                cfg.volumes[vi].columns[c].state = .maintenance
+            }
+            if cfg.volumes[vi].resync?.target == spare { cfg.volumes[vi].resync = nil }
+            return []
+
+        case .cleared(let name):
+            guard let vol = cfg.volume(named: name) else { throw ModelError(.notFound, "\(name): no such volume") }
+            for c in vol.allComponents { if let s = c.hotSpare { cfg.setSpareState(s, .available) } }
+            cfg.volumes.removeAll { $0.name == name }
+            let uuids = vol.allComponents.flatMap { [$0.device] + ($0.hotSpare.map { [$0] } ?? []) }
+                + (vol.pendingGrow?.devices ?? []) + (vol.resync?.target.map { [$0] } ?? [])
+            return unique(uuids).flatMap { cfg.retire($0, .now) }
+
+        case .growCancelled(let name):
+            guard let vi = cfg.volumeIndex(named: name) else { throw ModelError(.notFound, "\(name): no such volume") }
+            guard let p = cfg.volumes[vi].pendingGrow else { throw ModelError(.invalidState, "\(name): no interrupted grow to cancel") }
+            cfg.volumes[vi].pendingGrow = nil
+            return p.devices.flatMap { cfg.retire($0, .now) }
+
+        case .sparesRemoved(let pool, let devices, let deletePool):
+            guard let pi = cfg.hotSparePools.firstIndex(where: { $0.name == pool }) else {
+                throw ModelError(.notFound, "\(pool): no such hot spare pool")
+            }
+            let drop = deletePool ? cfg.hotSparePools[pi].spares.map(\.device) : devices
+            if cfg.hotSparePools[pi].spares.contains(where: { drop.contains($0.device) && $0.state == .inUse }) {
+                throw ModelError(.invalidState, "\(pool): a spare to remove is in use")
+            }
+            cfg.hotSparePools[pi].spares.removeAll { drop.contains($0.device) }
+            if deletePool { cfg.hotSparePools.remove(at: pi) }
+            return unique(drop).flatMap { cfg.retire($0, .now) }
+
+        case .unusedDevicesReleased:
+            let unused = cfg.devices.filter { $0.role == .unused && !cfg.isReferenced($0.uuid) }.map(\.uuid)
+            return unused.flatMap { cfg.retire($0, .now) }
+        }
+    }
+
+    /// The end of a regeneration or copy.
+    private static func finishResync(_ name: String, _ kind: ResyncKind, _ cfg: inout SetConfig) -> [Effect] {
+        guard let vi = cfg.volumeIndex(named: name), let r = cfg.volumes[vi].resync, let c = r.column,
+              cfg.volumes[vi].columns.indices.contains(c) else { return [] }
+        var col = cfg.volumes[vi].columns[c]
+        var retired: [UUID] = []
+        if kind == .copy, let target = r.target {
+            let oldActive = col.activeDevice
+            // Copy-back from a spare: the spare returns to its pool.
+            if let spare = col.hotSpare, spare == oldActive { cfg.setSpareState(spare, .available) }
+            retired = unique([col.device, oldActive])
+            col.device = target
+            col.hotSpare = nil
+            if let di = cfg.devices.firstIndex(where: { $0.uuid == target }) { cfg.devices[di].role = .component }
+        }
+        col.state = .okay
+        cfg.volumes[vi].columns[c] = col
+        cfg.volumes[vi].resync = nil
+        return retired.flatMap { cfg.retire($0, .whenIdle) }
+    }
+
+    /// The index of volume `name`, which must have column `c`.
+    private static func column(_ name: String, _ c: Int, in cfg: SetConfig) throws(ModelError) -> Int {
+        guard let vi = cfg.volumeIndex(named: name) else { throw ModelError(.notFound, "\(name): no such volume") }
+        guard cfg.volumes[vi].columns.indices.contains(c) else {
+            throw ModelError(.notFound, "\(name): no column \(c)")
+        }
+        return vi
+    }
+
+    private static func unique(_ uuids: [UUID]) -> [UUID] {
+        var seen = Set<UUID>()
+        return uuids.filter { seen.insert($0).inserted }
+    }
+}

@@ -1,0 +1,400 @@
+import Foundation
+import Testing
+import MetaModel
+
+/// A small set for the transition tables: a 4-column RAID-5 `d10` (columns on devices
+/// d0…d3, d0 holding replicas), a pool `hsp001` with spares s0, s1, a replica-only device r0
+/// and, where a test adds it, a new device n0.
+private struct Fixture {
+    static let uuids: [String: UUID] = Dictionary(uniqueKeysWithValues:
+        ["d0", "d1", "d2", "d3", "s0", "s1", "r0", "n0", "n1"].enumerated().map { (i, n) in
+            (n, UUID(uuidString: String(format: "00000000-0000-0000-0000-%012d", i + 1))!)
+        })
+    static func u(_ n: String) -> UUID { uuids[n]! }
+
+    var config: SetConfig
+
+    init(states: [ComponentState] = [.okay, .okay, .okay, .okay]) {
+        func dev(_ n: String, _ role: DeviceRole, replicas: Int = 0) -> DeviceRecord {
+            DeviceRecord(uuid: Self.u(n), lastPath: "/dev/\(n)", sizeBytes: 1 << 30, dataStartBlock: 2048,
+                         replicaCount: replicas, role: role)
+        }
+        let columns = states.enumerated().map { ComponentRecord(device: Self.u("d\($0.offset)"), state: $0.element) }
+        let vol = VolumeRecord(name: "d10", type: .raid5, columns: columns, originalColumnCount: 4,
+                               interlaceBlocks: 128, columnBlocks: 1 << 20, hotSparePool: "hsp001")
+        config = SetConfig(setName: "local",
+                           devices: [dev("d0", .component, replicas: 2), dev("d1", .component), dev("d2", .component),
+                                     dev("d3", .component), dev("s0", .hotSpare), dev("s1", .hotSpare),
+                                     dev("r0", .replica, replicas: 1)],
+                           volumes: [vol],
+                           hotSparePools: [HotSparePoolRecord(name: "hsp001", spares: [HotSpareRecord(device: Self.u("s0")),
+                                                                                      HotSpareRecord(device: Self.u("s1"))])])
+    }
+
+    mutating func addDevice(_ n: String, role: DeviceRole = .component) {
+        config.devices.append(DeviceRecord(uuid: Self.u(n), lastPath: "/dev/\(n)", sizeBytes: 1 << 30,
+                                           dataStartBlock: 2048, replicaCount: 0, role: role))
+    }
+
+    @discardableResult
+    mutating func apply(_ e: SetEvent) throws(ModelError) -> [Effect] { try SetModel.apply(e, to: &config) }
+
+    var vol: VolumeRecord { config.volume(named: "d10")! }
+    func spare(_ n: String) -> HotSpareState? { config.pool(named: "hsp001")?.spares.first { $0.device == Self.u(n) }?.state }
+    func role(_ n: String) -> DeviceRole? { config.device(Self.u(n))?.role }
+}
+
+private func u(_ n: String) -> UUID { Fixture.u(n) }
+
+@Suite("Column failure rules (SVM's Maintenance / Last Erred)")
+struct ColumnHealthTests {
+    /// Every (current state, others erred) pair, with SVM's answer.
+    @Test(arguments: [
+        (ComponentState.okay, false, ComponentState?.some(.maintenance)),
+        (.okay, true, .lastErred),
+        (.initializing, false, .maintenance),
+        (.initializing, true, .lastErred),
+        (.resyncing, false, .maintenance),
+        (.resyncing, true, .maintenance),
+        (.maintenance, false, nil),
+        (.maintenance, true, nil),
+        (.unavailable, false, nil),
+        (.unavailable, true, nil),
+        (.lastErred, true, nil),
+        (.lastErred, false, .maintenance),
+    ])
+    func stateAfterFailure(current: ComponentState, othersErred: Bool, expected: ComponentState?) {
+        #expect(ColumnHealth.stateAfterFailure(current: current, othersErred: othersErred) == expected)
+    }
+
+    @Test func lastErredAloneIsOrdinary() {
+        #expect(ColumnHealth.lastErredIsOrdinary(othersErred: false))
+        #expect(!ColumnHealth.lastErredIsOrdinary(othersErred: true))
+    }
+
+    @Test func columnFailedRecordsTheStateAndDropsItsOwnResync() throws {
+        var f = Fixture(states: [.okay, .resyncing, .okay, .okay])
+        f.config.volumes[0].resync = ResyncCheckpoint(kind: .regenerate, column: 1, target: u("d1"), doneBlocks: 64, totalBlocks: 1 << 20)
+        try f.apply(.columnFailed(volume: "d10", column: 2, state: .lastErred))
+        #expect(f.vol.columns[2].state == .lastErred)
+        #expect(f.vol.resync?.column == 1, "another column's failure keeps the resync record")
+        try f.apply(.columnFailed(volume: "d10", column: 1, state: .maintenance))
+        #expect(f.vol.columns[1].state == .maintenance)
+        #expect(f.vol.resync == nil, "the rebuilt column failed: its resync ends")
+        #expect(f.vol.derivedState == .lastErred)
+    }
+
+    @Test func aFailedColumnCannotBecomeOkay() {
+        var f = Fixture()
+        let before = f.config
+        #expect(throws: ModelError.self) { try f.apply(.columnFailed(volume: "d10", column: 0, state: .okay)) }
+        #expect(f.config == before, "a refused transition changes nothing")
+    }
+
+    @Test func eventsAboutAClearedVolumeChangeNothing() throws {
+        var f = Fixture()
+        try f.apply(.cleared(volume: "d10"))
+        let before = f.config
+        for e: SetEvent in [.columnFailed(volume: "d10", column: 0, state: .maintenance),
+                            .dirtyRegions(volume: "d10", regions: [1]),
+                            .resyncFinished(volume: "d10", kind: .copy),
+                            .initializeCheckpoint(volume: "d10", doneBlocks: 5, finished: true),
+                            .copyAbandoned(volume: "d10", target: u("n0"))] {
+            #expect(try f.apply(e) == [])
+        }
+        #expect(f.config == before)
+    }
+
+    @Test func missingColumnsBecomeUnavailableAndLoseTheirRegeneration() throws {
+        var f = Fixture(states: [.okay, .resyncing, .maintenance, .okay])
+        f.config.volumes[0].resync = ResyncCheckpoint(kind: .regenerate, column: 1, target: u("d1"), totalBlocks: 1 << 20)
+        try f.apply(.columnsMissing(volume: "d10", columns: [1, 2], dropCopy: false))
+        #expect(f.vol.columns.map(\.state) == [.okay, .unavailable, .maintenance, .okay], "an erred column keeps its state")
+        #expect(f.vol.resync == nil)
+    }
+
+    @Test func aCopyWhoseTargetIsMissingIsAbandoned() throws {
+        var f = Fixture()
+        f.addDevice("n0")
+        try f.apply(.copyBegun(volume: "d10", column: 3, target: u("n0")))
+        try f.apply(.columnsMissing(volume: "d10", columns: [], dropCopy: true))
+        #expect(f.vol.resync == nil)
+        #expect(f.role("n0") == .unused, "released by the sweep once no engine uses it")
+        #expect(try f.apply(.unusedDevicesReleased) == [.releaseDevice(u("n0"))])
+        #expect(f.config.device(u("n0")) == nil)
+    }
+}
+
+@Suite("Replace, copy and regeneration")
+struct ReplaceTransitionTests {
+    @Test func enableRegeneratesInPlace() throws {
+        var f = Fixture(states: [.okay, .maintenance, .okay, .okay])
+        try f.apply(.enableRegenerate(volume: "d10", column: 1))
+        #expect(f.vol.columns[1].state == .resyncing)
+        #expect(f.vol.resync == ResyncCheckpoint(kind: .regenerate, column: 1, target: u("d1"), totalBlocks: 1 << 20))
+        #expect(f.vol.derivedState == .resyncing)
+    }
+
+    @Test func copyEndsWithTheTargetInPlaceAndTheOldDeviceRetired() throws {
+        var f = Fixture()
+        f.addDevice("n0")
+        try f.apply(.copyBegun(volume: "d10", column: 2, target: u("n0")))
+        #expect(f.vol.resync?.source == u("d2"))
+        #expect(f.vol.columns[2].state == .okay, "redundancy is kept during a copy")
+        try f.apply(.resyncCheckpoint(volume: "d10", column: 2, target: u("n0"), doneBlocks: 4096))
+        #expect(f.vol.resync?.doneBlocks == 4096)
+        try f.apply(.resyncCheckpoint(volume: "d10", column: 1, target: u("n0"), doneBlocks: 8192))
+        #expect(f.vol.resync?.doneBlocks == 4096, "a checkpoint of other work is ignored")
+        let effects = try f.apply(.resyncFinished(volume: "d10", kind: .copy))
+        #expect(effects == [])
+        #expect(f.vol.columns[2] == ComponentRecord(device: u("n0"), state: .okay))
+        #expect(f.vol.resync == nil)
+        #expect(f.role("d2") == .unused, "an engine may still write to it until reloaded")
+        #expect(try f.apply(.unusedDevicesReleased) == [.releaseDevice(u("d2"))])
+    }
+
+    @Test func copyOfAReplicaHolderKeepsItAsAReplicaHolder() throws {
+        var f = Fixture()
+        f.addDevice("n0")
+        try f.apply(.copyBegun(volume: "d10", column: 0, target: u("n0")))
+        try f.apply(.resyncFinished(volume: "d10", kind: .copy))
+        #expect(f.role("d0") == .replica)
+        #expect(try f.apply(.unusedDevicesReleased) == [])
+    }
+
+    @Test func copyBackFromASpareReturnsTheSpare() throws {
+        var f = Fixture(states: [.okay, .maintenance, .okay, .okay])
+        try f.apply(.spareTaken(volume: "d10", column: 1, spare: u("s0")))
+        #expect(f.spare("s0") == .inUse)
+        try f.apply(.resyncFinished(volume: "d10", kind: .regenerate))
+        #expect(f.vol.columns[1] == ComponentRecord(device: u("d1"), state: .okay, hotSpare: u("s0")))
+        f.addDevice("n0")
+        try f.apply(.copyBegun(volume: "d10", column: 1, target: u("n0")))
+        #expect(f.vol.resync?.source == u("s0"))
+        try f.apply(.resyncFinished(volume: "d10", kind: .copy))
+        #expect(f.vol.columns[1] == ComponentRecord(device: u("n0"), state: .okay))
+        #expect(f.spare("s0") == .available)
+        #expect(f.role("s0") == .hotSpare)
+        #expect(f.role("d1") == .unused)
+    }
+
+    @Test func copyAbandonedKeepsTheColumnOnItsSource() throws {
+        var f = Fixture()
+        f.addDevice("n0")
+        try f.apply(.copyBegun(volume: "d10", column: 2, target: u("n0")))
+        try f.apply(.copyAbandoned(volume: "d10", target: u("n0")))
+        #expect(f.vol.columns[2] == ComponentRecord(device: u("d2"), state: .okay))
+        #expect(f.vol.resync == nil)
+        #expect(f.role("n0") == .unused)
+    }
+
+    @Test func copyTurnsIntoRegenerationWhenItsSourceFails() throws {
+        var f = Fixture(states: [.okay, .maintenance, .okay, .okay])
+        try f.apply(.spareTaken(volume: "d10", column: 1, spare: u("s0")))
+        try f.apply(.resyncFinished(volume: "d10", kind: .regenerate))
+        f.addDevice("n0")
+        try f.apply(.copyBegun(volume: "d10", column: 1, target: u("n0")))
+        try f.apply(.copyBecameRegeneration(volume: "d10", column: 1, target: u("n0"), doneBlocks: 512))
+        #expect(f.vol.columns[1] == ComponentRecord(device: u("n0"), state: .resyncing))
+        #expect(f.vol.resync == ResyncCheckpoint(kind: .regenerate, column: 1, target: u("n0"), doneBlocks: 512, totalBlocks: 1 << 20))
+        #expect(f.spare("s0") == .broken, "the failed source was the spare")
+        #expect(f.role("d1") == .unused)
+    }
+
+    @Test func regenerationOntoANewDeviceReleasesTheOldOneAtOnce() throws {
+        var f = Fixture(states: [.okay, .okay, .maintenance, .okay])
+        f.addDevice("n0")
+        let effects = try f.apply(.regenerationBegun(volume: "d10", column: 2, target: u("n0")))
+        #expect(effects == [.releaseDevice(u("d2"))])
+        #expect(f.config.device(u("d2")) == nil)
+        #expect(f.vol.columns[2] == ComponentRecord(device: u("n0"), state: .resyncing))
+        try f.apply(.resyncFinished(volume: "d10", kind: .regenerate))
+        #expect(f.vol.columns[2] == ComponentRecord(device: u("n0"), state: .okay))
+        #expect(f.vol.derivedState == .okay)
+    }
+
+    @Test func regenerationOverASpareBreaksItAndKeepsAReplicaHolder() throws {
+        var f = Fixture(states: [.maintenance, .okay, .okay, .okay])
+        try f.apply(.spareTaken(volume: "d10", column: 0, spare: u("s1")))
+        try f.apply(.spareFailed(volume: "d10", column: 0, spare: u("s1")))
+        #expect(f.vol.columns[0] == ComponentRecord(device: u("d0"), state: .maintenance))
+        #expect(f.spare("s1") == .broken)
+        f.addDevice("n0")
+        #expect(try f.apply(.regenerationBegun(volume: "d10", column: 0, target: u("n0"))) == [])
+        #expect(f.role("d0") == .replica, "d0 holds replicas: it stays as a replica holder")
+    }
+
+    @Test func unknownColumnOrVolumeIsRefused() {
+        var f = Fixture()
+        let before = f.config
+        #expect(throws: ModelError.self) { try f.apply(.enableRegenerate(volume: "d10", column: 9)) }
+        #expect(throws: ModelError.self) { try f.apply(.spareTaken(volume: "d99", column: 0, spare: u("s0"))) }
+        #expect(f.config == before)
+    }
+}
+
+@Suite("Hot spares, clear, grow cancel, replicas")
+struct LifecycleTransitionTests {
+    @Test func spareFailureWhileStandingInReturnsTheColumnToMaintenance() throws {
+        var f = Fixture(states: [.okay, .okay, .okay, .maintenance])
+        try f.apply(.spareTaken(volume: "d10", column: 3, spare: u("s0")))
+        #expect(f.vol.columns[3].activeDevice == u("s0"))
+        #expect(f.vol.resync?.target == u("s0"))
+        try f.apply(.spareFailed(volume: "d10", column: 3, spare: u("s0")))
+        #expect(f.vol.columns[3] == ComponentRecord(device: u("d3"), state: .maintenance))
+        #expect(f.vol.resync == nil)
+        #expect(f.spare("s0") == .broken)
+        // The next spare is taken; the failure of the first one later does not drop it.
+        try f.apply(.spareTaken(volume: "d10", column: 3, spare: u("s1")))
+        try f.apply(.spareFailed(volume: "d10", column: 3, spare: u("s0")))
+        #expect(f.vol.columns[3].hotSpare == u("s1"))
+        #expect(f.vol.resync?.target == u("s1"))
+    }
+
+    @Test func clearReturnsSparesAndReleasesDevicesButKeepsReplicaHolders() throws {
+        var f = Fixture(states: [.okay, .okay, .maintenance, .okay])
+        try f.apply(.spareTaken(volume: "d10", column: 2, spare: u("s0")))
+        let effects = try f.apply(.cleared(volume: "d10"))
+        #expect(Set(effects) == Set([u("d1"), u("d2"), u("d3")].map(Effect.releaseDevice)))
+        #expect(f.config.volumes.isEmpty)
+        #expect(f.spare("s0") == .available)
+        #expect(f.role("s0") == .hotSpare)
+        #expect(f.role("d0") == .replica)
+        #expect(throws: ModelError.self) { try f.apply(.cleared(volume: "d10")) }
+    }
+
+    @Test func clearReleasesACopyTargetAndPendingGrowDevices() throws {
+        var f = Fixture()
+        f.addDevice("n0"); f.addDevice("n1", role: .unused)
+        try f.apply(.copyBegun(volume: "d10", column: 1, target: u("n0")))
+        f.config.volumes[0].pendingGrow = PendingGrow(devices: [u("n1")], totalBlocks: 1 << 20)
+        #expect(!f.config.devices.filter { $0.uuid == u("n1") }.isEmpty)
+        let effects = try f.apply(.cleared(volume: "d10"))
+        #expect(effects.contains(.releaseDevice(u("n0"))))
+        #expect(effects.contains(.releaseDevice(u("n1"))))
+    }
+
+    @Test func growCancelReleasesItsDevices() throws {
+        var f = Fixture()
+        f.addDevice("n0", role: .unused)
+        #expect(throws: ModelError.self) { try f.apply(.growCancelled(volume: "d10")) }
+        f.config.volumes[0].pendingGrow = PendingGrow(devices: [u("n0")], totalBlocks: 1 << 20)
+        #expect(try f.apply(.unusedDevicesReleased) == [], "a pending grow's device is not swept")
+        #expect(try f.apply(.growCancelled(volume: "d10")) == [.releaseDevice(u("n0"))])
+        #expect(f.vol.pendingGrow == nil)
+    }
+
+    @Test func sparesRemovedRefusesOneInUse() throws {
+        var f = Fixture(states: [.maintenance, .okay, .okay, .okay])
+        try f.apply(.spareTaken(volume: "d10", column: 0, spare: u("s0")))
+        let before = f.config
+        #expect(throws: ModelError.self) { try f.apply(.sparesRemoved(pool: "hsp001", devices: [u("s0")], deletePool: false)) }
+        #expect(throws: ModelError.self) { try f.apply(.sparesRemoved(pool: "hsp001", devices: [], deletePool: true)) }
+        #expect(f.config == before)
+        #expect(try f.apply(.sparesRemoved(pool: "hsp001", devices: [u("s1")], deletePool: false)) == [.releaseDevice(u("s1"))])
+        #expect(f.config.pool(named: "hsp001")?.spares.map(\.device) == [u("s0")])
+    }
+
+    @Test func deletingAPoolReleasesItsSpares() throws {
+        var f = Fixture()
+        let effects = try f.apply(.sparesRemoved(pool: "hsp001", devices: [], deletePool: true))
+        #expect(effects == [.releaseDevice(u("s0")), .releaseDevice(u("s1"))])
+        #expect(f.config.hotSparePools.isEmpty)
+    }
+
+    @Test func retireFollowsOneRule() {
+        var f = Fixture()
+        #expect(f.config.retire(u("d1"), .now) == [], "referenced by a volume: nothing happens")
+        f.config.volumes = []
+        #expect(f.config.retire(u("d0"), .now) == [])
+        #expect(f.role("d0") == .replica)
+        #expect(f.config.retire(u("d1"), .whenIdle) == [])
+        #expect(f.role("d1") == .unused)
+        #expect(f.config.retire(u("d2"), .now) == [.releaseDevice(u("d2"))])
+        #expect(f.config.device(u("d2")) == nil)
+        #expect(f.config.retire(u("s0"), .now) == [], "still in a pool")
+    }
+
+    @Test func initialisationEndsOkay() throws {
+        var f = Fixture(states: [.initializing, .initializing, .initializing, .initializing])
+        f.config.volumes[0].resync = ResyncCheckpoint(kind: .initialize, totalBlocks: 1 << 20)
+        #expect(f.vol.derivedState == .initializing)
+        try f.apply(.initializeCheckpoint(volume: "d10", doneBlocks: 1024, finished: false))
+        #expect(f.vol.resync?.doneBlocks == 1024)
+        try f.apply(.initializeCheckpoint(volume: "d10", doneBlocks: 1 << 20, finished: true))
+        #expect(f.vol.resync == nil)
+        #expect(f.vol.derivedState == .okay)
+    }
+
+    @Test func dirtyRegionsAndLostBlocks() throws {
+        var f = Fixture()
+        try f.apply(.dirtyRegions(volume: "d10", regions: [7, 3]))
+        #expect(f.vol.dirtyRegions == [3, 7])
+        try f.apply(.lostBlocks(volume: "d10", ranges: [LostRange(column: 1, start: 0, count: 8)]))
+        #expect(f.vol.derivedState == .lastErred, "lost data is reported, never hidden")
+        try f.apply(.lostBlocks(volume: "d10", ranges: []))
+        #expect(f.vol.lostBlocks == nil)
+        #expect(f.vol.derivedState == .okay)
+    }
+}
+
+@Suite("Derived volume state")
+struct DerivedStateTests {
+    @Test(arguments: [
+        ([ComponentState.okay, .okay, .okay, .okay], VolumeState.okay),
+        ([.okay, .maintenance, .okay, .okay], .needsMaintenance),
+        ([.okay, .unavailable, .okay, .okay], .needsMaintenance),
+        ([.okay, .maintenance, .unavailable, .okay], .lastErred),
+        ([.okay, .lastErred, .maintenance, .okay], .lastErred),
+        ([.okay, .resyncing, .okay, .okay], .resyncing),
+        ([.initializing, .initializing, .initializing, .initializing], .initializing),
+    ])
+    func raid5(states: [ComponentState], expected: VolumeState) {
+        #expect(Fixture(states: states).vol.derivedState == expected)
+    }
+
+    @Test func concatWithAFailedComponentNeedsMaintenance() {
+        let v = VolumeRecord(name: "d1", type: .concat, rows: [RowRecord(interlaceBlocks: 0, componentBlocks: 100, components: [
+            ComponentRecord(device: u("d0")), ComponentRecord(device: u("d1"), state: .maintenance)])])
+        #expect(v.derivedState == .needsMaintenance)
+    }
+
+    @Test func lostBlocksArithmetic() {
+        let r = [LostRange(column: 0, start: 10, count: 10)]
+        #expect(LostBlocks.isLost(r, column: 0, start: 19, count: 1))
+        #expect(!LostBlocks.isLost(r, column: 0, start: 20, count: 5))
+        #expect(!LostBlocks.isLost(r, column: 1, start: 10, count: 1))
+        #expect(LostBlocks.subtract(r, column: 0, start: 12, count: 3)
+                == [LostRange(column: 0, start: 10, count: 2), LostRange(column: 0, start: 15, count: 5)])
+        #expect(LostBlocks.union(r, [LostRange(column: 0, start: 20, count: 4), LostRange(column: 1, start: 0, count: 1)])
+                == [LostRange(column: 0, start: 10, count: 14), LostRange(column: 1, start: 0, count: 1)])
+    }
+}
+
+@Suite("Record geometry")
+struct RecordLayoutTests {
+    @Test func raid5RecordGivesItsLayoutAndSize() throws {
+        let v = Fixture().vol
+        let l = try #require(v.raid5Layout)
+        #expect(l.totalBlocks == 3 << 20, "4 columns of 2^20 blocks hold 3 columns of data")
+        #expect(v.totalBlocks == 3 << 20)
+        #expect(v.stripeLayout == nil)
+    }
+
+    @Test func malformedRecordsHaveNoLayout() {
+        var v = Fixture().vol
+        v.originalColumnCount = 2
+        #expect(v.raid5Layout == nil)
+        #expect(v.totalBlocks == 0)
+        let empty = VolumeRecord(name: "d1", type: .stripe, rows: [RowRecord(interlaceBlocks: 32, componentBlocks: 100, components: [])])
+        #expect(empty.stripeLayout == nil)
+        #expect(empty.totalBlocks == 0)
+    }
+
+    @Test func stripeRecordSize() {
+        let v = VolumeRecord(name: "d1", type: .stripe, rows: [
+            RowRecord(interlaceBlocks: 32, componentBlocks: 640, components: [ComponentRecord(device: u("d0")), ComponentRecord(device: u("d1"))]),
+            RowRecord(interlaceBlocks: 0, componentBlocks: 100, components: [ComponentRecord(device: u("d2"))])])
+        #expect(v.totalBlocks == 2 * 640 + 100)
+    }
+}
