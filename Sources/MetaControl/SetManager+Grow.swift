@@ -168,19 +168,20 @@ extension SetManager {
         let oldSize = VolumeGrowth.sizeBytes(of: vol)
         var notes: [String] = []
         try db.commit { cfg in
-            guard let vi = cfg.volumeIndex(named: r.name) else { throw OperationError("\(r.name): no such volume in set '\(setName)'") }
+            guard cfg.volumeIndex(named: r.name) != nil else { throw OperationError("\(r.name): no such volume in set '\(setName)'") }
             var recs: [DeviceRecord] = []
             for p in r.devices {
                 recs.append(try db.addDevice(path: p, role: .component, replicaCopies: 0, force: r.force, in: &cfg))
             }
-            let row = VolumeGrowth.makeRow(devices: recs, interlaceBlocks: il, sectorBlocks: UInt64(sector ?? 512) / 512)
+            let row = Grow.row(devices: recs, interlaceBlocks: il, sectorBlocks: UInt64(sector ?? 512) / 512)
             if recs.count > 1 {
                 let used = row.componentBlocks / il * il
                 for d in recs where d.dataBlocks > used {
                     notes.append("\(d.lastPath): \(d.dataBlocks - used) blocks (\(humanBytes((d.dataBlocks - used) * 512))) unusable: larger than the smallest device of the row")
                 }
             }
-            cfg.volumes[vi].rows.append(row)
+            try db.record(.rowAppended(volume: r.name, devices: recs.map(\.uuid), interlaceBlocks: il,
+                                       sectorBlocks: UInt64(sector ?? 512) / 512), in: &cfg)
         }
         let newSize = VolumeGrowth.sizeBytes(of: db.config.volume(named: r.name) ?? vol)
         reloadAfterGrow(r.name)
@@ -224,14 +225,13 @@ extension SetManager {
             }
             var created: PendingGrow?
             try db.commit { cfg in
-                guard let vi = cfg.volumeIndex(named: r.name) else { throw OperationError("\(r.name): no such volume in set '\(setName)'") }
+                guard cfg.volumeIndex(named: r.name) != nil else { throw OperationError("\(r.name): no such volume in set '\(setName)'") }
                 var uuids: [UUID] = []
                 for p in r.devices {
                     uuids.append(try db.addDevice(path: p, role: .unused, replicaCopies: 0, force: r.force, in: &cfg).uuid)
                 }
-                let pg = PendingGrow(devices: uuids, totalBlocks: cfg.volumes[vi].columnBlocks)
-                cfg.volumes[vi].pendingGrow = pg
-                created = pg
+                try db.record(.growBegun(volume: r.name, devices: uuids), in: &cfg)
+                created = cfg.volume(named: r.name)?.pendingGrow
             }
             guard let created else { throw OperationError("\(r.name): internal error: grow record not created") }
             pending = created
@@ -242,19 +242,7 @@ extension SetManager {
         let pause = Self.growTestPause
         logger.info("\(r.name): grow: zeroing complete, committing the new geometry")
         if let pause { Thread.sleep(forTimeInterval: pause) }
-        try db.commit { cfg in
-            guard let vi = cfg.volumeIndex(named: r.name), let pg = cfg.volumes[vi].pendingGrow, pg.devices == pending.devices else {
-                throw OperationError("\(r.name): the grow record changed while zeroing; nothing committed")
-            }
-            guard cfg.volumes[vi].columns.allSatisfy({ $0.state == .okay }), cfg.volumes[vi].resync == nil else {
-                throw OperationError("\(r.name): a column failed while the new columns were zeroed; repair it, then repeat the grow to finish")
-            }
-            VolumeGrowth.appendColumns(&cfg.volumes[vi], devices: pg.devices)
-            cfg.volumes[vi].pendingGrow = nil
-            for u in pg.devices {
-                if let di = cfg.devices.firstIndex(where: { $0.uuid == u }) { cfg.devices[di].role = .component }
-            }
-        }
+        try db.apply(.growCommitted(volume: r.name, devices: pending.devices))
         logger.info("\(r.name): grow: committed")
         if let pause { Thread.sleep(forTimeInterval: pause) }
         let newSize = VolumeGrowth.sizeBytes(of: db.config.volume(named: r.name) ?? vol)
@@ -302,12 +290,7 @@ extension SetManager {
                     throw OperationError("\(name): flushing the new columns failed: \(error); nothing committed")
                 }
                 let checkpoint = done
-                try db.commit { cfg in
-                    guard let vi = cfg.volumeIndex(named: name), cfg.volumes[vi].pendingGrow?.devices == p.devices else {
-                        throw OperationError("\(name): the grow record changed while zeroing; stopped")
-                    }
-                    cfg.volumes[vi].pendingGrow?.zeroedBlocks = checkpoint
-                }
+                try db.apply(.growCheckpoint(volume: name, devices: p.devices, zeroedBlocks: checkpoint))
                 logger.info("\(name): grow: zeroed \(checkpoint) of \(total) blocks (\(percent(checkpoint, total)))")
                 if let pause { Thread.sleep(forTimeInterval: pause) }
             }

@@ -46,10 +46,7 @@ extension SetManager {
             // column trusts it again and resumes the resync from its checkpoint.
             if r.new == nil && col.state == .lastErred && !engine.backgroundRunning
                 && (rs.kind == .regenerate || rs.kind == .copy) {
-                try db.commit { cfg in
-                    guard let vi = cfg.volumeIndex(named: r.name) else { return }
-                    cfg.volumes[vi].columns[c].state = .okay
-                }
+                try db.apply(.lastErredEnabled(volume: r.name, column: c))
                 try engine.reload()
                 engine.startResync { [weak self] outcome in self?.resyncEnded(r.name, outcome) }
                 return ReplaceResult(name: r.name, kind: "enable", messages: [
@@ -67,10 +64,7 @@ extension SetManager {
                 guard r.force || others.allSatisfy({ vol.columns[$0].state == .okay }) else {
                     throw OperationError("\(r.name): \(r.old) is Last Erred while another column is erred: its data is the best left; use --force to trust it")
                 }
-                try db.commit { cfg in
-                    guard let vi = cfg.volumeIndex(named: r.name) else { return }
-                    cfg.volumes[vi].columns[c].state = .okay
-                }
+                try db.apply(.lastErredEnabled(volume: r.name, column: c))
                 try engine.reload()
                 return ReplaceResult(name: r.name, kind: "enable", messages: ["\(r.old): enabled without a resync (Last Erred data kept)"])
             case .maintenance, .unavailable:

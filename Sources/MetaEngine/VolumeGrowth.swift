@@ -19,24 +19,6 @@ public enum VolumeGrowth {
     /// Most columns (original plus added) of a RAID-5 volume.
     public static let maxRAID5Columns = 32
 
-    /// The row a set of devices forms: one device is a concatenation row (its whole data
-    /// area, cut to a multiple of `sectorBlocks`, the volume's sector, so that a later row
-    /// starts on a sector boundary), several are striped with `interlaceBlocks` over the
-    /// smallest data area.
-    public static func makeRow(devices: [DeviceRecord], interlaceBlocks: UInt64, sectorBlocks: UInt64 = 1) -> RowRecord {
-        let smallest = devices.map(\.dataBlocks).min() ?? 0
-        let sb = max(1, sectorBlocks)
-        return RowRecord(interlaceBlocks: devices.count == 1 ? 1 : max(1, interlaceBlocks),
-                         componentBlocks: devices.count == 1 ? smallest / sb * sb : smallest,
-                         components: devices.map { ComponentRecord(device: $0.uuid) })
-    }
-
-    /// Appends data-only columns to a RAID-5 record (state `Okay`: they are zero, so the
-    /// parity already covers them).
-    public static func appendColumns(_ volume: inout VolumeRecord, devices: [UUID]) {
-        volume.columns += devices.map { ComponentRecord(device: $0, state: .okay) }
-    }
-
     /// Size in bytes a volume record describes (0 for a malformed record).
     public static func sizeBytes(of v: VolumeRecord) -> UInt64 {
         v.totalBlocks * Volume.blockSize

@@ -39,6 +39,9 @@ public enum SetEvent: Sendable, Equatable {
 
     // MARK: commands and the hot-spare policy
 
+    /// `replace NAME --enable DEV` of a Last Erred column: its data is trusted again (`Okay`,
+    /// no resync); a resync it stopped resumes from its checkpoint.
+    case lastErredEnabled(volume: String, column: Int)
     /// `replace NAME --enable DEV` of an erred column: rebuild it in place.
     case enableRegenerate(volume: String, column: Int)
     /// `replace NAME OLD NEW` with OLD readable: copy it to `target` (a device already in the
@@ -55,6 +58,18 @@ public enum SetEvent: Sendable, Equatable {
     /// `clear NAME`: the volume is removed, spares standing in return to their pools, its
     /// devices retire.
     case cleared(volume: String)
+    /// `grow NAME DEV…` of a concat/stripe: a row of `devices` (already labelled in the same
+    /// commit) is appended; `sectorBlocks` rounds a one-device row to the volume's sector.
+    case rowAppended(volume: String, devices: [UUID], interlaceBlocks: UInt64, sectorBlocks: UInt64)
+    /// `grow NAME DEV…` of a RAID-5: `devices` (labelled `unused` in the same commit) will
+    /// become data columns once their data areas are zeroed; recorded so that an interrupted
+    /// grow resumes.
+    case growBegun(volume: String, devices: [UUID])
+    /// The new columns of a RAID-5 grow are zeroed (and flushed) up to `zeroedBlocks`.
+    case growCheckpoint(volume: String, devices: [UUID], zeroedBlocks: UInt64)
+    /// The new columns are zeroed: they become data columns (`Okay`: zero data keeps parity
+    /// valid). Refused if a column failed or a resync started meanwhile.
+    case growCommitted(volume: String, devices: [UUID])
     /// `grow --cancel`: an interrupted grow is forgotten and its devices retire.
     case growCancelled(volume: String)
     /// `hs delete POOL [DEV…]`: the spares leave the pool (the pool itself when `devices`

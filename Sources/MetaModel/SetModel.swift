@@ -91,6 +91,14 @@ public enum SetModel {
                                                       doneBlocks: done, totalBlocks: cfg.volumes[vi].columnBlocks)
             return cfg.retire(old, .whenIdle)
 
+        case .lastErredEnabled(let name, let c):
+            let vi = try column(name, c, in: cfg)
+            guard cfg.volumes[vi].columns[c].state == .lastErred else {
+                throw ModelError(.invalidState, "\(name): column \(c) is \(cfg.volumes[vi].columns[c].state.rawValue), not Last Erred")
+            }
+            cfg.volumes[vi].columns[c].state = .okay
+            return []
+
         case .enableRegenerate(let name, let c):
             let vi = try column(name, c, in: cfg)
             cfg.volumes[vi].columns[c].state = .resyncing
@@ -144,6 +152,46 @@ public enum SetModel {
             let uuids = vol.allComponents.flatMap { [$0.device] + ($0.hotSpare.map { [$0] } ?? []) }
                 + (vol.pendingGrow?.devices ?? []) + (vol.resync?.target.map { [$0] } ?? [])
             return unique(uuids).flatMap { cfg.retire($0, .now) }
+
+        case .rowAppended(let name, let uuids, let il, let sectorBlocks):
+            guard let vi = cfg.volumeIndex(named: name) else { throw ModelError(.notFound, "\(name): no such volume") }
+            guard cfg.volumes[vi].type != .raid5 else { throw ModelError(.invalidState, "\(name): a RAID-5 volume grows by columns") }
+            let recs = try uuids.map { u throws(ModelError) -> DeviceRecord in
+                guard let d = cfg.device(u) else { throw ModelError(.notFound, "\(name): device \(u) is not in the set") }
+                return d
+            }
+            guard !recs.isEmpty else { throw ModelError(.invalidState, "\(name): a row needs devices") }
+            cfg.volumes[vi].rows.append(Grow.row(devices: recs, interlaceBlocks: il, sectorBlocks: sectorBlocks))
+            return []
+
+        case .growBegun(let name, let devices):
+            guard let vi = cfg.volumeIndex(named: name) else { throw ModelError(.notFound, "\(name): no such volume") }
+            guard cfg.volumes[vi].type == .raid5, cfg.volumes[vi].pendingGrow == nil, !devices.isEmpty else {
+                throw ModelError(.invalidState, "\(name): cannot begin a grow (not RAID-5, or one is pending)")
+            }
+            cfg.volumes[vi].pendingGrow = PendingGrow(devices: devices, totalBlocks: cfg.volumes[vi].columnBlocks)
+            return []
+
+        case .growCheckpoint(let name, let devices, let zeroed):
+            guard let vi = cfg.volumeIndex(named: name), cfg.volumes[vi].pendingGrow?.devices == devices else {
+                throw ModelError(.invalidState, "\(name): the grow record changed while zeroing; stopped")
+            }
+            cfg.volumes[vi].pendingGrow?.zeroedBlocks = zeroed
+            return []
+
+        case .growCommitted(let name, let devices):
+            guard let vi = cfg.volumeIndex(named: name), let pg = cfg.volumes[vi].pendingGrow, pg.devices == devices else {
+                throw ModelError(.invalidState, "\(name): the grow record changed while zeroing; nothing committed")
+            }
+            guard cfg.volumes[vi].columns.allSatisfy({ $0.state == .okay }), cfg.volumes[vi].resync == nil else {
+                throw ModelError(.invalidState, "\(name): a column failed while the new columns were zeroed; repair it, then repeat the grow to finish")
+            }
+            cfg.volumes[vi].columns += pg.devices.map { ComponentRecord(device: $0, state: .okay) }
+            cfg.volumes[vi].pendingGrow = nil
+            for u in pg.devices {
+                if let di = cfg.devices.firstIndex(where: { $0.uuid == u }) { cfg.devices[di].role = .component }
+            }
+            return []
 
         case .growCancelled(let name):
             guard let vi = cfg.volumeIndex(named: name) else { throw ModelError(.notFound, "\(name): no such volume") }

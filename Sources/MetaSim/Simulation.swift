@@ -806,9 +806,8 @@ public final class Simulation: @unchecked Sendable {
             do {
                 try db.commit { cfg in
                     let r = try db.addDevice(new, role: .unused, replicaCopies: 0, in: &cfg)
-                    let pg = PendingGrow(devices: [r.uuid], totalBlocks: cfg.volumes[vi].columnBlocks)
-                    cfg.volumes[vi].pendingGrow = pg
-                    created = pg
+                    try db.record(.growBegun(volume: name, devices: [r.uuid]), in: &cfg)
+                    created = cfg.volumes[vi].pendingGrow
                 }
             } catch { note("  failed: \(error)"); return }
             pending = created!
@@ -825,22 +824,12 @@ public final class Simulation: @unchecked Sendable {
                 try VolumeGrowth.zero(targets, fromBlock: done, blocks: n)
                 try VolumeGrowth.flush(targets)
                 let checkpoint = done + n
-                try db.commit { $0.volumes[vi].pendingGrow?.zeroedBlocks = checkpoint }
+                try db.apply(.growCheckpoint(volume: name, devices: pending.devices, zeroedBlocks: checkpoint))
                 done = checkpoint
             } catch { note("  zeroing failed: \(error)"); return }
         }
         do {
-            try db.commit { cfg in
-                guard let pg = cfg.volumes[vi].pendingGrow, pg.devices == pending.devices,
-                      cfg.volumes[vi].columns.allSatisfy({ $0.state == .okay }), cfg.volumes[vi].resync == nil else {
-                    throw SimFailure(seed: seed, message: "grow record changed", trace: [])
-                }
-                VolumeGrowth.appendColumns(&cfg.volumes[vi], devices: pg.devices)
-                cfg.volumes[vi].pendingGrow = nil
-                for u in pg.devices {
-                    if let di = cfg.devices.firstIndex(where: { $0.uuid == u }) { cfg.devices[di].role = .component }
-                }
-            }
+            try db.apply(.growCommitted(volume: name, devices: pending.devices))
             try e.reloadGeometry()
             model.grow(to: Int(e.sizeBytes / 512))
             note("  grown: \(model.blocks) blocks")

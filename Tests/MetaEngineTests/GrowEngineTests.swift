@@ -43,9 +43,9 @@ final class GrowFixture: @unchecked Sendable {
                                originalColumnCount: recs.count, interlaceBlocks: interlaceBlocks,
                                columnBlocks: smallest / interlaceBlocks * interlaceBlocks)
         case .concat:
-            vol = VolumeRecord(name: name, type: .concat, rows: recs.map { VolumeGrowth.makeRow(devices: [$0], interlaceBlocks: 1) })
+            vol = VolumeRecord(name: name, type: .concat, rows: recs.map { Grow.row(devices: [$0], interlaceBlocks: 1) })
         case .stripe:
-            vol = VolumeRecord(name: name, type: .stripe, rows: [VolumeGrowth.makeRow(devices: recs, interlaceBlocks: interlaceBlocks)])
+            vol = VolumeRecord(name: name, type: .stripe, rows: [Grow.row(devices: recs, interlaceBlocks: interlaceBlocks)])
         }
         store = InMemoryConfigStore(SetConfig(setName: "test", devices: recs, volumes: [vol]))
         handles.withLock { $0 = devs }
@@ -100,8 +100,8 @@ final class GrowFixture: @unchecked Sendable {
     func commitGrow(row recs: [DeviceRecord]? = nil, interlaceBlocks: UInt64 = 8, columns: [DeviceRecord]? = nil) throws -> UInt64 {
         try store.commit { cfg in
             let vi = cfg.volumeIndex(named: name)!
-            if let recs { cfg.volumes[vi].rows.append(VolumeGrowth.makeRow(devices: recs, interlaceBlocks: interlaceBlocks)) }
-            if let columns { VolumeGrowth.appendColumns(&cfg.volumes[vi], devices: columns.map(\.uuid)) }
+            if let recs { cfg.volumes[vi].rows.append(Grow.row(devices: recs, interlaceBlocks: interlaceBlocks)) }
+            if let columns { cfg.volumes[vi].columns += columns.map { ComponentRecord(device: $0.uuid, state: .okay) } }
         }
         try volume.reloadGeometry()
         let size = volume.sizeBytes

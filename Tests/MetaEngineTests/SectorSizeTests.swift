@@ -144,7 +144,7 @@ struct SectorSizeTests {
         let d = DeviceRecord(uuid: UUID(), lastPath: "d", sizeBytes: (100 << 20) + 3 * 512, dataStartBlock: 2048,
                              replicaCount: 0, role: .component)
         #expect(d.dataBlocks % 8 == 3)
-        #expect(VolumeGrowth.makeRow(devices: [d], interlaceBlocks: 1).componentBlocks == d.dataBlocks)
-        #expect(VolumeGrowth.makeRow(devices: [d], interlaceBlocks: 1, sectorBlocks: 8).componentBlocks == d.dataBlocks / 8 * 8)
+        #expect(Grow.row(devices: [d], interlaceBlocks: 1).componentBlocks == d.dataBlocks)
+        #expect(Grow.row(devices: [d], interlaceBlocks: 1, sectorBlocks: 8).componentBlocks == d.dataBlocks / 8 * 8)
     }
 }

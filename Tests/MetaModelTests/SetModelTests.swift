@@ -398,3 +398,57 @@ struct RecordLayoutTests {
         #expect(v.totalBlocks == 2 * 640 + 100)
     }
 }
+
+@Suite("Grow")
+struct GrowTransitionTests {
+    @Test func raid5GrowBeginsCheckpointsAndCommits() throws {
+        var f = Fixture()
+        f.addDevice("n0", role: .unused)
+        try f.apply(.growBegun(volume: "d10", devices: [u("n0")]))
+        #expect(f.vol.pendingGrow == PendingGrow(devices: [u("n0")], totalBlocks: 1 << 20, startedAt: f.vol.pendingGrow!.startedAt))
+        #expect(throws: ModelError.self) { try f.apply(.growBegun(volume: "d10", devices: [u("n1")])) }
+        try f.apply(.growCheckpoint(volume: "d10", devices: [u("n0")], zeroedBlocks: 4096))
+        #expect(f.vol.pendingGrow?.zeroedBlocks == 4096)
+        #expect(throws: ModelError.self) { try f.apply(.growCheckpoint(volume: "d10", devices: [u("n1")], zeroedBlocks: 1)) }
+        try f.apply(.growCommitted(volume: "d10", devices: [u("n0")]))
+        #expect(f.vol.columns.count == 5)
+        #expect(f.vol.columns[4] == ComponentRecord(device: u("n0"), state: .okay))
+        #expect(f.vol.pendingGrow == nil)
+        #expect(f.role("n0") == .component)
+        #expect(f.vol.totalBlocks == 4 << 20)
+    }
+
+    @Test func growIsNotCommittedOverAFailedColumn() throws {
+        var f = Fixture()
+        f.addDevice("n0", role: .unused)
+        try f.apply(.growBegun(volume: "d10", devices: [u("n0")]))
+        try f.apply(.columnFailed(volume: "d10", column: 1, state: .maintenance))
+        let before = f.config
+        #expect(throws: ModelError.self) { try f.apply(.growCommitted(volume: "d10", devices: [u("n0")])) }
+        #expect(f.config == before)
+    }
+
+    @Test func concatGrowsByARow() throws {
+        var f = Fixture()
+        f.config.volumes.append(VolumeRecord(name: "d1", type: .concat, rows: []))
+        f.addDevice("n0"); f.addDevice("n1")
+        try f.apply(.rowAppended(volume: "d1", devices: [u("n0"), u("n1")], interlaceBlocks: 128, sectorBlocks: 1))
+        let data = (1 << 30) / 512 - 2048
+        #expect(f.config.volume(named: "d1")?.rows == [RowRecord(interlaceBlocks: 128, componentBlocks: UInt64(data),
+                                                                 components: [ComponentRecord(device: u("n0")), ComponentRecord(device: u("n1"))])])
+        #expect(throws: ModelError.self) { try f.apply(.rowAppended(volume: "d10", devices: [u("n0")], interlaceBlocks: 1, sectorBlocks: 1)) }
+        #expect(Grow.row(devices: [f.config.device(u("n0"))!], interlaceBlocks: 64, sectorBlocks: 8).componentBlocks == UInt64(data) / 8 * 8)
+    }
+}
+
+@Suite("Last Erred enable")
+struct LastErredEnableTests {
+    @Test func enablingTrustsTheColumnAgain() throws {
+        var f = Fixture(states: [.okay, .lastErred, .maintenance, .okay])
+        #expect(f.vol.derivedState == .lastErred)
+        try f.apply(.lastErredEnabled(volume: "d10", column: 1))
+        #expect(f.vol.columns[1].state == .okay)
+        #expect(f.vol.derivedState == .needsMaintenance)
+        #expect(throws: ModelError.self) { try f.apply(.lastErredEnabled(volume: "d10", column: 2)) }
+    }
+}
