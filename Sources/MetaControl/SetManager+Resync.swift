@@ -48,7 +48,7 @@ extension SetManager {
                 && (rs.kind == .regenerate || rs.kind == .copy) {
                 try db.apply(.lastErredEnabled(volume: r.name, column: c))
                 try engine.reload()
-                engine.startResync { [weak self] outcome in self?.resyncEnded(r.name, outcome) }
+                engine.startResync()
                 return ReplaceResult(name: r.name, kind: "enable", messages: [
                     "\(r.old): enabled (Last Erred data trusted); the stopped \(rs.kind.rawValue) resumes from its checkpoint"])
             }
@@ -76,7 +76,7 @@ extension SetManager {
                 }
                 try db.apply(.enableRegenerate(volume: r.name, column: c))
                 try engine.reload()
-                engine.startResync { [weak self] outcome in self?.resyncEnded(r.name, outcome) }
+                engine.startResync()
                 return ReplaceResult(name: r.name, kind: "regenerate", messages: ["\(r.name): regenerating \(r.old) from the other columns"])
             }
         }
@@ -105,16 +105,21 @@ extension SetManager {
                                    : .regenerationBegun(volume: r.name, column: c, target: rec.uuid), in: &cfg)
         }
         try engine.reload()
-        engine.startResync { [weak self] outcome in self?.resyncEnded(r.name, outcome) }
+        engine.startResync()
         let kind = readable ? "copy" : "regenerate"
         return ReplaceResult(name: r.name, kind: kind, messages: [
             readable ? "\(r.name): copying \(r.old) to \(newPath) (redundancy is kept throughout)"
                      : "\(r.name): regenerating \(r.old) onto \(newPath) from the other columns"])
     }
 
-    /// Called when a resync thread ends: releases devices left unused, takes the next spare
-    /// after a spare failed.
-    func resyncEnded(_ name: String, _ outcome: ResyncOutcome) {
+    /// Called when a resync ends: a spare that failed as its target is Broken; releases
+    /// devices left unused, takes the next spare after a target failed.
+    public func resyncEnded(_ end: ResyncEnd) {
+        let name = end.volume, outcome = end.outcome
+        if case .targetFailed = outcome, let c = end.column, let t = end.target,
+           db.config.hotSparePools.contains(where: { $0.spares.contains { $0.device == t } }) {
+            spareFailed(name, column: c, spare: t)
+        }
         logger.info("\(name): resync ended: \(outcome)")
         releaseUnusedDevices()
         if case .targetFailed = outcome { checkHotSpares(name) }
@@ -169,10 +174,7 @@ extension SetManager {
             guard let engine = engine(name) as? RAID5Volume else { return }
             try engine.reload()
             logger.warning("\(name): column \(c) failed; hot spare \(db.device(spare.device)?.path ?? "?") from \(poolName) takes over")
-            engine.startResync { [weak self] outcome in
-                if case .targetFailed = outcome { self?.spareFailed(name, column: c, spare: spare.device) }
-                self?.resyncEnded(name, outcome)
-            }
+            engine.startResync()
         } catch {
             logger.error("\(name): could not take a hot spare: \(error)")
         }
@@ -301,4 +303,9 @@ extension SetManager {
         if isServer { checkHotSpares(r.name) }
         return [:]
     }
+}
+
+extension SetManager: EngineDelegate {
+    /// A committed column failure: SVM's check_4_hs (in the server).
+    public func columnFailed(volume: String, column: Int) { checkHotSpares(volume) }
 }

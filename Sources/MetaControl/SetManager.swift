@@ -180,11 +180,11 @@ public final class SetManager: @unchecked Sendable {
         if let r5 = engine as? RAID5Volume, db.quorum.writable {
             try? r5.commitUnavailableColumns()
         }
+        (engine as? RAID5Volume)?.delegate = self
         engines.withLock { $0[name] = engine }
         if isServer, let r5 = engine as? RAID5Volume, db.quorum.writable {
-            r5.onColumnFailed = { [weak self] _ in self?.checkHotSpares(name) }
             if rec.resync?.kind == .regenerate || rec.resync?.kind == .copy {
-                r5.startResync { [weak self] outcome in self?.resyncEnded(name, outcome) }
+                r5.startResync()
             } else {
                 r5.startBackgroundWork()
             }

@@ -20,26 +20,31 @@ extension RAID5Volume {
     /// Seconds between checkpoint commits.
     static let checkpointInterval: TimeInterval = 2
 
-    /// Starts the resync the volume record describes (regenerate or copy), in the background.
-    /// `completion` runs on the resync thread when it ends.
-    /// When background work is still running (a resync ending, whose completion starts the
-    /// next one, e.g. onto the next hot spare), the new resync starts as soon as it has ended.
-    public func startResync(completion: (@Sendable (ResyncOutcome) -> Void)? = nil) {
+    /// Starts the resync the volume record describes (regenerate or copy), in the background;
+    /// its end is reported to the ``delegate`` (``EngineDelegate/resyncEnded(_:)``) on the
+    /// resync thread. When background work is still running (a resync ending, whose delegate
+    /// starts the next one, e.g. onto the next hot spare), the new resync starts as soon as it
+    /// has ended.
+    public func startResync() {
         if backgroundRunning {
             if let scheduler = context.scheduler {
                 // Simulation: start it once the scheduler has run the current work.
                 scheduler.startBackground("resync \(name) (after the current work)") {
-                    if !self.stopping { self.startResync(completion: completion) }
+                    if !self.stopping { self.startResync() }
                 }
                 return
             }
             DispatchQueue.global().async {
                 self.waitForBackgroundWork()
-                if !self.stopping { self.startResync(completion: completion) }
+                if !self.stopping { self.startResync() }
             }
             return
         }
         guard let rec = volumeRecord(), let r = rec.resync, r.kind == .regenerate || r.kind == .copy else { return }
+        let completion: @Sendable (ResyncOutcome) -> Void = { [weak self] outcome in
+            guard let self else { return }
+            self.delegate?.resyncEnded(ResyncEnd(volume: self.name, kind: r.kind, column: r.column, target: r.target, outcome: outcome))
+        }
         copyTargetFailed.store(false, ordering: .relaxed)
         startThread("resync \(name)") {
             self.repairDirtyRegions()
@@ -50,14 +55,14 @@ extension RAID5Volume {
                 // dirty) cannot be rebuilt from their parity: their blocks are recorded lost.
                 do { try self.recordLostBeforeRegeneration(column: c, fromLine: from) } catch {
                     self.context.logger.error("\(self.name): could not record lost blocks, resync not started: \(error)")
-                    completion?(.sourceFailed("could not record lost blocks: \(error)"))
+                    completion(.sourceFailed("could not record lost blocks: \(error)"))
                     return
                 }
             }
             let outcome = self.runResync(from: from)
             // With every column present again, the regions left unrepaired can be repaired.
             if outcome == .completed { self.repairDirtyRegions() }
-            completion?(outcome)
+            completion(outcome)
         }
     }
 

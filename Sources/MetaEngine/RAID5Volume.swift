@@ -64,9 +64,12 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     let writeGate = ReadMostly<Void>((), preferWriters: true)
     let drl: DirtyRegionLog
     let cleaner = TimerBox()
-    /// Called (on a background queue) after a column was recorded as failed; the server
-    /// uses it to take a hot spare.
-    public nonisolated(unsafe) var onColumnFailed: (@Sendable (Int) -> Void)?
+    private let delegateRef = WeakEngineDelegate()
+    /// Hears of committed column failures and of the end of resync work (held weakly).
+    public var delegate: (any EngineDelegate)? {
+        get { delegateRef.value }
+        set { delegateRef.value = newValue }
+    }
     /// Foreground requests seen (the resync yields to them above its minimum rate).
     let foregroundOps = Atomic<UInt64>(0)
     /// Bytes per column one resync step moves (lines are batched up to this); 8 MiB.
@@ -225,7 +228,10 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             rt.columns[c].state = new
             if cur == .resyncing && rt.resyncColumn == c { rt.resyncColumn = nil }
         }
-        if let hook = onColumnFailed { DispatchQueue.global().async { hook(c) } }
+        if let d = delegate {
+            let volume = name
+            DispatchQueue.global().async { d.columnFailed(volume: volume, column: c) }
+        }
     }
 
     // MARK: request splitting

@@ -60,7 +60,7 @@ final class SimScheduler: BackgroundScheduler, @unchecked Sendable {
 /// The engine runs its real code (``RAID5Volume``, the dirty-region log, resync, the state
 /// database with its labels and replicas) with a ``BackgroundScheduler``: no threads, no
 /// timers, so a seed always takes the same path.
-public final class Simulation: @unchecked Sendable {
+public final class Simulation: EngineDelegate, @unchecked Sendable {
     public let seed: UInt64
     var rng: SimRandom
     let options: SimOptions
@@ -205,19 +205,29 @@ public final class Simulation: @unchecked Sendable {
         let v = try VolumeFactory.open(rec, context: context)
         volumeEngine = v
         guard let e = v as? RAID5Volume else { return }
+        e.delegate = self
         if db.quorum.writable {
             try? e.commitUnavailableColumns()
             if rec.resync?.kind == .regenerate || rec.resync?.kind == .copy {
-                e.startResync { [weak self] o in self?.resyncEnded(o) }
+                e.startResync()
             } else {
                 e.startBackgroundWork()
             }
         }
     }
 
-    func resyncEnded(_ outcome: ResyncOutcome) {
-        note("  resync ended: \(outcome)")
+    /// As the server does (``SetManager``): a spare that failed as the target is Broken.
+    public func resyncEnded(_ end: ResyncEnd) {
+        note("  resync ended: \(end.outcome)")
+        if case .targetFailed = end.outcome, let c = end.column, let t = end.target, let db,
+           db.config.hotSparePools.contains(where: { $0.spares.contains { $0.device == t } }) {
+            _ = try? db.apply(.spareFailed(volume: name, column: c, spare: t))
+            try? engine?.reload()
+        }
     }
+
+    /// Hot spares are checked after every operation (``checkHotSpares()``), not on the callback.
+    public func columnFailed(volume: String, column: Int) {}
 
     // MARK: operations
 
@@ -717,7 +727,7 @@ public final class Simulation: @unchecked Sendable {
             do {
                 try db.apply(.enableRegenerate(volume: name, column: c))
                 try e.reload()
-                e.startResync { [weak self] o in self?.resyncEnded(o) }
+                e.startResync()
                 return true
             } catch { note("  failed: \(error)"); return false }
         }
@@ -733,7 +743,7 @@ public final class Simulation: @unchecked Sendable {
                                        : .regenerationBegun(volume: name, column: c, target: r.uuid), in: &cfg)
             }
             try e.reload()
-            e.startResync { [weak self] o in self?.resyncEnded(o) }
+            e.startResync()
             return true
         } catch { note("  failed: \(error)"); return false }
     }
@@ -761,13 +771,7 @@ public final class Simulation: @unchecked Sendable {
         do {
             try db.apply(.spareTaken(volume: name, column: c, spare: spare.device))
             try e.reload()
-            e.startResync { [weak self] o in
-                self?.resyncEnded(o)
-                if case .targetFailed = o, let self, let db = self.db {
-                    _ = try? db.apply(.spareFailed(volume: name, column: c, spare: spare.device))
-                    try? self.engine?.reload()
-                }
-            }
+            e.startResync()
         } catch { note("  failed: \(error)") }
     }
 

@@ -43,10 +43,10 @@ extension EngineFixture {
     }
 
     func runResync() -> ResyncOutcome {
-        let result = Mutex<ResyncOutcome?>(nil)
-        raid.startResync { o in result.withLock { $0 = o } }
+        let result = OutcomeBox()
+        raid.startResync(reportingTo: result)
         raid.waitForBackgroundWork()
-        return result.withLock { $0 } ?? .stopped
+        return result.outcome ?? .stopped
     }
 
     /// Slows the resync down so a test can act while it runs.
@@ -138,18 +138,18 @@ struct ResyncTests {
         let (_, rec) = try f.addDevice("copy1")
         try f.startCopy(column: 1, onto: rec)
         try f.throttle(bytesPerSecond: 1 << 20)
-        let outcome = Mutex<ResyncOutcome?>(nil)
-        f.raid.startResync { o in outcome.withLock { $0 = o } }
+        let outcome = OutcomeBox()
+        f.raid.startResync(reportingTo: outcome)
         usleep(150_000)
         f.devices[1].updateFaults { $0.failReads = true; $0.failWrites = true }
         try f.store.commit { $0.volumes[0].resyncRate = nil }
         // The copy thread hands over to a regeneration; wait for both.
         f.raid.waitForBackgroundWork()
         if f.store.config.volumes[0].resync?.kind == .regenerate {
-            f.raid.startResync { o in outcome.withLock { $0 = o } }
+            f.raid.startResync(reportingTo: outcome)
             f.raid.waitForBackgroundWork()
         }
-        #expect(outcome.withLock { $0 } == .completed)
+        #expect(outcome.outcome == .completed)
         let vol = f.store.config.volumes[0]
         #expect(vol.columns[1].device == rec.uuid)
         #expect(vol.columns[1].state == .okay)
@@ -220,11 +220,28 @@ struct ResyncTests {
         let rec0 = f.store.config.volume(named: "d10")!
         let v = try VolumeFactory.open(rec0, context: f.raid.context) as! RAID5Volume
         #expect(v.runtime.withLock { $0.rebuiltBelow } == done / 8)
-        let result = Mutex<ResyncOutcome?>(nil)
-        v.startResync { o in result.withLock { $0 = o } }
+        let result = OutcomeBox()
+        v.startResync(reportingTo: result)
         v.waitForBackgroundWork()
-        #expect(result.withLock { $0 } == .completed)
+        #expect(result.outcome == .completed)
         #expect(f.store.config.volumes[0].columns[3].state == .okay)
         #expect(try f.parityErrors().isEmpty)
+    }
+}
+
+/// Records how a resync ended (the engine's delegate in these tests).
+final class OutcomeBox: EngineDelegate, @unchecked Sendable {
+    private let lock = NSLock()
+    private var last: ResyncOutcome?
+    var outcome: ResyncOutcome? { lock.withLock { last } }
+    func resyncEnded(_ end: ResyncEnd) { lock.withLock { last = end.outcome } }
+    func columnFailed(volume: String, column: Int) {}
+}
+
+extension RAID5Volume {
+    /// Starts the resync with `box` as the delegate (held weakly: the caller keeps it).
+    func startResync(reportingTo box: OutcomeBox) {
+        delegate = box
+        startResync()
     }
 }
