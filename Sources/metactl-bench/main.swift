@@ -23,6 +23,16 @@ var perRun = 2.5
 var manyThreads = 8
 var only: String?
 var args = Array(CommandLine.arguments.dropFirst())
+// `--instructions WORKLOAD --requests N`: one workload on memory devices, nothing else
+// printed (run under callgrind by scripts/bench-instructions).
+if args.first == "--instructions" {
+    guard args.count == 4, args[2] == "--requests", let n = Int(args[3]), n >= 0,
+          InstructionBench.workloads.contains(args[1]) else {
+        usage("--instructions takes \(InstructionBench.workloads.joined(separator: "|")) --requests N")
+    }
+    do { print("checksum \(try InstructionBench.run(args[1], requests: n))") } catch { usage("\(args[1]): \(error)") }
+    exit(0)
+}
 while !args.isEmpty {
     let a = args.removeFirst()
     func value() -> String {

@@ -1,0 +1,59 @@
+import Foundation
+import MetaDB
+import MetaModel
+import MetaDevices
+import MetaEngine
+
+/// The noise-free figure: CPU instructions per request of the engine itself. One workload
+/// runs `requests` 4 KiB requests at random aligned offsets against a volume on memory
+/// devices (no device I/O, no syscalls on the data path), on one thread. The script
+/// `scripts/bench-instructions` runs it under callgrind with N requests and with none and
+/// divides the difference by N, so setup and teardown cancel out.
+enum InstructionBench {
+    static let workloads = ["concat-read", "concat-write", "raid5-read", "raid5-write"]
+
+    /// Runs `workload` `requests` times; returns a checksum of what was read (so the reads
+    /// cannot be optimised away).
+    static func run(_ workload: String, requests: Int) throws -> UInt64 {
+        let raid = workload.hasPrefix("raid5")
+        let columns = raid ? 4 : 1
+        let deviceBytes: UInt64 = 64 << 20
+        let start: UInt64 = 2048
+        var records: [DeviceRecord] = []
+        var map: [UUID: any BlockDevice] = [:]
+        for i in 0..<columns {
+            let d = MemoryDevice(path: "mem\(i)", sizeBytes: deviceBytes)
+            let r = DeviceRecord(uuid: UUID(), lastPath: d.path, sizeBytes: deviceBytes, dataStartBlock: start,
+                                 replicaCount: 0, role: .component)
+            records.append(r)
+            map[r.uuid] = d
+        }
+        let blocks = deviceBytes / 512 - start
+        let vol = raid
+            ? VolumeRecord(name: "bench", type: .raid5, columns: records.map { ComponentRecord(device: $0.uuid) },
+                           originalColumnCount: columns, interlaceBlocks: 128, columnBlocks: blocks)
+            : VolumeRecord(name: "bench", type: .concat,
+                           rows: [RowRecord(interlaceBlocks: 1, componentBlocks: blocks, components: [ComponentRecord(device: records[0].uuid)])])
+        let store = InMemoryConfigStore(SetConfig(setName: "bench", devices: records, volumes: [vol]))
+        let devices = map
+        let v = try VolumeFactory.open(vol, context: VolumeContext(store: store, devices: { devices[$0] }))
+        defer { v.close() }
+        let buf = AlignedBuffer(count: 4096)
+        var rng = SplitMix(seed: 42)
+        let slots = v.sizeBytes / 4096
+        let write = workload.hasSuffix("write")
+        var sum: UInt64 = 0
+        for i in 0..<requests {
+            let off = (rng.next() % slots) * 4096
+            if write {
+                buf.mutableBytes.storeBytes(of: UInt64(i), as: UInt64.self)
+                try v.write(offset: off, from: UnsafeRawBufferPointer(buf.mutableBytes))
+            } else {
+                try v.read(offset: off, into: buf.mutableBytes)
+                sum &+= buf.mutableBytes.load(as: UInt64.self)
+            }
+        }
+        withExtendedLifetime(buf) {}
+        return sum
+    }
+}
