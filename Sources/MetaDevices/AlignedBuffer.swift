@@ -24,6 +24,18 @@ public final class AlignedBuffer: @unchecked Sendable {
         self.count = count
     }
 
+    /// Allocates `count` bytes aligned to `alignment` without zeroing them: for buffers that
+    /// are filled completely (by device reads) before anything reads them.
+    public init(uninitializedCount count: Int, alignment: Int = AlignedBuffer.defaultAlignment) {
+        precondition(count >= 0)
+        let rounded = max(alignment, (count + alignment - 1) / alignment * alignment)
+        guard let p = metashim_aligned_alloc(alignment, rounded) else {
+            fatalError("out of memory allocating \(rounded) bytes")
+        }
+        self.base = p
+        self.count = count
+    }
+
     deinit { metashim_free(base) }
 
     /// The whole buffer, mutable.

@@ -595,10 +595,11 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             commitWrites(parity: nil)
 
         case .readModifyWrite:
-            // One scratch buffer: the old parity [lo, hi), then each piece's old data.
+            // One scratch buffer: the old parity [lo, hi), then each piece's old data. Not
+            // zeroed: the reads fill all of it before it is used (a failed read ends here).
             var dataBytes = 0
             for piece in pieces { dataBytes += Int(piece.blocks) * bs }
-            let scratch = AlignedBuffer(count: wBytes + dataBytes)
+            let scratch = AlignedBuffer(uninitializedCount: wBytes + dataBytes)
             defer { withExtendedLifetime(scratch) {} }  // pointers into it outlive its last use
             let oldP = UnsafeMutableRawBufferPointer(start: scratch.base, count: wBytes)
             func old(_ i: Int) -> UnsafeMutableRawBufferPointer {
