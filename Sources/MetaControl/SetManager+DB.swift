@@ -23,8 +23,8 @@ extension SetManager {
     /// `metactl db add`: labels the devices and gives each `copies` replicas, in one commit.
     public func dbAdd(_ r: ReplicaRequest) throws -> ReplicaResult {
         opLockAcquire(); defer { opLockRelease() }
-        guard (1...16).contains(r.copies) else { throw OperationError("--copies must be between 1 and 16, not \(r.copies)") }
-        guard !r.devices.isEmpty else { throw OperationError("no devices given") }
+        guard (1...16).contains(r.copies) else { throw OperationError("--copies must be between 1 and 16, not \(r.copies)", code: .invalidArgument) }
+        guard !r.devices.isEmpty else { throw OperationError("no devices given", code: .invalidArgument) }
         try db.commit { c in
             for d in r.devices {
                 _ = try db.addDevice(path: d, role: .replica, replicaCopies: r.copies, force: r.force, in: &c)
@@ -36,16 +36,16 @@ extension SetManager {
     /// `metactl db delete`: removes every replica on the devices.
     public func dbDelete(_ r: ReplicaRequest) throws -> ReplicaResult {
         opLockAcquire(); defer { opLockRelease() }
-        guard !r.devices.isEmpty else { throw OperationError("no devices given") }
+        guard !r.devices.isEmpty else { throw OperationError("no devices given", code: .invalidArgument) }
         let cfg = db.config
         var uuids: [UUID] = []
         for arg in r.devices {
             let want = canonicalPath(arg)
             guard let rec = cfg.devices.first(where: {
                 canonicalPath(db.device($0.uuid)?.path ?? $0.lastPath) == want || canonicalPath($0.lastPath) == want
-            }) else { throw OperationError("\(arg): not a device of set '\(setName)'") }
+            }) else { throw OperationError("\(arg): not a device of set '\(setName)'", code: .notFound) }
             guard cfg.replicas.contains(where: { $0.device == rec.uuid }) else {
-                throw OperationError("\(arg): holds no state database replica of set '\(setName)'")
+                throw OperationError("\(arg): holds no state database replica of set '\(setName)'", code: .notFound)
             }
             uuids.append(rec.uuid)
         }
@@ -55,11 +55,11 @@ extension SetManager {
         }
         if !r.force {
             if remaining < Self.safeReplicaCount {
-                throw OperationError("deleting would leave \(remaining) state database replica\(remaining == 1 ? "" : "s") (fewer than \(Self.safeReplicaCount)): use --force to delete anyway")
+                throw OperationError("deleting would leave \(remaining) state database replica\(remaining == 1 ? "" : "s") (fewer than \(Self.safeReplicaCount)): use --force to delete anyway", code: .invalidArgument)
             }
             for u in uuids where SetDatabase.isUsed(u, in: cfg)
                 && db.replicaStatus.contains(where: { $0.location.device == u && $0.state == .active }) {
-                throw OperationError("\(db.device(u)?.path ?? u.uuidString): its replicas are readable on a volume's component: use --force to delete them anyway")
+                throw OperationError("\(db.device(u)?.path ?? u.uuidString): its replicas are readable on a volume's component: use --force to delete them anyway", code: .invalidArgument)
             }
         }
         try db.deleteReplicas(onDevices: uuids, force: r.force)

@@ -27,19 +27,19 @@ extension SetManager {
     }
 
     private func startReplace(_ r: ReplaceRequest) throws -> ReplaceResult {
-        guard let vol = db.config.volume(named: r.name) else { throw OperationError("\(r.name): no such volume in set '\(setName)'") }
+        guard let vol = db.config.volume(named: r.name) else { throw OperationError("\(r.name): no such volume in set '\(setName)'", code: .notFound) }
         guard vol.type == .raid5 else {
-            throw OperationError("\(r.name): replace rebuilds RAID-5 columns; a \(vol.type.rawValue) has no redundancy to rebuild from")
+            throw OperationError("\(r.name): replace rebuilds RAID-5 columns; a \(vol.type.rawValue) has no redundancy to rebuild from", code: .invalidArgument)
         }
-        guard let c = column(of: vol, path: r.old) else { throw OperationError("\(r.old): not a component of \(r.name)") }
+        guard let c = column(of: vol, path: r.old) else { throw OperationError("\(r.old): not a component of \(r.name)", code: .notFound) }
         let col = vol.columns[c]
         let others = vol.columns.indices.filter { $0 != c && vol.columns[$0].state != .okay }
         let state = vol.derivedState
         // Lost blocks alone (no Last Erred column) do not stop a replace: they stay lost.
         if state == .lastErred && vol.columns.contains(where: { $0.state == .lastErred }) && !r.force && col.state != .lastErred {
-            throw OperationError("\(r.name): is Last Erred (data may be lost); replace the Last Erred column first with --enable, or use --force")
+            throw OperationError("\(r.name): is Last Erred (data may be lost); replace the Last Erred column first with --enable, or use --force", code: .dataLost)
         }
-        guard let engine = try openEngine(r.name) as? RAID5Volume else { throw OperationError("\(r.name): not a RAID-5 engine") }
+        guard let engine = try openEngine(r.name) as? RAID5Volume else { throw OperationError("\(r.name): not a RAID-5 engine", code: .internal) }
         if let rs = vol.resync {
             // A resync stopped by a second column's failure: re-enabling that (Last Erred)
             // column trusts it again and resumes the resync from its checkpoint.
@@ -54,17 +54,17 @@ extension SetManager {
                 return ReplaceResult(name: r.name, kind: "enable", messages: [
                     "\(r.old): enabled (Last Erred data trusted); the stopped \(rs.kind.rawValue) resumes from its checkpoint"])
             }
-            throw OperationError("\(r.name): a \(rs.kind.rawValue) is in progress (\(rs.totalBlocks > 0 ? Int(Double(rs.doneBlocks) / Double(rs.totalBlocks) * 100) : 0)% done); wait for it to finish")
+            throw OperationError("\(r.name): a \(rs.kind.rawValue) is in progress (\(rs.totalBlocks > 0 ? Int(Double(rs.doneBlocks) / Double(rs.totalBlocks) * 100) : 0)% done); wait for it to finish", code: .inUse)
         }
 
         if r.new == nil {
             // Re-enable in place.
             switch col.state {
             case .okay, .initializing, .resyncing:
-                throw OperationError("\(r.old): is \(col.state.rawValue) in \(r.name); nothing to enable")
+                throw OperationError("\(r.old): is \(col.state.rawValue) in \(r.name); nothing to enable", code: .invalidArgument)
             case .lastErred:
                 guard r.force || others.allSatisfy({ vol.columns[$0].state == .okay }) else {
-                    throw OperationError("\(r.name): \(r.old) is Last Erred while another column is erred: its data is the best left; use --force to trust it")
+                    throw OperationError("\(r.name): \(r.old) is Last Erred while another column is erred: its data is the best left; use --force to trust it", code: .dataLost)
                 }
                 try db.commit { cfg in
                     guard let vi = cfg.volumeIndex(named: r.name) else { return }
@@ -74,10 +74,10 @@ extension SetManager {
                 return ReplaceResult(name: r.name, kind: "enable", messages: ["\(r.old): enabled without a resync (Last Erred data kept)"])
             case .maintenance, .unavailable:
                 guard others.isEmpty else {
-                    throw OperationError("\(r.name): another column is not Okay; regenerating \(r.old) needs every other column")
+                    throw OperationError("\(r.name): another column is not Okay; regenerating \(r.old) needs every other column", code: .dataLost)
                 }
                 guard db.device(col.activeDevice) != nil else {
-                    throw OperationError("\(r.old): the device is not present (restart the server after it comes back, or replace it)")
+                    throw OperationError("\(r.old): the device is not present (restart the server after it comes back, or replace it)", code: .notFound)
                 }
                 try db.commit { cfg in
                     guard let vi = cfg.volumeIndex(named: r.name) else { return }
@@ -91,17 +91,17 @@ extension SetManager {
 
         let newPath = r.new!
         guard db.config.devices.first(where: { canonicalPath($0.lastPath) == canonicalPath(newPath) }) == nil else {
-            throw OperationError("\(newPath): is already a member of set '\(setName)'")
+            throw OperationError("\(newPath): is already a member of set '\(setName)'", code: .inUse)
         }
         let check = CreateRequest(name: r.name, type: .concat, devices: [newPath], force: r.force)
         let fit = SectorFit(volume: r.name, sectorSize: engine.sectorSize, interlaceBytes: vol.interlaceBlocks * 512)
         let sizes = try Self.validateDevices(check, replicaCopies: 0, configDir: configDir, fits: [fit])
         guard let size = sizes.first?.dataBlocks, size >= vol.columnBlocks else {
-            throw OperationError("\(newPath): too small: a column of \(r.name) needs \(vol.columnBlocks) data blocks (\(vol.columnBlocks * 512 + 1 << 20) bytes with the label area)")
+            throw OperationError("\(newPath): too small: a column of \(r.name) needs \(vol.columnBlocks) data blocks (\(vol.columnBlocks * 512 + 1 << 20) bytes with the label area)", code: .invalidArgument)
         }
         let readable = col.state == .okay && db.device(col.activeDevice) != nil
         if !readable && !others.isEmpty {
-            throw OperationError("\(r.name): another column is not Okay; regenerating \(r.old) needs every other column")
+            throw OperationError("\(r.name): another column is not Okay; regenerating \(r.old) needs every other column", code: .dataLost)
         }
         try db.commit { cfg in
             guard let vi = cfg.volumeIndex(named: r.name) else { return }
@@ -260,14 +260,14 @@ extension SetManager {
         switch r.action {
         case .create, .add:
             guard let name = r.pool, VolumeRules.validPoolName(name) else {
-                throw OperationError("bad hot spare pool name '\(r.pool ?? "")': use hsp000 … hsp999")
+                throw OperationError("bad hot spare pool name '\(r.pool ?? "")': use hsp000 … hsp999", code: .invalidArgument)
             }
             let exists = db.config.pool(named: name) != nil
-            if r.action == .create && exists { throw OperationError("\(name): hot spare pool already exists") }
-            if r.action == .add && !exists { throw OperationError("\(name): no such hot spare pool (create it with `metactl hs create \(name)`)") }
-            if r.action == .add && r.devices.isEmpty { throw OperationError("\(name): no devices given") }
+            if r.action == .create && exists { throw OperationError("\(name): hot spare pool already exists", code: .inUse) }
+            if r.action == .add && !exists { throw OperationError("\(name): no such hot spare pool (create it with `metactl hs create \(name)`)", code: .notFound) }
+            if r.action == .add && r.devices.isEmpty { throw OperationError("\(name): no devices given", code: .invalidArgument) }
             for p in r.devices where db.config.devices.contains(where: { canonicalPath($0.lastPath) == canonicalPath(p) }) {
-                throw OperationError("\(p): is already a member of set '\(setName)'")
+                throw OperationError("\(p): is already a member of set '\(setName)'", code: .inUse)
             }
             // A spare must fit every RAID-5 volume that draws on the pool.
             let fits = db.config.volumes.filter { $0.type == .raid5 && $0.hotSparePool == name }.map { v in
@@ -287,21 +287,21 @@ extension SetManager {
             if isServer { for v in db.config.volumes where v.hotSparePool == name { checkHotSpares(v.name) } }
         case .delete:
             guard let name = r.pool, let pool = db.config.pool(named: name) else {
-                throw OperationError("\(r.pool ?? "?"): no such hot spare pool")
+                throw OperationError("\(r.pool ?? "?"): no such hot spare pool", code: .notFound)
             }
             var drop: [UUID] = []
             for p in r.devices {
                 guard let s = pool.spares.first(where: { canonicalPath(db.device($0.device)?.path ?? db.config.device($0.device)?.lastPath ?? "") == canonicalPath(p) }) else {
-                    throw OperationError("\(p): not a spare in \(name)")
+                    throw OperationError("\(p): not a spare in \(name)", code: .notFound)
                 }
-                if s.state == .inUse { throw OperationError("\(p): is in use as a hot spare; replace the failed column first") }
+                if s.state == .inUse { throw OperationError("\(p): is in use as a hot spare; replace the failed column first", code: .inUse) }
                 drop.append(s.device)
             }
             if r.devices.isEmpty, let users = db.config.volumes.first(where: { $0.hotSparePool == name }) {
-                throw OperationError("\(name): used by \(users.name); detach it with `metactl set \(users.name) --hot-spare-pool none`")
+                throw OperationError("\(name): used by \(users.name); detach it with `metactl set \(users.name) --hot-spare-pool none`", code: .inUse)
             }
             if r.devices.isEmpty && pool.spares.contains(where: { $0.state == .inUse }) {
-                throw OperationError("\(name): a spare is in use")
+                throw OperationError("\(name): a spare is in use", code: .inUse)
             }
             if r.devices.isEmpty { drop = pool.spares.map(\.device) }
             try db.commit { cfg in
@@ -318,24 +318,32 @@ extension SetManager {
                 }
             }
         case .enable:
-            var found = false
-            try db.commit { cfg in
-                for p in r.devices {
+            // Validate every device before committing anything: bad input changes nothing.
+            guard !r.devices.isEmpty else { throw OperationError("hs enable: no devices given", code: .usage) }
+            var toEnable: [UUID] = []
+            for p in r.devices {
+                let matches = db.config.hotSparePools.flatMap(\.spares).filter {
+                    canonicalPath(db.device($0.device)?.path ?? db.config.device($0.device)?.lastPath ?? "") == canonicalPath(p)
+                }
+                guard let spare = matches.first else {
+                    throw OperationError("\(p): not a hot spare of set '\(setName)'", code: .notFound)
+                }
+                guard db.device(spare.device) != nil else {
+                    throw OperationError("\(p): the device is not present", code: .deviceFailed)
+                }
+                if matches.contains(where: { $0.state == .broken }) { toEnable.append(spare.device) }
+            }
+            if !toEnable.isEmpty {
+                try db.commit { cfg in
                     for pi in cfg.hotSparePools.indices {
-                        for si in cfg.hotSparePools[pi].spares.indices {
-                            let u = cfg.hotSparePools[pi].spares[si].device
-                            if canonicalPath(db.device(u)?.path ?? cfg.device(u)?.lastPath ?? "") == canonicalPath(p) {
-                                guard db.device(u) != nil else { throw OperationError("\(p): the device is not present") }
-                                if cfg.hotSparePools[pi].spares[si].state == .broken {
-                                    cfg.hotSparePools[pi].spares[si].state = .available
-                                }
-                                found = true
-                            }
+                        for si in cfg.hotSparePools[pi].spares.indices
+                        where toEnable.contains(cfg.hotSparePools[pi].spares[si].device)
+                            && cfg.hotSparePools[pi].spares[si].state == .broken {
+                            cfg.hotSparePools[pi].spares[si].state = .available
                         }
                     }
                 }
             }
-            if !found { throw OperationError("\(r.devices.joined(separator: " ")): not a hot spare of set '\(setName)'") }
             if isServer { for v in db.config.volumes where v.hotSparePool != nil { checkHotSpares(v.name) } }
         }
         return [:]
@@ -346,13 +354,13 @@ extension SetManager {
     /// `metactl set NAME --hot-spare-pool HSP|none --resync-rate MIN:MAX`.
     public func setParams(_ r: SetParamsRequest) throws -> [String: String] {
         opLockAcquire(); defer { opLockRelease() }
-        guard let vol = db.config.volume(named: r.name) else { throw OperationError("\(r.name): no such volume in set '\(setName)'") }
+        guard let vol = db.config.volume(named: r.name) else { throw OperationError("\(r.name): no such volume in set '\(setName)'", code: .notFound) }
         if let hsp = r.hotSparePool, hsp != "none" {
-            guard vol.type == .raid5 else { throw OperationError("\(r.name): hot spare pools apply to RAID-5 volumes") }
-            guard db.config.pool(named: hsp) != nil else { throw OperationError("\(hsp): no such hot spare pool") }
+            guard vol.type == .raid5 else { throw OperationError("\(r.name): hot spare pools apply to RAID-5 volumes", code: .invalidArgument) }
+            guard db.config.pool(named: hsp) != nil else { throw OperationError("\(hsp): no such hot spare pool", code: .notFound) }
         }
         if let rate = r.resyncRate, rate.minBytesPerSecond > rate.maxBytesPerSecond {
-            throw OperationError("--resync-rate: the minimum is above the maximum")
+            throw OperationError("--resync-rate: the minimum is above the maximum", code: .invalidArgument)
         }
         try db.commit { cfg in
             guard let vi = cfg.volumeIndex(named: r.name) else { return }

@@ -7,9 +7,13 @@ import MetaLayout
 import Synchronization
 
 /// An error an operation reports to the user: one line, naming what is at fault.
-public struct OperationError: Error, Sendable, CustomStringConvertible, Codable {
+public struct OperationError: CodedError, Sendable, CustomStringConvertible, Codable {
+    /// One line naming the thing at fault and the cause.
     public var message: String
-    public init(_ message: String) { self.message = message }
+    /// What kind of failure this is; it crosses the control socket with the message.
+    public var code: ErrorCode
+    /// An error with `message` and `code` (``ErrorCode/general`` unless said).
+    public init(_ message: String, code: ErrorCode = .general) { self.message = message; self.code = code }
     public var description: String { message }
 }
 
@@ -61,7 +65,7 @@ public enum VolumeRules {
 
     public static func checkInterlace(_ bytes: UInt64) throws(OperationError) {
         guard bytes >= minInterlace, bytes <= maxInterlace, bytes % 512 == 0 else {
-            throw OperationError("interlace \(bytes) bytes: must be a multiple of 512 between 8 KiB and 100 MiB")
+            throw OperationError("interlace \(bytes) bytes: must be a multiple of 512 between 8 KiB and 100 MiB", code: .invalidArgument)
         }
     }
 
@@ -80,7 +84,7 @@ public enum VolumeRules {
         let sector = UInt64(max(512, logicalSectorSize))
         guard interlaceBytes % sector == 0 else {
             let which = volume.map { "the interlace of \($0)" } ?? "the interlace"
-            throw OperationError("\(path): logical sector size \(sector) bytes: \(which) (\(interlaceText(interlaceBytes))) must be a multiple of it")
+            throw OperationError("\(path): logical sector size \(sector) bytes: \(which) (\(interlaceText(interlaceBytes))) must be a multiple of it", code: .invalidArgument)
         }
     }
 
@@ -174,7 +178,7 @@ public final class SetManager: @unchecked Sendable {
     @discardableResult
     public func openEngine(_ name: String) throws -> Volume {
         if let e = engines.withLock({ $0[name] }) { return e }
-        guard let rec = db.config.volume(named: name) else { throw OperationError("\(name): no such volume in set '\(setName)'") }
+        guard let rec = db.config.volume(named: name) else { throw OperationError("\(name): no such volume in set '\(setName)'", code: .notFound) }
         let engine = try VolumeFactory.open(rec, context: context)
         if let r5 = engine as? RAID5Volume, db.quorum.writable {
             try? r5.commitUnavailableColumns()
@@ -209,7 +213,7 @@ public final class SetManager: @unchecked Sendable {
     public func status(names: [String] = []) throws -> StatusReport {
         let cfg = db.config
         for n in names where cfg.volume(named: n) == nil && cfg.pool(named: n) == nil {
-            throw OperationError("\(n): no such volume or hot spare pool in set '\(setName)'")
+            throw OperationError("\(n): no such volume or hot spare pool in set '\(setName)'", code: .notFound)
         }
         let counts = openCountProvider
         return StatusReport.make(
@@ -224,19 +228,19 @@ public final class SetManager: @unchecked Sendable {
     /// Validates a create request against the set; returns what each device offers.
     static func validate(_ r: CreateRequest, config: SetConfig?, replicaCopies: Int, configDir: String?) throws -> [CheckedDevice] {
         guard VolumeRules.validName(r.name) else {
-            throw OperationError("bad volume name '\(r.name)': use a lower-case letter then up to 62 of a-z 0-9 _ . -")
+            throw OperationError("bad volume name '\(r.name)': use a lower-case letter then up to 62 of a-z 0-9 _ . -", code: .invalidArgument)
         }
-        if VolumeRules.validPoolName(r.name) { throw OperationError("\(r.name): names hsp000–hsp999 are for hot spare pools") }
-        if config?.volume(named: r.name) != nil { throw OperationError("\(r.name): a volume of that name already exists") }
+        if VolumeRules.validPoolName(r.name) { throw OperationError("\(r.name): names hsp000–hsp999 are for hot spare pools", code: .invalidArgument) }
+        if config?.volume(named: r.name) != nil { throw OperationError("\(r.name): a volume of that name already exists", code: .inUse) }
         let minimum = r.type == .raid5 ? 3 : 1
         guard r.devices.count >= minimum else {
-            throw OperationError("\(r.name): \(r.type.rawValue) needs at least \(minimum) device\(minimum == 1 ? "" : "s"), \(r.devices.count) given")
+            throw OperationError("\(r.name): \(r.type.rawValue) needs at least \(minimum) device\(minimum == 1 ? "" : "s"), \(r.devices.count) given", code: .invalidArgument)
         }
         if let il = r.interlaceBytes { try VolumeRules.checkInterlace(il) }
-        if r.type == .concat && r.interlaceBytes != nil { throw OperationError("\(r.name): -i applies to stripe and raid5 volumes, not concat") }
+        if r.type == .concat && r.interlaceBytes != nil { throw OperationError("\(r.name): -i applies to stripe and raid5 volumes, not concat", code: .invalidArgument) }
         if let hsp = r.hotSparePool {
-            guard r.type == .raid5 else { throw OperationError("\(r.name): hot spare pools apply to RAID-5 volumes") }
-            guard VolumeRules.validPoolName(hsp) else { throw OperationError("bad hot spare pool name '\(hsp)': use hsp000 … hsp999") }
+            guard r.type == .raid5 else { throw OperationError("\(r.name): hot spare pools apply to RAID-5 volumes", code: .invalidArgument) }
+            guard VolumeRules.validPoolName(hsp) else { throw OperationError("bad hot spare pool name '\(hsp)': use hsp000 … hsp999", code: .invalidArgument) }
         }
         return try validateDevices(r, replicaCopies: replicaCopies, configDir: configDir, config: config)
     }
@@ -252,10 +256,10 @@ public final class SetManager: @unchecked Sendable {
         for p in r.devices {
             let cand: ComponentCandidate
             do { cand = try ComponentCheck.check(path: p, force: r.force, knownMembers: [:]) } catch {
-                throw OperationError("\(p): \(error.reason)")
+                throw OperationError("\(p): \(error.reason)", code: error.code)
             }
             let key = "\(cand.kind == .blockDevice ? "b" : "f"):\(cand.deviceNumber):\(cand.kind == .blockDevice ? 0 : cand.inode)"
-            if let other = seen[key] { throw OperationError("\(p): same device as \(other)") }
+            if let other = seen[key] { throw OperationError("\(p): same device as \(other)", code: .invalidArgument) }
             seen[key] = p
             if r.type != .concat {
                 let il = r.interlaceBytes ?? (r.type == .raid5 ? VolumeRules.defaultRAID5Interlace : VolumeRules.defaultStripeInterlace)
@@ -263,17 +267,17 @@ public final class SetManager: @unchecked Sendable {
             }
             for f in fits { try f.check(path: p, logicalSectorSize: cand.logicalSectorSize) }
             if let config, config.devices.contains(where: { canonicalPath($0.lastPath) == canonicalPath(p) }) {
-                throw OperationError("\(p): is already a member of set '\(config.setName)'")
+                throw OperationError("\(p): is already a member of set '\(config.setName)'", code: .inUse)
             }
             do { try DeviceCheck.checkCandidate(path: p, force: r.force, configDir: configDir) } catch {
-                throw OperationError("\(error)")
+                throw OperationError("\(error)", code: ErrorCode.of(error))
             }
             let start = DiskLayout.dataStartBlock(copies: replicaCopies, slotSize: DiskLayout.defaultSlotSize)
             let blocks = cand.sizeBytes / 512
             let il = (r.interlaceBytes ?? (r.type == .raid5 ? VolumeRules.defaultRAID5Interlace : VolumeRules.defaultStripeInterlace)) / 512
             let need = start + (r.type == .concat ? 1 : il)
             guard blocks >= need else {
-                throw OperationError("\(p): too small (\(cand.sizeBytes) bytes): needs at least \(need * 512) bytes for its label\(replicaCopies > 0 ? ", replica" : "") and one interlace of data")
+                throw OperationError("\(p): too small (\(cand.sizeBytes) bytes): needs at least \(need * 512) bytes for its label\(replicaCopies > 0 ? ", replica" : "") and one interlace of data", code: .invalidArgument)
             }
             sizes.append(CheckedDevice(dataBlocks: blocks - start, logicalSectorSize: cand.logicalSectorSize))
         }
@@ -349,6 +353,9 @@ public final class SetManager: @unchecked Sendable {
             notes.append(isServer ? "\(r.name): parity is being initialised in the background"
                                   : "\(r.name): parity will be initialised in the background when the set is served (metactl serve)")
         }
+        if let why = db.takeRegistryFailure() {
+            notes.append("warning: \(r.name) is created, but this host could not record the set's device paths: \(why)")
+        }
         logger.info("\(r.name): created \(r.type.rawValue) of \(r.devices.count) device(s), \(engine.sizeBytes) bytes")
         return CreateResult(name: r.name, sizeBytes: engine.sizeBytes, messages: notes, createdDatabase: createdDatabase)
     }
@@ -368,7 +375,7 @@ public final class SetManager: @unchecked Sendable {
                 var recs: [DeviceRecord] = []
                 for p in real {
                     guard let i = cfg.devices.firstIndex(where: { canonicalPath($0.lastPath) == p }) else {
-                        throw OperationError("\(p): not found in the new state database")
+                        throw OperationError("\(p): not found in the new state database", code: .notFound)
                     }
                     cfg.devices[i].role = .component
                     recs.append(cfg.devices[i])
@@ -397,12 +404,12 @@ public final class SetManager: @unchecked Sendable {
     /// (devices holding replicas stay in the set as replica holders).
     public func clear(name: String, force: Bool) throws {
         opLock.lock(); defer { opLock.unlock() }
-        guard let vol = db.config.volume(named: name) else { throw OperationError("\(name): no such volume in set '\(setName)'") }
+        guard let vol = db.config.volume(named: name) else { throw OperationError("\(name): no such volume in set '\(setName)'", code: .notFound) }
         if let n = openCountProvider?(name), n > 0, !force {
-            throw OperationError("\(name): is open by \(n) client\(n == 1 ? "" : "s") through the server; disconnect them or use -f")
+            throw OperationError("\(name): is open by \(n) client\(n == 1 ? "" : "s") through the server; disconnect them or use -f", code: .inUse)
         }
         if let r = vol.resync, !force, r.kind != .initialize {
-            throw OperationError("\(name): a \(r.kind.rawValue) is in progress; wait for it or use -f")
+            throw OperationError("\(name): a \(r.kind.rawValue) is in progress; wait for it or use -f", code: .inUse)
         }
         let engine = engines.withLock { $0.removeValue(forKey: name) }
         // Clients connected through the server (-f) keep a reference to this engine: from

@@ -6,9 +6,17 @@ import Glibc
 
 extension SetDatabase {
     /// How long a read-write open waits for another process holding the set lock
-    /// (`METACTL_LOCK_TIMEOUT` seconds, default 30).
-    public static var lockTimeout: Double {
-        ProcessInfo.processInfo.environment["METACTL_LOCK_TIMEOUT"].flatMap(Double.init) ?? 30
+    /// (`METACTL_LOCK_TIMEOUT` seconds, default 30). A value that is not a finite number of
+    /// seconds from 0 to one year (`nan`, `-1`, `abc`) is ignored with a warning on stderr.
+    public static let lockTimeout: Double = parseLockTimeout(ProcessInfo.processInfo.environment["METACTL_LOCK_TIMEOUT"],
+                                                             warn: { FileHandle.standardError.write(Data("metactl: \($0)\n".utf8)) })
+
+    /// The lock timeout `text` gives (default 30 s when nil or invalid; `warn` is told why).
+    public static func parseLockTimeout(_ text: String?, warn: (String) -> Void) -> Double {
+        guard let text else { return 30 }
+        if let v = Double(text.trimmingCharacters(in: .whitespaces)), v.isFinite, v >= 0, v <= 365 * 86400 { return v }
+        warn("METACTL_LOCK_TIMEOUT='\(text)' is not a number of seconds between 0 and 31536000; using 30")
+        return 30
     }
 
     /// Path of the lock file that serialises processes changing a set.

@@ -43,6 +43,7 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
     /// Per replica: the slot holding its newest intact copy and that copy's generation.
     private var newestSlot: [ReplicaLocation: (slot: Int, generation: UInt64)]
     private var skipped: [String]
+    private var registryFailure: String?
     /// Replicas whose write failed during this open: not written again until the set is
     /// reopened (they still count in every commit's majority, as failed writes).
     private var erred: Set<ReplicaLocation> = []
@@ -638,6 +639,15 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
 
     // MARK: - Registry hooks (file-backed sets)
 
+    /// Returns (and forgets) why the last update of the host registry failed, if it did: the
+    /// commit itself succeeded, but this host's record of the set's device paths is stale.
+    public func takeRegistryFailure() -> String? {
+        lock.withLock {
+            defer { registryFailure = nil }
+            return registryFailure
+        }
+    }
+
     func updateRegistry() {
         guard let configDir else { return }
         let entry = HostRegistry.Entry(name: setName, uuid: setUUID, devices: current.devices.map {
@@ -650,6 +660,7 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
             }
         } catch {
             skipped.append("could not update the host registry: \(error)")
+            registryFailure = "\(error)"
         }
     }
 }

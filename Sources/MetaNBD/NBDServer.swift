@@ -151,7 +151,7 @@ public final class NBDServer: Sendable {
                     channel = try await bootstrap(tcp: false)
                         .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: false).get()
                 } catch {
-                    throw NBDServerError.bindFailed(address: path, reason: "\(error)")
+                    throw NBDServerError.bindFailed(address: path, reason: Self.reason(error))
                 }
                 state.withLock {
                     $0.listeners.append(channel)
@@ -165,7 +165,7 @@ public final class NBDServer: Sendable {
                 do {
                     channel = try await bootstrap(tcp: true).bind(host: host, port: configuration.tcpPort).get()
                 } catch {
-                    throw NBDServerError.bindFailed(address: "\(host):\(configuration.tcpPort)", reason: "\(error)")
+                    throw NBDServerError.bindFailed(address: "\(host):\(configuration.tcpPort)", reason: Self.reason(error))
                 }
                 let port = channel.localAddress?.port
                 state.withLock {
@@ -179,7 +179,7 @@ public final class NBDServer: Sendable {
             throw error
         } catch {
             await closeListeners()
-            throw .bindFailed(address: configuration.unixSocketPath ?? configuration.tcpHost ?? "", reason: "\(error)")
+            throw .bindFailed(address: configuration.unixSocketPath ?? configuration.tcpHost ?? "", reason: Self.reason(error))
         }
     }
 
@@ -323,4 +323,13 @@ func probeUnixSocket(_ path: String) -> UnixSocketProbe {
         p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
     }
     return rc == 0 ? .live : .stale
+}
+
+extension NBDServer {
+    /// The cause of a socket error in plain words: the system's text for its errno, without
+    /// SwiftNIO's API names (`bind(descriptor:ptr:bytes:)`) or errno numbers.
+    static func reason(_ error: any Error) -> String {
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)) }
+        return "\(error)"
+    }
 }

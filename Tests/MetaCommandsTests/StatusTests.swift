@@ -122,7 +122,7 @@ struct StatusTests {
         # that recreate it, to be run in order.
         # metactl hs create hsp001 /dev/loop3 /dev/loop4
         hsp001 /dev/loop3 /dev/loop4
-        # metactl create d10 raid5 -i 64k -h hsp001 /dev/loop0 /dev/loop1 /dev/loop2
+        # metactl create d10 raid5 -i 64k --hot-spare-pool hsp001 /dev/loop0 /dev/loop1 /dev/loop2
         d10 -r /dev/loop0 /dev/loop1 /dev/loop2 -i 128b -h hsp001
         # metactl create d0 concat /dev/loop5 /dev/loop6
         d0 2 1 /dev/loop5 1 /dev/loop6

@@ -19,8 +19,7 @@ struct DBCommand: ParsableCommand {
 
 /// Errors from the database layer as one-line user errors.
 func userError(_ e: any Error) -> UserError {
-    if let u = e as? UserError { return u }
-    return UserError("\(e)")
+    UserError(wrapping: e)
 }
 
 private let safeReplicaCount = SetManager.safeReplicaCount
@@ -50,8 +49,8 @@ struct DBCreateCommand: ParsableCommand {
     var devices: [String]
 
     func run() throws {
-        guard (1...16).contains(copies) else { throw UserError("--copies must be between 1 and 16, not \(copies)") }
-        guard !devices.isEmpty else { throw UserError("no devices given") }
+        guard (1...16).contains(copies) else { throw UserError("--copies must be between 1 and 16, not \(copies)", code: .invalidArgument) }
+        guard !devices.isEmpty else { throw UserError("no devices given", code: .usage) }
         let db: SetDatabase
         do {
             db = try SetDatabase.create(setName: global.set, replicaDevices: devices.map { (Paths.absolute($0), copies) },
@@ -87,8 +86,8 @@ struct DBAddCommand: ParsableCommand {
     var devices: [String]
 
     func run() throws {
-        guard (1...16).contains(copies) else { throw UserError("--copies must be between 1 and 16, not \(copies)") }
-        guard !devices.isEmpty else { throw UserError("no devices given") }
+        guard (1...16).contains(copies) else { throw UserError("--copies must be between 1 and 16, not \(copies)", code: .invalidArgument) }
+        guard !devices.isEmpty else { throw UserError("no devices given", code: .usage) }
         let res = try CommandContext.perform(.dbAdd(ReplicaRequest(devices: devices.map(Paths.absolute), copies: copies, force: force)),
                                              global, as: ReplicaResult.self)
         if !global.quiet { print("set '\(global.set)': \(res.replicas) state database replicas") }
@@ -117,7 +116,7 @@ struct DBDeleteCommand: ParsableCommand {
     var devices: [String]
 
     func run() throws {
-        guard !devices.isEmpty else { throw UserError("no devices given") }
+        guard !devices.isEmpty else { throw UserError("no devices given", code: .usage) }
         let res = try CommandContext.perform(.dbDelete(ReplicaRequest(devices: devices.map(Paths.absolute), force: force)),
                                              global, as: ReplicaResult.self)
         if !global.quiet {
@@ -231,7 +230,15 @@ struct ImportCommand: ParsableCommand {
     func run() throws {
         let results: [ImportResult]
         do {
-            results = try SetDatabase.importSets(paths: devices.map(Paths.absolute), configDir: global.configDir,
+            var paths = devices.map(Paths.absolute)
+            if let bad = try HostRegistry.setAsideMalformed(configDir: global.configDir) {
+                Output.warn("\(HostRegistry.path(configDir: global.configDir)) was malformed: moved to \(bad); rebuilding it")
+                // Its legible device paths are looked at too (image files are found no other way).
+                paths += HostRegistry.salvagePaths(fromMalformed: bad).filter {
+                    !paths.contains($0) && FileManager.default.fileExists(atPath: $0)
+                }
+            }
+            results = try SetDatabase.importSets(paths: paths, configDir: global.configDir,
                                                  scanSystem: !noScan)
         } catch { throw userError(error) }
         if results.isEmpty && !devices.isEmpty {

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import MetaControl
 import MetaDB
+import MetaDevices
 import MetaEngine
 import MetaNBD
 import NIOCore
@@ -55,7 +56,7 @@ struct ServeCommand: AsyncParsableCommand {
         var logger = Logger(label: "metactl") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = global.quiet ? .warning : (global.verbose ? .debug : .info)
         let runDir = global.runDir, set = global.set
-        try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
+        try Self.makeRunDir(runDir)
         let ctlPath = ControlClient.socketPath(runDir: runDir, set: set)
         let pidPath = "\(runDir)/\(set).pid"
         if let pong = try? ControlClient.send(.ping, socketPath: ctlPath, timeout: 5), pong.ok {
@@ -66,7 +67,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let listen {
             guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
                   (0...65535).contains(port) else {
-                throw UserError("--listen \(listen): expected HOST:PORT")
+                throw UserError("--listen \(listen): expected HOST:PORT", code: .invalidArgument)
             }
             var host = String(listen[..<colon])
             if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
@@ -83,18 +84,20 @@ struct ServeCommand: AsyncParsableCommand {
         }
         for line in db.skippedWhileLoading { logger.warning("state database: skipped \(line)") }
         for d in db.missingDevices { logger.error("device \(d.lastPath) (\(d.uuid)) is missing") }
-        if !db.config.cleanShutdown {
+        // Validate before anything is committed: a start refused here leaves the clean flag alone.
+        for n in names where db.config.volume(named: n) == nil {
+            db.close()
+            throw UserError("\(n): no such volume in set '\(set)'", code: .notFound)
+        }
+        let wasClean = db.config.cleanShutdown
+        if !wasClean {
             logger.warning("set '\(set)': the last server did not shut down cleanly")
         }
         if writable {
             do { try db.commit { $0.cleanShutdown = false } } catch {
                 db.close()
-                throw UserError("cannot record the server start in the state database: \(error)")
+                throw UserError("cannot record the server start in the state database: \(error)", code: ErrorCode.of(error))
             }
-        }
-        for n in names where db.config.volume(named: n) == nil {
-            db.close()
-            throw UserError("\(n): no such volume in set '\(set)'")
         }
         let manager = SetManager(db: db, configDir: global.configDir, logger: logger, isServer: true, cache: cache)
         let filter = Set(names)
@@ -137,8 +140,11 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             await server.shutdown(drain: false)
             manager.closeEngines()
+            // Nothing was served: put back the clean flag this start cleared, so the next
+            // start does not warn about a crash that never happened.
+            if writable && wasClean { _ = try? db.commit { $0.cleanShutdown = true } }
             db.close()
-            throw UserError("cannot listen: \(error)")
+            throw UserError("\(error)", code: ErrorCode.of(error))
         }
         try? "\(getpid())\n".write(toFile: pidPath, atomically: true, encoding: .utf8)
         logger.info("serving set '\(set)' (\(manager.volumeNames.joined(separator: ", "))) on \(nbdConfig.unixSocketPath ?? "")\(tcp.map { " and \($0.0):\(server.tcpPort ?? $0.1)" } ?? ""); control \(ctlPath)")
@@ -195,18 +201,35 @@ extension ServeCommand {
                 let wait = max(0, min(0.25, deadline.timeIntervalSinceNow))
                 return try SetDatabase.open(setName: set, configDir: global.configDir, runDir: runDir, mode: .readWrite,
                                             requireQuorum: false, lockTimeout: wait)
-            } catch DatabaseError.lock(let path, _) {
+            } catch DatabaseError.lockBusy(let path, _, _, _) {
                 let holder = SetDatabase.lockHolder(setName: set, runDir: runDir)
                 if let pid = holder, pid != getpid(), Self.isServer(pid) {
                     throw UserError("set '\(set)' is already served (PID \(pid), starting up; control socket \(ctlPath))")
                 }
                 if Date() >= deadline {
-                    throw UserError("lock \(path): set '\(set)' is busy: held by another process"
-                        + (holder.map { " (pid \($0))" } ?? "") + " for more than \(Int(SetDatabase.lockTimeout)) s")
+                    throw UserError(wrapping: DatabaseError.lockBusy(path: path, what: "set '\(set)'", holder: holder,
+                                                                     seconds: SetDatabase.lockTimeout))
                 }
+                usleep(20_000)
             } catch {
-                throw UserError("\(error)")
+                throw UserError(wrapping: error)
             }
+        }
+    }
+
+    /// Creates the run directory; lack of permission is one line with the way out.
+    static func makeRunDir(_ runDir: String) throws {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: runDir, isDirectory: &isDir) {
+            if !isDir.boolValue { throw UserError("\(runDir): not a directory (the run directory)", code: .invalidArgument) }
+            return
+        }
+        do { try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true) } catch {
+            let e = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError)?.code
+            if (error as NSError).code == NSFileWriteNoPermissionError || e == Int(EACCES) || e == Int(EPERM) {
+                throw UserError("cannot create \(runDir): permission denied (run as root, or use --run-dir DIR)", code: .permission)
+            }
+            throw UserError("cannot create \(runDir): \((error as NSError).localizedDescription)")
         }
     }
 

@@ -21,9 +21,8 @@ enum CommandContext {
             response = try SetAccess.perform(request, set: g.set, configDir: g.configDir, runDir: g.runDir,
                                              logger: logger(g), progress: progress)
         } catch {
-            throw UserError("\(error)")
+            throw UserError(wrapping: error)
         }
-        guard response.ok else { throw UserError(response.error ?? "request failed") }
-        do { return try response.decode(T.self) } catch { throw UserError("\(error)") }
+        do { return try response.decode(T.self) } catch { throw UserError(wrapping: error) }
     }
 }

@@ -3,7 +3,7 @@ import Foundation
 import MetaControl
 import MetaDB
 
-/// `metactl create NAME concat|stripe|raid5 [-i SIZE] [-h HSP] [--no-init] [--force] DEV...`
+/// `metactl create NAME concat|stripe|raid5 [-i SIZE] [--hot-spare-pool HSP] [--no-init] [--force] DEV...`
 struct CreateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "create",
@@ -23,6 +23,10 @@ struct CreateCommand: ParsableCommand {
 
         If the set has no state database yet, one replica is created on each of the volume's \
         devices.
+
+        Unlike SVM's metainit, -h is help: a RAID-5 volume's hot spare pool is given with \
+        --hot-spare-pool HSP (status -p prints the md.tab line with SVM's -h HSP, and the \
+        metactl command with --hot-spare-pool).
         """)
 
     @OptionGroup var global: GlobalOptions
@@ -39,7 +43,9 @@ struct CreateCommand: ParsableCommand {
     @Option(name: .customShort("i"), help: ArgumentHelp("Interlace (stripe unit), 8k–100m.", valueName: "size"))
     var interlace: String?
 
-    @Option(name: .customShort("h"), help: ArgumentHelp("Hot spare pool for a RAID-5 volume.", valueName: "hsp"))
+    @Option(name: .customLong("hot-spare-pool"),
+            help: ArgumentHelp("Hot spare pool for a RAID-5 volume (SVM's metainit -h; -h is help here).",
+                               valueName: "hsp"))
     var hotSparePool: String?
 
     @Flag(name: .customLong("no-init"), help: "RAID-5: components are known to be zero; skip parity initialisation.")

@@ -65,9 +65,8 @@ struct GrowCommand: ParsableCommand {
                               cancel: cancel)
         let printer = ProgressPrinter(quiet: global.quiet)
         guard let response = try sendToServer(req, printer) ?? performDirectly(req, printer) else { return }
-        guard response.ok else { throw UserError(response.error ?? "request failed") }
         let res: GrowResult
-        do { res = try response.decode(GrowResult.self) } catch { throw UserError("\(error)") }
+        do { res = try response.decode(GrowResult.self) } catch { throw UserError(wrapping: error) }
         if output.json { try Output.printJSON(res); return }
         for m in res.messages { Output.warn(m) }
         if !global.quiet && !cancel {
@@ -90,7 +89,7 @@ struct GrowCommand: ParsableCommand {
             if let r = box.wait(seconds: 2) {
                 switch r {
                 case .success(let resp): return resp.map { .some($0) }
-                case .failure(let e): throw UserError("\(e)")
+                case .failure(let e): throw UserError(wrapping: e)
                 }
             }
             if let st = try? ControlClient.send(.status(names: [name]), socketPath: sock, timeout: 5),
@@ -110,7 +109,7 @@ struct GrowCommand: ParsableCommand {
         do {
             db = try SetDatabase.open(setName: global.set, configDir: global.configDir, runDir: global.runDir, mode: .readWrite)
         } catch {
-            throw UserError("\(error)")
+            throw UserError(wrapping: error)
         }
         let m = SetManager(db: db, configDir: global.configDir, logger: CommandContext.logger(global), isServer: false)
         defer {

@@ -279,7 +279,7 @@ public enum StatusFormatter {
             let o = min(v.components.count, v.originalColumns ?? v.components.count)
             var create = "create \(v.name) raid5"
             if let il = v.interlaceBytes { create += " -i \(sizeArgument(il))" }
-            if let hsp = v.hotSparePool { create += " -h \(hsp)" }
+            if let hsp = v.hotSparePool { create += " --hot-spare-pool \(hsp)" }
             var cmds = [create + " " + devs(Array(v.components[..<o]))]
             if o < v.components.count { cmds.append("grow \(v.name) " + devs(Array(v.components[o...]))) }
             return cmds
