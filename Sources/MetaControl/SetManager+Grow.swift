@@ -101,10 +101,7 @@ extension SetManager {
         let slot = cfg.replicas.first.map { $0.sizeBytes / 2 } ?? DiskLayout.defaultSlotSize
         let start = DiskLayout.dataStartBlock(copies: 0, slotSize: slot)
         for p in paths {
-            let canon = canonicalPath(p)
-            if let d = cfg.devices.first(where: { canonicalPath(db.device($0.uuid)?.path ?? $0.lastPath) == canon }) {
-                throw OperationError("\(p): is already a member of set '\(setName)' (\(d.role.rawValue))", code: .inUse)
-            }
+            if let e = Self.membershipError(p, config: cfg, currentPath: { self.db.device($0.uuid)?.path }) { throw e }
             let cand: ComponentCandidate
             do { cand = try ComponentCheck.check(path: p, force: force, knownMembers: [:]) } catch {
                 throw OperationError("\(p): \(error.reason)", code: error.code)

@@ -22,7 +22,9 @@ extension SetManager {
             opLockAcquire(); defer { opLockRelease() }
             result = try startReplace(r)
         }
-        if !isServer { try waitForResync(r.name) }
+        // Without a server the resync runs here; an enable that starts none (a Last Erred
+        // column trusted again) has nothing to wait for.
+        if !isServer && db.config.volume(named: r.name)?.resync != nil { try waitForResync(r.name) }
         return result
     }
 
@@ -33,12 +35,9 @@ extension SetManager {
         }
         guard let c = column(of: vol, path: r.old) else { throw OperationError("\(r.old): not a component of \(r.name)", code: .notFound) }
         let col = vol.columns[c]
-        let others = vol.columns.indices.filter { $0 != c && vol.columns[$0].state != .okay }
-        let state = vol.derivedState
         // Lost blocks alone (no Last Erred column) do not stop a replace: they stay lost.
-        if state == .lastErred && vol.columns.contains(where: { $0.state == .lastErred }) && !r.force && col.state != .lastErred {
-            throw OperationError("\(r.name): is Last Erred (data may be lost); replace the Last Erred column first with --enable, or use --force", code: .dataLost)
-        }
+        // ReplaceRules holds the state checks; status builds its Invoke lines from them.
+        if let e = ReplaceRules.lastErredFirst(vol, column: c, force: r.force) { throw e }
         guard let engine = try openEngine(r.name) as? RAID5Volume else { throw OperationError("\(r.name): not a RAID-5 engine", code: .internal) }
         if let rs = vol.resync {
             // A resync stopped by a second column's failure: re-enabling that (Last Erred)
@@ -59,13 +58,13 @@ extension SetManager {
 
         if r.new == nil {
             // Re-enable in place.
+            if let e = ReplaceRules.stateRefusal(vol, column: c, oldName: r.old, enable: true, force: r.force, oldReadable: false) {
+                throw e
+            }
             switch col.state {
             case .okay, .initializing, .resyncing:
                 throw OperationError("\(r.old): is \(col.state.rawValue) in \(r.name); nothing to enable", code: .invalidArgument)
             case .lastErred:
-                guard r.force || others.allSatisfy({ vol.columns[$0].state == .okay }) else {
-                    throw OperationError("\(r.name): \(r.old) is Last Erred while another column is erred: its data is the best left; use --force to trust it", code: .dataLost)
-                }
                 try db.commit { cfg in
                     guard let vi = cfg.volumeIndex(named: r.name) else { return }
                     cfg.volumes[vi].columns[c].state = .okay
@@ -73,9 +72,6 @@ extension SetManager {
                 try engine.reload()
                 return ReplaceResult(name: r.name, kind: "enable", messages: ["\(r.old): enabled without a resync (Last Erred data kept)"])
             case .maintenance, .unavailable:
-                guard others.isEmpty else {
-                    throw OperationError("\(r.name): another column is not Okay; regenerating \(r.old) needs every other column", code: .dataLost)
-                }
                 guard db.device(col.activeDevice) != nil else {
                     throw OperationError("\(r.old): the device is not present (restart the server after it comes back, or replace it)", code: .notFound)
                 }
@@ -90,9 +86,7 @@ extension SetManager {
         }
 
         let newPath = r.new!
-        guard db.config.devices.first(where: { canonicalPath($0.lastPath) == canonicalPath(newPath) }) == nil else {
-            throw OperationError("\(newPath): is already a member of set '\(setName)'", code: .inUse)
-        }
+        if let e = Self.membershipError(newPath, config: db.config, currentPath: { self.db.device($0.uuid)?.path }) { throw e }
         let check = CreateRequest(name: r.name, type: .concat, devices: [newPath], force: r.force)
         let fit = SectorFit(volume: r.name, sectorSize: engine.sectorSize, interlaceBytes: vol.interlaceBlocks * 512)
         let sizes = try Self.validateDevices(check, replicaCopies: 0, configDir: configDir, fits: [fit])
@@ -100,8 +94,8 @@ extension SetManager {
             throw OperationError("\(newPath): too small: a column of \(r.name) needs \(vol.columnBlocks) data blocks (\(vol.columnBlocks * 512 + 1 << 20) bytes with the label area)", code: .invalidArgument)
         }
         let readable = col.state == .okay && db.device(col.activeDevice) != nil
-        if !readable && !others.isEmpty {
-            throw OperationError("\(r.name): another column is not Okay; regenerating \(r.old) needs every other column", code: .dataLost)
+        if let e = ReplaceRules.stateRefusal(vol, column: c, oldName: r.old, enable: false, force: r.force, oldReadable: readable) {
+            throw e
         }
         try db.commit { cfg in
             guard let vi = cfg.volumeIndex(named: r.name) else { return }
@@ -266,8 +260,8 @@ extension SetManager {
             if r.action == .create && exists { throw OperationError("\(name): hot spare pool already exists", code: .inUse) }
             if r.action == .add && !exists { throw OperationError("\(name): no such hot spare pool (create it with `metactl hs create \(name)`)", code: .notFound) }
             if r.action == .add && r.devices.isEmpty { throw OperationError("\(name): no devices given", code: .invalidArgument) }
-            for p in r.devices where db.config.devices.contains(where: { canonicalPath($0.lastPath) == canonicalPath(p) }) {
-                throw OperationError("\(p): is already a member of set '\(setName)'", code: .inUse)
+            for p in r.devices {
+                if let e = Self.membershipError(p, config: db.config, currentPath: { self.db.device($0.uuid)?.path }) { throw e }
             }
             // A spare must fit every RAID-5 volume that draws on the pool.
             let fits = db.config.volumes.filter { $0.type == .raid5 && $0.hotSparePool == name }.map { v in

@@ -254,6 +254,7 @@ public final class SetManager: @unchecked Sendable {
         var seen: [String: String] = [:]
         var sizes: [CheckedDevice] = []
         for p in r.devices {
+            if let config, let e = membershipError(p, config: config) { throw e }
             let cand: ComponentCandidate
             do { cand = try ComponentCheck.check(path: p, force: r.force, knownMembers: [:]) } catch {
                 throw OperationError("\(p): \(error.reason)", code: error.code)
@@ -449,6 +450,34 @@ public final class SetManager: @unchecked Sendable {
         // would send its write elsewhere).
         if drained { dataDevices.forget(uuids.filter { !SetDatabase.isUsed($0, in: db.config) }) }
         logger.info("\(name): cleared")
+    }
+}
+
+extension SetManager {
+    /// Why `path` cannot join the set because it already belongs to it, in one wording for
+    /// every command (create, grow, replace, hs add): the volume it is a component of, the
+    /// pool it is a spare in, or its state database replicas. Nil when it is not a member.
+    /// Checked before the in-use check, whose "opened exclusively by another program" would
+    /// otherwise name metactl itself.
+    static func membershipError(_ path: String, config: SetConfig, currentPath: (DeviceRecord) -> String? = { _ in nil }) -> OperationError? {
+        let canon = canonicalPath(path)
+        guard let d = config.devices.first(where: {
+            canonicalPath($0.lastPath) == canon || currentPath($0).map(canonicalPath) == canon
+        }) else { return nil }
+        let set = config.setName
+        if let v = config.volumes.first(where: { $0.allComponents.contains { $0.device == d.uuid } }) {
+            return OperationError("\(path): is already a component of \(v.name) in set '\(set)'", code: .inUse)
+        }
+        if let v = config.volumes.first(where: { $0.allComponents.contains { $0.hotSpare == d.uuid } }) {
+            return OperationError("\(path): is a hot spare standing in for a column of \(v.name) in set '\(set)'", code: .inUse)
+        }
+        if let pool = config.hotSparePools.first(where: { $0.spares.contains { $0.device == d.uuid } }) {
+            return OperationError("\(path): is already a hot spare in \(pool.name) of set '\(set)'", code: .inUse)
+        }
+        if d.replicaCount > 0 {
+            return OperationError("\(path): holds a state database replica of set '\(set)'; replica holders cannot become components or spares (use other devices; a volume created first puts the set's replicas on its own devices)", code: .inUse)
+        }
+        return OperationError("\(path): is already a member of set '\(set)'", code: .inUse)
     }
 }
 

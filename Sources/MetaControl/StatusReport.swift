@@ -154,18 +154,12 @@ extension StatusReport {
                 resync = Resync(kind: r.kind.rawValue, percent: (Double(r.doneBlocks) / Double(r.totalBlocks) * 1000).rounded() / 10,
                                 bytesPerSecond: 0, secondsLeft: nil)
             }
-            var invoke: String? = nil
-            // Runnable as printed: a set other than the default one is named.
-            let replace = config.setName == "local" ? "metactl replace" : "metactl replace -s \(config.setName)"
+            // The same rules replace runs: every Invoke line names commands it accepts.
+            var invoke = ReplaceRules.invoke(v, setName: config.setName, path: path, present: present)
             let comps = v.allComponents
-            if let bad = comps.first(where: { $0.state == .maintenance || $0.state == .unavailable }) ,
-               state == .needsMaintenance || state == .lastErred {
-                invoke = "\(replace) \(v.name) \(path(bad.device)) <new device>"
-                if state == .lastErred, let le = comps.first(where: { $0.state == .lastErred }) {
-                    invoke! += "; then \(replace) \(v.name) --enable \(path(le.device))"
-                }
-            } else if let le = comps.first(where: { $0.state == .lastErred }) {
-                invoke = "\(replace) \(v.name) --enable \(path(le.device))"
+            if v.type != .raid5, let bad = comps.first(where: { $0.state.isErred }) {
+                // replace refuses a concat/stripe (nothing to rebuild from): say what is true.
+                invoke = "restore \(v.name) from a backup: \(path(bad.device)) failed and a \(v.type.rawValue) has no redundancy (`metactl clear \(v.name)`, then create it again on working devices)"
             }
             let sizeBlocks: UInt64
             var rows: [Row]? = nil

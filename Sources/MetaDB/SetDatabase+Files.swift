@@ -165,6 +165,7 @@ extension SetDatabase {
         } catch {
             for d in finder.devices.values { (d as? FileDevice)?.close() }
             lock?.unlock()
+            if case DatabaseError.noReplica = error, finder.devices.isEmpty { throw finder.cause(setName: setName, runDir: runDir) ?? error }
             throw error
         }
     }
@@ -224,6 +225,9 @@ final class DeviceFinder {
     var devices: [UUID: any BlockDevice] = [:]
     var labels: [UUID: Label] = [:]
     var problems: [String] = []
+    /// Paths of the set that could not be opened, with the errno: what to blame when no
+    /// replica is readable.
+    var openFailures: [(path: String, errno: Int32)] = []
     private var openedPaths = Set<String>()
     private var scanned: [UUID: String]?
 
@@ -240,11 +244,15 @@ final class DeviceFinder {
         let real = SetDatabase.realPath(path)
         guard !openedPaths.contains(real), FileManager.default.fileExists(atPath: path) else { return }
         // Peek without locking first: a device of another set must not be locked by us.
-        guard let peek = SetDatabase.readLabel(path: path), peek.setUUID == setUUID,
-              devices[peek.deviceUUID] == nil else { return }
+        guard let peek = SetDatabase.readLabel(path: path) else {
+            if access(path, R_OK) != 0 && (errno == EACCES || errno == EPERM) { openFailures.append((path, EACCES)) }
+            return
+        }
+        guard peek.setUUID == setUUID, devices[peek.deviceUUID] == nil else { return }
         let d: FileDevice
         do { d = try FileDevice(path: path, options: options) } catch {
             problems.append("\(path): \(error)")
+            openFailures.append((path, error.errno))
             return
         }
         let r = Label.read(from: d)
@@ -253,6 +261,20 @@ final class DeviceFinder {
         devices[l.deviceUUID] = d
         labels[l.deviceUUID] = l
         openedPaths.insert(real)
+    }
+
+    /// Why no device of the set could be opened, when the cause is one the user can act on:
+    /// permission (not root), or the devices held exclusively by another process (a server
+    /// of the set started with another --run-dir).
+    func cause(setName: String, runDir: String) -> DatabaseError? {
+        if let f = openFailures.first(where: { $0.errno == EACCES || $0.errno == EPERM }) {
+            return .permission(path: f.path, hint: "reading set '\(setName)' needs access to its devices: run as root")
+        }
+        if let f = openFailures.first(where: { $0.errno == EBUSY }) {
+            return .device(DeviceError(path: f.path, operation: .open, errno: EBUSY,
+                                       detail: "set '\(setName)': its devices are held by another process (a `metactl serve` started with another --run-dir than \(runDir)?)"))
+        }
+        return nil
     }
 
     /// Scans sysfs block devices and every path in the registry for the missing UUIDs.

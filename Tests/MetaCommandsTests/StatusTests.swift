@@ -189,8 +189,9 @@ struct StatusTests {
                             volumes: [Self.raid(cols: [0, 1, 2], states: [.maintenance, .lastErred, .okay])])
         let lines = Self.lines(StatusFormatter.report(Self.make(cfg)))
         #expect(lines[1] == "    State: Last Erred")
-        #expect(lines[2].hasPrefix("    Invoke: metactl replace d10 /dev/loop0 <new device>"))
-        #expect(lines[2].contains("--enable /dev/loop1"))
+        // Review finding 9: the order replace accepts (ReplaceRules): trust the Last Erred
+        // column again first, then replace the Maintenance one.
+        #expect(lines[2] == "    Invoke: metactl replace d10 --enable /dev/loop1 --force; then metactl replace d10 /dev/loop0 <new device>")
         #expect(lines.contains("        /dev/loop1         2048  Yes    Last Erred   No"))
     }
 
@@ -293,7 +294,8 @@ struct StatusTests {
         // Rows: 3 × 896 (interlace-rounded) + 5000 + 2 × 4096.
         #expect(lines[0] == "big: Concat/Stripe")
         #expect(lines[1] == "    State: Needs Maintenance")
-        #expect(lines[2] == "    Invoke: metactl replace big /dev/loop4 <new device>")
+        // replace refuses a stripe (nothing to rebuild from): the line says what is true.
+        #expect(lines[2] == "    Invoke: restore big from a backup: /dev/loop4 failed and a stripe has no redundancy (`metactl clear big`, then create it again on working devices)")
         let blocks: UInt64 = 3 * 896 + 5000 + 2 * 4096
         let human = Output.humanSize(blocks * 512)
         #expect(lines[3] == "    Size: \(blocks) blocks (\(human))")
