@@ -14,6 +14,9 @@ public struct ReplicaRequest: Codable, Sendable, Equatable {
 /// Replica count after a `db add` / `db delete`.
 public struct ReplicaResult: Codable, Sendable, Equatable {
     public var replicas: Int
+    /// Whether the last replicas were deleted, and the set with them.
+    public var setDeleted: Bool?
+    public init(replicas: Int, setDeleted: Bool? = nil) { self.replicas = replicas; self.setDeleted = setDeleted }
 }
 
 extension SetManager {
@@ -51,7 +54,19 @@ extension SetManager {
         }
         let remaining = cfg.replicas.filter { !uuids.contains($0.device) }.count
         if remaining == 0 {
-            throw OperationError("cannot delete every state database replica of set '\(setName)': it keeps its configuration in them")
+            // Deleting the last replicas deletes the set (SVM: metadb -d -f of the last ones).
+            let left = cfg.volumes.map(\.name) + cfg.hotSparePools.map(\.name)
+            if !left.isEmpty {
+                throw OperationError("cannot delete every state database replica of set '\(setName)': it still has \(left.joined(separator: ", ")) (clear the volumes and delete the hot spare pools first; deleting the last replicas deletes the set)", code: .inUse)
+            }
+            if isServer {
+                throw OperationError("cannot delete set '\(setName)' while it is served: stop `metactl serve` (PID \(getpid())), then delete the last replicas", code: .inUse)
+            }
+            guard r.force else {
+                throw OperationError("deleting every state database replica deletes set '\(setName)': use --force to delete the set", code: .invalidArgument)
+            }
+            _ = try db.destroy()
+            return ReplicaResult(replicas: 0, setDeleted: true)
         }
         if !r.force {
             if remaining < Self.safeReplicaCount {

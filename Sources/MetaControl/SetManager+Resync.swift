@@ -122,9 +122,28 @@ extension SetManager {
         try engine.reload()
         engine.startResync { [weak self] outcome in self?.resyncEnded(r.name, outcome) }
         let kind = readable ? "copy" : "regenerate"
-        return ReplaceResult(name: r.name, kind: kind, messages: [
-            readable ? "\(r.name): copying \(r.old) to \(newPath) (redundancy is kept throughout)"
-                     : "\(r.name): regenerating \(r.old) onto \(newPath) from the other columns"])
+        var messages: [String] = []
+        if readable, let spare = col.hotSpare {
+            let sparePath = db.device(spare)?.path ?? db.config.device(spare)?.lastPath ?? spare.uuidString
+            messages.append("\(r.name): copying from hot spare \(sparePath) (standing in for \(r.old)) to \(newPath) (redundancy is kept throughout); the spare returns to its pool")
+        } else {
+            messages.append(readable ? "\(r.name): copying \(r.old) to \(newPath) (redundancy is kept throughout)"
+                                     : "\(r.name): regenerating \(r.old) onto \(newPath) from the other columns")
+        }
+        if let note = Self.replicaNote(oldDevice: col.device, oldName: r.old, config: db.config) { messages.append(note) }
+        return ReplaceResult(name: r.name, kind: kind, messages: messages)
+    }
+
+    /// Review finding 5: the replaced device still holds state database replicas (replicas
+    /// never move with a column). Pulling it would cost the set those replicas, maybe its
+    /// quorum: say so, with the command that removes them.
+    static func replicaNote(oldDevice: UUID, oldName: String, config: SetConfig) -> String? {
+        guard let d = config.device(oldDevice), d.replicaCount > 0 else { return nil }
+        let total = config.replicas.count
+        let left = total - d.replicaCount
+        let s = config.setName == "local" ? "" : " -s \(config.setName)"
+        let force = left < safeReplicaCount ? " --force" : ""
+        return "warning: \(oldName) still holds \(d.replicaCount) of the \(total) state database replicas of set '\(config.setName)' (replicas do not move with a column); once the replace is done and before removing the device, delete them with `metactl db delete\(s)\(force) \(oldName)`" + (left < safeReplicaCount ? " and add replicas on another device with `metactl db add\(s) DEV` (at least \(safeReplicaCount) are recommended)" : "")
     }
 
     static func markSpare(_ uuid: UUID, _ state: HotSpareState, in cfg: inout SetConfig) {

@@ -614,6 +614,31 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
         }
     }
 
+    /// Deletes the whole set (`metadb -d -f` of its last replicas): refused while it has
+    /// volumes or hot spare pools. Wipes the label and replica headers of every device of
+    /// the set that is present, drops the set from the host registry and closes the database.
+    /// A missing device keeps its label; `create --force` overwrites such a stale label.
+    /// Returns the paths of the devices wiped.
+    public func destroy() throws -> [String] {
+        try lock.withLock {
+            guard !isClosed else { throw DatabaseError.closed(set: setName) }
+            guard mode == .readWrite else { throw DatabaseError.readOnly(set: setName) }
+            if !current.volumes.isEmpty || !current.hotSparePools.isEmpty {
+                let names = current.volumes.map(\.name) + current.hotSparePools.map(\.name)
+                throw DatabaseError.invalid("set '\(setName)' still has \(names.joined(separator: ", ")): clear the volumes and delete the hot spare pools first")
+            }
+        }
+        let wiped = lock.withLock { devices.values.map(\.path).sorted() }
+        lock.withLock { for u in Array(devices.keys) { wipeAndForget(u) } }
+        if let configDir {
+            try HostRegistry.update(configDir: configDir) { r in
+                r.sets.removeAll { $0.uuid == setUUID }
+            }
+        }
+        close()
+        return wiped
+    }
+
     /// Whether a volume or hot spare pool refers to a device.
     public static func isUsed(_ uuid: UUID, in c: SetConfig) -> Bool {
         c.volumes.contains { v in v.allComponents.contains { $0.device == uuid || $0.hotSpare == uuid } }

@@ -158,7 +158,7 @@ public final class NBDServer: Sendable {
                     $0.createdSocketPath = path
                 }
                 _ = chmod(path, mode_t(configuration.unixSocketMode))
-                logger.info("NBD server listening", metadata: ["socket": "\(path)"])
+                logger.info("NBD listening on \(path)")
             }
             if let host = configuration.tcpHost {
                 let channel: any Channel
@@ -172,7 +172,7 @@ public final class NBDServer: Sendable {
                     $0.listeners.append(channel)
                     $0.boundTCPPort = port
                 }
-                logger.info("NBD server listening", metadata: ["tcp": "\(host):\(port ?? configuration.tcpPort)"])
+                logger.info("NBD listening on \(host.contains(":") ? "[\(host)]" : host):\(port ?? configuration.tcpPort)")
             }
         } catch let error as NBDServerError {
             await closeListeners()

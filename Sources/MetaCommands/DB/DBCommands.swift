@@ -103,8 +103,12 @@ struct DBDeleteCommand: ParsableCommand {
         Removes every replica on the named devices. A device that only held replicas leaves the \
         set (its label is wiped); a volume's component stays a component. Asks for --force when \
         fewer than 3 replicas would remain, or when the replicas are readable on a volume's \
-        component. The last replica can never be deleted. With --force it also works on a \
-        read-only set: this is how to drop dead replicas and make the set writable again.
+        component. With --force it also works on a read-only set: this is how to drop dead \
+        replicas and make the set writable again.
+
+        Deleting the last replicas deletes the set (SVM: metadb -d -f): only with --force, \
+        once every volume is cleared and every hot spare pool deleted, and not while the set \
+        is served. The labels of its devices are wiped and the set leaves this host's registry.
         """)
 
     @OptionGroup var global: GlobalOptions
@@ -119,7 +123,10 @@ struct DBDeleteCommand: ParsableCommand {
         guard !devices.isEmpty else { throw UserError("no devices given", code: .usage) }
         let res = try CommandContext.perform(.dbDelete(ReplicaRequest(devices: devices.map(Paths.absolute), force: force)),
                                              global, as: ReplicaResult.self)
-        if !global.quiet {
+        if global.quiet { return }
+        if res.setDeleted == true {
+            print("set '\(global.set)': deleted (its last state database replicas are gone, its devices' labels wiped)")
+        } else {
             print("set '\(global.set)': \(res.replicas) state database replica\(res.replicas == 1 ? "" : "s") left")
         }
     }

@@ -53,7 +53,7 @@ struct ServeCommand: AsyncParsableCommand {
     var names: [String] = []
 
     func run() async throws {
-        var logger = Logger(label: "metactl") { StreamLogHandler.standardError(label: $0) }
+        var logger = Logger(label: "metactl") { MetactlLogHandler(label: $0) }
         logger.logLevel = global.quiet ? .warning : (global.verbose ? .debug : .info)
         let runDir = global.runDir, set = global.set
         try Self.makeRunDir(runDir)
@@ -72,7 +72,7 @@ struct ServeCommand: AsyncParsableCommand {
             var host = String(listen[..<colon])
             if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
             if !(host.hasPrefix("127.") || host == "::1" || host == "localhost") {
-                logger.warning("NBD on \(listen) is not loopback: NBD has no authentication, anyone who can reach it can read and write the volumes")
+                logger.warning("NBD on \(listen) is not loopback: NBD has no authentication; every host that can reach it can list, read and write every volume of set '\(set)'")
             }
             tcp = (host, port)
         }

@@ -7,7 +7,7 @@ import MetaDB
 enum CommandContext {
     /// A logger printing to stderr; warnings and up unless -v.
     static func logger(_ g: GlobalOptions, label: String = "metactl") -> Logger {
-        var l = Logger(label: label) { StreamLogHandler.standardError(label: $0) }
+        var l = Logger(label: label) { MetactlLogHandler(label: $0) }
         l.logLevel = g.verbose ? .info : .warning
         return l
     }

@@ -64,7 +64,16 @@ struct GrowCommand: ParsableCommand {
         let req = GrowRequest(name: name, devices: devices.map(Paths.absolute), interlaceBytes: il, force: force,
                               cancel: cancel)
         let printer = ProgressPrinter(quiet: global.quiet)
-        guard let response = try sendToServer(req, printer) ?? performDirectly(req, printer) else { return }
+        Interrupt.onSIGINT(SetAccess.serverRunning(set: global.set, runDir: global.runDir)
+            ? "\(name): interrupted; the grow continues in the server (follow it with `metactl status \(name)`)"
+            : "\(name): interrupted; nothing is committed until the new columns are zeroed: repeat the grow to finish it, or `metactl grow \(name) --cancel`")
+        let response: ControlResponse?
+        do { response = try sendToServer(req, printer) ?? performDirectly(req, printer) } catch {
+            printer.finish()
+            throw error
+        }
+        printer.finish()
+        guard let response else { return }
         let res: GrowResult
         do { res = try response.decode(GrowResult.self) } catch { throw UserError(wrapping: error) }
         if output.json { try Output.printJSON(res); return }
@@ -123,11 +132,13 @@ struct GrowCommand: ParsableCommand {
     }
 }
 
-/// Prints "zeroing NN%" lines on stderr once an operation has run for a while.
+/// Shows the zeroing of new columns with the same display as `replace --wait` (a bar on a
+/// terminal, plain lines otherwise), once the operation has run for a moment.
 final class ProgressPrinter: @unchecked Sendable {
     private let lock = NSLock()
     private let began = Date()
     private var last = Date.distantPast
+    private var shown = false
     private let quiet: Bool
     init(quiet: Bool) { self.quiet = quiet }
 
@@ -135,10 +146,19 @@ final class ProgressPrinter: @unchecked Sendable {
         guard !quiet else { return }
         lock.lock(); defer { lock.unlock() }
         let now = Date()
-        guard now.timeIntervalSince(began) >= 2, now.timeIntervalSince(last) >= 2 else { return }
+        let elapsed = now.timeIntervalSince(began)
+        let every: Double = isatty(2) != 0 ? 0.5 : 2
+        guard elapsed >= 1, now.timeIntervalSince(last) >= every else { return }
         last = now
-        let rate = bytesPerSecond > 0 ? ", \(Output.humanSize(UInt64(bytesPerSecond)))/s" : ""
-        Output.warn(String(format: "%@: zeroing new columns: %.0f%%%@", volume, percent, rate))
+        let left = percent > 0 ? elapsed * (100 - percent) / percent : nil
+        ProgressDisplay.show(ProgressDisplay.format(volume, "zeroing", percent, bytesPerSecond, left), percent: percent)
+        shown = true
+    }
+
+    /// Ends the bar's line, if one was shown.
+    func finish() {
+        lock.lock(); defer { lock.unlock() }
+        if shown { ProgressDisplay.done(); shown = false }
     }
 }
 

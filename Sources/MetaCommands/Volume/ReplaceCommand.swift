@@ -52,10 +52,15 @@ struct ReplaceCommand: ParsableCommand {
             guard devices.count == 2 else { throw UserError("replace needs OLD and NEW (or --enable DEV)") }
             req = ReplaceRequest(name: name, old: Paths.absolute(devices[0]), new: Paths.absolute(devices[1]), force: force)
         }
+        let served = SetAccess.serverRunning(set: global.set, runDir: global.runDir)
+        Interrupt.onSIGINT(served
+            ? "\(name): interrupted; the resync continues in the server (follow it with `metactl status \(name)`)"
+            : "\(name): interrupted; the resync resumes from its last checkpoint when the set is served (`metactl serve`)")
         let res = try CommandContext.perform(.replace(req), global, as: ReplaceResult.self,
                                              progress: global.quiet ? nil : ProgressDisplay.reporter)
         ProgressDisplay.done()
         if output.json { try Output.printJSON(res) } else if !global.quiet { for m in res.messages { print(m) } }
+        fflush(nil)  // the header before the progress of --wait on stderr, also through a pipe
         if wait && SetAccess.serverRunning(set: global.set, runDir: global.runDir) {
             try ProgressDisplay.waitForVolume(name, global)
             if !global.quiet { print("\(name): Okay") }
