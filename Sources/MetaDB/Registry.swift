@@ -131,7 +131,8 @@ final class FileLock: @unchecked Sendable {
         fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             let e = errno
-            if e == EACCES || e == EPERM || e == EROFS { throw DatabaseError.permission(path: path, hint: hint) }
+            if e == EACCES || e == EPERM { throw DatabaseError.permission(path: path, hint: hint) }
+            if e == EROFS { throw DatabaseError.lock(path: path, reason: "cannot create it: read-only file system") }
             if e == ENOTDIR { throw DatabaseError.lock(path: path, reason: "\(dir): not a directory") }
             throw DatabaseError.lock(path: path, reason: "cannot open: \(String(cString: strerror(e)))")
         }

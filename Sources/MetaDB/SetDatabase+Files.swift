@@ -165,7 +165,7 @@ extension SetDatabase {
         } catch {
             for d in finder.devices.values { (d as? FileDevice)?.close() }
             lock?.unlock()
-            if case DatabaseError.noReplica = error, finder.devices.isEmpty { throw finder.cause(setName: setName, runDir: runDir) ?? error }
+            if case DatabaseError.noReplica = error { throw finder.cause(setName: setName, runDir: runDir) ?? error }
             throw error
         }
     }

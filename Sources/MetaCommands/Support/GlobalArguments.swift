@@ -15,10 +15,19 @@ extension Metactl {
     /// arguments are returned unchanged so the parser reports them.
     public static func normalizedArguments(_ args: [String]) -> [String] {
         var globals: [String] = []
+        var path: [String] = []
+        var command: any ParsableCommand.Type = Metactl.self
         var i = 0
+        // Before the leaf subcommand, global options may come at any level
+        // (`metactl -s gs db delete …`, `metactl db -s gs delete …`).
         while i < args.count {
             let a = args[i]
-            if globalFlags.contains(a) {
+            if let sub = command.configuration.subcommands.first(where: { Self.names(of: $0).contains(a) }) {
+                command = sub
+                path.append(a)
+                i += 1
+                if command.configuration.subcommands.isEmpty { break }
+            } else if globalFlags.contains(a) {
                 globals.append(a); i += 1
             } else if globalOptionsWithValue.contains(a), i + 1 < args.count {
                 globals += [a, args[i + 1]]; i += 2
@@ -29,16 +38,9 @@ extension Metactl {
                 break
             }
         }
-        if globals.isEmpty { return args }
-        var command: any ParsableCommand.Type = Metactl.self
-        var j = i
-        while j < args.count,
-              let sub = command.configuration.subcommands.first(where: { Self.names(of: $0).contains(args[j]) }) {
-            command = sub
-            j += 1
-        }
-        if j == i { return args }
-        return Array(args[i..<j]) + globals + Array(args[j...])
+        // No subcommand reached, or nothing to move: the parser reports the arguments as given.
+        if globals.isEmpty || path.isEmpty { return args }
+        return path + globals + Array(args[i...])
     }
 
     /// The name and aliases a subcommand is called by.
