@@ -45,7 +45,7 @@ struct DBCreateCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Overwrite devices that carry a signature.")
     var force = false
 
-    @Argument(help: "Devices or image files to hold the replicas.")
+    @Argument(help: "Devices or image files to hold the replicas.", completion: .file())
     var devices: [String]
 
     func run() throws {
@@ -82,7 +82,7 @@ struct DBAddCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Overwrite devices that carry a signature.")
     var force = false
 
-    @Argument(help: "Devices or image files.")
+    @Argument(help: "Devices or image files.", completion: .file())
     var devices: [String]
 
     func run() throws {
@@ -116,7 +116,7 @@ struct DBDeleteCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Delete even below a safe count, or without quorum.")
     var force = false
 
-    @Argument(help: "Devices whose replicas to delete (missing ones by their last known path).")
+    @Argument(help: "Devices whose replicas to delete (missing ones by their last known path).", completion: .file())
     var devices: [String]
 
     func run() throws {
@@ -229,7 +229,7 @@ struct ImportCommand: ParsableCommand {
     @Flag(name: .customLong("no-scan"), help: "Only look at the given paths and the registry's, not at every block device.")
     var noScan = false
 
-    @Argument(help: "Extra devices or image files to look at.")
+    @Argument(help: "Extra devices or image files to look at.", completion: .file())
     var devices: [String] = []
 
     struct ImportJSON: Codable { var sets: [ImportResult] }

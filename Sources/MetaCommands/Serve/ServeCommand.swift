@@ -49,7 +49,7 @@ struct ServeCommand: AsyncParsableCommand {
         valueName: "mode"))
     var cache: CacheMode = .none
 
-    @Argument(help: "Volumes to export (default: all).")
+    @Argument(help: "Volumes to export (default: all).", completion: .shellCommand(Completions.volumes))
     var names: [String] = []
 
     func run() async throws {

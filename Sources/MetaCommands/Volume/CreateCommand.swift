@@ -27,6 +27,9 @@ struct CreateCommand: ParsableCommand {
         Unlike SVM's metainit, -h is help: a RAID-5 volume's hot spare pool is given with \
         --hot-spare-pool HSP (status -p prints the md.tab line with SVM's -h HSP, and the \
         metactl command with --hot-spare-pool).
+
+        --json prints {"name", "sizeBytes", "messages": [...], "createdDatabase"} \
+        (createdDatabase: whether this create also created the set's state database).
         """)
 
     @OptionGroup var global: GlobalOptions
@@ -34,10 +37,10 @@ struct CreateCommand: ParsableCommand {
     @Argument(help: "Volume name: a lower-case letter, then up to 62 of a-z 0-9 _ . -")
     var name: String
 
-    @Argument(help: "Layout: concat, stripe or raid5.")
+    @Argument(help: "Layout: concat, stripe or raid5.", completion: .list(["concat", "stripe", "raid5"]))
     var layout: String
 
-    @Argument(help: "Component devices or image files.")
+    @Argument(help: "Component devices or image files.", completion: .file())
     var devices: [String] = []
 
     @Option(name: .customShort("i"), help: ArgumentHelp("Interlace (stripe unit), 8k–100m.", valueName: "size"))
@@ -45,7 +48,7 @@ struct CreateCommand: ParsableCommand {
 
     @Option(name: .customLong("hot-spare-pool"),
             help: ArgumentHelp("Hot spare pool for a RAID-5 volume (SVM's metainit -h; -h is help here).",
-                               valueName: "hsp"))
+                               valueName: "hsp"), completion: .shellCommand(Completions.pools))
     var hotSparePool: String?
 
     @Flag(name: .customLong("no-init"), help: "RAID-5: components are known to be zero; skip parity initialisation.")
@@ -83,7 +86,7 @@ struct ClearCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: "Volumes to delete.")
+    @Argument(help: "Volumes to delete.", completion: .shellCommand(Completions.volumes))
     var names: [String]
 
     @Flag(name: .shortAndLong, help: "Delete even while open or resyncing.")

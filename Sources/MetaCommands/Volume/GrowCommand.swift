@@ -30,14 +30,16 @@ struct GrowCommand: ParsableCommand {
         block_resize). Through a server the command returns after 10 minutes of zeroing and \
         lets the server finish unless --wait is given; progress is printed on stderr when the \
         zeroing takes a while.
+
+        --json prints {"name", "oldSizeBytes", "newSizeBytes", "messages": [...]} (sizes in bytes).
         """)
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: "The volume to grow.")
+    @Argument(help: "The volume to grow.", completion: .shellCommand(Completions.volumes))
     var name: String
 
-    @Argument(help: "Devices or image files to add.")
+    @Argument(help: "Devices or image files to add.", completion: .file())
     var devices: [String] = []
 
     @Option(name: .customShort("i"), help: ArgumentHelp("Interlace of a new stripe row, 8k–100m.", valueName: "size"))

@@ -82,7 +82,7 @@ struct StatusCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: "Volumes or hot spare pools to show (default: all).")
+    @Argument(help: "Volumes or hot spare pools to show (default: all).", completion: .shellCommand(Completions.names))
     var names: [String] = []
 
     @Flag(name: .customShort("p"), help: "Print md.tab lines (and metactl commands) that recreate the configuration.")
