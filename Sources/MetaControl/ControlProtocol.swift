@@ -77,9 +77,9 @@ extension SetManager {
                 onVolumesChanged?()
                 return try .success(res)
             case .clear(let name, let force):
-                try clear(name: name, force: force)
+                let type = try clear(name: name, force: force)
                 onVolumesChanged?()
-                return try .success([String: String]())
+                return try .success(["type": type.rawValue])
             case .grow(let r):
                 return try .success(try grow(r))
             case .replace(let r):

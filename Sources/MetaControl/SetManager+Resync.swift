@@ -287,8 +287,17 @@ extension SetManager {
                 SectorFit(volume: v.name, sectorSize: (try? openEngine(v.name))?.sectorSize,
                           interlaceBytes: v.interlaceBlocks * 512)
             }
-            _ = try Self.validateDevices(CreateRequest(name: "hsp", type: .concat, devices: r.devices, force: r.force),
-                                         replicaCopies: 0, configDir: configDir, fits: fits)
+            let checked = try Self.validateDevices(CreateRequest(name: "hsp", type: .concat, devices: r.devices, force: r.force),
+                                                   replicaCopies: 0, configDir: configDir, fits: fits)
+            // Review finding 26: a spare smaller than a column of a volume using the pool can
+            // never stand in for it; accepted (other volumes may fit) but said at once.
+            var warnings: [String] = []
+            for (p, c) in zip(r.devices, checked) {
+                let small = db.config.volumes.filter { $0.type == .raid5 && $0.hotSparePool == name && c.dataBlocks < $0.columnBlocks }
+                if !small.isEmpty {
+                    warnings.append("warning: \(p): too small to stand in for a column of \(small.map(\.name).joined(separator: ", ")) (its data area is \(c.dataBlocks) blocks, the columns use \(small.map(\.columnBlocks).max() ?? 0))")
+                }
+            }
             try db.commit { cfg in
                 if cfg.pool(named: name) == nil { cfg.hotSparePools.append(HotSparePoolRecord(name: name)) }
                 guard let pi = cfg.hotSparePools.firstIndex(where: { $0.name == name }) else { return }
@@ -298,6 +307,7 @@ extension SetManager {
                 }
             }
             if isServer { for v in db.config.volumes where v.hotSparePool == name { checkHotSpares(v.name) } }
+            if !warnings.isEmpty { return ["warnings": warnings.joined(separator: "\n")] }
         case .delete:
             guard let name = r.pool, let pool = db.config.pool(named: name) else {
                 throw OperationError("\(r.pool ?? "?"): no such hot spare pool", code: .notFound)

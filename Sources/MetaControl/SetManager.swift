@@ -236,6 +236,13 @@ public final class SetManager: @unchecked Sendable {
         guard r.devices.count >= minimum else {
             throw OperationError("\(r.name): \(r.type.rawValue) needs at least \(minimum) device\(minimum == 1 ? "" : "s"), \(r.devices.count) given", code: .invalidArgument)
         }
+        // The limits grow enforces, so a volume create accepts can also be grown.
+        if r.type == .raid5 && r.devices.count > VolumeGrowth.maxRAID5Columns {
+            throw OperationError("\(r.name): \(r.devices.count) columns; a RAID-5 volume has at most \(VolumeGrowth.maxRAID5Columns)", code: .invalidArgument)
+        }
+        if r.type == .stripe && r.devices.count > VolumeGrowth.maxRowComponents {
+            throw OperationError("\(r.name): \(r.devices.count) devices; a stripe row takes at most \(VolumeGrowth.maxRowComponents)", code: .invalidArgument)
+        }
         if let il = r.interlaceBytes { try VolumeRules.checkInterlace(il) }
         if r.type == .concat && r.interlaceBytes != nil { throw OperationError("\(r.name): -i applies to stripe and raid5 volumes, not concat", code: .invalidArgument) }
         if let hsp = r.hotSparePool {
@@ -403,7 +410,8 @@ public final class SetManager: @unchecked Sendable {
 
     /// Deletes a volume: drops it from the database and releases its devices' labels
     /// (devices holding replicas stay in the set as replica holders).
-    public func clear(name: String, force: Bool) throws {
+    @discardableResult
+    public func clear(name: String, force: Bool) throws -> VolumeType {
         opLock.lock(); defer { opLock.unlock() }
         guard let vol = db.config.volume(named: name) else { throw OperationError("\(name): no such volume in set '\(setName)'", code: .notFound) }
         if let n = openCountProvider?(name), n > 0, !force {
@@ -450,6 +458,7 @@ public final class SetManager: @unchecked Sendable {
         // would send its write elsewhere).
         if drained { dataDevices.forget(uuids.filter { !SetDatabase.isUsed($0, in: db.config) }) }
         logger.info("\(name): cleared")
+        return vol.type
     }
 }
 

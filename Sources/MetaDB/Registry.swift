@@ -29,6 +29,10 @@ public struct HostRegistry: Codable, Sendable, Equatable {
 
     /// Loads the registry (empty when the file does not exist).
     public static func load(configDir: String) throws -> HostRegistry {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: configDir, isDirectory: &isDir), !isDir.boolValue {
+            throw DatabaseError.invalid("\(configDir): not a directory (the config directory, --config-dir or METACTL_CONFIG_DIR)")
+        }
         let p = path(configDir: configDir)
         guard FileManager.default.fileExists(atPath: p) else { return HostRegistry() }
         let data: Data

@@ -393,4 +393,40 @@ struct NewcomerReviewTests {
         #expect(json.stdout.contains("\"code\" : \"notFound\""), "\(json.stdout)")
         #expect(server.stop() == 0)
     }
+
+    // MARK: findings 23, 26, 36, 37: smaller things
+
+    @Test func findings23And26And36And37() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let cli = try CLI(dir)
+        try cli.must(["db", "create"] + Self.images(dir, ["a", "b", "c"]))
+        // 23: --config-dir naming a regular file.
+        let file = try dir.image("cfgfile", size: 0)
+        let cfg = try cli.run(["status", "--config-dir", file])
+        #expect(cfg.status == 65, "\(cfg.stderr)")
+        #expect(cfg.stderr == "metactl: \(file): not a directory (the config directory, --config-dir or METACTL_CONFIG_DIR)\n")
+        // 26: a spare too small for the columns of the volume using the pool is warned about.
+        let cols = try Self.images(dir, ["c0", "c1", "c2"], size: 64 << 20)
+        try cli.must(["hs", "create", "hsp001"])
+        try cli.create(["d10", "raid5", "--no-init", "--hot-spare-pool", "hsp001"] + cols)
+        let tiny = try dir.image("tiny.img", size: 16 << 20)
+        let add = try cli.run(["hs", "add", "hsp001", tiny])
+        #expect(add.ok, "\(add.stderr)")
+        #expect(add.stdout == "hsp001: Hotspare is added\n")
+        #expect(add.stderr.hasPrefix("metactl: warning: \(tiny): too small to stand in for a column of d10"), "\(add.stderr)")
+        // 36: SVM's wording for the type that was cleared; hs enable names the device.
+        let concat = try dir.image("e.img", size: 8 << 20)
+        try cli.create(["d0", "concat", concat])
+        #expect(try cli.must(["clear", "d0"]) == "d0: Concat/Stripe is cleared\n")
+        #expect(try cli.must(["hs", "enable", tiny]) == "\(tiny): Hotspare is enabled\n")
+        try cli.must(["set", "d10", "--hot-spare-pool", "none"])
+        #expect(try cli.must(["clear", "d10"]) == "d10: RAID is cleared\n")
+        // 37: create has grow's limits (33 columns refused, as grow refuses a 33rd).
+        let many = try (0..<33).map { try dir.image("m\($0).img", size: 4 << 20) }
+        let r = try cli.run(["create", "d33", "raid5", "--no-init"] + many)
+        #expect(r.status == 65)
+        #expect(r.stderr == "metactl: d33: 33 columns; a RAID-5 volume has at most 32\n")
+        #expect(!(try cli.must(["status", "-c"])).contains("d33"))
+    }
 }

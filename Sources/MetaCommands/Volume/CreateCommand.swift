@@ -94,8 +94,9 @@ struct ClearCommand: ParsableCommand {
 
     func run() throws {
         for n in names {
-            _ = try CommandContext.perform(.clear(name: n, force: force), global, as: [String: String].self)
-            if !global.quiet { print("\(n): Concat/Stripe or RAID is cleared") }
+            let res = try CommandContext.perform(.clear(name: n, force: force), global, as: [String: String].self)
+            // SVM's wording, for the type the volume had.
+            if !global.quiet { print("\(n): \(res["type"] == VolumeType.raid5.rawValue ? "RAID" : "Concat/Stripe") is cleared") }
         }
     }
 }

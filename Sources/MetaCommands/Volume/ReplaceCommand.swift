@@ -84,7 +84,8 @@ struct HotSpareCommand: ParsableCommand {
 
     static func run(_ r: HotSpareRequest, _ g: GlobalOptions) throws {
         let req = HotSpareRequest(action: r.action, pool: r.pool, devices: r.devices.map(Paths.absolute), force: r.force)
-        _ = try CommandContext.perform(.hotSpare(req), g, as: [String: String].self)
+        let res = try CommandContext.perform(.hotSpare(req), g, as: [String: String].self)
+        if let w = res["warnings"] { for line in w.split(separator: "\n") { Output.warn(String(line)) } }
     }
 
     struct Create: ParsableCommand {
@@ -125,7 +126,7 @@ struct HotSpareCommand: ParsableCommand {
         @Argument(help: "Spare devices.", completion: .file()) var devices: [String]
         func run() throws {
             try HotSpareCommand.run(HotSpareRequest(action: .enable, pool: nil, devices: devices), global)
-            if !global.quiet { print("Hotspare is enabled") }
+            if !global.quiet { for d in devices { print("\(d): Hotspare is enabled") } }
         }
     }
 }
