@@ -10,8 +10,14 @@ public struct StatusReport: Codable, Sendable, Equatable {
         public var percent: Double
         public var bytesPerSecond: Double
         public var secondsLeft: Double?
-        public init(kind: String, percent: Double, bytesPerSecond: Double, secondsLeft: Double? = nil) {
+        /// The device a copy reads (the old device, or the hot spare standing in for it).
+        public var source: String?
+        /// The device being written: the replacement, or the spare taking over.
+        public var target: String?
+        public init(kind: String, percent: Double, bytesPerSecond: Double, secondsLeft: Double? = nil,
+                    source: String? = nil, target: String? = nil) {
             self.kind = kind; self.percent = percent; self.bytesPerSecond = bytesPerSecond; self.secondsLeft = secondsLeft
+            self.source = source; self.target = target
         }
     }
     public struct Component: Codable, Sendable, Equatable {
@@ -155,6 +161,13 @@ extension StatusReport {
                                 bytesPerSecond: 0, secondsLeft: nil)
             }
             // The same rules replace runs: every Invoke line names commands it accepts.
+            // Review finding 19: which devices a rebuild reads and writes.
+            if let cp = v.resync, cp.kind == .copy || cp.kind == .regenerate {
+                resync?.target = cp.target.map(path)
+                if cp.kind == .copy {
+                    resync?.source = cp.source.map(path) ?? cp.column.flatMap { v.columns.indices.contains($0) ? path(v.columns[$0].activeDevice) : nil }
+                }
+            }
             var invoke = ReplaceRules.invoke(v, setName: config.setName, path: path, present: present)
             let comps = v.allComponents
             if v.type != .raid5, let bad = comps.first(where: { $0.state.isErred }) {

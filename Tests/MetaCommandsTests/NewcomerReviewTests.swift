@@ -429,4 +429,39 @@ struct NewcomerReviewTests {
         #expect(r.stderr == "metactl: d33: 33 columns; a RAID-5 volume has at most 32\n")
         #expect(!(try cli.must(["status", "-c"])).contains("d33"))
     }
+
+    // MARK: finding 31: readiness for systemd
+
+    /// `serve` under a `Type=notify` unit: `READY=1` reaches `$NOTIFY_SOCKET` once it serves.
+    @Test(.timeLimit(.minutes(2)))
+    func finding31ServeNotifiesSystemdWhenReady() throws {
+        let f = try ServeFixture()
+        defer { f.cleanup() }
+        try f.mustRun(["db", "create"] + f.images("r", count: 3, size: 8 << 20))
+        let path = f.dir.file("notify.sock")
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        try #require(bound == 0, "bind \(path)")
+        var tv = timeval(tv_sec: 60, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let server = try ServeProcess(metactl: f.metactl, arguments: ["serve"],
+                                      environment: f.environment.merging(["NOTIFY_SOCKET": path]) { $1 },
+                                      logPath: f.dir.file("notify-serve.log"))
+        defer { _ = server.stop() }
+        var buf = [UInt8](repeating: 0, count: 512)
+        let n = recv(fd, &buf, buf.count, 0)
+        try #require(n > 0, "no notification; log:\n\(server.log)")
+        let msg = String(decoding: buf[0..<n], as: UTF8.self)
+        #expect(msg.hasPrefix("READY=1\nMAINPID=\(server.pid)"), "\(msg)")
+        // Ready means serving: the control socket answers.
+        #expect(try f.run(["status"]).ok)
+        #expect(server.stop() == 0)
+    }
 }

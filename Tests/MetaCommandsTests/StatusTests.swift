@@ -249,6 +249,24 @@ struct StatusTests {
         #expect(StatusFormatter.concise(Self.make(cfg)).contains("/dev/loop1 (Resyncing) (spare /dev/loop14)"))
     }
 
+    /// Review finding 19: during a copy replace the new device appears (text and JSON).
+    @Test func copyReplaceShowsSourceAndTarget() throws {
+        let cfg = SetConfig(setName: "local", devices: [0, 1, 2, 15].map { Self.device($0) },
+                            volumes: [Self.raid(cols: [0, 1, 2], states: [.okay, .okay, .okay],
+                                                resync: ResyncCheckpoint(kind: .copy, column: 1, target: Self.uuid(15),
+                                                                         source: Self.uuid(1), doneBlocks: 30, totalBlocks: 100))])
+        let report = Self.make(cfg)
+        let lines = Self.lines(StatusFormatter.report(report))
+        #expect(lines.contains("    Copying /dev/loop1 to /dev/loop15"), "\(lines)")
+        let json = try StatusFormatter.json(report)
+        #expect(json.contains("\"source\" : \"/dev/loop1\""), "\(json)")
+        #expect(json.contains("\"target\" : \"/dev/loop15\""), "\(json)")
+        // A regeneration names the device it writes.
+        var regen = cfg
+        regen.volumes[0].resync = ResyncCheckpoint(kind: .regenerate, column: 1, target: Self.uuid(15), totalBlocks: 100)
+        #expect(Self.lines(StatusFormatter.report(Self.make(regen))).contains("    Rebuilding onto /dev/loop15 from the other columns"))
+    }
+
     @Test func grownRAID5ListsConcatenatedDevices() {
         let cfg = SetConfig(setName: "local", devices: [0, 1, 2, 3, 4].map { Self.device($0) },
                             volumes: [Self.raid(cols: [0, 1, 2, 3, 4], original: 3)])

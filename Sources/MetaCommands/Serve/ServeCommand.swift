@@ -148,6 +148,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         try? "\(getpid())\n".write(toFile: pidPath, atomically: true, encoding: .utf8)
         logger.info("serving set '\(set)' (\(manager.volumeNames.joined(separator: ", "))) on \(nbdConfig.unixSocketPath ?? "")\(tcp.map { " and \($0.0):\(server.tcpPort ?? $0.1)" } ?? ""); control \(ctlPath)")
+        // Type=notify units: the sockets listen now (clients ordered After= may start).
+        SystemdNotify.send("READY=1\nMAINPID=\(getpid())\nSTATUS=serving set '\(set)'")
 
         // Wait for SIGTERM/SIGINT.
         let signals = AsyncStream<Int32> { cont in
@@ -161,6 +163,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         for await s in signals {
             logger.info("signal \(s): shutting down")
+            SystemdNotify.send("STOPPING=1")
             break
         }
         await control.close()

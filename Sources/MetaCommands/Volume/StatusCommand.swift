@@ -72,7 +72,9 @@ struct StatusCommand: ParsableCommand {
 
         resync: "kind" ("initialize", "regenerate", "copy", "parity-repair" or "zeroing"); \
         "percent" (number: done, one decimal); "bytesPerSecond" (number: current rate, 0 \
-        when not running); "secondsLeft" (number or null: estimated time left).
+        when not running); "secondsLeft" (number or null: estimated time left); "source" \
+        (string or null: the device a copy reads, the old one or the hot spare standing in \
+        for it); "target" (string or null: the device a copy or regeneration writes).
 
         pool: "name" (string); "spares" (array of objects: "device" (string), "state" \
         ("Available", "In use" or "Broken"), "sizeBytes" (int)).

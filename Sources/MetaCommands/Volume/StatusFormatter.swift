@@ -68,7 +68,13 @@ public enum StatusFormatter {
             let shown = v.lost.prefix(3).map { "\($0.offsetBytes)+\($0.lengthBytes)" }.joined(separator: ", ")
             lines.append("    Lost: \(blocksLine(v.lostBytes)) in \(v.lost.count) range\(v.lost.count == 1 ? "" : "s") (byte offset+length: \(shown)\(v.lost.count > 3 ? ", …" : "")): reads there fail until rewritten")
         }
-        if let rs = v.resync { lines.append("    \(progressLine(rs, live: live))") }
+        if let rs = v.resync {
+            lines.append("    \(progressLine(rs, live: live))")
+            if let t = rs.target {
+                lines.append(rs.kind == "copy" ? "    Copying \(rs.source ?? "the old device") to \(t)"
+                                               : "    Rebuilding onto \(t) from the other columns")
+            }
+        }
         return lines
     }
 
@@ -387,13 +393,15 @@ private struct RowJSON: Encodable {
 private struct ResyncJSON: Encodable {
     var r: StatusReport.Resync
     init(_ r: StatusReport.Resync) { self.r = r }
-    enum K: String, CodingKey { case kind, percent, bytesPerSecond, secondsLeft }
+    enum K: String, CodingKey { case kind, percent, bytesPerSecond, secondsLeft, source, target }
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: K.self)
         try c.encode(r.kind, forKey: .kind)
         try c.encode(r.percent, forKey: .percent)
         try c.encode(r.bytesPerSecond, forKey: .bytesPerSecond)
         try c.encode(r.secondsLeft, forKey: .secondsLeft)
+        try c.encode(r.source, forKey: .source)
+        try c.encode(r.target, forKey: .target)
     }
 }
 
