@@ -14,6 +14,12 @@ let arguments = Metactl.normalizedArguments(Array(CommandLine.arguments.dropFirs
 // Parse, then run. Help and --version go back to ArgumentParser; a usage error prints one
 // line `metactl: …` and exits 64; every error a command throws prints one line and exits with
 // its code's status (Metactl.fail, documented in metactl(8)).
+// Bare `metactl`, and `metactl help NAME` for no command NAME, are usage errors (exit 64),
+// not help that exits 0 (review finding 36).
+if let problem = Metactl.helpUsageProblem(arguments) {
+    if arguments.isEmpty { FileHandle.standardError.write(Data((Metactl.helpMessage() + "\n").utf8)) }
+    Metactl.fail(UserError(problem, code: .usage), arguments: arguments)
+}
 let parsed: any ParsableCommand
 do {
     parsed = try Metactl.parseAsRoot(arguments)

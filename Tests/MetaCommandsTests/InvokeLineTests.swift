@@ -135,8 +135,14 @@ struct InvokeLineTests {
         }
         let vol = try Self.volume(cli, set: "local")
         #expect(vol["state"] as? String == "Okay")
-        let steps = try Self.runInvoke(cli, set: "local", new: new, expectSteps: 1)
-        #expect(steps == ["metactl replace d10 \(cols[2]) <new device>"])
+        #expect(vol["invoke"] as? String == "metactl replace d10 \(cols[2]) <new device>")
+        // The Invoke line as printed; finding 18: replace says the data comes from the spare.
+        let replaced = try cli.run(["replace", "d10", cols[2], new[3]])
+        #expect(replaced.ok, "\(replaced.stderr)")
+        #expect(replaced.stdout.hasPrefix("d10: copying from hot spare \(spare) (standing in for \(cols[2])) to \(new[3])"), "\(replaced.stdout) \(replaced.stderr)")
+        let after = try Self.volume(cli, set: "local")
+        #expect(after["state"] as? String == "Okay")
+        #expect(after["invoke"] is NSNull, "\(after)")
         let out = try cli.must(["status", "-c", "hsp001"])
         #expect(out.contains(spare), "\(out)")
         let pools = try #require(try JSONSerialization.jsonObject(with: Data(try cli.must(["status", "--json"]).utf8)) as? [String: Any])

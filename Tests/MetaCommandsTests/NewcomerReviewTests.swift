@@ -464,4 +464,26 @@ struct NewcomerReviewTests {
         #expect(try f.run(["status"]).ok)
         #expect(server.stop() == 0)
     }
+
+    // MARK: findings 36 (help), 39 (JSON layout), 18 (copy from a spare)
+
+    @Test func findings36And39HelpAndJSONLayout() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let cli = try CLI(dir)
+        let bare = try cli.run([])
+        #expect(bare.status == 64)
+        #expect(bare.stderr.contains("USAGE: metactl <subcommand>") && bare.stderr.hasSuffix("metactl: no command given (see `metactl --help`)\n"), "\(bare.stderr)")
+        let nonexist = try cli.run(["help", "nonexist"])
+        #expect(nonexist.status == 64)
+        #expect(nonexist.stderr == "metactl: help: no command 'nonexist' (see `metactl --help`)\n")
+        let known = try cli.run(["help", "db", "delete"])
+        #expect(known.ok && known.stdout.contains("USAGE: metactl db delete"), "\(known.stderr)")
+        // Empty arrays are [] (they were printed over three lines).
+        try cli.must(["db", "create"] + Self.images(dir, ["a", "b", "c"]))
+        let db = try cli.must(["db", "status", "--json"])
+        #expect(db.contains("\"problems\" : []"), "\(db)")
+        let st = try cli.must(["status", "--json"])
+        #expect(st.contains("\"volumes\" : []") && st.contains("\"hotSparePools\" : []"), "\(st)")
+    }
 }

@@ -76,6 +76,23 @@ extension Metactl {
     }
 }
 
+extension Metactl {
+    /// Why `arguments` ask for no command: nil when they do. Empty arguments, and
+    /// `help WORDS` where WORDS name no command, are usage errors.
+    public static func helpUsageProblem(_ arguments: [String]) -> String? {
+        if arguments.isEmpty { return "no command given (see `metactl --help`)" }
+        guard arguments.first == "help" else { return nil }
+        var command: any ParsableCommand.Type = Metactl.self
+        for a in arguments.dropFirst() where !a.hasPrefix("-") {
+            guard let sub = command.configuration.subcommands.first(where: { names(of: $0).contains(a) }) else {
+                return "help: no command '\(arguments.dropFirst().filter { !$0.hasPrefix("-") }.joined(separator: " "))' (see `metactl --help`)"
+            }
+            command = sub
+        }
+        return nil
+    }
+}
+
 /// The error object `--json` commands print on failure.
 struct JSONError: Encodable {
     var code: String

@@ -33,9 +33,15 @@ public enum Output {
     public static func printJSON<T: Encodable>(_ value: T) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let data = try enc.encode(value)
-        FileHandle.standardOutput.write(data)
-        FileHandle.standardOutput.write(Data("\n".utf8))
+        FileHandle.standardOutput.write(Data((compactEmpty(String(decoding: try enc.encode(value), as: UTF8.self)) + "\n").utf8))
+    }
+
+    /// Foundation's pretty printer writes an empty array or object over three lines
+    /// (`[\n\n  ]`); this makes them `[]` and `{}` (review finding 39). Only layout
+    /// whitespace is touched: a newline inside a JSON string is always escaped.
+    public static func compactEmpty(_ json: String) -> String {
+        json.replacingOccurrences(of: #"\[\n\s*\]"#, with: "[]", options: .regularExpression)
+            .replacingOccurrences(of: #"\{\n\s*\}"#, with: "{}", options: .regularExpression)
     }
     /// Formats rows as a left-aligned table (columns separated by two spaces).
     public static func table(_ header: [String], _ rows: [[String]], indent: String = "") -> String {

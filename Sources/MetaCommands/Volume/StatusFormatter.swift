@@ -329,7 +329,7 @@ public enum StatusFormatter {
     public static func json(_ r: StatusReport) throws -> String {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try enc.encode(ReportJSON(r)), as: UTF8.self) + "\n"
+        return Output.compactEmpty(String(decoding: try enc.encode(ReportJSON(r)), as: UTF8.self)) + "\n"
     }
 }
 
