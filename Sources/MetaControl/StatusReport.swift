@@ -4,6 +4,14 @@ import MetaEngine
 
 /// `metactl status --json`: the documented, stable schema (fields may be added, never renamed).
 public struct StatusReport: Codable, Sendable, Equatable {
+    /// A volume's resync rate limits in bytes per second; a nil maximum is unlimited.
+    public struct RateLimits: Codable, Sendable, Equatable {
+        public var minBytesPerSecond: UInt64
+        public var maxBytesPerSecond: UInt64?
+        public init(minBytesPerSecond: UInt64, maxBytesPerSecond: UInt64?) {
+            self.minBytesPerSecond = minBytesPerSecond; self.maxBytesPerSecond = maxBytesPerSecond
+        }
+    }
     public struct Resync: Codable, Sendable, Equatable {
         /// `initialize`, `regenerate`, `copy`, `parity-repair`, `zeroing`.
         public var kind: String
@@ -65,6 +73,8 @@ public struct StatusReport: Codable, Sendable, Equatable {
         /// Clients connected through the server (null when no server runs).
         public var openCount: Int?
         /// RAID-5: bytes of data known to be lost (0 when none).
+        /// Resync rate limits set with `metactl set --resync-rate` (nil: the defaults).
+        public var resyncRate: RateLimits? = nil
         public var lostBytes: UInt64 = 0
         /// RAID-5: where (empty when none).
         public var lost: [Extent] = []
@@ -204,6 +214,10 @@ extension StatusReport {
                                   originalColumns: v.type == .raid5 ? v.originalColumnCount : nil,
                                   invoke: invoke, openCount: openCount(v.name))
             vs.lost = lost
+            vs.resyncRate = v.resyncRate.map {
+                RateLimits(minBytesPerSecond: $0.minBytesPerSecond,
+                           maxBytesPerSecond: $0.maxBytesPerSecond == .max || $0.maxBytesPerSecond == 0 ? nil : $0.maxBytesPerSecond)
+            }
             vs.lostBytes = lost.reduce(0) { $0 + $1.lengthBytes }
             vols.append(vs)
         }

@@ -267,6 +267,21 @@ struct StatusTests {
         #expect(Self.lines(StatusFormatter.report(Self.make(regen))).contains("    Rebuilding onto /dev/loop15 from the other columns"))
     }
 
+    /// Review finding 25: the rate set with `set --resync-rate` shows in the report, in
+    /// `-p` (so it recreates it) and in JSON; `0` or `max` as maximum is unlimited.
+    @Test func resyncRateIsShown() throws {
+        var vol = Self.raid(cols: [0, 1, 2])
+        vol.resyncRate = ResyncRate(minBytesPerSecond: 10 << 20, maxBytesPerSecond: 0)
+        let cfg = SetConfig(setName: "local", devices: [0, 1, 2].map { Self.device($0) }, volumes: [vol])
+        let report = Self.make(cfg)
+        #expect(Self.lines(StatusFormatter.report(report)).contains("    Resync rate: 10 MiB/s to unlimited"))
+        #expect(StatusFormatter.metactlCommands(report.volumes[0]).last == "set d10 --resync-rate 10m:max")
+        let json = try StatusFormatter.json(report)
+        #expect(json.contains("\"minBytesPerSecond\" : 10485760") && json.contains("\"maxBytesPerSecond\" : null"), "\(json)")
+        #expect(try StatusFormatter.json(Self.make(SetConfig(setName: "local", devices: [0, 1, 2].map { Self.device($0) },
+                                                             volumes: [Self.raid(cols: [0, 1, 2])]))).contains("\"resyncRate\" : null"))
+    }
+
     @Test func grownRAID5ListsConcatenatedDevices() {
         let cfg = SetConfig(setName: "local", devices: [0, 1, 2, 3, 4].map { Self.device($0) },
                             volumes: [Self.raid(cols: [0, 1, 2, 3, 4], original: 3)])
@@ -425,6 +440,7 @@ struct StatusTests {
         report.volumes[1].resync = report.volumes[0].resync
         report.volumes[1].originalColumns = 1
         report.volumes[0].rows = report.volumes[1].rows
+        report.volumes[0].resyncRate = .init(minBytesPerSecond: 1 << 20, maxBytesPerSecond: 10 << 20)
         func keyPaths(_ any: Any, _ prefix: String = "") -> Set<String> {
             var out: Set<String> = []
             if let d = any as? [String: Any] {

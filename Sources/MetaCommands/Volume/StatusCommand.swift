@@ -70,6 +70,9 @@ struct StatusCommand: ParsableCommand {
         row: "interlaceBytes" (int: 512 for a concat row); "sizeBytes" (int: the row's \
         share of the volume); "components" (array of component).
 
+        A volume also has "resyncRate": null (the defaults) or {"minBytesPerSecond" (int), \
+        "maxBytesPerSecond" (int, or null: unlimited)}, as set with `metactl set --resync-rate`.
+
         resync: "kind" ("initialize", "regenerate", "copy", "parity-repair" or "zeroing"); \
         "percent" (number: done, one decimal); "bytesPerSecond" (number: current rate, 0 \
         when not running); "secondsLeft" (number or null: estimated time left); "source" \

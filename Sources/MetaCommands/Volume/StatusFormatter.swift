@@ -68,6 +68,9 @@ public enum StatusFormatter {
             let shown = v.lost.prefix(3).map { "\($0.offsetBytes)+\($0.lengthBytes)" }.joined(separator: ", ")
             lines.append("    Lost: \(blocksLine(v.lostBytes)) in \(v.lost.count) range\(v.lost.count == 1 ? "" : "s") (byte offset+length: \(shown)\(v.lost.count > 3 ? ", …" : "")): reads there fail until rewritten")
         }
+        if let r = v.resyncRate {
+            lines.append("    Resync rate: \(rate(Double(r.minBytesPerSecond))) to \(r.maxBytesPerSecond.map { rate(Double($0)) } ?? "unlimited")")
+        }
         if let rs = v.resync {
             lines.append("    \(progressLine(rs, live: live))")
             if let t = rs.target {
@@ -288,6 +291,10 @@ public enum StatusFormatter {
             if let hsp = v.hotSparePool { create += " --hot-spare-pool \(hsp)" }
             var cmds = [create + " " + devs(Array(v.components[..<o]))]
             if o < v.components.count { cmds.append("grow \(v.name) " + devs(Array(v.components[o...]))) }
+            // Review finding 25: -p recreates the rate limits too.
+            if let r = v.resyncRate {
+                cmds.append("set \(v.name) --resync-rate \(sizeArgument(r.minBytesPerSecond)):\(r.maxBytesPerSecond.map(sizeArgument) ?? "max")")
+            }
             return cmds
         }
         let rows = v.rows ?? []
@@ -357,8 +364,9 @@ private struct VolumeJSON: Encodable {
     init(_ v: StatusReport.VolumeStatus) { self.v = v }
     enum K: String, CodingKey {
         case name, type, state, sizeBytes, interlaceBytes, hotSparePool, resync, components, rows,
-             originalColumns, invoke, openCount, lostBytes, lost
+             originalColumns, invoke, openCount, lostBytes, lost, resyncRate
     }
+    enum RateK: String, CodingKey { case minBytesPerSecond, maxBytesPerSecond }
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: K.self)
         try c.encode(v.name, forKey: .name)
@@ -375,6 +383,13 @@ private struct VolumeJSON: Encodable {
         try c.encode(v.openCount, forKey: .openCount)
         try c.encode(v.lostBytes, forKey: .lostBytes)
         try c.encode(v.lost.map { ["offsetBytes": $0.offsetBytes, "lengthBytes": $0.lengthBytes] }, forKey: .lost)
+        if let r = v.resyncRate {
+            var rc = c.nestedContainer(keyedBy: RateK.self, forKey: .resyncRate)
+            try rc.encode(r.minBytesPerSecond, forKey: .minBytesPerSecond)
+            try rc.encode(r.maxBytesPerSecond, forKey: .maxBytesPerSecond)
+        } else {
+            try c.encodeNil(forKey: .resyncRate)
+        }
     }
 }
 
