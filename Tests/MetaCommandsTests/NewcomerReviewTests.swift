@@ -486,4 +486,25 @@ struct NewcomerReviewTests {
         let st = try cli.must(["status", "--json"])
         #expect(st.contains("\"volumes\" : []") && st.contains("\"hotSparePools\" : []"), "\(st)")
     }
+
+    // MARK: finding 29: read-only exports
+
+    /// `serve --read-only`: clients see read-only exports; writes are refused and the data
+    /// is unchanged. A non-loopback warning says what is exposed.
+    @Test(.enabled(if: Privileged.runnable(tools: ["nbdinfo", "qemu-io"])), .timeLimit(.minutes(3)))
+    func finding29ReadOnlyExports() throws {
+        let f = try ServeFixture()
+        defer { f.cleanup() }
+        try f.mustRun(["db", "create"] + f.images("r", count: 3, size: 8 << 20))
+        try f.create("d0", "concat", [try f.dir.image("v.img", size: 8 << 20)])
+        let server = try f.startServer(["--read-only", "--listen", "127.0.0.1:0"])
+        let info = try mustRun(["nbdinfo", "--json", f.uri("d0")])
+        #expect(info.contains("\"is_read_only\": true"), "\(info)")
+        let write = try runCommand(["qemu-io", "-f", "raw", "-c", "write -P 0x41 0 4k", f.uri("d0")])
+        #expect(!write.stdout.contains("wrote 4096/4096"), "write through a read-only export: \(write.stdout) \(write.stderr)")
+        // The volume still reads zeros there.
+        let read = try runCommand(["qemu-io", "-f", "raw", "-r", "-c", "read -P 0 0 4k", f.uri("d0")])
+        #expect(read.ok && read.stdout.contains("read 4096/4096"), "\(read.stdout) \(read.stderr)")
+        #expect(server.stop() == 0)
+    }
 }

@@ -49,6 +49,10 @@ struct ServeCommand: AsyncParsableCommand {
         valueName: "mode"))
     var cache: CacheMode = .none
 
+    @Flag(name: .customLong("read-only"),
+          help: "Export every volume read-only (clients cannot write, trim or zero; resyncs still run).")
+    var readOnlyExports = false
+
     @Argument(help: "Volumes to export (default: all).", completion: .shellCommand(Completions.volumes))
     var names: [String] = []
 
@@ -72,7 +76,7 @@ struct ServeCommand: AsyncParsableCommand {
             var host = String(listen[..<colon])
             if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
             if !(host.hasPrefix("127.") || host == "::1" || host == "localhost") {
-                logger.warning("NBD on \(listen) is not loopback: NBD has no authentication; every host that can reach it can list, read and write every volume of set '\(set)'")
+                logger.warning("NBD on \(listen) is not loopback: NBD has no authentication; every host that can reach it can \(readOnlyExports ? "list and read" : "list, read and write") every volume of set '\(set)'\(readOnlyExports ? "" : " (--read-only exports them read-only)")")
             }
             tcp = (host, port)
         }
@@ -102,7 +106,7 @@ struct ServeCommand: AsyncParsableCommand {
         let manager = SetManager(db: db, configDir: global.configDir, logger: logger, isServer: true, cache: cache)
         let filter = Set(names)
         let exportCache = Mutex<[String: VolumeExport]>([:])
-        let readOnly = !writable
+        let readOnly = !writable || readOnlyExports
         let lookup: @Sendable (String) -> (any NBDExport)? = { name in
             guard filter.isEmpty || filter.contains(name), let v = try? manager.openEngine(name) else { return nil }
             return exportCache.withLock { c in
