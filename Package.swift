@@ -66,6 +66,8 @@ let package = Package(
                 swiftSettings: strict),
         .executableTarget(name: "metactl-torture", dependencies: ["MetaSim"], swiftSettings: strict),
         .executableTarget(name: "metactl", dependencies: ["MetaCommands"], swiftSettings: strict),
+        // Writes man/ from the metactl binary's dump-help (scripts/gen-docs).
+        .executableTarget(name: "metactl-man", dependencies: ["MetaCommands"], swiftSettings: strict),
         .executableTarget(name: "metactl-bench", dependencies: ["MetaEngine", "MetaModel", "MetaDB", "MetaDevices", "MetaLayout"], swiftSettings: strict),
 
         .testTarget(name: "MetaLayoutTests", dependencies: ["MetaTestSupport", "MetaLayout"], swiftSettings: strict),

@@ -209,7 +209,7 @@ _metactl_create() {
     repeating_flags=()
     non_repeating_flags=(--quiet -q --verbose -v --no-init --force -f --json --version -h --help)
     repeating_options=()
-    non_repeating_options=(-s --set --config-dir --run-dir -i -h)
+    non_repeating_options=(-s --set --config-dir --run-dir -i --hot-spare-pool)
     __metactl_offer_flags_options -1
 
     # Offer option value completions
@@ -226,7 +226,20 @@ _metactl_create() {
     '-i')
         return
         ;;
-    '-h')
+    '--hot-spare-pool')
+        __metactl_add_completions -W "$(eval 'metactl status -c 2>/dev/null | awk '\''$2 == "h" {print $1}'\''')"
+        return
+        ;;
+    esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    2)
+        __metactl_add_completions -W 'concat'$'\n''stripe'$'\n''raid5'
+        return
+        ;;
+    *)
+        __metactl_add_completions -f
         return
         ;;
     esac
@@ -248,6 +261,14 @@ _metactl_clear() {
         return
         ;;
     '--run-dir')
+        return
+        ;;
+    esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    *)
+        __metactl_add_completions -W "$(eval 'metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\''')"
         return
         ;;
     esac
@@ -275,6 +296,18 @@ _metactl_grow() {
         return
         ;;
     esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    1)
+        __metactl_add_completions -W "$(eval 'metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\''')"
+        return
+        ;;
+    *)
+        __metactl_add_completions -f
+        return
+        ;;
+    esac
 }
 
 _metactl_status() {
@@ -293,6 +326,14 @@ _metactl_status() {
         return
         ;;
     '--run-dir')
+        return
+        ;;
+    esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    *)
+        __metactl_add_completions -W "$(eval 'metactl status -c 2>/dev/null | awk '\''{print $1}'\''')"
         return
         ;;
     esac
@@ -343,6 +384,14 @@ _metactl_db_create() {
         return
         ;;
     esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    *)
+        __metactl_add_completions -f
+        return
+        ;;
+    esac
 }
 
 _metactl_db_add() {
@@ -367,6 +416,14 @@ _metactl_db_add() {
         return
         ;;
     esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    *)
+        __metactl_add_completions -f
+        return
+        ;;
+    esac
 }
 
 _metactl_db_delete() {
@@ -385,6 +442,14 @@ _metactl_db_delete() {
         return
         ;;
     '--run-dir')
+        return
+        ;;
+    esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    *)
+        __metactl_add_completions -f
         return
         ;;
     esac
@@ -430,11 +495,19 @@ _metactl_import() {
         return
         ;;
     esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    *)
+        __metactl_add_completions -f
+        return
+        ;;
+    esac
 }
 
 _metactl_serve() {
     repeating_flags=()
-    non_repeating_flags=(--quiet -q --verbose -v --version -h --help)
+    non_repeating_flags=(--quiet -q --verbose -v --read-only --version -h --help)
     repeating_options=()
     non_repeating_options=(-s --set --config-dir --run-dir --socket --listen --cache)
     __metactl_offer_flags_options -1
@@ -461,6 +534,14 @@ _metactl_serve() {
         return
         ;;
     esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    *)
+        __metactl_add_completions -W "$(eval 'metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\''')"
+        return
+        ;;
+    esac
 }
 
 _metactl_replace() {
@@ -482,6 +563,19 @@ _metactl_replace() {
         return
         ;;
     '--enable')
+        __metactl_add_completions -f
+        return
+        ;;
+    esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    1)
+        __metactl_add_completions -W "$(eval 'metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\''')"
+        return
+        ;;
+    *)
+        __metactl_add_completions -f
         return
         ;;
     esac
@@ -529,6 +623,14 @@ _metactl_hs_create() {
         return
         ;;
     esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    *)
+        __metactl_add_completions -f
+        return
+        ;;
+    esac
 }
 
 _metactl_hs_add() {
@@ -547,6 +649,18 @@ _metactl_hs_add() {
         return
         ;;
     '--run-dir')
+        return
+        ;;
+    esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    1)
+        __metactl_add_completions -W "$(eval 'metactl status -c 2>/dev/null | awk '\''$2 == "h" {print $1}'\''')"
+        return
+        ;;
+    *)
+        __metactl_add_completions -f
         return
         ;;
     esac
@@ -571,6 +685,18 @@ _metactl_hs_delete() {
         return
         ;;
     esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    1)
+        __metactl_add_completions -W "$(eval 'metactl status -c 2>/dev/null | awk '\''$2 == "h" {print $1}'\''')"
+        return
+        ;;
+    *)
+        __metactl_add_completions -f
+        return
+        ;;
+    esac
 }
 
 _metactl_hs_enable() {
@@ -589,6 +715,14 @@ _metactl_hs_enable() {
         return
         ;;
     '--run-dir')
+        return
+        ;;
+    esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    *)
+        __metactl_add_completions -f
         return
         ;;
     esac
@@ -613,9 +747,18 @@ _metactl_set() {
         return
         ;;
     '--hot-spare-pool')
+        __metactl_add_completions -W "$(eval 'metactl status -c 2>/dev/null | awk '\''$2 == "h" {print $1}'\''; echo none')"
         return
         ;;
     '--resync-rate')
+        return
+        ;;
+    esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    1)
+        __metactl_add_completions -W "$(eval 'metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\''')"
         return
         ;;
     esac

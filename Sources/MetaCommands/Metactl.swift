@@ -6,6 +6,11 @@ public struct Metactl: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "metactl",
         abstract: "Software volume manager: stripes, RAID-5, hot spares and resync, served over NBD.",
+        discussion: """
+        Global options (-s/--set NAME, --config-dir DIR, --run-dir DIR, -q, -v) go before or \
+        after the command: `metactl -s data status` = `metactl status -s data`. Exit statuses, \
+        environment, files and examples: metactl(8) (`man -l man/metactl.8` in the source tree).
+        """,
         version: version,
         subcommands: [
             DevicesCommand.self,

@@ -1,4 +1,5 @@
 import Foundation
+import MetaDevices
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,7 +30,9 @@ public enum ControlClient {
         if rc != 0 {
             let e = errno
             if e == ECONNREFUSED || e == ENOENT { return nil }
-            throw OperationError("\(path): cannot connect: \(String(cString: strerror(e)))")
+            throw OperationError(e == EACCES || e == EPERM
+                ? "\(path): cannot connect: permission denied (the server's control socket is mode 0600: run as its user, usually root)"
+                : "\(path): cannot connect: \(String(cString: strerror(e)))", code: ErrorCode.of(errno: e))
         }
         var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
@@ -52,7 +55,7 @@ public enum ControlClient {
             reply.append(contentsOf: buf[0..<n])
             if reply.last == 0x0A { break }
         }
-        guard !reply.isEmpty else { throw OperationError("\(path): the server closed the connection without answering") }
+        guard !reply.isEmpty else { throw OperationError("\(path): the server closed the connection without answering", code: .internal) }
         return try JSONDecoder().decode(ControlResponse.self, from: reply)
     }
 }

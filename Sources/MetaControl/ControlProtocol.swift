@@ -1,6 +1,7 @@
 import Foundation
 import MetaDB
 import MetaModel
+import MetaDevices
 import MetaEngine
 
 /// A request to a set: the same value is handled directly (no server) or sent over the
@@ -26,24 +27,32 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     }
 }
 
-/// The answer: `ok` with a JSON-encoded result, or a one-line error.
+/// The answer: `ok` with a JSON-encoded result, or a one-line error with its ``ErrorCode``
+/// (so the client exits with the same status as it would without a server).
 public struct ControlResponse: Codable, Sendable {
     public var ok: Bool
     public var error: String?
+    /// The kind of the error (nil on success, and from servers older than the field).
+    public var code: ErrorCode?
     /// The result encoded as JSON text (its type depends on the request).
     public var result: String?
 
     public static func success<T: Encodable>(_ value: T) throws -> ControlResponse {
         let data = try JSONEncoder().encode(value)
-        return ControlResponse(ok: true, error: nil, result: String(decoding: data, as: UTF8.self))
+        return ControlResponse(ok: true, error: nil, code: nil, result: String(decoding: data, as: UTF8.self))
     }
-    public static func failure(_ message: String) -> ControlResponse {
-        ControlResponse(ok: false, error: message, result: nil)
+    /// A failure with `message` and `code`.
+    public static func failure(_ message: String, code: ErrorCode = .general) -> ControlResponse {
+        ControlResponse(ok: false, error: message, code: code, result: nil)
+    }
+    /// A failure carrying `error`'s description and code.
+    public static func failure(_ error: any Error) -> ControlResponse {
+        failure("\(error)", code: ErrorCode.of(error))
     }
 
-    /// Decodes the result, or throws the error as an ``OperationError``.
+    /// Decodes the result, or throws the error as an ``OperationError`` with its code.
     public func decode<T: Decodable>(_ type: T.Type) throws -> T {
-        guard ok, let result else { throw OperationError(error ?? "request failed") }
+        guard ok, let result else { throw OperationError(error ?? "request failed", code: code ?? .general) }
         return try JSONDecoder().decode(T.self, from: Data(result.utf8))
     }
 }
@@ -69,9 +78,9 @@ extension SetManager {
                 onVolumesChanged?()
                 return try .success(res)
             case .clear(let name, let force):
-                try clear(name: name, force: force)
+                let type = try clear(name: name, force: force)
                 onVolumesChanged?()
-                return try .success([String: String]())
+                return try .success(["type": type.rawValue])
             case .grow(let r):
                 return try .success(try grow(r))
             case .replace(let r):
@@ -86,7 +95,7 @@ extension SetManager {
                 return try .success(try dbDelete(r))
             }
         } catch {
-            return .failure("\(error)")
+            return .failure(error)
         }
     }
 }

@@ -67,7 +67,7 @@ final class ControlLineHandler: ChannelInboundHandler, @unchecked Sendable {
         do {
             request = try JSONDecoder().decode(ControlRequest.self, from: Data(line.readableBytesView))
         } catch {
-            respond(context: context, .failure("malformed control request: \(error)"))
+            respond(context: context, .failure("malformed control request: \(error)", code: .usage))
             return
         }
         let handler = self.handler

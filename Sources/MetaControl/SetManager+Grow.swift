@@ -37,24 +37,24 @@ extension SetManager {
     public func grow(_ r: GrowRequest) throws -> GrowResult {
         opLockAcquire(); defer { opLockRelease() }
         guard let vol = db.config.volume(named: r.name) else {
-            throw OperationError("\(r.name): no such volume in set '\(setName)'")
+            throw OperationError("\(r.name): no such volume in set '\(setName)'", code: .notFound)
         }
         if r.cancel == true {
             guard r.devices.isEmpty, r.interlaceBytes == nil else {
-                throw OperationError("\(r.name): --cancel takes no devices and no -i")
+                throw OperationError("\(r.name): --cancel takes no devices and no -i", code: .invalidArgument)
             }
             return try cancelGrow(vol)
         }
         guard !r.devices.isEmpty else {
             if let p = vol.pendingGrow {
-                throw OperationError("\(r.name): no devices given; the interrupted grow onto \(pendingPaths(p).joined(separator: " ")) resumes with `metactl grow \(r.name) \(pendingPaths(p).joined(separator: " "))`")
+                throw OperationError("\(r.name): no devices given; the interrupted grow onto \(pendingPaths(p).joined(separator: " ")) resumes with `metactl grow \(r.name) \(pendingPaths(p).joined(separator: " "))`", code: .invalidArgument)
             }
-            throw OperationError("\(r.name): no devices given")
+            throw OperationError("\(r.name): no devices given", code: .invalidArgument)
         }
         var seenPaths: [String: String] = [:]
         for p in r.devices {
             let c = canonicalPath(p)
-            if let other = seenPaths[c] { throw OperationError("\(p): given twice (same device as \(other))") }
+            if let other = seenPaths[c] { throw OperationError("\(p): given twice (same device as \(other))", code: .invalidArgument) }
             seenPaths[c] = p
         }
         switch vol.type {
@@ -72,22 +72,22 @@ extension SetManager {
         switch state {
         case .okay: break
         case .initializing:
-            throw OperationError("\(v.name): is Initializing (parity is being initialised); grow when it is Okay (metactl status \(v.name))")
+            throw OperationError("\(v.name): is Initializing (parity is being initialised); grow when it is Okay (metactl status \(v.name))", code: .inUse)
         case .resyncing:
-            throw OperationError("\(v.name): is Resyncing; grow when the resync has finished (metactl status \(v.name))")
+            throw OperationError("\(v.name): is Resyncing; grow when the resync has finished (metactl status \(v.name))", code: .inUse)
         case .needsMaintenance, .lastErred:
-            throw OperationError("\(v.name): is \(state.rawValue); replace the failed component before growing (metactl status \(v.name))")
+            throw OperationError("\(v.name): is \(state.rawValue); replace the failed component before growing (metactl status \(v.name))", code: .inUse)
         }
         if let rs = v.resync {
-            throw OperationError("\(v.name): a \(rs.kind.rawValue) is in progress; grow when it has finished")
+            throw OperationError("\(v.name): a \(rs.kind.rawValue) is in progress; grow when it has finished", code: .inUse)
         }
         for c in v.allComponents {
             let path = db.device(c.activeDevice)?.path ?? db.config.device(c.activeDevice)?.lastPath ?? c.activeDevice.uuidString
             if c.state != .okay {
-                throw OperationError("\(v.name): component \(path) is \(c.state.rawValue); grow needs every component Okay")
+                throw OperationError("\(v.name): component \(path) is \(c.state.rawValue); grow needs every component Okay", code: .inUse)
             }
             if db.device(c.activeDevice) == nil {
-                throw OperationError("\(v.name): component \(path) is missing; grow needs every component present")
+                throw OperationError("\(v.name): component \(path) is missing; grow needs every component present", code: .notFound)
             }
         }
     }
@@ -102,27 +102,24 @@ extension SetManager {
         let slot = cfg.replicas.first.map { $0.sizeBytes / 2 } ?? DiskLayout.defaultSlotSize
         let start = DiskLayout.dataStartBlock(copies: 0, slotSize: slot)
         for p in paths {
-            let canon = canonicalPath(p)
-            if let d = cfg.devices.first(where: { canonicalPath(db.device($0.uuid)?.path ?? $0.lastPath) == canon }) {
-                throw OperationError("\(p): is already a member of set '\(setName)' (\(d.role.rawValue))")
-            }
+            if let e = Self.membershipError(p, config: cfg, currentPath: { self.db.device($0.uuid)?.path }) { throw e }
             let cand: ComponentCandidate
             do { cand = try ComponentCheck.check(path: p, force: force, knownMembers: [:]) } catch {
-                throw OperationError("\(p): \(error.reason)")
+                throw OperationError("\(p): \(error.reason)", code: error.code)
             }
             let key = "\(cand.kind == .blockDevice ? "b" : "f"):\(cand.deviceNumber):\(cand.kind == .blockDevice ? 0 : cand.inode)"
-            if let other = seen[key] { throw OperationError("\(p): same device as \(other)") }
+            if let other = seen[key] { throw OperationError("\(p): same device as \(other)", code: .invalidArgument) }
             seen[key] = p
             try fit.check(path: p, logicalSectorSize: cand.logicalSectorSize)
             do {
                 try DeviceCheck.checkCandidate(path: p, force: force, configDir: configDir,
                                                ownSet: (db.setUUID, Set(cfg.devices.map(\.uuid))))
             } catch {
-                throw OperationError("\(error)")
+                throw OperationError("\(error)", code: ErrorCode.of(error))
             }
             let blocks = cand.sizeBytes / 512
             guard blocks > start else {
-                throw OperationError("\(p): too small (\(cand.sizeBytes) bytes): the label area alone needs \(start * 512) bytes")
+                throw OperationError("\(p): too small (\(cand.sizeBytes) bytes): the label area alone needs \(start * 512) bytes", code: .invalidArgument)
             }
             sizes.append(blocks - start)
         }
@@ -134,18 +131,18 @@ extension SetManager {
     private func growRows(_ r: GrowRequest, _ vol: VolumeRecord) throws -> GrowResult {
         try checkGrowable(vol)
         guard vol.rows.count < VolumeGrowth.maxRows else {
-            throw OperationError("\(r.name): already has \(vol.rows.count) rows, the most a concat/stripe may have")
+            throw OperationError("\(r.name): already has \(vol.rows.count) rows, the most a concat/stripe may have", code: .invalidArgument)
         }
         guard r.devices.count <= VolumeGrowth.maxRowComponents else {
-            throw OperationError("\(r.name): \(r.devices.count) devices in one row; a stripe row takes at most \(VolumeGrowth.maxRowComponents)")
+            throw OperationError("\(r.name): \(r.devices.count) devices in one row; a stripe row takes at most \(VolumeGrowth.maxRowComponents)", code: .invalidArgument)
         }
         var il: UInt64 = 1
         if r.devices.count == 1 {
             if r.interlaceBytes != nil {
-                throw OperationError("\(r.name): -i applies to a stripe row of two or more devices; one device is appended as a concatenation")
+                throw OperationError("\(r.name): -i applies to a stripe row of two or more devices; one device is appended as a concatenation", code: .invalidArgument)
             }
         } else if let bytes = r.interlaceBytes {
-            do { try VolumeRules.checkInterlace(bytes) } catch { throw OperationError("\(r.name): -i: \(error)") }
+            do { try VolumeRules.checkInterlace(bytes) } catch { throw OperationError("\(r.name): -i: \(error)", code: .invalidArgument) }
             il = bytes / 512
         } else {
             il = vol.rows.last(where: { $0.components.count > 1 })?.interlaceBlocks ?? VolumeRules.defaultStripeInterlace / 512
@@ -159,16 +156,16 @@ extension SetManager {
                                                        interlaceBytes: r.devices.count == 1 ? nil : il * 512,
                                                        interlaceOfVolume: false))
         if r.devices.count > 1, let sector, (il * 512) % UInt64(sector) != 0 {
-            throw OperationError("\(r.name): -i: the interlace (\(VolumeRules.interlaceText(il * 512))) must be a multiple of the volume's \(sector)-byte sector")
+            throw OperationError("\(r.name): -i: the interlace (\(VolumeRules.interlaceText(il * 512))) must be a multiple of the volume's \(sector)-byte sector", code: .invalidArgument)
         }
         let need = r.devices.count == 1 ? 1 : il
         for (p, s) in zip(r.devices, sizes) where s < need {
-            throw OperationError("\(p): too small: its data area (\(s) blocks) is less than one interlace (\(need) blocks)")
+            throw OperationError("\(p): too small: its data area (\(s) blocks) is less than one interlace (\(need) blocks)", code: .invalidArgument)
         }
         let oldSize = VolumeGrowth.sizeBytes(of: vol)
         var notes: [String] = []
         try db.commit { cfg in
-            guard cfg.volumeIndex(named: r.name) != nil else { throw OperationError("\(r.name): no such volume in set '\(setName)'") }
+            guard cfg.volumeIndex(named: r.name) != nil else { throw OperationError("\(r.name): no such volume in set '\(setName)'", code: .notFound) }
             var recs: [DeviceRecord] = []
             for p in r.devices {
                 recs.append(try db.addDevice(path: p, role: .component, replicaCopies: 0, force: r.force, in: &cfg))
@@ -193,7 +190,7 @@ extension SetManager {
 
     private func growRAID5(_ r: GrowRequest, _ vol: VolumeRecord) throws -> GrowResult {
         if r.interlaceBytes != nil {
-            throw OperationError("\(r.name): -i: a RAID-5 volume's interlace is fixed (\(vol.interlaceBlocks * 512 / 1024) KiB); leave -i out")
+            throw OperationError("\(r.name): -i: a RAID-5 volume's interlace is fixed (\(vol.interlaceBlocks * 512 / 1024) KiB); leave -i out", code: .invalidArgument)
         }
         var notes: [String] = []
         let pending: PendingGrow
@@ -201,31 +198,31 @@ extension SetManager {
             let have = Set(pendingPaths(p).map(canonicalPath))
             let want = Set(r.devices.map(canonicalPath))
             guard have == want else {
-                throw OperationError("\(r.name): an interrupted grow onto \(pendingPaths(p).joined(separator: " ")) is pending: finish it with `metactl grow \(r.name) \(pendingPaths(p).joined(separator: " "))` or release those devices with `metactl grow \(r.name) --cancel`")
+                throw OperationError("\(r.name): an interrupted grow onto \(pendingPaths(p).joined(separator: " ")) is pending: finish it with `metactl grow \(r.name) \(pendingPaths(p).joined(separator: " "))` or release those devices with `metactl grow \(r.name) --cancel`", code: .inUse)
             }
             try checkGrowable(vol)
             for u in p.devices where db.device(u) == nil {
-                throw OperationError("\(r.name): device \(db.config.device(u)?.lastPath ?? u.uuidString) of the interrupted grow is missing")
+                throw OperationError("\(r.name): device \(db.config.device(u)?.lastPath ?? u.uuidString) of the interrupted grow is missing", code: .notFound)
             }
             pending = p
             notes.append("\(r.name): resuming the interrupted grow (\(percent(p.zeroedBlocks, p.totalBlocks)) zeroed)")
         } else {
             try checkGrowable(vol)
             guard vol.columns.count + r.devices.count <= VolumeGrowth.maxRAID5Columns else {
-                throw OperationError("\(r.name): \(vol.columns.count) + \(r.devices.count) columns exceed the limit of \(VolumeGrowth.maxRAID5Columns) columns of a RAID-5 volume")
+                throw OperationError("\(r.name): \(vol.columns.count) + \(r.devices.count) columns exceed the limit of \(VolumeGrowth.maxRAID5Columns) columns of a RAID-5 volume", code: .invalidArgument)
             }
             let fit = SectorFit(volume: r.name, sectorSize: engine(r.name)?.sectorSize,
                                 interlaceBytes: vol.interlaceBlocks * 512)
             let sizes = try checkNewDevices(r.devices, force: r.force, fit: fit)
             for (p, s) in zip(r.devices, sizes) where s < vol.columnBlocks {
-                throw OperationError("\(p): too small for a column of \(r.name): its data area is \(s) blocks (\(humanBytes(s * 512))), the columns use \(vol.columnBlocks) blocks (\(humanBytes(vol.columnBlocks * 512)))")
+                throw OperationError("\(p): too small for a column of \(r.name): its data area is \(s) blocks (\(humanBytes(s * 512))), the columns use \(vol.columnBlocks) blocks (\(humanBytes(vol.columnBlocks * 512)))", code: .invalidArgument)
             }
             for (p, s) in zip(r.devices, sizes) where s > vol.columnBlocks {
                 notes.append("\(p): \(s - vol.columnBlocks) blocks (\(humanBytes((s - vol.columnBlocks) * 512))) unusable: larger than the column size")
             }
             var created: PendingGrow?
             try db.commit { cfg in
-                guard cfg.volumeIndex(named: r.name) != nil else { throw OperationError("\(r.name): no such volume in set '\(setName)'") }
+                guard cfg.volumeIndex(named: r.name) != nil else { throw OperationError("\(r.name): no such volume in set '\(setName)'", code: .notFound) }
                 var uuids: [UUID] = []
                 for p in r.devices {
                     uuids.append(try db.addDevice(path: p, role: .unused, replicaCopies: 0, force: r.force, in: &cfg).uuid)
@@ -233,7 +230,7 @@ extension SetManager {
                 try db.record(.growBegun(volume: r.name, devices: uuids), in: &cfg)
                 created = cfg.volume(named: r.name)?.pendingGrow
             }
-            guard let created else { throw OperationError("\(r.name): internal error: grow record not created") }
+            guard let created else { throw OperationError("\(r.name): internal error: grow record not created", code: .internal) }
             pending = created
             logger.info("\(r.name): grow: labelled \(r.devices.joined(separator: ", ")); zeroing \(r.devices.count) new column(s) of \(humanBytes(pending.totalBlocks * 512))")
         }
@@ -256,7 +253,7 @@ extension SetManager {
         var targets: [VolumeGrowth.ZeroTarget] = []
         for u in p.devices {
             guard let dev = db.device(u), let rec = db.config.device(u) else {
-                throw OperationError("\(name): device \(db.config.device(u)?.lastPath ?? u.uuidString) of the grow is missing")
+                throw OperationError("\(name): device \(db.config.device(u)?.lastPath ?? u.uuidString) of the grow is missing", code: .notFound)
             }
             targets.append(.init(device: dev, dataStartBlock: rec.dataStartBlock))
         }
@@ -299,7 +296,7 @@ extension SetManager {
 
     /// `grow --cancel`: forgets an interrupted grow and releases its devices.
     private func cancelGrow(_ vol: VolumeRecord) throws -> GrowResult {
-        guard let p = vol.pendingGrow else { throw OperationError("\(vol.name): no interrupted grow to cancel") }
+        guard let p = vol.pendingGrow else { throw OperationError("\(vol.name): no interrupted grow to cancel", code: .notFound) }
         let paths = pendingPaths(p)
         try db.apply(.growCancelled(volume: vol.name))
         logger.info("\(vol.name): interrupted grow cancelled; released \(paths.joined(separator: ", "))")

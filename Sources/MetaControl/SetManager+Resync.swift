@@ -23,24 +23,23 @@ extension SetManager {
             opLockAcquire(); defer { opLockRelease() }
             result = try startReplace(r)
         }
-        if !isServer { try waitForResync(r.name) }
+        // Without a server the resync runs here; an enable that starts none (a Last Erred
+        // column trusted again) has nothing to wait for.
+        if !isServer && db.config.volume(named: r.name)?.resync != nil { try waitForResync(r.name) }
         return result
     }
 
     private func startReplace(_ r: ReplaceRequest) throws -> ReplaceResult {
-        guard let vol = db.config.volume(named: r.name) else { throw OperationError("\(r.name): no such volume in set '\(setName)'") }
+        guard let vol = db.config.volume(named: r.name) else { throw OperationError("\(r.name): no such volume in set '\(setName)'", code: .notFound) }
         guard vol.type == .raid5 else {
-            throw OperationError("\(r.name): replace rebuilds RAID-5 columns; a \(vol.type.rawValue) has no redundancy to rebuild from")
+            throw OperationError("\(r.name): replace rebuilds RAID-5 columns; a \(vol.type.rawValue) has no redundancy to rebuild from", code: .invalidArgument)
         }
-        guard let c = column(of: vol, path: r.old) else { throw OperationError("\(r.old): not a component of \(r.name)") }
+        guard let c = column(of: vol, path: r.old) else { throw OperationError("\(r.old): not a component of \(r.name)", code: .notFound) }
         let col = vol.columns[c]
-        let others = vol.columns.indices.filter { $0 != c && vol.columns[$0].state != .okay }
-        let state = vol.derivedState
         // Lost blocks alone (no Last Erred column) do not stop a replace: they stay lost.
-        if state == .lastErred && vol.columns.contains(where: { $0.state == .lastErred }) && !r.force && col.state != .lastErred {
-            throw OperationError("\(r.name): is Last Erred (data may be lost); replace the Last Erred column first with --enable, or use --force")
-        }
-        guard let engine = try openEngine(r.name) as? RAID5Volume else { throw OperationError("\(r.name): not a RAID-5 engine") }
+        // ReplaceRules holds the state checks; status builds its Invoke lines from them.
+        if let e = ReplaceRules.lastErredFirst(vol, column: c, force: r.force) { throw e }
+        guard let engine = try openEngine(r.name) as? RAID5Volume else { throw OperationError("\(r.name): not a RAID-5 engine", code: .internal) }
         if let rs = vol.resync {
             // A resync stopped by a second column's failure: re-enabling that (Last Erred)
             // column trusts it again and resumes the resync from its checkpoint.
@@ -52,27 +51,24 @@ extension SetManager {
                 return ReplaceResult(name: r.name, kind: "enable", messages: [
                     "\(r.old): enabled (Last Erred data trusted); the stopped \(rs.kind.rawValue) resumes from its checkpoint"])
             }
-            throw OperationError("\(r.name): a \(rs.kind.rawValue) is in progress (\(rs.totalBlocks > 0 ? Int(Double(rs.doneBlocks) / Double(rs.totalBlocks) * 100) : 0)% done); wait for it to finish")
+            throw OperationError("\(r.name): a \(rs.kind.rawValue) is in progress (\(rs.totalBlocks > 0 ? Int(Double(rs.doneBlocks) / Double(rs.totalBlocks) * 100) : 0)% done); wait for it to finish", code: .inUse)
         }
 
         if r.new == nil {
             // Re-enable in place.
+            if let e = ReplaceRules.stateRefusal(vol, column: c, oldName: r.old, enable: true, force: r.force, oldReadable: false) {
+                throw e
+            }
             switch col.state {
             case .okay, .initializing, .resyncing:
-                throw OperationError("\(r.old): is \(col.state.rawValue) in \(r.name); nothing to enable")
+                throw OperationError("\(r.old): is \(col.state.rawValue) in \(r.name); nothing to enable", code: .invalidArgument)
             case .lastErred:
-                guard r.force || others.allSatisfy({ vol.columns[$0].state == .okay }) else {
-                    throw OperationError("\(r.name): \(r.old) is Last Erred while another column is erred: its data is the best left; use --force to trust it")
-                }
                 try db.apply(.lastErredEnabled(volume: r.name, column: c))
                 try engine.reload()
                 return ReplaceResult(name: r.name, kind: "enable", messages: ["\(r.old): enabled without a resync (Last Erred data kept)"])
             case .maintenance, .unavailable:
-                guard others.isEmpty else {
-                    throw OperationError("\(r.name): another column is not Okay; regenerating \(r.old) needs every other column")
-                }
                 guard db.device(col.activeDevice) != nil else {
-                    throw OperationError("\(r.old): the device is not present (restart the server after it comes back, or replace it)")
+                    throw OperationError("\(r.old): the device is not present (restart the server after it comes back, or replace it)", code: .notFound)
                 }
                 try db.apply(.enableRegenerate(volume: r.name, column: c))
                 try engine.reload()
@@ -82,18 +78,16 @@ extension SetManager {
         }
 
         let newPath = r.new!
-        guard db.config.devices.first(where: { canonicalPath($0.lastPath) == canonicalPath(newPath) }) == nil else {
-            throw OperationError("\(newPath): is already a member of set '\(setName)'")
-        }
+        if let e = Self.membershipError(newPath, config: db.config, currentPath: { self.db.device($0.uuid)?.path }) { throw e }
         let check = CreateRequest(name: r.name, type: .concat, devices: [newPath], force: r.force)
         let fit = SectorFit(volume: r.name, sectorSize: engine.sectorSize, interlaceBytes: vol.interlaceBlocks * 512)
         let sizes = try Self.validateDevices(check, replicaCopies: 0, configDir: configDir, fits: [fit])
         guard let size = sizes.first?.dataBlocks, size >= vol.columnBlocks else {
-            throw OperationError("\(newPath): too small: a column of \(r.name) needs \(vol.columnBlocks) data blocks (\(vol.columnBlocks * 512 + 1 << 20) bytes with the label area)")
+            throw OperationError("\(newPath): too small: a column of \(r.name) needs \(vol.columnBlocks) data blocks (\(vol.columnBlocks * 512 + 1 << 20) bytes with the label area)", code: .invalidArgument)
         }
         let readable = col.state == .okay && db.device(col.activeDevice) != nil
-        if !readable && !others.isEmpty {
-            throw OperationError("\(r.name): another column is not Okay; regenerating \(r.old) needs every other column")
+        if let e = ReplaceRules.stateRefusal(vol, column: c, oldName: r.old, enable: false, force: r.force, oldReadable: readable) {
+            throw e
         }
         try db.commit { cfg in
             let rec = try db.addDevice(path: newPath, role: .component, replicaCopies: 0, force: r.force, in: &cfg)
@@ -107,9 +101,28 @@ extension SetManager {
         try engine.reload()
         engine.startResync()
         let kind = readable ? "copy" : "regenerate"
-        return ReplaceResult(name: r.name, kind: kind, messages: [
-            readable ? "\(r.name): copying \(r.old) to \(newPath) (redundancy is kept throughout)"
-                     : "\(r.name): regenerating \(r.old) onto \(newPath) from the other columns"])
+        var messages: [String] = []
+        if readable, let spare = col.hotSpare {
+            let sparePath = db.device(spare)?.path ?? db.config.device(spare)?.lastPath ?? spare.uuidString
+            messages.append("\(r.name): copying from hot spare \(sparePath) (standing in for \(r.old)) to \(newPath) (redundancy is kept throughout); the spare returns to its pool")
+        } else {
+            messages.append(readable ? "\(r.name): copying \(r.old) to \(newPath) (redundancy is kept throughout)"
+                                     : "\(r.name): regenerating \(r.old) onto \(newPath) from the other columns")
+        }
+        if let note = Self.replicaNote(oldDevice: col.device, oldName: r.old, config: db.config) { messages.append(note) }
+        return ReplaceResult(name: r.name, kind: kind, messages: messages)
+    }
+
+    /// Review finding 5: the replaced device still holds state database replicas (replicas
+    /// never move with a column). Pulling it would cost the set those replicas, maybe its
+    /// quorum: say so, with the command that removes them.
+    static func replicaNote(oldDevice: UUID, oldName: String, config: SetConfig) -> String? {
+        guard let d = config.device(oldDevice), d.replicaCount > 0 else { return nil }
+        let total = config.replicas.count
+        let left = total - d.replicaCount
+        let s = config.setName == "local" ? "" : " -s \(config.setName)"
+        let force = left < safeReplicaCount ? " --force" : ""
+        return "warning: \(oldName) still holds \(d.replicaCount) of the \(total) state database replicas of set '\(config.setName)' (replicas do not move with a column); once the replace is done and before removing the device, delete them with `metactl db delete\(s)\(force) \(oldName)`" + (left < safeReplicaCount ? " and add replicas on another device with `metactl db add\(s) DEV` (at least \(safeReplicaCount) are recommended)" : "")
     }
 
     /// Called when a resync ends: a spare that failed as its target is Broken; releases
@@ -213,22 +226,31 @@ extension SetManager {
         switch r.action {
         case .create, .add:
             guard let name = r.pool, VolumeRules.validPoolName(name) else {
-                throw OperationError("bad hot spare pool name '\(r.pool ?? "")': use hsp000 … hsp999")
+                throw OperationError("bad hot spare pool name '\(r.pool ?? "")': use hsp000 … hsp999", code: .invalidArgument)
             }
             let exists = db.config.pool(named: name) != nil
-            if r.action == .create && exists { throw OperationError("\(name): hot spare pool already exists") }
-            if r.action == .add && !exists { throw OperationError("\(name): no such hot spare pool (create it with `metactl hs create \(name)`)") }
-            if r.action == .add && r.devices.isEmpty { throw OperationError("\(name): no devices given") }
-            for p in r.devices where db.config.devices.contains(where: { canonicalPath($0.lastPath) == canonicalPath(p) }) {
-                throw OperationError("\(p): is already a member of set '\(setName)'")
+            if r.action == .create && exists { throw OperationError("\(name): hot spare pool already exists", code: .inUse) }
+            if r.action == .add && !exists { throw OperationError("\(name): no such hot spare pool (create it with `metactl hs create \(name)`)", code: .notFound) }
+            if r.action == .add && r.devices.isEmpty { throw OperationError("\(name): no devices given", code: .invalidArgument) }
+            for p in r.devices {
+                if let e = Self.membershipError(p, config: db.config, currentPath: { self.db.device($0.uuid)?.path }) { throw e }
             }
             // A spare must fit every RAID-5 volume that draws on the pool.
             let fits = db.config.volumes.filter { $0.type == .raid5 && $0.hotSparePool == name }.map { v in
                 SectorFit(volume: v.name, sectorSize: (try? openEngine(v.name))?.sectorSize,
                           interlaceBytes: v.interlaceBlocks * 512)
             }
-            _ = try Self.validateDevices(CreateRequest(name: "hsp", type: .concat, devices: r.devices, force: r.force),
-                                         replicaCopies: 0, configDir: configDir, fits: fits)
+            let checked = try Self.validateDevices(CreateRequest(name: "hsp", type: .concat, devices: r.devices, force: r.force),
+                                                   replicaCopies: 0, configDir: configDir, fits: fits)
+            // Review finding 26: a spare smaller than a column of a volume using the pool can
+            // never stand in for it; accepted (other volumes may fit) but said at once.
+            var warnings: [String] = []
+            for (p, c) in zip(r.devices, checked) {
+                let small = db.config.volumes.filter { $0.type == .raid5 && $0.hotSparePool == name && c.dataBlocks < $0.columnBlocks }
+                if !small.isEmpty {
+                    warnings.append("warning: \(p): too small to stand in for a column of \(small.map(\.name).joined(separator: ", ")) (its data area is \(c.dataBlocks) blocks, the columns use \(small.map(\.columnBlocks).max() ?? 0))")
+                }
+            }
             try db.commit { cfg in
                 if cfg.pool(named: name) == nil { cfg.hotSparePools.append(HotSparePoolRecord(name: name)) }
                 guard let pi = cfg.hotSparePools.firstIndex(where: { $0.name == name }) else { return }
@@ -238,45 +260,54 @@ extension SetManager {
                 }
             }
             if isServer { for v in db.config.volumes where v.hotSparePool == name { checkHotSpares(v.name) } }
+            if !warnings.isEmpty { return ["warnings": warnings.joined(separator: "\n")] }
         case .delete:
             guard let name = r.pool, let pool = db.config.pool(named: name) else {
-                throw OperationError("\(r.pool ?? "?"): no such hot spare pool")
+                throw OperationError("\(r.pool ?? "?"): no such hot spare pool", code: .notFound)
             }
             var drop: [UUID] = []
             for p in r.devices {
                 guard let s = pool.spares.first(where: { canonicalPath(db.device($0.device)?.path ?? db.config.device($0.device)?.lastPath ?? "") == canonicalPath(p) }) else {
-                    throw OperationError("\(p): not a spare in \(name)")
+                    throw OperationError("\(p): not a spare in \(name)", code: .notFound)
                 }
-                if s.state == .inUse { throw OperationError("\(p): is in use as a hot spare; replace the failed column first") }
+                if s.state == .inUse { throw OperationError("\(p): is in use as a hot spare; replace the failed column first", code: .inUse) }
                 drop.append(s.device)
             }
             if r.devices.isEmpty, let users = db.config.volumes.first(where: { $0.hotSparePool == name }) {
-                throw OperationError("\(name): used by \(users.name); detach it with `metactl set \(users.name) --hot-spare-pool none`")
+                throw OperationError("\(name): used by \(users.name); detach it with `metactl set \(users.name) --hot-spare-pool none`", code: .inUse)
             }
             if r.devices.isEmpty && pool.spares.contains(where: { $0.state == .inUse }) {
-                throw OperationError("\(name): a spare is in use")
+                throw OperationError("\(name): a spare is in use", code: .inUse)
             }
             if r.devices.isEmpty { drop = pool.spares.map(\.device) }
             try db.apply(.sparesRemoved(pool: name, devices: drop, deletePool: r.devices.isEmpty))
         case .enable:
-            var found = false
-            try db.commit { cfg in
-                for p in r.devices {
+            // Validate every device before committing anything: bad input changes nothing.
+            guard !r.devices.isEmpty else { throw OperationError("hs enable: no devices given", code: .usage) }
+            var toEnable: [UUID] = []
+            for p in r.devices {
+                let matches = db.config.hotSparePools.flatMap(\.spares).filter {
+                    canonicalPath(db.device($0.device)?.path ?? db.config.device($0.device)?.lastPath ?? "") == canonicalPath(p)
+                }
+                guard let spare = matches.first else {
+                    throw OperationError("\(p): not a hot spare of set '\(setName)'", code: .notFound)
+                }
+                guard db.device(spare.device) != nil else {
+                    throw OperationError("\(p): the device is not present", code: .deviceFailed)
+                }
+                if matches.contains(where: { $0.state == .broken }) { toEnable.append(spare.device) }
+            }
+            if !toEnable.isEmpty {
+                try db.commit { cfg in
                     for pi in cfg.hotSparePools.indices {
-                        for si in cfg.hotSparePools[pi].spares.indices {
-                            let u = cfg.hotSparePools[pi].spares[si].device
-                            if canonicalPath(db.device(u)?.path ?? cfg.device(u)?.lastPath ?? "") == canonicalPath(p) {
-                                guard db.device(u) != nil else { throw OperationError("\(p): the device is not present") }
-                                if cfg.hotSparePools[pi].spares[si].state == .broken {
-                                    cfg.hotSparePools[pi].spares[si].state = .available
-                                }
-                                found = true
-                            }
+                        for si in cfg.hotSparePools[pi].spares.indices
+                        where toEnable.contains(cfg.hotSparePools[pi].spares[si].device)
+                            && cfg.hotSparePools[pi].spares[si].state == .broken {
+                            cfg.hotSparePools[pi].spares[si].state = .available
                         }
                     }
                 }
             }
-            if !found { throw OperationError("\(r.devices.joined(separator: " ")): not a hot spare of set '\(setName)'") }
             if isServer { for v in db.config.volumes where v.hotSparePool != nil { checkHotSpares(v.name) } }
         }
         return [:]
@@ -287,13 +318,13 @@ extension SetManager {
     /// `metactl set NAME --hot-spare-pool HSP|none --resync-rate MIN:MAX`.
     public func setParams(_ r: SetParamsRequest) throws -> [String: String] {
         opLockAcquire(); defer { opLockRelease() }
-        guard let vol = db.config.volume(named: r.name) else { throw OperationError("\(r.name): no such volume in set '\(setName)'") }
+        guard let vol = db.config.volume(named: r.name) else { throw OperationError("\(r.name): no such volume in set '\(setName)'", code: .notFound) }
         if let hsp = r.hotSparePool, hsp != "none" {
-            guard vol.type == .raid5 else { throw OperationError("\(r.name): hot spare pools apply to RAID-5 volumes") }
-            guard db.config.pool(named: hsp) != nil else { throw OperationError("\(hsp): no such hot spare pool") }
+            guard vol.type == .raid5 else { throw OperationError("\(r.name): hot spare pools apply to RAID-5 volumes", code: .invalidArgument) }
+            guard db.config.pool(named: hsp) != nil else { throw OperationError("\(hsp): no such hot spare pool", code: .notFound) }
         }
         if let rate = r.resyncRate, rate.minBytesPerSecond > rate.maxBytesPerSecond {
-            throw OperationError("--resync-rate: the minimum is above the maximum")
+            throw OperationError("--resync-rate: the minimum is above the maximum", code: .invalidArgument)
         }
         try db.commit { cfg in
             guard let vi = cfg.volumeIndex(named: r.name) else { return }

@@ -8,9 +8,13 @@ import MetaLayout
 import Synchronization
 
 /// An error an operation reports to the user: one line, naming what is at fault.
-public struct OperationError: Error, Sendable, CustomStringConvertible, Codable {
+public struct OperationError: CodedError, Sendable, CustomStringConvertible, Codable {
+    /// One line naming the thing at fault and the cause.
     public var message: String
-    public init(_ message: String) { self.message = message }
+    /// What kind of failure this is; it crosses the control socket with the message.
+    public var code: ErrorCode
+    /// An error with `message` and `code` (``ErrorCode/general`` unless said).
+    public init(_ message: String, code: ErrorCode = .general) { self.message = message; self.code = code }
     public var description: String { message }
 }
 
@@ -62,7 +66,7 @@ public enum VolumeRules {
 
     public static func checkInterlace(_ bytes: UInt64) throws(OperationError) {
         guard bytes >= minInterlace, bytes <= maxInterlace, bytes % 512 == 0 else {
-            throw OperationError("interlace \(bytes) bytes: must be a multiple of 512 between 8 KiB and 100 MiB")
+            throw OperationError("interlace \(bytes) bytes: must be a multiple of 512 between 8 KiB and 100 MiB", code: .invalidArgument)
         }
     }
 
@@ -81,7 +85,7 @@ public enum VolumeRules {
         let sector = UInt64(max(512, logicalSectorSize))
         guard interlaceBytes % sector == 0 else {
             let which = volume.map { "the interlace of \($0)" } ?? "the interlace"
-            throw OperationError("\(path): logical sector size \(sector) bytes: \(which) (\(interlaceText(interlaceBytes))) must be a multiple of it")
+            throw OperationError("\(path): logical sector size \(sector) bytes: \(which) (\(interlaceText(interlaceBytes))) must be a multiple of it", code: .invalidArgument)
         }
     }
 
@@ -175,7 +179,7 @@ public final class SetManager: @unchecked Sendable {
     @discardableResult
     public func openEngine(_ name: String) throws -> Volume {
         if let e = engines.withLock({ $0[name] }) { return e }
-        guard let rec = db.config.volume(named: name) else { throw OperationError("\(name): no such volume in set '\(setName)'") }
+        guard let rec = db.config.volume(named: name) else { throw OperationError("\(name): no such volume in set '\(setName)'", code: .notFound) }
         let engine = try VolumeFactory.open(rec, context: context)
         if let r5 = engine as? RAID5Volume, db.quorum.writable {
             try? r5.commitUnavailableColumns()
@@ -210,7 +214,7 @@ public final class SetManager: @unchecked Sendable {
     public func status(names: [String] = []) throws -> StatusReport {
         let cfg = db.config
         for n in names where cfg.volume(named: n) == nil && cfg.pool(named: n) == nil {
-            throw OperationError("\(n): no such volume or hot spare pool in set '\(setName)'")
+            throw OperationError("\(n): no such volume or hot spare pool in set '\(setName)'", code: .notFound)
         }
         let counts = openCountProvider
         return StatusReport.make(
@@ -225,19 +229,26 @@ public final class SetManager: @unchecked Sendable {
     /// Validates a create request against the set; returns what each device offers.
     static func validate(_ r: CreateRequest, config: SetConfig?, replicaCopies: Int, configDir: String?) throws -> [CheckedDevice] {
         guard VolumeRules.validName(r.name) else {
-            throw OperationError("bad volume name '\(r.name)': use a lower-case letter then up to 62 of a-z 0-9 _ . -")
+            throw OperationError("bad volume name '\(r.name)': use a lower-case letter then up to 62 of a-z 0-9 _ . -", code: .invalidArgument)
         }
-        if VolumeRules.validPoolName(r.name) { throw OperationError("\(r.name): names hsp000–hsp999 are for hot spare pools") }
-        if config?.volume(named: r.name) != nil { throw OperationError("\(r.name): a volume of that name already exists") }
+        if VolumeRules.validPoolName(r.name) { throw OperationError("\(r.name): names hsp000–hsp999 are for hot spare pools", code: .invalidArgument) }
+        if config?.volume(named: r.name) != nil { throw OperationError("\(r.name): a volume of that name already exists", code: .inUse) }
         let minimum = r.type == .raid5 ? 3 : 1
         guard r.devices.count >= minimum else {
-            throw OperationError("\(r.name): \(r.type.rawValue) needs at least \(minimum) device\(minimum == 1 ? "" : "s"), \(r.devices.count) given")
+            throw OperationError("\(r.name): \(r.type.rawValue) needs at least \(minimum) device\(minimum == 1 ? "" : "s"), \(r.devices.count) given", code: .invalidArgument)
+        }
+        // The limits grow enforces, so a volume create accepts can also be grown.
+        if r.type == .raid5 && r.devices.count > VolumeGrowth.maxRAID5Columns {
+            throw OperationError("\(r.name): \(r.devices.count) columns; a RAID-5 volume has at most \(VolumeGrowth.maxRAID5Columns)", code: .invalidArgument)
+        }
+        if r.type == .stripe && r.devices.count > VolumeGrowth.maxRowComponents {
+            throw OperationError("\(r.name): \(r.devices.count) devices; a stripe row takes at most \(VolumeGrowth.maxRowComponents)", code: .invalidArgument)
         }
         if let il = r.interlaceBytes { try VolumeRules.checkInterlace(il) }
-        if r.type == .concat && r.interlaceBytes != nil { throw OperationError("\(r.name): -i applies to stripe and raid5 volumes, not concat") }
+        if r.type == .concat && r.interlaceBytes != nil { throw OperationError("\(r.name): -i applies to stripe and raid5 volumes, not concat", code: .invalidArgument) }
         if let hsp = r.hotSparePool {
-            guard r.type == .raid5 else { throw OperationError("\(r.name): hot spare pools apply to RAID-5 volumes") }
-            guard VolumeRules.validPoolName(hsp) else { throw OperationError("bad hot spare pool name '\(hsp)': use hsp000 … hsp999") }
+            guard r.type == .raid5 else { throw OperationError("\(r.name): hot spare pools apply to RAID-5 volumes", code: .invalidArgument) }
+            guard VolumeRules.validPoolName(hsp) else { throw OperationError("bad hot spare pool name '\(hsp)': use hsp000 … hsp999", code: .invalidArgument) }
         }
         return try validateDevices(r, replicaCopies: replicaCopies, configDir: configDir, config: config)
     }
@@ -251,12 +262,13 @@ public final class SetManager: @unchecked Sendable {
         var seen: [String: String] = [:]
         var sizes: [CheckedDevice] = []
         for p in r.devices {
+            if let config, let e = membershipError(p, config: config) { throw e }
             let cand: ComponentCandidate
             do { cand = try ComponentCheck.check(path: p, force: r.force, knownMembers: [:]) } catch {
-                throw OperationError("\(p): \(error.reason)")
+                throw OperationError("\(p): \(error.reason)", code: error.code)
             }
             let key = "\(cand.kind == .blockDevice ? "b" : "f"):\(cand.deviceNumber):\(cand.kind == .blockDevice ? 0 : cand.inode)"
-            if let other = seen[key] { throw OperationError("\(p): same device as \(other)") }
+            if let other = seen[key] { throw OperationError("\(p): same device as \(other)", code: .invalidArgument) }
             seen[key] = p
             if r.type != .concat {
                 let il = r.interlaceBytes ?? (r.type == .raid5 ? VolumeRules.defaultRAID5Interlace : VolumeRules.defaultStripeInterlace)
@@ -264,17 +276,17 @@ public final class SetManager: @unchecked Sendable {
             }
             for f in fits { try f.check(path: p, logicalSectorSize: cand.logicalSectorSize) }
             if let config, config.devices.contains(where: { canonicalPath($0.lastPath) == canonicalPath(p) }) {
-                throw OperationError("\(p): is already a member of set '\(config.setName)'")
+                throw OperationError("\(p): is already a member of set '\(config.setName)'", code: .inUse)
             }
             do { try DeviceCheck.checkCandidate(path: p, force: r.force, configDir: configDir) } catch {
-                throw OperationError("\(error)")
+                throw OperationError("\(error)", code: ErrorCode.of(error))
             }
             let start = DiskLayout.dataStartBlock(copies: replicaCopies, slotSize: DiskLayout.defaultSlotSize)
             let blocks = cand.sizeBytes / 512
             let il = (r.interlaceBytes ?? (r.type == .raid5 ? VolumeRules.defaultRAID5Interlace : VolumeRules.defaultStripeInterlace)) / 512
             let need = start + (r.type == .concat ? 1 : il)
             guard blocks >= need else {
-                throw OperationError("\(p): too small (\(cand.sizeBytes) bytes): needs at least \(need * 512) bytes for its label\(replicaCopies > 0 ? ", replica" : "") and one interlace of data")
+                throw OperationError("\(p): too small (\(cand.sizeBytes) bytes): needs at least \(need * 512) bytes for its label\(replicaCopies > 0 ? ", replica" : "") and one interlace of data", code: .invalidArgument)
             }
             sizes.append(CheckedDevice(dataBlocks: blocks - start, logicalSectorSize: cand.logicalSectorSize))
         }
@@ -350,6 +362,9 @@ public final class SetManager: @unchecked Sendable {
             notes.append(isServer ? "\(r.name): parity is being initialised in the background"
                                   : "\(r.name): parity will be initialised in the background when the set is served (metactl serve)")
         }
+        if let why = db.takeRegistryFailure() {
+            notes.append("warning: \(r.name) is created, but this host could not record the set's device paths: \(why)")
+        }
         logger.info("\(r.name): created \(r.type.rawValue) of \(r.devices.count) device(s), \(engine.sizeBytes) bytes")
         return CreateResult(name: r.name, sizeBytes: engine.sizeBytes, messages: notes, createdDatabase: createdDatabase)
     }
@@ -369,7 +384,7 @@ public final class SetManager: @unchecked Sendable {
                 var recs: [DeviceRecord] = []
                 for p in real {
                     guard let i = cfg.devices.firstIndex(where: { canonicalPath($0.lastPath) == p }) else {
-                        throw OperationError("\(p): not found in the new state database")
+                        throw OperationError("\(p): not found in the new state database", code: .notFound)
                     }
                     cfg.devices[i].role = .component
                     recs.append(cfg.devices[i])
@@ -396,14 +411,15 @@ public final class SetManager: @unchecked Sendable {
 
     /// Deletes a volume: drops it from the database and releases its devices' labels
     /// (devices holding replicas stay in the set as replica holders).
-    public func clear(name: String, force: Bool) throws {
+    @discardableResult
+    public func clear(name: String, force: Bool) throws -> VolumeType {
         opLock.lock(); defer { opLock.unlock() }
-        guard let vol = db.config.volume(named: name) else { throw OperationError("\(name): no such volume in set '\(setName)'") }
+        guard let vol = db.config.volume(named: name) else { throw OperationError("\(name): no such volume in set '\(setName)'", code: .notFound) }
         if let n = openCountProvider?(name), n > 0, !force {
-            throw OperationError("\(name): is open by \(n) client\(n == 1 ? "" : "s") through the server; disconnect them or use -f")
+            throw OperationError("\(name): is open by \(n) client\(n == 1 ? "" : "s") through the server; disconnect them or use -f", code: .inUse)
         }
         if let r = vol.resync, !force, r.kind != .initialize {
-            throw OperationError("\(name): a \(r.kind.rawValue) is in progress; wait for it or use -f")
+            throw OperationError("\(name): a \(r.kind.rawValue) is in progress; wait for it or use -f", code: .inUse)
         }
         let engine = engines.withLock { $0.removeValue(forKey: name) }
         // Clients connected through the server (-f) keep a reference to this engine: from
@@ -430,6 +446,35 @@ public final class SetManager: @unchecked Sendable {
         // would send its write elsewhere).
         if drained { dataDevices.forget(uuids.filter { !db.config.isReferenced($0) }) }
         logger.info("\(name): cleared")
+        return vol.type
+    }
+}
+
+extension SetManager {
+    /// Why `path` cannot join the set because it already belongs to it, in one wording for
+    /// every command (create, grow, replace, hs add): the volume it is a component of, the
+    /// pool it is a spare in, or its state database replicas. Nil when it is not a member.
+    /// Checked before the in-use check, whose "opened exclusively by another program" would
+    /// otherwise name metactl itself.
+    static func membershipError(_ path: String, config: SetConfig, currentPath: (DeviceRecord) -> String? = { _ in nil }) -> OperationError? {
+        let canon = canonicalPath(path)
+        guard let d = config.devices.first(where: {
+            canonicalPath($0.lastPath) == canon || currentPath($0).map(canonicalPath) == canon
+        }) else { return nil }
+        let set = config.setName
+        if let v = config.volumes.first(where: { $0.allComponents.contains { $0.device == d.uuid } }) {
+            return OperationError("\(path): is already a component of \(v.name) in set '\(set)'", code: .inUse)
+        }
+        if let v = config.volumes.first(where: { $0.allComponents.contains { $0.hotSpare == d.uuid } }) {
+            return OperationError("\(path): is a hot spare standing in for a column of \(v.name) in set '\(set)'", code: .inUse)
+        }
+        if let pool = config.hotSparePools.first(where: { $0.spares.contains { $0.device == d.uuid } }) {
+            return OperationError("\(path): is already a hot spare in \(pool.name) of set '\(set)'", code: .inUse)
+        }
+        if d.replicaCount > 0 {
+            return OperationError("\(path): holds a state database replica of set '\(set)'; replica holders cannot become components or spares (use other devices; a volume created first puts the set's replicas on its own devices)", code: .inUse)
+        }
+        return OperationError("\(path): is already a member of set '\(set)'", code: .inUse)
     }
 }
 

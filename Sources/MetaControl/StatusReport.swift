@@ -5,14 +5,28 @@ import MetaEngine
 
 /// `metactl status --json`: the documented, stable schema (fields may be added, never renamed).
 public struct StatusReport: Codable, Sendable, Equatable {
+    /// A volume's resync rate limits in bytes per second; a nil maximum is unlimited.
+    public struct RateLimits: Codable, Sendable, Equatable {
+        public var minBytesPerSecond: UInt64
+        public var maxBytesPerSecond: UInt64?
+        public init(minBytesPerSecond: UInt64, maxBytesPerSecond: UInt64?) {
+            self.minBytesPerSecond = minBytesPerSecond; self.maxBytesPerSecond = maxBytesPerSecond
+        }
+    }
     public struct Resync: Codable, Sendable, Equatable {
         /// `initialize`, `regenerate`, `copy`, `parity-repair`, `zeroing`.
         public var kind: String
         public var percent: Double
         public var bytesPerSecond: Double
         public var secondsLeft: Double?
-        public init(kind: String, percent: Double, bytesPerSecond: Double, secondsLeft: Double? = nil) {
+        /// The device a copy reads (the old device, or the hot spare standing in for it).
+        public var source: String?
+        /// The device being written: the replacement, or the spare taking over.
+        public var target: String?
+        public init(kind: String, percent: Double, bytesPerSecond: Double, secondsLeft: Double? = nil,
+                    source: String? = nil, target: String? = nil) {
             self.kind = kind; self.percent = percent; self.bytesPerSecond = bytesPerSecond; self.secondsLeft = secondsLeft
+            self.source = source; self.target = target
         }
     }
     public struct Component: Codable, Sendable, Equatable {
@@ -60,6 +74,8 @@ public struct StatusReport: Codable, Sendable, Equatable {
         /// Clients connected through the server (null when no server runs).
         public var openCount: Int?
         /// RAID-5: bytes of data known to be lost (0 when none).
+        /// Resync rate limits set with `metactl set --resync-rate` (nil: the defaults).
+        public var resyncRate: RateLimits? = nil
         public var lostBytes: UInt64 = 0
         /// RAID-5: where (empty when none).
         public var lost: [Extent] = []
@@ -155,18 +171,19 @@ extension StatusReport {
                 resync = Resync(kind: r.kind.rawValue, percent: (Double(r.doneBlocks) / Double(r.totalBlocks) * 1000).rounded() / 10,
                                 bytesPerSecond: 0, secondsLeft: nil)
             }
-            var invoke: String? = nil
-            // Runnable as printed: a set other than the default one is named.
-            let replace = config.setName == "local" ? "metactl replace" : "metactl replace -s \(config.setName)"
-            let comps = v.allComponents
-            if let bad = comps.first(where: { $0.state == .maintenance || $0.state == .unavailable }) ,
-               state == .needsMaintenance || state == .lastErred {
-                invoke = "\(replace) \(v.name) \(path(bad.device)) <new device>"
-                if state == .lastErred, let le = comps.first(where: { $0.state == .lastErred }) {
-                    invoke! += "; then \(replace) \(v.name) --enable \(path(le.device))"
+            // The same rules replace runs: every Invoke line names commands it accepts.
+            // Review finding 19: which devices a rebuild reads and writes.
+            if let cp = v.resync, cp.kind == .copy || cp.kind == .regenerate {
+                resync?.target = cp.target.map(path)
+                if cp.kind == .copy {
+                    resync?.source = cp.source.map(path) ?? cp.column.flatMap { v.columns.indices.contains($0) ? path(v.columns[$0].activeDevice) : nil }
                 }
-            } else if let le = comps.first(where: { $0.state == .lastErred }) {
-                invoke = "\(replace) \(v.name) --enable \(path(le.device))"
+            }
+            var invoke = ReplaceRules.invoke(v, setName: config.setName, path: path, present: present)
+            let comps = v.allComponents
+            if v.type != .raid5, let bad = comps.first(where: { $0.state.isErred }) {
+                // replace refuses a concat/stripe (nothing to rebuild from): say what is true.
+                invoke = "restore \(v.name) from a backup: \(path(bad.device)) failed and a \(v.type.rawValue) has no redundancy (`metactl clear \(v.name)`, then create it again on working devices)"
             }
             let sizeBlocks: UInt64
             var rows: [Row]? = nil
@@ -198,6 +215,10 @@ extension StatusReport {
                                   originalColumns: v.type == .raid5 ? v.originalColumnCount : nil,
                                   invoke: invoke, openCount: openCount(v.name))
             vs.lost = lost
+            vs.resyncRate = v.resyncRate.map {
+                RateLimits(minBytesPerSecond: $0.minBytesPerSecond,
+                           maxBytesPerSecond: $0.maxBytesPerSecond == .max || $0.maxBytesPerSecond == 0 ? nil : $0.maxBytesPerSecond)
+            }
             vs.lostBytes = lost.reduce(0) { $0 + $1.lengthBytes }
             vols.append(vs)
         }

@@ -26,6 +26,10 @@ public enum DatabaseError: Error, Sendable, CustomStringConvertible {
     case registry(path: String, reason: String)
     /// The set lock could not be taken.
     case lock(path: String, reason: String)
+    /// The set lock is held by another process (PID when recorded) for longer than the timeout.
+    case lockBusy(path: String, what: String, holder: Int32?, seconds: Double)
+    /// A file or directory metactl needs cannot be opened or created for lack of permission.
+    case permission(path: String, hint: String)
     /// Bad argument (replica count, set name, ...).
     case invalid(String)
     /// The database has been closed.
@@ -51,10 +55,35 @@ public enum DatabaseError: Error, Sendable, CustomStringConvertible {
         case .device(let e): e.description
         case .registry(let p, let r): "host registry \(p): \(r)"
         case .lock(let p, let r): "lock \(p): \(r)"
+        case .lockBusy(let p, let what, let holder, let seconds):
+            "lock \(p): \(what) is busy: held by another process\(holder.map { " (PID \($0))" } ?? "") for more than \(Int(seconds)) s"
+        case .permission(let p, let hint): "\(p): permission denied (\(hint))"
         case .invalid(let s): s
         case .closed(let s): "set '\(s)': state database is closed"
         case .conflictingConfigurations(let s, let d):
             "set '\(s)': cannot open read-write: \(d); inspect them with `metactl -s \(s) db status`, disconnect the devices holding the configuration to drop and open the set again"
+        }
+    }
+}
+
+extension DatabaseError: CodedError {
+    /// What kind of failure this is (exit status and `--json` error code).
+    public var code: ErrorCode {
+        switch self {
+        case .unknownSet: .notFound
+        case .setExists: .inUse
+        case .noReplica: .deviceFailed
+        case .noQuorum, .readOnly, .conflictingConfigurations: .noQuorum
+        case .commitFailed: .deviceFailed
+        case .newerFormat: .general
+        case .badCandidate: .invalidArgument
+        case .device(let e): e.code
+        case .registry(_, let r): r.contains("ermission denied") ? .permission : .general
+        case .lock: .general
+        case .lockBusy: .inUse
+        case .permission: .permission
+        case .invalid: .invalidArgument
+        case .closed: .internal
         }
     }
 }

@@ -30,6 +30,10 @@ public struct HostRegistry: Codable, Sendable, Equatable {
 
     /// Loads the registry (empty when the file does not exist).
     public static func load(configDir: String) throws -> HostRegistry {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: configDir, isDirectory: &isDir), !isDir.boolValue {
+            throw DatabaseError.invalid("\(configDir): not a directory (the config directory, --config-dir or METACTL_CONFIG_DIR)")
+        }
         let p = path(configDir: configDir)
         guard FileManager.default.fileExists(atPath: p) else { return HostRegistry() }
         let data: Data
@@ -39,6 +43,34 @@ public struct HostRegistry: Codable, Sendable, Equatable {
         do { return try JSONDecoder().decode(HostRegistry.self, from: data) } catch {
             throw DatabaseError.registry(path: p, reason: "malformed (run `metactl import` to rebuild it)")
         }
+    }
+
+    /// When `<configDir>/sets.json` exists and cannot be decoded, renames it to
+    /// `sets.json.bad` (replacing an older one) so `metactl import` can rebuild the registry;
+    /// returns the new path, or nil when the registry is fine or absent.
+    public static func setAsideMalformed(configDir: String) throws -> String? {
+        let p = path(configDir: configDir)
+        guard let data = FileManager.default.contents(atPath: p),
+              (try? JSONDecoder().decode(HostRegistry.self, from: data)) == nil else { return nil }
+        let bad = p + ".bad"
+        guard rename(p, bad) == 0 else {
+            throw DatabaseError.registry(path: p, reason: "malformed, and cannot be moved to \(bad): \(String(cString: strerror(errno)))")
+        }
+        return bad
+    }
+
+    /// The device paths still legible in a malformed registry file (`"path" : "…"` pairs), so
+    /// an import can look at them again.
+    public static func salvagePaths(fromMalformed file: String) -> [String] {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8),
+              let re = try? NSRegularExpression(pattern: #""path"\s*:\s*"((?:[^"\\]|\\.)+)""#) else { return [] }
+        var out: [String] = []
+        for m in re.matches(in: text, range: NSRange(text.startIndex..., in: text)) {
+            guard let r = Range(m.range(at: 1), in: text) else { continue }
+            let p = text[r].replacingOccurrences(of: "\\/", with: "/")
+            if !out.contains(p) { out.append(p) }
+        }
+        return out
     }
 
     /// Loads, edits and atomically rewrites the registry under `<configDir>/sets.json.lock`.
@@ -90,11 +122,26 @@ final class FileLock: @unchecked Sendable {
     init(path: String, timeout: Double, what: String) throws {
         self.path = path
         let dir = (path as NSString).deletingLastPathComponent
-        if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        let hint = "run as root, or use your own --run-dir"
+        if !dir.isEmpty && !FileManager.default.fileExists(atPath: dir) {
+            if mkdir(dir, 0o755) != 0 && errno != EEXIST {
+                let e = errno
+                try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+                if !FileManager.default.fileExists(atPath: dir) {
+                    if e == EACCES || e == EPERM || e == EROFS { throw DatabaseError.permission(path: dir, hint: "cannot create it: \(hint)") }
+                    throw DatabaseError.lock(path: path, reason: "cannot create \(dir): \(String(cString: strerror(e)))")
+                }
+            }
+        }
         fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            throw DatabaseError.lock(path: path, reason: "cannot open: \(String(cString: strerror(errno)))")
+            let e = errno
+            if e == EACCES || e == EPERM { throw DatabaseError.permission(path: path, hint: hint) }
+            if e == EROFS { throw DatabaseError.lock(path: path, reason: "cannot create it: read-only file system") }
+            if e == ENOTDIR { throw DatabaseError.lock(path: path, reason: "\(dir): not a directory") }
+            throw DatabaseError.lock(path: path, reason: "cannot open: \(String(cString: strerror(e)))")
         }
+        let timeout = timeout.isFinite ? max(0, timeout) : 30
         let deadline = Date().addingTimeInterval(timeout)
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let e = errno
@@ -107,8 +154,7 @@ final class FileLock: @unchecked Sendable {
                 let holder = (try? String(contentsOfFile: path, encoding: .utf8))?
                     .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
                 close(fd)
-                throw DatabaseError.lock(path: path, reason: "\(what) is busy: held by another process"
-                    + (holder.isEmpty ? "" : " (pid \(holder))") + " for more than \(Int(timeout)) s")
+                throw DatabaseError.lockBusy(path: path, what: what, holder: Int32(holder), seconds: timeout)
             }
             usleep(20_000)
         }

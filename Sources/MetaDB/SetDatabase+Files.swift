@@ -7,9 +7,17 @@ import Glibc
 
 extension SetDatabase {
     /// How long a read-write open waits for another process holding the set lock
-    /// (`METACTL_LOCK_TIMEOUT` seconds, default 30).
-    public static var lockTimeout: Double {
-        ProcessInfo.processInfo.environment["METACTL_LOCK_TIMEOUT"].flatMap(Double.init) ?? 30
+    /// (`METACTL_LOCK_TIMEOUT` seconds, default 30). A value that is not a finite number of
+    /// seconds from 0 to one year (`nan`, `-1`, `abc`) is ignored with a warning on stderr.
+    public static let lockTimeout: Double = parseLockTimeout(ProcessInfo.processInfo.environment["METACTL_LOCK_TIMEOUT"],
+                                                             warn: { FileHandle.standardError.write(Data("metactl: \($0)\n".utf8)) })
+
+    /// The lock timeout `text` gives (default 30 s when nil or invalid; `warn` is told why).
+    public static func parseLockTimeout(_ text: String?, warn: (String) -> Void) -> Double {
+        guard let text else { return 30 }
+        if let v = Double(text.trimmingCharacters(in: .whitespaces)), v.isFinite, v >= 0, v <= 365 * 86400 { return v }
+        warn("METACTL_LOCK_TIMEOUT='\(text)' is not a number of seconds between 0 and 31536000; using 30")
+        return 30
     }
 
     /// Path of the lock file that serialises processes changing a set.
@@ -162,6 +170,7 @@ extension SetDatabase {
         } catch {
             for d in finder.devices.values { (d as? FileDevice)?.close() }
             lock?.unlock()
+            if case DatabaseError.noReplica = error { throw finder.cause(setName: setName, runDir: runDir) ?? error }
             throw error
         }
     }
@@ -226,6 +235,9 @@ final class DeviceFinder {
     var expectedEpoch: [UUID: UInt64] = [:]
     /// Whether ``dropStale()`` closed a device already opened.
     private(set) var droppedStale = false
+    /// Paths of the set that could not be opened, with the errno: what to blame when no
+    /// replica is readable.
+    var openFailures: [(path: String, errno: Int32)] = []
     private var openedPaths = Set<String>()
     /// Paths found holding stale copies (not tried again).
     private var stalePaths = Set<String>()
@@ -244,11 +256,15 @@ final class DeviceFinder {
         let real = SetDatabase.realPath(path)
         guard !openedPaths.contains(real), !stalePaths.contains(real), FileManager.default.fileExists(atPath: path) else { return }
         // Peek without locking first: a device of another set must not be locked by us.
-        guard let peek = SetDatabase.readLabel(path: path), peek.setUUID == setUUID,
-              devices[peek.deviceUUID] == nil else { return }
+        guard let peek = SetDatabase.readLabel(path: path) else {
+            if access(path, R_OK) != 0 && (errno == EACCES || errno == EPERM) { openFailures.append((path, EACCES)) }
+            return
+        }
+        guard peek.setUUID == setUUID, devices[peek.deviceUUID] == nil else { return }
         let d: FileDevice
         do { d = try FileDevice(path: path, options: options) } catch {
             problems.append("\(path): \(error)")
+            openFailures.append((path, error.errno))
             return
         }
         let r = Label.read(from: d)
@@ -262,6 +278,20 @@ final class DeviceFinder {
         devices[l.deviceUUID] = d
         labels[l.deviceUUID] = l
         openedPaths.insert(real)
+    }
+
+    /// Why no device of the set could be opened, when the cause is one the user can act on:
+    /// permission (not root), or the devices held exclusively by another process (a server
+    /// of the set started with another --run-dir).
+    func cause(setName: String, runDir: String) -> DatabaseError? {
+        if let f = openFailures.first(where: { $0.errno == EACCES || $0.errno == EPERM }) {
+            return .permission(path: f.path, hint: "reading set '\(setName)' needs access to its devices: run as root")
+        }
+        if let f = openFailures.first(where: { $0.errno == EBUSY }) {
+            return .device(DeviceError(path: f.path, operation: .open, errno: EBUSY,
+                                       detail: "set '\(setName)': its devices are held by another process (a `metactl serve` started with another --run-dir than \(runDir)?)"))
+        }
+        return nil
     }
 
     /// Scans sysfs block devices and every path in the registry for the missing UUIDs.

@@ -53,20 +53,39 @@ extension SetDatabase {
         }
         var results: [ImportResult] = []
         for setUUID in order {
-            guard let found = bySet[setUUID] else { continue }
+            guard var found = bySet[setUUID] else { continue }
             var devs: [UUID: any BlockDevice] = [:]
             var labels: [UUID: Label] = [:]
-            for (u, p) in found {
-                guard let d = try? FileDevice(path: p, options: OpenOptions(readOnly: true, exclusive: false)) else { continue }
-                let l = Label.read(from: d).label
-                guard let l, l.setUUID == setUUID, l.deviceUUID == u else { d.close(); continue }
-                devs[u] = d
-                labels[u] = l
+            func open(_ found: [UUID: String]) {
+                for (u, p) in found where devs[u] == nil {
+                    guard let d = try? FileDevice(path: p, options: OpenOptions(readOnly: true, exclusive: false)) else { continue }
+                    let l = Label.read(from: d).label
+                    guard let l, l.setUUID == setUUID, l.deviceUUID == u else { d.close(); continue }
+                    devs[u] = d
+                    labels[u] = l
+                }
             }
+            open(found)
             defer { for d in devs.values { (d as? FileDevice)?.close() } }
             let name = labels.values.first?.setName ?? "?"
-            let loaded: Loaded
-            do { loaded = try load(setName: name, setUUID: setUUID, devices: devs, labels: labels) } catch {
+            var loaded: Loaded
+            do {
+                loaded = try load(setName: name, setUUID: setUUID, devices: devs, labels: labels)
+                // Devices the configuration records at paths nobody scanned (image files):
+                // look there before calling them missing.
+                var more: [UUID: String] = [:]
+                for rec in loaded.config.devices where found[rec.uuid] == nil && !seenReal.contains(realPath(rec.lastPath)) {
+                    if let l = readLabel(path: rec.lastPath), l.setUUID == setUUID, l.deviceUUID == rec.uuid {
+                        more[rec.uuid] = rec.lastPath
+                        seenReal.insert(realPath(rec.lastPath))
+                    }
+                }
+                if !more.isEmpty {
+                    found.merge(more) { a, _ in a }
+                    open(more)
+                    loaded = try load(setName: name, setUUID: setUUID, devices: devs, labels: labels)
+                }
+            } catch {
                 results.append(ImportResult(set: name, uuid: setUUID, generation: 0,
                                             devices: found.map { ImportResult.Device(uuid: $0.key, path: $0.value, role: labels[$0.key]?.role ?? .unused, found: true, moved: false) },
                                             quorum: Quorum(readable: 0, total: 0), recorded: false,

@@ -44,6 +44,7 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
     /// Per replica: the slot holding its newest intact copy and that copy's generation.
     private var newestSlot: [ReplicaLocation: (slot: Int, generation: UInt64)]
     private var skipped: [String]
+    private var registryFailure: String?
     /// Replicas whose write failed during this open: not written again until the set is
     /// reopened (they still count in every commit's majority, as failed writes).
     private var erred: Set<ReplicaLocation> = []
@@ -657,6 +658,31 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
         }
     }
 
+    /// Deletes the whole set (`metadb -d -f` of its last replicas): refused while it has
+    /// volumes or hot spare pools. Wipes the label and replica headers of every device of
+    /// the set that is present, drops the set from the host registry and closes the database.
+    /// A missing device keeps its label; `create --force` overwrites such a stale label.
+    /// Returns the paths of the devices wiped.
+    public func destroy() throws -> [String] {
+        try lock.withLock {
+            guard !isClosed else { throw DatabaseError.closed(set: setName) }
+            guard mode == .readWrite else { throw DatabaseError.readOnly(set: setName) }
+            if !current.volumes.isEmpty || !current.hotSparePools.isEmpty {
+                let names = current.volumes.map(\.name) + current.hotSparePools.map(\.name)
+                throw DatabaseError.invalid("set '\(setName)' still has \(names.joined(separator: ", ")): clear the volumes and delete the hot spare pools first")
+            }
+        }
+        let wiped = lock.withLock { devices.values.map(\.path).sorted() }
+        lock.withLock { for u in Array(devices.keys) { wipeAndForget(u) } }
+        if let configDir {
+            try HostRegistry.update(configDir: configDir) { r in
+                r.sets.removeAll { $0.uuid == setUUID }
+            }
+        }
+        close()
+        return wiped
+    }
+
     // MARK: - Close
 
     /// Closes the devices and releases the set lock. Later commits throw.
@@ -676,6 +702,15 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
 
     // MARK: - Registry hooks (file-backed sets)
 
+    /// Returns (and forgets) why the last update of the host registry failed, if it did: the
+    /// commit itself succeeded, but this host's record of the set's device paths is stale.
+    public func takeRegistryFailure() -> String? {
+        lock.withLock {
+            defer { registryFailure = nil }
+            return registryFailure
+        }
+    }
+
     func updateRegistry() {
         guard let configDir else { return }
         let entry = HostRegistry.Entry(name: setName, uuid: setUUID, devices: current.devices.map {
@@ -688,6 +723,7 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
             }
         } catch {
             skipped.append("could not update the host registry: \(error)")
+            registryFailure = "\(error)"
         }
     }
 }

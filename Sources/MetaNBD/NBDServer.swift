@@ -151,35 +151,35 @@ public final class NBDServer: Sendable {
                     channel = try await bootstrap(tcp: false)
                         .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: false).get()
                 } catch {
-                    throw NBDServerError.bindFailed(address: path, reason: "\(error)")
+                    throw NBDServerError.bindFailed(address: path, reason: Self.reason(error))
                 }
                 state.withLock {
                     $0.listeners.append(channel)
                     $0.createdSocketPath = path
                 }
                 _ = chmod(path, mode_t(configuration.unixSocketMode))
-                logger.info("NBD server listening", metadata: ["socket": "\(path)"])
+                logger.info("NBD listening on \(path)")
             }
             if let host = configuration.tcpHost {
                 let channel: any Channel
                 do {
                     channel = try await bootstrap(tcp: true).bind(host: host, port: configuration.tcpPort).get()
                 } catch {
-                    throw NBDServerError.bindFailed(address: "\(host):\(configuration.tcpPort)", reason: "\(error)")
+                    throw NBDServerError.bindFailed(address: "\(host):\(configuration.tcpPort)", reason: Self.reason(error))
                 }
                 let port = channel.localAddress?.port
                 state.withLock {
                     $0.listeners.append(channel)
                     $0.boundTCPPort = port
                 }
-                logger.info("NBD server listening", metadata: ["tcp": "\(host):\(port ?? configuration.tcpPort)"])
+                logger.info("NBD listening on \(host.contains(":") ? "[\(host)]" : host):\(port ?? configuration.tcpPort)")
             }
         } catch let error as NBDServerError {
             await closeListeners()
             throw error
         } catch {
             await closeListeners()
-            throw .bindFailed(address: configuration.unixSocketPath ?? configuration.tcpHost ?? "", reason: "\(error)")
+            throw .bindFailed(address: configuration.unixSocketPath ?? configuration.tcpHost ?? "", reason: Self.reason(error))
         }
     }
 
@@ -323,4 +323,13 @@ func probeUnixSocket(_ path: String) -> UnixSocketProbe {
         p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
     }
     return rc == 0 ? .live : .stale
+}
+
+extension NBDServer {
+    /// The cause of a socket error in plain words: the system's text for its errno, without
+    /// SwiftNIO's API names (`bind(descriptor:ptr:bytes:)`) or errno numbers.
+    static func reason(_ error: any Error) -> String {
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)) }
+        return "\(error)"
+    }
 }

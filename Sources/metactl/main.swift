@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MetaCommands
+import MetaDevices
 
 /// Runs an async command through its async `run()` (opening the existential).
 func runAsync<C: AsyncParsableCommand>(_ command: C) async throws {
@@ -8,13 +9,23 @@ func runAsync<C: AsyncParsableCommand>(_ command: C) async throws {
     try await c.run()
 }
 
-// Parse, then run. ArgumentParser's own errors (usage, help, version) go back to it; every
-// error a command throws prints one line `metactl: …` and exits non-zero.
+let arguments = Metactl.normalizedArguments(Array(CommandLine.arguments.dropFirst()))
+
+// Parse, then run. Help and --version go back to ArgumentParser; a usage error prints one
+// line `metactl: …` and exits 64; every error a command throws prints one line and exits with
+// its code's status (Metactl.fail, documented in metactl(8)).
+// Bare `metactl`, and `metactl help NAME` for no command NAME, are usage errors (exit 64),
+// not help that exits 0 (review finding 36).
+if let problem = Metactl.helpUsageProblem(arguments) {
+    if arguments.isEmpty { FileHandle.standardError.write(Data((Metactl.helpMessage() + "\n").utf8)) }
+    Metactl.fail(UserError(problem, code: .usage), arguments: arguments)
+}
 let parsed: any ParsableCommand
 do {
-    parsed = try Metactl.parseAsRoot()
+    parsed = try Metactl.parseAsRoot(arguments)
 } catch {
-    Metactl.exit(withError: error)
+    if Metactl.exitCode(for: error) == .success { Metactl.exit(withError: error) }
+    Metactl.fail(UserError(Metactl.usageMessage(for: error, arguments: arguments), code: .usage), arguments: arguments)
 }
 do {
     if let asyncCommand = parsed as? any AsyncParsableCommand {
@@ -23,12 +34,9 @@ do {
         var command = parsed
         try command.run()
     }
-} catch let error as UserError {
-    FileHandle.standardError.write(Data("metactl: \(error.message)\n".utf8))
-    exit(error.exitCode)
 } catch where String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
-    Metactl.exit(withError: error)
+    if Metactl.exitCode(for: error) == .success { Metactl.exit(withError: error) }
+    Metactl.fail(UserError(Metactl.usageMessage(for: error, arguments: arguments), code: .usage), arguments: arguments)
 } catch {
-    FileHandle.standardError.write(Data("metactl: \(error)\n".utf8))
-    exit(1)
+    Metactl.fail(UserError(wrapping: error), arguments: arguments)
 }

@@ -211,7 +211,7 @@ struct CreateClearTests {
             (["x1", "concat", small], small),
             (["x1", "raid7", e, f, g], "raid7"),
             (["x1", "stripe", "--no-init", e, f], "--no-init"),
-            (["x1", "raid5", "-h", "pool1", e, f, g], "pool1"),
+            (["x1", "raid5", "--hot-spare-pool", "pool1", e, f, g], "pool1"),
             (["x1", "concat", members[1]], members[1]),
             (["x1", "stripe"], "no devices"),
         ]

@@ -108,13 +108,14 @@ struct DBCommandTests {
         try m.ok(["db", "add", "--copies", "2", imgs[1], imgs[2]])
         try m.ok(["db", "add", imgs[3]])
         #expect(try m.statusJSON()["replicas"].map { ($0 as? [Any])?.count } == 6)
-        // 6 → 4: fine. 4 → 2: needs --force. Last replica: never.
+        // 6 → 4: fine. 4 → 2: needs --force. The last replicas: only with --force, and that
+        // deletes the set (NewcomerReviewTests.finding15…).
         try m.ok(["db", "delete", imgs[1]])
         let below = try m.run(["db", "delete", imgs[2]])
         #expect(!below.ok && below.stderr.contains("--force"))
         try m.ok(["db", "delete", "--force", imgs[2]])
-        let last = try m.run(["db", "delete", "--force", imgs[0], imgs[3]])
-        #expect(!last.ok && last.stderr.contains("every state database replica"))
+        let last = try m.run(["db", "delete", imgs[0], imgs[3]])
+        #expect(!last.ok && last.stderr.contains("deleting every state database replica deletes set 'local': use --force"), "\(last.stderr)")
         let q = try #require(try m.statusJSON()["quorum"] as? [String: Any])
         #expect(q["total"] as? Int == 2)
         // Replica-only devices that were deleted left the set: their labels are gone.

@@ -34,6 +34,11 @@ struct DevicesCommandTests {
         #expect(lines[1].contains("mounted on /mnt/x"))
         #expect(lines[2].contains("QEMU HARDDISK / S123"))
         #expect(lines[2].contains("red/component"))
+        // Review finding 40: a device that could not be probed shows `?`, explained below.
+        var unprobed = Self.sample()[1]
+        unprobed.probeError = "cannot be opened: Operation not permitted"
+        let text = DevicesCommand.table([unprobed])
+        #expect(text.hasSuffix("\n? /dev/sdb: not probed: cannot be opened: Operation not permitted"), "\(text)")
     }
 
     @Test func jsonHasSpecKeysWithNulls() throws {

@@ -351,7 +351,7 @@ struct GrowTests {
         try refused(["grow", "d0", "-i", "64k", d], "interlace is fixed")
         try refused(["grow", "d0", small], "too small for a column of d0")
         try refused(["grow", "d0", d, d], "given twice")
-        try refused(["grow", "d0", t.file("a.img")], "already a member of set 'local'")
+        try refused(["grow", "d0", t.file("a.img")], "a.img: is already a component of d0 in set 'local'")
         try refused(["grow", "d0", t.file("missing.img")], "missing.img")
         try refused(["grow", "d0", "--cancel"], "no interrupted grow")
         try refused(["grow", "d0"], "no devices given")
@@ -421,7 +421,7 @@ struct GrowTests {
         case .afterCommit:
             // Committed: repeating it is refused (the devices are members now).
             let r = try cli.run(["grow", "d0"] + imgs)
-            #expect(!r.ok && r.stderr.contains("already a member"), "\(r.stderr)")
+            #expect(!r.ok && r.stderr.contains("is already a component of d0"), "\(r.stderr)")
         case .midZeroing, .beforeCommit:
             let out = try cli.run(["grow", "d0"] + imgs)
             #expect(out.ok, "\(out.stderr)")

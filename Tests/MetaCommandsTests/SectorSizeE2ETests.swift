@@ -87,7 +87,7 @@ struct SectorSizeE2ETests {
         let f = rig.f
         let big = try rig.loop("k0", size: 16 << 20, options: Self.loopOptions)
         try f.create("d20", "raid5", try f.images("r", count: 3, size: 16 << 20),
-                     extra: ["-i", "10k", "--no-init", "-h", "hsp001"])
+                     extra: ["-i", "10k", "--no-init", "--hot-spare-pool", "hsp001"])
         let r0 = f.dir.file("r0.img")
         try Self.expectRefused(rig, ["replace", "d20", r0, big],
                                "\(big): logical sector size 4096 bytes: the interlace of d20 (10 KiB) must be a multiple of it")

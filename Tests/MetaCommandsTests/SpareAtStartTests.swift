@@ -19,7 +19,7 @@ struct SpareAtStartTests {
         let cols = try CreateClearTests.images(dir, ["c0", "c1", "c2"])
         let spare = try CreateClearTests.images(dir, ["s0"])[0]
         try cli.must(["hs", "create", "hsp001", spare])
-        try cli.create(["d10", "raid5", "--no-init", "-h", "hsp001"] + cols)
+        try cli.create(["d10", "raid5", "--no-init", "--hot-spare-pool", "hsp001"] + cols)
         // Data, written through an engine opened without a server.
         let data = (0..<(256 << 10)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
         do {

@@ -123,7 +123,7 @@ struct StatusTests {
         # that recreate it, to be run in order.
         # metactl hs create hsp001 /dev/loop3 /dev/loop4
         hsp001 /dev/loop3 /dev/loop4
-        # metactl create d10 raid5 -i 64k -h hsp001 /dev/loop0 /dev/loop1 /dev/loop2
+        # metactl create d10 raid5 -i 64k --hot-spare-pool hsp001 /dev/loop0 /dev/loop1 /dev/loop2
         d10 -r /dev/loop0 /dev/loop1 /dev/loop2 -i 128b -h hsp001
         # metactl create d0 concat /dev/loop5 /dev/loop6
         d0 2 1 /dev/loop5 1 /dev/loop6
@@ -190,8 +190,9 @@ struct StatusTests {
                             volumes: [Self.raid(cols: [0, 1, 2], states: [.maintenance, .lastErred, .okay])])
         let lines = Self.lines(StatusFormatter.report(Self.make(cfg)))
         #expect(lines[1] == "    State: Last Erred")
-        #expect(lines[2].hasPrefix("    Invoke: metactl replace d10 /dev/loop0 <new device>"))
-        #expect(lines[2].contains("--enable /dev/loop1"))
+        // Review finding 9: the order replace accepts (ReplaceRules): trust the Last Erred
+        // column again first, then replace the Maintenance one.
+        #expect(lines[2] == "    Invoke: metactl replace d10 --enable /dev/loop1 --force; then metactl replace d10 /dev/loop0 <new device>")
         #expect(lines.contains("        /dev/loop1         2048  Yes    Last Erred   No"))
     }
 
@@ -249,6 +250,39 @@ struct StatusTests {
         #expect(StatusFormatter.concise(Self.make(cfg)).contains("/dev/loop1 (Resyncing) (spare /dev/loop14)"))
     }
 
+    /// Review finding 19: during a copy replace the new device appears (text and JSON).
+    @Test func copyReplaceShowsSourceAndTarget() throws {
+        let cfg = SetConfig(setName: "local", devices: [0, 1, 2, 15].map { Self.device($0) },
+                            volumes: [Self.raid(cols: [0, 1, 2], states: [.okay, .okay, .okay],
+                                                resync: ResyncCheckpoint(kind: .copy, column: 1, target: Self.uuid(15),
+                                                                         source: Self.uuid(1), doneBlocks: 30, totalBlocks: 100))])
+        let report = Self.make(cfg)
+        let lines = Self.lines(StatusFormatter.report(report))
+        #expect(lines.contains("    Copying /dev/loop1 to /dev/loop15"), "\(lines)")
+        let json = try StatusFormatter.json(report)
+        #expect(json.contains("\"source\" : \"/dev/loop1\""), "\(json)")
+        #expect(json.contains("\"target\" : \"/dev/loop15\""), "\(json)")
+        // A regeneration names the device it writes.
+        var regen = cfg
+        regen.volumes[0].resync = ResyncCheckpoint(kind: .regenerate, column: 1, target: Self.uuid(15), totalBlocks: 100)
+        #expect(Self.lines(StatusFormatter.report(Self.make(regen))).contains("    Rebuilding onto /dev/loop15 from the other columns"))
+    }
+
+    /// Review finding 25: the rate set with `set --resync-rate` shows in the report, in
+    /// `-p` (so it recreates it) and in JSON; `0` or `max` as maximum is unlimited.
+    @Test func resyncRateIsShown() throws {
+        var vol = Self.raid(cols: [0, 1, 2])
+        vol.resyncRate = ResyncRate(minBytesPerSecond: 10 << 20, maxBytesPerSecond: 0)
+        let cfg = SetConfig(setName: "local", devices: [0, 1, 2].map { Self.device($0) }, volumes: [vol])
+        let report = Self.make(cfg)
+        #expect(Self.lines(StatusFormatter.report(report)).contains("    Resync rate: 10 MiB/s to unlimited"))
+        #expect(StatusFormatter.metactlCommands(report.volumes[0]).last == "set d10 --resync-rate 10m:max")
+        let json = try StatusFormatter.json(report)
+        #expect(json.contains("\"minBytesPerSecond\" : 10485760") && json.contains("\"maxBytesPerSecond\" : null"), "\(json)")
+        #expect(try StatusFormatter.json(Self.make(SetConfig(setName: "local", devices: [0, 1, 2].map { Self.device($0) },
+                                                             volumes: [Self.raid(cols: [0, 1, 2])]))).contains("\"resyncRate\" : null"))
+    }
+
     @Test func grownRAID5ListsConcatenatedDevices() {
         let cfg = SetConfig(setName: "local", devices: [0, 1, 2, 3, 4].map { Self.device($0) },
                             volumes: [Self.raid(cols: [0, 1, 2, 3, 4], original: 3)])
@@ -294,7 +328,8 @@ struct StatusTests {
         // Rows: 3 × 896 (interlace-rounded) + 5000 + 2 × 4096.
         #expect(lines[0] == "big: Concat/Stripe")
         #expect(lines[1] == "    State: Needs Maintenance")
-        #expect(lines[2] == "    Invoke: metactl replace big /dev/loop4 <new device>")
+        // replace refuses a stripe (nothing to rebuild from): the line says what is true.
+        #expect(lines[2] == "    Invoke: restore big from a backup: /dev/loop4 failed and a stripe has no redundancy (`metactl clear big`, then create it again on working devices)")
         let blocks: UInt64 = 3 * 896 + 5000 + 2 * 4096
         let human = Output.humanSize(blocks * 512)
         #expect(lines[3] == "    Size: \(blocks) blocks (\(human))")
@@ -406,6 +441,7 @@ struct StatusTests {
         report.volumes[1].resync = report.volumes[0].resync
         report.volumes[1].originalColumns = 1
         report.volumes[0].rows = report.volumes[1].rows
+        report.volumes[0].resyncRate = .init(minBytesPerSecond: 1 << 20, maxBytesPerSecond: 10 << 20)
         func keyPaths(_ any: Any, _ prefix: String = "") -> Set<String> {
             var out: Set<String> = []
             if let d = any as? [String: Any] {

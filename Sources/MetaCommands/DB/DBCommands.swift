@@ -20,8 +20,7 @@ struct DBCommand: ParsableCommand {
 
 /// Errors from the database layer as one-line user errors.
 func userError(_ e: any Error) -> UserError {
-    if let u = e as? UserError { return u }
-    return UserError("\(e)")
+    UserError(wrapping: e)
 }
 
 private let safeReplicaCount = SetManager.safeReplicaCount
@@ -47,12 +46,12 @@ struct DBCreateCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Overwrite devices that carry a signature.")
     var force = false
 
-    @Argument(help: "Devices or image files to hold the replicas.")
+    @Argument(help: "Devices or image files to hold the replicas.", completion: .file())
     var devices: [String]
 
     func run() throws {
-        guard (1...16).contains(copies) else { throw UserError("--copies must be between 1 and 16, not \(copies)") }
-        guard !devices.isEmpty else { throw UserError("no devices given") }
+        guard (1...16).contains(copies) else { throw UserError("--copies must be between 1 and 16, not \(copies)", code: .invalidArgument) }
+        guard !devices.isEmpty else { throw UserError("no devices given", code: .usage) }
         let db: SetDatabase
         do {
             db = try SetDatabase.create(setName: global.set, replicaDevices: devices.map { (Paths.absolute($0), copies) },
@@ -84,12 +83,12 @@ struct DBAddCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Overwrite devices that carry a signature.")
     var force = false
 
-    @Argument(help: "Devices or image files.")
+    @Argument(help: "Devices or image files.", completion: .file())
     var devices: [String]
 
     func run() throws {
-        guard (1...16).contains(copies) else { throw UserError("--copies must be between 1 and 16, not \(copies)") }
-        guard !devices.isEmpty else { throw UserError("no devices given") }
+        guard (1...16).contains(copies) else { throw UserError("--copies must be between 1 and 16, not \(copies)", code: .invalidArgument) }
+        guard !devices.isEmpty else { throw UserError("no devices given", code: .usage) }
         let res = try CommandContext.perform(.dbAdd(ReplicaRequest(devices: devices.map(Paths.absolute), copies: copies, force: force)),
                                              global, as: ReplicaResult.self)
         if !global.quiet { print("set '\(global.set)': \(res.replicas) state database replicas") }
@@ -105,8 +104,12 @@ struct DBDeleteCommand: ParsableCommand {
         Removes every replica on the named devices. A device that only held replicas leaves the \
         set (its label is wiped); a volume's component stays a component. Asks for --force when \
         fewer than 3 replicas would remain, or when the replicas are readable on a volume's \
-        component. The last replica can never be deleted. With --force it also works on a \
-        read-only set: this is how to drop dead replicas and make the set writable again.
+        component. With --force it also works on a read-only set: this is how to drop dead \
+        replicas and make the set writable again.
+
+        Deleting the last replicas deletes the set (SVM: metadb -d -f): only with --force, \
+        once every volume is cleared and every hot spare pool deleted, and not while the set \
+        is served. The labels of its devices are wiped and the set leaves this host's registry.
         """)
 
     @OptionGroup var global: GlobalOptions
@@ -114,14 +117,17 @@ struct DBDeleteCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Delete even below a safe count, or without quorum.")
     var force = false
 
-    @Argument(help: "Devices whose replicas to delete (missing ones by their last known path).")
+    @Argument(help: "Devices whose replicas to delete (missing ones by their last known path).", completion: .file())
     var devices: [String]
 
     func run() throws {
-        guard !devices.isEmpty else { throw UserError("no devices given") }
+        guard !devices.isEmpty else { throw UserError("no devices given", code: .usage) }
         let res = try CommandContext.perform(.dbDelete(ReplicaRequest(devices: devices.map(Paths.absolute), force: force)),
                                              global, as: ReplicaResult.self)
-        if !global.quiet {
+        if global.quiet { return }
+        if res.setDeleted == true {
+            print("set '\(global.set)': deleted (its last state database replicas are gone, its devices' labels wiped)")
+        } else {
             print("set '\(global.set)': \(res.replicas) state database replica\(res.replicas == 1 ? "" : "s") left")
         }
     }
@@ -224,7 +230,7 @@ struct ImportCommand: ParsableCommand {
     @Flag(name: .customLong("no-scan"), help: "Only look at the given paths and the registry's, not at every block device.")
     var noScan = false
 
-    @Argument(help: "Extra devices or image files to look at.")
+    @Argument(help: "Extra devices or image files to look at.", completion: .file())
     var devices: [String] = []
 
     struct ImportJSON: Codable { var sets: [ImportResult] }
@@ -232,7 +238,15 @@ struct ImportCommand: ParsableCommand {
     func run() throws {
         let results: [ImportResult]
         do {
-            results = try SetDatabase.importSets(paths: devices.map(Paths.absolute), configDir: global.configDir,
+            var paths = devices.map(Paths.absolute)
+            if let bad = try HostRegistry.setAsideMalformed(configDir: global.configDir) {
+                Output.warn("\(HostRegistry.path(configDir: global.configDir)) was malformed: moved to \(bad); rebuilding it")
+                // Its legible device paths are looked at too (image files are found no other way).
+                paths += HostRegistry.salvagePaths(fromMalformed: bad).filter {
+                    !paths.contains($0) && FileManager.default.fileExists(atPath: $0)
+                }
+            }
+            results = try SetDatabase.importSets(paths: paths, configDir: global.configDir,
                                                  scanSystem: !noScan)
         } catch { throw userError(error) }
         if results.isEmpty && !devices.isEmpty {

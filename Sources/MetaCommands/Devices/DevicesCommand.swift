@@ -79,6 +79,11 @@ public struct DevicesCommand: ParsableCommand {
             return [d.path, Output.humanSize(d.sizeBytes), d.kind.rawValue + (d.readOnly ? " (ro)" : ""),
                     ident, sig, d.use ?? "-", setRole]
         }
-        return Output.table(["PATH", "SIZE", "KIND", "MODEL/SERIAL", "SIGNATURE", "USE", "SET/ROLE"], rows)
+        var text = Output.table(["PATH", "SIZE", "KIND", "MODEL/SERIAL", "SIGNATURE", "USE", "SET/ROLE"], rows)
+        // A `?` signature is explained below the table (review finding 40).
+        for d in devices where d.signature == nil {
+            if let e = d.probeError { text += "\n? \(d.path): not probed: \(e)" }
+        }
+        return text
     }
 }

@@ -4,6 +4,7 @@ import Logging
 import MetaControl
 import MetaDB
 import MetaModel
+import MetaDevices
 import MetaEngine
 import MetaNBD
 import NIOCore
@@ -49,14 +50,18 @@ struct ServeCommand: AsyncParsableCommand {
         valueName: "mode"))
     var cache: CacheMode = .none
 
-    @Argument(help: "Volumes to export (default: all).")
+    @Flag(name: .customLong("read-only"),
+          help: "Export every volume read-only (clients cannot write, trim or zero; resyncs still run).")
+    var readOnlyExports = false
+
+    @Argument(help: "Volumes to export (default: all).", completion: .shellCommand(Completions.volumes))
     var names: [String] = []
 
     func run() async throws {
-        var logger = Logger(label: "metactl") { StreamLogHandler.standardError(label: $0) }
+        var logger = Logger(label: "metactl") { MetactlLogHandler(label: $0) }
         logger.logLevel = global.quiet ? .warning : (global.verbose ? .debug : .info)
         let runDir = global.runDir, set = global.set
-        try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
+        try Self.makeRunDir(runDir)
         let ctlPath = ControlClient.socketPath(runDir: runDir, set: set)
         let pidPath = "\(runDir)/\(set).pid"
         if let pong = try? ControlClient.send(.ping, socketPath: ctlPath, timeout: 5), pong.ok {
@@ -67,12 +72,12 @@ struct ServeCommand: AsyncParsableCommand {
         if let listen {
             guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
                   (0...65535).contains(port) else {
-                throw UserError("--listen \(listen): expected HOST:PORT")
+                throw UserError("--listen \(listen): expected HOST:PORT", code: .invalidArgument)
             }
             var host = String(listen[..<colon])
             if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
             if !(host.hasPrefix("127.") || host == "::1" || host == "localhost") {
-                logger.warning("NBD on \(listen) is not loopback: NBD has no authentication, anyone who can reach it can read and write the volumes")
+                logger.warning("NBD on \(listen) is not loopback: NBD has no authentication; every host that can reach it can \(readOnlyExports ? "list and read" : "list, read and write") every volume of set '\(set)'\(readOnlyExports ? "" : " (--read-only exports them read-only)")")
             }
             tcp = (host, port)
         }
@@ -84,23 +89,25 @@ struct ServeCommand: AsyncParsableCommand {
         }
         for line in db.skippedWhileLoading { logger.warning("state database: skipped \(line)") }
         for d in db.missingDevices { logger.error("device \(d.lastPath) (\(d.uuid)) is missing") }
-        if !db.config.cleanShutdown {
+        // Validate before anything is committed: a start refused here leaves the clean flag alone.
+        for n in names where db.config.volume(named: n) == nil {
+            db.close()
+            throw UserError("\(n): no such volume in set '\(set)'", code: .notFound)
+        }
+        let wasClean = db.config.cleanShutdown
+        if !wasClean {
             logger.warning("set '\(set)': the last server did not shut down cleanly")
         }
         if writable {
             do { try db.beginServing() } catch {
                 db.close()
-                throw UserError("cannot record the server start in the state database: \(error)")
+                throw UserError("cannot record the server start in the state database: \(error)", code: ErrorCode.of(error))
             }
-        }
-        for n in names where db.config.volume(named: n) == nil {
-            db.close()
-            throw UserError("\(n): no such volume in set '\(set)'")
         }
         let manager = SetManager(db: db, configDir: global.configDir, logger: logger, isServer: true, cache: cache)
         let filter = Set(names)
         let exportCache = Mutex<[String: VolumeExport]>([:])
-        let readOnly = !writable
+        let readOnly = !writable || readOnlyExports
         let lookup: @Sendable (String) -> (any NBDExport)? = { name in
             guard filter.isEmpty || filter.contains(name), let v = try? manager.openEngine(name) else { return nil }
             return exportCache.withLock { c in
@@ -138,11 +145,16 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             await server.shutdown(drain: false)
             manager.closeEngines()
+            // Nothing was served: put back the clean flag this start cleared, so the next
+            // start does not warn about a crash that never happened.
+            if writable && wasClean { _ = try? db.commit { $0.cleanShutdown = true } }
             db.close()
-            throw UserError("cannot listen: \(error)")
+            throw UserError("\(error)", code: ErrorCode.of(error))
         }
         try? "\(getpid())\n".write(toFile: pidPath, atomically: true, encoding: .utf8)
         logger.info("serving set '\(set)' (\(manager.volumeNames.joined(separator: ", "))) on \(nbdConfig.unixSocketPath ?? "")\(tcp.map { " and \($0.0):\(server.tcpPort ?? $0.1)" } ?? ""); control \(ctlPath)")
+        // Type=notify units: the sockets listen now (clients ordered After= may start).
+        SystemdNotify.send("READY=1\nMAINPID=\(getpid())\nSTATUS=serving set '\(set)'")
 
         // Wait for SIGTERM/SIGINT.
         let signals = AsyncStream<Int32> { cont in
@@ -156,6 +168,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         for await s in signals {
             logger.info("signal \(s): shutting down")
+            SystemdNotify.send("STOPPING=1")
             break
         }
         await control.close()
@@ -196,18 +209,35 @@ extension ServeCommand {
                 let wait = max(0, min(0.25, deadline.timeIntervalSinceNow))
                 return try SetDatabase.open(setName: set, configDir: global.configDir, runDir: runDir, mode: .readWrite,
                                             requireQuorum: false, lockTimeout: wait)
-            } catch DatabaseError.lock(let path, _) {
+            } catch DatabaseError.lockBusy(let path, _, _, _) {
                 let holder = SetDatabase.lockHolder(setName: set, runDir: runDir)
                 if let pid = holder, pid != getpid(), Self.isServer(pid) {
                     throw UserError("set '\(set)' is already served (PID \(pid), starting up; control socket \(ctlPath))")
                 }
                 if Date() >= deadline {
-                    throw UserError("lock \(path): set '\(set)' is busy: held by another process"
-                        + (holder.map { " (pid \($0))" } ?? "") + " for more than \(Int(SetDatabase.lockTimeout)) s")
+                    throw UserError(wrapping: DatabaseError.lockBusy(path: path, what: "set '\(set)'", holder: holder,
+                                                                     seconds: SetDatabase.lockTimeout))
                 }
+                usleep(20_000)
             } catch {
-                throw UserError("\(error)")
+                throw UserError(wrapping: error)
             }
+        }
+    }
+
+    /// Creates the run directory; lack of permission is one line with the way out.
+    static func makeRunDir(_ runDir: String) throws {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: runDir, isDirectory: &isDir) {
+            if !isDir.boolValue { throw UserError("\(runDir): not a directory (the run directory)", code: .invalidArgument) }
+            return
+        }
+        do { try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true) } catch {
+            let e = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError)?.code
+            if (error as NSError).code == NSFileWriteNoPermissionError || e == Int(EACCES) || e == Int(EPERM) {
+                throw UserError("cannot create \(runDir): permission denied (run as root, or use --run-dir DIR)", code: .permission)
+            }
+            throw UserError("cannot create \(runDir): \((error as NSError).localizedDescription)")
         }
     }
 

@@ -35,7 +35,7 @@ public struct GlobalOptions: ParsableArguments, Sendable {
 
 /// The `--json` flag of state-printing commands.
 public struct JSONOption: ParsableArguments, Sendable {
-    @Flag(name: .long, help: "Print one JSON document (schema in metactl(8)).")
+    @Flag(name: .long, help: "Print one JSON document (its schema is in this command's description; errors: metactl(8)).")
     public var json = false
     public init() {}
 }

@@ -1,13 +1,25 @@
 import Foundation
+import MetaDevices
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// An error a user caused or can act on: printed as one line `metactl: <message>`, exit 1.
-public struct UserError: Error, CustomStringConvertible, Sendable {
+/// An error a user caused or can act on: printed as one line `metactl: <message>`; the exit
+/// status is its ``code``'s (``ErrorCode/exitStatus``, listed in metactl(8)).
+public struct UserError: CodedError, CustomStringConvertible, Sendable {
+    /// One line naming the thing at fault and the cause.
     public var message: String
-    public var exitCode: Int32
-    public init(_ message: String, exitCode: Int32 = 1) { self.message = message; self.exitCode = exitCode }
+    /// What kind of failure this is.
+    public var code: ErrorCode
+    /// An error with `message` and `code` (``ErrorCode/general`` unless said).
+    public init(_ message: String, code: ErrorCode = .general) { self.message = message; self.code = code }
+    /// Wraps any error, keeping its message and its code.
+    public init(wrapping error: any Error) {
+        if let u = error as? UserError { self = u; return }
+        self.init("\(error)", code: ErrorCode.of(error))
+    }
+    /// The exit status of `metactl` for this error.
+    public var exitCode: Int32 { code.exitStatus }
     public var description: String { message }
 }
 
@@ -21,9 +33,15 @@ public enum Output {
     public static func printJSON<T: Encodable>(_ value: T) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let data = try enc.encode(value)
-        FileHandle.standardOutput.write(data)
-        FileHandle.standardOutput.write(Data("\n".utf8))
+        FileHandle.standardOutput.write(Data((compactEmpty(String(decoding: try enc.encode(value), as: UTF8.self)) + "\n").utf8))
+    }
+
+    /// Foundation's pretty printer writes an empty array or object over three lines
+    /// (`[\n\n  ]`); this makes them `[]` and `{}` (review finding 39). Only layout
+    /// whitespace is touched: a newline inside a JSON string is always escaped.
+    public static func compactEmpty(_ json: String) -> String {
+        json.replacingOccurrences(of: #"\[\n\s*\]"#, with: "[]", options: .regularExpression)
+            .replacingOccurrences(of: #"\{\n\s*\}"#, with: "{}", options: .regularExpression)
     }
     /// Formats rows as a left-aligned table (columns separated by two spaces).
     public static func table(_ header: [String], _ rows: [[String]], indent: String = "") -> String {
@@ -56,7 +74,7 @@ public enum Output {
 public enum SizeParser {
     public static func parse(_ text: String) throws -> UInt64 {
         let t = text.trimmingCharacters(in: .whitespaces).lowercased()
-        guard let last = t.last else { throw UserError("empty size") }
+        guard let last = t.last else { throw UserError("empty size", code: .invalidArgument) }
         var digits = t
         var mult: UInt64 = 1
         if last.isLetter {
@@ -67,14 +85,14 @@ public enum SizeParser {
             case "m": mult = 1 << 20
             case "g": mult = 1 << 30
             case "t": mult = 1 << 40
-            default: throw UserError("bad size '\(text)': unknown unit '\(last)' (use k, m, g, t or b)")
+            default: throw UserError("bad size '\(text)': not a size (a number with an optional unit k, m, g, t or b)", code: .invalidArgument)
             }
         }
         guard !digits.isEmpty, digits.allSatisfy(\.isNumber), let n = UInt64(digits) else {
-            throw UserError("bad size '\(text)': expected a number with an optional unit (k, m, g, t, b)")
+            throw UserError("bad size '\(text)': not a size (a number with an optional unit k, m, g, t or b)", code: .invalidArgument)
         }
         let (r, o) = n.multipliedReportingOverflow(by: mult)
-        if o { throw UserError("bad size '\(text)': too large") }
+        if o { throw UserError("bad size '\(text)': too large", code: .invalidArgument) }
         return r
     }
 }

@@ -8,7 +8,7 @@ import MetaModel
 enum CommandContext {
     /// A logger printing to stderr; warnings and up unless -v.
     static func logger(_ g: GlobalOptions, label: String = "metactl") -> Logger {
-        var l = Logger(label: label) { StreamLogHandler.standardError(label: $0) }
+        var l = Logger(label: label) { MetactlLogHandler(label: $0) }
         l.logLevel = g.verbose ? .info : .warning
         return l
     }
@@ -22,9 +22,8 @@ enum CommandContext {
             response = try SetAccess.perform(request, set: g.set, configDir: g.configDir, runDir: g.runDir,
                                              logger: logger(g), progress: progress)
         } catch {
-            throw UserError("\(error)")
+            throw UserError(wrapping: error)
         }
-        guard response.ok else { throw UserError(response.error ?? "request failed") }
-        do { return try response.decode(T.self) } catch { throw UserError("\(error)") }
+        do { return try response.decode(T.self) } catch { throw UserError(wrapping: error) }
     }
 }

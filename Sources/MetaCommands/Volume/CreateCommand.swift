@@ -4,7 +4,7 @@ import MetaControl
 import MetaDB
 import MetaModel
 
-/// `metactl create NAME concat|stripe|raid5 [-i SIZE] [-h HSP] [--no-init] [--force] DEV...`
+/// `metactl create NAME concat|stripe|raid5 [-i SIZE] [--hot-spare-pool HSP] [--no-init] [--force] DEV...`
 struct CreateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "create",
@@ -24,6 +24,13 @@ struct CreateCommand: ParsableCommand {
 
         If the set has no state database yet, one replica is created on each of the volume's \
         devices.
+
+        Unlike SVM's metainit, -h is help: a RAID-5 volume's hot spare pool is given with \
+        --hot-spare-pool HSP (status -p prints the md.tab line with SVM's -h HSP, and the \
+        metactl command with --hot-spare-pool).
+
+        --json prints {"name", "sizeBytes", "messages": [...], "createdDatabase"} \
+        (createdDatabase: whether this create also created the set's state database).
         """)
 
     @OptionGroup var global: GlobalOptions
@@ -31,16 +38,18 @@ struct CreateCommand: ParsableCommand {
     @Argument(help: "Volume name: a lower-case letter, then up to 62 of a-z 0-9 _ . -")
     var name: String
 
-    @Argument(help: "Layout: concat, stripe or raid5.")
+    @Argument(help: "Layout: concat, stripe or raid5.", completion: .list(["concat", "stripe", "raid5"]))
     var layout: String
 
-    @Argument(help: "Component devices or image files.")
+    @Argument(help: "Component devices or image files.", completion: .file())
     var devices: [String] = []
 
     @Option(name: .customShort("i"), help: ArgumentHelp("Interlace (stripe unit), 8k–100m.", valueName: "size"))
     var interlace: String?
 
-    @Option(name: .customShort("h"), help: ArgumentHelp("Hot spare pool for a RAID-5 volume.", valueName: "hsp"))
+    @Option(name: .customLong("hot-spare-pool"),
+            help: ArgumentHelp("Hot spare pool for a RAID-5 volume (SVM's metainit -h; -h is help here).",
+                               valueName: "hsp"), completion: .shellCommand(Completions.pools))
     var hotSparePool: String?
 
     @Flag(name: .customLong("no-init"), help: "RAID-5: components are known to be zero; skip parity initialisation.")
@@ -78,7 +87,7 @@ struct ClearCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: "Volumes to delete.")
+    @Argument(help: "Volumes to delete.", completion: .shellCommand(Completions.volumes))
     var names: [String]
 
     @Flag(name: .shortAndLong, help: "Delete even while open or resyncing.")
@@ -86,8 +95,9 @@ struct ClearCommand: ParsableCommand {
 
     func run() throws {
         for n in names {
-            _ = try CommandContext.perform(.clear(name: n, force: force), global, as: [String: String].self)
-            if !global.quiet { print("\(n): Concat/Stripe or RAID is cleared") }
+            let res = try CommandContext.perform(.clear(name: n, force: force), global, as: [String: String].self)
+            // SVM's wording, for the type the volume had.
+            if !global.quiet { print("\(n): \(res["type"] == VolumeType.raid5.rawValue ? "RAID" : "Concat/Stripe") is cleared") }
         }
     }
 }

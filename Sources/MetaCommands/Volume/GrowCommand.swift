@@ -31,14 +31,16 @@ struct GrowCommand: ParsableCommand {
         block_resize). Through a server the command returns after 10 minutes of zeroing and \
         lets the server finish unless --wait is given; progress is printed on stderr when the \
         zeroing takes a while.
+
+        --json prints {"name", "oldSizeBytes", "newSizeBytes", "messages": [...]} (sizes in bytes).
         """)
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: "The volume to grow.")
+    @Argument(help: "The volume to grow.", completion: .shellCommand(Completions.volumes))
     var name: String
 
-    @Argument(help: "Devices or image files to add.")
+    @Argument(help: "Devices or image files to add.", completion: .file())
     var devices: [String] = []
 
     @Option(name: .customShort("i"), help: ArgumentHelp("Interlace of a new stripe row, 8k–100m.", valueName: "size"))
@@ -65,10 +67,18 @@ struct GrowCommand: ParsableCommand {
         let req = GrowRequest(name: name, devices: devices.map(Paths.absolute), interlaceBytes: il, force: force,
                               cancel: cancel)
         let printer = ProgressPrinter(quiet: global.quiet)
-        guard let response = try sendToServer(req, printer) ?? performDirectly(req, printer) else { return }
-        guard response.ok else { throw UserError(response.error ?? "request failed") }
+        Interrupt.onSIGINT(SetAccess.serverRunning(set: global.set, runDir: global.runDir)
+            ? "\(name): interrupted; the grow continues in the server (follow it with `metactl status \(name)`)"
+            : "\(name): interrupted; nothing is committed until the new columns are zeroed: repeat the grow to finish it, or `metactl grow \(name) --cancel`")
+        let response: ControlResponse?
+        do { response = try sendToServer(req, printer) ?? performDirectly(req, printer) } catch {
+            printer.finish()
+            throw error
+        }
+        printer.finish()
+        guard let response else { return }
         let res: GrowResult
-        do { res = try response.decode(GrowResult.self) } catch { throw UserError("\(error)") }
+        do { res = try response.decode(GrowResult.self) } catch { throw UserError(wrapping: error) }
         if output.json { try Output.printJSON(res); return }
         for m in res.messages { Output.warn(m) }
         if !global.quiet && !cancel {
@@ -91,7 +101,7 @@ struct GrowCommand: ParsableCommand {
             if let r = box.wait(seconds: 2) {
                 switch r {
                 case .success(let resp): return resp.map { .some($0) }
-                case .failure(let e): throw UserError("\(e)")
+                case .failure(let e): throw UserError(wrapping: e)
                 }
             }
             if let st = try? ControlClient.send(.status(names: [name]), socketPath: sock, timeout: 5),
@@ -111,7 +121,7 @@ struct GrowCommand: ParsableCommand {
         do {
             db = try SetDatabase.open(setName: global.set, configDir: global.configDir, runDir: global.runDir, mode: .readWrite)
         } catch {
-            throw UserError("\(error)")
+            throw UserError(wrapping: error)
         }
         let m = SetManager(db: db, configDir: global.configDir, logger: CommandContext.logger(global), isServer: false)
         defer {
@@ -125,11 +135,13 @@ struct GrowCommand: ParsableCommand {
     }
 }
 
-/// Prints "zeroing NN%" lines on stderr once an operation has run for a while.
+/// Shows the zeroing of new columns with the same display as `replace --wait` (a bar on a
+/// terminal, plain lines otherwise), once the operation has run for a moment.
 final class ProgressPrinter: @unchecked Sendable {
     private let lock = NSLock()
     private let began = Date()
     private var last = Date.distantPast
+    private var shown = false
     private let quiet: Bool
     init(quiet: Bool) { self.quiet = quiet }
 
@@ -137,10 +149,19 @@ final class ProgressPrinter: @unchecked Sendable {
         guard !quiet else { return }
         lock.lock(); defer { lock.unlock() }
         let now = Date()
-        guard now.timeIntervalSince(began) >= 2, now.timeIntervalSince(last) >= 2 else { return }
+        let elapsed = now.timeIntervalSince(began)
+        let every: Double = isatty(2) != 0 ? 0.5 : 2
+        guard elapsed >= 1, now.timeIntervalSince(last) >= every else { return }
         last = now
-        let rate = bytesPerSecond > 0 ? ", \(Output.humanSize(UInt64(bytesPerSecond)))/s" : ""
-        Output.warn(String(format: "%@: zeroing new columns: %.0f%%%@", volume, percent, rate))
+        let left = percent > 0 ? elapsed * (100 - percent) / percent : nil
+        ProgressDisplay.show(ProgressDisplay.format(volume, "zeroing", percent, bytesPerSecond, left), percent: percent)
+        shown = true
+    }
+
+    /// Ends the bar's line, if one was shown.
+    func finish() {
+        lock.lock(); defer { lock.unlock() }
+        if shown { ProgressDisplay.done(); shown = false }
     }
 }
 

@@ -62,3 +62,23 @@ enum ProgressDisplay {
         }
     }
 }
+
+/// Ctrl-C while a command waits on long work: one line saying what happens to the work,
+/// instead of a silent exit.
+enum Interrupt {
+    nonisolated(unsafe) private static var source: (any DispatchSourceSignal)?
+
+    /// From now on, SIGINT ends the line of a progress bar, prints `message` on stderr and
+    /// exits with status 130 (128 + SIGINT, as shells report it).
+    static func onSIGINT(_ message: String) {
+        signal(SIGINT, SIG_IGN)
+        let s = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        s.setEventHandler {
+            if isatty(2) != 0 { FileHandle.standardError.write(Data("\n".utf8)) }
+            FileHandle.standardError.write(Data("metactl: \(message)\n".utf8))
+            exit(130)
+        }
+        s.resume()
+        source = s
+    }
+}

@@ -22,18 +22,25 @@ struct ReplaceCommand: ParsableCommand {
 
         While `metactl serve` runs the resync happens there and this command returns at once \
         (or follows it with --wait); without a server it runs in the foreground with progress \
-        on stderr. Refused on a Last Erred volume unless --force.
+        on stderr. Refused on a Last Erred volume unless --force. The `Invoke:` line of \
+        `metactl status` names the replace commands that bring a volume back, in the order \
+        they are accepted.
+
+        Ctrl-C while waiting stops only the waiting: with a server the resync goes on there; \
+        without one it resumes from its last checkpoint when the set is next served.
+
+        --json prints {"name", "kind" ("copy", "regenerate" or "enable"), "messages": [...]}.
         """)
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: "The RAID-5 volume.")
+    @Argument(help: "The RAID-5 volume.", completion: .shellCommand(Completions.volumes))
     var name: String
 
-    @Argument(help: "OLD NEW, or with --enable nothing.")
+    @Argument(help: "OLD NEW, or with --enable nothing.", completion: .file())
     var devices: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Re-enable this component in place.", valueName: "dev"))
+    @Option(name: .long, help: ArgumentHelp("Re-enable this component in place.", valueName: "dev"), completion: .file())
     var enable: String?
 
     @Flag(name: .long, help: "Follow the resync until it ends (progress on stderr).")
@@ -53,10 +60,15 @@ struct ReplaceCommand: ParsableCommand {
             guard devices.count == 2 else { throw UserError("replace needs OLD and NEW (or --enable DEV)") }
             req = ReplaceRequest(name: name, old: Paths.absolute(devices[0]), new: Paths.absolute(devices[1]), force: force)
         }
+        let served = SetAccess.serverRunning(set: global.set, runDir: global.runDir)
+        Interrupt.onSIGINT(served
+            ? "\(name): interrupted; the resync continues in the server (follow it with `metactl status \(name)`)"
+            : "\(name): interrupted; the resync resumes from its last checkpoint when the set is served (`metactl serve`)")
         let res = try CommandContext.perform(.replace(req), global, as: ReplaceResult.self,
                                              progress: global.quiet ? nil : ProgressDisplay.reporter)
         ProgressDisplay.done()
         if output.json { try Output.printJSON(res) } else if !global.quiet { for m in res.messages { print(m) } }
+        fflush(nil)  // the header before the progress of --wait on stderr, also through a pipe
         if wait && SetAccess.serverRunning(set: global.set, runDir: global.runDir) {
             try ProgressDisplay.waitForVolume(name, global)
             if !global.quiet { print("\(name): Okay") }
@@ -73,14 +85,15 @@ struct HotSpareCommand: ParsableCommand {
 
     static func run(_ r: HotSpareRequest, _ g: GlobalOptions) throws {
         let req = HotSpareRequest(action: r.action, pool: r.pool, devices: r.devices.map(Paths.absolute), force: r.force)
-        _ = try CommandContext.perform(.hotSpare(req), g, as: [String: String].self)
+        let res = try CommandContext.perform(.hotSpare(req), g, as: [String: String].self)
+        if let w = res["warnings"] { for line in w.split(separator: "\n") { Output.warn(String(line)) } }
     }
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a pool, optionally with spares.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Pool name, hsp000 … hsp999.") var pool: String
-        @Argument(help: "Spare devices, in the order they are used.") var devices: [String] = []
+        @Argument(help: "Spare devices, in the order they are used.", completion: .file()) var devices: [String] = []
         @Flag(name: .shortAndLong, help: "Overwrite devices that carry a signature.") var force = false
         func run() throws {
             try HotSpareCommand.run(HotSpareRequest(action: .create, pool: pool, devices: devices, force: force), global)
@@ -90,8 +103,8 @@ struct HotSpareCommand: ParsableCommand {
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add spares to a pool.")
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "Pool name.") var pool: String
-        @Argument(help: "Spare devices.") var devices: [String]
+        @Argument(help: "Pool name.", completion: .shellCommand(Completions.pools)) var pool: String
+        @Argument(help: "Spare devices.", completion: .file()) var devices: [String]
         @Flag(name: .shortAndLong, help: "Overwrite devices that carry a signature.") var force = false
         func run() throws {
             try HotSpareCommand.run(HotSpareRequest(action: .add, pool: pool, devices: devices, force: force), global)
@@ -101,8 +114,8 @@ struct HotSpareCommand: ParsableCommand {
     struct Delete: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Remove spares from a pool (or the whole pool when no device is named).")
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "Pool name.") var pool: String
-        @Argument(help: "Spares to remove.") var devices: [String] = []
+        @Argument(help: "Pool name.", completion: .shellCommand(Completions.pools)) var pool: String
+        @Argument(help: "Spares to remove.", completion: .file()) var devices: [String] = []
         func run() throws {
             try HotSpareCommand.run(HotSpareRequest(action: .delete, pool: pool, devices: devices), global)
             if !global.quiet { print("\(pool): \(devices.isEmpty ? "Hotspare pool is cleared" : "Hotspare is deleted")") }
@@ -111,10 +124,10 @@ struct HotSpareCommand: ParsableCommand {
     struct Enable: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Return Broken spares to Available after the fault is fixed.")
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "Spare devices.") var devices: [String]
+        @Argument(help: "Spare devices.", completion: .file()) var devices: [String]
         func run() throws {
             try HotSpareCommand.run(HotSpareRequest(action: .enable, pool: nil, devices: devices), global)
-            if !global.quiet { print("Hotspare is enabled") }
+            if !global.quiet { for d in devices { print("\(d): Hotspare is enabled") } }
         }
     }
 }
@@ -124,11 +137,12 @@ struct SetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "set",
         abstract: "Change volume parameters (metaparam).",
-        discussion: "--resync-rate MIN:MAX (sizes per second, e.g. 50m:1g, or 50m:max) works like md's speed_limit_min/max: the resync runs at MAX while the volume is idle and yields to foreground I/O down to MIN.")
+        discussion: "--resync-rate MIN:MAX (sizes per second, e.g. 50m:1g, or 50m:max) works like md's speed_limit_min/max: the resync runs at MAX while the volume is idle and yields to foreground I/O down to MIN. A MAX of max or 0 means unlimited.")
 
     @OptionGroup var global: GlobalOptions
-    @Argument(help: "The volume.") var name: String
-    @Option(name: .customLong("hot-spare-pool"), help: ArgumentHelp("Pool to use, or none.", valueName: "hsp|none"))
+    @Argument(help: "The volume.", completion: .shellCommand(Completions.volumes)) var name: String
+    @Option(name: .customLong("hot-spare-pool"), help: ArgumentHelp("Pool to use, or none.", valueName: "hsp|none"),
+            completion: .shellCommand(Completions.pools + "; echo none"))
     var hotSparePool: String?
     @Option(name: .customLong("resync-rate"), help: ArgumentHelp("Resync rate limits per second.", valueName: "min:max"))
     var resyncRate: String?
@@ -137,7 +151,8 @@ struct SetCommand: ParsableCommand {
         var rate: ResyncRate? = nil
         if let resyncRate {
             let parts = resyncRate.split(separator: ":").map(String.init)
-            guard parts.count == 2 else { throw UserError("--resync-rate \(resyncRate): expected MIN:MAX, e.g. 50m:1g") }
+            guard parts.count == 2 else { throw UserError("--resync-rate \(resyncRate): expected MIN:MAX, e.g. 50m:1g", code: .invalidArgument) }
+            guard parts[0] != "max" else { throw UserError("--resync-rate \(resyncRate): the minimum cannot be max (use a size, e.g. 10m:max)", code: .invalidArgument) }
             let lo = try SizeParser.parse(parts[0])
             let hi = parts[1] == "max" ? UInt64.max : try SizeParser.parse(parts[1])
             rate = ResyncRate(minBytesPerSecond: lo, maxBytesPerSecond: hi)

@@ -70,9 +70,14 @@ struct StatusCommand: ParsableCommand {
         row: "interlaceBytes" (int: 512 for a concat row); "sizeBytes" (int: the row's \
         share of the volume); "components" (array of component).
 
+        A volume also has "resyncRate": null (the defaults) or {"minBytesPerSecond" (int), \
+        "maxBytesPerSecond" (int, or null: unlimited)}, as set with `metactl set --resync-rate`.
+
         resync: "kind" ("initialize", "regenerate", "copy", "parity-repair" or "zeroing"); \
         "percent" (number: done, one decimal); "bytesPerSecond" (number: current rate, 0 \
-        when not running); "secondsLeft" (number or null: estimated time left).
+        when not running); "secondsLeft" (number or null: estimated time left); "source" \
+        (string or null: the device a copy reads, the old one or the hot spare standing in \
+        for it); "target" (string or null: the device a copy or regeneration writes).
 
         pool: "name" (string); "spares" (array of objects: "device" (string), "state" \
         ("Available", "In use" or "Broken"), "sizeBytes" (int)).
@@ -82,7 +87,7 @@ struct StatusCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: "Volumes or hot spare pools to show (default: all).")
+    @Argument(help: "Volumes or hot spare pools to show (default: all).", completion: .shellCommand(Completions.names))
     var names: [String] = []
 
     @Flag(name: .customShort("p"), help: "Print md.tab lines (and metactl commands) that recreate the configuration.")

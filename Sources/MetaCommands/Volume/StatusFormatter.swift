@@ -68,7 +68,16 @@ public enum StatusFormatter {
             let shown = v.lost.prefix(3).map { "\($0.offsetBytes)+\($0.lengthBytes)" }.joined(separator: ", ")
             lines.append("    Lost: \(blocksLine(v.lostBytes)) in \(v.lost.count) range\(v.lost.count == 1 ? "" : "s") (byte offset+length: \(shown)\(v.lost.count > 3 ? ", …" : "")): reads there fail until rewritten")
         }
-        if let rs = v.resync { lines.append("    \(progressLine(rs, live: live))") }
+        if let r = v.resyncRate {
+            lines.append("    Resync rate: \(rate(Double(r.minBytesPerSecond))) to \(r.maxBytesPerSecond.map { rate(Double($0)) } ?? "unlimited")")
+        }
+        if let rs = v.resync {
+            lines.append("    \(progressLine(rs, live: live))")
+            if let t = rs.target {
+                lines.append(rs.kind == "copy" ? "    Copying \(rs.source ?? "the old device") to \(t)"
+                                               : "    Rebuilding onto \(t) from the other columns")
+            }
+        }
         return lines
     }
 
@@ -279,9 +288,13 @@ public enum StatusFormatter {
             let o = min(v.components.count, v.originalColumns ?? v.components.count)
             var create = "create \(v.name) raid5"
             if let il = v.interlaceBytes { create += " -i \(sizeArgument(il))" }
-            if let hsp = v.hotSparePool { create += " -h \(hsp)" }
+            if let hsp = v.hotSparePool { create += " --hot-spare-pool \(hsp)" }
             var cmds = [create + " " + devs(Array(v.components[..<o]))]
             if o < v.components.count { cmds.append("grow \(v.name) " + devs(Array(v.components[o...]))) }
+            // Review finding 25: -p recreates the rate limits too.
+            if let r = v.resyncRate {
+                cmds.append("set \(v.name) --resync-rate \(sizeArgument(r.minBytesPerSecond)):\(r.maxBytesPerSecond.map(sizeArgument) ?? "max")")
+            }
             return cmds
         }
         let rows = v.rows ?? []
@@ -323,7 +336,7 @@ public enum StatusFormatter {
     public static func json(_ r: StatusReport) throws -> String {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try enc.encode(ReportJSON(r)), as: UTF8.self) + "\n"
+        return Output.compactEmpty(String(decoding: try enc.encode(ReportJSON(r)), as: UTF8.self)) + "\n"
     }
 }
 
@@ -351,8 +364,9 @@ private struct VolumeJSON: Encodable {
     init(_ v: StatusReport.VolumeStatus) { self.v = v }
     enum K: String, CodingKey {
         case name, type, state, sizeBytes, interlaceBytes, hotSparePool, resync, components, rows,
-             originalColumns, invoke, openCount, lostBytes, lost
+             originalColumns, invoke, openCount, lostBytes, lost, resyncRate
     }
+    enum RateK: String, CodingKey { case minBytesPerSecond, maxBytesPerSecond }
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: K.self)
         try c.encode(v.name, forKey: .name)
@@ -369,6 +383,13 @@ private struct VolumeJSON: Encodable {
         try c.encode(v.openCount, forKey: .openCount)
         try c.encode(v.lostBytes, forKey: .lostBytes)
         try c.encode(v.lost.map { ["offsetBytes": $0.offsetBytes, "lengthBytes": $0.lengthBytes] }, forKey: .lost)
+        if let r = v.resyncRate {
+            var rc = c.nestedContainer(keyedBy: RateK.self, forKey: .resyncRate)
+            try rc.encode(r.minBytesPerSecond, forKey: .minBytesPerSecond)
+            try rc.encode(r.maxBytesPerSecond, forKey: .maxBytesPerSecond)
+        } else {
+            try c.encodeNil(forKey: .resyncRate)
+        }
     }
 }
 
@@ -387,13 +408,15 @@ private struct RowJSON: Encodable {
 private struct ResyncJSON: Encodable {
     var r: StatusReport.Resync
     init(_ r: StatusReport.Resync) { self.r = r }
-    enum K: String, CodingKey { case kind, percent, bytesPerSecond, secondsLeft }
+    enum K: String, CodingKey { case kind, percent, bytesPerSecond, secondsLeft, source, target }
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: K.self)
         try c.encode(r.kind, forKey: .kind)
         try c.encode(r.percent, forKey: .percent)
         try c.encode(r.bytesPerSecond, forKey: .bytesPerSecond)
         try c.encode(r.secondsLeft, forKey: .secondsLeft)
+        try c.encode(r.source, forKey: .source)
+        try c.encode(r.target, forKey: .target)
     }
 }
 

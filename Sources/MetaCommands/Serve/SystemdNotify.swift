@@ -1,0 +1,32 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// systemd's readiness protocol (sd_notify(3)) without libsystemd: one datagram to the Unix
+/// socket named by `$NOTIFY_SOCKET` (a leading `@` is the abstract namespace). Without the
+/// variable (not started by a `Type=notify` unit) it does nothing.
+enum SystemdNotify {
+    /// Sends `state` (e.g. `READY=1`); returns whether a datagram was sent.
+    @discardableResult
+    static func send(_ state: String) -> Bool {
+        guard let path = ProcessInfo.processInfo.environment["NOTIFY_SOCKET"], !path.isEmpty else { return false }
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        var bytes = Array(path.utf8)
+        if bytes.first == UInt8(ascii: "@") { bytes[0] = 0 }
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return false }
+        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes) }
+        let len = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count)
+        let msg = Array(state.utf8)
+        let n = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
+                msg.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, 0, sa, len) }
+            }
+        }
+        return n == msg.count
+    }
+}
