@@ -1,4 +1,5 @@
 import Foundation
+import MetaDevices
 import MetaModel
 import Synchronization
 
@@ -68,6 +69,17 @@ public final class InMemoryConfigStore: ConfigStore, @unchecked Sendable {
             commits.add(1, ordering: .relaxed)
             onCommit?(copy)
             return copy
+        }
+    }
+}
+
+extension ModelError: CodedError {
+    /// The refusal as an ``ErrorCode`` (the exit status of `metactl`).
+    public var code: ErrorCode {
+        switch kind {
+        case .notFound: .notFound
+        case .inUse: .inUse
+        case .invalidState: .invalidArgument
         }
     }
 }

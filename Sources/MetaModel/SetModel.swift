@@ -167,7 +167,7 @@ public enum SetModel {
         case .growBegun(let name, let devices):
             guard let vi = cfg.volumeIndex(named: name) else { throw ModelError(.notFound, "\(name): no such volume") }
             guard cfg.volumes[vi].type == .raid5, cfg.volumes[vi].pendingGrow == nil, !devices.isEmpty else {
-                throw ModelError(.invalidState, "\(name): cannot begin a grow (not RAID-5, or one is pending)")
+                throw ModelError(.inUse, "\(name): cannot begin a grow (not RAID-5, or one is pending)")
             }
             cfg.volumes[vi].pendingGrow = PendingGrow(devices: devices, totalBlocks: cfg.volumes[vi].columnBlocks)
             return []
@@ -205,7 +205,7 @@ public enum SetModel {
             }
             let drop = deletePool ? cfg.hotSparePools[pi].spares.map(\.device) : devices
             if cfg.hotSparePools[pi].spares.contains(where: { drop.contains($0.device) && $0.state == .inUse }) {
-                throw ModelError(.invalidState, "\(pool): a spare to remove is in use")
+                throw ModelError(.inUse, "\(pool): a spare to remove is in use")
             }
             cfg.hotSparePools[pi].spares.removeAll { drop.contains($0.device) }
             if deletePool { cfg.hotSparePools.remove(at: pi) }
