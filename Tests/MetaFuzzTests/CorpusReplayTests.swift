@@ -1,0 +1,42 @@
+import Foundation
+import MetaFuzz
+import Testing
+
+/// Replays the checked-in corpus (`Tests/Corpus/<target>/`: seeds, inputs the fuzzer found
+/// interesting, and every crash input ever found) through the fuzz targets, so CI keeps them
+/// fixed without running libFuzzer.
+@Suite struct CorpusReplayTests {
+    static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Corpus")
+
+    static func inputs(_ target: String) -> [URL] {
+        let dir = corpus.appendingPathComponent(target)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        return names.sorted().map { dir.appendingPathComponent($0) }
+    }
+
+    @Test(arguments: FuzzTarget.all.map(\.name))
+    func replay(_ name: String) throws {
+        let target = try #require(FuzzTarget.named(name))
+        let files = Self.inputs(name)
+        #expect(files.contains { $0.lastPathComponent.hasPrefix("seed-") }, "no seeds for \(name)")
+        for file in files {
+            let data = try Data(contentsOf: file)
+            do { try target.run(data) } catch {
+                Issue.record("\(name)/\(file.lastPathComponent): \(error)")
+            }
+        }
+    }
+
+    /// The seed generator still makes inputs the targets accept (and that are in the corpus).
+    @Test func seedsPass() throws {
+        for (name, seeds) in try FuzzSeeds.all() {
+            let target = try #require(FuzzTarget.named(name))
+            #expect(!seeds.isEmpty)
+            for seed in seeds {
+                do { try target.run(Data(seed.bytes)) } catch { Issue.record("seed \(name)/\(seed.name): \(error)") }
+            }
+        }
+        #expect(Set(try FuzzSeeds.all().keys) == Set(FuzzTarget.all.map(\.name)))
+    }
+}
