@@ -168,6 +168,9 @@ public enum FuzzSeeds {
         }
         var s = Stream(); s.request(1, offset: 0, length: 40 << 20, payload: false)
         out.append(("huge-write", [0, 0] + s.b))
+        // Pipelined: the handshake's replies must reach the client before the hang-up.
+        s = Stream(); s.request(0, offset: 0, length: 512); s.b[0] ^= 1
+        out.append(("bad-magic", [1, 0] + s.b))
         return out
     }
 }

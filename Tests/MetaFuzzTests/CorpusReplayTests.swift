@@ -40,3 +40,21 @@ import Testing
         #expect(Set(try FuzzSeeds.all().keys) == Set(FuzzTarget.all.map(\.name)))
     }
 }
+
+/// Inputs the fuzz targets found that once failed, each with what it showed (the files are
+/// also in the corpus; these name the finding).
+@Suite struct FuzzFindingTests {
+    func input(_ target: String, _ file: String) throws -> Data {
+        try Data(contentsOf: CorpusReplayTests.corpus.appendingPathComponent(target).appendingPathComponent(file))
+    }
+
+    /// A protocol error (bad request magic) right after a pipelined handshake: the server closed
+    /// at once and threw away the unflushed replies to NBD_OPT_STRUCTURED_REPLY and NBD_OPT_GO.
+    @Test func protocolErrorFlushesEarlierReplies() throws {
+        try fuzzNBDTransmission(try input("nbd-transmission", "seed-bad-magic"))
+        // The same with every handshake message in its own piece.
+        var d = try input("nbd-transmission", "seed-bad-magic")
+        d[1] = 1
+        try fuzzNBDTransmission(d)
+    }
+}
