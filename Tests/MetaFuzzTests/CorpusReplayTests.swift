@@ -1,4 +1,5 @@
 import Foundation
+import MetaControl
 import MetaFuzz
 import Testing
 
@@ -56,5 +57,16 @@ import Testing
         var d = try input("nbd-transmission", "seed-bad-magic")
         d[1] = 1
         try fuzzNBDTransmission(d)
+    }
+}
+
+extension FuzzFindingTests {
+    /// `hsp١٢٣` (Arabic-Indic digits) was accepted as a hot spare pool name: the check used
+    /// `Character.isNumber`, which is true for every script's digits.
+    @Test func poolNamesTakeASCIIDigitsOnly() throws {
+        #expect(!VolumeRules.validPoolName("hsp\u{661}\u{662}\u{663}"))
+        #expect(!VolumeRules.validPoolName("hsp\u{FF11}23"))
+        #expect(VolumeRules.validPoolName("hsp123"))
+        try fuzzNames(try input("names", "crash-arabic-indic-digits-pool"))
     }
 }
