@@ -1,4 +1,5 @@
 import Foundation
+import MetaCommands
 import MetaControl
 import MetaFuzz
 import Testing
@@ -68,5 +69,16 @@ extension FuzzFindingTests {
         #expect(!VolumeRules.validPoolName("hsp\u{FF11}23"))
         #expect(VolumeRules.validPoolName("hsp123"))
         try fuzzNames(try input("names", "crash-arabic-indic-digits-pool"))
+    }
+}
+
+extension FuzzFindingTests {
+    /// `5K` with U+212A KELVIN SIGN was read as 5 KiB: the unit was looked up after
+    /// `lowercased()`, which maps the Kelvin sign to `k`.
+    @Test func sizeUnitsAreASCII() throws {
+        #expect(throws: UserError.self) { try SizeParser.parse("5\u{212A}") }
+        #expect(throws: UserError.self) { try SizeParser.parse("\u{661}k") }
+        #expect(try SizeParser.parse(" 5K ") == 5 << 10)
+        try fuzzSize(try input("size", "crash-kelvin-sign-unit"))
     }
 }
