@@ -4,8 +4,9 @@ import MetaDevices
 
 /// A fixed set UUID for the replica targets.
 let fuzzSetUUID = UUID(uuid: (0x6d, 0x65, 0x74, 0x61, 0x63, 0x74, 0x6c, 0x2d, 0x66, 0x75, 0x7a, 0x7a, 0, 0, 0, 1))
-/// Slot size of the replica target: the smallest accepted, so a run stays cheap.
-let fuzzSlotSize = DiskLayout.minimumSlotSize
+/// Slot size of the replica target: small (labels accept 64 KiB and up; the slot code takes
+/// any size from 4 KiB), so a run stays cheap and both slots are within reach of mutations.
+let fuzzSlotSize: UInt64 = 16 << 10
 
 /// Overwrites the little-endian CRC32C at `crcAt` with the checksum of `bytes[range]`.
 func fixCRC(_ b: inout [UInt8], over range: Range<Int>, at crcAt: Int) {

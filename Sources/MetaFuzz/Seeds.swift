@@ -34,7 +34,7 @@ public enum FuzzSeeds {
     static func realSet() throws -> (labels: [(name: String, bytes: [UInt8])], replicas: [(name: String, bytes: [UInt8])],
                                      configs: [(name: String, bytes: [UInt8])]) {
         let devs = (0..<3).map { MemoryDevice(path: "/dev/mem\($0)", sizeBytes: 8 << 20) }
-        let db = try SetDatabase.create(setName: "fuzzset", devices: devs.map { ($0, 1) }, slotSize: fuzzSlotSize)
+        let db = try SetDatabase.create(setName: "fuzzset", devices: devs.map { ($0, 1) }, slotSize: DiskLayout.minimumSlotSize)
         defer { db.close() }
         let first = try ConfigCodec.encode(db.config)
         try db.commit { c in
@@ -60,8 +60,10 @@ public enum FuzzSeeds {
         for (i, d) in devs.enumerated() {
             let l = try d.read(count: 2 * DiskLayout.labelSize, at: 0)
             labels.append(("device\(i)", [0] + trimmed(l)))
-            let off = DiskLayout.replicaOffset(index: 0, slotSize: fuzzSlotSize)
-            let r = try d.read(count: 2 * Int(fuzzSlotSize), at: off)
+            // Both slots of the device's replica, each cut to the fuzz target's slot size.
+            let slot = Int(DiskLayout.minimumSlotSize)
+            let off = DiskLayout.replicaOffset(index: 0, slotSize: UInt64(slot))
+            let r = try d.read(count: Int(fuzzSlotSize), at: off) + d.read(count: Int(fuzzSlotSize), at: off + UInt64(slot))
             replicas.append(("device\(i)", [8] + trimmed(r)))
         }
         // A label copy with a torn second copy, and one of a newer version (checksum repaired).
@@ -127,8 +129,8 @@ public enum FuzzSeeds {
         }
         /// A typical transmission: every command, then DISC.
         mutating func commands() {
-            request(1, offset: 4096, length: 4096)
-            request(0, offset: 0, length: 8192, cookie: 2)
+            request(1, offset: 4096, length: 2048)
+            request(0, offset: 0, length: 4096, cookie: 2)
             request(1, flags: 1, offset: 512, length: 512, cookie: 3)
             request(3, offset: 0, length: 0, cookie: 4)
             request(4, offset: 8192, length: 4096, cookie: 5)
@@ -136,7 +138,7 @@ public enum FuzzSeeds {
             request(0, offset: 65024, length: 512, cookie: 7)
             request(0, offset: 65536, length: 512, cookie: 8)     // beyond the end
             request(7, offset: 0, length: 512, cookie: 9)         // BLOCK_STATUS: unsupported
-            request(1, offset: 0, length: 20000, cookie: 10)      // above the maximum payload
+            request(1, offset: 0, length: 5000, cookie: 10)       // above the maximum payload
             request(2, offset: 0, length: 0, cookie: 11)
         }
     }
