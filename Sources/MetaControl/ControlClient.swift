@@ -36,7 +36,7 @@ public enum ControlClient {
         }
         var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var line = try JSONEncoder().encode(request)
+        var line = Data(try request.encodedLine())
         line.append(0x0A)
         try line.withUnsafeBytes { raw in
             var off = 0

@@ -25,6 +25,17 @@ public enum ControlRequest: Codable, Sendable, Equatable {
         case .create, .clear, .grow, .replace, .hotSpare, .setParams, .dbAdd, .dbDelete: return true
         }
     }
+
+    /// Parses one request as the control socket receives it (the JSON text of one line,
+    /// without its newline).
+    public static func decode(line: some Sequence<UInt8>) throws -> ControlRequest {
+        try JSONDecoder().decode(ControlRequest.self, from: Data(line))
+    }
+
+    /// The JSON text of the request, as a client sends it (without the newline).
+    public func encodedLine() throws -> [UInt8] {
+        Array(try JSONEncoder().encode(self))
+    }
 }
 
 /// The answer: `ok` with a JSON-encoded result, or a one-line error with its ``ErrorCode``

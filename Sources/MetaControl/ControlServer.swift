@@ -65,7 +65,7 @@ final class ControlLineHandler: ChannelInboundHandler, @unchecked Sendable {
         done = true
         let request: ControlRequest
         do {
-            request = try JSONDecoder().decode(ControlRequest.self, from: Data(line.readableBytesView))
+            request = try ControlRequest.decode(line: line.readableBytesView)
         } catch {
             respond(context: context, .failure("malformed control request: \(error)", code: .usage))
             return

@@ -59,9 +59,10 @@ public enum VolumeRules {
         return s.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || "_.-".unicodeScalars.contains($0) }
     }
 
-    /// `hsp000` … `hsp999`.
+    /// `hsp000` … `hsp999` (ASCII digits: `Character.isNumber` also takes other scripts' digits).
     public static func validPoolName(_ s: String) -> Bool {
-        s.count == 6 && s.hasPrefix("hsp") && s.dropFirst(3).allSatisfy(\.isNumber)
+        let b = Array(s.utf8)
+        return b.count == 6 && s.hasPrefix("hsp") && b[3...].allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
     }
 
     public static func checkInterlace(_ bytes: UInt64) throws(OperationError) {

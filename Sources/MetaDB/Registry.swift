@@ -40,7 +40,7 @@ public struct HostRegistry: Codable, Sendable, Equatable {
         do { data = try Data(contentsOf: URL(fileURLWithPath: p)) } catch {
             throw DatabaseError.registry(path: p, reason: "cannot read: \(error.localizedDescription)")
         }
-        do { return try JSONDecoder().decode(HostRegistry.self, from: data) } catch {
+        do { return try decode(data) } catch {
             throw DatabaseError.registry(path: p, reason: "malformed (run `metactl import` to rebuild it)")
         }
     }
@@ -51,7 +51,7 @@ public struct HostRegistry: Codable, Sendable, Equatable {
     public static func setAsideMalformed(configDir: String) throws -> String? {
         let p = path(configDir: configDir)
         guard let data = FileManager.default.contents(atPath: p),
-              (try? JSONDecoder().decode(HostRegistry.self, from: data)) == nil else { return nil }
+              (try? decode(data)) == nil else { return nil }
         let bad = p + ".bad"
         guard rename(p, bad) == 0 else {
             throw DatabaseError.registry(path: p, reason: "malformed, and cannot be moved to \(bad): \(String(cString: strerror(errno)))")
@@ -73,6 +73,19 @@ public struct HostRegistry: Codable, Sendable, Equatable {
         return out
     }
 
+    /// Parses the registry file's content.
+    public static func decode(_ data: Data) throws -> HostRegistry {
+        try JSONDecoder().decode(HostRegistry.self, from: data)
+    }
+
+    /// The registry file's content (pretty, sorted keys, trailing newline); sets are written
+    /// in the order they are in.
+    public func encoded() throws -> [UInt8] {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return Array(try e.encode(self)) + [10]
+    }
+
     /// Loads, edits and atomically rewrites the registry under `<configDir>/sets.json.lock`.
     public static func update(configDir: String, _ body: (inout HostRegistry) throws -> Void) throws {
         try FileManager.default.createDirectory(atPath: configDir, withIntermediateDirectories: true)
@@ -81,9 +94,7 @@ public struct HostRegistry: Codable, Sendable, Equatable {
         var r = (try? load(configDir: configDir)) ?? HostRegistry()
         try body(&r)
         r.sets.sort { $0.name < $1.name }
-        let e = JSONEncoder()
-        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try atomicWrite(Array(try e.encode(r)) + [10], to: path(configDir: configDir))
+        try atomicWrite(try r.encoded(), to: path(configDir: configDir))
     }
 
     /// Writes a file atomically: temp file, fsync, rename, fsync of the directory.

@@ -161,13 +161,45 @@ enum ReplicaIO {
     /// Writes one slot (header + payload in a single write) and flushes.
     static func writeSlot(_ dev: any BlockDevice, offset: UInt64, slotSize: UInt64, slot: Int, setUUID: UUID,
                           generation: UInt64, payload: [UInt8]) throws(DeviceError) {
+        let b = ReplicaImage.encodeSlot(setUUID: setUUID, generation: generation, payload: payload)
+        try dev.write(bytes: b, at: offset + UInt64(slot) * slotSize)
+        try dev.flush()
+    }
+}
+
+/// One replica (its two slots) decoded from a raw image, without a device: the checks set
+/// loading applies (``SetDatabase``), exposed for format tools and the fuzz targets.
+public enum ReplicaImage {
+    /// An intact slot: its generation and configuration payload (not yet decoded).
+    public struct Slot: Sendable, Equatable {
+        /// 0 or 1.
+        public var index: Int
+        public var generation: UInt64
+        public var payload: [UInt8]
+    }
+
+    /// Decodes both slots of a replica of `slotSize`-byte slots from `image` (shorter images are
+    /// zero-filled, longer ones truncated to the two slots): the intact slots and what was wrong
+    /// with the others, as ``SetDatabase`` would report them.
+    public static func decode(_ image: [UInt8], slotSize: UInt64, setUUID: UUID)
+        -> (intact: [Slot], problems: [String]) {
+        let size = 2 * Int(slotSize)
+        let dev = MemoryDevice(path: "image", sizeBytes: UInt64(size))
+        let bytes = image.count > size ? Array(image[0..<size]) : image
+        if !bytes.isEmpty { try? dev.write(bytes: bytes, at: 0) }
+        let r = ReplicaIO.readSlots(dev, offset: 0, slotSize: slotSize, setUUID: setUUID)
+        return (r.intact.map { Slot(index: $0.slot, generation: $0.header.generation, payload: $0.payload) }, r.problems)
+    }
+
+    /// The on-disk image of one slot holding `payload` (header, payload, zero padding to 4 KiB), as
+    /// a commit writes it.
+    public static func encodeSlot(setUUID: UUID, generation: UInt64, payload: [UInt8]) -> [UInt8] {
         let h = SlotHeader(setUUID: setUUID, generation: generation, payloadLength: UInt64(payload.count),
                            payloadCRC: CRC32C.checksum(payload))
         var b = h.encoded() + payload
         let padded = (b.count + DiskLayout.ioAlignment - 1) / DiskLayout.ioAlignment * DiskLayout.ioAlignment
         b += [UInt8](repeating: 0, count: padded - b.count)
-        try dev.write(bytes: b, at: offset + UInt64(slot) * slotSize)
-        try dev.flush()
+        return b
     }
 }
 
@@ -181,9 +213,16 @@ public enum ConfigCodec {
         return Array(try e.encode(c))
     }
 
-    enum Failure: Error { case newer(Int), malformed(String) }
+    /// Why a payload holds no usable configuration.
+    public enum Failure: Error, Sendable, Equatable {
+        /// Written by a newer metactl (this `formatVersion`).
+        case newer(Int)
+        /// Not a configuration of any known version.
+        case malformed(String)
+    }
 
-    static func decode(_ b: [UInt8]) -> Result<SetConfig, Failure> {
+    /// Decodes a replica payload; never traps on garbage.
+    public static func decode(_ b: [UInt8]) -> Result<SetConfig, Failure> {
         struct Probe: Decodable { var formatVersion: Int }
         let d = JSONDecoder()
         let data = Data(b)

@@ -30,7 +30,9 @@ extension SetDatabase {
             .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 
-    static func validateSetName(_ name: String) throws {
+    /// Throws unless `name` is a valid set name: up to 63 ASCII letters, digits, `_`, `.`, `-`,
+    /// starting with a letter or digit.
+    public static func validateSetName(_ name: String) throws {
         let ok = !name.isEmpty && name.utf8.count <= Label.maxSetNameBytes
             && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "_.-".contains($0)) }
             && name.first.map { $0.isLetter || $0.isNumber } == true

@@ -128,7 +128,9 @@ public final class StripeVolume: Volume, @unchecked Sendable {
     public override func flush() throws(VolumeIOError) {
         let devs = geometry.read { $0.members.flatMap { $0 } }
         let errors = ErrorBox<VolumeIOError>()
-        runParallel(devs.count) { i in
+        // `parallel`, not `runParallel`: under a scheduler (the simulator) every fan-out stays
+        // on the calling thread.
+        parallel(devs.count) { i in
             guard let d = devs[i].device else { return }
             do throws(DeviceError) { try d.flush() } catch {
                 errors.add(i, VolumeIOError(volume: self.name, code: .io, operation: "flush", detail: error.description,

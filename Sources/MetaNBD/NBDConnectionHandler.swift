@@ -796,10 +796,12 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     // MARK: - Closing
 
+    /// Hangs up on a client that broke the protocol, after sending the replies already written
+    /// for its earlier messages (a client that pipelines options gets their answers; a plain
+    /// close would throw away the writes not flushed yet).
     private func protocolError(context: ChannelHandlerContext, _ message: String) {
         logger.notice("protocol error, disconnecting client: \(message)")
-        phase = .closing
-        context.close(promise: nil)
+        closeAfterPendingWrites(context: context)
     }
 
     /// Closes the connection once everything written so far has reached the socket.

@@ -58,7 +58,10 @@ public final class NBDServer: Sendable {
         public var tcpHost: String?
         /// TCP port (0 picks a free port; see ``NBDServer/tcpPort``).
         public var tcpPort: Int = 10809
-        /// Threads running export I/O (blocking calls).
+        /// Threads running export I/O (blocking calls). 0 runs export I/O inline on the
+        /// connection's event loop: only for driving connections on an `EmbeddedChannel`
+        /// (tests, fuzzing) through ``addConnectionHandlers(to:logger:)``, as a blocking export
+        /// call then stalls the loop.
         public var ioThreads: Int = 16
         /// Event loop threads handling sockets.
         public var eventLoopThreads: Int = max(1, min(System.coreCount, 4))
@@ -243,12 +246,31 @@ public final class NBDServer: Sendable {
             var log = self.logger
             log[metadataKey: "nbd.client"] = "\(id)"
             if let peer = channel.remoteAddress, peer.protocol != .unix { log[metadataKey: "peer"] = "\(peer)" }
-            let handler = NBDConnectionHandler(registry: self.exports, workers: self.workers, limits: limits,
-                                               tracker: self.tracker, logger: log)
             return channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(handler)
+                try self.addConnectionHandlers(to: channel, limits: limits, logger: log)
             }
         }
+    }
+
+    /// Adds to `channel`'s pipeline the handlers that serve one NBD client on it (handshake,
+    /// then transmission), exactly as the server does for each accepted connection; the
+    /// greeting is sent when the channel becomes active. Call on the channel's event loop.
+    ///
+    /// The connection is not counted in ``shutdown(drain:)``'s list of connections; it uses
+    /// this server's exports, I/O threads and limits. Lets tests and fuzzers drive the real
+    /// protocol code on an `EmbeddedChannel` (with ``Configuration/ioThreads`` 0, every
+    /// request completes while the embedded loop runs).
+    public func addConnectionHandlers(to channel: any Channel, logger: Logger? = nil) throws {
+        let limits = NBDConnectionLimits(maxOptionLength: configuration.maxOptionLength,
+                                         maxInFlightBytes: configuration.maxInFlightBytesPerConnection,
+                                         maxInFlightRequests: configuration.maxInFlightRequestsPerConnection)
+        try addConnectionHandlers(to: channel, limits: limits, logger: logger ?? self.logger)
+    }
+
+    private func addConnectionHandlers(to channel: any Channel, limits: NBDConnectionLimits, logger: Logger) throws {
+        let handler = NBDConnectionHandler(registry: exports, workers: workers, limits: limits,
+                                           tracker: tracker, logger: logger)
+        try channel.pipeline.syncOperations.addHandler(handler)
     }
 
     /// Records a new connection; nil when the server is shutting down (the connection is then refused).

@@ -26,9 +26,14 @@ final class NBDWorkerPool: @unchecked Sendable {
     private var permits = 0     // wakeups granted to idle workers
     private var stopping = false
     private var threads: [pthread_t] = []
+    /// No threads: ``submit(_:)`` runs each job at once on the caller's thread.
+    private let inline: Bool
 
+    /// A pool of `requested` threads; 0 runs every job inline in ``submit(_:)`` (for driving a
+    /// connection deterministically on an embedded channel: tests and fuzzing).
     init(threads requested: Int) {
-        let count = max(1, requested)
+        inline = requested <= 0
+        let count = inline ? 0 : requested
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(condition, nil)
         pthread_mutex_lock(mutex)
@@ -67,6 +72,11 @@ final class NBDWorkerPool: @unchecked Sendable {
         if stopping {
             pthread_mutex_unlock(mutex)
             return false
+        }
+        if inline {
+            pthread_mutex_unlock(mutex)
+            job()
+            return true
         }
         queue.append(job)
         let wake = searching == 0 && idle > 0

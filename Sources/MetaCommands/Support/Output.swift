@@ -73,7 +73,12 @@ public enum Output {
 /// 512-byte blocks. Returns bytes.
 public enum SizeParser {
     public static func parse(_ text: String) throws -> UInt64 {
-        let t = text.trimmingCharacters(in: .whitespaces).lowercased()
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        // ASCII only: lowercasing maps some other letters onto units (the Kelvin sign to `k`).
+        guard trimmed.utf8.allSatisfy({ $0 < 0x80 }) else {
+            throw UserError("bad size '\(text)': expected a number with an optional unit (k, m, g, t, b)", code: .invalidArgument)
+        }
+        let t = trimmed.lowercased()
         guard let last = t.last else { throw UserError("empty size", code: .invalidArgument) }
         var digits = t
         var mult: UInt64 = 1

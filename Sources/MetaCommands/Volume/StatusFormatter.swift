@@ -316,7 +316,7 @@ public enum StatusFormatter {
     }
 
     /// A size as the commands take it: `64k`, `1m`, or `Nb` blocks.
-    static func sizeArgument(_ bytes: UInt64) -> String {
+    public static func sizeArgument(_ bytes: UInt64) -> String {
         if bytes > 0 && bytes % (1 << 20) == 0 { return "\(bytes >> 20)m" }
         if bytes > 0 && bytes % 1024 == 0 { return "\(bytes >> 10)k" }
         return "\(bytes / 512)b"
