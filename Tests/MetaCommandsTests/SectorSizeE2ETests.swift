@@ -124,66 +124,11 @@ struct SectorSizeE2ETests {
     }
 }
 
-/// Sends one NBD_CMD_READ over a new connection (fixed newstyle, NBD_OPT_GO, simple replies),
-/// ignoring the block sizes the server advertises, and returns the reply's error value.
+/// Sends one NBD_CMD_READ over a new connection (fixed newstyle, NBD_OPT_GO without
+/// information requests, simple replies), ignoring the block sizes the server advertises,
+/// and returns the reply's error value.
 func rawNBDRead(socket path: String, export: String, offset: UInt64, length: UInt32) throws -> UInt32 {
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw TestSupportError("socket: errno \(errno)") }
-    defer { close(fd) }
-    var addr = sockaddr_un()
-    addr.sun_family = sa_family_t(AF_UNIX)
-    let p = Array(path.utf8)
-    withUnsafeMutableBytes(of: &addr.sun_path) { raw in raw.copyBytes(from: p); raw[p.count] = 0 }
-    let rc = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-    }
-    guard rc == 0 else { throw TestSupportError("connect \(path): errno \(errno)") }
-    var tv = timeval(tv_sec: 60, tv_usec: 0)  // a broken server cannot hang the test
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-
-    func send(_ b: [UInt8]) throws {
-        var done = 0
-        while done < b.count {
-            let n = b.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + done, b.count - done, Int32(MSG_NOSIGNAL)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw TestSupportError("send: errno \(errno)") }
-            done += n
-        }
-    }
-    func receive(_ count: Int) throws -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: count)
-        var done = 0
-        while done < count {
-            let n = out.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + done, count - done, 0) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw TestSupportError("recv: \(n == 0 ? "connection closed" : "errno \(errno)")") }
-            done += n
-        }
-        return out
-    }
-    func be<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.bigEndian, Array.init) }
-    func num<T: FixedWidthInteger>(_ b: [UInt8], _ at: Int, _: T.Type) -> T {
-        b[at..<(at + MemoryLayout<T>.size)].reduce(T(0)) { $0 << 8 | T($1) }
-    }
-
-    let greeting = try receive(18)  // NBDMAGIC, IHAVEOPT, handshake flags
-    guard num(greeting, 0, UInt64.self) == 0x4e42_444d_4147_4943 else { throw TestSupportError("bad NBD greeting") }
-    try send(be(UInt32(3)))  // fixed newstyle, no zeroes
-    let name = Array(export.utf8)
-    let go = be(UInt32(name.count)) + name + be(UInt16(0))  // no information requests
-    try send(be(UInt64(0x4948_4156_454f_5054)) + be(UInt32(7)) + be(UInt32(go.count)) + go)  // NBD_OPT_GO
-    while true {
-        let h = try receive(20)
-        let type = num(h, 12, UInt32.self), len = Int(num(h, 16, UInt32.self))
-        if len > 0 { _ = try receive(len) }
-        if type & 0x8000_0000 != 0 { throw TestSupportError("NBD_OPT_GO refused: 0x\(String(type, radix: 16))") }
-        if type == 1 { break }  // NBD_REP_ACK
-    }
-    try send(be(UInt32(0x2560_9513)) + be(UInt16(0)) + be(UInt16(0)) + be(UInt64(1)) + be(offset) + be(length))
-    let reply = try receive(16)
-    guard num(reply, 0, UInt32.self) == 0x6744_6698 else { throw TestSupportError("bad NBD reply magic") }
-    let error = num(reply, 4, UInt32.self)
-    if error == 0 { _ = try receive(Int(length)) }
-    try send(be(UInt32(0x2560_9513)) + be(UInt16(0)) + be(UInt16(2)) + be(UInt64(2)) + be(UInt64(0)) + be(UInt32(0)))  // NBD_CMD_DISC
-    return error
+    let c = try RawNBDClient(socketPath: path)
+    try c.connect(export: export, infos: [])
+    return try c.read(offset: offset, length: length).error
 }
