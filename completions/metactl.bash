@@ -209,7 +209,7 @@ _metactl_create() {
     repeating_flags=()
     non_repeating_flags=(--quiet -q --verbose -v --no-init --force -f --json --version -h --help)
     repeating_options=()
-    non_repeating_options=(-s --set --config-dir --run-dir -i --hot-spare-pool)
+    non_repeating_options=(-s --set --config-dir --run-dir -i --hot-spare-pool --write-log)
     __metactl_offer_flags_options -1
 
     # Offer option value completions
@@ -228,6 +228,10 @@ _metactl_create() {
         ;;
     '--hot-spare-pool')
         __metactl_add_completions -W "$(eval 'metactl status -c 2>/dev/null | awk '\''$2 == "h" {print $1}'\''')"
+        return
+        ;;
+    '--write-log')
+        __metactl_add_completions -W 'auto'$'\n''none'
         return
         ;;
     esac
@@ -732,7 +736,7 @@ _metactl_set() {
     repeating_flags=()
     non_repeating_flags=(--quiet -q --verbose -v --version -h --help)
     repeating_options=()
-    non_repeating_options=(-s --set --config-dir --run-dir --hot-spare-pool --resync-rate)
+    non_repeating_options=(-s --set --config-dir --run-dir --hot-spare-pool --resync-rate --write-log)
     __metactl_offer_flags_options 1
 
     # Offer option value completions
@@ -751,6 +755,10 @@ _metactl_set() {
         return
         ;;
     '--resync-rate')
+        return
+        ;;
+    '--write-log')
+        __metactl_add_completions -W 'auto'$'\n''none'
         return
         ;;
     esac

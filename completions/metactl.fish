@@ -25,7 +25,7 @@ function __metactl_parse_tokens -S
         case 'devices'
             __metactl_parse_subcommand 0 's/set=' 'config-dir=' 'run-dir=' 'q/quiet' 'v/verbose' 'json' 'all' 'version' 'h/help'
         case 'create'
-            __metactl_parse_subcommand -r 3 's/set=' 'config-dir=' 'run-dir=' 'q/quiet' 'v/verbose' 'i=' 'hot-spare-pool=' 'no-init' 'f/force' 'json' 'version' 'h/help'
+            __metactl_parse_subcommand -r 3 's/set=' 'config-dir=' 'run-dir=' 'q/quiet' 'v/verbose' 'i=' 'hot-spare-pool=' 'no-init' 'f/force' 'write-log=' 'json' 'version' 'h/help'
         case 'clear'
             __metactl_parse_subcommand -r 1 's/set=' 'config-dir=' 'run-dir=' 'q/quiet' 'v/verbose' 'f/force' 'version' 'h/help'
         case 'grow'
@@ -63,7 +63,7 @@ function __metactl_parse_tokens -S
                 __metactl_parse_subcommand -r 1 's/set=' 'config-dir=' 'run-dir=' 'q/quiet' 'v/verbose' 'version' 'h/help'
             end
         case 'set'
-            __metactl_parse_subcommand 1 's/set=' 'config-dir=' 'run-dir=' 'q/quiet' 'v/verbose' 'hot-spare-pool=' 'resync-rate=' 'version' 'h/help'
+            __metactl_parse_subcommand 1 's/set=' 'config-dir=' 'run-dir=' 'q/quiet' 'v/verbose' 'hot-spare-pool=' 'resync-rate=' 'write-log=' 'version' 'h/help'
         case 'help'
             __metactl_parse_subcommand -r 1 'version'
         end
@@ -153,6 +153,7 @@ complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_option
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl create" hot-spare-pool' -l 'hot-spare-pool' -d 'Hot spare pool for a RAID-5 volume (SVM\'s metainit -h; -h is help here).' -rfka '(metactl status -c 2>/dev/null | awk \'$2 == "h" {print $1}\')'
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl create" no-init' -l 'no-init' -d 'RAID-5: components are known to be zero; skip parity initialisation.'
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl create" f force' -l 'force' -s 'f' -d 'Overwrite devices that carry a signature (file system, partition table, …).'
+complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl create" write-log' -l 'write-log' -d 'RAID-5: log every write before it is made in place (auto, the default) or not (none).' -rfka 'auto none'
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl create" json' -l 'json' -d 'Print one JSON document (its schema is in this command\'s description; errors: metactl(8)).'
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl create" version' -l 'version' -d 'Show the version.'
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl create" h help' -s 'h' -l 'help' -d 'Show help information.'
@@ -318,6 +319,7 @@ complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_option
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_positional "metactl set" -eq 1' -fka '(metactl status -c 2>/dev/null | awk \'$2 != "h" {print $1}\')'
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl set" hot-spare-pool' -l 'hot-spare-pool' -d 'Pool to use, or none.' -rfka '(metactl status -c 2>/dev/null | awk \'$2 == "h" {print $1}\'; echo none)'
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl set" resync-rate' -l 'resync-rate' -d 'Resync rate limits per second.' -rfka ''
+complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl set" write-log' -l 'write-log' -d 'RAID-5: log writes (auto) or not (none); switches online.' -rfka 'auto none'
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl set" version' -l 'version' -d 'Show the version.'
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl set" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl help" version' -l 'version' -d 'Show the version.'

@@ -98,6 +98,7 @@ _metactl_devices() {
 _metactl_create() {
     local -i ret=1
     local -ar _layout=('concat' 'stripe' 'raid5')
+    local -ar ___write_log=('auto' 'none')
     local -ar arg_specs=(
         '(-s --set)'{-s,--set}'[The set to act on.]:set:'
         '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
@@ -111,6 +112,7 @@ _metactl_create() {
         '--hot-spare-pool[Hot spare pool for a RAID-5 volume (SVM'\''s metainit -h; -h is help here).]:hsp:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 == "h" {print $1}'\'')"});_describe -V "" list}'
         '--no-init[RAID-5\: components are known to be zero; skip parity initialisation.]'
         '(--force -f)'{--force,-f}'[Overwrite devices that carry a signature (file system, partition table, …).]'
+        '--write-log[RAID-5\: log every write before it is made in place (auto, the default) or not (none).]:auto|none:{__metactl_complete "${___write_log[@]}"}'
         '--json[Print one JSON document (its schema is in this command'\''s description; errors\: metactl(8)).]'
         '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'
@@ -454,6 +456,7 @@ _metactl_hs_enable() {
 
 _metactl_set() {
     local -i ret=1
+    local -ar ___write_log=('auto' 'none')
     local -ar arg_specs=(
         '(-s --set)'{-s,--set}'[The set to act on.]:set:'
         '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
@@ -463,6 +466,7 @@ _metactl_set() {
         ':name:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\'')"});_describe -V "" list}'
         '--hot-spare-pool[Pool to use, or none.]:hsp|none:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 == "h" {print $1}'\''; echo none)"});_describe -V "" list}'
         '--resync-rate[Resync rate limits per second.]:min\:max:'
+        '--write-log[RAID-5\: log writes (auto) or not (none); switches online.]:auto|none:{__metactl_complete "${___write_log[@]}"}'
         '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'
     )

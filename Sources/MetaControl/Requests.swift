@@ -69,7 +69,9 @@ public struct SetParamsRequest: Codable, Sendable, Equatable {
     /// A pool name, or "none" to detach the pool.
     public var hotSparePool: String?
     public var resyncRate: ResyncRate?
-    public init(name: String, hotSparePool: String? = nil, resyncRate: ResyncRate? = nil) {
-        self.name = name; self.hotSparePool = hotSparePool; self.resyncRate = resyncRate
+    /// RAID-5: `--write-log auto|none` (nil: unchanged).
+    public var writeLog: WriteLogMode?
+    public init(name: String, hotSparePool: String? = nil, resyncRate: ResyncRate? = nil, writeLog: WriteLogMode? = nil) {
+        self.name = name; self.hotSparePool = hotSparePool; self.resyncRate = resyncRate; self.writeLog = writeLog
     }
 }

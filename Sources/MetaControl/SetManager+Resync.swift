@@ -82,8 +82,9 @@ extension SetManager {
         let check = CreateRequest(name: r.name, type: .concat, devices: [newPath], force: r.force)
         let fit = SectorFit(volume: r.name, sectorSize: engine.sectorSize, interlaceBytes: vol.interlaceBlocks * 512)
         let sizes = try Self.validateDevices(check, replicaCopies: 0, configDir: configDir, fits: [fit])
-        guard let size = sizes.first?.dataBlocks, size >= vol.columnBlocks else {
-            throw OperationError("\(newPath): too small: a column of \(r.name) needs \(vol.columnBlocks) data blocks (\(vol.columnBlocks * 512 + 1 << 20) bytes with the label area)", code: .invalidArgument)
+        let needed = vol.blocksNeeded(column: c)
+        guard let size = sizes.first?.dataBlocks, size >= needed else {
+            throw OperationError("\(newPath): too small: column \(c) of \(r.name) needs \(needed) data blocks (\(needed * 512 + 1 << 20) bytes with the label area\(needed > vol.columnBlocks ? " and the write log" : ""))", code: .invalidArgument)
         }
         let readable = col.state == .okay && db.device(col.activeDevice) != nil
         if let e = ReplaceRules.stateRefusal(vol, column: c, oldName: r.old, enable: false, force: r.force, oldReadable: readable) {
@@ -176,7 +177,7 @@ extension SetManager {
         guard let spare = pool.spares.first(where: { s in
             guard s.state == .available, let dev = db.device(s.device) else { return false }
             let fit = SectorFit(volume: name, sectorSize: sector, interlaceBytes: vol.interlaceBlocks * 512)
-            return (db.config.device(s.device)?.dataBlocks ?? 0) >= vol.columnBlocks
+            return (db.config.device(s.device)?.dataBlocks ?? 0) >= vol.blocksNeeded(column: c)
                 && (try? fit.check(path: dev.path, logicalSectorSize: dev.logicalSectorSize)) != nil
         }) else {
             logger.warning("\(name): column \(c) needs a spare but \(poolName) has none available that is large enough and has a fitting logical sector size")
@@ -246,9 +247,9 @@ extension SetManager {
             // never stand in for it; accepted (other volumes may fit) but said at once.
             var warnings: [String] = []
             for (p, c) in zip(r.devices, checked) {
-                let small = db.config.volumes.filter { $0.type == .raid5 && $0.hotSparePool == name && c.dataBlocks < $0.columnBlocks }
+                let small = db.config.volumes.filter { $0.type == .raid5 && $0.hotSparePool == name && c.dataBlocks < $0.originalColumnBlocksNeeded }
                 if !small.isEmpty {
-                    warnings.append("warning: \(p): too small to stand in for a column of \(small.map(\.name).joined(separator: ", ")) (its data area is \(c.dataBlocks) blocks, the columns use \(small.map(\.columnBlocks).max() ?? 0))")
+                    warnings.append("warning: \(p): too small to stand in for a column of \(small.map(\.name).joined(separator: ", ")) (its data area is \(c.dataBlocks) blocks, the columns use \(small.map(\.originalColumnBlocksNeeded).max() ?? 0) with their write log)")
                 }
             }
             try db.commit { cfg in
@@ -326,6 +327,19 @@ extension SetManager {
         if let rate = r.resyncRate, rate.minBytesPerSecond > rate.maxBytesPerSecond {
             throw OperationError("--resync-rate: the minimum is above the maximum", code: .invalidArgument)
         }
+        let newLog = try r.writeLog.map { try writeLogChange(vol, $0) }
+        if let newLog, newLog != vol.writeLog {
+            // The engine switches (it waits for writes in flight and flushes first); without
+            // an engine (no server), the commit alone.
+            if let r5 = engine(r.name) as? RAID5Volume {
+                if newLog?.active == true && r5.parityRepairPending {
+                    throw OperationError("\(r.name): the parity of regions left by a crash is not repaired yet; run this again once `metactl status \(r.name)` shows no parity repair", code: .inUse)
+                }
+                try r5.setWriteLog(newLog)
+            } else {
+                try db.apply(.writeLogSet(volume: r.name, log: newLog))
+            }
+        }
         try db.commit { cfg in
             guard let vi = cfg.volumeIndex(named: r.name) else { return }
             if let hsp = r.hotSparePool { cfg.volumes[vi].hotSparePool = hsp == "none" ? nil : hsp }
@@ -333,6 +347,35 @@ extension SetManager {
         }
         if isServer { checkHotSpares(r.name) }
         return [:]
+    }
+}
+
+extension SetManager {
+    /// The write log `vol` gets for `--write-log mode`: an area already reserved is kept
+    /// (and reused when the log is switched on again); a volume without one gets the default
+    /// size when every original column's device has room for it after the column.
+    func writeLogChange(_ vol: VolumeRecord, _ mode: WriteLogMode) throws -> WriteLogConfig? {
+        guard vol.type == .raid5 else {
+            throw OperationError("\(vol.name): --write-log applies to RAID-5 volumes (it is a \(vol.type.rawValue))", code: .invalidArgument)
+        }
+        if var log = vol.writeLog, log.areaBlocks > 0 {
+            if log.mode == mode { return log }
+            log.mode = mode
+            log.epoch += 1
+            return log
+        }
+        if mode == .none { return vol.writeLog }
+        let area = WriteLogConfig.defaultAreaBlocks(columnDataBlocks: vol.columnBlocks)
+        for c in 0..<vol.originalColumnCount {
+            let uuid = vol.columns[c].activeDevice
+            let dev = db.config.device(uuid)
+            let room = (dev?.dataBlocks ?? 0) > vol.columnBlocks ? dev!.dataBlocks - vol.columnBlocks : 0
+            if room < area {
+                let path = db.device(uuid)?.path ?? dev?.lastPath ?? uuid.uuidString
+                throw OperationError("\(vol.name): no room for a write log on column \(c) (\(path)): it needs \(humanBytes(area * 512)) after the column and the device has \(humanBytes(room * 512)); volumes created with --write-log none (or before metactl had a write log) keep no room for one", code: .invalidArgument)
+            }
+        }
+        return WriteLogConfig(mode: .auto, areaBlocks: area)
     }
 }
 

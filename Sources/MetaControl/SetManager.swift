@@ -27,10 +27,12 @@ public struct CreateRequest: Codable, Sendable, Equatable {
     public var hotSparePool: String?
     public var noInit: Bool
     public var force: Bool
+    /// RAID-5: `--write-log auto|none` (nil: auto).
+    public var writeLog: WriteLogMode?
     public init(name: String, type: VolumeType, devices: [String], interlaceBytes: UInt64? = nil,
-                hotSparePool: String? = nil, noInit: Bool = false, force: Bool = false) {
+                hotSparePool: String? = nil, noInit: Bool = false, force: Bool = false, writeLog: WriteLogMode? = nil) {
         self.name = name; self.type = type; self.devices = devices; self.interlaceBytes = interlaceBytes
-        self.hotSparePool = hotSparePool; self.noInit = noInit; self.force = force
+        self.hotSparePool = hotSparePool; self.noInit = noInit; self.force = force; self.writeLog = writeLog
     }
 }
 
@@ -319,9 +321,18 @@ public final class SetManager: @unchecked Sendable {
             return (VolumeRecord(name: r.name, type: .stripe, rows: [row]), notes)
         case .raid5:
             let il = (r.interlaceBytes ?? VolumeRules.defaultRAID5Interlace) / 512
-            let used = smallest / il * il
-            for d in devices where d.dataBlocks > used {
-                notes.append("\(d.lastPath): \(d.dataBlocks - used) blocks (\(humanBytes((d.dataBlocks - used) * 512))) unusable: larger than the smallest column")
+            // The write log's area sits after the column on every device (none with --write-log none).
+            var area: UInt64 = 0
+            if (r.writeLog ?? .auto) == .auto {
+                area = WriteLogConfig.defaultAreaBlocks(columnDataBlocks: smallest)
+                if smallest < area + il {
+                    notes.append("\(r.name): the devices are too small for a write log (it needs \(humanBytes(area * 512)) per column): created without one")
+                    area = 0
+                }
+            }
+            let used = (smallest - area) / il * il
+            for d in devices where d.dataBlocks > used + area {
+                notes.append("\(d.lastPath): \(d.dataBlocks - used - area) blocks (\(humanBytes((d.dataBlocks - used - area) * 512))) unusable: larger than the smallest column")
             }
             let state: ComponentState = r.noInit ? .okay : .initializing
             var v = VolumeRecord(name: r.name, type: .raid5, columns: devices.map { ComponentRecord(device: $0.uuid, state: state) },
@@ -330,6 +341,7 @@ public final class SetManager: @unchecked Sendable {
             if !r.noInit {
                 v.resync = ResyncCheckpoint(kind: .initialize, totalBlocks: used)
             }
+            if area > 0 { v.writeLog = WriteLogConfig(mode: .auto, areaBlocks: area) }
             return (v, notes)
         }
     }

@@ -5,6 +5,15 @@ import MetaEngine
 
 /// `metactl status --json`: the documented, stable schema (fields may be added, never renamed).
 public struct StatusReport: Codable, Sendable, Equatable {
+    /// A RAID-5 volume's write log in `status`.
+    public struct WriteLogStatus: Codable, Sendable, Equatable {
+        /// `auto` (writes are logged) or `none`.
+        public var mode: String
+        /// Bytes of the log area reserved after each original column (0: none).
+        public var areaBytes: UInt64
+        public init(mode: String, areaBytes: UInt64) { self.mode = mode; self.areaBytes = areaBytes }
+    }
+
     /// A volume's resync rate limits in bytes per second; a nil maximum is unlimited.
     public struct RateLimits: Codable, Sendable, Equatable {
         public var minBytesPerSecond: UInt64
@@ -77,6 +86,8 @@ public struct StatusReport: Codable, Sendable, Equatable {
         /// Resync rate limits set with `metactl set --resync-rate` (nil: the defaults).
         public var resyncRate: RateLimits? = nil
         public var lostBytes: UInt64 = 0
+        /// RAID-5: the write log (null for other types).
+        public var writeLog: WriteLogStatus? = nil
         /// RAID-5: where (empty when none).
         public var lost: [Extent] = []
         public init(name: String, type: String, state: String, sizeBytes: UInt64, interlaceBytes: UInt64? = nil, hotSparePool: String? = nil, resync: Resync? = nil, components: [Component], rows: [Row]? = nil, originalColumns: Int? = nil, invoke: String? = nil, openCount: Int? = nil) {
@@ -220,6 +231,10 @@ extension StatusReport {
                            maxBytesPerSecond: $0.maxBytesPerSecond == .max || $0.maxBytesPerSecond == 0 ? nil : $0.maxBytesPerSecond)
             }
             vs.lostBytes = lost.reduce(0) { $0 + $1.lengthBytes }
+            if v.type == .raid5 {
+                vs.writeLog = WriteLogStatus(mode: v.writeLog?.active == true ? WriteLogMode.auto.rawValue : WriteLogMode.none.rawValue,
+                                             areaBytes: (v.writeLog?.areaBlocks ?? 0) * 512)
+            }
             vols.append(vs)
         }
         let pools = config.hotSparePools.map { p in

@@ -44,12 +44,20 @@ extension RAID5Volume {
             Parity.xor(sources: sources, into: cols[p].base + li * unit, count: unit)
         }
         let failed = ErrorBox<DeviceError>()
-        parallel(layout.columnCount) { c in
-            let col = rt.columns[c]
-            do throws(DeviceError) {
-                try col.device!.write(UnsafeRawBufferPointer(cols[c].mutableBytes),
-                                      at: col.startByte + first * il * Volume.blockSize)
-            } catch { failed.add(c, error) }
+        let segments = (0..<layout.columnCount).map { LogRecord.Segment(column: $0, columnBlock: first * il, blocks: (end - first) * il) }
+        if let log = rt.log, !log.fits(LogRecord(logID: log.config.id, epoch: 0, seq: 0, segments: segments).recordBytes) {
+            // Too large for one record: line by line, each line its own record.
+            try perLineLocked(block, buffer, layout, lines: first..<end)
+            return true
+        }
+        try logged(line: first, segments, payload: { UnsafeRawBufferPointer(cols[$0].mutableBytes) }, rt, failed: failed) {
+            parallel(layout.columnCount) { c in
+                let col = rt.columns[c]
+                do throws(DeviceError) {
+                    try col.device!.write(UnsafeRawBufferPointer(cols[c].mutableBytes),
+                                          at: col.startByte + first * il * Volume.blockSize)
+                } catch { failed.add(c, error) }
+            }
         }
         if failed.all.isEmpty { return true }
         // Some columns took the new lines and some did not: until the redo below succeeds,

@@ -42,6 +42,8 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         /// yet (``commitUnavailableColumns()`` has not succeeded): no write may go around them,
         /// since the database would still call them Okay when they return.
         var unrecordedMissing: Set<Int> = []
+        /// The write log, when the volume logs its writes.
+        var log: WriteLog?
 
         /// Whether a column other than `c` is erred or being rebuilt (``ColumnHealth``).
         func othersErred(_ c: Int) -> Bool {
@@ -64,6 +66,11 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     let writeGate = ReadMostly<Void>((), preferWriters: true)
     let drl: DirtyRegionLog
     let cleaner = TimerBox()
+    /// Shares device flushes between concurrent writers (the write log's group commit).
+    let flusher = FlushBatcher()
+    /// The write log's replay at open: records replayed, and whether every record could be
+    /// read and made durable (nil: nothing to replay).
+    public let writeLogReplay = Mutex<(records: Int, complete: Bool)?>(nil)
     private let delegateRef = WeakEngineDelegate()
     /// Hears of committed column failures and of the end of resync work (held weakly).
     public var delegate: (any EngineDelegate)? {
@@ -92,6 +99,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         drl = log
         super.init(name: record.name, context: context)
         updateSectorSize(record)
+        openWriteLog(record)
         startCleaner()
     }
 
@@ -168,6 +176,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         }
         var rt = try Self.makeRuntime(record: rec, context: context)
         rt.unrepairedRegions = runtime.read { $0.unrepairedRegions }
+        rt.log = runtime.read { $0.log }
         // Lock every line? Geometry only grows and column identities change only under the
         // resync engine's control, so swapping the snapshot is enough.
         runtime.withLock { $0 = rt }
@@ -577,22 +586,27 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
                 } else { failed.add(c, error) }
             }
         }
-        /// Writes every piece's new data and (optionally) the parity, in parallel.
-        func commitWrites(parity: UnsafeRawBufferPointer?) {
-            wrote = true
-            let n = pieces.count + (parity == nil ? 0 : 1)
-            parallel(n, bytes: n * wBytes) { i in
-                if i < pieces.count {
-                    writeCol(pieces[i].column, pieces[i].unitOffset, newData(pieces[i]))
-                } else {
-                    writeCol(p, lo, parity!)
+        /// Writes every piece's new data and (optionally) the parity, in parallel, once the
+        /// write log (when the volume has one) holds all of it.
+        func commitWrites(parity: UnsafeRawBufferPointer?) throws(VolumeIOError) {
+            var segments = pieces.map { LogRecord.Segment(column: $0.column, columnBlock: line * rt.layout.interlaceBlocks + $0.unitOffset, blocks: $0.blocks) }
+            if parity != nil { segments.append(LogRecord.Segment(column: p, columnBlock: line * rt.layout.interlaceBlocks + lo, blocks: hi - lo)) }
+            try logged(line: line, segments, payload: { i in i < pieces.count ? newData(pieces[i]) : parity! }, rt, failed: failed) {
+                wrote = true
+                let n = pieces.count + (parity == nil ? 0 : 1)
+                parallel(n, bytes: n * wBytes) { i in
+                    if i < pieces.count {
+                        writeCol(pieces[i].column, pieces[i].unitOffset, newData(pieces[i]))
+                    } else {
+                        writeCol(p, lo, parity!)
+                    }
                 }
             }
         }
 
         switch strategy {
         case .dataOnly:
-            commitWrites(parity: nil)
+            try commitWrites(parity: nil)
 
         case .readModifyWrite:
             // One scratch buffer: the old parity [lo, hi), then each piece's old data. Not
@@ -619,7 +633,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
                 let at = Int(piece.unitOffset - lo) * bs
                 Parity.xorInPlace(scratch.base + at, UnsafeRawPointer(old(i).baseAddress!), newData(piece).baseAddress!, count: n)
             }
-            commitWrites(parity: UnsafeRawBufferPointer(oldP))
+            try commitWrites(parity: UnsafeRawBufferPointer(oldP))
 
         case .reconstructWrite, .degradedReconstruct:
             var missingCol: Int? = nil
@@ -655,7 +669,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             let parity = AlignedBuffer(count: wBytes)
             defer { withExtendedLifetime(parity) {} }  // pointers into it outlive its last use
             Parity.xor(sources: contents.map { UnsafeRawPointer($0.base) }, into: parity.base, count: wBytes)
-            commitWrites(parity: parity.bytes)
+            try commitWrites(parity: parity.bytes)
         }
         if let e = fatal.first { throw e }
     }

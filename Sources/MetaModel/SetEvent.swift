@@ -17,6 +17,9 @@ public enum SetEvent: Sendable, Equatable {
     /// (their regeneration records are dropped: it restarts from the beginning once the
     /// device is back); with `dropCopy`, a copy whose target is missing is abandoned.
     case columnsMissing(volume: String, columns: [Int], dropCopy: Bool)
+    /// The write log of a RAID-5 volume replayed or reused its areas: records of epochs
+    /// before `epoch` are void.
+    case writeLogEpoch(volume: String, epoch: UInt64)
     /// The dirty-region log of a RAID-5 volume is now exactly `regions`.
     case dirtyRegions(volume: String, regions: [UInt64])
     /// The volume's lost blocks are now exactly `ranges` (empty: none).
@@ -38,6 +41,10 @@ public enum SetEvent: Sendable, Equatable {
     case copyBecameRegeneration(volume: String, column: Int, target: UUID, doneBlocks: UInt64)
 
     // MARK: commands and the hot-spare policy
+
+    /// `set NAME --write-log MODE`: the volume's write log is now `log` (the command has
+    /// checked that the columns have room for its area).
+    case writeLogSet(volume: String, log: WriteLogConfig?)
 
     /// `replace NAME --enable DEV` of a Last Erred column: its data is trusted again (`Okay`,
     /// no resync); a resync it stopped resumes from its checkpoint.

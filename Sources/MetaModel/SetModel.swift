@@ -40,6 +40,22 @@ public enum SetModel {
             }
             return []
 
+        case .writeLogEpoch(let name, let epoch):
+            guard let vi = cfg.volumeIndex(named: name), cfg.volumes[vi].writeLog != nil else { return [] }
+            guard epoch > cfg.volumes[vi].writeLog!.epoch else {
+                throw ModelError(.invalidState, "\(name): the write log's epoch only moves forward (\(cfg.volumes[vi].writeLog!.epoch) to \(epoch))")
+            }
+            cfg.volumes[vi].writeLog!.epoch = epoch
+            return []
+
+        case .writeLogSet(let name, let log):
+            guard let vi = cfg.volumeIndex(named: name) else { throw ModelError(.notFound, "\(name): no such volume") }
+            guard cfg.volumes[vi].type == .raid5 else {
+                throw ModelError(.invalidState, "\(name): only RAID-5 volumes have a write log (it is a \(cfg.volumes[vi].type.rawValue))")
+            }
+            cfg.volumes[vi].writeLog = log
+            return []
+
         case .dirtyRegions(let name, let regions):
             guard let vi = cfg.volumeIndex(named: name) else { return [] }
             cfg.volumes[vi].dirtyRegions = regions.sorted()

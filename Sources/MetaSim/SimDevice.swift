@@ -165,6 +165,16 @@ public final class SimDevice: BlockDevice, @unchecked Sendable {
         pending.append((offset, Int(length)))
     }
 
+    /// What reads would return at `offset`, whatever the process's fate or the faults (a
+    /// disk editor's view, for tests).
+    public func peek(count: Int, at offset: UInt64) -> [UInt8] { Array(current[Int(offset)..<Int(offset) + count]) }
+
+    /// Changes the bytes at `offset` durably, as a disk editor would between runs (for tests).
+    public func poke(_ bytes: [UInt8], at offset: UInt64) {
+        current.replaceSubrange(Int(offset)..<Int(offset) + bytes.count, with: bytes)
+        durable.replaceSubrange(Int(offset)..<Int(offset) + bytes.count, with: bytes)
+    }
+
     /// Applies a crash to the cache. A kill keeps it (the kernel has the writes); a power
     /// loss keeps each unflushed write whole, not at all, or a random subset of its sectors.
     func crash(_ kind: CrashKind, random: inout SimRandom) {

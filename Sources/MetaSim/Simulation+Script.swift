@@ -183,3 +183,40 @@ extension Simulation {
     /// The trace so far, one operation per line.
     public var traceText: String { trace.joined(separator: "\n") }
 }
+
+extension Simulation {
+    /// Kills the process and starts again (without `column`'s device when given), with a
+    /// second crash of kind `kind` planned at the `n`th device write or flush of that start
+    /// (inside the write log's replay, the epoch commit, the label writes): then starts once
+    /// more. Returns whether the planned crash happened.
+    @discardableResult
+    public func crashAndStart(without column: Int?, crashingAtStartOp n: Int, _ kind: CrashKind) -> Bool {
+        guard let rec = record else { return false }
+        let dev = column.flatMap { db?.device(rec.columns[$0].activeDevice) as? SimDevice }
+        note("kill -9, restart\(column.map { " without column \($0)" } ?? ""), crashing (\(kind.rawValue)) at its device op \(n)")
+        fate.crashKind = .kill
+        fate.die()
+        if crashMayTearLines && (degradedNow() || wasDegradedAtOpen) { model.lossy = true }
+        scheduler.pending = []
+        volumeEngine = nil
+        db = nil
+        fate.revive()
+        fate.crashKind = kind
+        fate.crashAt = fate.ops + n
+        start(missing: dev)
+        let died = fate.dead
+        fate.crashAt = nil
+        if died { note("  died during the start"); restart(after: kind, missing: dev) }
+        return died
+    }
+
+    /// Byte ranges of the write log's areas on each original column's device, as
+    /// (device, offset, length).
+    public var writeLogAreas: [(device: SimDevice, offset: UInt64, length: UInt64)] {
+        guard let db, let rec = record, let log = rec.writeLog else { return [] }
+        return rec.columns.prefix(rec.originalColumnCount).compactMap { c in
+            guard let d = db.device(c.activeDevice) as? SimDevice, let dr = db.config.device(c.activeDevice) else { return nil }
+            return (d, (dr.dataStartBlock + rec.columnBlocks) * 512, log.areaBlocks * 512)
+        }
+    }
+}

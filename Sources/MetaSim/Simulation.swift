@@ -41,6 +41,10 @@ public struct SimOptions: Sendable {
     public var spares: Bool? = nil
     /// The volume's type (nil: RAID-5 in four schedules of five, else a stripe or a concat).
     public var volumeType: VolumeType? = nil
+    /// Whether a RAID-5 volume has a write log (nil: chosen by the seed, one in two).
+    public var writeLog: Bool? = nil
+    /// Blocks of the write log's area on each column (small, so that it fills and is reused).
+    public var writeLogAreaBlocks: UInt64 = 256
     public init() {}
 }
 
@@ -144,8 +148,9 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         let columns = options.columns.lowerBound + rng.below(options.columns.count)
         let slot = DiskLayout.minimumSlotSize
         let start = DiskLayout.dataStartBlock(copies: 1, slotSize: slot) * 512
-        let size = start + options.lines * options.interlaceBlocks * 512
         sector = options.sectorSize ?? (rng.below(8) == 0 ? 4096 : 512)
+        let logged = options.writeLog ?? rng.chance(0.5)
+        let size = start + (options.lines * options.interlaceBlocks + (logged ? options.writeLogAreaBlocks : 0)) * 512
         for i in 0..<columns { devices.append(SimDevice(path: "sim\(i)", sizeBytes: size, sectorSize: sector, fate: fate)) }
         let db = try SetDatabase.create(setName: "sim", devices: devices.map { ($0, 1) }, slotSize: slot)
         let noInit = options.noInit ?? rng.chance(0.5)
@@ -172,6 +177,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
                                  columns: cfg.devices.map { ComponentRecord(device: $0.uuid, state: noInit ? .okay : .initializing) },
                                  originalColumnCount: columns, interlaceBlocks: il, columnBlocks: options.lines * il)
             if !noInit { v.resync = ResyncCheckpoint(kind: .initialize, totalBlocks: options.lines * il) }
+            if logged { v.writeLog = WriteLogConfig(mode: .auto, areaBlocks: options.writeLogAreaBlocks, id: UUID(uuid: rng.uuidBytes())) }
             v.resyncRate = ResyncRate(minBytesPerSecond: UInt64.max / 4, maxBytesPerSecond: UInt64.max)
             cfg.volumes.append(v)
         }
@@ -194,7 +200,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
             }
             note("hs create hsp001 with \(spares.count) spare(s); set d10 -h hsp001")
         }
-        note("create: raid5 of \(columns) columns, \(options.lines) lines, interlace \(options.interlaceBlocks) blocks\(noInit ? ", --no-init" : "")\(sector != 512 ? ", \(sector)-byte sectors" : "")")
+        note("create: raid5 of \(columns) columns, \(options.lines) lines, interlace \(options.interlaceBlocks) blocks\(noInit ? ", --no-init" : "")\(logged ? ", write log" : "")\(sector != 512 ? ", \(sector)-byte sectors" : "")")
         try openEngine()
         model = SimModel(blocks: Int(volumeEngine!.sizeBytes / 512))
     }
@@ -320,6 +326,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         } catch {
             model.uncertain(id, blocks: r)
             note("write #\(id) blocks \(r)\(fua ? " fua" : ""): \(error.code)")
+            tornByDoubleFailure()
             if !fate.dead && !mayFail() {
                 violation("write of blocks \(r) failed with one failure at most (columns \(record?.columns.map(\.state.rawValue) ?? [])): \(error)")
             }
@@ -354,6 +361,13 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
             }
             return false
         }
+    }
+
+    /// A write failed while two columns were faulty: it may have torn lines that no log or
+    /// repair can make whole again (their parity cannot be recomputed), so data may be lost
+    /// for good from here on.
+    func tornByDoubleFailure() {
+        if record?.type == .raid5 && faultyColumns() >= 2 { model.lossy = true }
     }
 
     /// Whether I/O errors are legitimate now: two devices faulty, or data legitimately lost.
@@ -403,6 +417,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
             for (i, b) in r.enumerated() where !before[i].contains(0) { model.current[b] = before[i] + [0] }
             for b in r { model.sinceFlush[b].append(0) }
             note("write-zeroes blocks \(r): \(error.code)")
+            tornByDoubleFailure()
             if !fate.dead && !mayFail() { violation("write-zeroes of blocks \(r) failed with one failure at most: \(error)") }
             return false
         }
@@ -558,19 +573,31 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
             || !(engine?.dirtyRegions.isEmpty ?? true) && faultyColumns() > 0
     }
 
+    /// Whether a crash with a column missing may lose the data of torn lines legitimately:
+    /// without a write log (the write hole), or where parity is not initialised yet.
+    var crashMayTearLines: Bool {
+        guard let rec = record else { return true }
+        return rec.writeLog?.active != true || rec.resync?.kind == .initialize
+    }
+
     func crashAndRestart(_ kind: CrashKind) {
         guard !fate.dead else { return }
         count(kind.rawValue)
-        note("crash: \(kind.rawValue)")
+        // Sometimes a column does not come back after the crash (the write hole's case).
+        var missing: SimDevice? = nil
+        if rng.chance(0.25), let rec = record, !rec.allComponents.isEmpty {
+            missing = db?.device(rec.allComponents[rng.below(rec.allComponents.count)].activeDevice) as? SimDevice
+        }
+        note("crash: \(kind.rawValue)\(missing.map { ", then restart without \($0.path)" } ?? "")")
         fate.crashKind = kind
         fate.die()
-        restart(after: kind)
+        restart(after: kind, missing: missing)
     }
 
     /// Drops the process's state and applies the crash to the devices, then starts again.
     func restart(after kind: CrashKind, missing: SimDevice? = nil) {
         if fate.dead || kind == .powerLoss {
-            if degradedNow() || wasDegradedAtOpen { model.lossy = true }
+            if (degradedNow() || wasDegradedAtOpen) && crashMayTearLines { model.lossy = true }
             if kind == .powerLoss {
                 for d in devices { d.crash(.powerLoss, random: &rng) }
                 model.lostPower()
@@ -608,10 +635,15 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
             // A grow's final commit reached the state database before the crash.
             model.grow(to: Int(e.sizeBytes / 512))
         }
+        if let r = engine?.writeLogReplay.withLock({ $0 }) {
+            count(r.complete ? "log-replay" : "log-replay-incomplete")
+            if r.records > 0 { count("log-replay-records") }
+            note("  write log: \(r.records) record(s) replayed\(r.complete ? "" : ", not all readable")")
+        }
         if let rec = record {
             note("start: columns \(rec.columns.map { $0.state.rawValue }) dirty \(rec.dirtyRegions) resync \(rec.resync.map { "\($0.kind.rawValue)@\($0.doneBlocks)" } ?? "-") lost \(rec.lostBlocks?.count ?? 0)")
             wasDegradedAtOpen = faultyColumns() > 0 || missing != nil
-            if wasDegradedAtOpen && (!rec.dirtyRegions.isEmpty || rec.resync?.kind == .initialize) { model.lossy = true }
+            if wasDegradedAtOpen && ((!rec.dirtyRegions.isEmpty && rec.writeLog?.active != true) || rec.resync?.kind == .initialize) { model.lossy = true }
         }
         if !scripted && rng.chance(0.5) { runBackground(all: true) }
     }
@@ -641,7 +673,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         note("kill -9, then `metactl set d10 --resync-rate …` without a server")
         fate.crashKind = .kill
         fate.die()
-        if degradedNow() || wasDegradedAtOpen { model.lossy = true }
+        if (degradedNow() || wasDegradedAtOpen) && crashMayTearLines { model.lossy = true }
         scheduler.pending = []
         volumeEngine = nil
         db = nil

@@ -99,9 +99,11 @@ struct CreateClearTests {
         #expect(d11json["resync"] is NSNull)
         #expect(d11json["sizeBytes"] as? Int == Int(d11Size))
         for v in report.volumes { for comp in v.components { #expect(comp.device.hasPrefix("/")) } }
-        // RAID-5 of 4 × 8 MiB: every column loses its label/replica area, one column is parity.
+        // RAID-5 of 4 × 8 MiB: every column loses its label/replica area and the write log's
+        // area (1 MiB, the smallest), one column is parity.
         let dataBytes = d10.components[0].sizeBytes - d10.components[0].startBlock * 512
-        #expect(d10Size == 3 * (dataBytes / (64 << 10) * (64 << 10)))
+        #expect(d10Size == 3 * ((dataBytes - (1 << 20)) / (64 << 10) * (64 << 10)))
+        #expect(d10.writeLog == StatusReport.WriteLogStatus(mode: "auto", areaBytes: 1 << 20))
 
         // Default report.
         let text = try cli.must(["status"])

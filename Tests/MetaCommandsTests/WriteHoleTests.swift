@@ -15,7 +15,8 @@ struct WriteHoleTests {
         let f = try ServeFixture(prefix: "metactl-hole")
         defer { f.cleanup() }
         let imgs = try f.images("c", count: 4, size: 40 << 20)
-        try f.create("d10", "raid5", imgs, extra: ["--no-init"])
+        // The dirty-region log alone (WriteLogE2ETests covers the write log).
+        try f.create("d10", "raid5", imgs, extra: ["--no-init", "--write-log", "none"])
         var server = try f.startServer()
         let vols = try #require(f.statusJSON()["volumes"] as? [[String: Any]])
         let size = try #require(vols.first?["sizeBytes"] as? Int)

@@ -452,3 +452,38 @@ struct LastErredEnableTests {
         #expect(throws: ModelError.self) { try f.apply(.lastErredEnabled(volume: "d10", column: 2)) }
     }
 }
+
+@Suite("write log rules")
+struct WriteLogModelTests {
+    @Test func epochOnlyMovesForward() throws {
+        var f = Fixture()
+        try f.apply(.writeLogSet(volume: "d10", log: WriteLogConfig(mode: .auto, areaBlocks: 2048, epoch: 3)))
+        try f.apply(.writeLogEpoch(volume: "d10", epoch: 4))
+        #expect(f.config.volume(named: "d10")?.writeLog?.epoch == 4)
+        #expect(throws: ModelError.self) { try f.apply(.writeLogEpoch(volume: "d10", epoch: 4)) }
+        #expect(f.config.volume(named: "d10")?.writeLog?.epoch == 4, "a refused event changes nothing")
+    }
+
+    @Test func onlyRAID5VolumesHaveALog() throws {
+        var f = Fixture()
+        f.config.volumes.append(VolumeRecord(name: "d0", type: .concat))
+        #expect(throws: ModelError.self) { try f.apply(.writeLogSet(volume: "d0", log: WriteLogConfig(mode: .auto, areaBlocks: 2048))) }
+        #expect(throws: ModelError.self) { try f.apply(.writeLogSet(volume: "nope", log: nil)) }
+        // An engine event about a volume without a log changes nothing.
+        try f.apply(.writeLogEpoch(volume: "d10", epoch: 9))
+        #expect(f.config.volume(named: "d10")?.writeLog == nil)
+    }
+
+    /// A replacement for an original column must hold the column and the log area; a column
+    /// added by grow holds data only.
+    @Test func blocksNeededCountTheLogAreaOnOriginalColumns() {
+        var v = VolumeRecord(name: "d10", type: .raid5, columns: (0..<4).map { _ in ComponentRecord(device: UUID()) },
+                             originalColumnCount: 3, interlaceBlocks: 128, columnBlocks: 1 << 20)
+        #expect(v.blocksNeeded(column: 0) == 1 << 20)
+        v.writeLog = WriteLogConfig(mode: .auto, areaBlocks: 2048)
+        #expect(v.blocksNeeded(column: 2) == (1 << 20) + 2048)
+        #expect(v.blocksNeeded(column: 3) == 1 << 20)
+        #expect(WriteLogConfig.defaultAreaBlocks(columnDataBlocks: 1 << 30) == 16 * 2048)
+        #expect(WriteLogConfig.defaultAreaBlocks(columnDataBlocks: 10_000) == 2048)
+    }
+}

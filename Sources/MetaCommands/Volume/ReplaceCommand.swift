@@ -137,7 +137,7 @@ struct SetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "set",
         abstract: "Change volume parameters (metaparam).",
-        discussion: "--resync-rate MIN:MAX (sizes per second, e.g. 50m:1g, or 50m:max) works like md's speed_limit_min/max: the resync runs at MAX while the volume is idle and yields to foreground I/O down to MIN. A MAX of max or 0 means unlimited.")
+        discussion: "--write-log auto|none switches a RAID-5 volume's write log on or off while it is in use (writes in flight finish and are flushed first); a volume without room reserved for the log (created with --write-log none) cannot switch it on. --resync-rate MIN:MAX (sizes per second, e.g. 50m:1g, or 50m:max) works like md's speed_limit_min/max: the resync runs at MAX while the volume is idle and yields to foreground I/O down to MIN. A MAX of max or 0 means unlimited.")
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The volume.", completion: .shellCommand(Completions.volumes)) var name: String
@@ -146,6 +146,9 @@ struct SetCommand: ParsableCommand {
     var hotSparePool: String?
     @Option(name: .customLong("resync-rate"), help: ArgumentHelp("Resync rate limits per second.", valueName: "min:max"))
     var resyncRate: String?
+    @Option(name: .customLong("write-log"), help: ArgumentHelp("RAID-5: log writes (auto) or not (none); switches online.", valueName: "auto|none"),
+            completion: .list(["auto", "none"]))
+    var writeLog: String?
 
     func run() throws {
         var rate: ResyncRate? = nil
@@ -157,8 +160,9 @@ struct SetCommand: ParsableCommand {
             let hi = parts[1] == "max" ? UInt64.max : try SizeParser.parse(parts[1])
             rate = ResyncRate(minBytesPerSecond: lo, maxBytesPerSecond: hi)
         }
-        guard hotSparePool != nil || rate != nil else { throw UserError("set \(name): nothing to change (use --hot-spare-pool or --resync-rate)") }
-        _ = try CommandContext.perform(.setParams(SetParamsRequest(name: name, hotSparePool: hotSparePool, resyncRate: rate)),
+        let mode = try writeLog.map { try WriteLogArgument.parse($0) }
+        guard hotSparePool != nil || rate != nil || mode != nil else { throw UserError("set \(name): nothing to change (use --hot-spare-pool, --resync-rate or --write-log)") }
+        _ = try CommandContext.perform(.setParams(SetParamsRequest(name: name, hotSparePool: hotSparePool, resyncRate: rate, writeLog: mode)),
                                        global, as: [String: String].self)
     }
 }

@@ -58,7 +58,9 @@ struct StatusCommand: ParsableCommand {
         volume needs an action); "openCount" (int or null: NBD clients connected through \
         the server; null without a server); "lostBytes" (int: RAID-5 data known to be lost, \
         read as EIO until rewritten; 0 when none); "lost" (array of {"offsetBytes", \
-        "lengthBytes"}: where, in volume bytes).
+        "lengthBytes"}: where, in volume bytes); "writeLog" (object or null: RAID-5 only, \
+        {"mode": "auto" (writes are logged) or "none", "areaBytes": bytes reserved for the \
+        log after each original column, 0 when none}).
 
         component: "device" (string: path); "uuid" (string: the UUID in the device's \
         label); "startBlock" (int: first data block); "hasReplica" (bool: the device holds \

@@ -113,6 +113,11 @@ public enum StatusFormatter {
         lines += stateDetail(v, live: live)
         if let hsp = v.hotSparePool { lines.append("    Hot spare pool: \(hsp)") }
         if let il = v.interlaceBytes { lines.append("    Interlace: \(il / 512) blocks") }
+        if let log = v.writeLog {
+            lines.append(log.mode == "auto"
+                ? "    Write log: on (\(Output.humanSize(log.areaBytes)) per column)"
+                : "    Write log: off\(log.areaBytes > 0 ? " (\(Output.humanSize(log.areaBytes)) per column reserved)" : "")")
+        }
         lines.append("    Size: \(blocksLine(v.sizeBytes))")
         let n = v.components.count
         let original = min(n, max(0, v.originalColumns ?? n))
@@ -289,6 +294,7 @@ public enum StatusFormatter {
             var create = "create \(v.name) raid5"
             if let il = v.interlaceBytes { create += " -i \(sizeArgument(il))" }
             if let hsp = v.hotSparePool { create += " --hot-spare-pool \(hsp)" }
+            if v.writeLog?.mode == "none" { create += " --write-log none" }
             var cmds = [create + " " + devs(Array(v.components[..<o]))]
             if o < v.components.count { cmds.append("grow \(v.name) " + devs(Array(v.components[o...]))) }
             // Review finding 25: -p recreates the rate limits too.
@@ -364,7 +370,7 @@ private struct VolumeJSON: Encodable {
     init(_ v: StatusReport.VolumeStatus) { self.v = v }
     enum K: String, CodingKey {
         case name, type, state, sizeBytes, interlaceBytes, hotSparePool, resync, components, rows,
-             originalColumns, invoke, openCount, lostBytes, lost, resyncRate
+             originalColumns, invoke, openCount, lostBytes, lost, resyncRate, writeLog
     }
     enum RateK: String, CodingKey { case minBytesPerSecond, maxBytesPerSecond }
     func encode(to encoder: any Encoder) throws {
@@ -390,6 +396,7 @@ private struct VolumeJSON: Encodable {
         } else {
             try c.encodeNil(forKey: .resyncRate)
         }
+        try c.encode(v.writeLog, forKey: .writeLog)
     }
 }
 

@@ -101,6 +101,9 @@ public struct VolumeRecord: Codable, Sendable, Equatable {
     /// RAID-5: column blocks whose data is known to be gone (nil or empty when none). Reads
     /// of them fail with EIO until they are written again. Absent in older encodings.
     public var lostBlocks: [LostRange]? = nil
+    /// RAID-5: the write log (nil: the volume has none; created before it existed, or with
+    /// `--write-log none` on columns without room). Absent in older encodings.
+    public var writeLog: WriteLogConfig? = nil
 
     public init(name: String, type: VolumeType, rows: [RowRecord] = [], columns: [ComponentRecord] = [],
                 originalColumnCount: Int = 0, interlaceBlocks: UInt64 = 0, columnBlocks: UInt64 = 0,

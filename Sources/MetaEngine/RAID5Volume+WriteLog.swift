@@ -1,0 +1,199 @@
+import Foundation
+import MetaDB
+import MetaDevices
+import MetaModel
+
+extension RAID5Volume {
+    /// Whether column `c`'s log area can take records now (`preferHealthy`: not Last Erred).
+    private func logHolder(_ c: Int, _ rt: Runtime, preferHealthy: Bool) -> Bool {
+        guard c < rt.layout.originalColumns, rt.columns[c].device != nil else { return false }
+        switch rt.columns[c].state {
+        case .okay, .initializing, .resyncing: return true
+        case .lastErred: return !preferHealthy
+        case .maintenance, .unavailable: return false
+        }
+    }
+
+    /// The columns a record about `line` is written to: two original columns, from the line's
+    /// parity column on (so that records spread over the columns as parity does).
+    func logColumns(line: UInt64, _ rt: Runtime) -> [Int] {
+        let n = rt.layout.originalColumns
+        let p = rt.layout.parityColumn(line: line)
+        var out: [Int] = []
+        for healthy in [true, false] {
+            for k in 0..<n where out.count < 2 {
+                let c = (p + k) % n
+                if !out.contains(c) && logHolder(c, rt, preferHealthy: healthy) { out.append(c) }
+            }
+        }
+        return out
+    }
+
+    /// Byte offset of column `c`'s log area on its device.
+    func logAreaOffset(_ c: Int, _ rt: Runtime, _ log: WriteLog) -> UInt64 {
+        rt.columns[c].startByte + log.areaStartBlock * Volume.blockSize
+    }
+
+    /// Runs `inPlace` once the record of `segments` (payload `i` is segment `i`'s new bytes)
+    /// is durable in the write log; directly when the volume has no active log. A log write
+    /// or flush that fails goes to `failed` (the caller records the column as failed and
+    /// tries again), and `inPlace` does not run: no byte changes in place before its record
+    /// is durable on every column it was written to.
+    func logged(line: UInt64, _ segments: [LogRecord.Segment], payload: (Int) -> UnsafeRawBufferPointer,
+                _ rt: Runtime, failed: ErrorBox<DeviceError>, _ inPlace: () -> Void) throws(VolumeIOError) {
+        guard let log = rt.log, !segments.isEmpty else { inPlace(); return }
+        var record = LogRecord(logID: log.config.id, epoch: 0, seq: 0, segments: segments)
+        let bytes = record.recordBytes
+        let columns = logColumns(line: line, rt)
+        guard !columns.isEmpty else {
+            throw ioError("write", line: line, "no column can hold the write log's record")
+        }
+        let reservation: WriteLog.Reservation
+        do {
+            reservation = try log.reserve(bytes: bytes, columns: columns) { next in try self.checkpointLog(next) }
+        } catch let e as VolumeIOError {
+            throw e
+        } catch {
+            throw ioError("write", line: line, "write log: \(error)")
+        }
+        defer { log.finish() }
+        record.epoch = reservation.epoch
+        record.seq = reservation.seq
+        let buf = AlignedBuffer(uninitializedCount: bytes)
+        defer { withExtendedLifetime(buf) {} }  // pointers into it outlive its last use
+        var at = LogRecord.headerBytes
+        for (i, s) in segments.enumerated() {
+            (buf.base + at).copyMemory(from: payload(i).baseAddress!, byteCount: s.bytes)
+            at += s.bytes
+        }
+        record.seal(buf.mutableBytes)
+        let placements = reservation.placements
+        parallel(placements.count, bytes: placements.count * bytes) { i in
+            let c = placements[i].column
+            guard let dev = rt.columns[c].device else { return }
+            do throws(DeviceError) {
+                try dev.write(buf.bytes, at: self.logAreaOffset(c, rt, log) + UInt64(placements[i].offset))
+                try self.flusher.flush(dev)
+            } catch { failed.add(c, error) }
+        }
+        if !failed.all.isEmpty { return }
+        inPlace()
+    }
+
+    /// Reuses the log areas: every in-place write durable, then the next epoch committed
+    /// (which voids every record written so far). Called with no record in flight.
+    func checkpointLog(_ next: UInt64) throws {
+        try flush()
+        try context.store.apply(.writeLogEpoch(volume: name, epoch: next))
+    }
+
+    /// Opens the write log of `record` (called once, at open, before any I/O): after an
+    /// unclean stop, replays the records of the last run in order, makes them durable and,
+    /// when every record could be read, trusts the parity of the dirty regions again; then
+    /// commits the next epoch, which this run's records carry.
+    func openWriteLog(_ record: VolumeRecord) {
+        guard let cfg = record.writeLog, cfg.active else { return }
+        var replayed = false
+        if !record.dirtyRegions.isEmpty {
+            replayed = replayWriteLog(cfg, record)
+        }
+        let next = cfg.epoch + 1
+        let log = WriteLog(config: cfg, areaStartBlock: record.columnBlocks, epoch: next)
+        do {
+            try context.store.apply(.writeLogEpoch(volume: name, epoch: next))
+        } catch {
+            log.refuse("the state database cannot record the write log's new epoch, so no write can be logged: \(error)")
+        }
+        runtime.withLock { $0.log = log }
+        if replayed {
+            // Every line a write was in flight in now agrees with its parity (the records
+            // were replayed in full, and a write without a whole record never began in place).
+            runtime.withLock { $0.unrepairedRegions = [] }
+            for r in record.dirtyRegions { drl.unpin(r) }
+        }
+    }
+
+    /// Replays the records of epoch `cfg.epoch`; returns whether every record could be read
+    /// (no more than one original column's area missing or unreadable) and made durable.
+    private func replayWriteLog(_ cfg: WriteLogConfig, _ record: VolumeRecord) -> Bool {
+        let rt = runtime.read { $0 }
+        let areaBytes = Int(cfg.areaBlocks * Volume.blockSize)
+        var areas: [AlignedBuffer] = []
+        var found: [UInt64: (record: LogRecord, area: Int, offset: Int)] = [:]
+        var unreadable: [Int] = []
+        for c in 0..<rt.layout.originalColumns {
+            guard let dev = rt.columns[c].device else { unreadable.append(c); continue }
+            let area = AlignedBuffer(uninitializedCount: areaBytes)
+            do throws(DeviceError) {
+                try dev.read(into: area.mutableBytes, at: rt.columns[c].startByte + record.columnBlocks * Volume.blockSize)
+            } catch {
+                context.logger.error("\(name): cannot read the write log on column \(c) (\(dev.path)): \(error)")
+                unreadable.append(c)
+                continue
+            }
+            areas.append(area)
+            for (r, off) in LogRecord.scan(area.bytes, logID: cfg.id, epoch: cfg.epoch) where found[r.seq] == nil {
+                found[r.seq] = (r, areas.count - 1, off)
+            }
+        }
+        defer { withExtendedLifetime(areas) {} }  // pointers into them outlive their last use
+        let complete = unreadable.count <= 1
+        if !complete {
+            context.logger.error("\(name): the write log cannot be read on columns \(unreadable): torn lines are repaired from the dirty-region log where possible")
+        }
+        context.logger.warning("\(name): unclean shutdown: replaying \(found.count) write log record(s)")
+        for seq in found.keys.sorted() {
+            let (r, ai, off) = found[seq]!
+            var at = off
+            for s in r.segments {
+                defer { at += s.bytes }
+                let now = runtime.read { $0 }
+                guard s.column < now.columns.count, s.columnBlock + s.blocks <= record.columnBlocks,
+                      let dev = now.columns[s.column].device else { continue }
+                switch now.columns[s.column].state {
+                case .okay, .initializing, .resyncing, .lastErred: break
+                case .maintenance, .unavailable: continue
+                }
+                let src = UnsafeRawBufferPointer(start: areas[ai].base + at, count: s.bytes)
+                do throws(DeviceError) {
+                    try dev.write(src, at: now.columns[s.column].startByte + s.columnBlock * Volume.blockSize)
+                } catch {
+                    _ = try? markFailed(s.column, error)
+                }
+                if let cp = now.copy, cp.column == s.column, s.columnBlock / now.layout.interlaceBlocks < cp.copiedBelow {
+                    try? cp.device.write(src, at: cp.startByte + s.columnBlock * Volume.blockSize)
+                }
+            }
+        }
+        do { try flush() } catch {
+            context.logger.error("\(name): the write log's replay could not be made durable: \(error)")
+            writeLogReplay.withLock { $0 = (found.count, false) }
+            return false
+        }
+        writeLogReplay.withLock { $0 = (found.count, complete) }
+        return complete
+    }
+
+    /// Switches the write log to `log` (nil or mode `none`: off) and commits it: waits for
+    /// the writes in flight, makes every write durable, commits, then logs (or not) every
+    /// write that follows. Switching on is refused while regions left by a crash await their
+    /// parity repair (the log cannot vouch for lines torn before it).
+    public func setWriteLog(_ log: WriteLogConfig?) throws {
+        try writeGate.withLock { (_: inout Void) throws in
+            let on = log?.active == true
+            if on && parityRepairPending {
+                throw VolumeIOError(volume: name, code: .io, operation: "set --write-log",
+                                    detail: "the parity of regions left by a crash is not repaired yet; try again once `metactl status \(name)` shows no repair")
+            }
+            try flush()
+            try context.store.apply(.writeLogSet(volume: name, log: log))
+            let columnBlocks = volumeRecord()?.columnBlocks ?? 0
+            runtime.withLock { $0.log = on ? WriteLog(config: log!, areaStartBlock: columnBlocks, epoch: log!.epoch) : nil }
+        }
+    }
+
+    /// Records written to the write log and checkpoints taken since open (nil: no log).
+    public var writeLogCounters: (records: UInt64, checkpoints: UInt64)? {
+        runtime.read { $0.log }.map { ($0.recordsWritten, $0.checkpoints) }
+    }
+}

@@ -1,0 +1,144 @@
+import Foundation
+import MetaDevices
+import MetaModel
+
+/// The running state of a RAID-5 volume's write log: the epoch records are written with,
+/// their sequence numbers, how full each column's log area is, and the records between
+/// their log write and the end of their in-place writes (`docs/FORMAT.md`, "Write log").
+///
+/// When a record does not fit in an area, the areas are reused from their start: once no
+/// record is in flight, a checkpoint makes every in-place write durable and commits the
+/// next epoch (which voids every record written so far); then writing resumes.
+final class WriteLog: @unchecked Sendable {
+    let config: WriteLogConfig
+    /// Bytes of each column's log area.
+    let areaBytes: Int
+    /// Column block at which each original column's area starts (the column size).
+    let areaStartBlock: UInt64
+    private let cond = NSCondition()
+    private var epoch: UInt64
+    private var nextSeq: UInt64 = 1
+    private var heads: [Int: Int] = [:]
+    private var inFlight = 0
+    private var checkpointing = false
+    /// Why records cannot be written (the epoch could not be committed at open), if so.
+    private var refusal: String?
+    /// Records written, and checkpoints taken (for tests and benchmarks).
+    private(set) var recordsWritten: UInt64 = 0
+    private(set) var checkpoints: UInt64 = 0
+
+    /// A log for `config`, writing records of epoch `epoch` (the committed one, after the
+    /// open's replay has moved it on).
+    init(config: WriteLogConfig, areaStartBlock: UInt64, epoch: UInt64) {
+        self.config = config
+        self.areaStartBlock = areaStartBlock
+        self.areaBytes = Int(config.areaBlocks * 512)
+        self.epoch = epoch
+    }
+
+    /// Where one copy of a record goes: a column and a byte offset in its log area.
+    struct Placement { var column: Int; var offset: Int }
+    struct Reservation {
+        var epoch: UInt64
+        var seq: UInt64
+        var placements: [Placement]
+    }
+
+    /// Whether a record of `bytes` can ever fit (else the caller splits the write).
+    func fits(_ bytes: Int) -> Bool { bytes <= areaBytes / 2 }
+
+    /// Stops records from being written: writes fail with `why`.
+    func refuse(_ why: String) { cond.withLock { refusal = why } }
+
+    /// Reserves room for a record of `bytes` in the areas of `columns` and a sequence number.
+    /// When an area is full, waits until no record is in flight and runs `checkpoint(next)`,
+    /// which must make every in-place write durable and commit epoch `next`; every area then
+    /// starts over. Each reservation must be ended with ``finish()``.
+    func reserve(bytes: Int, columns: [Int], checkpoint: (UInt64) throws -> Void) throws -> Reservation {
+        cond.lock()
+        defer { cond.unlock() }
+        while true {
+            if let refusal { throw WriteLogRefusal(reason: refusal) }
+            if checkpointing { cond.wait(); continue }
+            if columns.allSatisfy({ heads[$0, default: 0] + bytes <= areaBytes }) {
+                var placements: [Placement] = []
+                for c in columns {
+                    placements.append(Placement(column: c, offset: heads[c, default: 0]))
+                    heads[c, default: 0] += bytes
+                }
+                inFlight += 1
+                recordsWritten += 1
+                defer { nextSeq += 1 }
+                return Reservation(epoch: epoch, seq: nextSeq, placements: placements)
+            }
+            // Full: wait for the records in flight, then checkpoint.
+            checkpointing = true
+            while inFlight > 0 { cond.wait() }
+            let next = epoch + 1
+            cond.unlock()
+            var failure: (any Error)?
+            do { try checkpoint(next) } catch { failure = error }
+            cond.lock()
+            checkpointing = false
+            cond.broadcast()
+            if let failure { throw failure }
+            epoch = next
+            heads = [:]
+            checkpoints += 1
+        }
+    }
+
+    /// The record reserved has reached its in-place writes (or was abandoned).
+    func finish() {
+        cond.lock()
+        inFlight -= 1
+        if inFlight == 0 { cond.broadcast() }
+        cond.unlock()
+    }
+}
+
+/// Records cannot be written to the write log.
+struct WriteLogRefusal: Error, CustomStringConvertible {
+    var reason: String
+    var description: String { reason }
+}
+
+/// Batches flushes of a device: a caller whose writes have completed waits for one flush
+/// that started after that, and concurrent callers share it (group commit).
+final class FlushBatcher: @unchecked Sendable {
+    private struct State {
+        var started: UInt64 = 0
+        var completed: UInt64 = 0
+        var lastSuccess: UInt64 = 0
+        var running = false
+        var lastError: DeviceError?
+    }
+    private let cond = NSCondition()
+    private var states: [ObjectIdentifier: State] = [:]
+
+    /// Returns once a flush of `device` that began after this call has succeeded; throws
+    /// the error of the flush that should have covered it.
+    func flush(_ device: any BlockDevice) throws(DeviceError) {
+        let key = ObjectIdentifier(device)
+        cond.lock()
+        defer { cond.unlock() }
+        let need = states[key, default: State()].started + 1
+        while true {
+            let s = states[key, default: State()]
+            if s.lastSuccess >= need { return }
+            if s.completed >= need, let e = s.lastError { throw e }
+            if s.running { cond.wait(); continue }
+            states[key, default: State()].running = true
+            states[key, default: State()].started += 1
+            let generation = states[key]!.started
+            cond.unlock()
+            var failure: DeviceError?
+            do throws(DeviceError) { try device.flush() } catch { failure = error }
+            cond.lock()
+            states[key]!.running = false
+            states[key]!.completed = generation
+            if let failure { states[key]!.lastError = failure } else { states[key]!.lastSuccess = generation }
+            cond.broadcast()
+        }
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+import Testing
+import MetaCommands
+import MetaControl
+import MetaTestSupport
+
+/// `create --write-log`, `set --write-log` and how `status` shows the write log, through the
+/// built binary on image files.
+@Suite("metactl write log options (binary)")
+struct WriteLogCommandTests {
+    typealias CLI = CreateClearTests.CLI
+
+    @Test func defaultOnSwitchOffAndOnAgain() throws {
+        let dir = try TempDir()
+        let cli = try CLI(dir)
+        let imgs = try CreateClearTests.images(dir, ["a", "b", "c"], size: 48 << 20)
+        let size = try cli.create(["d10", "raid5", "--no-init"] + imgs)
+        var (report, doc) = try cli.statusJSON(["d10"])
+        #expect(report.volumes.first?.writeLog == StatusReport.WriteLogStatus(mode: "auto", areaBytes: 1 << 20))
+        let json = try #require((doc["volumes"] as? [[String: Any]])?.first?["writeLog"] as? [String: Any])
+        #expect(json["mode"] as? String == "auto" && json["areaBytes"] as? Int == 1 << 20)
+        #expect(try cli.must(["status", "d10"]).contains("    Write log: on (1.0 MiB per column)"))
+        #expect(!(try cli.must(["status", "-p", "d10"]).contains("--write-log")))
+
+        try cli.must(["set", "d10", "--write-log", "none"])
+        (report, _) = try cli.statusJSON(["d10"])
+        #expect(report.volumes.first?.writeLog == StatusReport.WriteLogStatus(mode: "none", areaBytes: 1 << 20))
+        #expect(report.volumes.first?.sizeBytes == size, "switching the log off keeps its area (and the size)")
+        #expect(try cli.must(["status", "d10"]).contains("    Write log: off (1.0 MiB per column reserved)"))
+        #expect(try cli.must(["status", "-p", "d10"]).contains("create d10 raid5 -i 64k --write-log none"))
+
+        try cli.must(["set", "d10", "--write-log", "auto"])
+        (report, _) = try cli.statusJSON(["d10"])
+        #expect(report.volumes.first?.writeLog?.mode == "auto")
+    }
+
+    @Test func createWithoutALogAndRefusals() throws {
+        let dir = try TempDir()
+        let cli = try CLI(dir)
+        let imgs = try CreateClearTests.images(dir, ["a", "b", "c"], size: 48 << 20)
+        let withLog = try CreateClearTests.images(dir, ["x", "y", "z"], size: 48 << 20)
+        try cli.create(["d10", "raid5", "--no-init", "--write-log", "none"] + imgs)
+        try cli.create(["d11", "raid5", "--no-init"] + withLog)
+        let (report, _) = try cli.statusJSON(["d10"])
+        #expect(report.volumes.first?.writeLog == StatusReport.WriteLogStatus(mode: "none", areaBytes: 0))
+        #expect(try cli.must(["status", "d10"]).contains("    Write log: off"))
+
+        // No room after the columns: refused, with the reason, nothing changed.
+        let r = try cli.run(["set", "d10", "--write-log", "auto"])
+        #expect(r.status == 65)
+        #expect(r.stderr.contains("no room for a write log on column 0 (\(imgs[0]))"), "\(r.stderr)")
+        #expect(try cli.statusJSON(["d10"]).0.volumes.first?.writeLog?.mode == "none")
+
+        let bad = try cli.run(["set", "d10", "--write-log", "maybe"])
+        #expect(bad.status != 0 && bad.stderr.contains("--write-log maybe: use auto or none"), "\(bad.stderr)")
+        let concat = try CreateClearTests.images(dir, ["k"], size: 8 << 20)
+        let c = try cli.run(["create", "c1", "concat", "--write-log", "none"] + concat)
+        #expect(c.status != 0 && c.stderr.contains("--write-log applies to raid5 volumes"), "\(c.stderr)")
+    }
+}

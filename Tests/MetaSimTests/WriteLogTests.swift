@@ -1,0 +1,189 @@
+import Foundation
+import MetaDB
+import MetaDevices
+import MetaEngine
+import MetaModel
+import MetaSim
+import Testing
+
+/// The RAID-5 write log in the simulator: a crash together with the loss of a column loses
+/// nothing acknowledged, and every block reads back its old or its new value; torn records
+/// are ignored; a replay cut short by another crash replays again.
+@Suite("write log")
+struct WriteLogTests {
+    /// A RAID-5 with a write log, written end to end and flushed.
+    func world(columns: Int = 4, seed: UInt64 = 7) throws -> Simulation {
+        var o = SimOptions()
+        o.columns = columns...columns
+        o.noInit = true
+        o.sectorSize = 512
+        o.spares = false
+        o.volumeType = .raid5
+        o.writeLog = true
+        let sim = Simulation(seed: seed, options: o)
+        try sim.create()
+        #expect(sim.volumeRecord?.writeLog?.active == true)
+        let total = Int(sim.volume!.sizeBytes / 512)
+        var b = 0
+        while b < total { sim.write(b..<min(total, b + 96)); b += 96 }
+        sim.flush()
+        sim.cleanerFires()
+        // A clean restart: the log areas start empty in a new epoch, so that no checkpoint
+        // (which flushes) falls inside the torn writes of the tests (a flush inside a write
+        // that ``Simulation/tornWrite`` then partly undoes would undo durable data).
+        sim.stopAndStart()
+        return sim
+    }
+
+    func noViolation(_ sim: Simulation) {
+        if let f = sim.violationFound { Issue.record("\(f)\nfull trace:\n\(sim.traceText)") }
+    }
+
+    /// The write hole: line 0 torn by a crash (the parity column kept its old contents), and
+    /// a data column does not come back. Without the log its data there would be lost; with
+    /// it, the replay completes the line and every block of the missing column reads back.
+    @Test func tornLineWithAColumnMissingIsReplayed() throws {
+        let sim = try world()
+        let p = sim.parityColumn(line: 0)
+        let missing = (0..<4).first { $0 != p }!
+        sim.tornWrite(0..<sim.lineBlocks, oldOn: [p], startWithout: missing)
+        #expect(sim.volume?.writeLogReplay.withLock { $0 }?.complete == true)
+        #expect(sim.volume?.parityRepairPending == false)
+        let b = sim.block(line: 0, column: missing)
+        #expect(sim.read(b..<(b + 16)) == true, "the missing column's blocks in the torn line must read back")
+        sim.checkWholeVolume()
+        noViolation(sim)
+    }
+
+    /// Every column kept its old contents (the crash came before any in-place write) and the
+    /// log record itself is torn (one sector of its payload in each copy never written): the
+    /// record is recognised as torn and ignored, and the old values read back.
+    @Test func tornRecordIsIgnored() throws {
+        let sim = try world()
+        let areas = sim.writeLogAreas
+        let epoch = try #require(sim.volumeRecord?.writeLog?.epoch)
+        let p = sim.parityColumn(line: 0)
+        let missing = (0..<4).first { $0 != p }!
+        sim.tornWrite(0..<8, oldOn: [0, 1, 2, 3], crashing: false)
+        var torn = 0
+        for a in areas {
+            let head = a.device.peek(count: 4096, at: a.offset)
+            guard head.withUnsafeBytes({ LogRecord.decodeHeader($0) })?.record.epoch == epoch else { continue }
+            // Sector 2 of the payload: garbage, as if the write never reached it.
+            a.device.poke([UInt8](repeating: 0xA5, count: 512), at: a.offset + 4096 + 1024)
+            torn += 1
+        }
+        #expect(torn == 2, "the record is written to two columns")
+        sim.restartAfterCrash(without: missing)
+        #expect(sim.volume?.writeLogReplay.withLock { $0 }?.records == 0, "a torn record is not replayed")
+        sim.checkWholeVolume()
+        noViolation(sim)
+    }
+
+    /// A replay interrupted by a second crash (power loss or kill -9) at each of the first
+    /// device writes of the start replays again, and then every block is right.
+    @Test(arguments: [CrashKind.kill, .powerLoss])
+    func interruptedReplayReplaysAgain(_ kind: CrashKind) throws {
+        var died = 0
+        for n in 1...24 {
+            let sim = try world()
+            let p = sim.parityColumn(line: 5)
+            let missing = (0..<4).first { $0 != p }!
+            let first = 5 * sim.lineBlocks
+            sim.tornWrite(first..<(first + sim.lineBlocks + 40), oldOn: [p], crashing: false)
+            if sim.crashAndStart(without: missing, crashingAtStartOp: n, kind) { died += 1 }
+            sim.checkWholeVolume()
+            noViolation(sim)
+            if sim.violationFound != nil { break }
+        }
+        #expect(died > 10, "the planned crashes must hit the start")
+    }
+
+    /// Many writes fill the small log areas over and over (each time a checkpoint makes the
+    /// writes durable and moves the epoch on); a crash then tears a line with a column lost.
+    @Test func areasAreReusedAndStillReplay() throws {
+        let sim = try world()
+        for i in 0..<200 { sim.write((i * 13 % 300)..<(i * 13 % 300 + 24)) }
+        let counters = try #require(sim.volume?.writeLogCounters)
+        #expect(counters.checkpoints > 3)
+        let p = sim.parityColumn(line: 2)
+        let missing = (0..<4).first { $0 != p }!
+        let first = 2 * sim.lineBlocks
+        sim.tornWrite((first + 3)..<(first + 20), oldOn: [p], startWithout: missing)
+        sim.checkWholeVolume()
+        noViolation(sim)
+    }
+
+    /// Schedules with the write log always on.
+    @Test(arguments: 0..<2)
+    func sweepWithTheLog(batch: Int) throws {
+        var o = SimOptions()
+        o.writeLog = true
+        o.volumeType = .raid5
+        for seed in UInt64(batch * 40)..<UInt64(batch * 40 + 40) {
+            let sim = Simulation(seed: 9_000_000 + seed, options: o)
+            do { try sim.run() } catch { Issue.record("\(error)") ; return }
+        }
+    }
+}
+
+@Suite("write log records")
+struct LogRecordTests {
+    let id = UUID()
+    func sealed(_ r: LogRecord) -> [UInt8] {
+        var buf = [UInt8](repeating: 0, count: r.recordBytes)
+        buf.withUnsafeMutableBytes { b in
+            for i in LogRecord.headerBytes..<(LogRecord.headerBytes + r.payloadBytes) { b[i] = UInt8(truncatingIfNeeded: i * 7) }
+            r.seal(b)
+        }
+        return buf
+    }
+
+    @Test func roundTrip() throws {
+        let r = LogRecord(logID: id, epoch: 9, seq: 77, segments: [.init(column: 1, columnBlock: 128, blocks: 8),
+                                                                   .init(column: 3, columnBlock: 128, blocks: 3)])
+        #expect(r.recordBytes == 4096 + 8192)
+        let bytes = sealed(r)
+        let (back, crc) = try #require(bytes.withUnsafeBytes { LogRecord.decodeHeader($0) })
+        #expect(back == r)
+        #expect(bytes.withUnsafeBytes { LogRecord.payloadMatches(UnsafeRawBufferPointer(rebasing: $0[4096..<(4096 + r.payloadBytes)]), crc: crc) })
+        let found = bytes.withUnsafeBytes { LogRecord.scan($0, logID: id, epoch: 9) }
+        #expect(found.count == 1 && found.first?.payloadOffset == 4096)
+        #expect(bytes.withUnsafeBytes { LogRecord.scan($0, logID: id, epoch: 8) }.isEmpty, "another epoch")
+        #expect(bytes.withUnsafeBytes { LogRecord.scan($0, logID: UUID(), epoch: 9) }.isEmpty, "another log")
+    }
+
+    /// Any one 512-byte sector of a record left unwritten (garbage or zeroes) makes the scan
+    /// skip it; a whole record after it is still found.
+    @Test func everyTornSectorIsDetected() throws {
+        let r = LogRecord(logID: id, epoch: 2, seq: 5, segments: [.init(column: 0, columnBlock: 0, blocks: 16)])
+        let next = LogRecord(logID: id, epoch: 2, seq: 6, segments: [.init(column: 2, columnBlock: 16, blocks: 1)])
+        let whole = sealed(r)
+        let payloadSectors = (4096 + r.payloadBytes) / 512
+        for s in 0..<payloadSectors {
+            for fill: UInt8 in [0, 0xFF] {
+                var torn = whole
+                for i in (s * 512)..<(s * 512 + 512) { torn[i] = fill }
+                if torn == whole { continue }
+                let area = torn + sealed(next)
+                let found = area.withUnsafeBytes { LogRecord.scan($0, logID: id, epoch: 2) }
+                #expect(found.map(\.record.seq) == [6], "sector \(s) torn (\(fill))")
+            }
+        }
+    }
+
+    /// Headers that lie about their payload or carry nonsense are refused, not trusted.
+    @Test func malformedHeadersAreRefused() throws {
+        let r = LogRecord(logID: id, epoch: 1, seq: 1, segments: [.init(column: 0, columnBlock: 0, blocks: 1)])
+        var bytes = sealed(r)
+        // A declared payload size that disagrees with the segments (re-checksummed).
+        bytes.withUnsafeMutableBytes { b in
+            b.storeBytes(of: UInt64(1 << 40).littleEndian, toByteOffset: 56, as: UInt64.self)
+            b.storeBytes(of: UInt32(0), toByteOffset: 8, as: UInt32.self)
+            let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[0..<4096]))
+            b.storeBytes(of: crc.littleEndian, toByteOffset: 8, as: UInt32.self)
+        }
+        #expect(bytes.withUnsafeBytes { LogRecord.decodeHeader($0) } == nil)
+        #expect([UInt8](repeating: 0, count: 8192).withUnsafeBytes { LogRecord.scan($0, logID: id, epoch: 1) }.isEmpty)
+    }
+}
