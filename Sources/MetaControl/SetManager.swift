@@ -184,6 +184,10 @@ public final class SetManager: @unchecked Sendable {
         if let e = engines.withLock({ $0[name] }) { return e }
         guard let rec = db.config.volume(named: name) else { throw OperationError("\(name): no such volume in set '\(setName)'", code: .notFound) }
         let engine = try VolumeFactory.open(rec, context: context)
+        // Before the volume is served: the write log's records of a run that crashed.
+        if isServer, let r5 = engine as? RAID5Volume, db.quorum.writable {
+            r5.replayWriteLog()
+        }
         if let r5 = engine as? RAID5Volume, db.quorum.writable {
             try? r5.commitUnavailableColumns()
         }

@@ -98,6 +98,10 @@ extension RAID5Volume {
             }
         }
         progress.withLock { $0 = nil }
+        if !parityRepairPending, volumeRecord()?.writeLog?.repairPending == true {
+            // Every region repaired: replays vouch for the dirty regions again.
+            _ = try? context.store.apply(.writeLogRepaired(volume: name))
+        }
         context.logger.info("\(name): parity repair done")
     }
 

@@ -87,25 +87,33 @@ extension RAID5Volume {
         try context.store.apply(.writeLogEpoch(volume: name, epoch: next))
     }
 
-    /// Opens the write log of `record` (called once, at open, before any I/O): after an
-    /// unclean stop, replays the records of the last run in order, makes them durable and,
-    /// when every record could be read, trusts the parity of the dirty regions again; then
-    /// commits the next epoch, which this run's records carry.
+    /// Sets up the write log of `record` at open. Writes nothing: the first record of the run
+    /// commits a new epoch, and the records of the last run wait for ``replayWriteLog()``.
     func openWriteLog(_ record: VolumeRecord) {
         guard let cfg = record.writeLog, cfg.active else { return }
-        var replayed = false
-        if !record.dirtyRegions.isEmpty {
-            replayed = replayWriteLog(cfg, record)
-        }
-        let next = cfg.epoch + 1
-        let log = WriteLog(config: cfg, areaStartBlock: record.columnBlocks, epoch: next)
-        do {
-            try context.store.apply(.writeLogEpoch(volume: name, epoch: next))
-        } catch {
-            log.refuse("the state database cannot record the write log's new epoch, so no write can be logged: \(error)")
-        }
+        let log = WriteLog(config: cfg, areaStartBlock: record.columnBlocks, epoch: cfg.epoch, fresh: false)
         runtime.withLock { $0.log = log }
-        if replayed {
+    }
+
+    /// After an unclean stop, replays the records of the last run in order and makes them
+    /// durable; when every record could be read, the parity of the dirty regions is trusted
+    /// again. Then commits the next epoch (which voids the records replayed). The server
+    /// calls this once, before it serves the volume; until then reads that would need the
+    /// parity of a dirty region fail rather than guess, as without a log.
+    public func replayWriteLog() {
+        guard let record = volumeRecord(), let cfg = record.writeLog, cfg.active, let log = runtime.read({ $0.log }),
+              !record.dirtyRegions.isEmpty else { return }
+        let replayed = replayRecords(cfg, record)
+        let next = cfg.epoch + 1
+        do {
+            try context.store.apply(.writeLogReplayed(volume: name, epoch: next, complete: replayed))
+            log.began(epoch: next)
+        } catch {
+            context.logger.error("\(name): cannot record the write log's new epoch: \(error)")
+        }
+        if cfg.repairPending == true {
+            context.logger.warning("\(name): an earlier replay could not make every torn line whole: the dirty regions stay untrusted until their parity repair")
+        } else if replayed {
             // Every line a write was in flight in now agrees with its parity (the records
             // were replayed in full, and a write without a whole record never began in place).
             runtime.withLock { $0.unrepairedRegions = [] }
@@ -115,7 +123,7 @@ extension RAID5Volume {
 
     /// Replays the records of epoch `cfg.epoch`; returns whether every record could be read
     /// (no more than one original column's area missing or unreadable) and made durable.
-    private func replayWriteLog(_ cfg: WriteLogConfig, _ record: VolumeRecord) -> Bool {
+    private func replayRecords(_ cfg: WriteLogConfig, _ record: VolumeRecord) -> Bool {
         let rt = runtime.read { $0 }
         let areaBytes = Int(cfg.areaBlocks * Volume.blockSize)
         var areas: [AlignedBuffer] = []
@@ -142,6 +150,10 @@ extension RAID5Volume {
             context.logger.error("\(name): the write log cannot be read on columns \(unreadable): torn lines are repaired from the dirty-region log where possible")
         }
         context.logger.warning("\(name): unclean shutdown: replaying \(found.count) write log record(s)")
+        // A segment that could not be written leaves its line's data and parity apart, unless
+        // its column is now Maintenance (read through parity, which the replay did write): else
+        // the dirty regions stay untrusted (the dirty-region log's repair takes over).
+        var writeFailed = false
         for seq in found.keys.sorted() {
             let (r, ai, off) = found[seq]!
             var at = off
@@ -158,7 +170,9 @@ extension RAID5Volume {
                 do throws(DeviceError) {
                     try dev.write(src, at: now.columns[s.column].startByte + s.columnBlock * Volume.blockSize)
                 } catch {
+                    context.logger.error("\(name): write log replay: column \(s.column) (\(dev.path)) failed: \(error)")
                     _ = try? markFailed(s.column, error)
+                    if runtime.read({ $0.columns[s.column].state }) != .maintenance { writeFailed = true }
                 }
                 if let cp = now.copy, cp.column == s.column, s.columnBlock / now.layout.interlaceBlocks < cp.copiedBelow {
                     try? cp.device.write(src, at: cp.startByte + s.columnBlock * Volume.blockSize)
@@ -170,8 +184,8 @@ extension RAID5Volume {
             writeLogReplay.withLock { $0 = (found.count, false) }
             return false
         }
-        writeLogReplay.withLock { $0 = (found.count, complete) }
-        return complete
+        writeLogReplay.withLock { $0 = (found.count, complete && !writeFailed) }
+        return complete && !writeFailed
     }
 
     /// Switches the write log to `log` (nil or mode `none`: off) and commits it: waits for
@@ -188,7 +202,8 @@ extension RAID5Volume {
             try flush()
             try context.store.apply(.writeLogSet(volume: name, log: log))
             let columnBlocks = volumeRecord()?.columnBlocks ?? 0
-            runtime.withLock { $0.log = on ? WriteLog(config: log!, areaStartBlock: columnBlocks, epoch: log!.epoch) : nil }
+            // The commit moved the epoch on: this run's records carry it.
+            runtime.withLock { $0.log = on ? WriteLog(config: log!, areaStartBlock: columnBlocks, epoch: log!.epoch, fresh: true) : nil }
         }
     }
 

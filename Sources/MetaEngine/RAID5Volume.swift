@@ -481,10 +481,14 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
 
     private func writeLineAttempts(_ line: UInt64, _ pieces: [Piece], _ buffer: UnsafeRawBufferPointer,
                                    wrote: inout Bool) throws(VolumeIOError) {
+        // What the first attempt that reached its column writes meant to write: a retry
+        // writes the same (the attempt's writes that landed changed what a new computation
+        // would read, parity above all).
+        var image: LineImage? = nil
         for _ in 0...(runtime.read { $0.columns.count } + 1) {
             let rt = runtime.read { $0 }
             let failed = ErrorBox<DeviceError>()
-            try writeAttempt(line, pieces, buffer, rt, failed, wrote: &wrote)
+            try writeAttempt(line, pieces, buffer, rt, failed, wrote: &wrote, image: &image)
             if let f = failed.all.first {
                 try markFailed(f.0, f.1)
                 continue
@@ -540,8 +544,14 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         return rcwReads < rmwReads ? .reconstructWrite : .readModifyWrite
     }
 
+    /// The parity a write attempt computed for its line (nil: it wrote no parity), kept for
+    /// the attempts after it.
+    struct LineImage {
+        var parity: AlignedBuffer?
+    }
+
     private func writeAttempt(_ line: UInt64, _ pieces: [Piece], _ buffer: UnsafeRawBufferPointer, _ rt: Runtime,
-                              _ failed: ErrorBox<DeviceError>, wrote: inout Bool) throws(VolumeIOError) {
+                              _ failed: ErrorBox<DeviceError>, wrote: inout Bool, image: inout LineImage?) throws(VolumeIOError) {
         let bs = Int(Volume.blockSize)
         var lo = UInt64.max, hi: UInt64 = 0
         for piece in pieces {
@@ -550,7 +560,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         }
         let wBytes = Int(hi - lo) * bs
         let p = rt.layout.parityColumn(line: line)
-        let strategy = try chooseStrategy(line, pieces, rt, lo: lo, hi: hi)
+        let strategy = image == nil ? try chooseStrategy(line, pieces, rt, lo: lo, hi: hi) : .dataOnly
         let fatal = ErrorBox<VolumeIOError>()
 
         func off(_ c: Int, _ unitOffset: UInt64) -> UInt64 {
@@ -589,6 +599,13 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         /// Writes every piece's new data and (optionally) the parity, in parallel, once the
         /// write log (when the volume has one) holds all of it.
         func commitWrites(parity: UnsafeRawBufferPointer?) throws(VolumeIOError) {
+            if image == nil {
+                image = LineImage(parity: parity.map { p in
+                    let copy = AlignedBuffer(uninitializedCount: p.count)
+                    copy.mutableBytes.copyMemory(from: p)
+                    return copy
+                })
+            }
             var segments = pieces.map { LogRecord.Segment(column: $0.column, columnBlock: line * rt.layout.interlaceBlocks + $0.unitOffset, blocks: $0.blocks) }
             if parity != nil { segments.append(LogRecord.Segment(column: p, columnBlock: line * rt.layout.interlaceBlocks + lo, blocks: hi - lo)) }
             try logged(line: line, segments, payload: { i in i < pieces.count ? newData(pieces[i]) : parity! }, rt, failed: failed) {
@@ -602,6 +619,22 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
                     }
                 }
             }
+        }
+
+        if let img = image {
+            // A retry: the first attempt's data and parity, on the columns that can take them.
+            let parityGone = img.parity == nil || avail(p, line: line, rt) == .missing
+            for c in pieces.map(\.column) + (img.parity == nil ? [] : [p]) where avail(c, line: line, rt) == .missing {
+                if rt.columns[c].state == .lastErred {
+                    throw ioError("write", line: line, "column \(c) is Last Erred and unavailable: the write cannot be recorded on it")
+                }
+                if c != p && parityGone {
+                    throw ioError("write", line: line, "column \(c) is unavailable and its data cannot be kept in parity")
+                }
+            }
+            try commitWrites(parity: img.parity.map { UnsafeRawBufferPointer($0.mutableBytes) })
+            if let e = fatal.first { throw e }
+            return
         }
 
         switch strategy {

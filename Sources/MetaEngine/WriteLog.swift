@@ -21,19 +21,27 @@ final class WriteLog: @unchecked Sendable {
     private var heads: [Int: Int] = [:]
     private var inFlight = 0
     private var checkpointing = false
-    /// Why records cannot be written (the epoch could not be committed at open), if so.
-    private var refusal: String?
+    /// Whether this run has committed an epoch of its own yet: records of earlier runs may
+    /// still lie in the areas with the epoch in force, so the first record of a run moves
+    /// the epoch on first (lazily: opening a volume writes nothing).
+    private var fresh: Bool
     /// Records written, and checkpoints taken (for tests and benchmarks).
     private(set) var recordsWritten: UInt64 = 0
     private(set) var checkpoints: UInt64 = 0
 
-    /// A log for `config`, writing records of epoch `epoch` (the committed one, after the
-    /// open's replay has moved it on).
-    init(config: WriteLogConfig, areaStartBlock: UInt64, epoch: UInt64) {
+    /// A log for `config` whose committed epoch is `epoch`; `fresh` when this run committed
+    /// it (records of that epoch are this run's), else the first record commits the next.
+    init(config: WriteLogConfig, areaStartBlock: UInt64, epoch: UInt64, fresh: Bool) {
         self.config = config
         self.areaStartBlock = areaStartBlock
         self.areaBytes = Int(config.areaBlocks * 512)
         self.epoch = epoch
+        self.fresh = fresh
+    }
+
+    /// This run committed `epoch` (a replay voided the records before it).
+    func began(epoch: UInt64) {
+        cond.withLock { self.epoch = epoch; fresh = true; heads = [:] }
     }
 
     /// Where one copy of a record goes: a column and a byte offset in its log area.
@@ -47,9 +55,6 @@ final class WriteLog: @unchecked Sendable {
     /// Whether a record of `bytes` can ever fit (else the caller splits the write).
     func fits(_ bytes: Int) -> Bool { bytes <= areaBytes / 2 }
 
-    /// Stops records from being written: writes fail with `why`.
-    func refuse(_ why: String) { cond.withLock { refusal = why } }
-
     /// Reserves room for a record of `bytes` in the areas of `columns` and a sequence number.
     /// When an area is full, waits until no record is in flight and runs `checkpoint(next)`,
     /// which must make every in-place write durable and commit epoch `next`; every area then
@@ -58,9 +63,8 @@ final class WriteLog: @unchecked Sendable {
         cond.lock()
         defer { cond.unlock() }
         while true {
-            if let refusal { throw WriteLogRefusal(reason: refusal) }
             if checkpointing { cond.wait(); continue }
-            if columns.allSatisfy({ heads[$0, default: 0] + bytes <= areaBytes }) {
+            if fresh && columns.allSatisfy({ heads[$0, default: 0] + bytes <= areaBytes }) {
                 var placements: [Placement] = []
                 for c in columns {
                     placements.append(Placement(column: c, offset: heads[c, default: 0]))
@@ -84,7 +88,8 @@ final class WriteLog: @unchecked Sendable {
             if let failure { throw failure }
             epoch = next
             heads = [:]
-            checkpoints += 1
+            if fresh { checkpoints += 1 }
+            fresh = true
         }
     }
 
@@ -95,12 +100,6 @@ final class WriteLog: @unchecked Sendable {
         if inFlight == 0 { cond.broadcast() }
         cond.unlock()
     }
-}
-
-/// Records cannot be written to the write log.
-struct WriteLogRefusal: Error, CustomStringConvertible {
-    var reason: String
-    var description: String { reason }
 }
 
 /// Batches flushes of a device: a caller whose writes have completed waits for one flush

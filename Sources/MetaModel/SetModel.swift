@@ -48,6 +48,20 @@ public enum SetModel {
             cfg.volumes[vi].writeLog!.epoch = epoch
             return []
 
+        case .writeLogReplayed(let name, let epoch, let complete):
+            guard let vi = cfg.volumeIndex(named: name), cfg.volumes[vi].writeLog != nil else { return [] }
+            guard epoch > cfg.volumes[vi].writeLog!.epoch else {
+                throw ModelError(.invalidState, "\(name): the write log's epoch only moves forward (\(cfg.volumes[vi].writeLog!.epoch) to \(epoch))")
+            }
+            cfg.volumes[vi].writeLog!.epoch = epoch
+            if !complete { cfg.volumes[vi].writeLog!.repairPending = true }
+            return []
+
+        case .writeLogRepaired(let name):
+            guard let vi = cfg.volumeIndex(named: name), cfg.volumes[vi].writeLog != nil else { return [] }
+            cfg.volumes[vi].writeLog!.repairPending = nil
+            return []
+
         case .writeLogSet(let name, let log):
             guard let vi = cfg.volumeIndex(named: name) else { throw ModelError(.notFound, "\(name): no such volume") }
             guard cfg.volumes[vi].type == .raid5 else {

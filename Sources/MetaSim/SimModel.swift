@@ -18,6 +18,9 @@ public struct SimModel: Sendable {
     /// missing, two failures): reads may then fail with EIO, but still never return wrong bytes.
     public var lossy = false
     public private(set) var nextWrite: UInt32 = 1
+    /// Per block: failed writes whose write-log record a replay at the next start may still
+    /// complete (a read that sees the old value does not rule the new one out until then).
+    var unsettled: [Int: [UInt32]] = [:]
 
     public init(blocks: Int) {
         current = Array(repeating: [0], count: blocks)
@@ -54,8 +57,16 @@ public struct SimModel: Sendable {
 
     /// The write was acknowledged.
     public mutating func acked(_ id: UInt32, blocks r: Range<Int>) {
-        for b in r { current[b] = [id]; sinceFlush[b].append(id) }
+        for b in r { current[b] = [id]; sinceFlush[b].append(id); unsettled[b] = nil }
     }
+
+    /// A failed write (`id`, write-zeroes: 0) whose log record may be replayed at the next start.
+    public mutating func replayable(_ id: UInt32, blocks r: Range<Int>) {
+        for b in r where !(unsettled[b]?.contains(id) ?? false) { unsettled[b, default: []].append(id) }
+    }
+
+    /// The volume was opened again: replays are done, what reads see stays.
+    public mutating func settle() { unsettled = [:] }
 
     /// The write failed or was cut off by a crash: each block holds its old or its new value.
     public mutating func uncertain(_ id: UInt32, blocks r: Range<Int>) {
@@ -102,7 +113,7 @@ public struct SimModel: Sendable {
             guard current[b].contains(id) else {
                 return "block \(b): holds write \(id), legal now: writes \(current[b])"
             }
-            current[b] = [id]
+            current[b] = [id] + (unsettled[b] ?? []).filter { $0 != id }
         }
         return nil
     }

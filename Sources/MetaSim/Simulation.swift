@@ -213,6 +213,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         guard let e = v as? RAID5Volume else { return }
         e.delegate = self
         if db.quorum.writable {
+            e.replayWriteLog()
             try? e.commitUnavailableColumns()
             if rec.resync?.kind == .regenerate || rec.resync?.kind == .copy {
                 e.startResync()
@@ -266,6 +267,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
     /// Handles a crash that happened during the last operation; else lets the "server" take
     /// a hot spare where one is due (it does so after every failure and resync).
     func afterOperation() {
+        if let w = watchedBlock, db != nil, !fate.dead { note("  watch: " + whereIs(w)) }
         guard nested == 0 else { return }
         if !fate.dead { checkHotSpares() }
         guard fate.dead else { return }
@@ -273,6 +275,10 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         note("  the process died during that operation (\(kind.rawValue))")
         restart(after: kind)
     }
+
+    /// `METACTL_SIM_WATCH=BLOCK`: the trace shows where that block's data lives after every
+    /// operation (for debugging a failure).
+    let watchedBlock = ProcessInfo.processInfo.environment["METACTL_SIM_WATCH"].flatMap(Int.init)
 
     /// Logical sector size of this schedule's devices.
     var sector = 512
@@ -325,6 +331,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
             return true
         } catch {
             model.uncertain(id, blocks: r)
+            if record?.writeLog?.active == true { model.replayable(id, blocks: r) }
             note("write #\(id) blocks \(r)\(fua ? " fua" : ""): \(error.code)")
             tornByDoubleFailure()
             if !fate.dead && !mayFail() {
@@ -416,6 +423,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         } catch {
             for (i, b) in r.enumerated() where !before[i].contains(0) { model.current[b] = before[i] + [0] }
             for b in r { model.sinceFlush[b].append(0) }
+            if record?.writeLog?.active == true { model.replayable(0, blocks: r) }
             note("write-zeroes blocks \(r): \(error.code)")
             tornByDoubleFailure()
             if !fate.dead && !mayFail() { violation("write-zeroes of blocks \(r) failed with one failure at most: \(error)") }
@@ -577,7 +585,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
     /// without a write log (the write hole), or where parity is not initialised yet.
     var crashMayTearLines: Bool {
         guard let rec = record else { return true }
-        return rec.writeLog?.active != true || rec.resync?.kind == .initialize
+        return rec.writeLog?.active != true || rec.writeLog?.repairPending == true || rec.resync?.kind == .initialize
     }
 
     func crashAndRestart(_ kind: CrashKind) {
@@ -631,6 +639,8 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
             volumeEngine = nil
             if db == nil { return }
         }
+        // Replayed (or nothing left to replay): failed writes are what reads see from now on.
+        if engine?.writeLogReplay.withLock({ $0 }) != nil || record?.dirtyRegions.isEmpty != false { model.settle() }
         if let e = volumeEngine, Int(e.sizeBytes / 512) > model.blocks {
             // A grow's final commit reached the state database before the crash.
             model.grow(to: Int(e.sizeBytes / 512))
@@ -643,7 +653,8 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         if let rec = record {
             note("start: columns \(rec.columns.map { $0.state.rawValue }) dirty \(rec.dirtyRegions) resync \(rec.resync.map { "\($0.kind.rawValue)@\($0.doneBlocks)" } ?? "-") lost \(rec.lostBlocks?.count ?? 0)")
             wasDegradedAtOpen = faultyColumns() > 0 || missing != nil
-            if wasDegradedAtOpen && ((!rec.dirtyRegions.isEmpty && rec.writeLog?.active != true) || rec.resync?.kind == .initialize) { model.lossy = true }
+            let logVouches = rec.writeLog?.active == true && rec.writeLog?.repairPending != true
+            if wasDegradedAtOpen && ((!rec.dirtyRegions.isEmpty && !logVouches) || rec.resync?.kind == .initialize) { model.lossy = true }
         }
         if !scripted && rng.chance(0.5) { runBackground(all: true) }
     }

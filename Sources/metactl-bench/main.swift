@@ -1,6 +1,6 @@
 // metactl-bench: parity and RAID-5 engine throughput (issue 4's measurements).
 //
-// Usage: metactl-bench [--dir DIR] [--image-mib N] [--seconds S] [--threads N] [--only parity|engine|engine-write]
+// Usage: metactl-bench [--dir DIR] [--image-mib N] [--seconds S] [--threads N] [--only parity|engine|engine-write|writelog]
 //   --dir        where the image files go (default: $TMPDIR or /tmp); use a real disk file
 //                system, not tmpfs (O_DIRECT is refused there and the numbers are page cache)
 //   --image-mib  size of each of the 4 image files (default 256)
@@ -46,10 +46,10 @@ while !args.isEmpty {
     case "--threads": guard let v = Int(value()), v >= 2 else { usage("--threads must be a number ≥ 2") }; manyThreads = v
     case "--only":
         let v = value()
-        guard ["parity", "engine", "engine-write"].contains(v) else { usage("--only takes parity, engine or engine-write, not \(v)") }
+        guard ["parity", "engine", "engine-write", "writelog"].contains(v) else { usage("--only takes parity, engine, engine-write or writelog, not \(v)") }
         only = v
     case "-h", "--help":
-        print("usage: metactl-bench [--dir DIR] [--image-mib N] [--seconds S] [--threads N] [--only parity|engine|engine-write]")
+        print("usage: metactl-bench [--dir DIR] [--image-mib N] [--seconds S] [--threads N] [--only parity|engine|engine-write|writelog]")
         exit(0)
     default: usage("unknown argument \(a)")
     }
@@ -118,6 +118,11 @@ if only != "parity" {
         let pre = bench.prefill()
         if let e = pre.error { throw BenchError("prefill: \(e)") }
         print("Prefill (4 files written once, 1 MiB requests, 1 thread each): \(fmt(pre.mbps)) MB/s\n")
+        if only == "writelog" {
+            note("write log …")
+            print(try bench.writeLogTable().render())
+            throw Done()
+        }
         note("raw devices …")
         let (raw, rates) = only == "engine-write" ? (Table(title: "", header: []), [:]) : bench.rawTable()
         if only != "engine-write" { print(raw.render()) }

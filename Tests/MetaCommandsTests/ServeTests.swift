@@ -10,7 +10,7 @@ import Glibc
 @Suite("metactl serve end to end")
 struct ServeTests {
     /// 16 MiB images: 5 MiB go to the label and the state database replica, 11 MiB to data.
-    static let imageSize: UInt64 = 16 << 20
+    static let imageSize: UInt64 = 20 << 20
 
     /// A RAID-5 of four images and a stripe of two, served.
     static func raidAndStripe(init initialise: Bool = true) throws -> ServeFixture {

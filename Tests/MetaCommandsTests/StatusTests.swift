@@ -26,8 +26,11 @@ struct StatusTests {
         let comps = cols.enumerated().map { i, c in
             ComponentRecord(device: uuid(c), state: states?[i] ?? .okay, hotSpare: spares[c].map(uuid))
         }
-        return VolumeRecord(name: name, type: .raid5, columns: comps, originalColumnCount: original ?? cols.count,
-                            interlaceBlocks: 128, columnBlocks: columnBlocks, hotSparePool: hsp, resync: resync)
+        var v = VolumeRecord(name: name, type: .raid5, columns: comps, originalColumnCount: original ?? cols.count,
+                             interlaceBlocks: 128, columnBlocks: columnBlocks, hotSparePool: hsp, resync: resync)
+        // As `create` makes it: a write log of the default size for these columns.
+        v.writeLog = WriteLogConfig(mode: .auto, areaBlocks: WriteLogConfig.defaultAreaBlocks(columnDataBlocks: columnBlocks))
+        return v
     }
 
     typealias Progress = (kind: ResyncKind, done: UInt64, total: UInt64, bytesPerSecond: Double)
@@ -58,6 +61,7 @@ struct StatusTests {
             State: Resyncing
             Resync in progress: 47.6% done (812 MiB/s, 00:00:06 left)
             Interlace: 128 blocks
+            Write log: on (16.0 MiB per column)
             Size: 4194304 blocks (2.0 GiB)
         Original device:
             Size: 4194304 blocks (2.0 GiB)

@@ -24,6 +24,10 @@ public struct WriteLogConfig: Codable, Sendable, Equatable {
     public var epoch: UInt64
     /// Names this volume's records (a random identifier chosen when the area is made).
     public var id: UUID
+    /// A replay could not make every torn line whole (an area was unreadable, or a column
+    /// failed a replay write): until the dirty-region repair has gone over every dirty
+    /// region, the dirty regions stay untrusted whatever later replays do. Absent when not.
+    public var repairPending: Bool? = nil
 
     public init(mode: WriteLogMode, areaBlocks: UInt64, epoch: UInt64 = 1, id: UUID = UUID()) {
         self.mode = mode; self.areaBlocks = areaBlocks; self.epoch = epoch; self.id = id

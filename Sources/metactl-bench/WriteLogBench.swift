@@ -1,0 +1,69 @@
+import Foundation
+import MetaDB
+import MetaDevices
+import MetaEngine
+import MetaModel
+
+extension EngineBench {
+    /// Blocks of the write log's area per column in this bench (the default for large columns).
+    static let logAreaBlocks: UInt64 = 16 << 11
+
+    /// Opens the bench volume with the write log on or off. Both have the same geometry (the
+    /// area is reserved after the columns either way), so that only the logging differs.
+    func openVolume(writeLog: Bool) throws -> RAID5Volume {
+        var records: [DeviceRecord] = []
+        var byUUID: [UUID: any BlockDevice] = [:]
+        for d in devices {
+            let r = DeviceRecord(uuid: UUID(), lastPath: d.path, sizeBytes: d.sizeBytes, dataStartBlock: Self.dataStartBlock,
+                                 replicaCount: 0, role: .component)
+            records.append(r)
+            byUUID[r.uuid] = d
+        }
+        let colBlocks = (imageBytes / 512 - Self.dataStartBlock - Self.logAreaBlocks) / Self.interlaceBlocks * Self.interlaceBlocks
+        var vol = VolumeRecord(name: "bench", type: .raid5, columns: records.map { ComponentRecord(device: $0.uuid) },
+                               originalColumnCount: Self.columns, interlaceBlocks: Self.interlaceBlocks, columnBlocks: colBlocks)
+        vol.writeLog = WriteLogConfig(mode: writeLog ? .auto : .none, areaBlocks: Self.logAreaBlocks)
+        let store = InMemoryConfigStore(SetConfig(setName: "bench", devices: records, volumes: [vol]))
+        let map = byUUID
+        guard let v = try VolumeFactory.open(vol, context: VolumeContext(store: store, devices: { map[$0] })) as? RAID5Volume else {
+            throw BenchError("not a RAID-5 engine")
+        }
+        return v
+    }
+
+    /// 4 KiB random writes at queue depth 32 (and 1) and 1 MiB sequential writes, with the
+    /// write log off and on, in one run over the same image files; the ratio column is
+    /// log on ÷ log off.
+    func writeLogTable() throws -> Table {
+        var t = Table(title: "RAID-5 write log: \(Self.columns) columns, interlace 64 KiB, log area \(Self.logAreaBlocks / 2048) MiB per column",
+                      header: ["workload", "threads", "request", "log off", "log on", "on/off", "dev write MB/s off", "dev write MB/s on",
+                               "records", "checkpoints"])
+        struct Case { var name: String; var threads: Int; var request: Int; var random: Bool }
+        let cases = [Case(name: "random write", threads: 32, request: 4096, random: true),
+                     Case(name: "random write", threads: 1, request: 4096, random: true),
+                     Case(name: "seq write", threads: 4, request: 1 << 20, random: false),
+                     Case(name: "seq write (full lines)", threads: 4, request: 8 * 3 * 64 << 10, random: false)]
+        for c in cases {
+            var results: [RunResult] = []
+            var counters: (records: UInt64, checkpoints: UInt64) = (0, 0)
+            for logged in [false, true] {
+                let v = try openVolume(writeLog: logged)
+                defer { v.close() }
+                let size = v.sizeBytes
+                let w = Workload(threads: c.threads, request: c.request, write: true, random: c.random,
+                                 region: Self.regions(size: size, threads: c.threads, request: c.request), io: Self.volumeIO(v))
+                let r = run(w)
+                if let e = r.error { throw BenchError("\(c.name) (log \(logged ? "on" : "off")): \(e)") }
+                try verify(v, w)
+                results.append(r)
+                if logged { counters = v.writeLogCounters ?? (0, 0) }
+            }
+            let (off, on) = (results[0], results[1])
+            let unit = c.random ? "IOPS" : "MB/s"
+            let a = c.random ? off.iops : off.mbps, b = c.random ? on.iops : on.mbps
+            t.add(["\(c.name) (\(unit))", "\(c.threads)", sizeLabel(c.request), fmt(a, 0), fmt(b, 0), fmt(b / a, 2),
+                   fmt(off.devWriteMBps), fmt(on.devWriteMBps), "\(counters.records)", "\(counters.checkpoints)"])
+        }
+        return t
+    }
+}
