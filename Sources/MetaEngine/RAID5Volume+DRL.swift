@@ -112,6 +112,9 @@ extension RAID5Volume {
         let r = drl.region(ofLine: line)
         runtime.withLock { _ = $0.unrepairedRegions.insert(r) }
         drl.pin(r)
+        // Records written from now on are computed from the torn line, which a replay of
+        // the failed write's own record would change under them: void the records first.
+        runtime.read { $0.log }?.abandon()
     }
 
     /// Whether regions still await their parity repair.

@@ -76,15 +76,21 @@ extension RAID5Volume {
                 try self.flusher.flush(dev)
             } catch { failed.add(c, error) }
         }
-        if !failed.all.isEmpty { return }
+        if !failed.all.isEmpty {
+            log.abandon()
+            return
+        }
         inPlace()
     }
 
     /// Reuses the log areas: every in-place write durable, then the next epoch committed
-    /// (which voids every record written so far). Called with no record in flight.
+    /// (which voids every record written so far). Called with no record in flight. Lines
+    /// distrusted now (a write failed half-way) lose their records with it: the commit says
+    /// so, and their regions stay untrusted across restarts until a parity repair.
     func checkpointLog(_ next: UInt64) throws {
+        let untrusted = parityRepairPending
         try flush()
-        try context.store.apply(.writeLogEpoch(volume: name, epoch: next))
+        try context.store.apply(.writeLogEpoch(volume: name, epoch: next, untrusted: untrusted))
     }
 
     /// Sets up the write log of `record` at open. Writes nothing: the first record of the run
@@ -106,7 +112,7 @@ extension RAID5Volume {
         let replayed = replayRecords(cfg, record)
         let next = cfg.epoch + 1
         do {
-            try context.store.apply(.writeLogReplayed(volume: name, epoch: next, complete: replayed))
+            try context.store.apply(.writeLogEpoch(volume: name, epoch: next, untrusted: !replayed))
             log.began(epoch: next)
         } catch {
             context.logger.error("\(name): cannot record the write log's new epoch: \(error)")

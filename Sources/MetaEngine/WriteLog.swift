@@ -93,6 +93,12 @@ final class WriteLog: @unchecked Sendable {
         }
     }
 
+    /// A record was written to some of its columns but not all, so its write never began in
+    /// place: a copy of it may still be whole, and records computed after it (from lines
+    /// without it) must not be replayed after it. The next record first checkpoints, which
+    /// voids it.
+    func abandon() { cond.withLock { fresh = false } }
+
     /// The record reserved has reached its in-place writes (or was abandoned).
     func finish() {
         cond.lock()

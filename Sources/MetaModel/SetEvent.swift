@@ -17,12 +17,11 @@ public enum SetEvent: Sendable, Equatable {
     /// (their regeneration records are dropped: it restarts from the beginning once the
     /// device is back); with `dropCopy`, a copy whose target is missing is abandoned.
     case columnsMissing(volume: String, columns: [Int], dropCopy: Bool)
-    /// The write log of a RAID-5 volume reused its areas (or a run begins writing records):
-    /// records of epochs before `epoch` are void.
-    case writeLogEpoch(volume: String, epoch: UInt64)
-    /// The write log was replayed at a start and its records are void from `epoch` on;
-    /// `complete` false: some torn lines may not be whole (``WriteLogConfig/repairPending``).
-    case writeLogReplayed(volume: String, epoch: UInt64, complete: Bool)
+    /// The write log of a RAID-5 volume was replayed, reused its areas, or a run begins
+    /// writing records: records of epochs before `epoch` are void. `untrusted`: lines torn
+    /// before now may not be whole (a replay could not complete, or a write failed half-way
+    /// and its record is voided): ``WriteLogConfig/repairPending`` until a parity repair.
+    case writeLogEpoch(volume: String, epoch: UInt64, untrusted: Bool = false)
     /// The dirty-region repair went over every dirty region: a replay vouches for them again.
     case writeLogRepaired(volume: String)
     /// The dirty-region log of a RAID-5 volume is now exactly `regions`.

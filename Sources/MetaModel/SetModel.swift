@@ -40,21 +40,13 @@ public enum SetModel {
             }
             return []
 
-        case .writeLogEpoch(let name, let epoch):
+        case .writeLogEpoch(let name, let epoch, let untrusted):
             guard let vi = cfg.volumeIndex(named: name), cfg.volumes[vi].writeLog != nil else { return [] }
             guard epoch > cfg.volumes[vi].writeLog!.epoch else {
                 throw ModelError(.invalidState, "\(name): the write log's epoch only moves forward (\(cfg.volumes[vi].writeLog!.epoch) to \(epoch))")
             }
             cfg.volumes[vi].writeLog!.epoch = epoch
-            return []
-
-        case .writeLogReplayed(let name, let epoch, let complete):
-            guard let vi = cfg.volumeIndex(named: name), cfg.volumes[vi].writeLog != nil else { return [] }
-            guard epoch > cfg.volumes[vi].writeLog!.epoch else {
-                throw ModelError(.invalidState, "\(name): the write log's epoch only moves forward (\(cfg.volumes[vi].writeLog!.epoch) to \(epoch))")
-            }
-            cfg.volumes[vi].writeLog!.epoch = epoch
-            if !complete { cfg.volumes[vi].writeLog!.repairPending = true }
+            if untrusted { cfg.volumes[vi].writeLog!.repairPending = true }
             return []
 
         case .writeLogRepaired(let name):

@@ -890,12 +890,19 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         guard let e = engine, let rec = record, let db else { return "?" }
         let at = e.layout.locate(UInt64(b))
         var parts: [String] = ["block \(b): line \(at.line) column \(at.column) column-block \(at.columnBlock), parity column \(e.layout.parityColumn(line: at.line))"]
+        var xor = [UInt8](repeating: 0, count: 512)
+        var all = at.line < UInt64(rec.columnBlocks / rec.interlaceBlocks) && rec.columns.count == rec.originalColumnCount
         for (i, c) in rec.columns.enumerated() {
-            guard let d = db.device(c.activeDevice), let dr = db.config.device(c.activeDevice) else { parts.append("col \(i): missing"); continue }
-            let bytes = (try? d.read(count: 512, at: (dr.dataStartBlock + at.columnBlock) * 512)) ?? []
-            let id = bytes.count == 512 ? bytes.withUnsafeBytes { SimModel.identify($0, block: b) } : nil
+            guard let d = db.device(c.activeDevice) as? SimDevice, let dr = db.config.device(c.activeDevice) else {
+                parts.append("col \(i): missing"); all = false; continue
+            }
+            let bytes = d.peek(count: 512, at: (dr.dataStartBlock + at.columnBlock) * 512)
+            let id = bytes.withUnsafeBytes { SimModel.identify($0, block: b) }
             parts.append("col \(i) \(d.path) \(c.state.rawValue): \(id.map { "write \($0)" } ?? "not this block's data")")
+            for k in 0..<512 { xor[k] ^= bytes[k] }
         }
+        // Whether the line agrees with its parity at this offset (every column present).
+        if all { parts.append(xor.allSatisfy { $0 == 0 } ? "parity agrees" : "PARITY DISAGREES") }
         return parts.joined(separator: "; ")
     }
 

@@ -26,6 +26,13 @@ struct SimulatorTests {
         (7021168, "(model) misaligned requests stay inside the volume"),
         (13007480, "(model) no faults are injected while a schedule finishes"),
         (3002930, "writes went around a column missing at start whose state the database could not record; it returned as Okay and stale"),
+        // The write log (seeds from after it; the schedules of the seeds above changed with it).
+        (10113, "write log: a retry recomputed parity from a line its failed attempt had half-written"),
+        (5001158, "write log: a replay write that failed on a Last Erred column still trusted the line"),
+        (10311, "write log: a complete replay trusted regions an earlier, incomplete replay had left torn"),
+        (6000942, "write log: a record written to one column of two (never applied) was replayed before records computed without it"),
+        (10000, "(model) a failed write's record may be replayed at the next start, after a read saw the old value"),
+        (5000239, "(model) a write failing while two columns are faulty may tear lines for good"),
     ]
 
     @Test("seeds that once found bugs", arguments: regressions.map(\.0))
