@@ -134,3 +134,42 @@ struct WriteLogE2ETests {
         #expect(server.stop() == 0, "log:\n\(server.log)")
     }
 }
+
+/// `set --write-log` while the volume is served and written: off, on again, then kill -9
+/// and a restart without a column: everything written reads back.
+@Suite("write log: switching online")
+struct WriteLogOnlineTests {
+    @Test(.enabled(if: Privileged.runnable(tools: ["nbdcopy"])))
+    func switchOffAndOnWhileServedThenCrash() throws {
+        let f = try ServeFixture(prefix: "metactl-wlon")
+        defer { f.cleanup() }
+        let imgs = try f.images("c", count: 3, size: 40 << 20)
+        try f.create("d10", "raid5", imgs, extra: ["--no-init"])
+        var server = try f.startServer()
+        let size = try #require((f.statusJSON()["volumes"] as? [[String: Any]])?.first?["sizeBytes"] as? Int)
+        let a = f.dir.file("a.bin")
+        var expected = try writeRandomFile(a, size: size)
+        try MetaTestSupport.mustRun(["nbdcopy", a, f.uri("d10")])
+
+        _ = try f.mustRun(["set", "d10", "--write-log", "none"])
+        #expect(try f.mustRun(["status", "d10"]).contains("Write log: off"))
+        let b = f.dir.file("b.bin")
+        expected = try writeRandomFile(b, size: size)
+        try MetaTestSupport.mustRun(["nbdcopy", b, f.uri("d10")])
+
+        _ = try f.mustRun(["set", "d10", "--write-log", "auto"])
+        #expect(try f.mustRun(["status", "d10"]).contains("Write log: on"))
+        let c = f.dir.file("c.bin")
+        expected = try writeRandomFile(c, size: size)
+        try MetaTestSupport.mustRun(["nbdcopy", c, f.uri("d10")])
+
+        _ = server.stop(signal: SIGKILL)
+        try FileManager.default.moveItem(atPath: imgs[2], toPath: imgs[2] + ".gone")
+        server = try f.startServer()
+        let back = f.dir.file("back.bin")
+        try MetaTestSupport.mustRun(["nbdcopy", f.uri("d10"), back])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: back)) == expected)
+        #expect(try f.mustRun(["status", "d10"]).contains("Needs Maintenance"))
+        #expect(server.stop() == 0, "log:\n\(server.log)")
+    }
+}
