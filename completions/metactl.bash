@@ -734,9 +734,9 @@ _metactl_hs_enable() {
 
 _metactl_set() {
     repeating_flags=()
-    non_repeating_flags=(--quiet -q --verbose -v --version -h --help)
+    non_repeating_flags=(--quiet -q --verbose -v --force -f --version -h --help)
     repeating_options=()
-    non_repeating_options=(-s --set --config-dir --run-dir --hot-spare-pool --resync-rate --write-log)
+    non_repeating_options=(-s --set --config-dir --run-dir --hot-spare-pool --resync-rate --write-log --log-device)
     __metactl_offer_flags_options 1
 
     # Offer option value completions
@@ -759,6 +759,10 @@ _metactl_set() {
         ;;
     '--write-log')
         __metactl_add_completions -W 'auto'$'\n''none'
+        return
+        ;;
+    '--log-device')
+        __metactl_add_completions -f
         return
         ;;
     esac

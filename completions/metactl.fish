@@ -63,7 +63,7 @@ function __metactl_parse_tokens -S
                 __metactl_parse_subcommand -r 1 's/set=' 'config-dir=' 'run-dir=' 'q/quiet' 'v/verbose' 'version' 'h/help'
             end
         case 'set'
-            __metactl_parse_subcommand 1 's/set=' 'config-dir=' 'run-dir=' 'q/quiet' 'v/verbose' 'hot-spare-pool=' 'resync-rate=' 'write-log=' 'version' 'h/help'
+            __metactl_parse_subcommand 1 's/set=' 'config-dir=' 'run-dir=' 'q/quiet' 'v/verbose' 'hot-spare-pool=' 'resync-rate=' 'write-log=' 'log-device=' 'f/force' 'version' 'h/help'
         case 'help'
             __metactl_parse_subcommand -r 1 'version'
         end
@@ -320,6 +320,8 @@ complete -c 'metactl' -n '__metactl_should_offer_completions_for_positional "met
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl set" hot-spare-pool' -l 'hot-spare-pool' -d 'Pool to use, or none.' -rfka '(metactl status -c 2>/dev/null | awk \'$2 == "h" {print $1}\'; echo none)'
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl set" resync-rate' -l 'resync-rate' -d 'Resync rate limits per second.' -rfka ''
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl set" write-log' -l 'write-log' -d 'RAID-5: log writes (auto) or not (none); switches online.' -rfka 'auto none'
+complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl set" log-device' -l 'log-device' -d 'RAID-5: a device for the write log (a fast SSD), or none.' -rF
+complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl set" f force' -l 'force' -s 'f' -d 'With --log-device: overwrite a device that carries a signature.'
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl set" version' -l 'version' -d 'Show the version.'
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl set" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl help" version' -l 'version' -d 'Show the version.'

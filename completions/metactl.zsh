@@ -467,6 +467,8 @@ _metactl_set() {
         '--hot-spare-pool[Pool to use, or none.]:hsp|none:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 == "h" {print $1}'\''; echo none)"});_describe -V "" list}'
         '--resync-rate[Resync rate limits per second.]:min\:max:'
         '--write-log[RAID-5\: log writes (auto) or not (none); switches online.]:auto|none:{__metactl_complete "${___write_log[@]}"}'
+        '--log-device[RAID-5\: a device for the write log (a fast SSD), or none.]:dev|none:_files'
+        '(--force -f)'{--force,-f}'[With --log-device\: overwrite a device that carries a signature.]'
         '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'
     )

@@ -71,7 +71,12 @@ public struct SetParamsRequest: Codable, Sendable, Equatable {
     public var resyncRate: ResyncRate?
     /// RAID-5: `--write-log auto|none` (nil: unchanged).
     public var writeLog: WriteLogMode?
-    public init(name: String, hotSparePool: String? = nil, resyncRate: ResyncRate? = nil, writeLog: WriteLogMode? = nil) {
+    /// RAID-5: `--log-device DEV|none` (nil: unchanged).
+    public var logDevice: String?
+    public var force: Bool?
+    public init(name: String, hotSparePool: String? = nil, resyncRate: ResyncRate? = nil, writeLog: WriteLogMode? = nil,
+                logDevice: String? = nil, force: Bool = false) {
         self.name = name; self.hotSparePool = hotSparePool; self.resyncRate = resyncRate; self.writeLog = writeLog
+        self.logDevice = logDevice; self.force = force ? true : nil
     }
 }

@@ -327,14 +327,14 @@ extension SetManager {
         if let rate = r.resyncRate, rate.minBytesPerSecond > rate.maxBytesPerSecond {
             throw OperationError("--resync-rate: the minimum is above the maximum", code: .invalidArgument)
         }
-        let newLog = try r.writeLog.map { try writeLogChange(vol, $0) }
-        if let newLog, newLog != vol.writeLog {
+        if let dev = r.logDevice {
+            try setLogDevice(vol, dev == "none" ? nil : dev, force: r.force == true)
+        }
+        let newLog = try r.writeLog.map { try writeLogChange(db.config.volume(named: r.name) ?? vol, $0) }
+        if let newLog, newLog != db.config.volume(named: r.name)?.writeLog {
             // The engine switches (it waits for writes in flight and flushes first); without
             // an engine (no server), the commit alone.
             if let r5 = engine(r.name) as? RAID5Volume {
-                if newLog?.active == true && r5.parityRepairPending {
-                    throw OperationError("\(r.name): the parity of regions left by a crash is not repaired yet; run this again once `metactl status \(r.name)` shows no parity repair", code: .inUse)
-                }
                 try r5.setWriteLog(newLog)
             } else {
                 try db.apply(.writeLogSet(volume: r.name, log: newLog))
@@ -351,6 +351,48 @@ extension SetManager {
 }
 
 extension SetManager {
+    /// `set NAME --log-device DEV|none`: the volume's records go to `path` (labelled into the
+    /// set with role `log`; its data area, up to 64 MiB, is the log area), or back to the
+    /// columns' areas. The old log device leaves the set. Writes in flight finish first.
+    func setLogDevice(_ vol: VolumeRecord, _ path: String?, force: Bool) throws {
+        guard vol.type == .raid5 else {
+            throw OperationError("\(vol.name): --log-device applies to RAID-5 volumes (it is a \(vol.type.rawValue))", code: .invalidArgument)
+        }
+        let base = vol.writeLog ?? WriteLogConfig(mode: .auto, areaBlocks: 0)
+        var make: (inout SetConfig) throws -> WriteLogConfig?
+        if let path {
+            if let e = Self.membershipError(path, config: db.config, currentPath: { self.db.device($0.uuid)?.path }) { throw e }
+            let check = CreateRequest(name: vol.name, type: .concat, devices: [path], force: force)
+            let sizes = try Self.validateDevices(check, replicaCopies: 0, configDir: configDir, fits: [])
+            guard let blocks = sizes.first?.dataBlocks, blocks >= 2048 else {
+                throw OperationError("\(path): too small for a write log: it needs at least 1 MiB after its label area", code: .invalidArgument)
+            }
+            make = { [db] cfg in
+                let rec = try db.addDevice(path: path, role: .log, replicaCopies: 0, force: force, in: &cfg)
+                var log = base
+                log.device = rec.uuid
+                log.deviceAreaBlocks = min(blocks, WriteLogConfig.maxDeviceAreaBlocks)
+                log.deviceFailed = nil
+                log.epoch += 1
+                return log
+            }
+        } else {
+            guard base.device != nil else { return }
+            make = { _ in
+                var log = base
+                log.device = nil; log.deviceAreaBlocks = nil; log.deviceFailed = nil
+                log.epoch += 1
+                return log.areaBlocks > 0 || log.mode == .auto ? log : nil
+            }
+        }
+        if let r5 = engine(vol.name) as? RAID5Volume {
+            try r5.setWriteLog(make)
+        } else {
+            try db.commit { cfg in try db.record(.writeLogSet(volume: vol.name, log: try make(&cfg)), in: &cfg) }
+        }
+        releaseUnusedDevices()
+    }
+
     /// The write log `vol` gets for `--write-log mode`: an area already reserved is kept
     /// (and reused when the log is switched on again); a volume without one gets the default
     /// size when every original column's device has room for it after the column.
@@ -358,7 +400,7 @@ extension SetManager {
         guard vol.type == .raid5 else {
             throw OperationError("\(vol.name): --write-log applies to RAID-5 volumes (it is a \(vol.type.rawValue))", code: .invalidArgument)
         }
-        if var log = vol.writeLog, log.areaBlocks > 0 {
+        if var log = vol.writeLog, log.areaBlocks > 0 || log.device != nil {
             if log.mode == mode { return log }
             log.mode = mode
             log.epoch += 1

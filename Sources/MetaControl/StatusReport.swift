@@ -11,7 +11,16 @@ public struct StatusReport: Codable, Sendable, Equatable {
         public var mode: String
         /// Bytes of the log area reserved after each original column (0: none).
         public var areaBytes: UInt64
-        public init(mode: String, areaBytes: UInt64) { self.mode = mode; self.areaBytes = areaBytes }
+        /// The dedicated log device (`set --log-device`), if any.
+        public var device: String? = nil
+        /// Bytes of the log area on that device.
+        public var deviceAreaBytes: UInt64? = nil
+        /// Whether that device failed (records then go to the columns' areas).
+        public var deviceFailed: Bool = false
+        public init(mode: String, areaBytes: UInt64, device: String? = nil, deviceAreaBytes: UInt64? = nil, deviceFailed: Bool = false) {
+            self.mode = mode; self.areaBytes = areaBytes; self.device = device; self.deviceAreaBytes = deviceAreaBytes
+            self.deviceFailed = deviceFailed
+        }
     }
 
     /// A volume's resync rate limits in bytes per second; a nil maximum is unlimited.
@@ -233,7 +242,10 @@ extension StatusReport {
             vs.lostBytes = lost.reduce(0) { $0 + $1.lengthBytes }
             if v.type == .raid5 {
                 vs.writeLog = WriteLogStatus(mode: v.writeLog?.active == true ? WriteLogMode.auto.rawValue : WriteLogMode.none.rawValue,
-                                             areaBytes: (v.writeLog?.areaBlocks ?? 0) * 512)
+                                             areaBytes: (v.writeLog?.areaBlocks ?? 0) * 512,
+                                             device: v.writeLog?.device.map(path),
+                                             deviceAreaBytes: v.writeLog?.deviceAreaBlocks.map { $0 * 512 },
+                                             deviceFailed: v.writeLog?.deviceFailed == true)
             }
             vols.append(vs)
         }

@@ -115,10 +115,10 @@ public struct Label: Sendable, Equatable {
     public func replicaOffset(_ index: Int) -> UInt64 { DiskLayout.replicaOffset(index: index, slotSize: slotSize) }
 
     static func roleCode(_ r: DeviceRole) -> UInt32 {
-        switch r { case .unused: 0; case .component: 1; case .hotSpare: 2; case .replica: 3 }
+        switch r { case .unused: 0; case .component: 1; case .hotSpare: 2; case .replica: 3; case .log: 4 }
     }
     static func role(code: UInt32) -> DeviceRole? {
-        switch code { case 0: .unused; case 1: .component; case 2: .hotSpare; case 3: .replica; default: nil }
+        switch code { case 0: .unused; case 1: .component; case 2: .hotSpare; case 3: .replica; case 4: .log; default: nil }
     }
 
     /// The 4096-byte on-disk form.

@@ -14,9 +14,13 @@ extension RAID5Volume {
         }
     }
 
-    /// The columns a record about `line` is written to: two original columns, from the line's
-    /// parity column on (so that records spread over the columns as parity does).
+    /// Where a record about `line` is written: the dedicated log device while it works
+    /// (``WriteLog/deviceKey``), else two original columns, from the line's parity column on
+    /// (so that records spread over the columns as parity does); none when the columns have
+    /// no area either.
     func logColumns(line: UInt64, _ rt: Runtime) -> [Int] {
+        if let log = rt.log, log.deviceUsable { return [WriteLog.deviceKey] }
+        if let log = rt.log, log.areaBytes == 0 { return [] }
         let n = rt.layout.originalColumns
         let p = rt.layout.parityColumn(line: line)
         var out: [Int] = []
@@ -35,19 +39,43 @@ extension RAID5Volume {
     }
 
     /// Runs `inPlace` once the record of `segments` (payload `i` is segment `i`'s new bytes)
-    /// is durable in the write log; directly when the volume has no active log. A log write
-    /// or flush that fails goes to `failed` (the caller records the column as failed and
-    /// tries again), and `inPlace` does not run: no byte changes in place before its record
-    /// is durable on every column it was written to.
+    /// is durable in the write log; directly when the volume has no active log (or its log
+    /// device failed and its columns have no area). A log write or flush that fails on a
+    /// column goes to `failed` (the caller records the column as failed and tries again), and
+    /// `inPlace` does not run: no byte changes in place before its record is durable
+    /// everywhere it was written. A dedicated log device that fails is recorded as failed and
+    /// the record goes to the columns' areas instead.
     func logged(line: UInt64, _ segments: [LogRecord.Segment], payload: (Int) -> UnsafeRawBufferPointer,
                 _ rt: Runtime, failed: ErrorBox<DeviceError>, _ inPlace: () -> Void) throws(VolumeIOError) {
         guard let log = rt.log, !segments.isEmpty else { inPlace(); return }
+        for _ in 0..<2 {
+            let columns = logColumns(line: line, rt)
+            if columns.isEmpty {
+                if log.areaBytes == 0 { inPlace(); return }   // the log device failed: unlogged
+                throw ioError("write", line: line, "no column can hold the write log's record")
+            }
+            switch try writeRecord(log, line: line, segments, payload: payload, columns: columns, rt, failed: failed) {
+            case .durable:
+                inPlace()
+                return
+            case .columnFailed:
+                log.abandon()
+                return
+            case .deviceFailed(let error):
+                log.abandon()
+                logDeviceFailed(log, error)
+            }
+        }
+        throw ioError("write", line: line, "the write log's device failed and the record could not be written elsewhere")
+    }
+
+    private enum RecordOutcome { case durable, columnFailed, deviceFailed(DeviceError) }
+
+    /// Writes one record to `columns` (or the log device) and flushes them.
+    private func writeRecord(_ log: WriteLog, line: UInt64, _ segments: [LogRecord.Segment], payload: (Int) -> UnsafeRawBufferPointer,
+                             columns: [Int], _ rt: Runtime, failed: ErrorBox<DeviceError>) throws(VolumeIOError) -> RecordOutcome {
         var record = LogRecord(logID: log.config.id, epoch: 0, seq: 0, segments: segments)
         let bytes = record.recordBytes
-        let columns = logColumns(line: line, rt)
-        guard !columns.isEmpty else {
-            throw ioError("write", line: line, "no column can hold the write log's record")
-        }
         let reservation: WriteLog.Reservation
         do {
             reservation = try log.reserve(bytes: bytes, columns: columns) { next in try self.checkpointLog(next) }
@@ -68,19 +96,35 @@ extension RAID5Volume {
         }
         record.seal(buf.mutableBytes)
         let placements = reservation.placements
+        let deviceError = ErrorBox<DeviceError>()
         parallel(placements.count, bytes: placements.count * bytes) { i in
             let c = placements[i].column
-            guard let dev = rt.columns[c].device else { return }
+            let onDevice = c == WriteLog.deviceKey
+            guard let dev = onDevice ? log.device : rt.columns[c].device else { return }
+            let base = onDevice ? log.deviceStartByte : self.logAreaOffset(c, rt, log)
             do throws(DeviceError) {
-                try dev.write(buf.bytes, at: self.logAreaOffset(c, rt, log) + UInt64(placements[i].offset))
+                try dev.write(buf.bytes, at: base + UInt64(placements[i].offset))
                 try self.flusher.flush(dev)
-            } catch { failed.add(c, error) }
+            } catch {
+                if onDevice { deviceError.add(0, error) } else { failed.add(c, error) }
+            }
         }
-        if !failed.all.isEmpty {
-            log.abandon()
-            return
+        if let e = deviceError.first { return .deviceFailed(e) }
+        return failed.all.isEmpty ? .durable : .columnFailed
+    }
+
+    /// The dedicated log device failed: recorded (so that `status` says so and a restart
+    /// does not use it), and records go to the columns' areas from now on.
+    private func logDeviceFailed(_ log: WriteLog, _ error: DeviceError) {
+        log.deviceFailed()
+        let fallback = log.areaBytes > 0 ? "writes are logged in the columns' areas from now on"
+                                         : "writes are not logged from now on (the columns have no log area): the dirty-region log alone protects them"
+        context.logger.error("\(name): the write log's device \(error.path) failed: \(error); \(fallback)")
+        do {
+            try context.store.apply(.writeLogDeviceFailed(volume: name))
+        } catch {
+            context.logger.error("\(name): could not record the log device's failure: \(error)")
         }
-        inPlace()
     }
 
     /// Reuses the log areas: every in-place write durable, then the next epoch committed
@@ -97,8 +141,15 @@ extension RAID5Volume {
     /// commits a new epoch, and the records of the last run wait for ``replayWriteLog()``.
     func openWriteLog(_ record: VolumeRecord) {
         guard let cfg = record.writeLog, cfg.active else { return }
-        let log = WriteLog(config: cfg, areaStartBlock: record.columnBlocks, epoch: cfg.epoch, fresh: false)
-        runtime.withLock { $0.log = log }
+        runtime.withLock { $0.log = makeWriteLog(cfg, record, fresh: false) }
+    }
+
+    /// The running log for `cfg`, with its dedicated device opened when it has one.
+    func makeWriteLog(_ cfg: WriteLogConfig, _ record: VolumeRecord, fresh: Bool) -> WriteLog {
+        let dev = cfg.device.flatMap { context.devices($0) }
+        let start = cfg.device.flatMap { context.store.config.device($0)?.dataStartBlock } ?? 0
+        return WriteLog(config: cfg, areaStartBlock: record.columnBlocks, epoch: cfg.epoch, fresh: fresh,
+                        device: dev, deviceStartBlock: start)
     }
 
     /// After an unclean stop, replays the records of the last run in order and makes them
@@ -135,7 +186,28 @@ extension RAID5Volume {
         var areas: [AlignedBuffer] = []
         var found: [UInt64: (record: LogRecord, area: Int, offset: Int)] = [:]
         var unreadable: [Int] = []
-        for c in 0..<rt.layout.originalColumns {
+        // The dedicated device first (when it had not failed: after a failure its records
+        // were voided before any record went to the columns).
+        var deviceMissing = false
+        if let uuid = cfg.device, cfg.deviceFailed != true, let blocks = cfg.deviceAreaBlocks, blocks > 0 {
+            let area = AlignedBuffer(uninitializedCount: Int(blocks * Volume.blockSize))
+            if let dev = context.devices(uuid), let start = context.store.config.device(uuid)?.dataStartBlock {
+                do throws(DeviceError) {
+                    try dev.read(into: area.mutableBytes, at: start * Volume.blockSize)
+                    areas.append(area)
+                    for (r, off) in LogRecord.scan(area.bytes, logID: cfg.id, epoch: cfg.epoch) where found[r.seq] == nil {
+                        found[r.seq] = (r, areas.count - 1, off)
+                    }
+                } catch {
+                    context.logger.error("\(name): cannot read the write log's device \(dev.path): \(error)")
+                    deviceMissing = true
+                }
+            } else {
+                context.logger.error("\(name): the write log's device is missing: its records cannot be replayed")
+                deviceMissing = true
+            }
+        }
+        for c in 0..<rt.layout.originalColumns where areaBytes > 0 {
             guard let dev = rt.columns[c].device else { unreadable.append(c); continue }
             let area = AlignedBuffer(uninitializedCount: areaBytes)
             do throws(DeviceError) {
@@ -151,7 +223,7 @@ extension RAID5Volume {
             }
         }
         defer { withExtendedLifetime(areas) {} }  // pointers into them outlive their last use
-        let complete = unreadable.count <= 1
+        let complete = unreadable.count <= 1 && !deviceMissing
         if !complete {
             context.logger.error("\(name): the write log cannot be read on columns \(unreadable): torn lines are repaired from the dirty-region log where possible")
         }
@@ -196,20 +268,28 @@ extension RAID5Volume {
 
     /// Switches the write log to `log` (nil or mode `none`: off) and commits it: waits for
     /// the writes in flight, makes every write durable, commits, then logs (or not) every
-    /// write that follows. Switching on is refused while regions left by a crash await their
-    /// parity repair (the log cannot vouch for lines torn before it).
+    /// write that follows. The new log starts a new epoch; while regions await their parity
+    /// repair (a crash, a failed write) it is marked ``WriteLogConfig/repairPending``: it
+    /// cannot vouch for lines torn before it.
     public func setWriteLog(_ log: WriteLogConfig?) throws {
+        try setWriteLog { _ in log }
+    }
+
+    /// ``setWriteLog(_:)`` with the new log made inside the commit by `make` (which may also
+    /// change the configuration, e.g. label a new log device).
+    public func setWriteLog(_ make: (inout SetConfig) throws -> WriteLogConfig?) throws {
         try writeGate.withLock { (_: inout Void) throws in
-            let on = log?.active == true
-            if on && parityRepairPending {
-                throw VolumeIOError(volume: name, code: .io, operation: "set --write-log",
-                                    detail: "the parity of regions left by a crash is not repaired yet; try again once `metactl status \(name)` shows no repair")
-            }
+            let untrusted = parityRepairPending
             try flush()
-            try context.store.apply(.writeLogSet(volume: name, log: log))
-            let columnBlocks = volumeRecord()?.columnBlocks ?? 0
+            try context.store.commit { cfg in
+                var log = try make(&cfg)
+                if untrusted && log != nil { log!.repairPending = true }
+                try context.store.record(.writeLogSet(volume: name, log: log), in: &cfg)
+            }
             // The commit moved the epoch on: this run's records carry it.
-            runtime.withLock { $0.log = on ? WriteLog(config: log!, areaStartBlock: columnBlocks, epoch: log!.epoch, fresh: true) : nil }
+            guard let rec = volumeRecord() else { return }
+            let log = rec.writeLog
+            runtime.withLock { $0.log = log?.active == true ? makeWriteLog(log!, rec, fresh: true) : nil }
         }
     }
 

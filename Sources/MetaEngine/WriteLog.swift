@@ -11,8 +11,16 @@ import MetaModel
 /// next epoch (which voids every record written so far); then writing resumes.
 final class WriteLog: @unchecked Sendable {
     let config: WriteLogConfig
-    /// Bytes of each column's log area.
+    /// Bytes of each column's log area (0: the columns have none).
     let areaBytes: Int
+    /// The dedicated log device, when the volume has one and it is present.
+    let device: (any BlockDevice)?
+    /// Byte offset of the dedicated device's log area, and its size.
+    let deviceStartByte: UInt64
+    let deviceAreaBytes: Int
+    /// Placement key of the dedicated device (columns are 0…N−1).
+    static let deviceKey = -1
+    private var deviceFailedNow: Bool
     /// Column block at which each original column's area starts (the column size).
     let areaStartBlock: UInt64
     private let cond = NSCondition()
@@ -31,13 +39,26 @@ final class WriteLog: @unchecked Sendable {
 
     /// A log for `config` whose committed epoch is `epoch`; `fresh` when this run committed
     /// it (records of that epoch are this run's), else the first record commits the next.
-    init(config: WriteLogConfig, areaStartBlock: UInt64, epoch: UInt64, fresh: Bool) {
+    init(config: WriteLogConfig, areaStartBlock: UInt64, epoch: UInt64, fresh: Bool,
+         device: (any BlockDevice)? = nil, deviceStartBlock: UInt64 = 0) {
         self.config = config
         self.areaStartBlock = areaStartBlock
         self.areaBytes = Int(config.areaBlocks * 512)
+        self.device = config.device == nil ? nil : device
+        self.deviceStartByte = deviceStartBlock * 512
+        self.deviceAreaBytes = Int((config.deviceAreaBlocks ?? 0) * 512)
+        self.deviceFailedNow = config.deviceFailed == true
         self.epoch = epoch
         self.fresh = fresh
     }
+
+    /// Whether records go to the dedicated device now.
+    var deviceUsable: Bool { cond.withLock { device != nil && !deviceFailedNow && deviceAreaBytes > 0 } }
+
+    /// The dedicated device failed: records go to the columns' areas from now on.
+    func deviceFailed() { cond.withLock { deviceFailedNow = true } }
+
+    private func capacity(_ key: Int) -> Int { key == Self.deviceKey ? deviceAreaBytes : areaBytes }
 
     /// This run committed `epoch` (a replay voided the records before it).
     func began(epoch: UInt64) {
@@ -52,8 +73,9 @@ final class WriteLog: @unchecked Sendable {
         var placements: [Placement]
     }
 
-    /// Whether a record of `bytes` can ever fit (else the caller splits the write).
-    func fits(_ bytes: Int) -> Bool { bytes <= areaBytes / 2 }
+    /// Whether a record of `bytes` can ever fit where records go now (else the caller splits
+    /// the write).
+    func fits(_ bytes: Int) -> Bool { bytes <= (deviceUsable ? deviceAreaBytes : areaBytes) / 2 }
 
     /// Reserves room for a record of `bytes` in the areas of `columns` and a sequence number.
     /// When an area is full, waits until no record is in flight and runs `checkpoint(next)`,
@@ -64,7 +86,7 @@ final class WriteLog: @unchecked Sendable {
         defer { cond.unlock() }
         while true {
             if checkpointing { cond.wait(); continue }
-            if fresh && columns.allSatisfy({ heads[$0, default: 0] + bytes <= areaBytes }) {
+            if fresh && columns.allSatisfy({ heads[$0, default: 0] + bytes <= capacity($0) }) {
                 var placements: [Placement] = []
                 for c in columns {
                     placements.append(Placement(column: c, offset: heads[c, default: 0]))

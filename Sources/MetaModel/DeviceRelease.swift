@@ -8,7 +8,7 @@ extension SetConfig {
         volumes.contains { v in
             v.allComponents.contains { $0.device == uuid || $0.hotSpare == uuid }
                 || v.pendingGrow?.devices.contains(uuid) == true
-                || v.resync?.target == uuid || v.resync?.source == uuid
+                || v.resync?.target == uuid || v.resync?.source == uuid || v.writeLog?.device == uuid
         } || hotSparePools.contains { $0.spares.contains { $0.device == uuid } }
     }
 

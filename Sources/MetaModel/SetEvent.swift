@@ -24,6 +24,8 @@ public enum SetEvent: Sendable, Equatable {
     case writeLogEpoch(volume: String, epoch: UInt64, untrusted: Bool = false)
     /// The dirty-region repair went over every dirty region: a replay vouches for them again.
     case writeLogRepaired(volume: String)
+    /// The volume's dedicated log device failed: records go to the columns' areas.
+    case writeLogDeviceFailed(volume: String)
     /// The dirty-region log of a RAID-5 volume is now exactly `regions`.
     case dirtyRegions(volume: String, regions: [UInt64])
     /// The volume's lost blocks are now exactly `ranges` (empty: none).

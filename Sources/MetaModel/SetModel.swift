@@ -54,12 +54,20 @@ public enum SetModel {
             cfg.volumes[vi].writeLog!.repairPending = nil
             return []
 
+        case .writeLogDeviceFailed(let name):
+            guard let vi = cfg.volumeIndex(named: name), cfg.volumes[vi].writeLog?.device != nil else { return [] }
+            cfg.volumes[vi].writeLog!.deviceFailed = true
+            return []
+
         case .writeLogSet(let name, let log):
             guard let vi = cfg.volumeIndex(named: name) else { throw ModelError(.notFound, "\(name): no such volume") }
             guard cfg.volumes[vi].type == .raid5 else {
                 throw ModelError(.invalidState, "\(name): only RAID-5 volumes have a write log (it is a \(cfg.volumes[vi].type.rawValue))")
             }
+            let old = cfg.volumes[vi].writeLog?.device
             cfg.volumes[vi].writeLog = log
+            // A log device the volume no longer uses leaves the set (or stays for its replicas).
+            if let old, old != log?.device { return cfg.retire(old, .whenIdle) }
             return []
 
         case .dirtyRegions(let name, let regions):

@@ -220,3 +220,20 @@ extension Simulation {
         }
     }
 }
+
+extension Simulation {
+    /// The dedicated log device fails: its writes (or every I/O, `gone`) fail from now on.
+    public func failLogDevice(gone: Bool = false) {
+        guard let d = logSim else { return }
+        if gone { d.gone = true } else { d.failWrites = true }
+        note("fault: the log device \(d.path) \(gone ? "disappears" : "refuses writes")")
+    }
+
+    /// Kills the process and starts again without the dedicated log device.
+    public func crashAndStartWithoutLogDevice() {
+        note("kill -9, restart without the log device")
+        fate.crashKind = .kill
+        fate.die()
+        restart(after: .kill, missing: logSim)
+    }
+}

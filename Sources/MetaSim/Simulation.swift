@@ -45,6 +45,8 @@ public struct SimOptions: Sendable {
     public var writeLog: Bool? = nil
     /// Blocks of the write log's area on each column (small, so that it fills and is reused).
     public var writeLogAreaBlocks: UInt64 = 256
+    /// Whether a logged volume has a dedicated log device (nil: chosen by the seed, two in five).
+    public var logDevice: Bool? = nil
     public init() {}
 }
 
@@ -178,6 +180,15 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
                                  originalColumnCount: columns, interlaceBlocks: il, columnBlocks: options.lines * il)
             if !noInit { v.resync = ResyncCheckpoint(kind: .initialize, totalBlocks: options.lines * il) }
             if logged { v.writeLog = WriteLogConfig(mode: .auto, areaBlocks: options.writeLogAreaBlocks, id: UUID(uuid: rng.uuidBytes())) }
+            if logged && (options.logDevice ?? rng.chance(0.4)) {
+                // A dedicated log device: records go there, one copy, while it works.
+                let d = SimDevice(path: "log0", sizeBytes: start + 2 * options.writeLogAreaBlocks * 512, sectorSize: sector, fate: fate)
+                devices.append(d)
+                logSim = d
+                let r = try db.addDevice(d, role: .log, replicaCopies: 0, in: &cfg)
+                v.writeLog!.device = r.uuid
+                v.writeLog!.deviceAreaBlocks = 2 * options.writeLogAreaBlocks
+            }
             v.resyncRate = ResyncRate(minBytesPerSecond: UInt64.max / 4, maxBytesPerSecond: UInt64.max)
             cfg.volumes.append(v)
         }
@@ -200,7 +211,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
             }
             note("hs create hsp001 with \(spares.count) spare(s); set d10 -h hsp001")
         }
-        note("create: raid5 of \(columns) columns, \(options.lines) lines, interlace \(options.interlaceBlocks) blocks\(noInit ? ", --no-init" : "")\(logged ? ", write log" : "")\(sector != 512 ? ", \(sector)-byte sectors" : "")")
+        note("create: raid5 of \(columns) columns, \(options.lines) lines, interlace \(options.interlaceBlocks) blocks\(noInit ? ", --no-init" : "")\(logged ? ", write log" : "")\(record?.writeLog?.device != nil ? " on log0" : "")\(sector != 512 ? ", \(sector)-byte sectors" : "")")
         try openEngine()
         model = SimModel(blocks: Int(volumeEngine!.sizeBytes / 512))
     }
@@ -538,12 +549,22 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
     /// The end of a schedule: background work finishes without new faults or crashes.
     var finalPhase = false
 
+    /// The dedicated log device made at set-up (nil: none).
+    var logSim: SimDevice?
+
+    /// The volume's dedicated log device, if it has one and it is present.
+    var logDevice: SimDevice? {
+        record?.writeLog?.device.flatMap { db?.device($0) as? SimDevice }
+    }
+
     func injectFault() {
         guard let rec = record, !fate.dead else { return }
         count("fault")
         let comps = rec.allComponents
-        let c = rng.below(comps.count)
-        guard let d = db?.device(comps[c].activeDevice) as? SimDevice else { return }
+        var c = rng.below(comps.count)
+        var target = db?.device(comps[c].activeDevice) as? SimDevice
+        if let l = logDevice, rng.chance(0.2) { target = l; c = -1 }
+        guard let d = target else { return }
         switch rng.below(5) {
         case 0: d.failWrites = true; note("fault: \(d.path) (column \(c)) refuses writes")
         case 1: d.failReads = true; note("fault: \(d.path) (column \(c)) fails reads")
@@ -652,7 +673,8 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         }
         if let rec = record {
             note("start: columns \(rec.columns.map { $0.state.rawValue }) dirty \(rec.dirtyRegions) resync \(rec.resync.map { "\($0.kind.rawValue)@\($0.doneBlocks)" } ?? "-") lost \(rec.lostBlocks?.count ?? 0)")
-            wasDegradedAtOpen = faultyColumns() > 0 || missing != nil
+            // (A missing log device is not a missing column: all of the data is there.)
+            wasDegradedAtOpen = faultyColumns() > 0 || (missing != nil && missing !== logSim)
             let logVouches = rec.writeLog?.active == true && rec.writeLog?.repairPending != true
             if wasDegradedAtOpen && ((!rec.dirtyRegions.isEmpty && !logVouches) || rec.resync?.kind == .initialize) { model.lossy = true }
         }
@@ -728,8 +750,9 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         count("restart-missing")
         let comps = rec.allComponents
         let c = rng.below(comps.count)
-        let dev = db?.device(comps[c].activeDevice) as? SimDevice
-        note("kill -9, restart with column \(c) (\(dev?.path ?? "?")) missing")
+        var dev = db?.device(comps[c].activeDevice) as? SimDevice
+        if let l = logDevice, rng.chance(0.2) { dev = l }
+        note("kill -9, restart with \(dev === logDevice ? "the log device" : "column \(c)") (\(dev?.path ?? "?")) missing")
         fate.crashKind = .kill
         fate.die()
         restart(after: .kill, missing: dev)

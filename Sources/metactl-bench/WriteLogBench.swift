@@ -10,9 +10,16 @@ extension EngineBench {
 
     /// Opens the bench volume with the write log on or off. Both have the same geometry (the
     /// area is reserved after the columns either way), so that only the logging differs.
-    func openVolume(writeLog: Bool) throws -> RAID5Volume {
+    func openVolume(writeLog: Bool, logDevice: (any BlockDevice)? = nil) throws -> RAID5Volume {
         var records: [DeviceRecord] = []
         var byUUID: [UUID: any BlockDevice] = [:]
+        var logRecord: DeviceRecord?
+        if let logDevice {
+            let r = DeviceRecord(uuid: UUID(), lastPath: logDevice.path, sizeBytes: logDevice.sizeBytes,
+                                 dataStartBlock: Self.dataStartBlock, replicaCount: 0, role: .log)
+            byUUID[r.uuid] = logDevice
+            logRecord = r
+        }
         for d in devices {
             let r = DeviceRecord(uuid: UUID(), lastPath: d.path, sizeBytes: d.sizeBytes, dataStartBlock: Self.dataStartBlock,
                                  replicaCount: 0, role: .component)
@@ -23,7 +30,11 @@ extension EngineBench {
         var vol = VolumeRecord(name: "bench", type: .raid5, columns: records.map { ComponentRecord(device: $0.uuid) },
                                originalColumnCount: Self.columns, interlaceBlocks: Self.interlaceBlocks, columnBlocks: colBlocks)
         vol.writeLog = WriteLogConfig(mode: writeLog ? .auto : .none, areaBlocks: Self.logAreaBlocks)
-        let store = InMemoryConfigStore(SetConfig(setName: "bench", devices: records, volumes: [vol]))
+        if let logRecord {
+            vol.writeLog!.device = logRecord.uuid
+            vol.writeLog!.deviceAreaBlocks = min(WriteLogConfig.maxDeviceAreaBlocks, logRecord.sizeBytes / 512 - Self.dataStartBlock)
+        }
+        let store = InMemoryConfigStore(SetConfig(setName: "bench", devices: records + (logRecord.map { [$0] } ?? []), volumes: [vol]))
         let map = byUUID
         guard let v = try VolumeFactory.open(vol, context: VolumeContext(store: store, devices: { map[$0] })) as? RAID5Volume else {
             throw BenchError("not a RAID-5 engine")
@@ -35,9 +46,18 @@ extension EngineBench {
     /// write log off and on, in one run over the same image files; the ratio column is
     /// log on ÷ log off.
     func writeLogTable() throws -> Table {
-        var t = Table(title: "RAID-5 write log: \(Self.columns) columns, interlace 64 KiB, log area \(Self.logAreaBlocks / 2048) MiB per column",
-                      header: ["workload", "threads", "request", "log off", "log on", "on/off", "dev write MB/s off", "dev write MB/s on",
-                               "records", "checkpoints"])
+        // A fifth image file on the same disk as the dedicated log device (a real setup puts
+        // it on a faster one).
+        let logPath = "\(dir)/log.img"
+        let fd = open(logPath, O_CREAT | O_WRONLY, 0o600)
+        guard fd >= 0, ftruncate(fd, off_t(80 << 20)) == 0 else { throw BenchError("cannot create \(logPath)") }
+        close(fd)
+        defer { unlink(logPath) }
+        let logDev = MeteredDevice(try FileDevice(path: logPath))
+        defer { logDev.base.close() }
+        var t = Table(title: "RAID-5 write log: \(Self.columns) columns, interlace 64 KiB, log area \(Self.logAreaBlocks / 2048) MiB per column or 64 MiB on a log device",
+                      header: ["workload", "threads", "request", "log off", "log on", "on/off", "log device", "dev/off",
+                               "dev write MB/s off", "on", "records", "checkpoints"])
         struct Case { var name: String; var threads: Int; var request: Int; var random: Bool }
         let cases = [Case(name: "random write", threads: 32, request: 4096, random: true),
                      Case(name: "random write", threads: 1, request: 4096, random: true),
@@ -46,8 +66,8 @@ extension EngineBench {
         for c in cases {
             var results: [RunResult] = []
             var counters: (records: UInt64, checkpoints: UInt64) = (0, 0)
-            for logged in [false, true] {
-                let v = try openVolume(writeLog: logged)
+            for (logged, onDevice) in [(false, false), (true, false), (true, true)] {
+                let v = try openVolume(writeLog: logged, logDevice: onDevice ? logDev : nil)
                 defer { v.close() }
                 let size = v.sizeBytes
                 let w = Workload(threads: c.threads, request: c.request, write: true, random: c.random,
@@ -56,12 +76,13 @@ extension EngineBench {
                 if let e = r.error { throw BenchError("\(c.name) (log \(logged ? "on" : "off")): \(e)") }
                 if !c.random { try verify(v, w) }
                 results.append(r)
-                if logged { counters = v.writeLogCounters ?? (0, 0) }
+                if logged && !onDevice { counters = v.writeLogCounters ?? (0, 0) }
             }
-            let (off, on) = (results[0], results[1])
+            let (off, on, dev) = (results[0], results[1], results[2])
             let unit = c.random ? "IOPS" : "MB/s"
-            let a = c.random ? off.iops : off.mbps, b = c.random ? on.iops : on.mbps
-            t.add(["\(c.name) (\(unit))", "\(c.threads)", sizeLabel(c.request), fmt(a, 0), fmt(b, 0), fmt(b / a, 2),
+            func rate(_ r: RunResult) -> Double { c.random ? r.iops : r.mbps }
+            t.add(["\(c.name) (\(unit))", "\(c.threads)", sizeLabel(c.request), fmt(rate(off), 0), fmt(rate(on), 0),
+                   fmt(rate(on) / rate(off), 2), fmt(rate(dev), 0), fmt(rate(dev) / rate(off), 2),
                    fmt(off.devWriteMBps), fmt(on.devWriteMBps), "\(counters.records)", "\(counters.checkpoints)"])
         }
         return t

@@ -57,4 +57,30 @@ struct WriteLogCommandTests {
         let c = try cli.run(["create", "c1", "concat", "--write-log", "none"] + concat)
         #expect(c.status != 0 && c.stderr.contains("--write-log applies to raid5 volumes"), "\(c.stderr)")
     }
+
+    @Test func logDeviceAttachAndDetach() throws {
+        let dir = try TempDir()
+        let cli = try CLI(dir)
+        let imgs = try CreateClearTests.images(dir, ["a", "b", "c"], size: 48 << 20)
+        let logImg = try dir.image("log.img", size: 32 << 20)
+        try cli.create(["d10", "raid5", "--no-init"] + imgs)
+        try cli.must(["set", "d10", "--log-device", logImg])
+        var log = try #require(try cli.statusJSON(["d10"]).0.volumes.first?.writeLog)
+        #expect(log.device == logImg && log.mode == "auto" && log.deviceFailed == false)
+        #expect(log.deviceAreaBytes == (32 << 20) - (1 << 20), "the data area after the label")
+        #expect(try cli.must(["status", "d10"]).contains("    Write log: on, on \(logImg) (31.0 MiB)"))
+        // It is a member now: no volume can take it.
+        let again = try cli.run(["create", "x1", "concat", logImg])
+        #expect(!again.ok && again.stderr.contains(logImg))
+
+        try cli.must(["set", "d10", "--log-device", "none"])
+        log = try #require(try cli.statusJSON(["d10"]).0.volumes.first?.writeLog)
+        #expect(log.device == nil && log.mode == "auto")
+        // It left the set (its label wiped): it can be used again.
+        try cli.create(["x1", "concat", logImg])
+
+        let bad = try cli.run(["set", "d10", "--log-device", dir.file("nothere.img")])
+        #expect(bad.status != 0 && bad.stderr.contains("nothere.img"), "\(bad.stderr)")
+    }
 }
+

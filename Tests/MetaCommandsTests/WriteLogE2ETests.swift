@@ -172,4 +172,66 @@ struct WriteLogOnlineTests {
         #expect(try f.mustRun(["status", "d10"]).contains("Needs Maintenance"))
         #expect(server.stop() == 0, "log:\n\(server.log)")
     }
+
+    /// A dedicated log device (an image file): data written through NBD, kill -9, restart
+    /// without a column: everything reads back.
+    @Test(.enabled(if: Privileged.runnable(tools: ["nbdcopy"])))
+    func logDeviceThenCrashWithAColumnGone() throws {
+        let f = try ServeFixture(prefix: "metactl-wldev")
+        defer { f.cleanup() }
+        let imgs = try f.images("c", count: 3, size: 40 << 20)
+        let logImg = try f.images("log", count: 1, size: 16 << 20)[0]
+        try f.create("d10", "raid5", imgs, extra: ["--no-init"])
+        _ = try f.mustRun(["set", "d10", "--log-device", logImg])
+        var server = try f.startServer()
+        #expect(try f.mustRun(["status", "d10"]).contains("Write log: on, on \(logImg)"))
+        let size = try #require((f.statusJSON()["volumes"] as? [[String: Any]])?.first?["sizeBytes"] as? Int)
+        let a = f.dir.file("a.bin")
+        let expected = try writeRandomFile(a, size: size)
+        try MetaTestSupport.mustRun(["nbdcopy", a, f.uri("d10")])
+        _ = server.stop(signal: SIGKILL)
+        try FileManager.default.moveItem(atPath: imgs[0], toPath: imgs[0] + ".gone")
+        server = try f.startServer()
+        let back = f.dir.file("back.bin")
+        try MetaTestSupport.mustRun(["nbdcopy", f.uri("d10"), back])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: back)) == expected)
+        #expect(server.stop() == 0, "log:\n\(server.log)")
+    }
+
+    /// The dedicated log device (nbdkit's error filter through nbdfuse and a loop device)
+    /// fails while the volume is written: writes go on, logged in the columns' areas; the
+    /// server says so, `status` shows it; after kill -9 and a restart without a column,
+    /// everything reads back.
+    @Test(.enabled(if: Privileged.fuseRunnable && Privileged.runnable(tools: ["nbdkit", "nbdfuse", "fusermount3", "losetup", "nbdcopy"])))
+    func failingLogDeviceFallsBackToTheColumns() throws {
+        let f = try ServeFixture(prefix: "metactl-wlfail")
+        defer { f.cleanup() }
+        let logDev = try FailingDevice(in: f.dir, name: "logdev", size: 16 << 20)
+        defer { logDev.cleanup() }
+        let imgs = try f.images("c", count: 3, size: 40 << 20)
+        try f.create("d10", "raid5", imgs, extra: ["--no-init"])
+        _ = try f.mustRun(["set", "d10", "--log-device", logDev.path])
+        var server = try f.startServer()
+        let size = try #require((f.statusJSON()["volumes"] as? [[String: Any]])?.first?["sizeBytes"] as? Int)
+        let a = f.dir.file("a.bin")
+        _ = try writeRandomFile(a, size: size)
+        try MetaTestSupport.mustRun(["nbdcopy", a, f.uri("d10")])
+        logDev.failWrites()
+        let b = f.dir.file("b.bin")
+        let expected = try writeRandomFile(b, size: size)
+        try MetaTestSupport.mustRun(["nbdcopy", b, f.uri("d10")])
+        #expect(server.log.contains("the write log's device \(logDev.path) failed"), "log:\n\(server.log)")
+        #expect(server.log.contains("writes are logged in the columns' areas from now on"))
+        let status = try f.mustRun(["status", "d10"])
+        #expect(status.contains("the log device \(logDev.path) failed"), "\(status)")
+        #expect(status.contains("State: Okay"), "the columns are fine: \(status)")
+        _ = server.stop(signal: SIGKILL)
+        try FileManager.default.moveItem(atPath: imgs[1], toPath: imgs[1] + ".gone")
+        server = try f.startServer()
+        let back = f.dir.file("back.bin")
+        try MetaTestSupport.mustRun(["nbdcopy", f.uri("d10"), back])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: back)) == expected)
+        #expect(server.stop() == 0, "log:\n\(server.log)")
+    }
 }
+

@@ -12,7 +12,7 @@ import Testing
 @Suite("write log")
 struct WriteLogTests {
     /// A RAID-5 with a write log, written end to end and flushed.
-    func world(columns: Int = 4, seed: UInt64 = 7) throws -> Simulation {
+    func world(columns: Int = 4, seed: UInt64 = 7, logDevice: Bool = false) throws -> Simulation {
         var o = SimOptions()
         o.columns = columns...columns
         o.noInit = true
@@ -20,6 +20,7 @@ struct WriteLogTests {
         o.spares = false
         o.volumeType = .raid5
         o.writeLog = true
+        o.logDevice = logDevice
         let sim = Simulation(seed: seed, options: o)
         try sim.create()
         #expect(sim.volumeRecord?.writeLog?.active == true)
@@ -115,11 +116,66 @@ struct WriteLogTests {
         noViolation(sim)
     }
 
+    /// With a dedicated log device: the torn line's record is there (one copy), and the
+    /// replay with a column missing makes it whole.
+    @Test func logDeviceHoldsTheRecords() throws {
+        let sim = try world(logDevice: true)
+        #expect(sim.volumeRecord?.writeLog?.device != nil)
+        let p = sim.parityColumn(line: 3)
+        let missing = (0..<4).first { $0 != p }!
+        let first = 3 * sim.lineBlocks
+        sim.tornWrite(first..<(first + sim.lineBlocks), oldOn: [p], startWithout: missing)
+        #expect(sim.volume?.writeLogReplay.withLock { $0 }?.complete == true)
+        // Nothing went to the columns' areas: the record was on the device alone.
+        for a in sim.writeLogAreas {
+            let head = a.device.peek(count: 4096, at: a.offset)
+            let epoch = sim.volumeRecord?.writeLog?.epoch ?? 0
+            #expect(head.withUnsafeBytes({ LogRecord.decodeHeader($0) })?.record.epoch != epoch - 1)
+        }
+        sim.checkWholeVolume()
+        noViolation(sim)
+    }
+
+    /// The log device fails while the volume is written: the failure is recorded, records
+    /// go to the columns' areas, and a crash with a column missing still loses nothing.
+    @Test func failedLogDeviceFallsBackToTheColumns() throws {
+        let sim = try world(logDevice: true)
+        sim.failLogDevice()
+        #expect(sim.write(0..<24), "a write must not fail because the log device did")
+        #expect(sim.volumeRecord?.writeLog?.deviceFailed == true)
+        #expect(sim.volumeRecord?.writeLog?.active == true)
+        let p = sim.parityColumn(line: 1)
+        let missing = (0..<4).first { $0 != p }!
+        let first = sim.lineBlocks
+        sim.tornWrite(first..<(first + sim.lineBlocks), oldOn: [p], startWithout: missing)
+        #expect(sim.volume?.writeLogReplay.withLock { $0 }?.complete == true)
+        sim.checkWholeVolume()
+        noViolation(sim)
+    }
+
+    /// The log device is gone at the start after a crash: its records cannot be replayed,
+    /// so the dirty regions stay untrusted (the parity repair takes over, every column being
+    /// there) and nothing reads wrong.
+    @Test func missingLogDeviceAtStartKeepsRegionsUntrusted() throws {
+        let sim = try world(logDevice: true)
+        let p = sim.parityColumn(line: 2)
+        sim.tornWrite((2 * sim.lineBlocks)..<(3 * sim.lineBlocks), oldOn: [p], crashing: false)
+        sim.crashAndStartWithoutLogDevice()
+        #expect(sim.volume?.writeLogReplay.withLock { $0 }?.complete == false)
+        #expect(sim.volumeRecord?.writeLog?.repairPending == true)
+        sim.runBackgroundWork()
+        #expect(sim.volume?.parityRepairPending == false)
+        #expect(sim.volumeRecord?.writeLog?.repairPending == nil, "the repair clears it")
+        sim.checkWholeVolume()
+        noViolation(sim)
+    }
+
     /// Schedules with the write log always on.
     @Test(arguments: 0..<2)
     func sweepWithTheLog(batch: Int) throws {
         var o = SimOptions()
         o.writeLog = true
+        o.logDevice = batch == 1
         o.volumeType = .raid5
         for seed in UInt64(batch * 40)..<UInt64(batch * 40 + 40) {
             let sim = Simulation(seed: 9_000_000 + seed, options: o)

@@ -60,7 +60,9 @@ struct StatusCommand: ParsableCommand {
         read as EIO until rewritten; 0 when none); "lost" (array of {"offsetBytes", \
         "lengthBytes"}: where, in volume bytes); "writeLog" (object or null: RAID-5 only, \
         {"mode": "auto" (writes are logged) or "none", "areaBytes": bytes reserved for the \
-        log after each original column, 0 when none}).
+        log after each original column, 0 when none, "device": the dedicated log device's \
+        path (absent when none), "deviceAreaBytes": its log area, "deviceFailed": whether \
+        it failed and the records went back to the columns}).
 
         component: "device" (string: path); "uuid" (string: the UUID in the device's \
         label); "startBlock" (int: first data block); "hasReplica" (bool: the device holds \

@@ -114,9 +114,17 @@ public enum StatusFormatter {
         if let hsp = v.hotSparePool { lines.append("    Hot spare pool: \(hsp)") }
         if let il = v.interlaceBytes { lines.append("    Interlace: \(il / 512) blocks") }
         if let log = v.writeLog {
-            lines.append(log.mode == "auto"
-                ? "    Write log: on (\(Output.humanSize(log.areaBytes)) per column)"
-                : "    Write log: off\(log.areaBytes > 0 ? " (\(Output.humanSize(log.areaBytes)) per column reserved)" : "")")
+            let columns = log.areaBytes > 0 ? "\(Output.humanSize(log.areaBytes)) per column" : "no room in the columns"
+            if let dev = log.device {
+                let size = Output.humanSize(log.deviceAreaBytes ?? 0)
+                lines.append(log.deviceFailed
+                    ? "    Write log: \(log.mode == "auto" ? "on, in the columns (\(columns))" : "off"): the log device \(dev) failed (replace it with set --log-device)"
+                    : "    Write log: \(log.mode == "auto" ? "on" : "off"), on \(dev) (\(size))")
+            } else {
+                lines.append(log.mode == "auto"
+                    ? "    Write log: on (\(columns))"
+                    : "    Write log: off\(log.areaBytes > 0 ? " (\(columns) reserved)" : "")")
+            }
         }
         lines.append("    Size: \(blocksLine(v.sizeBytes))")
         let n = v.components.count

@@ -10,6 +10,8 @@ public enum DeviceRole: String, Codable, Sendable {
     case replica
     /// Labelled but not (yet) used: e.g. a device added by an interrupted grow.
     case unused
+    /// Holds a RAID-5 volume's write log (`set --log-device`).
+    case log
 }
 
 /// A device that carries a label of this set.

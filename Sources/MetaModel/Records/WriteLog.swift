@@ -28,13 +28,24 @@ public struct WriteLogConfig: Codable, Sendable, Equatable {
     /// failed a replay write): until the dirty-region repair has gone over every dirty
     /// region, the dirty regions stay untrusted whatever later replays do. Absent when not.
     public var repairPending: Bool? = nil
+    /// A dedicated log device (`set --log-device`): records go there, one copy, while it
+    /// works. Absent when none.
+    public var device: UUID? = nil
+    /// Blocks of the log area on the dedicated device (from its data start).
+    public var deviceAreaBlocks: UInt64? = nil
+    /// The dedicated device failed: records go to the columns' areas (or, without them,
+    /// nowhere: the dirty-region log alone) until it is replaced. Absent when not.
+    public var deviceFailed: Bool? = nil
 
     public init(mode: WriteLogMode, areaBlocks: UInt64, epoch: UInt64 = 1, id: UUID = UUID()) {
         self.mode = mode; self.areaBlocks = areaBlocks; self.epoch = epoch; self.id = id
     }
 
-    /// Whether writes are logged.
-    public var active: Bool { mode == .auto && areaBlocks > 0 }
+    /// Whether writes are logged (somewhere: the columns' areas or a working log device).
+    public var active: Bool { mode == .auto && (areaBlocks > 0 || (device != nil && deviceFailed != true)) }
+
+    /// The largest log area used on a dedicated device (a replay reads it whole).
+    public static let maxDeviceAreaBlocks: UInt64 = 64 << 11
 
     /// The default area size for columns of `columnDataBlocks` blocks: 1/32 of the column,
     /// at least 1 MiB and at most 16 MiB (whole MiB; a replay reads every area whole).
