@@ -48,6 +48,20 @@ public struct SimOptions: Sendable {
     /// Whether a logged volume has a dedicated log device (nil: chosen by the seed, two in five).
     public var logDevice: Bool? = nil
     public init() {}
+
+    /// What scripted scenarios use: a RAID-5 of `columns` columns of zeroes (`--no-init`),
+    /// 512-byte sectors, no spares; the write log as given.
+    public static func scripted(columns: Int, writeLog: Bool, logDevice: Bool = false) -> SimOptions {
+        var o = SimOptions()
+        o.columns = columns...columns
+        o.noInit = true
+        o.sectorSize = 512
+        o.spares = false
+        o.volumeType = .raid5
+        o.writeLog = writeLog
+        o.logDevice = logDevice
+        return o
+    }
 }
 
 /// Background work handed over by the engine, run when the simulation chooses.

@@ -207,54 +207,25 @@ struct ServeTests {
         defer { f.cleanup() }
         try f.create("d10", "raid5", try f.images("r", count: 4, size: 24 << 20))
         let server = try f.startServer()
-        let fuseDir = f.dir.file("fuse"), mnt = f.dir.file("mnt")
-        try FileManager.default.createDirectory(atPath: fuseDir, withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
-        let pidFile = f.dir.file("nbdfuse.pid")
-        let fuse = Process()
-        fuse.executableURL = URL(fileURLWithPath: Privileged.which("nbdfuse") ?? "/usr/bin/nbdfuse")
-        fuse.arguments = ["-P", pidFile, fuseDir, f.uri("d10")]
-        fuse.standardOutput = FileHandle.nullDevice
-        try fuse.run()
-        var mounted = false
-        var loop: LoopDevice?
-        defer {
-            if mounted { _ = try? runCommand(["umount", mnt]) }
-            loop?.detach()
-            _ = try? runCommand(["fusermount3", "-u", fuseDir])
-            if fuse.isRunning { kill(fuse.processIdentifier, SIGTERM) }
-            fuse.waitUntilExit()
-        }
-        let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: pidFile) {
-            guard fuse.isRunning else { throw TestSupportError("nbdfuse exited with \(fuse.terminationStatus)") }
-            guard Date() < deadline else { throw TestSupportError("nbdfuse did not start") }
-            usleep(20_000)
-        }
-        loop = try LoopDevice(file: "\(fuseDir)/nbd")
-        let dev = try #require(loop?.path)
+        let client = try Ext4Client(f, volume: "d10", tag: "ext4")
+        defer { client.close(lazy: true) }
+        let dev = client.device
         try MetaTestSupport.mustRun(["mkfs.ext4", "-q", "-F", dev])
-        try MetaTestSupport.mustRun(["mount", dev, mnt])
-        mounted = true
+        try client.mount()
         var written: [String: Data] = [:]
         for i in 0..<6 {
-            written["f\(i)"] = try writeRandomFile("\(mnt)/f\(i)", size: (i + 1) * 700_000 + 123)
+            written["f\(i)"] = try writeRandomFile("\(client.mnt)/f\(i)", size: (i + 1) * 700_000 + 123)
         }
-        try MetaTestSupport.mustRun(["umount", mnt])
-        mounted = false
+        try client.unmount()
         try MetaTestSupport.mustRun(["e2fsck", "-fn", dev])
-        try MetaTestSupport.mustRun(["mount", "-o", "ro", dev, mnt])
-        mounted = true
+        try MetaTestSupport.mustRun(["mount", "-o", "ro", dev, client.mnt])
+        client.mounted = true
         for (name, data) in written {
-            #expect(try Data(contentsOf: URL(fileURLWithPath: "\(mnt)/\(name)")) == data, "\(name)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: "\(client.mnt)/\(name)")) == data, "\(name)")
         }
-        try MetaTestSupport.mustRun(["umount", mnt])
-        mounted = false
-        loop?.detach()
-        loop = nil
-        try MetaTestSupport.mustRun(["fusermount3", "-u", fuseDir])
-        fuse.waitUntilExit()
-        #expect(fuse.terminationStatus == 0)
+        try client.unmount()
+        client.close()
+        #expect(client.fuse.terminationStatus == 0)
         #expect(server.log.contains("d10"))
         #expect(server.stop() == 0, "log:\n\(server.log)")
     }

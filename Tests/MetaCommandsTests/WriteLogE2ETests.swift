@@ -14,53 +14,6 @@ import Glibc
 /// reads back.
 @Suite("write log: kill -9 during writes with a column failing")
 struct WriteLogE2ETests {
-    /// nbdfuse + a loop device + a mount point for one export, torn down in ``close()``
-    /// (lazily, when the server behind it died).
-    final class Ext4Client {
-        let fuseDir: String, mnt: String
-        let fuse = Process()
-        var loop: LoopDevice?
-        var mounted = false
-        init(_ f: ServeFixture, volume: String, tag: String) throws {
-            fuseDir = f.dir.file("fuse-\(tag)")
-            mnt = f.dir.file("mnt-\(tag)")
-            try FileManager.default.createDirectory(atPath: fuseDir, withIntermediateDirectories: true)
-            try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
-            let pidFile = f.dir.file("nbdfuse-\(tag).pid")
-            fuse.executableURL = URL(fileURLWithPath: Privileged.which("nbdfuse") ?? "/usr/bin/nbdfuse")
-            fuse.arguments = ["-P", pidFile, fuseDir, f.uri(volume)]
-            fuse.standardOutput = FileHandle.nullDevice
-            fuse.standardError = FileHandle.nullDevice
-            try fuse.run()
-            let deadline = Date().addingTimeInterval(60)
-            while !FileManager.default.fileExists(atPath: pidFile) {
-                guard fuse.isRunning else { throw TestSupportError("nbdfuse exited with \(fuse.terminationStatus)") }
-                guard Date() < deadline else { throw TestSupportError("nbdfuse did not start") }
-                usleep(20_000)
-            }
-            loop = try LoopDevice(file: "\(fuseDir)/nbd")
-        }
-        var device: String { loop?.path ?? "" }
-        func mount() throws {
-            try MetaTestSupport.mustRun(["mount", device, mnt])
-            mounted = true
-        }
-        func unmount() throws {
-            try MetaTestSupport.mustRun(["umount", mnt])
-            mounted = false
-        }
-        /// Unmounts (lazily when `lazy`), detaches the loop device, unmounts the FUSE file
-        /// and stops nbdfuse (by PID).
-        func close(lazy: Bool = false) {
-            if mounted { _ = try? runCommand(["umount"] + (lazy ? ["-l"] : []) + [mnt]); mounted = false }
-            loop?.detach()
-            loop = nil
-            _ = try? runCommand(["fusermount3", "-u"] + (lazy ? ["-z"] : []) + [fuseDir])
-            if fuse.isRunning { kill(fuse.processIdentifier, lazy ? SIGKILL : SIGTERM) }
-            fuse.waitUntilExit()
-        }
-    }
-
     @Test(.enabled(if: Privileged.fuseRunnable
                    && Privileged.runnable(tools: ["nbdkit", "nbdfuse", "fusermount3", "losetup", "mkfs.ext4", "mount",
                                                   "umount", "e2fsck", "fio", "sync"])))
@@ -139,38 +92,47 @@ struct WriteLogE2ETests {
 /// and a restart without a column: everything written reads back.
 @Suite("write log: switching online")
 struct WriteLogOnlineTests {
+    /// Random bytes the size of the volume, written through NBD; returns them.
+    func fill(_ f: ServeFixture, _ name: String, size: Int) throws -> Data {
+        let file = f.dir.file(name)
+        let data = try writeRandomFile(file, size: size)
+        try MetaTestSupport.mustRun(["nbdcopy", file, f.uri("d10")])
+        return data
+    }
+
+    /// kill -9 of `server`, then a start without `column`'s image: the volume must read back
+    /// `expected`. Stops the new server.
+    func crashThenVerify(_ f: ServeFixture, _ server: ServeProcess, without column: String, expected: Data) throws {
+        _ = server.stop(signal: SIGKILL)
+        try FileManager.default.moveItem(atPath: column, toPath: column + ".gone")
+        let restarted = try f.startServer()
+        let back = f.dir.file("back.bin")
+        try MetaTestSupport.mustRun(["nbdcopy", f.uri("d10"), back])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: back)) == expected)
+        #expect(try f.mustRun(["status", "d10"]).contains("Needs Maintenance"))
+        #expect(restarted.stop() == 0, "log:\n\(restarted.log)")
+    }
+
+    func volumeSize(_ f: ServeFixture) throws -> Int {
+        try #require((f.statusJSON()["volumes"] as? [[String: Any]])?.first?["sizeBytes"] as? Int)
+    }
+
     @Test(.enabled(if: Privileged.runnable(tools: ["nbdcopy"])))
     func switchOffAndOnWhileServedThenCrash() throws {
         let f = try ServeFixture(prefix: "metactl-wlon")
         defer { f.cleanup() }
         let imgs = try f.images("c", count: 3, size: 40 << 20)
         try f.create("d10", "raid5", imgs, extra: ["--no-init"])
-        var server = try f.startServer()
-        let size = try #require((f.statusJSON()["volumes"] as? [[String: Any]])?.first?["sizeBytes"] as? Int)
-        let a = f.dir.file("a.bin")
-        var expected = try writeRandomFile(a, size: size)
-        try MetaTestSupport.mustRun(["nbdcopy", a, f.uri("d10")])
-
+        let server = try f.startServer()
+        let size = try volumeSize(f)
+        _ = try fill(f, "a.bin", size: size)
         _ = try f.mustRun(["set", "d10", "--write-log", "none"])
         #expect(try f.mustRun(["status", "d10"]).contains("Write log: off"))
-        let b = f.dir.file("b.bin")
-        expected = try writeRandomFile(b, size: size)
-        try MetaTestSupport.mustRun(["nbdcopy", b, f.uri("d10")])
-
+        _ = try fill(f, "b.bin", size: size)
         _ = try f.mustRun(["set", "d10", "--write-log", "auto"])
         #expect(try f.mustRun(["status", "d10"]).contains("Write log: on"))
-        let c = f.dir.file("c.bin")
-        expected = try writeRandomFile(c, size: size)
-        try MetaTestSupport.mustRun(["nbdcopy", c, f.uri("d10")])
-
-        _ = server.stop(signal: SIGKILL)
-        try FileManager.default.moveItem(atPath: imgs[2], toPath: imgs[2] + ".gone")
-        server = try f.startServer()
-        let back = f.dir.file("back.bin")
-        try MetaTestSupport.mustRun(["nbdcopy", f.uri("d10"), back])
-        #expect(try Data(contentsOf: URL(fileURLWithPath: back)) == expected)
-        #expect(try f.mustRun(["status", "d10"]).contains("Needs Maintenance"))
-        #expect(server.stop() == 0, "log:\n\(server.log)")
+        let expected = try fill(f, "c.bin", size: size)
+        try crashThenVerify(f, server, without: imgs[2], expected: expected)
     }
 
     /// A dedicated log device (an image file): data written through NBD, kill -9, restart
@@ -183,19 +145,10 @@ struct WriteLogOnlineTests {
         let logImg = try f.images("log", count: 1, size: 16 << 20)[0]
         try f.create("d10", "raid5", imgs, extra: ["--no-init"])
         _ = try f.mustRun(["set", "d10", "--log-device", logImg])
-        var server = try f.startServer()
+        let server = try f.startServer()
         #expect(try f.mustRun(["status", "d10"]).contains("Write log: on, on \(logImg)"))
-        let size = try #require((f.statusJSON()["volumes"] as? [[String: Any]])?.first?["sizeBytes"] as? Int)
-        let a = f.dir.file("a.bin")
-        let expected = try writeRandomFile(a, size: size)
-        try MetaTestSupport.mustRun(["nbdcopy", a, f.uri("d10")])
-        _ = server.stop(signal: SIGKILL)
-        try FileManager.default.moveItem(atPath: imgs[0], toPath: imgs[0] + ".gone")
-        server = try f.startServer()
-        let back = f.dir.file("back.bin")
-        try MetaTestSupport.mustRun(["nbdcopy", f.uri("d10"), back])
-        #expect(try Data(contentsOf: URL(fileURLWithPath: back)) == expected)
-        #expect(server.stop() == 0, "log:\n\(server.log)")
+        let expected = try fill(f, "a.bin", size: try volumeSize(f))
+        try crashThenVerify(f, server, without: imgs[0], expected: expected)
     }
 
     /// The dedicated log device (nbdkit's error filter through nbdfuse and a loop device)
@@ -211,27 +164,16 @@ struct WriteLogOnlineTests {
         let imgs = try f.images("c", count: 3, size: 40 << 20)
         try f.create("d10", "raid5", imgs, extra: ["--no-init"])
         _ = try f.mustRun(["set", "d10", "--log-device", logDev.path])
-        var server = try f.startServer()
-        let size = try #require((f.statusJSON()["volumes"] as? [[String: Any]])?.first?["sizeBytes"] as? Int)
-        let a = f.dir.file("a.bin")
-        _ = try writeRandomFile(a, size: size)
-        try MetaTestSupport.mustRun(["nbdcopy", a, f.uri("d10")])
+        let server = try f.startServer()
+        let size = try volumeSize(f)
+        _ = try fill(f, "a.bin", size: size)
         logDev.failWrites()
-        let b = f.dir.file("b.bin")
-        let expected = try writeRandomFile(b, size: size)
-        try MetaTestSupport.mustRun(["nbdcopy", b, f.uri("d10")])
+        let expected = try fill(f, "b.bin", size: size)
         #expect(server.log.contains("the write log's device \(logDev.path) failed"), "log:\n\(server.log)")
         #expect(server.log.contains("writes are logged in the columns' areas from now on"))
         let status = try f.mustRun(["status", "d10"])
         #expect(status.contains("the log device \(logDev.path) failed"), "\(status)")
         #expect(status.contains("State: Okay"), "the columns are fine: \(status)")
-        _ = server.stop(signal: SIGKILL)
-        try FileManager.default.moveItem(atPath: imgs[1], toPath: imgs[1] + ".gone")
-        server = try f.startServer()
-        let back = f.dir.file("back.bin")
-        try MetaTestSupport.mustRun(["nbdcopy", f.uri("d10"), back])
-        #expect(try Data(contentsOf: URL(fileURLWithPath: back)) == expected)
-        #expect(server.stop() == 0, "log:\n\(server.log)")
+        try crashThenVerify(f, server, without: imgs[1], expected: expected)
     }
 }
-

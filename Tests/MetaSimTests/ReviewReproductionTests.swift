@@ -14,15 +14,8 @@ struct ReviewReproductionTests {
     /// A 3-column RAID-5 (16-block interlace, 48 lines, 8 lines per dirty region), written
     /// end to end and flushed.
     func world(columns: Int = 3) throws -> Simulation {
-        var o = SimOptions()
-        o.columns = columns...columns
-        o.noInit = true
-        o.sectorSize = 512
-        o.spares = false
-        o.volumeType = .raid5
         // The review's bugs are about the dirty-region log alone (WriteLogTests covers the log).
-        o.writeLog = false
-        let sim = Simulation(seed: 1, options: o)
+        let sim = Simulation(seed: 1, options: .scripted(columns: columns, writeLog: false))
         try sim.create()
         let total = Int(sim.volume!.sizeBytes / 512)
         var b = 0

@@ -13,15 +13,7 @@ import Testing
 struct WriteLogTests {
     /// A RAID-5 with a write log, written end to end and flushed.
     func world(columns: Int = 4, seed: UInt64 = 7, logDevice: Bool = false) throws -> Simulation {
-        var o = SimOptions()
-        o.columns = columns...columns
-        o.noInit = true
-        o.sectorSize = 512
-        o.spares = false
-        o.volumeType = .raid5
-        o.writeLog = true
-        o.logDevice = logDevice
-        let sim = Simulation(seed: seed, options: o)
+        let sim = Simulation(seed: seed, options: .scripted(columns: columns, writeLog: true, logDevice: logDevice))
         try sim.create()
         #expect(sim.volumeRecord?.writeLog?.active == true)
         let total = Int(sim.volume!.sizeBytes / 512)
