@@ -270,7 +270,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         let r = rng.below(100)
         switch r {
         case 0..<27: clientWrite()
-        case 27: misalignedRequest()
+        case 27: if sector > 512 || record?.writeLog == nil { misalignedRequest() } else { switchWriteLog() }
         case 28..<46: clientRead()
         case 46..<53: clientFlush()
         case 53..<57: cleanRegions()
@@ -453,6 +453,21 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
             tornByDoubleFailure()
             if !fate.dead && !mayFail() { violation("write-zeroes of blocks \(r) failed with one failure at most: \(error)") }
             return false
+        }
+    }
+
+    /// `metactl set d10 --write-log auto|none` while the volume is in use: the engine waits
+    /// for writes in flight, flushes and commits the other mode with a new epoch.
+    func switchWriteLog() {
+        guard let e = engine, var log = record?.writeLog, !fate.dead else { return }
+        count("set-write-log")
+        log.mode = log.mode == .auto ? .none : .auto
+        log.epoch += 1
+        do {
+            try e.setWriteLog(log)
+            note("set d10 --write-log \(log.mode.rawValue): ok")
+        } catch {
+            note("set d10 --write-log \(log.mode.rawValue): \(error)")
         }
     }
 
