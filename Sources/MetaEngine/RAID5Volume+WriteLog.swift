@@ -51,7 +51,18 @@ extension RAID5Volume {
         for _ in 0..<2 {
             let columns = logColumns(line: line, rt)
             if columns.isEmpty {
-                if log.areaBytes == 0 { inPlace(); return }   // the log device failed: unlogged
+                if log.areaBytes == 0 {
+                    // The log device failed and the columns have no area: unlogged. The
+                    // reservation (of nothing) runs the checkpoint that records the failure.
+                    do {
+                        _ = try log.reserve(bytes: 0, columns: []) { next in try self.checkpointLog(next) }
+                        log.finish()
+                    } catch {
+                        throw ioError("write", line: line, "write log: \(error)")
+                    }
+                    inPlace()
+                    return
+                }
                 throw ioError("write", line: line, "no column can hold the write log's record")
             }
             switch try writeRecord(log, line: line, segments, payload: payload, columns: columns, rt, failed: failed) {
@@ -113,18 +124,14 @@ extension RAID5Volume {
         return failed.all.isEmpty ? .durable : .columnFailed
     }
 
-    /// The dedicated log device failed: recorded (so that `status` says so and a restart
-    /// does not use it), and records go to the columns' areas from now on.
+    /// The dedicated log device failed: records go to the columns' areas from now on; the
+    /// next record's checkpoint records the failure (so that `status` says so and a restart
+    /// does not read the device) in the commit that voids the device's records.
     private func logDeviceFailed(_ log: WriteLog, _ error: DeviceError) {
         log.deviceFailed()
         let fallback = log.areaBytes > 0 ? "writes are logged in the columns' areas from now on"
                                          : "writes are not logged from now on (the columns have no log area): the dirty-region log alone protects them"
         context.logger.error("\(name): the write log's device \(error.path) failed: \(error); \(fallback)")
-        do {
-            try context.store.apply(.writeLogDeviceFailed(volume: name))
-        } catch {
-            context.logger.error("\(name): could not record the log device's failure: \(error)")
-        }
     }
 
     /// Reuses the log areas: every in-place write durable, then the next epoch committed
@@ -133,8 +140,11 @@ extension RAID5Volume {
     /// so, and their regions stay untrusted across restarts until a parity repair.
     func checkpointLog(_ next: UInt64) throws {
         let untrusted = parityRepairPending
+        let log = runtime.read { $0.log }
+        let deviceFailed = log?.deviceFailureUncommitted ?? false
         try flush()
-        try context.store.apply(.writeLogEpoch(volume: name, epoch: next, untrusted: untrusted))
+        try context.store.apply(.writeLogEpoch(volume: name, epoch: next, untrusted: untrusted, deviceFailed: deviceFailed))
+        if deviceFailed { log?.deviceFailureRecorded() }
     }
 
     /// Sets up the write log of `record` at open. Writes nothing: the first record of the run

@@ -55,8 +55,18 @@ final class WriteLog: @unchecked Sendable {
     /// Whether records go to the dedicated device now.
     var deviceUsable: Bool { cond.withLock { device != nil && !deviceFailedNow && deviceAreaBytes > 0 } }
 
-    /// The dedicated device failed: records go to the columns' areas from now on.
-    func deviceFailed() { cond.withLock { deviceFailedNow = true } }
+    /// The dedicated device failed: records go to the columns' areas from now on, after a
+    /// checkpoint (which records the failure in the same commit that voids the device's
+    /// records: a replay then need not read it).
+    func deviceFailed() { cond.withLock { deviceFailedNow = true; fresh = false } }
+
+    /// Whether the device's failure is known here but not yet committed.
+    var deviceFailureUncommitted: Bool {
+        cond.withLock { deviceFailedNow && config.deviceFailed != true && !deviceFailureCommitted }
+    }
+    private var deviceFailureCommitted = false
+    /// The checkpoint's commit recorded the device's failure.
+    func deviceFailureRecorded() { cond.withLock { deviceFailureCommitted = true } }
 
     private func capacity(_ key: Int) -> Int { key == Self.deviceKey ? deviceAreaBytes : areaBytes }
 

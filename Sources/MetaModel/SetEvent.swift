@@ -21,11 +21,11 @@ public enum SetEvent: Sendable, Equatable {
     /// writing records: records of epochs before `epoch` are void. `untrusted`: lines torn
     /// before now may not be whole (a replay could not complete, or a write failed half-way
     /// and its record is voided): ``WriteLogConfig/repairPending`` until a parity repair.
-    case writeLogEpoch(volume: String, epoch: UInt64, untrusted: Bool = false)
+    /// `deviceFailed`: the dedicated log device failed; its records are void with this epoch
+    /// and records go to the columns' areas (``WriteLogConfig/deviceFailed``).
+    case writeLogEpoch(volume: String, epoch: UInt64, untrusted: Bool = false, deviceFailed: Bool = false)
     /// The dirty-region repair went over every dirty region: a replay vouches for them again.
     case writeLogRepaired(volume: String)
-    /// The volume's dedicated log device failed: records go to the columns' areas.
-    case writeLogDeviceFailed(volume: String)
     /// The dirty-region log of a RAID-5 volume is now exactly `regions`.
     case dirtyRegions(volume: String, regions: [UInt64])
     /// The volume's lost blocks are now exactly `ranges` (empty: none).

@@ -40,23 +40,19 @@ public enum SetModel {
             }
             return []
 
-        case .writeLogEpoch(let name, let epoch, let untrusted):
+        case .writeLogEpoch(let name, let epoch, let untrusted, let deviceFailed):
             guard let vi = cfg.volumeIndex(named: name), cfg.volumes[vi].writeLog != nil else { return [] }
             guard epoch > cfg.volumes[vi].writeLog!.epoch else {
                 throw ModelError(.invalidState, "\(name): the write log's epoch only moves forward (\(cfg.volumes[vi].writeLog!.epoch) to \(epoch))")
             }
             cfg.volumes[vi].writeLog!.epoch = epoch
             if untrusted { cfg.volumes[vi].writeLog!.repairPending = true }
+            if deviceFailed && cfg.volumes[vi].writeLog!.device != nil { cfg.volumes[vi].writeLog!.deviceFailed = true }
             return []
 
         case .writeLogRepaired(let name):
             guard let vi = cfg.volumeIndex(named: name), cfg.volumes[vi].writeLog != nil else { return [] }
             cfg.volumes[vi].writeLog!.repairPending = nil
-            return []
-
-        case .writeLogDeviceFailed(let name):
-            guard let vi = cfg.volumeIndex(named: name), cfg.volumes[vi].writeLog?.device != nil else { return [] }
-            cfg.volumes[vi].writeLog!.deviceFailed = true
             return []
 
         case .writeLogSet(let name, let log):
