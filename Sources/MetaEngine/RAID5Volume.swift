@@ -527,7 +527,11 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             }
             return .degradedReconstruct(f)
         }
-        if parityMissing { return .dataOnly }
+        // With the parity column away only the data is written in place; but a write-log
+        // record must still carry the parity (computed from every data column): a record
+        // without it, replayed after an older record's parity, would leave that older parity
+        // in place once the column has been rebuilt with this write in it (seed 33007303).
+        if parityMissing { return rt.log == nil ? .dataOnly : .reconstructWrite }
         // Read-modify-write keeps parity's relation to the missing column's data as it was,
         // even where that parity is not trusted (a torn line stays torn, an intact line stays
         // recoverable); writing data alone would make the missing column unrecoverable there.

@@ -32,6 +32,7 @@ struct SimulatorTests {
         (10311, "write log: a complete replay trusted regions an earlier, incomplete replay had left torn"),
         (6000942, "write log: a record written to one column of two (never applied) was replayed before records computed without it"),
         (31000843, "write log: the log device's failure was committed before the checkpoint that voids its records; a crash between left them unreplayed"),
+        (33007303, "write log: a record without parity (the parity column away) replayed after an older record's parity undid the rebuilt parity"),
         (10000, "(model) a failed write's record may be replayed at the next start, after a read saw the old value"),
         (5000239, "(model) a write failing while two columns are faulty may tear lines for good"),
     ]
