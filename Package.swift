@@ -68,7 +68,7 @@ let package = Package(
         // Fuzz targets of every parser (docs/RELIABILITY.md); scripts/fuzz builds metactl-fuzz with libFuzzer.
         .target(name: "CFuzzDriver"),
         .target(name: "MetaFuzz",
-                dependencies: ["MetaModel", "MetaDB", "MetaDevices", "MetaNBD", "MetaControl", "MetaCommands",
+                dependencies: ["MetaModel", "MetaDB", "MetaDevices", "MetaNBD", "MetaControl", "MetaCommands", "MetaEngine",
                                .product(name: "NIOCore", package: "swift-nio"),
                                .product(name: "NIOEmbedded", package: "swift-nio"),
                                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -42,6 +42,7 @@ public struct FuzzTarget: Sendable {
         FuzzTarget(name: "control", summary: "control-socket request lines", run: fuzzControl),
         FuzzTarget(name: "size", summary: "size arguments (SizeParser)", run: fuzzSize),
         FuzzTarget(name: "names", summary: "volume, hot spare pool and set names", run: fuzzNames),
+        FuzzTarget(name: "log-record", summary: "RAID-5 write-log records (LogRecord.decodeHeader/scan)", run: fuzzLogRecord),
     ]
 
     /// The target called `name`.

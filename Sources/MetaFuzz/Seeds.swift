@@ -22,6 +22,7 @@ public enum FuzzSeeds {
         out["names"] = ["d10", "hsp001", "local", "Set_1.a-b", "a", String(repeating: "x", count: 63)].map { ($0.prefix(20) + "", Array($0.utf8)) }
         out["nbd-handshake"] = nbdHandshakes()
         out["nbd-transmission"] = nbdTransmissions()
+        out["log-record"] = logAreas()
         return out
     }
 
