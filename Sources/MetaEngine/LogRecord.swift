@@ -76,7 +76,8 @@ public struct LogRecord: Equatable, Sendable {
         h.storeBytes(of: crc.littleEndian, toByteOffset: 8, as: UInt32.self)
     }
 
-    /// Decodes a header: nil unless `header` (at least ``headerBytes``) is a whole, valid one.
+    /// Decodes a header: nil unless `header` (at least ``headerBytes``) is a whole, valid one
+    /// in its only encoding (reserved fields and the bytes after the segments zero).
     /// Returns the record and the checksum its payload must have.
     public static func decodeHeader(_ header: UnsafeRawBufferPointer) -> (record: LogRecord, payloadCRC: UInt32)? {
         guard header.count >= headerBytes,
@@ -102,7 +103,10 @@ public struct LogRecord: Equatable, Sendable {
             guard total <= maxPayloadBytes else { return nil }
             segments.append(s)
         }
-        guard total == u64(56) else { return nil }
+        guard total == u64(56), u64(48) == 0 else { return nil }
+        // Everything after the segment table is zero (one encoding per record).
+        let tableEnd = segmentsOffset + count * segmentBytes
+        guard UnsafeRawBufferPointer(rebasing: header[tableEnd..<headerBytes]).allSatisfy({ $0 == 0 }) else { return nil }
         return (LogRecord(logID: UUID(uuid: raw), epoch: u64(32), seq: u64(40), segments: segments), u32(12))
     }
 
