@@ -56,9 +56,9 @@ public final class SimDevice: BlockDevice, @unchecked Sendable {
     public var isBuffered: Bool { true }
 
     /// What reads return.
-    private var current: [UInt8]
+    private var current = PageStore()
     /// What survived the last flush.
-    private var durable: [UInt8]
+    private var durable = PageStore()
     /// Writes since the last flush, in order (offset, length).
     private var pending: [(UInt64, Int)] = []
     let fate: SimFate
@@ -84,8 +84,6 @@ public final class SimDevice: BlockDevice, @unchecked Sendable {
         self.sizeBytes = sizeBytes
         self.logicalSectorSize = sectorSize
         self.fate = fate
-        current = [UInt8](repeating: 0, count: Int(sizeBytes))
-        durable = current
     }
 
     private func fail(_ op: DeviceOperation, _ offset: UInt64?, _ len: Int?, _ why: String) -> DeviceError {
@@ -113,9 +111,7 @@ public final class SimDevice: BlockDevice, @unchecked Sendable {
         if failReads || badReads.contains(where: { $0.overlaps(offset..<offset + UInt64(buffer.count)) }) {
             throw fail(.read, offset, buffer.count, "injected read error")
         }
-        current.withUnsafeBytes { src in
-            buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[Int(offset)..<Int(offset) + buffer.count]))
-        }
+        current.read(into: buffer, at: Int(offset))
     }
 
     public func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws(DeviceError) {
@@ -138,9 +134,7 @@ public final class SimDevice: BlockDevice, @unchecked Sendable {
     }
 
     private func store(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) {
-        current.withUnsafeMutableBytes { dst in
-            UnsafeMutableRawBufferPointer(rebasing: dst[Int(offset)..<Int(offset) + buffer.count]).copyMemory(from: buffer)
-        }
+        current.write(buffer, at: Int(offset))
         pending.append((offset, buffer.count))
     }
 
@@ -154,25 +148,25 @@ public final class SimDevice: BlockDevice, @unchecked Sendable {
     }
 
     private func makeDurable() {
-        for (o, n) in pending { durable.replaceSubrange(Int(o)..<Int(o) + n, with: current[Int(o)..<Int(o) + n]) }
+        for (o, n) in pending { durable.copy(from: current, at: Int(o), count: n) }
         pending = []
     }
 
     public func discard(offset: UInt64, length: UInt64) throws(DeviceError) {
         try check(.discard, offset, Int(length))
         if failWrites { throw fail(.discard, offset, Int(length), "injected write error") }
-        current.replaceSubrange(Int(offset)..<Int(offset + length), with: repeatElement(0, count: Int(length)))
+        current.zero(at: Int(offset), count: Int(length))
         pending.append((offset, Int(length)))
     }
 
     /// What reads would return at `offset`, whatever the process's fate or the faults (a
     /// disk editor's view, for tests).
-    public func peek(count: Int, at offset: UInt64) -> [UInt8] { Array(current[Int(offset)..<Int(offset) + count]) }
+    public func peek(count: Int, at offset: UInt64) -> [UInt8] { current.bytes(count: count, at: Int(offset)) }
 
     /// Changes the bytes at `offset` durably, as a disk editor would between runs (for tests).
     public func poke(_ bytes: [UInt8], at offset: UInt64) {
-        current.replaceSubrange(Int(offset)..<Int(offset) + bytes.count, with: bytes)
-        durable.replaceSubrange(Int(offset)..<Int(offset) + bytes.count, with: bytes)
+        current.write(bytes, at: Int(offset))
+        durable.write(bytes, at: Int(offset))
     }
 
     /// Applies a crash to the cache. A kill keeps it (the kernel has the writes); a power
@@ -186,16 +180,102 @@ public final class SimDevice: BlockDevice, @unchecked Sendable {
             for (o, n) in pending {
                 switch random.below(3) {
                 case 0: continue
-                case 1: survived.replaceSubrange(Int(o)..<Int(o) + n, with: current[Int(o)..<Int(o) + n])
+                case 1: survived.copy(from: current, at: Int(o), count: n)
                 default:
                     for s in stride(from: Int(o), to: Int(o) + n, by: 512) where random.chance(0.5) {
-                        survived.replaceSubrange(s..<s + 512, with: current[s..<s + 512])
+                        survived.copy(from: current, at: s, count: 512)
                     }
                 }
             }
             durable = survived
             current = survived
             pending = []
+        }
+    }
+}
+
+/// A sparse byte image in 4 KiB pages: pages never written read as zeroes, and copies share
+/// pages until one side changes them (so a crash's "what survived" costs pages, not images).
+struct PageStore {
+    static let pageSize = 4096
+    private(set) var pages: [Int: [UInt8]] = [:]
+
+    /// Calls `body` with each (page, offset in page, length, offset in the range) that
+    /// `offset..<offset+count` covers.
+    private static func chunks(_ offset: Int, _ count: Int, _ body: (Int, Int, Int, Int) -> Void) {
+        var done = 0
+        while done < count {
+            let at = offset + done
+            let page = at / pageSize, inPage = at % pageSize
+            let n = min(pageSize - inPage, count - done)
+            body(page, inPage, n, done)
+            done += n
+        }
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) {
+        Self.chunks(offset, buffer.count) { page, inPage, n, done in
+            let dst = UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + n])
+            if let p = pages[page] {
+                p.withUnsafeBytes { dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[inPage..<inPage + n])) }
+            } else {
+                dst.initializeMemory(as: UInt8.self, repeating: 0)
+            }
+        }
+    }
+
+    func bytes(count: Int, at offset: Int) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: count) { b, n in
+            read(into: UnsafeMutableRawBufferPointer(b), at: offset)
+            n = count
+        }
+    }
+
+    mutating func write(_ buffer: UnsafeRawBufferPointer, at offset: Int) {
+        Self.chunks(offset, buffer.count) { page, inPage, n, done in
+            if n == Self.pageSize {
+                pages[page] = [UInt8](buffer[done..<done + n])
+                return
+            }
+            var p = pages.removeValue(forKey: page) ?? [UInt8](repeating: 0, count: Self.pageSize)
+            p.withUnsafeMutableBytes {
+                UnsafeMutableRawBufferPointer(rebasing: $0[inPage..<inPage + n])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: buffer[done..<done + n]))
+            }
+            pages[page] = p
+        }
+    }
+
+    mutating func write(_ bytes: [UInt8], at offset: Int) {
+        bytes.withUnsafeBytes { write($0, at: offset) }
+    }
+
+    /// Makes `offset..<offset+count` hold what `other` holds there.
+    mutating func copy(from other: PageStore, at offset: Int, count: Int) {
+        Self.chunks(offset, count) { page, inPage, n, _ in
+            if n == Self.pageSize {
+                pages[page] = other.pages[page]
+                return
+            }
+            let src = other.pages[page]
+            if src == nil && pages[page] == nil { return }
+            var p = pages.removeValue(forKey: page) ?? [UInt8](repeating: 0, count: Self.pageSize)
+            if let src {
+                p.replaceSubrange(inPage..<inPage + n, with: src[inPage..<inPage + n])
+            } else {
+                p.replaceSubrange(inPage..<inPage + n, with: repeatElement(0, count: n))
+            }
+            pages[page] = p
+        }
+    }
+
+    /// Zeroes `offset..<offset+count`.
+    mutating func zero(at offset: Int, count: Int) {
+        Self.chunks(offset, count) { page, inPage, n, _ in
+            if n == Self.pageSize { pages[page] = nil; return }
+            guard var p = pages.removeValue(forKey: page) else { return }
+            p.replaceSubrange(inPage..<inPage + n, with: repeatElement(0, count: n))
+            pages[page] = p
         }
     }
 }
