@@ -49,6 +49,43 @@ public struct SimModel: Sendable {
         return expect.withUnsafeBytes { $0.elementsEqual(bytes) } ? id : nil
     }
 
+    /// A block that a sub-sector write changed only in part: what it held before (`base`) and
+    /// the bytes of the block the write replaced (with its own pattern).
+    struct Partial: Sendable { var base: UInt32; var bytes: Range<Int> }
+    /// Sub-sector writes' partial blocks, by (write, block).
+    var partials: [UInt64: Partial] = [:]
+    static func key(_ id: UInt32, _ block: Int) -> UInt64 { UInt64(id) << 32 | UInt64(UInt32(truncatingIfNeeded: block)) }
+
+    /// Records that write `id` replaces only `bytes` of `block`, which held `base` (the one
+    /// value it may legally hold when the write is issued).
+    public mutating func partial(_ id: UInt32, block: Int, bytes: Range<Int>, base: UInt32) {
+        partials[Self.key(id, block)] = Partial(base: base, bytes: bytes)
+    }
+
+    /// The one value `block` may legally hold now, if there is exactly one.
+    public func onlyValue(_ block: Int) -> UInt32? {
+        current[block].count == 1 && unsettled[block] == nil ? current[block][0] : nil
+    }
+
+    /// The bytes `block` holds when its value is write `id` (a partial write's block: its base
+    /// with the written bytes replaced).
+    public func expected(_ id: UInt32, block: Int, into dst: UnsafeMutableRawBufferPointer) {
+        guard let p = partials[Self.key(id, block)] else { Self.pattern(id, block: block, into: dst); return }
+        expected(p.base, block: block, into: dst)
+        var own = [UInt8](repeating: 0, count: Self.blockSize)
+        own.withUnsafeMutableBytes { Self.pattern(id, block: block, into: $0) }
+        for i in p.bytes { dst[i] = own[i] }
+    }
+
+    /// Which of `candidates` match `bytes` at byte `from` of `block`.
+    func matching(_ bytes: UnsafeRawBufferPointer, block: Int, from: Int, candidates: [UInt32]) -> [UInt32] {
+        var buf = [UInt8](repeating: 0, count: Self.blockSize)
+        return candidates.filter { id in
+            buf.withUnsafeMutableBytes { expected(id, block: block, into: $0) }
+            return buf[from..<from + bytes.count].elementsEqual(bytes)
+        }
+    }
+
     /// A new write's id.
     public mutating func newWrite() -> UInt32 {
         defer { nextWrite += 1 }
@@ -107,13 +144,31 @@ public struct SimModel: Sendable {
     public mutating func checkRead(_ buffer: UnsafeRawBufferPointer, blocks r: Range<Int>) -> String? {
         for (i, b) in r.enumerated() {
             let bytes = UnsafeRawBufferPointer(rebasing: buffer[(i * Self.blockSize)..<((i + 1) * Self.blockSize)])
-            guard let id = Self.identify(bytes, block: b) else {
-                return "block \(b): bytes that no write put there (head \(String(bytes.loadUnaligned(as: UInt64.self), radix: 16)); legal: writes \(current[b]))"
-            }
-            guard current[b].contains(id) else {
+            guard let id = matching(bytes, block: b, from: 0, candidates: current[b]).first else {
+                guard let id = Self.identify(bytes, block: b) else {
+                    return "block \(b): bytes that no write put there (head \(String(bytes.loadUnaligned(as: UInt64.self), radix: 16)); legal: writes \(current[b]))"
+                }
                 return "block \(b): holds write \(id), legal now: writes \(current[b])"
             }
             current[b] = [id] + (unsettled[b] ?? []).filter { $0 != id }
+        }
+        return nil
+    }
+
+    /// Checks a successful read of bytes `at..<at + buffer.count` (any alignment); narrows
+    /// each block to the values that agree with what was seen of it.
+    public mutating func checkRead(_ buffer: UnsafeRawBufferPointer, byteOffset at: Int) -> String? {
+        var done = 0
+        while done < buffer.count {
+            let b = (at + done) / Self.blockSize, from = (at + done) % Self.blockSize
+            let n = min(Self.blockSize - from, buffer.count - done)
+            let seen = UnsafeRawBufferPointer(rebasing: buffer[done..<done + n])
+            let agree = matching(seen, block: b, from: from, candidates: current[b])
+            if agree.isEmpty {
+                return "block \(b) bytes \(from)..<\(from + n): no legal value of the block has these bytes (legal: writes \(current[b]))"
+            }
+            current[b] = agree + (unsettled[b] ?? []).filter { !agree.contains($0) }
+            done += n
         }
         return nil
     }

@@ -132,6 +132,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         restart(after: .kill)
         runBackground(all: true)
         checkOkayReadsBack()
+        secondReadAll()
         if let f = failure { throw f }
     }
 
@@ -225,10 +226,13 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
             }
             note("hs create hsp001 with \(spares.count) spare(s); set d10 -h hsp001")
         }
+        if rng.below(3) == 0 { secondAtStart = true }
         note("create: raid5 of \(columns) columns, \(options.lines) lines, interlace \(options.interlaceBlocks) blocks\(noInit ? ", --no-init" : "")\(logged ? ", write log" : "")\(record?.writeLog?.device != nil ? " on log0" : "")\(sector != 512 ? ", \(sector)-byte sectors" : "")")
         try openEngine()
         model = SimModel(blocks: Int(volumeEngine!.sizeBytes / 512))
+        if secondAtStart { createSecondVolume() }
     }
+
 
     /// Opens the engine as `metactl serve` does.
     func openEngine() throws {
@@ -267,6 +271,11 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
 
     /// One top-level operation, chosen by the seed.
     func step() {
+        if secondAtStart && rng.below(8) == 0 {
+            secondVolumeOp()
+            afterOperation()
+            return
+        }
         let r = rng.below(100)
         switch r {
         case 0..<27: clientWrite()
@@ -283,7 +292,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         case 84..<87: commandWithoutServer()
         case 87..<94: if options.resyncs { replaceOrEnable() } else { clientWrite() }
         case 94..<96: healAndRestart()
-        case 96: if options.resyncs { grow() } else { clientRead() }
+        case 96: if options.resyncs || record?.type != .raid5 { grow() } else { clientRead() }
         default: restartWithColumnMissing()
         }
         afterOperation()
@@ -341,6 +350,8 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         let r = range ?? randomRange()
         let fua = forceFua ?? rng.chance(0.1)
         if range == nil && rng.chance(0.06) { return writeZeroes(r, fua: fua) }
+        if range == nil && e.supportsDiscard && rng.chance(0.06) { return trim(r) }
+        if range == nil && sector == 512 && rng.chance(0.08), let done = subSectorWrite(fua: fua) { return done }
         let id = model.newWrite()
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: r.count * 512, alignment: 4096)
         defer { buf.deallocate() }
@@ -370,6 +381,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
     func clientRead(_ range: Range<Int>? = nil, mustSucceed: Bool = false) -> Bool? {
         guard let e = volumeEngine, !fate.dead else { return nil }
         count("read")
+        if range == nil && sector == 512 && rng.chance(0.08) { return subSectorRead() }
         let r = range ?? randomRange()
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: r.count * 512, alignment: 4096)
         defer { buf.deallocate() }
@@ -391,6 +403,85 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
             } else if !mayFail() {
                 violation("read of blocks \(r) failed with one failure at most and no data loss: \(error)")
             }
+            return false
+        }
+    }
+
+    /// A byte range that starts or ends inside a 512-byte block (1 to 1,500 bytes).
+    func subSectorRange() -> Range<Int> {
+        let total = model.blocks * 512
+        let len = 1 + rng.below(1500)
+        let start = rng.below(total - len)
+        return start..<start + len
+    }
+
+    /// A write of a byte range that starts or ends inside a block (an NBD client may send
+    /// any byte range; the engine reads, patches and writes the partial sectors). Only where
+    /// each partly written block has one legal value, so that the model knows what the
+    /// patched block must hold; nil when there is none such here (the caller writes blocks).
+    func subSectorWrite(fua: Bool) -> Bool? {
+        guard let e = volumeEngine else { return nil }
+        let r = subSectorRange()
+        let first = r.lowerBound / 512, last = (r.upperBound - 1) / 512
+        var partial: [(block: Int, bytes: Range<Int>, base: UInt32)] = []
+        for b in Set([first, last]).sorted() {
+            let lo = max(r.lowerBound, b * 512) - b * 512, hi = min(r.upperBound, (b + 1) * 512) - b * 512
+            guard lo > 0 || hi < 512 else { continue }
+            guard let v = model.onlyValue(b) else { return nil }
+            partial.append((b, lo..<hi, v))
+        }
+        count("write-sub-sector")
+        let id = model.newWrite()
+        for p in partial { model.partial(id, block: p.block, bytes: p.bytes, base: p.base) }
+        var bytes = [UInt8](repeating: 0, count: r.count)
+        var block = [UInt8](repeating: 0, count: 512)
+        for b in first...last {
+            block.withUnsafeMutableBytes { SimModel.pattern(id, block: b, into: $0) }
+            let lo = max(r.lowerBound, b * 512), hi = min(r.upperBound, (b + 1) * 512)
+            bytes.replaceSubrange((lo - r.lowerBound)..<(hi - r.lowerBound), with: block[(lo - b * 512)..<(hi - b * 512)])
+        }
+        let blocks = first..<(last + 1)
+        do {
+            let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: r.count, alignment: 8)
+            defer { buf.deallocate() }
+            buf.copyBytes(from: bytes)
+            try e.write(offset: UInt64(r.lowerBound), from: UnsafeRawBufferPointer(buf), fua: fua)
+            model.acked(id, blocks: blocks)
+            if fua && flushCoversEverything() { model.flushed() }
+            note("write #\(id) bytes \(r) (blocks \(blocks))\(fua ? " fua" : ""): ok")
+            return true
+        } catch {
+            model.uncertain(id, blocks: blocks)
+            if record?.writeLog?.active == true { model.replayable(id, blocks: blocks) }
+            note("write #\(id) bytes \(r) (blocks \(blocks))\(fua ? " fua" : ""): \(error.code)")
+            tornByDoubleFailure()
+            if !fate.dead && !mayFail() {
+                violation("write of bytes \(r) failed with one failure at most (columns \(record?.columns.map(\.state.rawValue) ?? [])): \(error)")
+            }
+            return false
+        }
+    }
+
+    /// A read of a byte range that starts or ends inside a block.
+    func subSectorRead() -> Bool? {
+        guard let e = volumeEngine else { return nil }
+        count("read-sub-sector")
+        let r = subSectorRange()
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: r.count, alignment: 8)
+        defer { buf.deallocate() }
+        do {
+            try e.read(offset: UInt64(r.lowerBound), into: buf)
+            if let v = model.checkRead(UnsafeRawBufferPointer(buf), byteOffset: r.lowerBound) {
+                note("read bytes \(r): WRONG DATA")
+                violation("read returned wrong data: \(v)")
+                return nil
+            }
+            note("read bytes \(r): ok")
+            return true
+        } catch {
+            note("read bytes \(r): \(error.code) \(error.detail)")
+            if fate.dead { return nil }
+            if !mayFail() { violation("read of bytes \(r) failed with one failure at most and no data loss: \(error)") }
             return false
         }
     }
@@ -452,6 +543,24 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
             note("write-zeroes blocks \(r): \(error.code)")
             tornByDoubleFailure()
             if !fate.dead && !mayFail() { violation("write-zeroes of blocks \(r) failed with one failure at most: \(error)") }
+            return false
+        }
+    }
+
+    /// NBD_CMD_TRIM where the volume offers it (concat, stripe): the blocks may read back as
+    /// before or as zeroes (trim is advisory), never as anything else.
+    func trim(_ r: Range<Int>) -> Bool {
+        guard let e = volumeEngine else { return false }
+        count("trim")
+        do {
+            try e.discard(offset: UInt64(r.lowerBound) * 512, length: UInt64(r.count) * 512)
+            model.uncertain(0, blocks: r)
+            note("trim blocks \(r): ok")
+            return true
+        } catch {
+            model.uncertain(0, blocks: r)
+            note("trim blocks \(r): \(error.code)")
+            if !fate.dead && !mayFail() { violation("trim of blocks \(r) failed with every component healthy: \(error)") }
             return false
         }
     }
@@ -578,6 +687,17 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
     /// The end of a schedule: background work finishes without new faults or crashes.
     var finalPhase = false
 
+    /// The set's second volume (nil: none now).
+    var second: SecondVolume?
+    /// A clear of `d20` was cut off by a crash: the next start finds out whether it happened.
+    var clearingSecond = false
+    /// A create of `d20` was cut off by a crash: what it would be, if the next start finds it.
+    var creatingSecond: SecondVolume?
+    /// Second volumes created so far (for device names).
+    var created = 0
+    /// Whether this schedule has a second volume (created at set-up, cleared and created again).
+    var secondAtStart = false
+
     /// The dedicated log device made at set-up (nil: none).
     var logSim: SimDevice?
 
@@ -659,6 +779,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
             if kind == .powerLoss {
                 for d in devices { d.crash(.powerLoss, random: &rng) }
                 model.lostPower()
+                second?.model.lostPower()
             }
         }
         scheduler.pending = []
@@ -675,6 +796,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
 
     /// Starts the "server": opens the set over the present devices and the engine.
     func start(missing: SimDevice? = nil) {
+        second?.engine = nil
         let present = devices.filter { $0 !== missing && !$0.gone }
         faultedSinceStart = Set(devices.filter(\.faulty).map(ObjectIdentifier.init))
         do {
@@ -683,6 +805,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
             // As `serve` does: raise the present devices' freshness stamps.
             if db.quorum.writable { try? db.beginServing() }
             try openEngine()
+            reconcileSecondVolume()
         } catch {
             note("start: cannot open: \(error)")
             // Without quorum the volume is unavailable; the next heal brings it back.
@@ -724,6 +847,10 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         // Background work still queued runs now and sees the stop.
         (e as? RAID5Volume)?.requestStop()
         runBackground(all: true)
+        if let s = second?.engine, !fate.dead {
+            if (try? s.flush()) != nil { second?.model.flushed() }
+            s.close()
+        }
         e.close()
         db?.close()
     }
@@ -888,6 +1015,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
     /// record the pending grow; zero its data area with flushed checkpoints; commit the new
     /// geometry; reload the engine.
     func grow() {
+        if let rec = record, rec.type != .raid5 { growRows(rec); return }
         guard let db, let e = engine, let rec = record, let vi = db.config.volumeIndex(named: name), !fate.dead,
               db.quorum.writable, rec.resync == nil, rec.columns.allSatisfy({ $0.state == .okay }),
               rec.columns.count < rec.originalColumnCount + 2 else { clientRead(); return }
@@ -933,6 +1061,36 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
             model.grow(to: Int(e.sizeBytes / 512))
             note("  grown: \(model.blocks) blocks")
         } catch { note("  commit failed: \(error)") }
+    }
+
+    /// `metactl grow d10 NEW…` of a concat or stripe, as ``SetManager`` does it: one
+    /// transaction labels the new devices and appends them as a row (one device: a concat
+    /// row; two or three: a stripe row); then the engine reloads its geometry. The new blocks
+    /// read as what the new devices hold (zeroes).
+    func growRows(_ rec: VolumeRecord) {
+        guard let db, let e = volumeEngine, !fate.dead, db.quorum.writable, rec.rows.count < min(6, VolumeGrowth.maxRows),
+              rec.allComponents.allSatisfy({ $0.state == .okay && db.device($0.activeDevice) != nil }) else { clientRead(); return }
+        count("grow-row")
+        let n = rng.chance(0.5) ? 1 : 2 + rng.below(2)
+        let new = (0..<n).map { i in
+            SimDevice(path: "sim\(devices.count + i)", sizeBytes: devices[0].sizeBytes, sectorSize: sector, fate: fate)
+        }
+        devices.append(contentsOf: new)
+        let sectorBlocks = UInt64(sector / 512)
+        note("grow d10 \(new.map(\.path).joined(separator: " ")) (\(n == 1 ? "concat" : "stripe") row)")
+        do {
+            try db.commit { cfg in
+                var recs: [DeviceRecord] = []
+                for d in new { recs.append(try db.addDevice(d, role: .component, replicaCopies: 0, in: &cfg)) }
+                try db.record(.rowAppended(volume: name, devices: recs.map(\.uuid), interlaceBlocks: options.interlaceBlocks,
+                                           sectorBlocks: sectorBlocks), in: &cfg)
+            }
+        } catch { note("  failed: \(error)"); return }
+        do {
+            try e.reloadGeometry()
+            model.grow(to: Int(e.sizeBytes / 512))
+            note("  grown: \(model.blocks) blocks")
+        } catch { note("  reload failed: \(error)") }
     }
 
     // MARK: checks
