@@ -62,6 +62,9 @@ let package = Package(
         // The deterministic crash-and-fault simulator (docs/RELIABILITY.md).
         .target(name: "MetaSim",
                 dependencies: ["MetaEngine", "MetaModel", "MetaDB", "MetaDevices", "MetaLayout", "MetaControl", "MetaTestSupport",
+                               "MetaNBD", "MetaCommands",
+                               .product(name: "NIOCore", package: "swift-nio"),
+                               .product(name: "NIOEmbedded", package: "swift-nio"),
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         .executableTarget(name: "metactl-torture", dependencies: ["MetaSim"], swiftSettings: strict),

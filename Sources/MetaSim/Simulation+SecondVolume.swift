@@ -85,7 +85,7 @@ extension Simulation {
         case 9..<16: secondRead(e, secondRange())
         case 16..<18:
             count("d20-flush")
-            do { try e.flush(); second?.model.flushed(); note("d20 flush: ok") } catch {
+            do { try ioFlush(e); second?.model.flushed(); note("d20 flush: ok") } catch {
                 note("d20 flush: \(error.code)")
                 if !fate.dead { violation("d20 flush failed with its devices healthy: \(error)") }
             }
@@ -116,7 +116,7 @@ extension Simulation {
             SimModel.pattern(id, block: b, into: UnsafeMutableRawBufferPointer(rebasing: buf[(i * 512)..<((i + 1) * 512)]))
         }
         do {
-            try e.write(offset: UInt64(r.lowerBound) * 512, from: UnsafeRawBufferPointer(buf), fua: fua)
+            try ioWrite(e, offset: UInt64(r.lowerBound) * 512, from: UnsafeRawBufferPointer(buf), fua: fua)
             model.acked(id, blocks: r)
             if fua { model.flushed() }
             note("d20 write #\(id) blocks \(r)\(fua ? " fua" : ""): ok")
@@ -134,7 +134,7 @@ extension Simulation {
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: r.count * 512, alignment: 4096)
         defer { buf.deallocate() }
         do {
-            try e.read(offset: UInt64(r.lowerBound) * 512, into: buf)
+            try ioRead(e, offset: UInt64(r.lowerBound) * 512, into: buf)
             if let v = second!.model.checkRead(UnsafeRawBufferPointer(buf), blocks: r) {
                 note("d20 read blocks \(r): WRONG DATA")
                 violation("d20 read returned wrong data: \(v)")

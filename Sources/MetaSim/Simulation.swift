@@ -360,7 +360,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         }
         // Sometimes sub-sector offsets (the engine's read-modify-write of partial sectors).
         do {
-            try e.write(offset: UInt64(r.lowerBound) * 512, from: UnsafeRawBufferPointer(buf), fua: fua)
+            try ioWrite(e, offset: UInt64(r.lowerBound) * 512, from: UnsafeRawBufferPointer(buf), fua: fua)
             model.acked(id, blocks: r)
             if fua && flushCoversEverything() { model.flushed() }
             note("write #\(id) blocks \(r)\(fua ? " fua" : ""): ok")
@@ -386,7 +386,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: r.count * 512, alignment: 4096)
         defer { buf.deallocate() }
         do {
-            try e.read(offset: UInt64(r.lowerBound) * 512, into: buf)
+            try ioRead(e, offset: UInt64(r.lowerBound) * 512, into: buf)
             if let v = model.checkRead(UnsafeRawBufferPointer(buf), blocks: r) {
                 note("read blocks \(r): WRONG DATA")
                 if let b = v.split(separator: ":").first.flatMap({ Int($0.dropFirst(6)) }) { note("  " + whereIs(b)) }
@@ -531,7 +531,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         count("write-zeroes")
         let before = r.map { model.current[$0] }
         do {
-            try e.writeZeroes(offset: UInt64(r.lowerBound) * 512, length: UInt64(r.count) * 512, fua: fua)
+            try ioWriteZeroes(e, offset: UInt64(r.lowerBound) * 512, length: UInt64(r.count) * 512, fua: fua)
             model.acked(0, blocks: r)
             if fua && flushCoversEverything() { model.flushed() }
             note("write-zeroes blocks \(r)\(fua ? " fua" : ""): ok")
@@ -553,7 +553,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         guard let e = volumeEngine else { return false }
         count("trim")
         do {
-            try e.discard(offset: UInt64(r.lowerBound) * 512, length: UInt64(r.count) * 512)
+            try ioTrim(e, offset: UInt64(r.lowerBound) * 512, length: UInt64(r.count) * 512)
             model.uncertain(0, blocks: r)
             note("trim blocks \(r): ok")
             return true
@@ -594,7 +594,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         buf.initializeMemory(as: UInt8.self, repeating: 0x5a)
         let aligned = at % UInt64(sector) == 0 && len % sector == 0
         do {
-            if rng.chance(0.5) { try e.read(offset: at, into: buf) } else { try e.write(offset: at, from: UnsafeRawBufferPointer(buf)) }
+            if rng.chance(0.5) { try ioRead(e, offset: at, into: buf) } else { try ioWrite(e, offset: at, from: UnsafeRawBufferPointer(buf), fua: false) }
             if !aligned { violation("a \(len)-byte request at \(at) on a \(sector)-byte-sector volume was not refused") }
         } catch {
             if !aligned && error.code != .invalid { violation("a misaligned request failed with \(error.code), not EINVAL: \(error)") }
@@ -615,7 +615,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         guard let e = volumeEngine, !fate.dead else { return }
         count("flush")
         do {
-            try e.flush()
+            try ioFlush(e)
             if flushCoversEverything() { model.flushed() }
             note("flush: ok")
         } catch {
