@@ -200,6 +200,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
                 let d = SimDevice(path: "log0", sizeBytes: start + 2 * options.writeLogAreaBlocks * 512, sectorSize: sector, fate: fate)
                 devices.append(d)
                 logSim = d
+                logDevices.append(d)
                 let r = try db.addDevice(d, role: .log, replicaCopies: 0, in: &cfg)
                 v.writeLog!.device = r.uuid
                 v.writeLog!.deviceAreaBlocks = 2 * options.writeLogAreaBlocks
@@ -279,7 +280,8 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         let r = rng.below(100)
         switch r {
         case 0..<27: clientWrite()
-        case 27: if sector > 512 || record?.writeLog == nil { misalignedRequest() } else { switchWriteLog() }
+        case 27:
+            if sector > 512 || record?.writeLog == nil { misalignedRequest() } else if rng.chance(0.5) { switchWriteLog() } else { switchLogDevice() }
         case 28..<46: clientRead()
         case 46..<53: clientFlush()
         case 53..<57: cleanRegions()
@@ -580,6 +582,46 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         }
     }
 
+    /// `metactl set d10 --log-device DEV|none` while the volume is in use, as ``SetManager``
+    /// does it: the engine waits for writes in flight, flushes, and commits the new log (a
+    /// new device labelled into the set with role `log`, or the columns' areas again; the old
+    /// log device leaves the set) with a new epoch.
+    func switchLogDevice() {
+        guard let e = engine, let db, let base = record?.writeLog, !fate.dead, db.quorum.writable else { return }
+        count("set-log-device")
+        let make: (inout SetConfig) throws -> WriteLogConfig?
+        let what: String
+        if base.device != nil {
+            what = "none"
+            make = { _ in
+                var log = base
+                log.device = nil; log.deviceAreaBlocks = nil; log.deviceFailed = nil
+                log.epoch += 1
+                return log
+            }
+        } else {
+            let start = DiskLayout.dataStartBlock(copies: 1, slotSize: DiskLayout.minimumSlotSize) * 512
+            let d = SimDevice(path: "log\(devices.count)", sizeBytes: start + 2 * options.writeLogAreaBlocks * 512, sectorSize: sector, fate: fate)
+            devices.append(d)
+            logDevices.append(d)
+            what = d.path
+            let area = 2 * options.writeLogAreaBlocks
+            make = { cfg in
+                let r = try db.addDevice(d, role: .log, replicaCopies: 0, in: &cfg)
+                var log = base
+                log.device = r.uuid; log.deviceAreaBlocks = area; log.deviceFailed = nil
+                log.epoch += 1
+                return log
+            }
+        }
+        do {
+            try e.setWriteLog(make)
+            note("set d10 --log-device \(what): ok")
+        } catch {
+            note("set d10 --log-device \(what): \(error)")
+        }
+    }
+
     /// A request not aligned to the volume's sector must be refused (EINVAL) without touching
     /// any device or changing any state.
     func misalignedRequest() {
@@ -700,6 +742,8 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
 
     /// The dedicated log device made at set-up (nil: none).
     var logSim: SimDevice?
+    /// Every dedicated log device the schedule made (at set-up and with `set --log-device`).
+    var logDevices: [SimDevice] = []
 
     /// The volume's dedicated log device, if it has one and it is present.
     var logDevice: SimDevice? {
@@ -826,7 +870,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         if let rec = record {
             note("start: columns \(rec.columns.map { $0.state.rawValue }) dirty \(rec.dirtyRegions) resync \(rec.resync.map { "\($0.kind.rawValue)@\($0.doneBlocks)" } ?? "-") lost \(rec.lostBlocks?.count ?? 0)")
             // (A missing log device is not a missing column: all of the data is there.)
-            wasDegradedAtOpen = faultyColumns() > 0 || (missing != nil && missing !== logSim)
+            wasDegradedAtOpen = faultyColumns() > 0 || (missing.map { m in !logDevices.contains { $0 === m } } ?? false)
             let logVouches = rec.writeLog?.active == true && rec.writeLog?.repairPending != true
             if wasDegradedAtOpen && ((!rec.dirtyRegions.isEmpty && !logVouches) || rec.resync?.kind == .initialize) { model.lossy = true }
         }
