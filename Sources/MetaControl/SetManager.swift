@@ -185,7 +185,9 @@ public final class SetManager: @unchecked Sendable {
         guard let rec = db.config.volume(named: name) else { throw OperationError("\(name): no such volume in set '\(setName)'", code: .notFound) }
         let engine = try VolumeFactory.open(rec, context: context)
         // Before the volume is served: the write log's records of a run that crashed.
-        if isServer, let r5 = engine as? RAID5Volume, db.quorum.writable {
+        // Also with the state database read-only: served data must not change at a later
+        // start's replay (the engine refuses I/O when it cannot replay in full).
+        if isServer, let r5 = engine as? RAID5Volume {
             r5.replayWriteLog()
         }
         if let r5 = engine as? RAID5Volume, db.quorum.writable {

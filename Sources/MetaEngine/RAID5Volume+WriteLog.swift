@@ -176,7 +176,15 @@ extension RAID5Volume {
             try context.store.apply(.writeLogEpoch(volume: name, epoch: next, untrusted: !replayed))
             log.began(epoch: next)
         } catch {
+            // The records stay valid (the state database is read-only, or failed): the next
+            // start replays them again. After a whole replay that rewrites the same bytes, so
+            // reads may go on (writes fail: their first record needs a new epoch). After a
+            // partial one it could change blocks that reads have returned since: no I/O.
             context.logger.error("\(name): cannot record the write log's new epoch: \(error)")
+            if !replayed {
+                closeForIO(reason: "\(name): its write log could not be replayed in full and the state database cannot record that; bring back its replicas (metactl db status) and start the server again")
+                return
+            }
         }
         if cfg.repairPending == true {
             context.logger.warning("\(name): an earlier replay could not make every torn line whole: the dirty regions stay untrusted until their parity repair")

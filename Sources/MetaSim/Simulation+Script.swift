@@ -85,6 +85,25 @@ extension Simulation {
         if let missing { crashAndStart(without: missing) } else { crash(.kill) }
     }
 
+    /// Kills the process and starts again with the state database replicas of `columns`
+    /// unwritable (bad sectors over their replica areas; labels and data work): with half
+    /// of them, the set opens, but its first commit (the start's own) fails and it is
+    /// read-only from then on.
+    public func crashAndStart(replicasUnwritableOn columns: [Int]) {
+        guard let rec = record, let db else { return }
+        let end = DiskLayout.dataStartBlock(copies: 1, slotSize: DiskLayout.minimumSlotSize) * 512
+        for c in columns {
+            (db.device(rec.columns[c].activeDevice) as? SimDevice)?.badWrites.append(DiskLayout.replicaAreaOffset..<end)
+        }
+        note("kill -9, restart with the replicas of columns \(columns) unwritable")
+        fate.crashKind = .kill
+        fate.die()
+        restart(after: .kill)
+    }
+
+    /// Whether the state database can commit.
+    public var setIsWritable: Bool { db?.quorum.writable ?? false }
+
     /// After a crash planned inside background work: start again.
     public func restartAfterCrash(without column: Int? = nil) {
         if let column { crashAndStart(without: column) } else { crash(.kill) }

@@ -227,7 +227,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
             }
             note("hs create hsp001 with \(spares.count) spare(s); set d10 -h hsp001")
         }
-        if rng.below(3) == 0 { secondAtStart = true }
+        if !scripted && rng.below(3) == 0 { secondAtStart = true }
         note("create: raid5 of \(columns) columns, \(options.lines) lines, interlace \(options.interlaceBlocks) blocks\(noInit ? ", --no-init" : "")\(logged ? ", write log" : "")\(record?.writeLog?.device != nil ? " on log0" : "")\(sector != 512 ? ", \(sector)-byte sectors" : "")")
         try openEngine()
         model = SimModel(blocks: Int(volumeEngine!.sizeBytes / 512))
@@ -242,8 +242,8 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         volumeEngine = v
         guard let e = v as? RAID5Volume else { return }
         e.delegate = self
+        e.replayWriteLog()
         if db.quorum.writable {
-            e.replayWriteLog()
             try? e.commitUnavailableColumns()
             if rec.resync?.kind == .regenerate || rec.resync?.kind == .copy {
                 e.startResync()

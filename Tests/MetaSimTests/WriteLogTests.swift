@@ -48,6 +48,48 @@ struct WriteLogTests {
         noViolation(sim)
     }
 
+    /// A crash after a write's record was durable and before any of it changed in place,
+    /// then a start whose state database turns read-only (too few replicas writable): the
+    /// records are replayed all the same before anything is served, so that what reads
+    /// return now does not change when a later start (writable) replays them (torture seed
+    /// 63010350: the read-only start served the old bytes, the next one replayed the new).
+    @Test func readOnlyStartReplaysBeforeServing() throws {
+        let sim = try world()
+        sim.tornWrite(0..<8, oldOn: [0, 1, 2, 3], crashing: false)
+        sim.crashAndStart(replicasUnwritableOn: [1, 2])
+        #expect(!sim.setIsWritable)
+        #expect(sim.volume != nil)
+        #expect(sim.volume?.writeLogReplay.withLock { $0 }?.records ?? 0 > 0, "the records are replayed at a read-only start")
+        #expect(sim.read(0..<8) == true)
+        sim.healDevices()
+        sim.crash(.kill)
+        #expect(sim.setIsWritable)
+        #expect(sim.read(0..<8) == true)
+        sim.checkWholeVolume()
+        noViolation(sim)
+    }
+
+    /// The same, but the replay cannot write the line's parity (its column refuses writes,
+    /// and the read-only set cannot record that column's failure): the volume serves no I/O
+    /// rather than bytes that the next start's replay would change.
+    @Test func readOnlyStartWithAPartialReplayServesNothing() throws {
+        let sim = try world()
+        let p = sim.parityColumn(line: 0)
+        sim.tornWrite(0..<8, oldOn: [0, 1, 2, 3], crashing: false)
+        sim.fail(column: p, writes: true)
+        sim.crashAndStart(replicasUnwritableOn: [(p + 1) % 4, (p + 2) % 4])
+        #expect(!sim.setIsWritable)
+        #expect(sim.volume?.writeLogReplay.withLock { $0 }?.complete == false)
+        #expect(sim.volume?.isClosed == true)
+        #expect(sim.read(0..<8) == false)
+        sim.healDevices()
+        sim.crash(.kill)
+        #expect(sim.setIsWritable)
+        #expect(sim.read(0..<8) == true)
+        sim.checkWholeVolume()
+        noViolation(sim)
+    }
+
     /// Every column kept its old contents (the crash came before any in-place write) and the
     /// log record itself is torn (one sector of its payload in each copy never written): the
     /// record is recognised as torn and ignored, and the old values read back.
