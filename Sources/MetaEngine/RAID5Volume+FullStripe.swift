@@ -44,13 +44,29 @@ extension RAID5Volume {
             Parity.xor(sources: sources, into: cols[p].base + li * unit, count: unit)
         }
         let failed = ErrorBox<DeviceError>()
-        let segments = (0..<layout.columnCount).map { LogRecord.Segment(column: $0, columnBlock: first * il, blocks: (end - first) * il) }
-        if let log = rt.log, !log.fits(LogRecord(logID: log.config.id, epoch: 0, seq: 0, segments: segments).recordBytes) {
-            // Too large for one record: line by line, each line its own record.
+        // One record per parity column, in that column's log area (``logColumns(line:_:)``):
+        // the units of the lines whose parity it holds.
+        var specs: [LogSpec] = []
+        for p in 0..<layout.columnCount {
+            let lines = (first..<end).filter { layout.parityColumn(line: $0) == p }
+            guard let l0 = lines.first else { continue }
+            var spec = LogSpec(line: l0, segments: [], payload: [])
+            for line in lines {
+                let li = Int(line - first)
+                for c in 0..<layout.columnCount {
+                    spec.segments.append(LogRecord.Segment(column: c, columnBlock: line * il, blocks: il))
+                    spec.payload.append(UnsafeRawBufferPointer(start: cols[c].base + li * unit, count: unit))
+                }
+            }
+            specs.append(spec)
+        }
+        if let log = rt.log, specs.contains(where: { $0.segments.count > LogRecord.maxSegments })
+            || !log.fitsTogether(specs.map { LogRecord(logID: log.config.id, epoch: 0, seq: 0, segments: $0.segments).recordBytes }) {
+            // Too large for its records: line by line, each line its own record.
             try perLineLocked(block, buffer, layout, lines: first..<end)
             return true
         }
-        try logged(line: first, segments, payload: { UnsafeRawBufferPointer(cols[$0].mutableBytes) }, rt, failed: failed) {
+        try logged(specs, rt, failed: failed) {
             parallel(layout.columnCount) { c in
                 let col = rt.columns[c]
                 do throws(DeviceError) {

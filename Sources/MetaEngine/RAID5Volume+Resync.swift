@@ -389,11 +389,37 @@ extension RAID5Volume {
                                                     detail: "a mirrored write failed"))
                     return
                 }
+                guard checkpointLogBeforeFinish(kind) else { return }
+                commitFinish(kind)
+            }
+            return
+        }
+        if kind == .regenerate, runtime.read({ $0.log }) != nil {
+            writeGate.withLock { (_: inout Void) in
+                guard checkpointLogBeforeFinish(kind) else { return }
                 commitFinish(kind)
             }
             return
         }
         commitFinish(kind)
+    }
+
+    /// The end of a copy swaps the column's device (the records in the area of the device it
+    /// leaves go with it), and the end of a regeneration gives the write log a column to hold
+    /// records again: either would let a later replay miss a record that an older one of the
+    /// same line outlives. So the write log checkpoints first (every in-place write durable,
+    /// every record voided); writes wait meanwhile (the caller holds the write gate). Returns
+    /// false, having logged why, when the checkpoint failed (the resync is then not finished;
+    /// a restart resumes it).
+    private func checkpointLogBeforeFinish(_ kind: ResyncKind) -> Bool {
+        guard let log = runtime.read({ $0.log }) else { return true }
+        do {
+            try log.checkpointNow { next in try self.checkpointLog(next) }
+            return true
+        } catch {
+            context.logger.error("\(name): could not checkpoint the write log at the end of the \(kind.rawValue): \(error); the resync is finished at the next start")
+            return false
+        }
     }
 
     private func commitFinish(_ kind: ResyncKind) {

@@ -15,22 +15,28 @@ extension RAID5Volume {
     }
 
     /// Where a record about `line` is written: the dedicated log device while it works
-    /// (``WriteLog/deviceKey``), else two original columns, from the line's parity column on
-    /// (so that records spread over the columns as parity does); none when the columns have
-    /// no area either.
+    /// (``WriteLog/deviceKey``), else the line's parity column (the first original column
+    /// from it on that can hold records); none when the columns have no area either.
+    ///
+    /// One copy is enough: a crash followed by the loss of the parity column loses the
+    /// record, but then no line needs it (every data unit is read directly; parity is
+    /// rebuilt from them, and the replay skips those lines), and the loss of any other
+    /// column leaves the record. Within an epoch the columns that can hold records only
+    /// become fewer (a resync's end, which brings one back or swaps a copied column's device,
+    /// checkpoints first), so a line's records are never split between a column that is lost
+    /// and one that is not in an order that would replay an older record over a newer one.
     func logColumns(line: UInt64, _ rt: Runtime) -> [Int] {
         if let log = rt.log, log.deviceUsable { return [WriteLog.deviceKey] }
         if let log = rt.log, log.areaBytes == 0 { return [] }
         let n = rt.layout.originalColumns
         let p = rt.layout.parityColumn(line: line)
-        var out: [Int] = []
         for healthy in [true, false] {
-            for k in 0..<n where out.count < 2 {
+            for k in 0..<n {
                 let c = (p + k) % n
-                if !out.contains(c) && logHolder(c, rt, preferHealthy: healthy) { out.append(c) }
+                if logHolder(c, rt, preferHealthy: healthy) { return [c] }
             }
         }
-        return out
+        return []
     }
 
     /// Byte offset of column `c`'s log area on its device.
@@ -47,10 +53,25 @@ extension RAID5Volume {
     /// the record goes to the columns' areas instead.
     func logged(line: UInt64, _ segments: [LogRecord.Segment], payload: (Int) -> UnsafeRawBufferPointer,
                 _ rt: Runtime, failed: ErrorBox<DeviceError>, _ inPlace: () -> Void) throws(VolumeIOError) {
-        guard let log = rt.log, !segments.isEmpty else { inPlace(); return }
+        try logged([LogSpec(line: line, segments: segments, payload: segments.indices.map(payload))], rt, failed: failed, inPlace)
+    }
+
+    /// One record of a write: the segments of lines whose records go to the same place
+    /// (`line` is one of them), and each segment's new bytes.
+    struct LogSpec {
+        var line: UInt64
+        var segments: [LogRecord.Segment]
+        var payload: [UnsafeRawBufferPointer]
+    }
+
+    /// ``logged(line:_:payload:_:failed:_:)`` for a write with several records (whole lines
+    /// whose parity is on different columns): `inPlace` runs once all of them are durable.
+    func logged(_ specs: [LogSpec], _ rt: Runtime, failed: ErrorBox<DeviceError>, _ inPlace: () -> Void) throws(VolumeIOError) {
+        let specs = specs.filter { !$0.segments.isEmpty }
+        guard let log = rt.log, let line = specs.first?.line else { inPlace(); return }
         for _ in 0..<2 {
-            let columns = logColumns(line: line, rt)
-            if columns.isEmpty {
+            let placed = specs.map { logColumns(line: $0.line, rt) }
+            if placed.contains(where: \.isEmpty) {
                 if log.areaBytes == 0 {
                     // The log device failed and the columns have no area: unlogged. The
                     // reservation (of nothing) runs the checkpoint that records the failure.
@@ -65,7 +86,7 @@ extension RAID5Volume {
                 }
                 throw ioError("write", line: line, "no column can hold the write log's record")
             }
-            switch try writeRecord(log, line: line, segments, payload: payload, columns: columns, rt, failed: failed) {
+            switch try writeRecords(log, line: line, specs, columns: placed, rt, failed: failed) {
             case .durable:
                 inPlace()
                 return
@@ -82,41 +103,59 @@ extension RAID5Volume {
 
     private enum RecordOutcome { case durable, columnFailed, deviceFailed(DeviceError) }
 
-    /// Writes one record to `columns` (or the log device) and flushes them.
-    private func writeRecord(_ log: WriteLog, line: UInt64, _ segments: [LogRecord.Segment], payload: (Int) -> UnsafeRawBufferPointer,
-                             columns: [Int], _ rt: Runtime, failed: ErrorBox<DeviceError>) throws(VolumeIOError) -> RecordOutcome {
-        var record = LogRecord(logID: log.config.id, epoch: 0, seq: 0, segments: segments)
-        let bytes = record.recordBytes
-        let reservation: WriteLog.Reservation
+    /// Writes a write's records, each to its `columns` (or the log device), and flushes
+    /// every device written once.
+    private func writeRecords(_ log: WriteLog, line: UInt64, _ specs: [LogSpec], columns: [[Int]], _ rt: Runtime,
+                              failed: ErrorBox<DeviceError>) throws(VolumeIOError) -> RecordOutcome {
+        var records = specs.map { LogRecord(logID: log.config.id, epoch: 0, seq: 0, segments: $0.segments) }
+        let reservations: [WriteLog.Reservation]
         do {
-            reservation = try log.reserve(bytes: bytes, columns: columns) { next in try self.checkpointLog(next) }
+            reservations = try log.reserve(zip(records, columns).map { ($0.recordBytes, $1) }) { next in try self.checkpointLog(next) }
         } catch let e as VolumeIOError {
             throw e
         } catch {
             throw ioError("write", line: line, "write log: \(error)")
         }
-        defer { log.finish() }
-        record.epoch = reservation.epoch
-        record.seq = reservation.seq
-        let buf = AlignedBuffer(uninitializedCount: bytes)
-        defer { withExtendedLifetime(buf) {} }  // pointers into it outlive its last use
-        var at = LogRecord.headerBytes
-        for (i, s) in segments.enumerated() {
-            (buf.base + at).copyMemory(from: payload(i).baseAddress!, byteCount: s.bytes)
-            at += s.bytes
+        defer { for _ in reservations { log.finish() } }
+        var bufs: [AlignedBuffer] = []
+        for (r, spec) in specs.enumerated() {
+            records[r].epoch = reservations[r].epoch
+            records[r].seq = reservations[r].seq
+            let buf = AlignedBuffer(uninitializedCount: records[r].recordBytes)
+            var at = LogRecord.headerBytes
+            for (i, s) in spec.segments.enumerated() {
+                (buf.base + at).copyMemory(from: spec.payload[i].baseAddress!, byteCount: s.bytes)
+                at += s.bytes
+            }
+            records[r].seal(buf.mutableBytes)
+            bufs.append(buf)
         }
-        record.seal(buf.mutableBytes)
-        let placements = reservation.placements
+        defer { withExtendedLifetime(bufs) {} }  // pointers into them outlive their last use
+        let writes = reservations.enumerated().flatMap { r, res in res.placements.map { (record: r, placement: $0) } }
         let deviceError = ErrorBox<DeviceError>()
-        parallel(placements.count, bytes: placements.count * bytes) { i in
-            let c = placements[i].column
+        let written = ErrorBox<DeviceError>()
+        parallel(writes.count, bytes: writes.reduce(0) { $0 + records[$1.record].recordBytes }) { i in
+            let (r, pl) = writes[i]
+            let onDevice = pl.column == WriteLog.deviceKey
+            guard let dev = onDevice ? log.device : rt.columns[pl.column].device else { return }
+            let base = onDevice ? log.deviceStartByte : self.logAreaOffset(pl.column, rt, log)
+            do throws(DeviceError) {
+                try dev.write(bufs[r].bytes, at: base + UInt64(pl.offset))
+            } catch {
+                if onDevice { deviceError.add(0, error) } else { failed.add(pl.column, error) }
+                written.add(i, error)
+            }
+        }
+        // One flush per device written (its records' writes have all completed).
+        var flushes: [Int] = []
+        for (i, w) in writes.enumerated() where !flushes.contains(w.placement.column) && !written.all.contains(where: { $0.0 == i }) {
+            flushes.append(w.placement.column)
+        }
+        parallel(flushes.count, bytes: 0) { i in
+            let c = flushes[i]
             let onDevice = c == WriteLog.deviceKey
             guard let dev = onDevice ? log.device : rt.columns[c].device else { return }
-            let base = onDevice ? log.deviceStartByte : self.logAreaOffset(c, rt, log)
-            do throws(DeviceError) {
-                try dev.write(buf.bytes, at: base + UInt64(placements[i].offset))
-                try self.flusher.flush(dev)
-            } catch {
+            do throws(DeviceError) { try self.flusher.flush(dev) } catch {
                 if onDevice { deviceError.add(0, error) } else { failed.add(c, error) }
             }
         }
@@ -170,7 +209,7 @@ extension RAID5Volume {
     public func replayWriteLog() {
         guard let record = volumeRecord(), let cfg = record.writeLog, cfg.active, let log = runtime.read({ $0.log }),
               !record.dirtyRegions.isEmpty else { return }
-        let replayed = replayRecords(cfg, record)
+        let (replayed, everyArea) = replayRecords(cfg, record)
         let next = cfg.epoch + 1
         do {
             try context.store.apply(.writeLogEpoch(volume: name, epoch: next, untrusted: !replayed))
@@ -179,9 +218,10 @@ extension RAID5Volume {
             // The records stay valid (the state database is read-only, or failed): the next
             // start replays them again. After a whole replay that rewrites the same bytes, so
             // reads may go on (writes fail: their first record needs a new epoch). After a
-            // partial one it could change blocks that reads have returned since: no I/O.
+            // partial one, or with an area unread (a missing column's records, which the next
+            // start may find), it could change blocks that reads have returned since: no I/O.
             context.logger.error("\(name): cannot record the write log's new epoch: \(error)")
-            if !replayed {
+            if !replayed || !everyArea {
                 closeForIO(reason: "\(name): its write log could not be replayed in full and the state database cannot record that; bring back its replicas (metactl db status) and start the server again")
                 return
             }
@@ -196,14 +236,19 @@ extension RAID5Volume {
         }
     }
 
-    /// Replays the records of epoch `cfg.epoch`; returns whether every record could be read
-    /// (no more than one original column's area missing or unreadable) and made durable.
-    private func replayRecords(_ cfg: WriteLogConfig, _ record: VolumeRecord) -> Bool {
+    /// Replays the records of epoch `cfg.epoch`; returns whether every record that a line
+    /// still needs could be read and made durable, and whether every area was read. Records
+    /// live on their line's parity column: a line whose parity column is missing needs none
+    /// (its data units are read directly), so one missing column still lets the replay be
+    /// whole; an area that cannot be read on a column that is there does not (its lines'
+    /// parity is there, and may be torn).
+    private func replayRecords(_ cfg: WriteLogConfig, _ record: VolumeRecord) -> (Bool, Bool) {
         let rt = runtime.read { $0 }
         let areaBytes = Int(cfg.areaBlocks * Volume.blockSize)
         var areas: [AlignedBuffer] = []
         var found: [UInt64: (record: LogRecord, area: Int, offset: Int)] = [:]
         var unreadable: [Int] = []
+        var missing: [Int] = []
         // The dedicated device first (when it had not failed: after a failure its records
         // were voided before any record went to the columns).
         var deviceMissing = false
@@ -226,7 +271,7 @@ extension RAID5Volume {
             }
         }
         for c in 0..<rt.layout.originalColumns where areaBytes > 0 {
-            guard let dev = rt.columns[c].device else { unreadable.append(c); continue }
+            guard let dev = rt.columns[c].device else { missing.append(c); continue }
             let area = AlignedBuffer(uninitializedCount: areaBytes)
             do throws(DeviceError) {
                 try dev.read(into: area.mutableBytes, at: rt.columns[c].startByte + record.columnBlocks * Volume.blockSize)
@@ -241,9 +286,9 @@ extension RAID5Volume {
             }
         }
         defer { withExtendedLifetime(areas) {} }  // pointers into them outlive their last use
-        let complete = unreadable.count <= 1 && !deviceMissing
+        let complete = unreadable.isEmpty && missing.count <= 1 && !deviceMissing
         if !complete {
-            context.logger.error("\(name): the write log cannot be read on columns \(unreadable): torn lines are repaired from the dirty-region log where possible")
+            context.logger.error("\(name): the write log cannot be read on columns \((unreadable + missing).sorted()): torn lines are repaired from the dirty-region log where possible")
         }
         context.logger.warning("\(name): unclean shutdown: replaying \(found.count) write log record(s)")
         // A segment that could not be written leaves its line's data and parity apart, unless
@@ -258,6 +303,11 @@ extension RAID5Volume {
                 let now = runtime.read { $0 }
                 guard s.column < now.columns.count, s.columnBlock + s.blocks <= record.columnBlocks,
                       let dev = now.columns[s.column].device else { continue }
+                // A line whose parity column is missing needs no record (its data units are
+                // read directly), and an older record of it may lie elsewhere while the newer
+                // ones went with that column.
+                let parityColumn = now.layout.parityColumn(line: s.columnBlock / now.layout.interlaceBlocks)
+                if parityColumn < now.columns.count && now.columns[parityColumn].device == nil { continue }
                 switch now.columns[s.column].state {
                 case .okay, .initializing, .resyncing, .lastErred: break
                 case .maintenance, .unavailable: continue
@@ -278,10 +328,10 @@ extension RAID5Volume {
         do { try flush() } catch {
             context.logger.error("\(name): the write log's replay could not be made durable: \(error)")
             writeLogReplay.withLock { $0 = (found.count, false) }
-            return false
+            return (false, false)
         }
         writeLogReplay.withLock { $0 = (found.count, complete && !writeFailed) }
-        return complete && !writeFailed
+        return (complete && !writeFailed, unreadable.isEmpty && missing.isEmpty && !deviceMissing)
     }
 
     /// Switches the write log to `log` (nil or mode `none`: off) and commits it: waits for

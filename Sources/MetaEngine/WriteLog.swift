@@ -87,42 +87,73 @@ final class WriteLog: @unchecked Sendable {
     /// the write).
     func fits(_ bytes: Int) -> Bool { bytes <= (deviceUsable ? deviceAreaBytes : areaBytes) / 2 }
 
+    /// Whether records of `bytes` in all, which may go to the same area (the dedicated
+    /// device, or one column with its copies), can ever fit together.
+    func fitsTogether(_ bytes: [Int]) -> Bool { bytes.allSatisfy(fits) && bytes.reduce(0, +) <= (deviceUsable ? deviceAreaBytes : areaBytes) / 2 }
+
     /// Reserves room for a record of `bytes` in the areas of `columns` and a sequence number.
     /// When an area is full, waits until no record is in flight and runs `checkpoint(next)`,
     /// which must make every in-place write durable and commit epoch `next`; every area then
     /// starts over. Each reservation must be ended with ``finish()``.
     func reserve(bytes: Int, columns: [Int], checkpoint: (UInt64) throws -> Void) throws -> Reservation {
+        try reserve([(bytes, columns)], checkpoint: checkpoint)[0]
+    }
+
+    /// Reserves several records at once (one write's records, in sequence order): all of
+    /// them fit, or the checkpoint runs first. Each reservation must be ended with ``finish()``.
+    func reserve(_ records: [(bytes: Int, columns: [Int])], checkpoint: (UInt64) throws -> Void) throws -> [Reservation] {
         cond.lock()
         defer { cond.unlock() }
         while true {
             if checkpointing { cond.wait(); continue }
-            if fresh && columns.allSatisfy({ heads[$0, default: 0] + bytes <= capacity($0) }) {
-                var placements: [Placement] = []
-                for c in columns {
-                    placements.append(Placement(column: c, offset: heads[c, default: 0]))
-                    heads[c, default: 0] += bytes
+            var need: [Int: Int] = [:]
+            for r in records { for c in r.columns { need[c, default: 0] += r.bytes } }
+            if fresh && need.allSatisfy({ heads[$0.key, default: 0] + $0.value <= capacity($0.key) }) {
+                var out: [Reservation] = []
+                for r in records {
+                    var placements: [Placement] = []
+                    for c in r.columns {
+                        placements.append(Placement(column: c, offset: heads[c, default: 0]))
+                        heads[c, default: 0] += r.bytes
+                    }
+                    inFlight += 1
+                    recordsWritten += 1
+                    out.append(Reservation(epoch: epoch, seq: nextSeq, placements: placements))
+                    nextSeq += 1
                 }
-                inFlight += 1
-                recordsWritten += 1
-                defer { nextSeq += 1 }
-                return Reservation(epoch: epoch, seq: nextSeq, placements: placements)
+                return out
             }
             // Full: wait for the records in flight, then checkpoint.
-            checkpointing = true
-            while inFlight > 0 { cond.wait() }
-            let next = epoch + 1
-            cond.unlock()
-            var failure: (any Error)?
-            do { try checkpoint(next) } catch { failure = error }
-            cond.lock()
-            checkpointing = false
-            cond.broadcast()
-            if let failure { throw failure }
-            epoch = next
-            heads = [:]
-            if fresh { checkpoints += 1 }
-            fresh = true
+            try checkpointLocked(checkpoint)
         }
+    }
+
+    /// Voids every record now, as when an area fills: waits for the records in flight, then
+    /// runs `checkpoint(next)` (every in-place write durable, epoch `next` committed), and the
+    /// areas start over.
+    func checkpointNow(_ checkpoint: (UInt64) throws -> Void) throws {
+        cond.lock()
+        defer { cond.unlock() }
+        while checkpointing { cond.wait() }
+        try checkpointLocked(checkpoint)
+    }
+
+    /// ``checkpointNow(_:)`` with `cond` held (and released while `checkpoint` runs).
+    private func checkpointLocked(_ checkpoint: (UInt64) throws -> Void) throws {
+        checkpointing = true
+        while inFlight > 0 { cond.wait() }
+        let next = epoch + 1
+        cond.unlock()
+        var failure: (any Error)?
+        do { try checkpoint(next) } catch { failure = error }
+        cond.lock()
+        checkpointing = false
+        cond.broadcast()
+        if let failure { throw failure }
+        epoch = next
+        heads = [:]
+        if fresh { checkpoints += 1 }
+        fresh = true
     }
 
     /// A record was written to some of its columns but not all, so its write never began in
