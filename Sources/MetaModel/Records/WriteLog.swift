@@ -13,7 +13,7 @@ public enum WriteLogMode: String, Codable, Sendable, CaseIterable {
 /// The write log of a RAID-5 volume (`docs/FORMAT.md`, "Write log").
 ///
 /// The log area is `areaBlocks` blocks at the end of every original column's data area, at
-/// column block `columnBlocks`; each record is written whole to the areas of two columns.
+/// column block `columnBlocks`; each record is written whole to the area of its line's parity column.
 /// Records carry `epoch`: only records of the epoch in this record are replayed, and the
 /// epoch moves on (in a commit) after every replay and every time the areas are reused.
 public struct WriteLogConfig: Codable, Sendable, Equatable {
