@@ -110,13 +110,8 @@ extension Simulation {
         let r = secondRange()
         let fua = rng.chance(0.1)
         let id = model.newWrite()
-        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: r.count * 512, alignment: 4096)
-        defer { buf.deallocate() }
-        for (i, b) in r.enumerated() {
-            SimModel.pattern(id, block: b, into: UnsafeMutableRawBufferPointer(rebasing: buf[(i * 512)..<((i + 1) * 512)]))
-        }
         do {
-            try ioWrite(e, offset: UInt64(r.lowerBound) * 512, from: UnsafeRawBufferPointer(buf), fua: fua)
+            try writePattern(e, id: id, blocks: r, fua: fua)
             model.acked(id, blocks: r)
             if fua { model.flushed() }
             note("d20 write #\(id) blocks \(r)\(fua ? " fua" : ""): ok")

@@ -355,14 +355,8 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         if range == nil && e.supportsDiscard && rng.chance(0.06) { return trim(r) }
         if range == nil && sector == 512 && rng.chance(0.08), let done = subSectorWrite(fua: fua) { return done }
         let id = model.newWrite()
-        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: r.count * 512, alignment: 4096)
-        defer { buf.deallocate() }
-        for (i, b) in r.enumerated() {
-            SimModel.pattern(id, block: b, into: UnsafeMutableRawBufferPointer(rebasing: buf[(i * 512)..<((i + 1) * 512)]))
-        }
-        // Sometimes sub-sector offsets (the engine's read-modify-write of partial sectors).
         do {
-            try ioWrite(e, offset: UInt64(r.lowerBound) * 512, from: UnsafeRawBufferPointer(buf), fua: fua)
+            try writePattern(e, id: id, blocks: r, fua: fua)
             model.acked(id, blocks: r)
             if fua && flushCoversEverything() { model.flushed() }
             note("write #\(id) blocks \(r)\(fua ? " fua" : ""): ok")
@@ -377,6 +371,16 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
             }
             return false
         }
+    }
+
+    /// Writes write `id`'s pattern over blocks `r` of `e` (through ``ioWrite(_:offset:from:fua:)``).
+    func writePattern(_ e: Volume, id: UInt32, blocks r: Range<Int>, fua: Bool) throws(VolumeIOError) {
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: r.count * 512, alignment: 4096)
+        defer { buf.deallocate() }
+        for (i, b) in r.enumerated() {
+            SimModel.pattern(id, block: b, into: UnsafeMutableRawBufferPointer(rebasing: buf[(i * 512)..<((i + 1) * 512)]))
+        }
+        try ioWrite(e, offset: UInt64(r.lowerBound) * 512, from: UnsafeRawBufferPointer(buf), fua: fua)
     }
 
     @discardableResult

@@ -56,6 +56,8 @@ final class EngineBench {
     static let dataStartBlock: UInt64 = 2048           // 1 MiB label/replica area
     var paths: [String] = []
     var devices: [MeteredDevice] = []
+    /// Where the write-log bench puts its dedicated log device (nil: ``dir``).
+    var logDir: String?
 
     init(dir: String, imageBytes: UInt64, seconds: Double, manyThreads: Int) {
         self.dir = dir; self.imageBytes = imageBytes; self.seconds = seconds; self.manyThreads = manyThreads

@@ -46,16 +46,17 @@ extension EngineBench {
     /// write log off and on, in one run over the same image files; the ratio column is
     /// log on ÷ log off.
     func writeLogTable() throws -> Table {
-        // A fifth image file on the same disk as the dedicated log device (a real setup puts
-        // it on a faster one).
-        let logPath = "\(dir)/log.img"
+        // A fifth image file as the dedicated log device: on the same disk (a real setup puts
+        // it on a faster one), or in `--log-dir`.
+        let logPath = "\(logDir ?? dir)/metactl-bench-log-\(getpid()).img"
         let fd = open(logPath, O_CREAT | O_WRONLY, 0o600)
         guard fd >= 0, ftruncate(fd, off_t(80 << 20)) == 0 else { throw BenchError("cannot create \(logPath)") }
         close(fd)
         defer { unlink(logPath) }
         let logDev = MeteredDevice(try FileDevice(path: logPath))
         defer { logDev.base.close() }
-        var t = Table(title: "RAID-5 write log: \(Self.columns) columns, interlace 64 KiB, log area \(Self.logAreaBlocks / 2048) MiB per column or 64 MiB on a log device",
+        let logWhere = logDir.map { " in \($0) (\(fsType($0)), \(logDev.base.isDirect ? "O_DIRECT" : "buffered"))" } ?? " on the same disk"
+        var t = Table(title: "RAID-5 write log: \(Self.columns) columns, interlace 64 KiB, log area \(Self.logAreaBlocks / 2048) MiB per column or 64 MiB on a log device\(logWhere)",
                       header: ["workload", "threads", "request", "log off", "log on", "on/off", "log device", "dev/off",
                                "dev write MB/s off", "on", "records", "checkpoints"])
         struct Case { var name: String; var threads: Int; var request: Int; var random: Bool }

@@ -1,8 +1,10 @@
 // metactl-bench: parity and RAID-5 engine throughput (issue 4's measurements).
 //
-// Usage: metactl-bench [--dir DIR] [--image-mib N] [--seconds S] [--threads N] [--only parity|engine|engine-write|writelog]
+// Usage: metactl-bench [--dir DIR] [--log-dir DIR] [--image-mib N] [--seconds S] [--threads N] [--only parity|engine|engine-write|writelog]
 //   --dir        where the image files go (default: $TMPDIR or /tmp); use a real disk file
 //                system, not tmpfs (O_DIRECT is refused there and the numbers are page cache)
+//   --log-dir    where the write-log bench's dedicated log device goes (default: --dir); another
+//                disk, or /dev/shm for the bound a device as fast as memory would give
 //   --image-mib  size of each of the 4 image files (default 256)
 //   --seconds    time limit of each timed run (default 2.5)
 //   --threads    the "many threads" count (default 8)
@@ -18,6 +20,7 @@ func usage(_ msg: String) -> Never {
 }
 
 var dirArg = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
+var logDirArg: String?
 var imageMiB = 256
 var perRun = 2.5
 var manyThreads = 8
@@ -41,6 +44,7 @@ while !args.isEmpty {
     }
     switch a {
     case "--dir": dirArg = value()
+    case "--log-dir": logDirArg = value()
     case "--image-mib": guard let v = Int(value()), v >= 16 else { usage("--image-mib must be a number ≥ 16") }; imageMiB = v
     case "--seconds": guard let v = Double(value()), v > 0 else { usage("--seconds must be a positive number") }; perRun = v
     case "--threads": guard let v = Int(value()), v >= 2 else { usage("--threads must be a number ≥ 2") }; manyThreads = v
@@ -49,7 +53,7 @@ while !args.isEmpty {
         guard ["parity", "engine", "engine-write", "writelog"].contains(v) else { usage("--only takes parity, engine, engine-write or writelog, not \(v)") }
         only = v
     case "-h", "--help":
-        print("usage: metactl-bench [--dir DIR] [--image-mib N] [--seconds S] [--threads N] [--only parity|engine|engine-write|writelog]")
+        print("usage: metactl-bench [--dir DIR] [--log-dir DIR] [--image-mib N] [--seconds S] [--threads N] [--only parity|engine|engine-write|writelog]")
         exit(0)
     default: usage("unknown argument \(a)")
     }
@@ -108,6 +112,7 @@ if only != "parity" {
         }
     }
     let bench = EngineBench(dir: dir, imageBytes: UInt64(imageMiB) << 20, seconds: perRun, manyThreads: manyThreads)
+    bench.logDir = logDirArg
     defer { bench.tearDown(); rmdir(dir) }
     do {
         try bench.setUp()
