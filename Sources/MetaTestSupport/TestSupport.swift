@@ -122,6 +122,23 @@ public func mustRun(_ argv: [String], environment: [String: String]? = nil) thro
     return r.stdout
 }
 
+/// Unmounts `mountPoint`. A mount is briefly "busy" while a child process that another test
+/// thread is starting still holds a copy of a file descriptor opened under it (the copy lives
+/// from fork until the child closes it before exec); such a hold ends by itself, so a busy
+/// unmount is retried for a few seconds. If it stays busy, the error names who holds it.
+public func unmount(_ mountPoint: String, attempts: Int = 40) throws {
+    var last = CommandResult(status: 0, stdout: "", stderr: "")
+    for attempt in 0..<max(1, attempts) {
+        last = try runCommand(["umount", mountPoint])
+        if last.ok { return }
+        guard last.stderr.contains("busy") else { break }
+        if attempt + 1 < attempts { usleep(250_000) }
+    }
+    let holders = (try? runCommand(["fuser", "-vm", mountPoint])).map { $0.stdout + $0.stderr } ?? ""
+    throw TestSupportError("umount \(mountPoint) exited \(last.status): \(last.stderr)"
+                           + (holders.isEmpty ? "" : "\nheld by:\n\(holders)"))
+}
+
 /// A loop device attached over a file, detached on ``detach()`` or deinit.
 public final class LoopDevice: @unchecked Sendable {
     public let path: String

@@ -36,7 +36,7 @@ final class Ext4Client {
         mounted = true
     }
     func unmount() throws {
-        try MetaTestSupport.mustRun(["umount", mnt])
+        try MetaTestSupport.unmount(mnt)
         mounted = false
     }
     /// Unmounts (lazily when `lazy`), detaches the loop device, unmounts the FUSE file

@@ -511,7 +511,7 @@ struct GrowTests {
 
         // Pick the new size up: the nbdfuse file keeps the size its connection negotiated, so
         // reconnect it (unmount, detach, restart nbdfuse, attach; `losetup -c` refreshes the loop).
-        try mustRun(["umount", mnt]); mounted = false
+        try unmount(mnt); mounted = false
         cleanup()
         dev = try attach()
         try mustRun(["losetup", "-c", dev])
@@ -529,7 +529,7 @@ struct GrowTests {
             files["f\(i).bin"] = d
         }
         try mustRun(["sync"])
-        try mustRun(["umount", mnt]); mounted = false
+        try unmount(mnt); mounted = false
         try mustRun(["e2fsck", "-fn", dev])
         let blocks = try mustRun(["dumpe2fs", "-h", dev])
         let count = blocks.split(separator: "\n").first { $0.hasPrefix("Block count:") }

@@ -54,7 +54,7 @@ import Glibc
                 written[name] = try writeRandomFile("\(mnt)/\(name)", size: (i + 1) * 300_000)
             }
             try mustRun(["sync"])
-            try mustRun(["umount", mnt])
+            try unmount(mnt)
             mountedFS = false
             try mustRun(["e2fsck", "-fn", dev])
 
@@ -64,7 +64,7 @@ import Glibc
             for (name, data) in written {
                 #expect(try readFile("\(mnt)/\(name)") == data, "\(name) differs after remount")
             }
-            try mustRun(["umount", mnt])
+            try unmount(mnt)
             mountedFS = false
             loop?.detach()
             loop = nil
