@@ -80,7 +80,7 @@ _metactl() {
 _metactl_devices() {
     local -i ret=1
     local -ar arg_specs=(
-        '(-s --set)'{-s,--set}'[The set to act on.]:set:'
+        '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
         '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
         '--run-dir[Sockets, PID and lock files (env METACTL_RUN_DIR).]:dir:'
         '(--quiet -q)'{--quiet,-q}'[Print less.]'
@@ -100,7 +100,7 @@ _metactl_create() {
     local -ar _layout=('concat' 'stripe' 'raid5')
     local -ar ___write_log=('auto' 'none')
     local -ar arg_specs=(
-        '(-s --set)'{-s,--set}'[The set to act on.]:set:'
+        '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
         '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
         '--run-dir[Sockets, PID and lock files (env METACTL_RUN_DIR).]:dir:'
         '(--quiet -q)'{--quiet,-q}'[Print less.]'
@@ -125,7 +125,7 @@ _metactl_create() {
 _metactl_clear() {
     local -i ret=1
     local -ar arg_specs=(
-        '(-s --set)'{-s,--set}'[The set to act on.]:set:'
+        '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
         '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
         '--run-dir[Sockets, PID and lock files (env METACTL_RUN_DIR).]:dir:'
         '(--quiet -q)'{--quiet,-q}'[Print less.]'
@@ -143,7 +143,7 @@ _metactl_clear() {
 _metactl_grow() {
     local -i ret=1
     local -ar arg_specs=(
-        '(-s --set)'{-s,--set}'[The set to act on.]:set:'
+        '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
         '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
         '--run-dir[Sockets, PID and lock files (env METACTL_RUN_DIR).]:dir:'
         '(--quiet -q)'{--quiet,-q}'[Print less.]'
@@ -166,7 +166,7 @@ _metactl_grow() {
 _metactl_status() {
     local -i ret=1
     local -ar arg_specs=(
-        '(-s --set)'{-s,--set}'[The set to act on.]:set:'
+        '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
         '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
         '--run-dir[Sockets, PID and lock files (env METACTL_RUN_DIR).]:dir:'
         '(--quiet -q)'{--quiet,-q}'[Print less.]'
@@ -217,7 +217,7 @@ _metactl_db() {
 _metactl_db_create() {
     local -i ret=1
     local -ar arg_specs=(
-        '(-s --set)'{-s,--set}'[The set to act on.]:set:'
+        '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
         '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
         '--run-dir[Sockets, PID and lock files (env METACTL_RUN_DIR).]:dir:'
         '(--quiet -q)'{--quiet,-q}'[Print less.]'
@@ -236,7 +236,7 @@ _metactl_db_create() {
 _metactl_db_add() {
     local -i ret=1
     local -ar arg_specs=(
-        '(-s --set)'{-s,--set}'[The set to act on.]:set:'
+        '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
         '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
         '--run-dir[Sockets, PID and lock files (env METACTL_RUN_DIR).]:dir:'
         '(--quiet -q)'{--quiet,-q}'[Print less.]'
@@ -255,7 +255,7 @@ _metactl_db_add() {
 _metactl_db_delete() {
     local -i ret=1
     local -ar arg_specs=(
-        '(-s --set)'{-s,--set}'[The set to act on.]:set:'
+        '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
         '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
         '--run-dir[Sockets, PID and lock files (env METACTL_RUN_DIR).]:dir:'
         '(--quiet -q)'{--quiet,-q}'[Print less.]'
@@ -273,7 +273,7 @@ _metactl_db_delete() {
 _metactl_db_status() {
     local -i ret=1
     local -ar arg_specs=(
-        '(-s --set)'{-s,--set}'[The set to act on.]:set:'
+        '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
         '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
         '--run-dir[Sockets, PID and lock files (env METACTL_RUN_DIR).]:dir:'
         '(--quiet -q)'{--quiet,-q}'[Print less.]'
@@ -290,7 +290,7 @@ _metactl_db_status() {
 _metactl_import() {
     local -i ret=1
     local -ar arg_specs=(
-        '(-s --set)'{-s,--set}'[The set to act on.]:set:'
+        '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
         '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
         '--run-dir[Sockets, PID and lock files (env METACTL_RUN_DIR).]:dir:'
         '(--quiet -q)'{--quiet,-q}'[Print less.]'
@@ -310,7 +310,7 @@ _metactl_serve() {
     local -i ret=1
     local -ar ___cache=('none' 'writeback')
     local -ar arg_specs=(
-        '(-s --set)'{-s,--set}'[The set to act on.]:set:'
+        '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
         '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
         '--run-dir[Sockets, PID and lock files (env METACTL_RUN_DIR).]:dir:'
         '(--quiet -q)'{--quiet,-q}'[Print less.]'
@@ -331,7 +331,7 @@ _metactl_serve() {
 _metactl_replace() {
     local -i ret=1
     local -ar arg_specs=(
-        '(-s --set)'{-s,--set}'[The set to act on.]:set:'
+        '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
         '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
         '--run-dir[Sockets, PID and lock files (env METACTL_RUN_DIR).]:dir:'
         '(--quiet -q)'{--quiet,-q}'[Print less.]'
@@ -384,7 +384,7 @@ _metactl_hs() {
 _metactl_hs_create() {
     local -i ret=1
     local -ar arg_specs=(
-        '(-s --set)'{-s,--set}'[The set to act on.]:set:'
+        '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
         '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
         '--run-dir[Sockets, PID and lock files (env METACTL_RUN_DIR).]:dir:'
         '(--quiet -q)'{--quiet,-q}'[Print less.]'
@@ -403,7 +403,7 @@ _metactl_hs_create() {
 _metactl_hs_add() {
     local -i ret=1
     local -ar arg_specs=(
-        '(-s --set)'{-s,--set}'[The set to act on.]:set:'
+        '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
         '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
         '--run-dir[Sockets, PID and lock files (env METACTL_RUN_DIR).]:dir:'
         '(--quiet -q)'{--quiet,-q}'[Print less.]'
@@ -422,7 +422,7 @@ _metactl_hs_add() {
 _metactl_hs_delete() {
     local -i ret=1
     local -ar arg_specs=(
-        '(-s --set)'{-s,--set}'[The set to act on.]:set:'
+        '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
         '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
         '--run-dir[Sockets, PID and lock files (env METACTL_RUN_DIR).]:dir:'
         '(--quiet -q)'{--quiet,-q}'[Print less.]'
@@ -440,7 +440,7 @@ _metactl_hs_delete() {
 _metactl_hs_enable() {
     local -i ret=1
     local -ar arg_specs=(
-        '(-s --set)'{-s,--set}'[The set to act on.]:set:'
+        '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
         '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
         '--run-dir[Sockets, PID and lock files (env METACTL_RUN_DIR).]:dir:'
         '(--quiet -q)'{--quiet,-q}'[Print less.]'
@@ -458,13 +458,13 @@ _metactl_set() {
     local -i ret=1
     local -ar ___write_log=('auto' 'none')
     local -ar arg_specs=(
-        '(-s --set)'{-s,--set}'[The set to act on.]:set:'
+        '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
         '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
         '--run-dir[Sockets, PID and lock files (env METACTL_RUN_DIR).]:dir:'
         '(--quiet -q)'{--quiet,-q}'[Print less.]'
         '(--verbose -v)'{--verbose,-v}'[Print more.]'
         ':name:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\'')"});_describe -V "" list}'
-        '--hot-spare-pool[Pool to use, or none.]:hsp|none:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 == "h" {print $1}'\''; echo none)"});_describe -V "" list}'
+        '--hot-spare-pool[Pool to use (created empty if it does not exist, as in create), or none.]:hsp|none:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 == "h" {print $1}'\''; echo none)"});_describe -V "" list}'
         '--resync-rate[Resync rate limits per second.]:min\:max:'
         '--write-log[RAID-5\: log writes (auto) or not (none); switches online.]:auto|none:{__metactl_complete "${___write_log[@]}"}'
         '--log-device[RAID-5\: a device for the write log (a fast SSD), or none.]:dev|none:_files'

@@ -1,5 +1,6 @@
 import Foundation
 import MetaDB
+import MetaDevices
 import MetaModel
 
 /// Parameters of `metactl db add` / `db delete`.
@@ -21,6 +22,17 @@ public struct ReplicaResult: Codable, Sendable, Equatable {
 }
 
 extension SetManager {
+    /// Refuses a command that names one device twice, by path or through a symlink, with
+    /// the one wording (``ComponentCandidate/duplicate(_:first:)``).
+    static func refuseRepeated(_ paths: [String]) throws {
+        var seen: [String: String] = [:]
+        for p in paths {
+            let c = canonicalPath(p)
+            if let first = seen[c] { throw OperationError(ComponentCandidate.duplicate(p, first: first), code: .invalidArgument) }
+            seen[c] = p
+        }
+    }
+
     /// Fewer replicas than this are warned about, and deleting below it needs --force.
     public static let safeReplicaCount = 3
 
@@ -29,6 +41,7 @@ extension SetManager {
         opLockAcquire(); defer { opLockRelease() }
         guard (1...16).contains(r.copies) else { throw OperationError("--copies must be between 1 and 16, not \(r.copies)", code: .invalidArgument) }
         guard !r.devices.isEmpty else { throw OperationError("no devices given", code: .invalidArgument) }
+        try Self.refuseRepeated(r.devices)
         try db.commit { c in
             for d in r.devices {
                 _ = try db.addDevice(path: d, role: .replica, replicaCopies: r.copies, force: r.force, in: &c)
@@ -41,6 +54,7 @@ extension SetManager {
     public func dbDelete(_ r: ReplicaRequest) throws -> ReplicaResult {
         opLockAcquire(); defer { opLockRelease() }
         guard !r.devices.isEmpty else { throw OperationError("no devices given", code: .invalidArgument) }
+        try Self.refuseRepeated(r.devices)
         let cfg = db.config
         var uuids: [UUID] = []
         for arg in r.devices {

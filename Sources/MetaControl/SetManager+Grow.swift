@@ -51,12 +51,7 @@ extension SetManager {
             }
             throw OperationError("\(r.name): no devices given", code: .invalidArgument)
         }
-        var seenPaths: [String: String] = [:]
-        for p in r.devices {
-            let c = canonicalPath(p)
-            if let other = seenPaths[c] { throw OperationError("\(p): given twice (same device as \(other))", code: .invalidArgument) }
-            seenPaths[c] = p
-        }
+        try Self.refuseRepeated(r.devices)
         switch vol.type {
         case .concat, .stripe: return try growRows(r, vol)
         case .raid5: return try growRAID5(r, vol)
@@ -107,8 +102,8 @@ extension SetManager {
             do { cand = try ComponentCheck.check(path: p, force: force, knownMembers: [:]) } catch {
                 throw OperationError("\(p): \(error.reason)", code: error.code)
             }
-            let key = "\(cand.kind == .blockDevice ? "b" : "f"):\(cand.deviceNumber):\(cand.kind == .blockDevice ? 0 : cand.inode)"
-            if let other = seen[key] { throw OperationError("\(p): same device as \(other)", code: .invalidArgument) }
+            let key = cand.identity
+            if let other = seen[key] { throw OperationError(ComponentCandidate.duplicate(p, first: other), code: .invalidArgument) }
             seen[key] = p
             try fit.check(path: p, logicalSectorSize: cand.logicalSectorSize)
             do {

@@ -322,8 +322,12 @@ extension SetManager {
         guard let vol = db.config.volume(named: r.name) else { throw OperationError("\(r.name): no such volume in set '\(setName)'", code: .notFound) }
         if let hsp = r.hotSparePool, hsp != "none" {
             guard vol.type == .raid5 else { throw OperationError("\(r.name): hot spare pools apply to RAID-5 volumes", code: .invalidArgument) }
-            guard db.config.pool(named: hsp) != nil else { throw OperationError("\(hsp): no such hot spare pool", code: .notFound) }
+            guard VolumeRules.validPoolName(hsp) else {
+                throw OperationError("bad hot spare pool name '\(hsp)': use hsp000 … hsp999", code: .invalidArgument)
+            }
         }
+        // As in `create`: naming a pool that does not exist creates it empty, and says so.
+        var result: [String: String] = [:]
         if let rate = r.resyncRate, rate.minBytesPerSecond > rate.maxBytesPerSecond {
             throw OperationError("--resync-rate: the minimum is above the maximum", code: .invalidArgument)
         }
@@ -343,10 +347,14 @@ extension SetManager {
         try db.commit { cfg in
             guard let vi = cfg.volumeIndex(named: r.name) else { return }
             if let hsp = r.hotSparePool { cfg.volumes[vi].hotSparePool = hsp == "none" ? nil : hsp }
+            if let hsp = r.hotSparePool, hsp != "none", cfg.pool(named: hsp) == nil {
+                cfg.hotSparePools.append(HotSparePoolRecord(name: hsp))
+                result["note"] = "\(hsp): created (empty); add spares with `metactl hs add \(hsp) DEV`"
+            }
             if let rate = r.resyncRate { cfg.volumes[vi].resyncRate = rate }
         }
         if isServer { checkHotSpares(r.name) }
-        return [:]
+        return result
     }
 }
 

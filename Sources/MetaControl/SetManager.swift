@@ -276,8 +276,8 @@ public final class SetManager: @unchecked Sendable {
             do { cand = try ComponentCheck.check(path: p, force: r.force, knownMembers: [:]) } catch {
                 throw OperationError("\(p): \(error.reason)", code: error.code)
             }
-            let key = "\(cand.kind == .blockDevice ? "b" : "f"):\(cand.deviceNumber):\(cand.kind == .blockDevice ? 0 : cand.inode)"
-            if let other = seen[key] { throw OperationError("\(p): same device as \(other)", code: .invalidArgument) }
+            let key = cand.identity
+            if let other = seen[key] { throw OperationError(ComponentCandidate.duplicate(p, first: other), code: .invalidArgument) }
             seen[key] = p
             if r.type != .concat {
                 let il = r.interlaceBytes ?? (r.type == .raid5 ? VolumeRules.defaultRAID5Interlace : VolumeRules.defaultStripeInterlace)

@@ -30,6 +30,13 @@ public enum DatabaseError: Error, Sendable, CustomStringConvertible {
     case lockBusy(path: String, what: String, holder: Int32?, seconds: Double)
     /// A file or directory metactl needs cannot be opened or created for lack of permission.
     case permission(path: String, hint: String)
+    /// No device of the set could be opened because another process holds them (`path` is
+    /// one of them; `holder` its lock holder's PID when known): typically a `metactl serve`
+    /// started with another run directory than `runDir`.
+    case devicesHeld(set: String, path: String, holder: Int32?, runDir: String)
+    /// `import -s NAME`: no device carries a label of a set named NAME (`others`: the names
+    /// of the sets that were found).
+    case setNotFound(set: String, others: [String])
     /// Bad argument (replica count, set name, ...).
     case invalid(String)
     /// The database has been closed.
@@ -58,6 +65,10 @@ public enum DatabaseError: Error, Sendable, CustomStringConvertible {
         case .lockBusy(let p, let what, let holder, let seconds):
             "lock \(p): \(what) is busy: held by another process\(holder.map { " (PID \($0))" } ?? "") for more than \(Int(seconds)) s"
         case .permission(let p, let hint): "\(p): permission denied (\(hint))"
+        case .setNotFound(let s, let others):
+            "no device carries a label of set '\(s)'" + (others.isEmpty ? " (no metactl label found)" : " (sets found: \(others.joined(separator: ", ")))")
+        case .devicesHeld(let s, let p, let holder, let runDir):
+            "set '\(s)': its devices are held by another process (\(p)\(holder.map { " is locked by PID \($0)" } ?? " is open exclusively")); is a `metactl serve` of this set running with another run directory than \(runDir)?"
         case .invalid(let s): s
         case .closed(let s): "set '\(s)': state database is closed"
         case .conflictingConfigurations(let s, let d):
@@ -82,6 +93,8 @@ extension DatabaseError: CodedError {
         case .lock: .general
         case .lockBusy: .inUse
         case .permission: .permission
+        case .devicesHeld: .inUse
+        case .setNotFound: .notFound
         case .invalid: .invalidArgument
         case .closed: .internal
         }

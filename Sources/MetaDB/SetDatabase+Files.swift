@@ -30,14 +30,17 @@ extension SetDatabase {
             .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 
-    /// Throws unless `name` is a valid set name: up to 63 ASCII letters, digits, `_`, `.`, `-`,
-    /// starting with a letter or digit.
+    /// Throws unless `name` is a valid name for a new set: up to 63 lower-case ASCII letters,
+    /// digits, `_`, `.`, `-`, starting with a letter or digit. Lower case, as volume names
+    /// are, so that `local` and `LOCAL` cannot be two sets. (Sets created by older versions
+    /// with upper-case names still open; only new names are checked.)
     public static func validateSetName(_ name: String) throws {
+        func lowerOrDigit(_ c: Character) -> Bool { c.isASCII && (c.isLowercase || c.isNumber) }
         let ok = !name.isEmpty && name.utf8.count <= Label.maxSetNameBytes
-            && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "_.-".contains($0)) }
-            && name.first.map { $0.isLetter || $0.isNumber } == true
+            && name.allSatisfy { lowerOrDigit($0) || "_.-".contains($0) }
+            && name.first.map(lowerOrDigit) == true
         guard ok else {
-            throw DatabaseError.invalid("bad set name '\(name)': use up to 63 letters, digits, '_', '.', '-', starting with a letter or digit")
+            throw DatabaseError.invalid("bad set name '\(name)': use up to 63 lower-case letters, digits, '_', '.', '-', starting with a letter or digit")
         }
     }
 
@@ -63,13 +66,14 @@ extension SetDatabase {
             _ = e
             throw DatabaseError.setExists(setName)
         }
-        var seen = Set<String>()
+        var seen: [String: String] = [:]
         for d in replicaDevices {
             let real = realPath(d.path)
-            guard seen.insert(real).inserted else {
+            if let first = seen[real] {
                 lock.unlock()
-                throw DatabaseError.badCandidate(path: d.path, reason: "listed twice")
+                throw DatabaseError.invalid(ComponentCandidate.duplicate(d.path, first: first))
             }
+            seen[real] = d.path
         }
         var opened: [(device: any BlockDevice, copies: Int)] = []
         do {
@@ -289,9 +293,11 @@ final class DeviceFinder {
         if let f = openFailures.first(where: { $0.errno == EACCES || $0.errno == EPERM }) {
             return .permission(path: f.path, hint: "reading set '\(setName)' needs access to its devices: run as root")
         }
-        if let f = openFailures.first(where: { $0.errno == EBUSY }) {
-            return .device(DeviceError(path: f.path, operation: .open, errno: EBUSY,
-                                       detail: "set '\(setName)': its devices are held by another process (a `metactl serve` started with another --run-dir than \(runDir)?)"))
+        // EBUSY: a block device opened exclusively elsewhere; EWOULDBLOCK: an image file
+        // another process holds the lock of.
+        if let f = openFailures.first(where: { $0.errno == EBUSY || $0.errno == EWOULDBLOCK }) {
+            return .devicesHeld(set: setName, path: f.path,
+                                holder: f.errno == EWOULDBLOCK ? FileLockHolder.pid(of: f.path) : nil, runDir: runDir)
         }
         return nil
     }

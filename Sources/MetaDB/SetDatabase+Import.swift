@@ -26,30 +26,43 @@ public struct ImportResult: Codable, Sendable, Equatable {
 
 extension SetDatabase {
     /// Finds sets by their labels on the system's block devices (sysfs scan, unless
-    /// `scanSystem` is false), on `paths` (image files, or devices named explicitly) and on the
-    /// paths the registry already names, loads each set's configuration read-only, and
-    /// (re)writes its host registry entry with the paths where its devices are now. A set whose
-    /// name is taken on this host by a different set is reported, not recorded.
-    public static func importSets(paths: [String], configDir: String, scanSystem: Bool = true) throws -> [ImportResult] {
-        let registry = try HostRegistry.load(configDir: configDir)
+    /// `scanSystem` is false), on `paths` (image files, or devices named explicitly: each
+    /// must carry a label), on `more` (paths that may) and on the paths the registry already
+    /// names, loads each set's configuration read-only, and (re)writes its host registry
+    /// entry with the paths where its devices are now. With `setName`, only the set of that
+    /// name is recorded. A set whose name is taken on this host by a different set (already,
+    /// or by one found earlier in this import) is reported, not recorded.
+    public static func importSets(paths: [String], configDir: String, scanSystem: Bool = true,
+                                  only setName: String? = nil, alsoLookAt more: [String] = []) throws -> [ImportResult] {
+        var registry = try HostRegistry.load(configDir: configDir)
         var candidates: [String] = paths
-        if scanSystem {
-            for p in DeviceScan.candidatePaths(extra: registry.sets.flatMap { $0.devices.map(\.path) })
-            where !candidates.contains(p) { candidates.append(p) }
+        let known = more + registry.sets.flatMap { $0.devices.map(\.path) }
+        for p in scanSystem ? DeviceScan.candidatePaths(extra: known) : known where !candidates.contains(p) {
+            candidates.append(p)
         }
         // Group labelled devices by set; the first path found for a device wins.
         var bySet: [UUID: [UUID: String]] = [:]
         var order: [UUID] = []
         var seenReal = Set<String>()
+        var foundOther = Set<String>()
         for p in candidates {
             let real = realPath(p)
             guard !seenReal.contains(real), let l = readLabel(path: p) else { continue }
             seenReal.insert(real)
+            if let setName, l.setName != setName { foundOther.insert(l.setName); continue }
             if bySet[l.setUUID] == nil { order.append(l.setUUID); bySet[l.setUUID] = [:] }
             if bySet[l.setUUID]?[l.deviceUUID] == nil { bySet[l.setUUID]?[l.deviceUUID] = p }
         }
-        for p in paths where readLabel(path: p) == nil && !FileManager.default.fileExists(atPath: p) {
-            throw DatabaseError.badCandidate(path: p, reason: "does not exist")
+        // A path named explicitly must carry a label (before anything is recorded).
+        for p in paths where readLabel(path: p) == nil {
+            guard FileManager.default.fileExists(atPath: p) else { throw DatabaseError.badCandidate(path: p, reason: "does not exist") }
+            if access(p, R_OK) != 0 && (errno == EACCES || errno == EPERM) {
+                throw DatabaseError.permission(path: p, hint: "reading labels needs access to the device: run as root")
+            }
+            throw DatabaseError.badCandidate(path: p, reason: "no metactl label found")
+        }
+        if let setName, order.isEmpty {
+            throw DatabaseError.setNotFound(set: setName, others: foundOther.sorted())
         }
         var results: [ImportResult] = []
         for setUUID in order {
@@ -112,6 +125,10 @@ extension SetDatabase {
                     r.sets.removeAll { $0.uuid == setUUID || $0.name == entry.name }
                     r.sets.append(entry)
                 }
+                // A second set of the same name found later in this import is not recorded
+                // over this one (the paths given come first, then the scan).
+                registry.sets.removeAll { $0.uuid == setUUID || $0.name == entry.name }
+                registry.sets.append(entry)
                 recorded = true
             }
             results.append(ImportResult(set: cfg.setName, uuid: setUUID, generation: loaded.generation,

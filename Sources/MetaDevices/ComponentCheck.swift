@@ -20,6 +20,18 @@ public struct ComponentCandidate: Sendable, Equatable {
     public var inode: UInt64
     /// The signature that `--force` allowed to be overwritten, if any.
     public var overriddenSignature: ProbeResult?
+
+    /// What makes two candidates the same device: the device number of a block device, the
+    /// file system and inode of a file (so two paths of one device are caught).
+    public var identity: String {
+        kind == .blockDevice ? "b:\(deviceNumber)" : "f:\(deviceNumber):\(inode)"
+    }
+
+    /// The one wording for a device named twice in one command: `P: given twice` when the
+    /// same path was repeated, `P: same device as FIRST` when two paths name one device.
+    public static func duplicate(_ path: String, first: String) -> String {
+        path == first ? "\(path): given twice" : "\(path): same device as \(first)"
+    }
 }
 
 /// Why a path may not become a component. ``description`` is one line naming the path

@@ -59,12 +59,11 @@ import MetaModel
 }
 
 /// Names: the input as UTF-8 text, checked against the documented grammars, read byte by byte:
-/// volumes `[a-z][a-z0-9_.-]{0,62}`, pools `hsp[0-9]{3}`, sets `[A-Za-z0-9][A-Za-z0-9_.-]{0,62}`.
+/// volumes `[a-z][a-z0-9_.-]{0,62}`, pools `hsp[0-9]{3}`, sets `[a-z0-9][a-z0-9_.-]{0,62}`.
 @Sendable public func fuzzNames(_ data: Data) throws(FuzzFailure) {
     let text = String(decoding: data, as: UTF8.self)
     let b = Array(text.utf8)
     func lower(_ c: UInt8) -> Bool { c >= 0x61 && c <= 0x7a }
-    func upper(_ c: UInt8) -> Bool { c >= 0x41 && c <= 0x5a }
     func digit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
     func punct(_ c: UInt8) -> Bool { c == 0x5f || c == 0x2e || c == 0x2d }
 
@@ -74,8 +73,8 @@ import MetaModel
     let pool = b.count == 6 && b.starts(with: Array("hsp".utf8)) && b[3...].allSatisfy(digit)
     try check(VolumeRules.validPoolName(text) == pool, "validPoolName('\(text)') should be \(pool)")
 
-    let set = !b.isEmpty && b.count <= Label.maxSetNameBytes && (lower(b[0]) || upper(b[0]) || digit(b[0]))
-        && b.allSatisfy { lower($0) || upper($0) || digit($0) || punct($0) }
+    let set = !b.isEmpty && b.count <= Label.maxSetNameBytes && (lower(b[0]) || digit(b[0]))
+        && b.allSatisfy { lower($0) || digit($0) || punct($0) }
     let accepted = (try? SetDatabase.validateSetName(text)) != nil
     try check(accepted == set, "set name '\(text)' accepted: \(accepted), should be \(set)")
 }

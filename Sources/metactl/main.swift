@@ -34,6 +34,9 @@ do {
         var command = parsed
         try command.run()
     }
+} catch let code as ExitCode {
+    // A command that has printed its own report and only sets the status (import).
+    Foundation.exit(code.rawValue)
 } catch where String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
     if Metactl.exitCode(for: error) == .success { Metactl.exit(withError: error) }
     Metactl.fail(UserError(Metactl.usageMessage(for: error, arguments: arguments), code: .usage), arguments: arguments)

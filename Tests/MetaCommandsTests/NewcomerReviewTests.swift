@@ -332,6 +332,100 @@ struct NewcomerReviewTests {
         #expect(devices == [q[1], q[2]], "\(doc)")
     }
 
+    // MARK: findings 22 (devices held by a server of another run dir), 28 (clear -f with clients)
+
+    /// While `metactl serve` holds the set's devices, a command run with another run
+    /// directory said "no readable replica of the state database (no replica found on 0
+    /// device(s))": the database looked gone. Now it names the held device, the PID holding
+    /// it and the likely cause, exits 3 (in use) and changes nothing. Then `clear -f` of a
+    /// volume a client is connected to: the client is disconnected (it used to stay, every
+    /// request answered EIO with "Bad file descriptor" in the log).
+    @Test(.timeLimit(.minutes(3)))
+    func findings22And28HeldByAServerAndClearWithClients() throws {
+        let f = try ServeFixture()
+        defer { f.cleanup() }
+        try f.mustRun(["db", "create"] + f.images("r", count: 3, size: 8 << 20))
+        try f.create("d0", "concat", [try f.dir.image("v.img", size: 8 << 20)])
+        let free = try f.dir.image("free.img", size: 8 << 20)
+        let server = try f.startServer()
+        let before = try f.mustRun(["status", "-p"])
+
+        let other = f.dir.file("run2")
+        try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+        let env = f.environment.merging(["METACTL_RUN_DIR": other]) { $1 }
+        for args in [["create", "d1", "concat", free], ["hs", "create", "hsp001"], ["serve"]] {
+            let r = try runCommand([f.metactl] + args, environment: env)
+            #expect(r.status == 3, "\(args): exit \(r.status): \(r.stderr)")
+            #expect(r.stderr.hasPrefix("metactl: set 'local': its devices are held by another process ("), "\(args): \(r.stderr)")
+            #expect(r.stderr.contains(" is locked by PID \(server.pid)); is a `metactl serve` of this set running with another run directory than \(other)?\n"),
+                    "\(args): \(r.stderr)")
+            #expect(!r.stderr.contains("no readable replica"), "\(args): \(r.stderr)")
+        }
+        #expect(try f.mustRun(["status", "-p"]) == before)
+
+        let client = try RawNBDClient(socketPath: f.socketPath)
+        _ = try client.connect(export: "d0")
+        #expect(try client.read(offset: 0, length: 4096).error == 0)
+        #expect(try f.mustRun(["clear", "-f", "d0"]) == "d0: Concat/Stripe is cleared\n")
+        #expect(client.waitForClose(), "the client of the cleared volume is disconnected")
+        #expect(!server.log.contains("Bad file descriptor"), "\(server.log)")
+        #expect(server.stop() == 0, "log:\n\(server.log)")
+    }
+
+    // MARK: finding 27: import
+
+    /// After the registry is lost: `import ONE-IMAGE` finds every image file of the set at
+    /// its recorded path (they were reported missing), and `import -s gs` records only `gs`
+    /// (`-s` was ignored and every set found was recorded).
+    @Test func finding27ImportFindsImageFilesAndHonoursTheSet() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let cli = try CLI(dir)
+        let local = try Self.images(dir, ["a", "b", "c"])
+        try cli.must(["db", "create"] + local)
+        try cli.create(["d0", "stripe"] + (try Self.images(dir, ["s0", "s1", "s2", "s3"])))
+        let gs = try Self.images(dir, ["g0", "g1", "g2"])
+        try cli.must(["db", "create", "-s", "gs"] + gs)
+        try cli.create(["-s", "gs", "g1", "concat"] + (try Self.images(dir, ["h0", "h1"])))
+        let registry = "\(cli.configDir)/sets.json"
+        let statusLocal = try cli.must(["status", "-p"]), statusGS = try cli.must(["status", "-p", "-s", "gs"])
+        try FileManager.default.removeItem(atPath: registry)
+
+        // --no-scan: block devices of other tests running at the same time carry sets too.
+        let only = try cli.run(["import", "--no-scan", "-s", "gs", gs[0], local[0]])
+        #expect(only.ok, "\(only.stderr)")
+        #expect(only.stdout.hasPrefix("set 'gs' (") && only.stdout.contains(": 5 of 5 devices found, 3 of 3 replicas readable; recorded"),
+                "\(only.stdout)")
+        #expect(!only.stdout.contains("set 'local'"), "\(only.stdout)")
+        #expect(try cli.must(["status", "-p", "-s", "gs"]) == statusGS)
+        let notLocal = try cli.run(["status", "-c"])
+        #expect(notLocal.status == 2 && notLocal.stderr.contains("set 'local' is not known on this host"), "\(notLocal.stderr)")
+
+        let nope = try cli.run(["import", "--no-scan", "-s", "nope", local[0]])
+        #expect(nope.status == 2)
+        #expect(nope.stderr == "metactl: no device carries a label of set 'nope' (sets found: gs, local)\n", "\(nope.stderr)")
+
+        // One image of `local` named: its other six image files are found where the
+        // configuration last saw them.
+        // A second, different set also named `local` (made on another host's config dir) is
+        // named after it: the first is recorded, the second is not (they used to be both
+        // "recorded", each over the other).
+        let otherDir = try TempDir()
+        defer { otherDir.remove() }
+        let otherHost = try CLI(otherDir)
+        let other = try Self.images(otherDir, ["o0"])
+        try otherHost.must(["db", "create"] + other)
+        let all = try cli.run(["import", "--no-scan", local[0], other[0]])
+        #expect(all.status == 1, "\(all.stderr)\n\(all.stdout)")
+        let lines = Self.lines(all.stdout)
+        #expect(lines.first?.hasPrefix("set 'local' (") == true
+                && lines.first?.hasSuffix(": 7 of 7 devices found, 3 of 3 replicas readable; recorded in \(registry)") == true, "\(all.stdout)")
+        #expect(all.stdout.contains(": 1 of 1 devices found, 1 of 1 replicas readable; not recorded\n  a different set named 'local' ("),
+                "\(all.stdout)")
+        #expect(!all.stdout.contains("missing:"), "\(all.stdout)")
+        #expect(try cli.must(["status", "-p"]) == statusLocal)
+    }
+
     // MARK: findings 24, 25, 39: option parsing, sizes, JSON errors
 
     @Test func findings24And25And39ParsingAndJSONErrors() throws {
@@ -352,6 +446,17 @@ struct NewcomerReviewTests {
         let garbage = try cli.run(["create", "s", "stripe", "-i", "garbage"] + imgs)
         #expect(garbage.status == 65)
         #expect(garbage.stderr == "metactl: bad size 'garbage': not a size (a number with an optional unit k, m, g, t or b)\n")
+        // Negative numbers: the parser reads `-5` as an option; the line says what is wrong.
+        let negative = try cli.run(["create", "s", "stripe", "-i", "-5"] + imgs)
+        #expect(negative.status == 64)
+        #expect(negative.stderr == "metactl: -i -5: negative values are not accepted (see `metactl create --help`)\n")
+        let copies = try cli.run(["db", "add", "--copies", "-1", imgs[0]])
+        #expect(copies.stderr == "metactl: --copies -1: negative values are not accepted (see `metactl db add --help`)\n")
+        // `-i DEV` (the size forgotten) names the size, not "no devices given".
+        let forgot = try cli.run(["create", "s", "stripe", "-i", imgs[0]])
+        #expect(forgot.status == 65 && forgot.stderr.hasPrefix("metactl: bad size '\(imgs[0])'"), "\(forgot.stderr)")
+        let none = try cli.run(["create", "s", "stripe"])
+        #expect(none.status == 64 && none.stderr == "metactl: s: no devices given\n", "\(none.stderr)")
         // --json on an unknown set: a JSON error object with its code.
         let json = try cli.run(["status", "--json", "-s", "nope"])
         #expect(json.status == 2)
@@ -429,6 +534,33 @@ struct NewcomerReviewTests {
         #expect(r.status == 65)
         #expect(r.stderr == "metactl: d33: 33 columns; a RAID-5 volume has at most 32\n")
         #expect(!(try cli.must(["status", "-c"])).contains("d33"))
+        // 37: set names are lower case, as volume names are (`LOCAL` next to `local` was two sets).
+        let upper = try cli.run(["db", "create", "-s", "LOCAL"] + Self.images(dir, ["u0", "u1", "u2"]))
+        #expect(upper.status == 65, "\(upper.stderr)")
+        #expect(upper.stderr == "metactl: bad set name 'LOCAL': use up to 63 lower-case letters, digits, '_', '.', '-', starting with a letter or digit\n")
+        // 37: `set --hot-spare-pool` names a pool that does not exist: created empty, as
+        // `create --hot-spare-pool` does, with the same note; a bad pool name is refused.
+        let cols2 = try Self.images(dir, ["k0", "k1", "k2"], size: 16 << 20)
+        try cli.create(["d11", "raid5", "--no-init", "--hot-spare-pool", "hsp999"] + cols2)
+        let set = try cli.run(["set", "d11", "--hot-spare-pool", "hsp998"])
+        #expect(set.ok, "\(set.stderr)")
+        #expect(set.stderr == "metactl: hsp998: created (empty); add spares with `metactl hs add hsp998 DEV`\n")
+        let p = try cli.must(["status", "-p"])
+        #expect(p.contains("--hot-spare-pool hsp998") && p.contains("# metactl hs create hsp998\n"), "\(p)")
+        let bad = try cli.run(["set", "d11", "--hot-spare-pool", "spares"])
+        #expect(bad.status == 65 && bad.stderr == "metactl: bad hot spare pool name 'spares': use hsp000 … hsp999\n", "\(bad.stderr)")
+        // 36: one wording for a device named twice, in every command that takes devices.
+        let twice = try dir.image("twice.img", size: 16 << 20)
+        let link = dir.file("link.img")
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: twice)
+        let gen36 = try Self.generation(cli)
+        for args in [["create", "d36", "concat"], ["db", "add"], ["db", "create", "-s", "other"], ["hs", "add", "hsp001"], ["grow", "d11"]] {
+            let same = try cli.run(args + [twice, twice])
+            #expect(same.status == 65 && same.stderr == "metactl: \(twice): given twice\n", "\(args): \(same.stderr)")
+            let alias = try cli.run(args + [twice, link])
+            #expect(alias.status == 65 && alias.stderr == "metactl: \(link): same device as \(twice)\n", "\(args): \(alias.stderr)")
+        }
+        #expect(try Self.generation(cli) == gen36)
     }
 
     // MARK: finding 31: readiness for systemd

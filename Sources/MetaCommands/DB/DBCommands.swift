@@ -217,7 +217,8 @@ struct ImportCommand: ParsableCommand {
         explicitly) and the paths the host registry already names for metactl labels, loads each \
         set's configuration and records the set in <config-dir>/sets.json with the paths where \
         its devices are now. Devices are identified by the UUID in their label, so a set is \
-        found after its /dev names changed or its image files moved.
+        found after its /dev names changed or its image files moved. With -s NAME only the set \
+        named NAME is recorded; without it, every set found.
 
         --json prints {"sets": [{"set", "uuid", "generation", "devices": [{"uuid", "path", \
         "role", "found", "moved"}], "quorum": {"readable", "total", "writable"}, "recorded", \
@@ -238,20 +239,18 @@ struct ImportCommand: ParsableCommand {
     func run() throws {
         let results: [ImportResult]
         do {
-            var paths = devices.map(Paths.absolute)
+            let paths = devices.map(Paths.absolute)
+            var salvaged: [String] = []
             if let bad = try HostRegistry.setAsideMalformed(configDir: global.configDir) {
                 Output.warn("\(HostRegistry.path(configDir: global.configDir)) was malformed: moved to \(bad); rebuilding it")
                 // Its legible device paths are looked at too (image files are found no other way).
-                paths += HostRegistry.salvagePaths(fromMalformed: bad).filter {
+                salvaged = HostRegistry.salvagePaths(fromMalformed: bad).filter {
                     !paths.contains($0) && FileManager.default.fileExists(atPath: $0)
                 }
             }
             results = try SetDatabase.importSets(paths: paths, configDir: global.configDir,
-                                                 scanSystem: !noScan)
+                                                 scanSystem: !noScan, only: global.setOption, alsoLookAt: salvaged)
         } catch { throw userError(error) }
-        if results.isEmpty && !devices.isEmpty {
-            throw UserError("no metactl label found on \(devices.joined(separator: ", "))")
-        }
         if output.json { try Output.printJSON(ImportJSON(sets: results)) }
         else {
             if results.isEmpty { print("no metactl set found") }

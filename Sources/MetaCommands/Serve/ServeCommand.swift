@@ -151,12 +151,9 @@ struct ServeCommand: AsyncParsableCommand {
             db.close()
             throw UserError("\(error)", code: ErrorCode.of(error))
         }
-        try? "\(getpid())\n".write(toFile: pidPath, atomically: true, encoding: .utf8)
-        logger.info("serving set '\(set)' (\(manager.volumeNames.joined(separator: ", "))) on \(nbdConfig.unixSocketPath ?? "")\(tcp.map { " and \($0.0):\(server.tcpPort ?? $0.1)" } ?? ""); control \(ctlPath)")
-        // Type=notify units: the sockets listen now (clients ordered After= may start).
-        SystemdNotify.send("READY=1\nMAINPID=\(getpid())\nSTATUS=serving set '\(set)'")
-
-        // Wait for SIGTERM/SIGINT.
+        // SIGTERM/SIGINT are caught from here on, before the "serving" line and READY=1 tell
+        // anyone the server is up (a stop sent right after them used to kill it outright).
+        // The stream keeps a signal that comes before the wait below.
         let signals = AsyncStream<Int32> { cont in
             for s in [SIGTERM, SIGINT] {
                 signal(s, SIG_IGN)
@@ -166,6 +163,12 @@ struct ServeCommand: AsyncParsableCommand {
                 SignalSources.keep(src)
             }
         }
+        try? "\(getpid())\n".write(toFile: pidPath, atomically: true, encoding: .utf8)
+        logger.info("serving set '\(set)' (\(manager.volumeNames.joined(separator: ", "))) on \(nbdConfig.unixSocketPath ?? "")\(tcp.map { " and \($0.0):\(server.tcpPort ?? $0.1)" } ?? ""); control \(ctlPath)")
+        // Type=notify units: the sockets listen now (clients ordered After= may start).
+        SystemdNotify.send("READY=1\nMAINPID=\(getpid())\nSTATUS=serving set '\(set)'")
+
+        // Wait for SIGTERM/SIGINT.
         for await s in signals {
             logger.info("signal \(s): shutting down")
             SystemdNotify.send("STOPPING=1")

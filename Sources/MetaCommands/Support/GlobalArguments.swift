@@ -59,8 +59,25 @@ extension Metactl {
             command = sub
             path.append(a)
         }
-        let message = Metactl.message(for: error).split(separator: "\n").first.map(String.init) ?? "usage error"
+        var message = Metactl.message(for: error).split(separator: "\n").first.map(String.init) ?? "usage error"
+        if let negative = negativeValue(message: message, arguments: arguments) { message = negative }
         return "\(message) (see `\((["metactl"] + path + ["--help"]).joined(separator: " "))`)"
+    }
+
+    /// `-i -5` reaches the parser as an option `-i` without a value followed by an option
+    /// `-5` ("Missing value for '-i <size>'"). Says what is wrong instead: every numeric value
+    /// metactl takes is positive.
+    static func negativeValue(message: String, arguments: [String]) -> String? {
+        guard message.hasPrefix("Missing value for '") else { return nil }
+        let spec = message.dropFirst("Missing value for '".count).prefix { $0 != "'" }
+        let names = spec.split(separator: " ").first.map { $0.split(separator: ",").map(String.init) } ?? []
+        for (i, a) in arguments.enumerated().dropLast() where names.contains(a) {
+            let v = arguments[i + 1]
+            if v.count > 1, v.first == "-", v.dropFirst().first?.isNumber == true {
+                return "\(a) \(v): negative values are not accepted"
+            }
+        }
+        return nil
     }
 
     /// Reports `error` and exits: one line `metactl: MESSAGE` on stderr and, when `--json`

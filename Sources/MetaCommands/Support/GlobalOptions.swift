@@ -3,8 +3,11 @@ import Foundation
 
 /// Options every metactl command takes (SPEC: global options).
 public struct GlobalOptions: ParsableArguments, Sendable {
-    @Option(name: [.customShort("s"), .long], help: "The set to act on.")
-    public var set: String = "local"
+    @Option(name: [.customShort("s"), .customLong("set")], help: "The set to act on (default: local).")
+    public var setOption: String?
+
+    /// The set to act on: `-s`/`--set`, else `local`.
+    public var set: String { setOption ?? "local" }
 
     @Option(name: .customLong("config-dir"),
             help: ArgumentHelp("Where this host records the sets it knows (env METACTL_CONFIG_DIR).",

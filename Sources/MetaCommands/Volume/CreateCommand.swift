@@ -71,13 +71,14 @@ struct CreateCommand: ParsableCommand {
 
     func run() throws {
         guard let type = VolumeType(rawValue: layout) else {
-            throw UserError("unknown layout '\(layout)': use concat, stripe or raid5")
+            throw UserError("unknown layout '\(layout)': use concat, stripe or raid5", code: .invalidArgument)
         }
-        if devices.isEmpty { throw UserError("\(name): no devices given") }
-        if noInit && type != .raid5 { throw UserError("--no-init applies to raid5 volumes") }
-        if writeLog != nil && type != .raid5 { throw UserError("--write-log applies to raid5 volumes") }
-        let mode = try writeLog.map { try WriteLogArgument.parse($0) }
+        // The interlace first: `-i DEV` took a device as the size.
         let il = try interlace.map { try SizeParser.parse($0) }
+        if devices.isEmpty { throw UserError("\(name): no devices given", code: .usage) }
+        if noInit && type != .raid5 { throw UserError("--no-init applies to raid5 volumes", code: .invalidArgument) }
+        if writeLog != nil && type != .raid5 { throw UserError("--write-log applies to raid5 volumes", code: .invalidArgument) }
+        let mode = try writeLog.map { try WriteLogArgument.parse($0) }
         let req = CreateRequest(name: name, type: type, devices: devices.map(Paths.absolute), interlaceBytes: il,
                                 hotSparePool: hotSparePool, noInit: noInit, force: force, writeLog: mode)
         let res = try CommandContext.perform(.create(req), global, as: CreateResult.self)

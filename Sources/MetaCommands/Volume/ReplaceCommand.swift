@@ -141,7 +141,7 @@ struct SetCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The volume.", completion: .shellCommand(Completions.volumes)) var name: String
-    @Option(name: .customLong("hot-spare-pool"), help: ArgumentHelp("Pool to use, or none.", valueName: "hsp|none"),
+    @Option(name: .customLong("hot-spare-pool"), help: ArgumentHelp("Pool to use (created empty if it does not exist, as in create), or none.", valueName: "hsp|none"),
             completion: .shellCommand(Completions.pools + "; echo none"))
     var hotSparePool: String?
     @Option(name: .customLong("resync-rate"), help: ArgumentHelp("Resync rate limits per second.", valueName: "min:max"))
@@ -170,8 +170,9 @@ struct SetCommand: ParsableCommand {
             throw UserError("set \(name): nothing to change (use --hot-spare-pool, --resync-rate, --write-log or --log-device)")
         }
         let device = logDevice.map { $0 == "none" ? $0 : Paths.absolute($0) }
-        _ = try CommandContext.perform(.setParams(SetParamsRequest(name: name, hotSparePool: hotSparePool, resyncRate: rate, writeLog: mode,
-                                                                   logDevice: device, force: force)),
-                                       global, as: [String: String].self)
+        let result = try CommandContext.perform(.setParams(SetParamsRequest(name: name, hotSparePool: hotSparePool, resyncRate: rate, writeLog: mode,
+                                                                            logDevice: device, force: force)),
+                                                global, as: [String: String].self)
+        if let note = result["note"] { Output.warn(note) }
     }
 }
