@@ -372,6 +372,29 @@ struct NewcomerReviewTests {
         #expect(server.stop() == 0, "log:\n\(server.log)")
     }
 
+    // MARK: finding 34: output order through a pipe
+
+    /// `replace … --wait 2>&1 | cat`: the header on stdout came after every progress line on
+    /// stderr (stdout was not flushed before the progress started).
+    @Test(.timeLimit(.minutes(3)))
+    func finding34HeaderBeforeProgressThroughAPipe() throws {
+        let f = try ServeFixture()
+        defer { f.cleanup() }
+        try f.mustRun(["db", "create"] + f.images("r", count: 3, size: 8 << 20))
+        let cols = try f.images("c", count: 3, size: 32 << 20)
+        try f.create("d10", "raid5", cols, extra: ["--no-init"])
+        let target = try f.dir.image("new.img", size: 32 << 20)
+        let server = try f.startServer()
+        let r = try runCommand(["sh", "-c", "\"$0\" \"$@\" 2>&1 | cat", f.metactl, "replace", "d10", cols[0], target, "--wait"],
+                               environment: f.environment)
+        #expect(r.ok, "\(r.stdout)")
+        let lines = Self.lines(r.stdout)
+        #expect(lines.first == "d10: copying \(cols[0]) to \(target) (redundancy is kept throughout)", "\(r.stdout)")
+        #expect(lines.last == "d10: Okay", "\(r.stdout)")
+        #expect(lines.dropFirst().dropLast().allSatisfy { $0.hasPrefix("d10: copy ") && $0.contains("% done") }, "\(r.stdout)")
+        #expect(server.stop() == 0, "log:\n\(server.log)")
+    }
+
     // MARK: finding 27: import
 
     /// After the registry is lost: `import ONE-IMAGE` finds every image file of the set at
@@ -514,7 +537,8 @@ struct NewcomerReviewTests {
         #expect(cfg.stderr == "metactl: \(file): not a directory (the config directory, --config-dir or METACTL_CONFIG_DIR)\n")
         // 26: a spare too small for the columns of the volume using the pool is warned about.
         let cols = try Self.images(dir, ["c0", "c1", "c2"], size: 64 << 20)
-        try cli.must(["hs", "create", "hsp001"])
+        // 36: one wording (`Said`), "set up" for pools as for volumes.
+        #expect(try cli.must(["hs", "create", "hsp001"]) == "hsp001: Hotspare pool is set up\n")
         try cli.create(["d10", "raid5", "--no-init", "--hot-spare-pool", "hsp001"] + cols)
         let tiny = try dir.image("tiny.img", size: 16 << 20)
         let add = try cli.run(["hs", "add", "hsp001", tiny])

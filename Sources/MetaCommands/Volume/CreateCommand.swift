@@ -85,7 +85,7 @@ struct CreateCommand: ParsableCommand {
         if output.json { try Output.printJSON(res); return }
         for m in res.messages { Output.warn(m) }
         if !global.quiet {
-            print("\(res.name): \(type == .raid5 ? "RAID" : "Concat/Stripe") is set up (\(res.sizeBytes / 512) blocks, \(Output.humanSize(res.sizeBytes)))")
+            print(Said.volumeSetUp(res.name, type, blocks: res.sizeBytes / 512, size: Output.humanSize(res.sizeBytes)))
         }
     }
 }
@@ -119,7 +119,7 @@ struct ClearCommand: ParsableCommand {
         for n in names {
             let res = try CommandContext.perform(.clear(name: n, force: force), global, as: [String: String].self)
             // SVM's wording, for the type the volume had.
-            if !global.quiet { print("\(n): \(res["type"] == VolumeType.raid5.rawValue ? "RAID" : "Concat/Stripe") is cleared") }
+            if !global.quiet { print(Said.volumeCleared(n, typeRaw: res["type"])) }
         }
     }
 }

@@ -71,7 +71,7 @@ struct ReplaceCommand: ParsableCommand {
         fflush(nil)  // the header before the progress of --wait on stderr, also through a pipe
         if wait && SetAccess.serverRunning(set: global.set, runDir: global.runDir) {
             try ProgressDisplay.waitForVolume(name, global)
-            if !global.quiet { print("\(name): Okay") }
+            if !global.quiet { print(Said.volumeOkay(name)) }
         }
     }
 }
@@ -97,7 +97,7 @@ struct HotSpareCommand: ParsableCommand {
         @Flag(name: .shortAndLong, help: "Overwrite devices that carry a signature.") var force = false
         func run() throws {
             try HotSpareCommand.run(HotSpareRequest(action: .create, pool: pool, devices: devices, force: force), global)
-            if !global.quiet { print("\(pool): Hotspare pool is setup") }
+            if !global.quiet { print(Said.poolSetUp(pool)) }
         }
     }
     struct Add: ParsableCommand {
@@ -108,7 +108,7 @@ struct HotSpareCommand: ParsableCommand {
         @Flag(name: .shortAndLong, help: "Overwrite devices that carry a signature.") var force = false
         func run() throws {
             try HotSpareCommand.run(HotSpareRequest(action: .add, pool: pool, devices: devices, force: force), global)
-            if !global.quiet { print("\(pool): Hotspare is added") }
+            if !global.quiet { print(Said.spareAdded(pool)) }
         }
     }
     struct Delete: ParsableCommand {
@@ -118,7 +118,7 @@ struct HotSpareCommand: ParsableCommand {
         @Argument(help: "Spares to remove.", completion: .file()) var devices: [String] = []
         func run() throws {
             try HotSpareCommand.run(HotSpareRequest(action: .delete, pool: pool, devices: devices), global)
-            if !global.quiet { print("\(pool): \(devices.isEmpty ? "Hotspare pool is cleared" : "Hotspare is deleted")") }
+            if !global.quiet { print(devices.isEmpty ? Said.poolCleared(pool) : Said.spareDeleted(pool)) }
         }
     }
     struct Enable: ParsableCommand {
@@ -127,7 +127,7 @@ struct HotSpareCommand: ParsableCommand {
         @Argument(help: "Spare devices.", completion: .file()) var devices: [String]
         func run() throws {
             try HotSpareCommand.run(HotSpareRequest(action: .enable, pool: nil, devices: devices), global)
-            if !global.quiet { for d in devices { print("\(d): Hotspare is enabled") } }
+            if !global.quiet { for d in devices { print(Said.spareEnabled(d)) } }
         }
     }
 }
