@@ -61,13 +61,14 @@ _metactl() {
             'replace:Replace or re-enable a RAID-5 component (metareplace).'
             'hs:Manage hot spare pools (metainit hsp, metahs).'
             'set:Change volume parameters (metaparam).'
+            'check:Verify a RAID-5 volume'\''s parity against its data, line by line (scrub; md'\''s check/repair).'
             'help:Show subcommand help information.'
         )
         _describe -V subcommand subcommands && ret=0
         ;;
     arg)
         case "${words[1]}" in
-        devices|create|clear|grow|status|db|import|serve|replace|hs|set|help)
+        devices|create|clear|grow|status|db|import|serve|replace|hs|set|check|help)
             "_metactl_${words[1]}" && ret=0
             ;;
         esac
@@ -469,6 +470,27 @@ _metactl_set() {
         '--write-log[RAID-5\: log writes (auto) or not (none); switches online.]:auto|none:{__metactl_complete "${___write_log[@]}"}'
         '--log-device[RAID-5\: a device for the write log (a fast SSD), or none.]:dev|none:_files'
         '(--force -f)'{--force,-f}'[With --log-device\: overwrite a device that carries a signature.]'
+        '--version[Show the version.]'
+        '(-h --help)'{-h,--help}'[Show help information.]'
+    )
+    _arguments -w -s -S : "${arg_specs[@]}" && ret=0
+
+    return "${ret}"
+}
+
+_metactl_check() {
+    local -i ret=1
+    local -ar arg_specs=(
+        '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
+        '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
+        '--run-dir[Sockets, PID and lock files (env METACTL_RUN_DIR).]:dir:'
+        '(--quiet -q)'{--quiet,-q}'[Print less.]'
+        '(--verbose -v)'{--verbose,-v}'[Print more.]'
+        ':name:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\'')"});_describe -V "" list}'
+        '--repair[Rewrite the parity of the lines where it does not match the data.]'
+        '--stop[Stop the running check.]'
+        '--wait[Follow the check until it ends (progress on stderr).]'
+        '--json[Print one JSON document (its schema is in this command'\''s description; errors\: metactl(8)).]'
         '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'
     )

@@ -24,6 +24,7 @@ public struct Metactl: AsyncParsableCommand {
             ReplaceCommand.self,
             HotSpareCommand.self,
             SetCommand.self,
+            CheckCommand.self,
         ]
     )
     public init() {}

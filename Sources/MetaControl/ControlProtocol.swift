@@ -17,12 +17,13 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     case setParams(SetParamsRequest)
     case dbAdd(ReplicaRequest)
     case dbDelete(ReplicaRequest)
+    case check(CheckRequest)
 
     /// Whether the request changes the set (needs it open read-write).
     public var isMutating: Bool {
         switch self {
         case .ping, .status: return false
-        case .create, .clear, .grow, .replace, .hotSpare, .setParams, .dbAdd, .dbDelete: return true
+        case .create, .clear, .grow, .replace, .hotSpare, .setParams, .dbAdd, .dbDelete, .check: return true
         }
     }
 
@@ -104,6 +105,8 @@ extension SetManager {
                 return try .success(try dbAdd(r))
             case .dbDelete(let r):
                 return try .success(try dbDelete(r))
+            case .check(let r):
+                return try .success(try check(r))
             }
         } catch {
             return .failure(error)

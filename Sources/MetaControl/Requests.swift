@@ -80,3 +80,26 @@ public struct SetParamsRequest: Codable, Sendable, Equatable {
         self.logDevice = logDevice; self.force = force ? true : nil
     }
 }
+
+/// `metactl check NAME [--repair] [--stop]`.
+public struct CheckRequest: Codable, Sendable, Equatable {
+    public var name: String
+    /// Rewrite the parity of mismatching lines.
+    public var repair: Bool
+    /// Stop the running check instead of starting one.
+    public var stop: Bool
+    public init(name: String, repair: Bool = false, stop: Bool = false) {
+        self.name = name; self.repair = repair; self.stop = stop
+    }
+}
+
+/// What `check` did: the check's record as status shows it.
+public struct CheckReply: Codable, Sendable, Equatable {
+    public var name: String
+    /// `started`, `finished` (it ran here, without a server) or `stopped`.
+    public var action: String
+    public var check: StatusReport.CheckStatus?
+    public init(name: String, action: String, check: StatusReport.CheckStatus?) {
+        self.name = name; self.action = action; self.check = check
+    }
+}

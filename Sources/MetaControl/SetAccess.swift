@@ -15,7 +15,7 @@ public enum SetAccess {
     /// Runs `request` against set `set`.
     public static func perform(_ request: ControlRequest, set: String, configDir: String, runDir: String,
                                logger: Logger,
-                               progress: (@Sendable (String, ResyncKind, Double, Double) -> Void)? = nil) throws -> ControlResponse {
+                               progress: (@Sendable (String, String, Double, Double) -> Void)? = nil) throws -> ControlResponse {
         let sock = ControlClient.socketPath(runDir: runDir, set: set)
         if let r = try ControlClient.send(request, socketPath: sock) { return r }
         if case .create(let c) = request,

@@ -266,7 +266,7 @@ extension SetManager {
             let elapsed = Date().timeIntervalSince(began)
             let bps = elapsed > 0 ? Double(done - startDone) * 512 * Double(targets.count) / elapsed : 0
             r5?.progress.withLock { $0 = (.zeroing, done / lineBlocks, total / lineBlocks, bps) }
-            progressReporter?(name, .zeroing, total == 0 ? 100 : Double(done) / Double(total) * 100, bps)
+            progressReporter?(name, ResyncKind.zeroing.rawValue, total == 0 ? 100 : Double(done) / Double(total) * 100, bps)
         }
         report()
         while done < total {

@@ -210,7 +210,7 @@ extension SetManager {
         while engine.backgroundRunning {
             if Date().timeIntervalSince(last) >= 1, let p = engine.progress.withLock({ $0 }), p.total > 0 {
                 last = Date()
-                progressReporter?(name, p.kind, Double(p.done) / Double(p.total) * 100, p.bytesPerSecond)
+                progressReporter?(name, p.kind.rawValue, Double(p.done) / Double(p.total) * 100, p.bytesPerSecond)
             }
             usleep(100_000)
         }

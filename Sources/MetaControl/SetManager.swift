@@ -142,8 +142,9 @@ public final class SetManager: @unchecked Sendable {
     private let engines = Mutex<[String: Volume]>([:])
     /// Open NBD connections of a volume (set by the server).
     public nonisolated(unsafe) var openCountProvider: (@Sendable (String) -> Int)?
-    /// Progress of a foreground resync (no server): volume, kind, percent, bytes per second.
-    public nonisolated(unsafe) var progressReporter: (@Sendable (String, ResyncKind, Double, Double) -> Void)?
+    /// Progress of foreground work (no server): volume, kind (a ``ResyncKind`` raw value or
+    /// `check`), percent, bytes per second.
+    public nonisolated(unsafe) var progressReporter: (@Sendable (String, String, Double, Double) -> Void)?
     /// Called after volumes were created or cleared (the server updates its exports).
     public nonisolated(unsafe) var onVolumesChanged: (@Sendable () -> Void)?
     /// Serialises configuration-changing operations.
@@ -201,6 +202,9 @@ public final class SetManager: @unchecked Sendable {
             } else {
                 r5.startBackgroundWork()
             }
+            // A check the last run did not finish resumes from its checkpoint (after the
+            // background work just started, if any).
+            if rec.check?.running == true { r5.startCheck() }
         }
         return engine
     }
@@ -230,7 +234,8 @@ public final class SetManager: @unchecked Sendable {
             config: cfg, quorum: db.quorum, live: isServer,
             devicePaths: { [db] in db.device($0)?.path }, present: { [db] in db.device($0) != nil },
             progress: { [weak self] n in (self?.engine(n) as? RAID5Volume)?.progress.withLock { $0 } },
-            openCount: { n in counts?(n) }, names: names)
+            openCount: { n in counts?(n) }, names: names,
+            checkProgress: { [weak self] n in (self?.engine(n) as? RAID5Volume)?.checkProgress.withLock { $0 } })
     }
 
     // MARK: create

@@ -47,6 +47,33 @@ public struct StatusReport: Codable, Sendable, Equatable {
             self.source = source; self.target = target
         }
     }
+    /// The current or last `metactl check` of a RAID-5 volume.
+    public struct CheckStatus: Codable, Sendable, Equatable {
+        /// Whether the check runs now (or is interrupted and resumes when the set is served).
+        public var running: Bool
+        /// Whether mismatches are repaired (`check --repair`).
+        public var repair: Bool
+        public var percent: Double
+        /// While running in a server: bytes read per second from each column (the rate
+        /// `set --resync-rate` limits).
+        public var bytesPerSecond: Double?
+        public var secondsLeft: Double?
+        /// ISO 8601 times.
+        public var startedAt: String
+        public var endedAt: String?
+        /// `completed`, `stopped` or `abandoned` (null while running).
+        public var result: String?
+        /// Why an abandoned check could not go on.
+        public var failure: String?
+        /// Lines whose parity did not match their data, and the first of them (line numbers;
+        /// a line is one interlace of every column).
+        public var mismatches: UInt64
+        public var mismatchLines: [UInt64]
+        /// Mismatching lines whose parity was rewritten.
+        public var repaired: UInt64
+        /// Unreadable units rewritten from the other columns.
+        public var readErrorsRepaired: UInt64
+    }
     public struct Component: Codable, Sendable, Equatable {
         public var device: String
         public var uuid: String
@@ -99,6 +126,8 @@ public struct StatusReport: Codable, Sendable, Equatable {
         public var writeLog: WriteLogStatus? = nil
         /// RAID-5: where (empty when none).
         public var lost: [Extent] = []
+        /// RAID-5: the current or last check (null: never checked).
+        public var check: CheckStatus? = nil
         public init(name: String, type: String, state: String, sizeBytes: UInt64, interlaceBytes: UInt64? = nil, hotSparePool: String? = nil, resync: Resync? = nil, components: [Component], rows: [Row]? = nil, originalColumns: Int? = nil, invoke: String? = nil, openCount: Int? = nil) {
             self.name = name; self.type = type; self.state = state; self.sizeBytes = sizeBytes; self.interlaceBytes = interlaceBytes; self.hotSparePool = hotSparePool; self.resync = resync; self.components = components; self.rows = rows; self.originalColumns = originalColumns; self.invoke = invoke; self.openCount = openCount
         }
@@ -151,7 +180,8 @@ extension StatusReport {
     public static func make(config: SetConfig, quorum: Quorum, live: Bool,
                             devicePaths: (UUID) -> String?, present: (UUID) -> Bool,
                             progress: (String) -> (kind: ResyncKind, done: UInt64, total: UInt64, bytesPerSecond: Double)?,
-                            openCount: (String) -> Int?, names: [String] = []) -> StatusReport {
+                            openCount: (String) -> Int?, names: [String] = [],
+                            checkProgress: (String) -> (done: UInt64, total: UInt64, bytesPerSecond: Double)? = { _ in nil }) -> StatusReport {
         func path(_ u: UUID) -> String { devicePaths(u) ?? config.device(u)?.lastPath ?? u.uuidString }
         func comp(_ c: ComponentRecord) -> Component {
             let d = config.device(c.device)
@@ -246,6 +276,22 @@ extension StatusReport {
                                              device: v.writeLog?.device.map(path),
                                              deviceAreaBytes: v.writeLog?.deviceAreaBlocks.map { $0 * 512 },
                                              deviceFailed: v.writeLog?.deviceFailed == true)
+            }
+            if let c = v.check {
+                let live = c.running ? checkProgress(v.name) : nil
+                let done = live?.done ?? c.doneLines
+                let lineBytes = Double(v.interlaceBlocks * 512)  // per column, as the rate
+                let rate = live.map(\.bytesPerSecond)
+                let iso = ISO8601DateFormatter()
+                vs.check = CheckStatus(
+                    running: c.running, repair: c.repair,
+                    percent: c.totalLines > 0 ? (Double(done) / Double(c.totalLines) * 1000).rounded() / 10 : 100,
+                    bytesPerSecond: rate,
+                    secondsLeft: rate.flatMap { $0 > 0 ? Double(c.totalLines - min(done, c.totalLines)) * lineBytes / $0 : nil },
+                    startedAt: iso.string(from: c.startedAt), endedAt: c.endedAt.map { iso.string(from: $0) },
+                    result: c.result?.rawValue, failure: c.failure, mismatches: c.counts.mismatches,
+                    mismatchLines: c.counts.lines, repaired: c.counts.repaired,
+                    readErrorsRepaired: c.counts.readErrorsRepaired)
             }
             vols.append(vs)
         }

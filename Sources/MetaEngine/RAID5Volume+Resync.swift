@@ -91,9 +91,7 @@ extension RAID5Volume {
         var line = start
         var lastCheckpoint = Date()
         let began = Date()
-        var windowStart = Date()
-        var windowBytes: Double = 0
-        var lastFg = foregroundOps.load(ordering: .relaxed)
+        var pacer = ResyncPacer(foreground: foregroundOps.load(ordering: .relaxed))
         guard let record = volumeRecord()?.resync else { return .stopped }
         let kind = record.kind
         /// This resync's column and target: a checkpoint is only ever recorded for them (once a
@@ -153,18 +151,8 @@ extension RAID5Volume {
             let moved = Double(end - line) * unitBytes
             line = end
             // Rate: the maximum when idle, the minimum while foreground I/O is active.
-            windowBytes += moved
-            let fg = foregroundOps.load(ordering: .relaxed)
-            let busy = fg != lastFg
-            lastFg = fg
-            let limits = rateLimits
-            let target = Double(busy ? limits.minBytesPerSecond : limits.maxBytesPerSecond)
-            let elapsed = Date().timeIntervalSince(windowStart)
-            if context.scheduler == nil && target > 0 && target < Double(UInt64.max) / 2 {
-                let due = windowBytes / target
-                if due > elapsed { usleep(UInt32(min(1, due - elapsed) * 1_000_000)) }
-            }
-            if Date().timeIntervalSince(windowStart) > 1 { windowStart = Date(); windowBytes = 0 }
+            pacer.pace(moved, foreground: foregroundOps.load(ordering: .relaxed), limits: rateLimits,
+                       simulated: context.scheduler != nil)
             let secs = Date().timeIntervalSince(began)
             progress.withLock { [done] in $0 = (kind, done, total, secs > 0 ? Double(done - start) * unitBytes / secs : 0) }
             let due = context.scheduler.map { $0.shouldCheckpoint() }

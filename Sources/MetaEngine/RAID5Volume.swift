@@ -88,6 +88,10 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     private let stopFlag = Atomic<Bool>(false)
     /// Progress of background work: lines done, total lines, bytes per second.
     public let progress = Mutex<(kind: ResyncKind, done: UInt64, total: UInt64, bytesPerSecond: Double)?>(nil)
+    /// Progress of a running check: lines done, total lines, bytes per second per column.
+    public let checkProgress = Mutex<(done: UInt64, total: UInt64, bytesPerSecond: Double)?>(nil)
+    /// Set by ``stopCheck()``: the running check ends as `stopped` at its next step.
+    let checkStopFlag = Atomic<Bool>(false)
 
     init(record: VolumeRecord, context: VolumeContext) throws(VolumeIOError) {
         var rt = try Self.makeRuntime(record: record, context: context)
@@ -303,7 +307,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         if let e = errors.first { throw e }
     }
 
-    private func columnOffset(_ col: Column, line: UInt64, unitOffset: UInt64, layout: RAID5Layout) -> UInt64 {
+    func columnOffset(_ col: Column, line: UInt64, unitOffset: UInt64, layout: RAID5Layout) -> UInt64 {
         col.startByte + (line * layout.interlaceBlocks + unitOffset) * Volume.blockSize
     }
 

@@ -36,6 +36,13 @@ public enum SetEvent: Sendable, Equatable {
     /// Parity initialisation has reached `doneBlocks`; `finished` ends it (the initialising
     /// columns become `Okay`).
     case initializeCheckpoint(volume: String, doneBlocks: UInt64, finished: Bool)
+    /// A check has gone over every line below `doneLines` and found `counts` (in all, since
+    /// it began). Ignored unless a check is running.
+    case checkCheckpoint(volume: String, doneLines: UInt64, counts: CheckCounts)
+    /// A check ended: `result` and, for an abandoned one, why. Ignored unless a check is
+    /// running.
+    case checkEnded(volume: String, result: CheckResult, doneLines: UInt64, counts: CheckCounts,
+                    failure: String?, at: Date)
     /// A regeneration or copy completed: the column is `Okay` on its target. The end of a
     /// copy swaps the target in, returns a hot spare it copied back from to its pool, and
     /// retires the devices the column no longer uses.
@@ -51,6 +58,10 @@ public enum SetEvent: Sendable, Equatable {
     /// `set NAME --write-log MODE`: the volume's write log is now `log` (the command has
     /// checked that the columns have room for its area).
     case writeLogSet(volume: String, log: WriteLogConfig?)
+
+    /// `check NAME [--repair]`: a check of every line begins (the volume is RAID-5, every
+    /// column `Okay`, no resync, grow or other check running; otherwise refused).
+    case checkBegun(volume: String, repair: Bool, totalLines: UInt64, at: Date)
 
     /// `replace NAME --enable DEV` of a Last Erred column: its data is trusted again (`Okay`,
     /// no resync); a resync it stopped resumes from its checkpoint.

@@ -171,6 +171,39 @@ public enum SetModel {
             if cfg.volumes[vi].resync?.target == spare { cfg.volumes[vi].resync = nil }
             return []
 
+        case .checkBegun(let name, let repair, let total, let at):
+            guard let vi = cfg.volumeIndex(named: name) else { throw ModelError(.notFound, "\(name): no such volume") }
+            let v = cfg.volumes[vi]
+            guard v.type == .raid5 else {
+                throw ModelError(.invalidState, "\(name): check verifies redundancy; a \(v.type.rawValue) volume has none")
+            }
+            if v.check?.running == true { throw ModelError(.inUse, "\(name): a check is already running (stop it with `metactl check \(name) --stop`)") }
+            if let r = v.resync {
+                throw ModelError(.inUse, "\(name): a \(r.kind.rawValue) is in progress; check it once that has finished")
+            }
+            if v.pendingGrow != nil { throw ModelError(.inUse, "\(name): a grow is in progress; check it once that has finished") }
+            if let c = v.columns.firstIndex(where: { $0.state != .okay }) {
+                throw ModelError(.invalidState, "\(name): column \(c) is \(v.columns[c].state.rawValue); check needs every column Okay (replace or enable it first)")
+            }
+            cfg.volumes[vi].check = CheckRecord(repair: repair, totalLines: total, startedAt: at)
+            return []
+
+        case .checkCheckpoint(let name, let done, let counts):
+            guard let vi = cfg.volumeIndex(named: name), cfg.volumes[vi].check?.running == true else { return [] }
+            cfg.volumes[vi].check?.doneLines = done
+            cfg.volumes[vi].check?.counts = counts
+            return []
+
+        case .checkEnded(let name, let result, let done, let counts, let failure, let at):
+            guard let vi = cfg.volumeIndex(named: name), cfg.volumes[vi].check?.running == true else { return [] }
+            cfg.volumes[vi].check?.running = false
+            cfg.volumes[vi].check?.doneLines = done
+            cfg.volumes[vi].check?.counts = counts
+            cfg.volumes[vi].check?.result = result
+            cfg.volumes[vi].check?.failure = failure
+            cfg.volumes[vi].check?.endedAt = at
+            return []
+
         case .cleared(let name):
             guard let vol = cfg.volume(named: name) else { throw ModelError(.notFound, "\(name): no such volume") }
             for c in vol.allComponents { if let s = c.hotSpare { cfg.setSpareState(s, .available) } }
@@ -194,6 +227,9 @@ public enum SetModel {
             guard let vi = cfg.volumeIndex(named: name) else { throw ModelError(.notFound, "\(name): no such volume") }
             guard cfg.volumes[vi].type == .raid5, cfg.volumes[vi].pendingGrow == nil, !devices.isEmpty else {
                 throw ModelError(.inUse, "\(name): cannot begin a grow (not RAID-5, or one is pending)")
+            }
+            if cfg.volumes[vi].check?.running == true {
+                throw ModelError(.inUse, "\(name): a check is running; stop it with `metactl check \(name) --stop`, or grow once it has finished")
             }
             cfg.volumes[vi].pendingGrow = PendingGrow(devices: devices, totalBlocks: cfg.volumes[vi].columnBlocks)
             return []

@@ -132,6 +132,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         restart(after: .kill)
         runBackground(all: true)
         checkOkayReadsBack()
+        finalCheck()
         secondReadAll()
         if let f = failure { throw f }
     }
@@ -250,6 +251,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
             } else {
                 e.startBackgroundWork()
             }
+            if rec.check?.running == true { e.startCheck() }
         }
     }
 
@@ -282,7 +284,8 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         case 0..<27: clientWrite()
         case 27:
             if sector > 512 || record?.writeLog == nil { misalignedRequest() } else if rng.chance(0.5) { switchWriteLog() } else { switchLogDevice() }
-        case 28..<46: clientRead()
+        case 28..<45: clientRead()
+        case 45: checkOrStop()
         case 46..<53: clientFlush()
         case 53..<57: cleanRegions()
         case 57..<67: runBackground(all: rng.chance(0.5))

@@ -99,7 +99,9 @@ struct ColumnHealthTests {
                             .dirtyRegions(volume: "d10", regions: [1]),
                             .resyncFinished(volume: "d10", kind: .copy),
                             .initializeCheckpoint(volume: "d10", doneBlocks: 5, finished: true),
-                            .copyAbandoned(volume: "d10", target: u("n0"))] {
+                            .copyAbandoned(volume: "d10", target: u("n0")),
+                            .checkCheckpoint(volume: "d10", doneLines: 3, counts: CheckCounts()),
+                            .checkEnded(volume: "d10", result: .completed, doneLines: 3, counts: CheckCounts(), failure: nil, at: Date())] {
             #expect(try f.apply(e) == [])
         }
         #expect(f.config == before)
@@ -485,5 +487,59 @@ struct WriteLogModelTests {
         #expect(v.blocksNeeded(column: 3) == 1 << 20)
         #expect(WriteLogConfig.defaultAreaBlocks(columnDataBlocks: 1 << 30) == 16 * 2048)
         #expect(WriteLogConfig.defaultAreaBlocks(columnDataBlocks: 10_000) == 2048)
+    }
+}
+
+@Suite("check rules")
+struct CheckModelTests {
+    @Test func aCheckBeginsOnAHealthyRAID5AndRecordsItsProgressAndEnd() throws {
+        var f = Fixture()
+        let t0 = Date(timeIntervalSince1970: 1_000)
+        try f.apply(.checkBegun(volume: "d10", repair: true, totalLines: 8192, at: t0))
+        #expect(f.vol.check == CheckRecord(repair: true, totalLines: 8192, startedAt: t0))
+        var counts = CheckCounts()
+        counts.addMismatch(7, repaired: true)
+        try f.apply(.checkCheckpoint(volume: "d10", doneLines: 100, counts: counts))
+        #expect(f.vol.check?.doneLines == 100 && f.vol.check?.counts.lines == [7] && f.vol.check?.counts.repaired == 1)
+        // A second check is refused while one runs; so is a grow.
+        #expect(throws: ModelError.self) { try f.apply(.checkBegun(volume: "d10", repair: false, totalLines: 8192, at: t0)) }
+        f.addDevice("n0")
+        #expect(throws: ModelError.self) { try f.apply(.growBegun(volume: "d10", devices: [u("n0")])) }
+        let t1 = Date(timeIntervalSince1970: 2_000)
+        try f.apply(.checkEnded(volume: "d10", result: .completed, doneLines: 8192, counts: counts, failure: nil, at: t1))
+        #expect(f.vol.check?.running == false && f.vol.check?.result == .completed && f.vol.check?.endedAt == t1)
+        // Once ended, checkpoints and ends change nothing; a new check replaces the record.
+        let ended = f.config
+        try f.apply(.checkCheckpoint(volume: "d10", doneLines: 5, counts: CheckCounts()))
+        try f.apply(.checkEnded(volume: "d10", result: .stopped, doneLines: 5, counts: CheckCounts(), failure: nil, at: t0))
+        #expect(f.config == ended)
+        try f.apply(.checkBegun(volume: "d10", repair: false, totalLines: 8192, at: t1))
+        #expect(f.vol.check?.running == true && f.vol.check?.counts == CheckCounts())
+    }
+
+    @Test(arguments: [ComponentState.maintenance, .lastErred, .unavailable, .resyncing, .initializing])
+    func aCheckNeedsEveryColumnOkay(_ state: ComponentState) {
+        var f = Fixture(states: [.okay, state, .okay, .okay])
+        #expect(throws: ModelError.self) { try f.apply(.checkBegun(volume: "d10", repair: false, totalLines: 1, at: Date())) }
+        #expect(f.vol.check == nil)
+    }
+
+    @Test func aCheckWaitsForResyncAndGrowAndNeedsRedundancy() throws {
+        var f = Fixture()
+        f.config.volumes[0].resync = ResyncCheckpoint(kind: .initialize, totalBlocks: 10)
+        #expect(throws: ModelError.self) { try f.apply(.checkBegun(volume: "d10", repair: false, totalLines: 1, at: Date())) }
+        f.config.volumes[0].resync = nil
+        f.config.volumes[0].pendingGrow = PendingGrow(devices: [u("n0")], totalBlocks: 10)
+        #expect(throws: ModelError.self) { try f.apply(.checkBegun(volume: "d10", repair: false, totalLines: 1, at: Date())) }
+        f.config.volumes.append(VolumeRecord(name: "d0", type: .concat))
+        #expect(throws: ModelError.self) { try f.apply(.checkBegun(volume: "d0", repair: false, totalLines: 1, at: Date())) }
+        #expect(throws: ModelError.self) { try f.apply(.checkBegun(volume: "d99", repair: false, totalLines: 1, at: Date())) }
+    }
+
+    @Test func countsKeepTheFirstSixteenLines() {
+        var c = CheckCounts()
+        for l in 0..<20 { c.addMismatch(UInt64(l) * 3, repaired: l.isMultiple(of: 2)) }
+        #expect(c.mismatches == 20 && c.repaired == 10)
+        #expect(c.lines == (0..<16).map { UInt64($0) * 3 })
     }
 }

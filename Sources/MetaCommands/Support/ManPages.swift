@@ -92,6 +92,11 @@ public enum ManPages {
         "serve": [("Serve every volume of the set on its Unix socket:", "metactl serve"),
                   ("Also on TCP (no authentication: loopback only):", "metactl serve --listen 127.0.0.1:10809"),
                   ("Image files through the page cache:", "metactl serve --cache writeback")],
+        "check": [("Check a RAID-5 volume's parity and follow it; repair what does not match:",
+                   "metactl check d10 --wait\nmetactl check d10 --repair --wait"),
+                  ("Stop a running check; see the last check's result:", "metactl check d10 --stop\nmetactl status d10"),
+                  ("A monthly check of every RAID-5 volume of the set (contrib/metactl-check@.timer does this):",
+                   "for v in $(metactl status --json | jq -r '.volumes[] | select(.type==\"raid5\") | .name'); do metactl check \"$v\" --wait; done")],
         "import": [("Find a set after device names changed, or on a new host:", "metactl import"),
                    ("Image files are not scanned: name them:", "metactl import --no-scan a.img b.img c.img")],
     ]

@@ -16,7 +16,7 @@ enum CommandContext {
     /// Runs `request` on the set named by the global options (server or direct) and decodes
     /// the result; errors become one-line ``UserError``s.
     static func perform<T: Decodable>(_ request: ControlRequest, _ g: GlobalOptions, as type: T.Type,
-                                      progress: (@Sendable (String, ResyncKind, Double, Double) -> Void)? = nil) throws -> T {
+                                      progress: (@Sendable (String, String, Double, Double) -> Void)? = nil) throws -> T {
         let response: ControlResponse
         do {
             response = try SetAccess.perform(request, set: g.set, configDir: g.configDir, runDir: g.runDir,

@@ -129,7 +129,7 @@ struct GrowCommand: ParsableCommand {
             db.close()
         }
         m.progressReporter = { vol, kind, pct, bps in
-            if kind == .zeroing { printer.report(vol, percent: pct, bytesPerSecond: bps) }
+            if kind == ResyncKind.zeroing.rawValue { printer.report(vol, percent: pct, bytesPerSecond: bps) }
         }
         return m.handle(.grow(req))
     }

@@ -33,8 +33,8 @@ enum ProgressDisplay {
     }
 
     /// A reporter for work running in this process (no server).
-    static let reporter: @Sendable (String, ResyncKind, Double, Double) -> Void = { name, kind, pct, rate in
-        show(format(name, kind.rawValue, pct, rate, nil), percent: pct)
+    static let reporter: @Sendable (String, String, Double, Double) -> Void = { name, kind, pct, rate in
+        show(format(name, kind, pct, rate, nil), percent: pct)
     }
 
     /// Polls the server's status until the volume's background work ends; throws if the

@@ -75,7 +75,16 @@ struct StatusCommand: ParsableCommand {
         share of the volume); "components" (array of component).
 
         A volume also has "resyncRate": null (the defaults) or {"minBytesPerSecond" (int), \
-        "maxBytesPerSecond" (int, or null: unlimited)}, as set with `metactl set --resync-rate`.
+        "maxBytesPerSecond" (int, or null: unlimited)}, as set with `metactl set --resync-rate`; \
+        and "check": null (never checked; always null but for RAID-5) or the current or last \
+        `metactl check`: {"running" (bool: running, or interrupted and resumed when served), \
+        "repair" (bool), "percent" (number), "bytesPerSecond" and "secondsLeft" (numbers or \
+        null: live, per column), "startedAt" and "endedAt" (ISO 8601 strings; endedAt null \
+        while running), "result" ("completed", "stopped", "abandoned" or null while \
+        running), "failure" (string or null: why it was abandoned), "mismatches" (int: \
+        lines whose parity did not match their data), "mismatchLines" (array of int: the \
+        first 16 of them), "repaired" (int), "readErrorsRepaired" (int: unreadable units \
+        rewritten from the other columns)}.
 
         resync: "kind" ("initialize", "regenerate", "copy", "parity-repair" or "zeroing"); \
         "percent" (number: done, one decimal); "bytesPerSecond" (number: current rate, 0 \

@@ -71,6 +71,7 @@ public enum StatusFormatter {
         if let r = v.resyncRate {
             lines.append("    Resync rate: \(rate(Double(r.minBytesPerSecond))) to \(r.maxBytesPerSecond.map { rate(Double($0)) } ?? "unlimited")")
         }
+        if let c = v.check { lines.append("    \(checkLine(c, live: live))") }
         if let rs = v.resync {
             lines.append("    \(progressLine(rs, live: live))")
             if let t = rs.target {
@@ -79,6 +80,43 @@ public enum StatusFormatter {
             }
         }
         return lines
+    }
+
+    /// `Check in progress: 12.0% done (…)` while a check runs; else the last one:
+    /// `Last check: completed 2026-12-01 01:30 UTC: 0 mismatches`.
+    static func checkLine(_ c: StatusReport.CheckStatus, live: Bool) -> String {
+        if c.running {
+            let what = c.repair ? "Check and repair" : "Check"
+            let found = c.mismatches > 0 ? ", \(checkFindings(c))" : ""
+            guard live else {
+                return "\(what) in progress: \(String(format: "%.1f", c.percent))% done\(found) (not running: resumes while the set is served by metactl serve)"
+            }
+            return "\(what) in progress: \(String(format: "%.1f", c.percent))% done (\(rate(c.bytesPerSecond ?? 0)), \(duration(c.secondsLeft)) left)\(found)"
+        }
+        let when = c.endedAt.map { " " + humanTime($0) } ?? ""
+        let how = c.result == "completed" ? "completed" : "\(c.result ?? "ended") at \(String(format: "%.1f", c.percent))%"
+        return "Last check: \(how)\(when): \(checkFindings(c))\(c.failure.map { " (\($0))" } ?? "")"
+    }
+
+    /// `0 mismatches` / `3 mismatches (lines 12, 40, 41), 3 repaired` / `…, 1 read error rewritten`.
+    public static func checkFindings(_ c: StatusReport.CheckStatus) -> String {
+        var s = "\(c.mismatches) mismatch\(c.mismatches == 1 ? "" : "es")"
+        if !c.mismatchLines.isEmpty {
+            s += " (line\(c.mismatchLines.count == 1 ? "" : "s") \(c.mismatchLines.map(String.init).joined(separator: ", "))\(c.mismatches > UInt64(c.mismatchLines.count) ? ", …" : ""))"
+        }
+        if c.repair { s += ", \(c.repaired) repaired" }
+        if c.readErrorsRepaired > 0 { s += ", \(c.readErrorsRepaired) unreadable unit\(c.readErrorsRepaired == 1 ? "" : "s") rewritten" }
+        return s
+    }
+
+    /// `2026-12-01 01:30 UTC` from an ISO 8601 time.
+    static func humanTime(_ iso: String) -> String {
+        guard let d = ISO8601DateFormatter().date(from: iso) else { return iso }
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyy-MM-dd HH:mm 'UTC'"
+        return f.string(from: d)
     }
 
     /// `Resync in progress: 47.6% done (812 MiB/s, 00:00:12 left)` and its kin.
@@ -378,7 +416,7 @@ private struct VolumeJSON: Encodable {
     init(_ v: StatusReport.VolumeStatus) { self.v = v }
     enum K: String, CodingKey {
         case name, type, state, sizeBytes, interlaceBytes, hotSparePool, resync, components, rows,
-             originalColumns, invoke, openCount, lostBytes, lost, resyncRate, writeLog
+             originalColumns, invoke, openCount, lostBytes, lost, resyncRate, writeLog, check
     }
     enum RateK: String, CodingKey { case minBytesPerSecond, maxBytesPerSecond }
     func encode(to encoder: any Encoder) throws {
@@ -405,6 +443,33 @@ private struct VolumeJSON: Encodable {
             try c.encodeNil(forKey: .resyncRate)
         }
         try c.encode(v.writeLog, forKey: .writeLog)
+        try c.encode(v.check.map(CheckJSON.init), forKey: .check)
+    }
+}
+
+/// A check, with every key (null where absent).
+struct CheckJSON: Encodable {
+    var c: StatusReport.CheckStatus
+    init(_ c: StatusReport.CheckStatus) { self.c = c }
+    enum K: String, CodingKey {
+        case running, repair, percent, bytesPerSecond, secondsLeft, startedAt, endedAt, result, failure,
+             mismatches, mismatchLines, repaired, readErrorsRepaired
+    }
+    func encode(to encoder: any Encoder) throws {
+        var k = encoder.container(keyedBy: K.self)
+        try k.encode(c.running, forKey: .running)
+        try k.encode(c.repair, forKey: .repair)
+        try k.encode(c.percent, forKey: .percent)
+        try k.encode(c.bytesPerSecond, forKey: .bytesPerSecond)
+        try k.encode(c.secondsLeft, forKey: .secondsLeft)
+        try k.encode(c.startedAt, forKey: .startedAt)
+        try k.encode(c.endedAt, forKey: .endedAt)
+        try k.encode(c.result, forKey: .result)
+        try k.encode(c.failure, forKey: .failure)
+        try k.encode(c.mismatches, forKey: .mismatches)
+        try k.encode(c.mismatchLines, forKey: .mismatchLines)
+        try k.encode(c.repaired, forKey: .repaired)
+        try k.encode(c.readErrorsRepaired, forKey: .readErrorsRepaired)
     }
 }
 

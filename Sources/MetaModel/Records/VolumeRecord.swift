@@ -104,6 +104,9 @@ public struct VolumeRecord: Codable, Sendable, Equatable {
     /// RAID-5: the write log (nil: the volume has none; created before it existed, or with
     /// `--write-log none` on columns without room). Absent in older encodings.
     public var writeLog: WriteLogConfig? = nil
+    /// RAID-5: the current or last `metactl check` (nil: never checked). Absent in older
+    /// encodings.
+    public var check: CheckRecord? = nil
 
     public init(name: String, type: VolumeType, rows: [RowRecord] = [], columns: [ComponentRecord] = [],
                 originalColumnCount: Int = 0, interlaceBlocks: UInt64 = 0, columnBlocks: UInt64 = 0,

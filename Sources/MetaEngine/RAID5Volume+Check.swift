@@ -1,0 +1,218 @@
+import Foundation
+import MetaDevices
+import MetaLayout
+import MetaModel
+
+/// `metactl check`: read every line of a healthy RAID-5 volume, verify that its parity is the
+/// XOR of its data, count (and with `repair`, rewrite) the parity of the lines where it is
+/// not, and rewrite from the other columns the units a column could not read, as md's
+/// `check`/`repair` do. The volume stays in use; each step holds its lines' locks.
+extension RAID5Volume {
+    /// Bytes per column one check step reads (lines are batched up to this; at least one).
+    static let checkStepBytes = 1 << 20
+
+    /// Starts the check the volume record describes (``CheckRecord/running``), from its
+    /// checkpoint, in the background. Its end is committed (`checkEnded`); a shutdown leaves it
+    /// running in the record, so that the next start resumes it.
+    public func startCheck() {
+        if backgroundRunning {
+            if let scheduler = context.scheduler {
+                scheduler.startBackground("check \(name) (after the current work)") {
+                    if !self.stopping { self.startCheck() }
+                }
+                return
+            }
+            DispatchQueue.global().async {
+                self.waitForBackgroundWork()
+                if !self.stopping { self.startCheck() }
+            }
+            return
+        }
+        guard let c = volumeRecord()?.check, c.running else { return }
+        checkStopFlag.store(false, ordering: .relaxed)
+        startThread("check \(name)") {
+            self.repairDirtyRegions()
+            self.runCheck(c)
+        }
+    }
+
+    /// Asks the running check to end (`stopped`) at its next step.
+    public func stopCheck() { checkStopFlag.store(true, ordering: .relaxed) }
+
+    /// Whether a check runs now.
+    public var checkRunning: Bool { checkProgress.withLock { $0 != nil } }
+
+    func runCheck(_ record: CheckRecord) {
+        let layout = runtime.read { $0.layout }
+        let total = layout.lineCount
+        let unitBytes = Int(layout.interlaceBlocks * Volume.blockSize)
+        let columns = layout.columnCount
+        let stepLines = UInt64(max(1, Self.checkStepBytes / unitBytes))
+        var counts = record.counts
+        var line = min(record.doneLines, total)
+        let start = line
+        let began = Date()
+        var lastCheckpoint = Date()
+        var repairedSinceFlush = false
+        var pacer = ResyncPacer(foreground: foregroundOps.load(ordering: .relaxed))
+        checkProgress.withLock { $0 = (line, total, 0) }
+        context.logger.info("\(name): check\(record.repair ? " and repair" : "") from line \(line) of \(total)")
+        var result: CheckResult? = .completed
+        var failure: String?
+        while line < total {
+            if stopping { result = nil; break }  // shutdown: resumed at the next start
+            if checkStopFlag.load(ordering: .relaxed) { result = .stopped; break }
+            let end = min(total, line + stepLines)
+            for l in line..<end { locks.lock(l) }
+            let outcome = checkLines(line, end, layout: layout, repair: record.repair, counts: &counts)
+            for l in (line..<end).reversed() { locks.unlock(l) }
+            if let why = outcome.failure { result = .abandoned; failure = why; break }
+            if outcome.wrote { repairedSinceFlush = true }
+            // Paced and reported per column, as a resync is: each column reads this much.
+            let moved = Double(end - line) * Double(unitBytes)
+            line = end
+            if let scheduler = context.scheduler { scheduler.yield("check") }
+            pacer.pace(moved, foreground: foregroundOps.load(ordering: .relaxed), limits: rateLimits,
+                       simulated: context.scheduler != nil)
+            let secs = Date().timeIntervalSince(began)
+            checkProgress.withLock {
+                $0 = (line, total, secs > 0 ? Double(line - start) * Double(unitBytes) / secs : 0)
+            }
+            let due = context.scheduler.map { $0.shouldCheckpoint() }
+                ?? (Date().timeIntervalSince(lastCheckpoint) > Self.checkpointInterval)
+            if due && line < total {
+                lastCheckpoint = Date()
+                if checkCheckpoint(line, counts, flush: repairedSinceFlush) { repairedSinceFlush = false }
+            }
+        }
+        let secs = Date().timeIntervalSince(began)
+        let mib = Double(line - start) * Double(unitBytes * columns) / 1_048_576  // read in all
+        let rate = String(format: "%.1f MiB in %.2f s, %.1f MiB/s", mib, secs, secs > 0 ? mib / secs : 0)
+        if let result {
+            // Rewritten parity is made durable before the record says the check is done.
+            if repairedSinceFlush, (try? flush()) == nil {
+                context.logger.error("\(name): could not flush the check's repairs")
+            }
+            do {
+                try context.store.apply(.checkEnded(volume: name, result: result, doneLines: line, counts: counts,
+                                                    failure: failure, at: Date()))
+            } catch {
+                context.logger.error("\(name): could not record the end of the check: \(error)")
+            }
+            let found = "\(counts.mismatches) mismatch\(counts.mismatches == 1 ? "" : "es")"
+                + (record.repair ? ", \(counts.repaired) repaired" : "")
+                + (counts.readErrorsRepaired > 0 ? ", \(counts.readErrorsRepaired) read error(s) rewritten" : "")
+            context.logger.info("\(name): check \(result.rawValue)\(failure.map { " (\($0))" } ?? ""): \(found); \(rate)")
+        } else {
+            _ = checkCheckpoint(line, counts, flush: repairedSinceFlush)
+            context.logger.info("\(name): check interrupted at line \(line) of \(total) (resumes at the next start); \(rate)")
+        }
+        checkProgress.withLock { $0 = nil }
+    }
+
+    /// Records the check's progress; with `flush`, makes its repairs durable first (the
+    /// checkpoint vouches for them). Returns whether it was recorded.
+    private func checkCheckpoint(_ line: UInt64, _ counts: CheckCounts, flush needed: Bool) -> Bool {
+        if needed, (try? flush()) == nil {
+            context.logger.error("\(name): could not flush the check's repairs; no checkpoint at line \(line)")
+            return false
+        }
+        do {
+            try context.store.apply(.checkCheckpoint(volume: name, doneLines: line, counts: counts))
+            return true
+        } catch {
+            context.logger.error("\(name): could not checkpoint the check: \(error)")
+            return false
+        }
+    }
+
+    /// What checking a batch of lines did: `failure` ends the check; `wrote` says that
+    /// something was rewritten (a flush is due before the next checkpoint).
+    struct CheckStep { var failure: String?; var wrote = false }
+
+    /// Checks lines `from..<to` (the caller holds their locks): one read per column, then per
+    /// line the XOR of every column (data and parity), which is zero where parity is right.
+    func checkLines(_ from: UInt64, _ to: UInt64, layout: RAID5Layout, repair: Bool,
+                    counts: inout CheckCounts) -> CheckStep {
+        let rt = runtime.read { $0 }
+        guard rt.layout == layout else { return CheckStep(failure: "the volume's layout changed (grow)") }
+        if rt.copy != nil || rt.resyncColumn != nil { return CheckStep(failure: "a resync began") }
+        if let c = rt.columns.indices.first(where: { rt.columns[$0].device == nil || rt.columns[$0].state != .okay }) {
+            return CheckStep(failure: "column \(c) is \(rt.columns[c].device == nil ? "missing" : rt.columns[c].state.rawValue)")
+        }
+        let unit = Int(layout.interlaceBlocks * Volume.blockSize)
+        let lines = Int(to - from)
+        let n = lines * unit
+        let cols = rt.columns.count
+        let bufs = (0..<cols).map { _ in AlignedBuffer(count: n) }
+        let sum = AlignedBuffer(count: unit)
+        defer { withExtendedLifetime((bufs, sum)) {} }  // pointers into them outlive their last use
+        let failed = ErrorBox<DeviceError>()
+        parallel(cols, bytes: n * cols) { c in
+            do throws(DeviceError) {
+                try rt.columns[c].device!.read(into: bufs[c].mutableBytes, at: self.columnOffset(rt.columns[c], line: from, unitOffset: 0, layout: layout))
+            } catch { failed.add(c, error) }
+        }
+        var step = CheckStep()
+        // A column that could not read the batch: find its unreadable units one by one.
+        var unreadable: [Int: [(column: Int, error: DeviceError)]] = [:]
+        for (c, _) in failed.all {
+            for i in 0..<lines {
+                let at = columnOffset(rt.columns[c], line: from + UInt64(i), unitOffset: 0, layout: layout)
+                do throws(DeviceError) { try rt.columns[c].device!.read(into: bufs[c].mutableBytes(offset: i * unit, count: unit), at: at) } catch {
+                    unreadable[i, default: []].append((c, error))
+                }
+            }
+        }
+        // Rewrite each from the other columns (the column stays in service unless that
+        // fails); two unreadable units in one line have no redundancy left to come from.
+        for i in unreadable.keys.sorted() {
+            let line = from + UInt64(i)
+            let bad = unreadable[i]!
+            guard bad.count == 1, let (c, error) = bad.first else {
+                for (c, e) in bad { _ = try? markFailed(c, e) }
+                return CheckStep(failure: "columns \(bad.map { String($0.column) }.joined(separator: " and ")) could not read line \(line)")
+            }
+            let dest = bufs[c].mutableBytes(offset: i * unit, count: unit)
+            let others = (0..<cols).filter { $0 != c }.map { UnsafeRawPointer(bufs[$0].base + i * unit) }
+            Parity.xor(sources: others, into: dest.baseAddress!, count: unit)
+            do throws(DeviceError) {
+                try rt.columns[c].device!.write(UnsafeRawBufferPointer(dest), at: columnOffset(rt.columns[c], line: line, unitOffset: 0, layout: layout))
+            } catch {
+                _ = try? markFailed(c, error)
+                return CheckStep(failure: "column \(c) could not read line \(line) nor take it rewritten: \(error)")
+            }
+            counts.readErrorsRepaired += 1
+            step.wrote = true
+            context.logger.warning("\(name): column \(c) (\(rt.columns[c].path)): unreadable unit of line \(line) rewritten from the other columns (\(error))")
+        }
+        for i in 0..<lines {
+            let line = from + UInt64(i)
+            Parity.xor(sources: (0..<cols).map { UnsafeRawPointer(bufs[$0].base + i * unit) }, into: sum.base, count: unit)
+            if Self.isZero(sum.base, count: unit) { continue }
+            counts.addMismatch(line, repaired: repair)
+            guard repair else { continue }
+            // RAID-5 cannot tell which unit is wrong: the parity is made to match the data.
+            let p = layout.parityColumn(line: line)
+            let parity = bufs[p].base + i * unit
+            Parity.xorInPlace(parity, UnsafeRawPointer(sum.base), count: unit)
+            do throws(DeviceError) {
+                try rt.columns[p].device!.write(UnsafeRawBufferPointer(start: parity, count: unit),
+                                                at: columnOffset(rt.columns[p], line: line, unitOffset: 0, layout: layout))
+            } catch {
+                _ = try? markFailed(p, error)
+                return CheckStep(failure: "column \(p) could not take the repaired parity of line \(line): \(error)")
+            }
+            step.wrote = true
+        }
+        return step
+    }
+
+    /// Whether `count` bytes at `p` (8-byte aligned, a multiple of 8) are all zero.
+    static func isZero(_ p: UnsafeMutableRawPointer, count: Int) -> Bool {
+        let words = UnsafeRawPointer(p).assumingMemoryBound(to: UInt64.self)
+        var acc: UInt64 = 0
+        for i in 0..<(count / 8) { acc |= words[i] }
+        return acc == 0
+    }
+}

@@ -1,0 +1,58 @@
+import Foundation
+import MetaDB
+import MetaEngine
+import MetaModel
+
+/// `metactl check` in the simulation: checks (and repairs) begun while the volume is
+/// written, stopped, cut off by crashes and resumed; and at the end of a schedule, a check
+/// of a volume that says it is `Okay` must find every line's parity right.
+extension Simulation {
+    /// Begins a check (with or without repair) of a healthy RAID-5 volume, or stops the
+    /// running one, as `metactl check NAME [--repair|--stop]` through the server does.
+    func checkOrStop() {
+        guard let db, let rec = record, rec.type == .raid5, let e = engine, !fate.dead else { return }
+        if rec.check?.running == true {
+            guard rng.chance(0.3) else { return }
+            count("check-stop")
+            note("check --stop")
+            e.stopCheck()
+            return
+        }
+        let repair = rng.chance(0.5)
+        do {
+            try db.apply(.checkBegun(volume: name, repair: repair, totalLines: e.layout.lineCount, at: Date()))
+        } catch {
+            note("check\(repair ? " --repair" : ""): refused: \(error)")
+            return
+        }
+        count(repair ? "check-repair" : "check")
+        note("check\(repair ? " --repair" : ""): begun")
+        e.startCheck()
+    }
+
+    /// At the end (every device healed, background work done): a volume whose state is
+    /// `Okay` has no line whose parity disagrees with its data, and a check leaves the data
+    /// as it was (the reads that follow compare it with the model).
+    func finalCheck() {
+        guard let db, let rec = record, rec.type == .raid5, let e = engine, !fate.dead, volumeEngine != nil else { return }
+        guard rec.derivedState == .okay, rec.columns.allSatisfy({ $0.state == .okay }), rec.resync == nil,
+              rec.pendingGrow == nil, rec.check?.running != true, (rec.lostBlocks ?? []).isEmpty else { return }
+        do {
+            try db.apply(.checkBegun(volume: name, repair: false, totalLines: e.layout.lineCount, at: Date()))
+        } catch {
+            violation("final check refused on an Okay volume: \(error)")
+            return
+        }
+        e.startCheck()
+        runBackground(all: true)
+        guard let c = record?.check else { violation("final check: no record"); return }
+        count("final-check")
+        note("final check: \(c.result?.rawValue ?? "running") \(c.counts.mismatches) mismatch(es) at \(c.counts.lines)")
+        if c.running || c.result != .completed {
+            violation("final check of an Okay volume did not complete: \(c.result?.rawValue ?? "running") \(c.failure ?? "")")
+        } else if c.counts.mismatches > 0 {
+            violation("the volume is Okay but the parity of \(c.counts.mismatches) line(s) does not match their data: lines \(c.counts.lines)")
+        }
+        checkOkayReadsBack()
+    }
+}
