@@ -525,8 +525,9 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
             devices[label.deviceUUID] = dev
             labels[label.deviceUUID] = label
             pendingAdds.append(label.deviceUUID)
-            let rec = DeviceRecord(uuid: label.deviceUUID, lastPath: dev.path, sizeBytes: dev.sizeBytes,
+            var rec = DeviceRecord(uuid: label.deviceUUID, lastPath: dev.path, sizeBytes: dev.sizeBytes,
                                    dataStartBlock: label.dataStartBlock, replicaCount: replicaCopies, role: role)
+            rec.logicalSectorSize = dev.logicalSectorSize
             config.devices.append(rec)
             for i in 0..<replicaCopies {
                 config.replicas.append(ReplicaLocation(device: label.deviceUUID, index: i,

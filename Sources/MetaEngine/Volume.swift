@@ -101,8 +101,11 @@ public class Volume: @unchecked Sendable {
             if let s = r.source { uuids.append(s) }
         }
         var size = Int(Self.blockSize)
+        let config = context.store.config
         for u in uuids {
             if let d = context.devices(u) { size = max(size, d.logicalSectorSize) }
+            // An absent device keeps its sector (recorded when it was labelled).
+            if let recorded = config.device(u)?.logicalSectorSize { size = max(size, recorded) }
         }
         sectorBytes.value.store(size, ordering: .relaxed)
     }

@@ -642,6 +642,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         defer { buf.deallocate() }
         buf.initializeMemory(as: UInt8.self, repeating: 0x5a)
         let aligned = at % UInt64(sector) == 0 && len % sector == 0
+        note("misaligned request \(len)@\(at) (the volume's sector: \(e.sectorSize))")
         do {
             if rng.chance(0.5) { try ioRead(e, offset: at, into: buf) } else { try ioWrite(e, offset: at, from: UnsafeRawBufferPointer(buf), fua: false) }
             if !aligned { violation("a \(len)-byte request at \(at) on a \(sector)-byte-sector volume was not refused") }

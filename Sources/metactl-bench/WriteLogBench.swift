@@ -11,6 +11,11 @@ extension EngineBench {
     /// Opens the bench volume with the write log on or off. Both have the same geometry (the
     /// area is reserved after the columns either way), so that only the logging differs.
     func openVolume(writeLog: Bool, logDevice: (any BlockDevice)? = nil) throws -> RAID5Volume {
+        try openVolumeAndStore(writeLog: writeLog, logDevice: logDevice).volume
+    }
+
+    /// ``openVolume(writeLog:logDevice:)`` with the configuration store the volume commits to.
+    func openVolumeAndStore(writeLog: Bool, logDevice: (any BlockDevice)? = nil) throws -> (volume: RAID5Volume, store: InMemoryConfigStore) {
         var records: [DeviceRecord] = []
         var byUUID: [UUID: any BlockDevice] = [:]
         var logRecord: DeviceRecord?
@@ -39,7 +44,7 @@ extension EngineBench {
         guard let v = try VolumeFactory.open(vol, context: VolumeContext(store: store, devices: { map[$0] })) as? RAID5Volume else {
             throw BenchError("not a RAID-5 engine")
         }
-        return v
+        return (v, store)
     }
 
     /// 4 KiB random writes at queue depth 32 (and 1) and 1 MiB sequential writes, with the

@@ -1,6 +1,6 @@
 // metactl-bench: parity and RAID-5 engine throughput (issue 4's measurements).
 //
-// Usage: metactl-bench [--dir DIR] [--log-dir DIR] [--image-mib N] [--seconds S] [--threads N] [--only parity|engine|engine-write|writelog]
+// Usage: metactl-bench [--dir DIR] [--log-dir DIR] [--image-mib N] [--seconds S] [--threads N] [--only parity|engine|engine-write|writelog|check]
 //   --dir        where the image files go (default: $TMPDIR or /tmp); use a real disk file
 //                system, not tmpfs (O_DIRECT is refused there and the numbers are page cache)
 //   --log-dir    where the write-log bench's dedicated log device goes (default: --dir); another
@@ -50,7 +50,7 @@ while !args.isEmpty {
     case "--threads": guard let v = Int(value()), v >= 2 else { usage("--threads must be a number ≥ 2") }; manyThreads = v
     case "--only":
         let v = value()
-        guard ["parity", "engine", "engine-write", "writelog"].contains(v) else { usage("--only takes parity, engine, engine-write or writelog, not \(v)") }
+        guard ["parity", "engine", "engine-write", "writelog", "check"].contains(v) else { usage("--only takes parity, engine, engine-write, writelog or check, not \(v)") }
         only = v
     case "-h", "--help":
         print("usage: metactl-bench [--dir DIR] [--log-dir DIR] [--image-mib N] [--seconds S] [--threads N] [--only parity|engine|engine-write|writelog]")
@@ -123,6 +123,11 @@ if only != "parity" {
         let pre = bench.prefill()
         if let e = pre.error { throw BenchError("prefill: \(e)") }
         print("Prefill (4 files written once, 1 MiB requests, 1 thread each): \(fmt(pre.mbps)) MB/s\n")
+        if only == "check" {
+            note("check …")
+            print(try bench.checkTable().render())
+            throw Done()
+        }
         if only == "writelog" {
             note("write log …")
             print(try bench.writeLogTable().render())

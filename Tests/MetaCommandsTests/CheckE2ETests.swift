@@ -80,6 +80,17 @@ struct CheckE2ETests {
         #expect((try Self.check(f))["percent"] as? Double == 100)
         let none = try f.run(["check", "d10", "--stop"])
         #expect(none.status == 2 && none.stderr == "metactl: d10: no check is running\n", "\(none.stderr)")
+        // Refusals: one line each, nothing changed.
+        try f.create("d0", "concat", [try f.dir.image("cat.img", size: 8 << 20)])
+        let refusals: [([String], Int32, String)] = [
+            (["check", "d0"], 65, "metactl: d0: check verifies redundancy; a concat volume has none\n"),
+            (["check", "d99"], 2, "metactl: d99: no such volume in set 'local'\n"),
+            (["check", "d10", "--stop", "--repair"], 64, "metactl: check --stop takes neither --repair nor --wait\n"),
+        ]
+        for (args, status, message) in refusals {
+            let r = try f.run(args)
+            #expect(r.status == status && r.stderr == message, "\(args): \(r.status) \(r.stderr)")
+        }
         #expect(server.stop() == 0, "log:\n\(server.log)")
         #expect(server.log.contains("d10: check completed: 1 mismatch; "), "\(server.log)")
     }

@@ -35,6 +35,7 @@ struct SimulatorTests {
         (33007303, "write log: a record without parity (the parity column away) replayed after an older record's parity undid the rebuilt parity"),
         (10000, "(model) a failed write's record may be replayed at the next start, after a read saw the old value"),
         (5000239, "(model) a write failing while two columns are faulty may tear lines for good"),
+        (75004882, "a volume whose devices were all absent took 512-byte sectors: its 4096-byte-sector export accepted a misaligned write"),
     ]
 
     @Test("seeds that once found bugs", arguments: regressions.map(\.0))

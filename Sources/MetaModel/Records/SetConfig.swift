@@ -33,6 +33,10 @@ public struct DeviceRecord: Codable, Sendable, Equatable {
     /// The freshness stamp the device's label must carry (at least); nil (absent in older
     /// encodings) is 0. See `Label.epoch` in docs/FORMAT.md.
     public var epoch: UInt64? = nil
+    /// The device's logical sector size in bytes when labelled; nil (absent in older
+    /// encodings) is unknown. A volume keeps the sector of its devices while they are absent
+    /// (requests are aligned to it whether or not a device is there to refuse them).
+    public var logicalSectorSize: Int? = nil
 
     public init(uuid: UUID, lastPath: String, serial: String? = nil, wwn: String? = nil, sizeBytes: UInt64,
                 dataStartBlock: UInt64, replicaCount: Int, role: DeviceRole) {
