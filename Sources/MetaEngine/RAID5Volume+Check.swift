@@ -8,9 +8,6 @@ import MetaModel
 /// not, and rewrite from the other columns the units a column could not read, as md's
 /// `check`/`repair` do. The volume stays in use; each step holds its lines' locks.
 extension RAID5Volume {
-    /// Bytes per column one check step reads (lines are batched up to this; at least one).
-    static let checkStepBytes = 1 << 20
-
     /// Starts the check the volume record describes (``CheckRecord/running``), from its
     /// checkpoint, in the background. Its end is committed (`checkEnded`); a shutdown leaves it
     /// running in the record, so that the next start resumes it.
@@ -47,7 +44,13 @@ extension RAID5Volume {
         let total = layout.lineCount
         let unitBytes = Int(layout.interlaceBlocks * Volume.blockSize)
         let columns = layout.columnCount
-        let stepLines = UInt64(max(1, Self.checkStepBytes / unitBytes))
+        /// Lines per step, as a resync batches them: ``resyncStepBytes`` per column (8 MiB)
+        /// when the rate is unlimited, at most 1 MiB when a maximum is set (short pauses).
+        func stepLines() -> UInt64 {
+            var bytes = resyncStepBytes.load(ordering: .relaxed)
+            if rateLimits.maxBytesPerSecond < UInt64.max / 2 { bytes = min(bytes, 1 << 20) }
+            return max(1, bytes / UInt64(unitBytes))
+        }
         var counts = record.counts
         var line = min(record.doneLines, total)
         let start = line
@@ -55,6 +58,8 @@ extension RAID5Volume {
         var lastCheckpoint = Date()
         var repairedSinceFlush = false
         var pacer = ResyncPacer(foreground: foregroundOps.load(ordering: .relaxed))
+        // One set of buffers for the whole check (fresh ones every step cost page faults).
+        let scratch = CheckScratch()
         checkProgress.withLock { $0 = (line, total, 0) }
         context.logger.info("\(name): check\(record.repair ? " and repair" : "") from line \(line) of \(total)")
         var result: CheckResult? = .completed
@@ -62,9 +67,9 @@ extension RAID5Volume {
         while line < total {
             if stopping { result = nil; break }  // shutdown: resumed at the next start
             if checkStopFlag.load(ordering: .relaxed) { result = .stopped; break }
-            let end = min(total, line + stepLines)
+            let end = min(total, line + stepLines())
             for l in line..<end { locks.lock(l) }
-            let outcome = checkLines(line, end, layout: layout, repair: record.repair, counts: &counts)
+            let outcome = checkLines(line, end, layout: layout, repair: record.repair, counts: &counts, scratch: scratch)
             for l in (line..<end).reversed() { locks.unlock(l) }
             if let why = outcome.failure { result = .abandoned; failure = why; break }
             if outcome.wrote { repairedSinceFlush = true }
@@ -133,7 +138,7 @@ extension RAID5Volume {
     /// Checks lines `from..<to` (the caller holds their locks): one read per column, then per
     /// line the XOR of every column (data and parity), which is zero where parity is right.
     func checkLines(_ from: UInt64, _ to: UInt64, layout: RAID5Layout, repair: Bool,
-                    counts: inout CheckCounts) -> CheckStep {
+                    counts: inout CheckCounts, scratch: CheckScratch) -> CheckStep {
         let rt = runtime.read { $0 }
         guard rt.layout == layout else { return CheckStep(failure: "the volume's layout changed (grow)") }
         if rt.copy != nil || rt.resyncColumn != nil { return CheckStep(failure: "a resync began") }
@@ -144,13 +149,14 @@ extension RAID5Volume {
         let lines = Int(to - from)
         let n = lines * unit
         let cols = rt.columns.count
-        let bufs = (0..<cols).map { _ in AlignedBuffer(count: n) }
-        let sum = AlignedBuffer(count: unit)
+        scratch.prepare(columns: cols, bytes: n, unit: unit)
+        let bufs = scratch.bufs, sum = scratch.sum!
         defer { withExtendedLifetime((bufs, sum)) {} }  // pointers into them outlive their last use
         let failed = ErrorBox<DeviceError>()
         parallel(cols, bytes: n * cols) { c in
             do throws(DeviceError) {
-                try rt.columns[c].device!.read(into: bufs[c].mutableBytes, at: self.columnOffset(rt.columns[c], line: from, unitOffset: 0, layout: layout))
+                try rt.columns[c].device!.read(into: bufs[c].mutableBytes(offset: 0, count: n),
+                                               at: self.columnOffset(rt.columns[c], line: from, unitOffset: 0, layout: layout))
             } catch { failed.add(c, error) }
         }
         var step = CheckStep()
@@ -214,5 +220,19 @@ extension RAID5Volume {
         var acc: UInt64 = 0
         for i in 0..<(count / 8) { acc |= words[i] }
         return acc == 0
+    }
+}
+
+/// The buffers a check reads each step into: one per column, and one for a line's XOR.
+final class CheckScratch {
+    private(set) var bufs: [AlignedBuffer] = []
+    private(set) var sum: AlignedBuffer?
+
+    /// Makes room for `bytes` per column and a `unit` for the XOR (kept when big enough).
+    func prepare(columns: Int, bytes: Int, unit: Int) {
+        if bufs.count != columns || (bufs.first?.count ?? 0) < bytes {
+            bufs = (0..<columns).map { _ in AlignedBuffer(count: bytes) }
+        }
+        if (sum?.count ?? 0) < unit { sum = AlignedBuffer(count: unit) }
     }
 }
