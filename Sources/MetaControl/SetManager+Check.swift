@@ -66,13 +66,6 @@ extension SetManager {
     /// Waits for the check this process runs, reporting progress.
     func waitForCheck(_ name: String) throws {
         guard let engine = engine(name) as? RAID5Volume else { return }
-        var last = Date.distantPast
-        while engine.backgroundRunning {
-            if Date().timeIntervalSince(last) >= 1, let p = engine.checkProgress.withLock({ $0 }), p.total > 0 {
-                last = Date()
-                progressReporter?(name, "check", Double(p.done) / Double(p.total) * 100, p.bytesPerSecond)
-            }
-            usleep(100_000)
-        }
+        follow(name, engine) { engine.checkProgress.withLock { $0 }.map { ("check", $0.done, $0.total, $0.bytesPerSecond) } }
     }
 }

@@ -206,16 +206,23 @@ extension SetManager {
     /// Without a server, runs the resync in the foreground, reporting progress.
     func waitForResync(_ name: String) throws {
         guard let engine = engine(name) as? RAID5Volume else { return }
-        var last = Date.distantPast
-        while engine.backgroundRunning {
-            if Date().timeIntervalSince(last) >= 1, let p = engine.progress.withLock({ $0 }), p.total > 0 {
-                last = Date()
-                progressReporter?(name, p.kind.rawValue, Double(p.done) / Double(p.total) * 100, p.bytesPerSecond)
-            }
-            usleep(100_000)
-        }
+        follow(name, engine) { engine.progress.withLock { $0 }.map { ($0.kind.rawValue, $0.done, $0.total, $0.bytesPerSecond) } }
         if let rec = db.config.volume(named: name), rec.resync != nil || rec.derivedState != .okay {
             throw OperationError("\(name): resync did not complete; state \(rec.derivedState.rawValue)")
+        }
+    }
+
+    /// Waits while `engine` runs background work in this process, passing what `progress`
+    /// says to ``progressReporter`` once a second.
+    func follow(_ name: String, _ engine: RAID5Volume,
+                progress: () -> (kind: String, done: UInt64, total: UInt64, bytesPerSecond: Double)?) {
+        var last = Date.distantPast
+        while engine.backgroundRunning {
+            if Date().timeIntervalSince(last) >= 1, let p = progress(), p.total > 0 {
+                last = Date()
+                progressReporter?(name, p.kind, Double(p.done) / Double(p.total) * 100, p.bytesPerSecond)
+            }
+            usleep(100_000)
         }
     }
 

@@ -12,19 +12,7 @@ extension RAID5Volume {
     /// checkpoint, in the background. Its end is committed (`checkEnded`); a shutdown leaves it
     /// running in the record, so that the next start resumes it.
     public func startCheck() {
-        if backgroundRunning {
-            if let scheduler = context.scheduler {
-                scheduler.startBackground("check \(name) (after the current work)") {
-                    if !self.stopping { self.startCheck() }
-                }
-                return
-            }
-            DispatchQueue.global().async {
-                self.waitForBackgroundWork()
-                if !self.stopping { self.startCheck() }
-            }
-            return
-        }
+        if deferUntilIdle("check \(name)", { self.startCheck() }) { return }
         guard let c = volumeRecord()?.check, c.running else { return }
         checkStopFlag.store(false, ordering: .relaxed)
         startThread("check \(name)") {

@@ -26,20 +26,7 @@ extension RAID5Volume {
     /// starts the next one, e.g. onto the next hot spare), the new resync starts as soon as it
     /// has ended.
     public func startResync() {
-        if backgroundRunning {
-            if let scheduler = context.scheduler {
-                // Simulation: start it once the scheduler has run the current work.
-                scheduler.startBackground("resync \(name) (after the current work)") {
-                    if !self.stopping { self.startResync() }
-                }
-                return
-            }
-            DispatchQueue.global().async {
-                self.waitForBackgroundWork()
-                if !self.stopping { self.startResync() }
-            }
-            return
-        }
+        if deferUntilIdle("resync \(name)", { self.startResync() }) { return }
         guard let rec = volumeRecord(), let r = rec.resync, r.kind == .regenerate || r.kind == .copy else { return }
         let completion: @Sendable (ResyncOutcome) -> Void = { [weak self] outcome in
             guard let self else { return }
@@ -64,6 +51,24 @@ extension RAID5Volume {
             if outcome == .completed { self.repairDirtyRegions() }
             completion(outcome)
         }
+    }
+
+    /// When background work is running, arranges for `start` to run once it has finished
+    /// (unless the volume is stopping) and returns true; returns false when none runs.
+    func deferUntilIdle(_ label: String, _ start: @escaping @Sendable () -> Void) -> Bool {
+        guard backgroundRunning else { return false }
+        if let scheduler = context.scheduler {
+            // Simulation: start it once the scheduler has run the current work.
+            scheduler.startBackground("\(label) (after the current work)") {
+                if !self.stopping { start() }
+            }
+            return true
+        }
+        DispatchQueue.global().async {
+            self.waitForBackgroundWork()
+            if !self.stopping { start() }
+        }
+        return true
     }
 
     /// The rate limits in force.
