@@ -395,6 +395,62 @@ struct NewcomerReviewTests {
         #expect(server.stop() == 0, "log:\n\(server.log)")
     }
 
+    // MARK: finding 35: Ctrl-C while waiting
+
+    /// Ctrl-C on `replace --wait` exited silently (the resync went on in the server). Now one
+    /// line says what happens to the work, and the exit status is 130; `check --wait` the same.
+    @Test(.timeLimit(.minutes(3)))
+    func finding35InterruptedWaitSaysTheWorkGoesOn() throws {
+        let f = try ServeFixture()
+        defer { f.cleanup() }
+        try f.mustRun(["db", "create"] + f.images("r", count: 3, size: 8 << 20))
+        let cols = try f.images("c", count: 3, size: 32 << 20)
+        try f.create("d10", "raid5", cols, extra: ["--no-init"])
+        try f.mustRun(["set", "d10", "--resync-rate", "1m:1m"])  // 32 s of work: time to interrupt it
+        let target = try f.dir.image("new.img", size: 32 << 20)
+        let server = try f.startServer()
+        for (args, message) in [
+            (["check", "d10", "--wait"],
+             "metactl: d10: interrupted; the check continues in the server (follow it with `metactl status d10`, stop it with `metactl check d10 --stop`)\n"),
+            (["replace", "d10", cols[1], target, "--wait"],
+             "metactl: d10: interrupted; the resync continues in the server (follow it with `metactl status d10`)\n"),
+        ] {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: f.metactl)
+            p.arguments = args
+            p.environment = ProcessInfo.processInfo.environment.merging(f.environment) { $1 }
+            let err = Pipe()
+            p.standardError = err
+            p.standardOutput = FileHandle.nullDevice
+            try p.run()
+            // Interrupt once the work is under way (its first progress line).
+            var seen = Data()
+            let deadline = Date().addingTimeInterval(60)
+            while !String(decoding: seen, as: UTF8.self).contains("% done") && Date() < deadline {
+                seen += err.fileHandleForReading.availableData
+            }
+            kill(p.processIdentifier, SIGINT)
+            seen += err.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 130, "\(args): \(p.terminationStatus)")
+            #expect(String(decoding: seen, as: UTF8.self).hasSuffix(message), "\(args): \(String(decoding: seen, as: UTF8.self))")
+            if args[0] == "check" {
+                // It went on in the server until stopped.
+                #expect((try Self.checkRunning(f)) == true)
+                #expect(try f.mustRun(["check", "d10", "--stop"]).hasPrefix("d10: check stopped at "))
+            }
+        }
+        // The work went on: the replacement is still being copied.
+        let vol = try #require((try f.statusJSON(["d10"])["volumes"] as? [[String: Any]])?.first)
+        #expect((vol["resync"] as? [String: Any])?["kind"] as? String == "copy", "\(vol)")
+        #expect(server.stop() == 0, "log:\n\(server.log)")
+    }
+
+    static func checkRunning(_ f: ServeFixture) throws -> Bool? {
+        let vol = try #require((try f.statusJSON(["d10"])["volumes"] as? [[String: Any]])?.first)
+        return (vol["check"] as? [String: Any])?["running"] as? Bool
+    }
+
     // MARK: finding 27: import
 
     /// After the registry is lost: `import ONE-IMAGE` finds every image file of the set at
