@@ -107,6 +107,7 @@ public enum FuzzSeeds {
                                                        resyncRate: ResyncRate(minBytesPerSecond: 1, maxBytesPerSecond: .max)))),
             ("db-add", .dbAdd(ReplicaRequest(devices: ["/dev/sdh"], copies: 2, force: false))),
             ("db-delete", .dbDelete(ReplicaRequest(devices: ["/dev/sdh"], copies: 0, force: true))),
+            ("check", .check(CheckRequest(name: "d10", repair: true, stop: false))),
         ]
     }
 
