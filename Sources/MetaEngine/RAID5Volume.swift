@@ -535,7 +535,12 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         // record must still carry the parity (computed from every data column): a record
         // without it, replayed after an older record's parity, would leave that older parity
         // in place once the column has been rebuilt with this write in it (seed 33007303).
-        if parityMissing { return rt.log == nil ? .dataOnly : .reconstructWrite }
+        // A copy target standing in for the parity column below its copy point takes the parity
+        // as it takes every write of its column: else, once the copy ends, the target would
+        // be the column with the line's old parity (seed 77015413: the copy's source failed a
+        // write, and the next line's write, data only, left the target's parity stale).
+        let copyTakesParity = rt.copy.map { $0.column == p && line < $0.copiedBelow } ?? false
+        if parityMissing { return rt.log == nil && !copyTakesParity ? .dataOnly : .reconstructWrite }
         // Read-modify-write keeps parity's relation to the missing column's data as it was,
         // even where that parity is not trusted (a torn line stays torn, an intact line stays
         // recoverable); writing data alone would make the missing column unrecoverable there.

@@ -36,6 +36,7 @@ struct SimulatorTests {
         (10000, "(model) a failed write's record may be replayed at the next start, after a read saw the old value"),
         (5000239, "(model) a write failing while two columns are faulty may tear lines for good"),
         (75004882, "a volume whose devices were all absent took 512-byte sectors: its 4096-byte-sector export accepted a misaligned write"),
+        (77015413, "a copy whose source failed a write: the next write of a line whose parity it held, data only, left the target's parity stale"),
     ]
 
     @Test("seeds that once found bugs", arguments: regressions.map(\.0))
