@@ -124,17 +124,24 @@ import Testing
         let f = try Self.filled(repair: false)
         try Self.corrupt(f, column: 0, line: 1)
         let r5 = f.volume as! RAID5Volume
-        r5.stopCheck()  // before it starts: the flag is cleared by startCheck
+        // One line a step at 64 KiB/s per column: 16 lines take about a second.
+        _ = try f.store.commit { $0.volumes[0].resyncRate = ResyncRate(minBytesPerSecond: 64 << 10, maxBytesPerSecond: 64 << 10) }
         r5.resyncStepBytes.store(4096, ordering: .relaxed)
-        let c = try Self.run(f)
-        #expect(c.result == .completed, "a stop before the start does not stop the next check")
-        try Self.begin(f, repair: false)
-        f.devices[3].onError(nil)
         r5.startCheck()
+        let deadline = Date().addingTimeInterval(30)
+        while (r5.checkProgress.withLock { $0?.done } ?? 0) < 3 && Date() < deadline { usleep(1_000) }
         r5.stopCheck()
         r5.waitForBackgroundWork()
         let s = try #require(f.store.config.volume(named: f.name)?.check)
-        #expect(!s.running)
-        #expect(s.result == .stopped || s.result == .completed)
+        #expect(!s.running && s.result == .stopped)
+        #expect(s.doneLines >= 3 && s.doneLines < 16, "\(s.doneLines)")
+        #expect(s.counts.mismatches == 1 && s.counts.lines == [1], "the counts so far are kept")
+        #expect(s.endedAt != nil)
+        // A stop asked before a check starts does not stop the next one.
+        r5.stopCheck()
+        _ = try f.store.commit { $0.volumes[0].resyncRate = nil }
+        try Self.begin(f, repair: false)
+        let next = try Self.run(f)
+        #expect(next.result == .completed && next.doneLines == 16)
     }
 }
