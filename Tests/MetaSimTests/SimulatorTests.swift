@@ -37,6 +37,7 @@ struct SimulatorTests {
         (5000239, "(model) a write failing while two columns are faulty may tear lines for good"),
         (75004882, "a volume whose devices were all absent took 512-byte sectors: its 4096-byte-sector export accepted a misaligned write"),
         (77015413, "a copy whose source failed a write: the next write of a line whose parity it held, data only, left the target's parity stale"),
+        (79015496, "(model) a crash planned before the end may cut off the final check's commit"),
     ]
 
     @Test("seeds that once found bugs", arguments: regressions.map(\.0))
