@@ -76,7 +76,7 @@ struct CheckE2ETests {
         let cc = try #require(doc["check"] as? [String: Any])
         #expect(cc["mismatches"] as? Int == 0 && cc["result"] as? String == "completed", "\(clean.stdout)")
 
-        // The volume still reads what was written everywhere but the flipped byte's unit.
+        // The record of the last check says it went over every line.
         #expect((try Self.check(f))["percent"] as? Double == 100)
         let none = try f.run(["check", "d10", "--stop"])
         #expect(none.status == 2 && none.stderr == "metactl: d10: no check is running\n", "\(none.stderr)")
