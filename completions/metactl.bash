@@ -239,7 +239,7 @@ _metactl_create() {
     # Offer positional completions
     case "${positional_number}" in
     2)
-        __metactl_add_completions -W 'concat'$'\n''stripe'$'\n''raid5'
+        __metactl_add_completions -W 'concat'$'\n''stripe'$'\n''raid5'$'\n''raid6'
         return
         ;;
     *)

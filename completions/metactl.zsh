@@ -51,7 +51,7 @@ _metactl() {
     command)
         local -ar subcommands=(
             'devices:List block devices: size, kind, model/serial, signature, use and set membership.'
-            'create:Create a concat, stripe or RAID-5 volume (metainit).'
+            'create:Create a concat, stripe, RAID-5 or RAID-6 volume (metainit).'
             'clear:Delete a volume (metaclear).'
             'grow:Grow a volume: append a row to a concat/stripe, columns to a RAID-5 (metattach).'
             'status:Show volumes and hot spare pools (metastat).'
@@ -61,7 +61,7 @@ _metactl() {
             'replace:Replace or re-enable a RAID-5 component (metareplace).'
             'hs:Manage hot spare pools (metainit hsp, metahs).'
             'set:Change volume parameters (metaparam).'
-            'check:Verify a RAID-5 volume'\''s parity against its data, line by line (scrub; md'\''s check/repair).'
+            'check:Verify a RAID-5 or RAID-6 volume'\''s parity against its data, line by line (scrub; md'\''s check/repair).'
             'help:Show subcommand help information.'
         )
         _describe -V subcommand subcommands && ret=0
@@ -98,7 +98,7 @@ _metactl_devices() {
 
 _metactl_create() {
     local -i ret=1
-    local -ar _layout=('concat' 'stripe' 'raid5')
+    local -ar _layout=('concat' 'stripe' 'raid5' 'raid6')
     local -ar ___write_log=('auto' 'none')
     local -ar arg_specs=(
         '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
@@ -110,8 +110,8 @@ _metactl_create() {
         ':layout:{__metactl_complete "${_layout[@]}"}'
         '*:devices:_files'
         '-i[Interlace (stripe unit), 8k–100m.]:size:'
-        '--hot-spare-pool[Hot spare pool for a RAID-5 volume (SVM'\''s metainit -h; -h is help here).]:hsp:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 == "h" {print $1}'\'')"});_describe -V "" list}'
-        '--no-init[RAID-5\: components are known to be zero; skip parity initialisation.]'
+        '--hot-spare-pool[Hot spare pool for a RAID-5 or RAID-6 volume (SVM'\''s metainit -h; -h is help here).]:hsp:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 == "h" {print $1}'\'')"});_describe -V "" list}'
+        '--no-init[RAID-5 and RAID-6\: components are known to be zero; skip parity initialisation.]'
         '(--force -f)'{--force,-f}'[Overwrite devices that carry a signature (file system, partition table, …).]'
         '--write-log[RAID-5\: log every write before it is made in place (auto, the default) or not (none).]:auto|none:{__metactl_complete "${___write_log[@]}"}'
         '--json[Print one JSON document (its schema is in this command'\''s description; errors\: metactl(8)).]'

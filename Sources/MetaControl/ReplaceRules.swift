@@ -25,7 +25,9 @@ public enum ReplaceRules {
     static func stateRefusal(_ vol: VolumeRecord, column c: Int, oldName: String, enable: Bool, force: Bool,
                              oldReadable: Bool) -> OperationError? {
         let col = vol.columns[c]
-        let othersErred = vol.columns.indices.contains { $0 != c && vol.columns[$0].state != .okay }
+        // Without the other columns that are not Okay, is there still a way to every block?
+        // (RAID-5: only if none; RAID-6: if at most one.)
+        let othersErred = vol.columns.indices.filter { $0 != c && vol.columns[$0].state != .okay }.count >= vol.type.parityCount
         if enable {
             switch col.state {
             case .okay, .initializing, .resyncing:
@@ -36,15 +38,23 @@ public enum ReplaceRules {
                 }
             case .maintenance, .unavailable:
                 if othersErred {
-                    return OperationError("\(vol.name): another column is not Okay; regenerating \(oldName) needs every other column", code: .dataLost)
+                    return OperationError("\(vol.name): \(otherColumns(vol)) not Okay; regenerating \(oldName) needs \(needs(vol))", code: .dataLost)
                 }
             }
             return nil
         }
         if !oldReadable && othersErred {
-            return OperationError("\(vol.name): another column is not Okay; regenerating \(oldName) needs every other column", code: .dataLost)
+            return OperationError("\(vol.name): \(otherColumns(vol)) not Okay; regenerating \(oldName) needs \(needs(vol))", code: .dataLost)
         }
         return nil
+    }
+
+    private static func otherColumns(_ vol: VolumeRecord) -> String {
+        vol.type.parityCount > 1 ? "\(vol.type.parityCount) other columns are" : "another column is"
+    }
+
+    private static func needs(_ vol: VolumeRecord) -> String {
+        vol.type.parityCount > 1 ? "all but one of the other columns" : "every other column"
     }
 
     /// The `Invoke:` line of a RAID-5 volume: the commands, in order, that bring it back to
@@ -55,7 +65,7 @@ public enum ReplaceRules {
     /// the spare to its pool.
     public static func invoke(_ volume: VolumeRecord, setName: String, path: (UUID) -> String,
                               present: (UUID) -> Bool) -> String? {
-        guard volume.type == .raid5 else { return nil }
+        guard volume.type.hasColumns else { return nil }
         let replace = setName == "local" ? "metactl replace" : "metactl replace -s \(setName)"
         var vol = volume
         var steps: [String] = []

@@ -25,7 +25,7 @@ extension SetManager {
         guard let vol = db.config.volume(named: r.name) else {
             throw OperationError("\(r.name): no such volume in set '\(setName)'", code: .notFound)
         }
-        guard vol.type == .raid5 else {
+        guard vol.type.hasColumns else {
             throw OperationError("\(r.name): check verifies redundancy; a \(vol.type.rawValue) volume has none", code: .invalidArgument)
         }
         if !isServer && !vol.dirtyRegions.isEmpty {

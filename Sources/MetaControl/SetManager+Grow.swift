@@ -33,7 +33,7 @@ extension SetManager {
         return v
     }
 
-    /// `metactl grow`: appends a row (concat/stripe) or data columns (RAID-5).
+    /// `metactl grow`: appends a row (concat/stripe) or data columns (RAID-5, RAID-6).
     public func grow(_ r: GrowRequest) throws -> GrowResult {
         opLockAcquire(); defer { opLockRelease() }
         guard let vol = db.config.volume(named: r.name) else {
@@ -54,7 +54,7 @@ extension SetManager {
         try Self.refuseRepeated(r.devices)
         switch vol.type {
         case .concat, .stripe: return try growRows(r, vol)
-        case .raid5: return try growRAID5(r, vol)
+        case .raid5, .raid6: return try growRAID5(r, vol)
         }
     }
 
@@ -185,7 +185,7 @@ extension SetManager {
 
     private func growRAID5(_ r: GrowRequest, _ vol: VolumeRecord) throws -> GrowResult {
         if r.interlaceBytes != nil {
-            throw OperationError("\(r.name): -i: a RAID-5 volume's interlace is fixed (\(vol.interlaceBlocks * 512 / 1024) KiB); leave -i out", code: .invalidArgument)
+            throw OperationError("\(r.name): -i: a \(vol.type.displayName) volume's interlace is fixed (\(vol.interlaceBlocks * 512 / 1024) KiB); leave -i out", code: .invalidArgument)
         }
         var notes: [String] = []
         let pending: PendingGrow
@@ -204,7 +204,7 @@ extension SetManager {
         } else {
             try checkGrowable(vol)
             guard vol.columns.count + r.devices.count <= VolumeGrowth.maxRAID5Columns else {
-                throw OperationError("\(r.name): \(vol.columns.count) + \(r.devices.count) columns exceed the limit of \(VolumeGrowth.maxRAID5Columns) columns of a RAID-5 volume", code: .invalidArgument)
+                throw OperationError("\(r.name): \(vol.columns.count) + \(r.devices.count) columns exceed the limit of \(VolumeGrowth.maxRAID5Columns) columns of a \(vol.type.displayName) volume", code: .invalidArgument)
             }
             let fit = SectorFit(volume: r.name, sectorSize: engine(r.name)?.sectorSize,
                                 interlaceBytes: vol.interlaceBlocks * 512)

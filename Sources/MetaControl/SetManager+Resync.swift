@@ -31,8 +31,8 @@ extension SetManager {
 
     private func startReplace(_ r: ReplaceRequest) throws -> ReplaceResult {
         guard let vol = db.config.volume(named: r.name) else { throw OperationError("\(r.name): no such volume in set '\(setName)'", code: .notFound) }
-        guard vol.type == .raid5 else {
-            throw OperationError("\(r.name): replace rebuilds RAID-5 columns; a \(vol.type.rawValue) has no redundancy to rebuild from", code: .invalidArgument)
+        guard vol.type.hasColumns else {
+            throw OperationError("\(r.name): replace rebuilds RAID-5 and RAID-6 columns; a \(vol.type.rawValue) has no redundancy to rebuild from", code: .invalidArgument)
         }
         guard let c = column(of: vol, path: r.old) else { throw OperationError("\(r.old): not a component of \(r.name)", code: .notFound) }
         let col = vol.columns[c]
@@ -159,11 +159,13 @@ extension SetManager {
     public func checkHotSpares(_ name: String) {
         guard isServer else { return }
         opLockAcquire(); defer { opLockRelease() }
-        guard let vol = db.config.volume(named: name), vol.type == .raid5, vol.resync == nil,
+        guard let vol = db.config.volume(named: name), vol.type.hasColumns, vol.resync == nil,
               let poolName = vol.hotSparePool, let pool = db.config.pool(named: poolName) else { return }
         let erred = vol.columns.indices.filter { vol.columns[$0].state != .okay }
-        // A failed column (Maintenance), or one missing since the start (Unavailable).
-        guard erred.count == 1, vol.columns[erred[0]].state == .maintenance || vol.columns[erred[0]].state == .unavailable
+        // A failed column (Maintenance), or one missing since the start (Unavailable); on
+        // RAID-6 the first of two (the other takes the next spare once this one is rebuilt).
+        guard !erred.isEmpty, erred.count <= vol.type.parityCount,
+              erred.allSatisfy({ vol.columns[$0].state == .maintenance || vol.columns[$0].state == .unavailable })
         else { return }
         let c = erred[0]
         if vol.columns[c].state == .maintenance, let failedSpare = vol.columns[c].hotSpare {
@@ -244,7 +246,7 @@ extension SetManager {
                 if let e = Self.membershipError(p, config: db.config, currentPath: { self.db.device($0.uuid)?.path }) { throw e }
             }
             // A spare must fit every RAID-5 volume that draws on the pool.
-            let fits = db.config.volumes.filter { $0.type == .raid5 && $0.hotSparePool == name }.map { v in
+            let fits = db.config.volumes.filter { $0.type.hasColumns && $0.hotSparePool == name }.map { v in
                 SectorFit(volume: v.name, sectorSize: (try? openEngine(v.name))?.sectorSize,
                           interlaceBytes: v.interlaceBlocks * 512)
             }
@@ -254,7 +256,7 @@ extension SetManager {
             // never stand in for it; accepted (other volumes may fit) but said at once.
             var warnings: [String] = []
             for (p, c) in zip(r.devices, checked) {
-                let small = db.config.volumes.filter { $0.type == .raid5 && $0.hotSparePool == name && c.dataBlocks < $0.originalColumnBlocksNeeded }
+                let small = db.config.volumes.filter { $0.type.hasColumns && $0.hotSparePool == name && c.dataBlocks < $0.originalColumnBlocksNeeded }
                 if !small.isEmpty {
                     warnings.append("warning: \(p): too small to stand in for a column of \(small.map(\.name).joined(separator: ", ")) (its data area is \(c.dataBlocks) blocks, the columns use \(small.map(\.originalColumnBlocksNeeded).max() ?? 0) with their write log)")
                 }
@@ -328,7 +330,7 @@ extension SetManager {
         opLockAcquire(); defer { opLockRelease() }
         guard let vol = db.config.volume(named: r.name) else { throw OperationError("\(r.name): no such volume in set '\(setName)'", code: .notFound) }
         if let hsp = r.hotSparePool, hsp != "none" {
-            guard vol.type == .raid5 else { throw OperationError("\(r.name): hot spare pools apply to RAID-5 volumes", code: .invalidArgument) }
+            guard vol.type.hasColumns else { throw OperationError("\(r.name): hot spare pools apply to RAID-5 and RAID-6 volumes", code: .invalidArgument) }
             guard VolumeRules.validPoolName(hsp) else {
                 throw OperationError("bad hot spare pool name '\(hsp)': use hsp000 … hsp999", code: .invalidArgument)
             }

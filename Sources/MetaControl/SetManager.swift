@@ -247,21 +247,24 @@ public final class SetManager: @unchecked Sendable {
         }
         if VolumeRules.validPoolName(r.name) { throw OperationError("\(r.name): names hsp000–hsp999 are for hot spare pools", code: .invalidArgument) }
         if config?.volume(named: r.name) != nil { throw OperationError("\(r.name): a volume of that name already exists", code: .inUse) }
-        let minimum = r.type == .raid5 ? 3 : 1
+        let minimum = r.type.minimumColumns
         guard r.devices.count >= minimum else {
             throw OperationError("\(r.name): \(r.type.rawValue) needs at least \(minimum) device\(minimum == 1 ? "" : "s"), \(r.devices.count) given", code: .invalidArgument)
         }
         // The limits grow enforces, so a volume create accepts can also be grown.
-        if r.type == .raid5 && r.devices.count > VolumeGrowth.maxRAID5Columns {
-            throw OperationError("\(r.name): \(r.devices.count) columns; a RAID-5 volume has at most \(VolumeGrowth.maxRAID5Columns)", code: .invalidArgument)
+        if r.type.hasColumns && r.devices.count > VolumeGrowth.maxRAID5Columns {
+            throw OperationError("\(r.name): \(r.devices.count) columns; a \(r.type.displayName) volume has at most \(VolumeGrowth.maxRAID5Columns)", code: .invalidArgument)
         }
         if r.type == .stripe && r.devices.count > VolumeGrowth.maxRowComponents {
             throw OperationError("\(r.name): \(r.devices.count) devices; a stripe row takes at most \(VolumeGrowth.maxRowComponents)", code: .invalidArgument)
         }
         if let il = r.interlaceBytes { try VolumeRules.checkInterlace(il) }
-        if r.type == .concat && r.interlaceBytes != nil { throw OperationError("\(r.name): -i applies to stripe and raid5 volumes, not concat", code: .invalidArgument) }
+        if r.type == .concat && r.interlaceBytes != nil { throw OperationError("\(r.name): -i applies to stripe, raid5 and raid6 volumes, not concat", code: .invalidArgument) }
+        if r.type == .raid6 && r.writeLog == .auto {
+            throw OperationError("\(r.name): the write log is for RAID-5 volumes; a RAID-6 volume repairs torn lines from its dirty-region log (use --write-log none, or leave it out)", code: .invalidArgument)
+        }
         if let hsp = r.hotSparePool {
-            guard r.type == .raid5 else { throw OperationError("\(r.name): hot spare pools apply to RAID-5 volumes", code: .invalidArgument) }
+            guard r.type.hasColumns else { throw OperationError("\(r.name): hot spare pools apply to RAID-5 and RAID-6 volumes", code: .invalidArgument) }
             guard VolumeRules.validPoolName(hsp) else { throw OperationError("bad hot spare pool name '\(hsp)': use hsp000 … hsp999", code: .invalidArgument) }
         }
         return try validateDevices(r, replicaCopies: replicaCopies, configDir: configDir, config: config)
@@ -285,7 +288,7 @@ public final class SetManager: @unchecked Sendable {
             if let other = seen[key] { throw OperationError(ComponentCandidate.duplicate(p, first: other), code: .invalidArgument) }
             seen[key] = p
             if r.type != .concat {
-                let il = r.interlaceBytes ?? (r.type == .raid5 ? VolumeRules.defaultRAID5Interlace : VolumeRules.defaultStripeInterlace)
+                let il = r.interlaceBytes ?? (r.type.hasColumns ? VolumeRules.defaultRAID5Interlace : VolumeRules.defaultStripeInterlace)
                 try VolumeRules.checkSector(path: p, logicalSectorSize: cand.logicalSectorSize, interlaceBytes: il)
             }
             for f in fits { try f.check(path: p, logicalSectorSize: cand.logicalSectorSize) }
@@ -297,7 +300,7 @@ public final class SetManager: @unchecked Sendable {
             }
             let start = DiskLayout.dataStartBlock(copies: replicaCopies, slotSize: DiskLayout.defaultSlotSize)
             let blocks = cand.sizeBytes / 512
-            let il = (r.interlaceBytes ?? (r.type == .raid5 ? VolumeRules.defaultRAID5Interlace : VolumeRules.defaultStripeInterlace)) / 512
+            let il = (r.interlaceBytes ?? (r.type.hasColumns ? VolumeRules.defaultRAID5Interlace : VolumeRules.defaultStripeInterlace)) / 512
             let need = start + (r.type == .concat ? 1 : il)
             guard blocks >= need else {
                 throw OperationError("\(p): too small (\(cand.sizeBytes) bytes): needs at least \(need * 512) bytes for its label\(replicaCopies > 0 ? ", replica" : "") and one interlace of data", code: .invalidArgument)
@@ -330,11 +333,12 @@ public final class SetManager: @unchecked Sendable {
             let row = RowRecord(interlaceBlocks: il, componentBlocks: devices.count == 1 ? used : smallest,
                                 components: devices.map { ComponentRecord(device: $0.uuid) })
             return (VolumeRecord(name: r.name, type: .stripe, rows: [row]), notes)
-        case .raid5:
+        case .raid5, .raid6:
             let il = (r.interlaceBytes ?? VolumeRules.defaultRAID5Interlace) / 512
-            // The write log's area sits after the column on every device (none with --write-log none).
+            // The write log's area sits after the column on every device (none with --write-log
+            // none, and none on RAID-6, which has no write log).
             var area: UInt64 = 0
-            if (r.writeLog ?? .auto) == .auto {
+            if r.type == .raid5 && (r.writeLog ?? .auto) == .auto {
                 area = WriteLogConfig.defaultAreaBlocks(columnDataBlocks: smallest)
                 if smallest < area + il {
                     notes.append("\(r.name): the devices are too small for a write log (it needs \(humanBytes(area * 512)) per column): created without one")
@@ -346,7 +350,7 @@ public final class SetManager: @unchecked Sendable {
                 notes.append("\(d.lastPath): \(d.dataBlocks - used - area) blocks (\(humanBytes((d.dataBlocks - used - area) * 512))) unusable: larger than the smallest column")
             }
             let state: ComponentState = r.noInit ? .okay : .initializing
-            var v = VolumeRecord(name: r.name, type: .raid5, columns: devices.map { ComponentRecord(device: $0.uuid, state: state) },
+            var v = VolumeRecord(name: r.name, type: r.type, columns: devices.map { ComponentRecord(device: $0.uuid, state: state) },
                                  originalColumnCount: devices.count, interlaceBlocks: il, columnBlocks: used,
                                  hotSparePool: r.hotSparePool)
             if !r.noInit {
@@ -382,7 +386,7 @@ public final class SetManager: @unchecked Sendable {
     private func finishCreate(_ r: CreateRequest, notes: [String], createdDatabase: Bool) throws -> CreateResult {
         var notes = notes
         let engine = try openEngine(r.name)
-        if r.type == .raid5 && !r.noInit {
+        if r.type.hasColumns && !r.noInit {
             notes.append(isServer ? "\(r.name): parity is being initialised in the background"
                                   : "\(r.name): parity will be initialised in the background when the set is served (metactl serve)")
         }

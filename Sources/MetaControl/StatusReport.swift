@@ -73,6 +73,8 @@ public struct StatusReport: Codable, Sendable, Equatable {
         public var repaired: UInt64
         /// Unreadable units rewritten from the other columns.
         public var readErrorsRepaired: UInt64
+        /// RAID-6: the wrong units the syndromes located (the first 16): line and column.
+        public var located: [CheckCounts.LocatedUnit] = []
     }
     public struct Component: Codable, Sendable, Equatable {
         public var device: String
@@ -231,7 +233,7 @@ extension StatusReport {
             }
             var invoke = ReplaceRules.invoke(v, setName: config.setName, path: path, present: present)
             let comps = v.allComponents
-            if v.type != .raid5, let bad = comps.first(where: { $0.state.isErred }) {
+            if !v.type.hasColumns, let bad = comps.first(where: { $0.state.isErred }) {
                 // replace refuses a concat/stripe (nothing to rebuild from): say what is true.
                 invoke = "restore \(v.name) from a backup: \(path(bad.device)) failed and a \(v.type.rawValue) has no redundancy (`metactl clear \(v.name)`, then create it again on working devices)"
             }
@@ -239,9 +241,9 @@ extension StatusReport {
             var rows: [Row]? = nil
             var interlace: UInt64? = nil
             switch v.type {
-            case .raid5:
+            case .raid5, .raid6:
                 let lines = v.interlaceBlocks > 0 ? v.columnBlocks / v.interlaceBlocks : 0
-                sizeBlocks = lines * v.interlaceBlocks * UInt64(max(0, v.originalColumnCount - 1))
+                sizeBlocks = lines * v.interlaceBlocks * UInt64(max(0, v.originalColumnCount - v.type.parityCount))
                     + lines * v.interlaceBlocks * UInt64(v.columns.count - v.originalColumnCount)
                 interlace = v.interlaceBlocks * 512
             case .concat, .stripe:
@@ -262,7 +264,7 @@ extension StatusReport {
             var vs = VolumeStatus(name: v.name, type: v.type.rawValue, state: state.rawValue, sizeBytes: sizeBlocks * 512,
                                   interlaceBytes: interlace, hotSparePool: v.hotSparePool, resync: resync,
                                   components: comps.map(comp), rows: rows,
-                                  originalColumns: v.type == .raid5 ? v.originalColumnCount : nil,
+                                  originalColumns: v.type.hasColumns ? v.originalColumnCount : nil,
                                   invoke: invoke, openCount: openCount(v.name))
             vs.lost = lost
             vs.resyncRate = v.resyncRate.map {
@@ -291,7 +293,7 @@ extension StatusReport {
                     startedAt: iso.string(from: c.startedAt), endedAt: c.endedAt.map { iso.string(from: $0) },
                     result: c.result?.rawValue, failure: c.failure, mismatches: c.counts.mismatches,
                     mismatchLines: c.counts.lines, repaired: c.counts.repaired,
-                    readErrorsRepaired: c.counts.readErrorsRepaired)
+                    readErrorsRepaired: c.counts.readErrorsRepaired, located: c.counts.located ?? [])
             }
             vols.append(vs)
         }

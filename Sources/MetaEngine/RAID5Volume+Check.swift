@@ -163,22 +163,32 @@ extension RAID5Volume {
         for i in unreadable.keys.sorted() {
             let line = from + UInt64(i)
             let bad = unreadable[i]!
-            guard bad.count == 1, let (c, error) = bad.first else {
+            guard bad.count <= layout.parityCount else {
                 for (c, e) in bad { _ = try? markFailed(c, e) }
                 return CheckStep(failure: "columns \(bad.map { String($0.column) }.joined(separator: " and ")) could not read line \(line)")
             }
-            let dest = bufs[c].mutableBytes(offset: i * unit, count: unit)
-            let others = (0..<cols).filter { $0 != c }.map { UnsafeRawPointer(bufs[$0].base + i * unit) }
-            Parity.xor(sources: others, into: dest.baseAddress!, count: unit)
-            do throws(DeviceError) {
-                try rt.columns[c].device!.write(UnsafeRawBufferPointer(dest), at: columnOffset(rt.columns[c], line: line, unitOffset: 0, layout: layout))
-            } catch {
-                _ = try? markFailed(c, error)
-                return CheckStep(failure: "column \(c) could not read line \(line) nor take it rewritten: \(error)")
+            let badCols = bad.map(\.column)
+            let have = (0..<cols).filter { !badCols.contains($0) }.map { (column: $0, bytes: UnsafeRawPointer(bufs[$0].base + i * unit)) }
+            Syndrome.recover(layout, line: line, have: have,
+                             want: badCols.map { (column: $0, bytes: bufs[$0].base + i * unit) }, count: unit)
+            for (c, error) in bad {
+                let dest = bufs[c].mutableBytes(offset: i * unit, count: unit)
+                do throws(DeviceError) {
+                    try rt.columns[c].device!.write(UnsafeRawBufferPointer(dest), at: columnOffset(rt.columns[c], line: line, unitOffset: 0, layout: layout))
+                } catch {
+                    _ = try? markFailed(c, error)
+                    return CheckStep(failure: "column \(c) could not read line \(line) nor take it rewritten: \(error)")
+                }
+                counts.readErrorsRepaired += 1
+                step.wrote = true
+                context.logger.warning("\(name): column \(c) (\(rt.columns[c].path)): unreadable unit of line \(line) rewritten from the other columns (\(error))")
             }
-            counts.readErrorsRepaired += 1
-            step.wrote = true
-            context.logger.warning("\(name): column \(c) (\(rt.columns[c].path)): unreadable unit of line \(line) rewritten from the other columns (\(error))")
+        }
+        if layout.parityCount == 2 {
+            if let failure = checkSyndromes(from, lines: lines, layout: layout, rt, repair: repair, counts: &counts, scratch: scratch) {
+                return CheckStep(failure: failure, wrote: true)
+            }
+            return step
         }
         for i in 0..<lines {
             let line = from + UInt64(i)
@@ -211,10 +221,12 @@ extension RAID5Volume {
     }
 }
 
-/// The buffers a check reads each step into: one per column, and one for a line's XOR.
+/// The buffers a check reads each step into: one per column, and one for a line's XOR
+/// (RAID-6: two, for the P and Q computed from the data).
 final class CheckScratch {
     private(set) var bufs: [AlignedBuffer] = []
     private(set) var sum: AlignedBuffer?
+    private(set) var sumQ: AlignedBuffer?
 
     /// Makes room for `bytes` per column and a `unit` for the XOR (kept when big enough).
     func prepare(columns: Int, bytes: Int, unit: Int) {
@@ -222,5 +234,68 @@ final class CheckScratch {
             bufs = (0..<columns).map { _ in AlignedBuffer(count: bytes) }
         }
         if (sum?.count ?? 0) < unit { sum = AlignedBuffer(count: unit) }
+        if (sumQ?.count ?? 0) < unit { sumQ = AlignedBuffer(count: unit) }
+    }
+}
+
+extension RAID5Volume {
+    /// RAID-6: checks P and Q of each line read into `scratch`, locates a single wrong unit
+    /// from the two syndromes, and (with `repair`) rewrites what is wrong. Returns a failure
+    /// that ends the check, or nil.
+    ///
+    /// With `P*` and `Q*` computed from the data as read, the syndromes are `Sp = P ⊕ P*` and
+    /// `Sq = Q ⊕ Q*`. Only `Sq` nonzero: Q is wrong. Only `Sp`: P is wrong. Both: if one data
+    /// unit `z` is off by `e`, then `Sp = e` and `Sq = g^z·e` at every byte, so `Sq/Sp` is the
+    /// same `g^z` wherever `Sp ≠ 0` (and `Sq = 0` where `Sp = 0`): unit `z` is wrong, and
+    /// `D_z ⊕ Sp` is right. Anything else cannot be located: P and Q are rewritten from the
+    /// data, as RAID-5 does.
+    func checkSyndromes(_ from: UInt64, lines: Int, layout: RAID5Layout, _ rt: Runtime, repair: Bool,
+                        counts: inout CheckCounts, scratch: CheckScratch) -> String? {
+        let unit = Int(layout.interlaceBlocks * Volume.blockSize)
+        let bufs = scratch.bufs, sp = scratch.sum!, sq = scratch.sumQ!
+        defer { withExtendedLifetime((bufs, sp, sq)) {} }  // pointers into them outlive their last use
+        for i in 0..<lines {
+            let line = from + UInt64(i)
+            let at = i * unit
+            let data = layout.dataColumnsInUnitOrder(line: line)
+            let p = layout.parityColumn(line: line), q = layout.qColumn(line: line)!
+            // One pass over the line when it is right (ISA-L pq_check), the syndromes only when not.
+            if Syndrome.check(data: data.map { UnsafeRawPointer(bufs[$0].base + at) }, p: UnsafeRawPointer(bufs[p].base + at),
+                              q: UnsafeRawPointer(bufs[q].base + at), count: unit) { continue }
+            Syndrome.generate(data: data.map { UnsafeRawPointer(bufs[$0].base + at) }, p: sp.base, q: sq.base, count: unit)
+            Parity.xorInPlace(sp.base, UnsafeRawPointer(bufs[p].base + at), count: unit)
+            Parity.xorInPlace(sq.base, UnsafeRawPointer(bufs[q].base + at), count: unit)
+            let pOK = Self.isZero(sp.base, count: unit), qOK = Self.isZero(sq.base, count: unit)
+            if pOK && qOK { continue }
+            // The column holding the wrong unit, when the syndromes agree on one.
+            let wrong: Int? = pOK ? q : qOK ? p : Syndrome.locate(sp: UnsafeRawPointer(sp.base), sq: UnsafeRawPointer(sq.base), count: unit)
+                .flatMap { $0 < data.count ? data[$0] : nil }
+            counts.addMismatch(line, repaired: repair)
+            if let w = wrong { counts.addLocated(line, column: w) }
+            let path = wrong.map { " (\(rt.columns[$0].path))" } ?? ""
+            context.logger.warning("\(name): check: line \(line): \(wrong.map { "column \($0)\(path) holds a wrong unit" } ?? "P and Q do not match the data, and the syndromes point at no single column")\(repair ? "; rewriting it" : "")")
+            guard repair else { continue }
+            // What to write: the located unit corrected, or P and Q from the data.
+            var writes: [(Int, UnsafeRawPointer)] = []
+            if let w = wrong, w != p, w != q {
+                Parity.xorInPlace(bufs[w].base + at, UnsafeRawPointer(sp.base), count: unit)
+                writes = [(w, UnsafeRawPointer(bufs[w].base + at))]
+            } else {
+                Syndrome.generate(data: data.map { UnsafeRawPointer(bufs[$0].base + at) }, p: bufs[p].base + at,
+                                  q: bufs[q].base + at, count: unit)
+                writes = [(p, UnsafeRawPointer(bufs[p].base + at)), (q, UnsafeRawPointer(bufs[q].base + at))]
+                if let w = wrong { writes.removeAll { $0.0 != w } }
+            }
+            for (c, src) in writes {
+                do throws(DeviceError) {
+                    try rt.columns[c].device!.write(UnsafeRawBufferPointer(start: src, count: unit),
+                                                    at: columnOffset(rt.columns[c], line: line, unitOffset: 0, layout: layout))
+                } catch {
+                    _ = try? markFailed(c, error)
+                    return "column \(c) could not take the repaired unit of line \(line): \(error)"
+                }
+            }
+        }
+        return nil
     }
 }

@@ -9,7 +9,7 @@ extension RAID5Volume {
     /// Returns false (having done nothing) when the request does not qualify.
     func fullLinesWrite(_ block: UInt64, _ buffer: UnsafeRawBufferPointer, _ layout: RAID5Layout) throws(VolumeIOError) -> Bool {
         let il = layout.interlaceBlocks
-        let dataUnits = UInt64(layout.originalColumns - 1)
+        let dataUnits = UInt64(layout.originalDataColumns)
         let lineBlocks = il * dataUnits
         let count = UInt64(buffer.count) / Volume.blockSize
         guard layout.addedColumns == 0, count >= 2 * lineBlocks, block % lineBlocks == 0, count % lineBlocks == 0,
@@ -41,7 +41,8 @@ extension RAID5Volume {
                 dst.copyMemory(from: buffer.baseAddress! + (li * Int(dataUnits) + k) * unit, byteCount: unit)
                 sources.append(UnsafeRawPointer(dst))
             }
-            Parity.xor(sources: sources, into: cols[p].base + li * unit, count: unit)
+            Syndrome.generate(data: sources, p: cols[p].base + li * unit,
+                              q: layout.qColumn(line: line).map { cols[$0].base + li * unit }, count: unit)
         }
         let failed = ErrorBox<DeviceError>()
         // One record per parity column, in that column's log area (``logColumns(line:_:)``):
@@ -92,7 +93,7 @@ extension RAID5Volume {
     /// The per-line write path for lines whose locks the caller holds.
     private func perLineLocked(_ block: UInt64, _ buffer: UnsafeRawBufferPointer, _ layout: RAID5Layout,
                                lines: Range<UInt64>) throws(VolumeIOError) {
-        let lineBlocks = layout.interlaceBlocks * UInt64(layout.originalColumns - 1)
+        let lineBlocks = layout.interlaceBlocks * UInt64(layout.originalDataColumns)
         let errors = ErrorBox<VolumeIOError>()
         let all = Array(lines)
         parallel(all.count) { i in

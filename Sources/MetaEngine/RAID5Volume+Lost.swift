@@ -42,7 +42,7 @@ extension RAID5Volume {
         let layout = rt.layout
         lost.removeAll { r in
             let il = layout.interlaceBlocks
-            return (r.start / il...(r.end - 1) / il).allSatisfy { layout.parityColumn(line: $0) == r.column }
+            return (r.start / il...(r.end - 1) / il).allSatisfy { layout.isParity(column: r.column, line: $0) }
         }
         let new = lost
         do {

@@ -3,6 +3,7 @@ import MetaDB
 import MetaModel
 import MetaDevices
 import MetaLayout
+import Synchronization
 
 /// How a resync ended.
 public enum ResyncOutcome: Sendable, Equatable {
@@ -278,10 +279,13 @@ extension RAID5Volume {
         }
 
         guard let c = rt.resyncColumn else { return .failed(.sourceFailed("no column to resync")) }
-        let others = (0..<rt.columns.count).filter { $0 != c }
-        for d in others where avail(d, line: from, rt) == .missing {
+        var others = (0..<rt.columns.count).filter { $0 != c }
+        // RAID-6 rebuilds with one other column away too (from the rest, through Q).
+        let away = others.filter { avail($0, line: from, rt) == .missing }
+        if away.count >= rt.layout.parityCount, let d = away.first {
             return .failed(.sourceFailed("column \(d) (\(rt.columns[d].path)) is unavailable too"))
         }
+        others.removeAll { away.contains($0) }
         let bufs = scratch.sources(others.count, n)
         let out = scratch.output(slot, n)
         defer { withExtendedLifetime(bufs) {}; withExtendedLifetime(out) {} }  // pointers into them outlive their last use
@@ -301,10 +305,28 @@ extension RAID5Volume {
             try? markFailed(d, e)
             return .failed(.sourceFailed("column \(d) (\(e.path)) failed during regeneration: \(e)"))
         }
-        let halves = Self.pieces(n, size: max(4096, (n / 2 + 4095) & ~4095))
-        parallel(halves.count) { h in
-            let (off, len) = halves[h]
-            Parity.xor(sources: bufs.map { UnsafeRawPointer($0.base + off) }, into: out.base + off, count: len)
+        if rt.layout.parityCount == 1 {
+            let halves = Self.pieces(n, size: max(4096, (n / 2 + 4095) & ~4095))
+            parallel(halves.count) { h in
+                let (off, len) = halves[h]
+                Parity.xor(sources: bufs.map { UnsafeRawPointer($0.base + off) }, into: out.base + off, count: len)
+            }
+        } else {
+            // RAID-6: each line's roles differ (P and Q rotate), so line by line.
+            let unit = Int(il * Volume.blockSize)
+            let lines = Int(to - from)
+            let unrecoverable = Atomic<Bool>(false)
+            parallel(lines) { li in
+                let line = from + UInt64(li)
+                let at = li * unit
+                let ok = Syndrome.recover(rt.layout, line: line,
+                                          have: others.indices.map { (others[$0], UnsafeRawPointer(bufs[$0].base + at)) },
+                                          want: [(c, out.base + at)], count: unit)
+                if !ok { unrecoverable.store(true, ordering: .relaxed) }
+            }
+            if unrecoverable.load(ordering: .relaxed) {
+                return .failed(.sourceFailed("column \(c) cannot be rebuilt from the columns left"))
+            }
         }
         let target = rt.columns[c]
         guard let dev = target.device else {

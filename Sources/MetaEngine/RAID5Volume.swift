@@ -5,8 +5,11 @@ import MetaDevices
 import MetaLayout
 import Synchronization
 
-/// A RAID-5 volume: data and rotating parity over N ≥ 3 columns (plus data-only columns
-/// appended by grow), degraded operation, and SVM's error semantics.
+/// A RAID-5 or RAID-6 volume: data and rotating parity over N ≥ 3 columns (RAID-6: P and Q
+/// over N ≥ 4; plus data-only columns appended by grow), degraded operation, and SVM's
+/// error semantics. RAID-6 is the same engine with two parity units per line
+/// (``RAID5Layout/parityCount``): reads and rebuilds recover up to two missing columns of a
+/// line (``Syndrome``), and a column fails into `Last Erred` only when two others are erred.
 ///
 /// Every request is split into lines. Writes hold the line's lock and pick, per line, the
 /// cheapest of reconstruct-write (a full-line write needs no reads) and read-modify-write.
@@ -45,9 +48,17 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         /// The write log, when the volume logs its writes.
         var log: WriteLog?
 
-        /// Whether a column other than `c` is erred or being rebuilt (``ColumnHealth``).
+        /// Whether the volume has no redundancy left without column `c`: as many other
+        /// columns as it has parity units are erred or being rebuilt (``ColumnHealth``).
         func othersErred(_ c: Int) -> Bool {
-            columns.indices.contains { i in i != c && (columns[i].state.isErred || columns[i].state == .resyncing) }
+            columns.indices.filter { i in i != c && (columns[i].state.isErred || columns[i].state == .resyncing) }.count
+                >= layout.parityCount
+        }
+        /// The columns whose P and Q a line has: `[p]`, or `[p, q]` for RAID-6.
+        func parityColumns(line: UInt64) -> [Int] {
+            let p = layout.parityColumn(line: line)
+            guard let q = layout.qColumn(line: line) else { return [p] }
+            return [p, q]
         }
     }
     struct CopyTarget {
@@ -362,6 +373,14 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             let rt = runtime.read { $0 }
             let failed = ErrorBox<DeviceError>()
             let fatal = ErrorBox<VolumeIOError>()
+            // RAID-6 with two pieces of the line on missing columns: both rebuilt at once, from
+            // one read of the other columns over the range they span.
+            let away = pieces.filter { avail($0.column, line: line, rt) == .missing
+                && !pieceIsLost(rt, line: line, column: $0.column, unitOffset: $0.unitOffset, blocks: $0.blocks) }
+            let together = away.count > 1 && rt.layout.parityCount > 1
+            if together {
+                do throws(VolumeIOError) { try reconstructPieces(line: line, away, buffer, rt, failed: failed) } catch { fatal.add(0, error) }
+            }
             for p in pieces {
                 let dst = UnsafeMutableRawBufferPointer(start: buffer.baseAddress! + p.bufferOffset,
                                                         count: Int(p.blocks * Volume.blockSize))
@@ -370,6 +389,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
                     fatal.add(0, lostError("read", line: line, column: p.column))
                     continue
                 }
+                if together && a == .missing { continue }
                 if a != .missing {
                     let col = rt.columns[p.column]
                     do throws(DeviceError) {
@@ -397,17 +417,50 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         throw ioError("read", line: line, "too many column failures")
     }
 
+    /// Rebuilds `pieces` (of missing columns of `line`) into `buffer` from one read of the
+    /// other columns over the unit range the pieces span.
+    private func reconstructPieces(line: UInt64, _ pieces: [Piece], _ buffer: UnsafeMutableRawBufferPointer, _ rt: Runtime,
+                                   failed: ErrorBox<DeviceError>) throws(VolumeIOError) {
+        let lo = pieces.map(\.unitOffset).min()!, hi = pieces.map { $0.unitOffset + $0.blocks }.max()!
+        let columns = Array(Set(pieces.map(\.column))).sorted()
+        let n = Int((hi - lo) * Volume.blockSize)
+        let outs = columns.map { _ in AlignedBuffer(uninitializedCount: n) }
+        defer { withExtendedLifetime(outs) {} }  // pointers into it outlive its last use
+        try reconstruct(line: line, columns: columns, unitOffset: lo, blocks: hi - lo, into: outs.map(\.mutableBytes), rt, failed: failed)
+        if !failed.all.isEmpty { return }
+        for p in pieces {
+            let out = outs[columns.firstIndex(of: p.column)!]
+            (buffer.baseAddress! + p.bufferOffset).copyMemory(from: out.base + Int((p.unitOffset - lo) * Volume.blockSize),
+                                                             byteCount: Int(p.blocks * Volume.blockSize))
+        }
+    }
+
     /// Rebuilds column `column`'s blocks `[unitOffset, unitOffset+blocks)` of `line` from the
     /// other columns. Device errors of healthy columns go to `failed` (the caller records
     /// them and retries); anything that makes the data unrecoverable throws.
     func reconstruct(line: UInt64, column: Int, unitOffset: UInt64, blocks: UInt64,
                      into dst: UnsafeMutableRawBufferPointer, _ rt: Runtime, failed: ErrorBox<DeviceError>) throws(VolumeIOError) {
+        try reconstruct(line: line, columns: [column], unitOffset: unitOffset, blocks: blocks, into: [dst], rt, failed: failed)
+    }
+
+    /// ``reconstruct(line:column:unitOffset:blocks:into:_:failed:)`` of several columns at
+    /// once (RAID-6: up to two), over the same range, from one read of the others.
+    func reconstruct(line: UInt64, columns want: [Int], unitOffset: UInt64, blocks: UInt64,
+                     into dsts: [UnsafeMutableRawBufferPointer], _ rt: Runtime, failed: ErrorBox<DeviceError>) throws(VolumeIOError) {
+        let column = want[0]
         guard parityValid(line, rt) else {
             throw ioError("read", line: line, "column \(column) is unavailable and the line's parity is not initialised yet")
         }
-        let others = (0..<rt.columns.count).filter { $0 != column }
-        for d in others where avail(d, line: line, rt) == .missing {
-            throw ioError("read", line: line, "columns \(column) and \(d) are both unavailable: data lost")
+        var others = (0..<rt.columns.count).filter { !want.contains($0) }
+        let alsoMissing = others.filter { avail($0, line: line, rt) == .missing }
+        if alsoMissing.count + want.count > rt.layout.parityCount {
+            let names = (want + alsoMissing).map(String.init).joined(separator: ", ")
+            throw ioError("read", line: line, "columns \(names) are all unavailable: data lost")
+        }
+        others.removeAll { alsoMissing.contains($0) }
+        // RAID-6 with only this column away: P and the other data units are enough (no Q read).
+        if rt.layout.parityCount == 2 && alsoMissing.isEmpty && want.count == 1, let q = rt.layout.qColumn(line: line), column != q {
+            others.removeAll { $0 == q }
         }
         let n = Int(blocks * Volume.blockSize)
         let bufs = others.map { _ in AlignedBuffer(count: n) }
@@ -427,10 +480,17 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         }
         if let e = fatal.first { throw e }
         if !failed.all.isEmpty { return }
-        let out = AlignedBuffer(count: n)
-        defer { withExtendedLifetime(out) {} }  // pointers into it outlive its last use
-        Parity.xor(sources: bufs.map { UnsafeRawPointer($0.base) }, into: out.base, count: n)
-        dst.copyMemory(from: out.bytes)
+        let outs = want.map { _ in AlignedBuffer(count: n) }
+        defer { withExtendedLifetime(outs) {} }  // pointers into it outlive its last use
+        if rt.layout.parityCount == 1 {
+            Parity.xor(sources: bufs.map { UnsafeRawPointer($0.base) }, into: outs[0].base, count: n)
+        } else {
+            guard Syndrome.recover(rt.layout, line: line, have: others.indices.map { (others[$0], UnsafeRawPointer(bufs[$0].base)) },
+                                   want: want.indices.map { (want[$0], outs[$0].base) }, count: n) else {
+                throw ioError("read", line: line, "columns \(want) cannot be rebuilt from the columns left")
+            }
+        }
+        for (i, dst) in dsts.enumerated() { dst.copyMemory(from: outs[i].bytes) }
     }
 
     // MARK: writes
@@ -506,12 +566,14 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     private func chooseStrategy(_ line: UInt64, _ pieces: [Piece], _ rt: Runtime, lo: UInt64, hi: UInt64) throws(VolumeIOError) -> Strategy {
         // Counted in place, no sets: this runs for every write.
         let p = rt.layout.parityColumn(line: line)
-        var missingCount = 0, parityMissing = false
-        var writtenMissing: Int? = nil
+        let q = rt.layout.qColumn(line: line)
+        let parityUnits = rt.layout.parityCount
+        var missingCount = 0, parityMissing = 0
+        var writtenMissing: [Int] = []
         for c in 0..<rt.columns.count where avail(c, line: line, rt) == .missing {
             missingCount += 1
-            if c == p { parityMissing = true }
-            if writtenMissing == nil && pieces.contains(where: { $0.column == c }) { writtenMissing = c }
+            if c == p || c == q { parityMissing += 1 }
+            if pieces.contains(where: { $0.column == c }) { writtenMissing.append(c) }
         }
         let pValid = parityValid(line, rt)
         if missingCount > 0, let c = rt.unrecordedMissing.first {
@@ -519,37 +581,48 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         }
         // A Last Erred column is read directly when it returns: a write that would have to
         // change it (its data, or the parity it holds) while it is away would leave it stale.
-        for c in [writtenMissing, parityMissing ? p : nil].compactMap({ $0 }) where rt.columns[c].state == .lastErred {
+        for c in writtenMissing + [p, q].compactMap({ $0 }) where rt.columns[c].state == .lastErred
+            && avail(c, line: line, rt) == .missing {
             throw ioError("write", line: line, "column \(c) is Last Erred and unavailable: the write cannot be recorded on it")
         }
-        if let f = writtenMissing {
-            // Without trusted parity the missing column's old data cannot be rebuilt; a write
+        let covers: (Int) -> Bool = { f in
+            pieces.contains { $0.column == f && $0.unitOffset <= lo && $0.unitOffset + $0.blocks >= hi }
+        }
+        if let f = writtenMissing.first {
+            // Without trusted parity a missing column's old data cannot be rebuilt; a write
             // that covers the whole written range of that column does not need it.
-            let covers = pieces.contains { $0.column == f && $0.unitOffset <= lo && $0.unitOffset + $0.blocks >= hi }
-            if missingCount >= 2 || (!pValid && !covers) {
+            if missingCount > parityUnits || (!pValid && writtenMissing.contains { !covers($0) }) {
                 throw ioError("write", line: line, "column \(f) is unavailable and its data cannot be kept in parity")
             }
             return .degradedReconstruct(f)
         }
-        // With the parity column away only the data is written in place; but a write-log
+        // With the parity columns away only the data is written in place; but a write-log
         // record must still carry the parity (computed from every data column): a record
         // without it, replayed after an older record's parity, would leave that older parity
         // in place once the column has been rebuilt with this write in it (seed 33007303).
-        // A copy target standing in for the parity column below its copy point takes the parity
+        // A copy target standing in for a parity column below its copy point takes the parity
         // as it takes every write of its column: else, once the copy ends, the target would
         // be the column with the line's old parity (seed 77015413: the copy's source failed a
         // write, and the next line's write, data only, left the target's parity stale).
-        let copyTakesParity = rt.copy.map { $0.column == p && line < $0.copiedBelow } ?? false
-        if parityMissing { return rt.log == nil && !copyTakesParity ? .dataOnly : .reconstructWrite }
+        let copyTakesParity = rt.copy.map { ($0.column == p || $0.column == q) && line < $0.copiedBelow } ?? false
+        if parityMissing == parityUnits { return rt.log == nil && !copyTakesParity ? .dataOnly : .reconstructWrite }
+        if copyTakesParity && parityMissing > 0 {
+            // RAID-6 with one parity column away: a read-modify-write would leave the copy
+            // target's parity as it was. Recompute both from the data instead (which needs
+            // every missing data unit rebuilt from trusted parity).
+            if missingCount > parityMissing && !pValid {
+                throw ioError("write", line: line, "a column is unavailable, the line's parity is not trusted, and a copy needs its parity: the write cannot be kept consistent")
+            }
+            return .reconstructWrite
+        }
         // Read-modify-write keeps parity's relation to the missing column's data as it was,
         // even where that parity is not trusted (a torn line stays torn, an intact line stays
         // recoverable); writing data alone would make the missing column unrecoverable there.
         if missingCount > 0 { return .readModifyWrite }
         if !pValid { return .reconstructWrite }
-        let rmwReads = pieces.count + 1
+        let rmwReads = pieces.count + parityUnits
         var rcwReads = 0
-        for d in 0..<rt.columns.count where d != p
-            && !pieces.contains(where: { $0.column == d && $0.unitOffset <= lo && $0.unitOffset + $0.blocks >= hi }) {
+        for d in 0..<rt.columns.count where d != p && d != q && !covers(d) {
             rcwReads += 1
         }
         // On a tie (a small write to a 4-column RAID-5: 2 reads either way) read-modify-write
@@ -557,10 +630,11 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         return rcwReads < rmwReads ? .reconstructWrite : .readModifyWrite
     }
 
-    /// The parity a write attempt computed for its line (nil: it wrote no parity), kept for
-    /// the attempts after it.
+    /// The parity a write attempt computed for its line (empty: it wrote none; one entry for
+    /// RAID-5, P and Q or only the one it could update for RAID-6), kept for the attempts
+    /// after it.
     struct LineImage {
-        var parity: AlignedBuffer?
+        var parity: [(column: Int, bytes: AlignedBuffer)]
     }
 
     private func writeAttempt(_ line: UInt64, _ pieces: [Piece], _ buffer: UnsafeRawBufferPointer, _ rt: Runtime,
@@ -572,7 +646,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             hi = max(hi, piece.unitOffset + piece.blocks)
         }
         let wBytes = Int(hi - lo) * bs
-        let p = rt.layout.parityColumn(line: line)
+        let pcs = rt.parityColumns(line: line)
         let strategy = image == nil ? try chooseStrategy(line, pieces, rt, lo: lo, hi: hi) : .dataOnly
         let fatal = ErrorBox<VolumeIOError>()
 
@@ -609,26 +683,28 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
                 } else { failed.add(c, error) }
             }
         }
-        /// Writes every piece's new data and (optionally) the parity, in parallel, once the
-        /// write log (when the volume has one) holds all of it.
-        func commitWrites(parity: UnsafeRawBufferPointer?) throws(VolumeIOError) {
+        /// Writes every piece's new data and the parity units given (over `[lo, hi)`), in
+        /// parallel, once the write log (when the volume has one) holds all of it.
+        func commitWrites(parity: [(column: Int, bytes: UnsafeRawBufferPointer)]) throws(VolumeIOError) {
             if image == nil {
                 image = LineImage(parity: parity.map { p in
-                    let copy = AlignedBuffer(uninitializedCount: p.count)
-                    copy.mutableBytes.copyMemory(from: p)
-                    return copy
+                    let copy = AlignedBuffer(uninitializedCount: p.bytes.count)
+                    copy.mutableBytes.copyMemory(from: p.bytes)
+                    return (p.column, copy)
                 })
             }
             var segments = pieces.map { LogRecord.Segment(column: $0.column, columnBlock: line * rt.layout.interlaceBlocks + $0.unitOffset, blocks: $0.blocks) }
-            if parity != nil { segments.append(LogRecord.Segment(column: p, columnBlock: line * rt.layout.interlaceBlocks + lo, blocks: hi - lo)) }
-            try logged(line: line, segments, payload: { i in i < pieces.count ? newData(pieces[i]) : parity! }, rt, failed: failed) {
+            for pu in parity {
+                segments.append(LogRecord.Segment(column: pu.column, columnBlock: line * rt.layout.interlaceBlocks + lo, blocks: hi - lo))
+            }
+            try logged(line: line, segments, payload: { i in i < pieces.count ? newData(pieces[i]) : parity[i - pieces.count].bytes }, rt, failed: failed) {
                 wrote = true
-                let n = pieces.count + (parity == nil ? 0 : 1)
+                let n = pieces.count + parity.count
                 parallel(n, bytes: n * wBytes) { i in
                     if i < pieces.count {
                         writeCol(pieces[i].column, pieces[i].unitOffset, newData(pieces[i]))
                     } else {
-                        writeCol(p, lo, parity!)
+                        writeCol(parity[i - pieces.count].column, lo, parity[i - pieces.count].bytes)
                     }
                 }
             }
@@ -636,86 +712,114 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
 
         if let img = image {
             // A retry: the first attempt's data and parity, on the columns that can take them.
-            let parityGone = img.parity == nil || avail(p, line: line, rt) == .missing
-            for c in pieces.map(\.column) + (img.parity == nil ? [] : [p]) where avail(c, line: line, rt) == .missing {
+            let parityGone = img.parity.allSatisfy { avail($0.column, line: line, rt) == .missing }
+            let missingNow = (0..<rt.columns.count).filter { avail($0, line: line, rt) == .missing }
+            for c in pieces.map(\.column) + img.parity.map(\.column) where missingNow.contains(c) {
                 if rt.columns[c].state == .lastErred {
                     throw ioError("write", line: line, "column \(c) is Last Erred and unavailable: the write cannot be recorded on it")
                 }
-                if c != p && parityGone {
+                if !pcs.contains(c) && (parityGone || missingNow.count > rt.layout.parityCount) {
                     throw ioError("write", line: line, "column \(c) is unavailable and its data cannot be kept in parity")
                 }
             }
-            try commitWrites(parity: img.parity.map { UnsafeRawBufferPointer($0.mutableBytes) })
+            try commitWrites(parity: img.parity.map { ($0.column, UnsafeRawBufferPointer($0.bytes.mutableBytes)) })
             if let e = fatal.first { throw e }
             return
         }
 
         switch strategy {
         case .dataOnly:
-            try commitWrites(parity: nil)
+            try commitWrites(parity: [])
 
         case .readModifyWrite:
-            // One scratch buffer: the old parity [lo, hi), then each piece's old data. Not
-            // zeroed: the reads fill all of it before it is used (a failed read ends here).
+            // One scratch buffer: the old parity units [lo, hi) (those present), then each
+            // piece's old data. Not zeroed: the reads fill all of it before it is used (a
+            // failed read ends here).
+            let present = pcs.filter { avail($0, line: line, rt) != .missing }
             var dataBytes = 0
             for piece in pieces { dataBytes += Int(piece.blocks) * bs }
-            let scratch = AlignedBuffer(uninitializedCount: wBytes + dataBytes)
+            let parityBytes = wBytes * present.count
+            let scratch = AlignedBuffer(uninitializedCount: parityBytes + dataBytes)
             defer { withExtendedLifetime(scratch) {} }  // pointers into it outlive its last use
-            let oldP = UnsafeMutableRawBufferPointer(start: scratch.base, count: wBytes)
+            func oldParity(_ j: Int) -> UnsafeMutableRawBufferPointer {
+                UnsafeMutableRawBufferPointer(start: scratch.base + j * wBytes, count: wBytes)
+            }
             func old(_ i: Int) -> UnsafeMutableRawBufferPointer {
-                var at = wBytes
+                var at = parityBytes
                 for k in 0..<i { at += Int(pieces[k].blocks) * bs }
                 return UnsafeMutableRawBufferPointer(start: scratch.base + at, count: Int(pieces[i].blocks) * bs)
             }
-            parallel(pieces.count + 1, bytes: wBytes + dataBytes) { i in
+            parallel(pieces.count + present.count, bytes: parityBytes + dataBytes) { i in
                 if i < pieces.count { readCol(pieces[i].column, pieces[i].unitOffset, old(i)) }
-                else { readCol(p, lo, oldP) }
+                else { readCol(present[i - pieces.count], lo, oldParity(i - pieces.count)) }
             }
             if !failed.all.isEmpty { return }
             if let e = fatal.first { throw e }
-            // new parity = old parity ^ old data ^ new data, piece by piece, in place.
+            // new P = old P ^ old data ^ new data, piece by piece, in place; RAID-6's Q takes
+            // g^k times the same change.
+            let q = rt.layout.qColumn(line: line)
             for (i, piece) in pieces.enumerated() {
                 let n = Int(piece.blocks) * bs
                 let at = Int(piece.unitOffset - lo) * bs
-                Parity.xorInPlace(scratch.base + at, UnsafeRawPointer(old(i).baseAddress!), newData(piece).baseAddress!, count: n)
+                if q == nil {
+                    Parity.xorInPlace(scratch.base + at, UnsafeRawPointer(old(i).baseAddress!), newData(piece).baseAddress!, count: n)
+                    continue
+                }
+                // The change, in the old data's place.
+                Parity.xorInPlace(old(i).baseAddress!, newData(piece).baseAddress!, count: n)
+                for (j, c) in present.enumerated() {
+                    let dst = oldParity(j).baseAddress! + at
+                    if c == q {
+                        let k = rt.layout.syndromeIndex(column: piece.column, line: line)!
+                        Syndrome.multiplyAdd(Syndrome.power(k), UnsafeRawPointer(old(i).baseAddress!), into: dst, count: n)
+                    } else {
+                        Parity.xorInPlace(dst, UnsafeRawPointer(old(i).baseAddress!), count: n)
+                    }
+                }
             }
-            try commitWrites(parity: UnsafeRawBufferPointer(oldP))
+            try commitWrites(parity: present.indices.map { (present[$0], UnsafeRawBufferPointer(oldParity($0))) })
 
         case .reconstructWrite, .degradedReconstruct:
-            var missingCol: Int? = nil
-            if case .degradedReconstruct(let f) = strategy { missingCol = f }
-            let dataCols = (0..<rt.columns.count).filter { $0 != p }
+            // Every data unit's new contents over [lo, hi): read what the write does not cover,
+            // rebuild missing units it does not cover from the others and the parity, overlay
+            // the new data, and compute every parity unit from the result.
+            let dataCols = rt.layout.dataColumnsInUnitOrder(line: line)
             let contents = dataCols.map { _ in AlignedBuffer(count: wBytes) }
             defer { withExtendedLifetime(contents) {} }  // pointers into it outlive its last use
             let covers: (Int) -> Bool = { c in
                 pieces.contains { $0.column == c && $0.unitOffset <= lo && $0.unitOffset + $0.blocks >= hi }
             }
-            let needOldF = missingCol.map { !covers($0) } ?? false
-            // Read what is needed: columns not fully overwritten (all present columns when
-            // the missing column's old data must be rebuilt), and parity for that rebuild.
+            let missingData = dataCols.filter { avail($0, line: line, rt) == .missing }
+            let rebuild = missingData.filter { !covers($0) }
+            // Read what is needed: columns not fully overwritten (all present columns when a
+            // missing column's old data must be rebuilt), and parity for that rebuild.
             var reads: [(Int, AlignedBuffer)] = []
-            for (i, c) in dataCols.enumerated() where c != missingCol && (needOldF || !covers(c)) {
+            for (i, c) in dataCols.enumerated() where !missingData.contains(c) && (!rebuild.isEmpty || !covers(c)) {
                 reads.append((c, contents[i]))
             }
-            let oldP = needOldF ? AlignedBuffer(count: wBytes) : nil
-            defer { withExtendedLifetime(oldP) {} }  // pointers into it outlive its last use
-            if let oldP { reads.append((p, oldP)) }
+            let oldParity = rebuild.isEmpty ? [] : pcs.filter { avail($0, line: line, rt) != .missing }.map { ($0, AlignedBuffer(count: wBytes)) }
+            defer { withExtendedLifetime(oldParity) {} }  // pointers into it outlive its last use
+            reads += oldParity
             parallel(reads.count, bytes: reads.count * wBytes) { i in readCol(reads[i].0, lo, reads[i].1.mutableBytes) }
             if !failed.all.isEmpty { return }
             if let e = fatal.first { throw e }
-            if let f = missingCol, let oldP, let fi = dataCols.firstIndex(of: f) {
-                let srcs = [UnsafeRawPointer(oldP.base)] + dataCols.indices.filter { $0 != fi }.map { UnsafeRawPointer(contents[$0].base) }
-                Parity.xor(sources: srcs, into: contents[fi].base, count: wBytes)
+            if !rebuild.isEmpty {
+                let have = reads.map { (column: $0.0, bytes: UnsafeRawPointer($0.1.base)) }
+                let want = rebuild.map { (column: $0, bytes: contents[dataCols.firstIndex(of: $0)!].base) }
+                guard Syndrome.recover(rt.layout, line: line, have: have, want: want, count: wBytes) else {
+                    throw ioError("write", line: line, "columns \(rebuild) are unavailable and cannot be rebuilt from the others")
+                }
             }
             for piece in pieces {
                 guard let i = dataCols.firstIndex(of: piece.column) else { continue }
                 (contents[i].base + Int(piece.unitOffset - lo) * bs).copyMemory(from: newData(piece).baseAddress!,
                                                                                 byteCount: Int(piece.blocks) * bs)
             }
-            let parity = AlignedBuffer(count: wBytes)
+            let parity = pcs.map { _ in AlignedBuffer(count: wBytes) }
             defer { withExtendedLifetime(parity) {} }  // pointers into it outlive its last use
-            Parity.xor(sources: contents.map { UnsafeRawPointer($0.base) }, into: parity.base, count: wBytes)
-            try commitWrites(parity: parity.bytes)
+            Syndrome.generate(data: contents.map { UnsafeRawPointer($0.base) }, p: parity[0].base,
+                              q: parity.count > 1 ? parity[1].base : nil, count: wBytes)
+            try commitWrites(parity: pcs.indices.map { (pcs[$0], parity[$0].bytes) })
         }
         if let e = fatal.first { throw e }
     }
@@ -740,8 +844,9 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         for (c, e) in failed.all { try markFailed(c, e) }
         let after = runtime.read { $0 }
         let erred = after.columns.filter { $0.state.isErred }.count
-        if erred >= 2 {
-            throw VolumeIOError(volume: name, code: .io, operation: "flush", detail: "more than one column has failed")
+        if erred > after.layout.parityCount {
+            throw VolumeIOError(volume: name, code: .io, operation: "flush",
+                                detail: "more than \(after.layout.parityCount == 1 ? "one column has" : "\(after.layout.parityCount) columns have") failed")
         }
         // A Last Erred column is the only source of its data: if it could not make its
         // writes durable (it failed to flush, or it is not there to be flushed), neither
@@ -863,13 +968,14 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         progress.withLock { $0 = nil }
     }
 
-    /// Recomputes one line's parity from its data columns. Caller holds the line lock.
+    /// Recomputes one line's parity (P, and Q for RAID-6) from its data columns. Caller holds
+    /// the line lock.
     func initializeLine(_ line: UInt64) -> Bool {
         let rt = runtime.read { $0 }
-        let p = rt.layout.parityColumn(line: line)
+        let pcs = rt.parityColumns(line: line)
         let n = Int(rt.layout.interlaceBlocks * Volume.blockSize)
-        let dataCols = (0..<rt.columns.count).filter { $0 != p }
-        if (dataCols + [p]).contains(where: { avail($0, line: line, rt) == .missing }) { return false }
+        let dataCols = rt.layout.dataColumnsInUnitOrder(line: line)
+        if (dataCols + pcs).contains(where: { avail($0, line: line, rt) == .missing }) { return false }
         let bufs = dataCols.map { _ in AlignedBuffer(count: n) }
         defer { withExtendedLifetime(bufs) {} }  // pointers into it outlive its last use
         let failed = ErrorBox<DeviceError>()
@@ -879,15 +985,18 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
                 try col.device!.read(into: bufs[i].mutableBytes, at: self.columnOffset(col, line: line, unitOffset: 0, layout: rt.layout))
             } catch { failed.add(dataCols[i], error) }
         }
-        let parity = AlignedBuffer(count: n)
+        let parity = pcs.map { _ in AlignedBuffer(count: n) }
         defer { withExtendedLifetime(parity) {} }  // pointers into it outlive its last use
         if failed.all.isEmpty {
-            Parity.xor(sources: bufs.map { UnsafeRawPointer($0.base) }, into: parity.base, count: n)
-            let col = rt.columns[p]
-            do throws(DeviceError) {
-                try col.device!.write(UnsafeRawBufferPointer(parity.mutableBytes),
-                                      at: columnOffset(col, line: line, unitOffset: 0, layout: rt.layout))
-            } catch { failed.add(p, error) }
+            Syndrome.generate(data: bufs.map { UnsafeRawPointer($0.base) }, p: parity[0].base,
+                              q: parity.count > 1 ? parity[1].base : nil, count: n)
+            parallel(pcs.count) { j in
+                let col = rt.columns[pcs[j]]
+                do throws(DeviceError) {
+                    try col.device!.write(UnsafeRawBufferPointer(parity[j].mutableBytes),
+                                          at: self.columnOffset(col, line: line, unitOffset: 0, layout: rt.layout))
+                } catch { failed.add(pcs[j], error) }
+            }
         }
         for (c, e) in failed.all { _ = try? markFailed(c, e) }
         return failed.all.isEmpty

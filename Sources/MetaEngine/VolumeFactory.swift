@@ -3,12 +3,13 @@ import MetaModel
 
 /// Opens the I/O engine for volumes of a set.
 public enum VolumeFactory {
-    /// Builds the engine for `record` (concat/stripe or RAID-5).
+    /// Builds the engine for `record` (concat/stripe, or RAID-5 and RAID-6: one engine, with
+    /// one or two parity units per line).
     public static func open(_ record: VolumeRecord, context: VolumeContext) throws(VolumeIOError) -> Volume {
         switch record.type {
         case .concat, .stripe:
             return try StripeVolume(record: record, context: context)
-        case .raid5:
+        case .raid5, .raid6:
             return try RAID5Volume(record: record, context: context)
         }
     }

@@ -174,7 +174,7 @@ public enum SetModel {
         case .checkBegun(let name, let repair, let total, let at):
             guard let vi = cfg.volumeIndex(named: name) else { throw ModelError(.notFound, "\(name): no such volume") }
             let v = cfg.volumes[vi]
-            guard v.type == .raid5 else {
+            guard v.type.hasColumns else {
                 throw ModelError(.invalidState, "\(name): check verifies redundancy; a \(v.type.rawValue) volume has none")
             }
             if v.check?.running == true { throw ModelError(.inUse, "\(name): a check is already running (stop it with `metactl check \(name) --stop`)") }
@@ -214,7 +214,7 @@ public enum SetModel {
 
         case .rowAppended(let name, let uuids, let il, let sectorBlocks):
             guard let vi = cfg.volumeIndex(named: name) else { throw ModelError(.notFound, "\(name): no such volume") }
-            guard cfg.volumes[vi].type != .raid5 else { throw ModelError(.invalidState, "\(name): a RAID-5 volume grows by columns") }
+            guard !cfg.volumes[vi].type.hasColumns else { throw ModelError(.invalidState, "\(name): a RAID volume grows by columns") }
             let recs = try uuids.map { u throws(ModelError) -> DeviceRecord in
                 guard let d = cfg.device(u) else { throw ModelError(.notFound, "\(name): device \(u) is not in the set") }
                 return d
@@ -225,8 +225,8 @@ public enum SetModel {
 
         case .growBegun(let name, let devices):
             guard let vi = cfg.volumeIndex(named: name) else { throw ModelError(.notFound, "\(name): no such volume") }
-            guard cfg.volumes[vi].type == .raid5, cfg.volumes[vi].pendingGrow == nil, !devices.isEmpty else {
-                throw ModelError(.inUse, "\(name): cannot begin a grow (not RAID-5, or one is pending)")
+            guard cfg.volumes[vi].type.hasColumns, cfg.volumes[vi].pendingGrow == nil, !devices.isEmpty else {
+                throw ModelError(.inUse, "\(name): cannot begin a grow (not RAID-5 or RAID-6, or one is pending)")
             }
             if cfg.volumes[vi].check?.running == true {
                 throw ModelError(.inUse, "\(name): a check is running; stop it with `metactl check \(name) --stop`, or grow once it has finished")

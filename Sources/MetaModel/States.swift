@@ -61,8 +61,8 @@ extension VolumeRecord {
         if comps.contains(where: { $0.state == .lastErred }) { return .lastErred }
         if !(lostBlocks ?? []).isEmpty && lostDataBlocks > 0 { return .lastErred }
         let erred = comps.filter { $0.state == .maintenance || $0.state == .unavailable }.count
-        if type == .raid5 && erred >= 2 { return .lastErred }
-        if erred > 0 && type != .raid5 { return .needsMaintenance }
+        if type.hasColumns && erred > type.parityCount { return .lastErred }
+        if erred > 0 && !type.hasColumns { return .needsMaintenance }
         if let r = resync {
             switch r.kind {
             case .initialize: return erred > 0 ? .needsMaintenance : .initializing

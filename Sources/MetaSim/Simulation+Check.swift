@@ -10,7 +10,7 @@ extension Simulation {
     /// Begins a check (with or without repair) of a healthy RAID-5 volume, or stops the
     /// running one, as `metactl check NAME [--repair|--stop]` through the server does.
     func checkOrStop() {
-        guard let db, let rec = record, rec.type == .raid5, let e = engine, !fate.dead else { return }
+        guard let db, let rec = record, rec.type.hasColumns, let e = engine, !fate.dead else { return }
         if rec.check?.running == true {
             guard rng.chance(0.3) else { return }
             count("check-stop")
@@ -34,7 +34,7 @@ extension Simulation {
     /// `Okay` has no line whose parity disagrees with its data, and a check leaves the data
     /// as it was (the reads that follow compare it with the model).
     func finalCheck() {
-        guard let db, let rec = record, rec.type == .raid5, let e = engine, !fate.dead, volumeEngine != nil else { return }
+        guard let db, let rec = record, rec.type.hasColumns, let e = engine, !fate.dead, volumeEngine != nil else { return }
         guard rec.derivedState == .okay, rec.columns.allSatisfy({ $0.state == .okay }), rec.resync == nil,
               rec.pendingGrow == nil, rec.check?.running != true, (rec.lostBlocks ?? []).isEmpty else { return }
         do {

@@ -26,7 +26,7 @@ extension Simulation {
     public var volumeRecord: VolumeRecord? { record }
 
     /// Blocks per line of the volume (data units × interlace).
-    public var lineBlocks: Int { Int(options.interlaceBlocks) * (record.map { $0.columns.count - 1 } ?? 0) }
+    public var lineBlocks: Int { Int(options.interlaceBlocks) * (record.map { $0.columns.count - $0.type.parityCount } ?? 0) }
 
     /// The volume block at which `column`'s unit of `line` starts.
     public func block(line: Int, column: Int) -> Int {

@@ -41,6 +41,10 @@ public struct SimOptions: Sendable {
     public var spares: Bool? = nil
     /// The volume's type (nil: RAID-5 in four schedules of five, else a stripe or a concat).
     public var volumeType: VolumeType? = nil
+    /// Whether the schedule builds a RAID-6 volume (one more column than ``columns`` says,
+    /// no write log) instead of the seed's choice. Off by default, so that every seed's
+    /// schedule stays as it was; `metactl-torture --raid6` turns it on.
+    public var raid6 = false
     /// Whether a RAID-5 volume has a write log (nil: chosen by the seed, one in two).
     public var writeLog: Bool? = nil
     /// Blocks of the write log's area on each column (small, so that it fills and is reused).
@@ -163,17 +167,19 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
     }
 
     func setUp() throws {
-        let columns = options.columns.lowerBound + rng.below(options.columns.count)
+        var columns = options.columns.lowerBound + rng.below(options.columns.count)
+        if options.raid6 { columns += 1 }  // RAID-6: one more column for Q
         let slot = DiskLayout.minimumSlotSize
         let start = DiskLayout.dataStartBlock(copies: 1, slotSize: slot) * 512
         sector = options.sectorSize ?? (rng.below(8) == 0 ? 4096 : 512)
-        let logged = options.writeLog ?? rng.chance(0.5)
+        let logged = (options.writeLog ?? rng.chance(0.5)) && !options.raid6
         let size = start + (options.lines * options.interlaceBlocks + (logged ? options.writeLogAreaBlocks : 0)) * 512
         for i in 0..<columns { devices.append(SimDevice(path: "sim\(i)", sizeBytes: size, sectorSize: sector, fate: fate)) }
         let db = try SetDatabase.create(setName: "sim", devices: devices.map { ($0, 1) }, slotSize: slot)
         let noInit = options.noInit ?? rng.chance(0.5)
-        let type = options.volumeType ?? (rng.below(5) > 0 ? .raid5 : (rng.chance(0.5) ? .stripe : .concat))
-        if type != .raid5 {
+        var type = options.volumeType ?? (rng.below(5) > 0 ? .raid5 : (rng.chance(0.5) ? .stripe : .concat))
+        if options.raid6 { type = .raid6 }
+        if !type.hasColumns {
             try db.commit { cfg in
                 for i in cfg.devices.indices { cfg.devices[i].role = .component }
                 let il = options.interlaceBlocks, blocks = options.lines * options.interlaceBlocks
@@ -191,7 +197,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         try db.commit { cfg in
             for i in cfg.devices.indices { cfg.devices[i].role = .component }
             let il = options.interlaceBlocks
-            var v = VolumeRecord(name: name, type: .raid5,
+            var v = VolumeRecord(name: name, type: type,
                                  columns: cfg.devices.map { ComponentRecord(device: $0.uuid, state: noInit ? .okay : .initializing) },
                                  originalColumnCount: columns, interlaceBlocks: il, columnBlocks: options.lines * il)
             if !noInit { v.resync = ResyncCheckpoint(kind: .initialize, totalBlocks: options.lines * il) }
@@ -229,7 +235,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
             note("hs create hsp001 with \(spares.count) spare(s); set d10 -h hsp001")
         }
         if !scripted && rng.below(3) == 0 { secondAtStart = true }
-        note("create: raid5 of \(columns) columns, \(options.lines) lines, interlace \(options.interlaceBlocks) blocks\(noInit ? ", --no-init" : "")\(logged ? ", write log" : "")\(record?.writeLog?.device != nil ? " on log0" : "")\(sector != 512 ? ", \(sector)-byte sectors" : "")")
+        note("create: \(type.rawValue) of \(columns) columns, \(options.lines) lines, interlace \(options.interlaceBlocks) blocks\(noInit ? ", --no-init" : "")\(logged ? ", write log" : "")\(record?.writeLog?.device != nil ? " on log0" : "")\(sector != 512 ? ", \(sector)-byte sectors" : "")")
         try openEngine()
         model = SimModel(blocks: Int(volumeEngine!.sizeBytes / 512))
         if secondAtStart { createSecondVolume() }
@@ -297,7 +303,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         case 84..<87: commandWithoutServer()
         case 87..<94: if options.resyncs { replaceOrEnable() } else { clientWrite() }
         case 94..<96: healAndRestart()
-        case 96: if options.resyncs || record?.type != .raid5 { grow() } else { clientRead() }
+        case 96: if options.resyncs || record?.type.hasColumns != true { grow() } else { clientRead() }
         default: restartWithColumnMissing()
         }
         afterOperation()
@@ -499,15 +505,15 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
     /// repair can make whole again (their parity cannot be recomputed), so data may be lost
     /// for good from here on.
     func tornByDoubleFailure() {
-        if record?.type == .raid5 && faultyColumns() >= 2 { model.lossy = true }
+        if let rec = record, rec.type.hasColumns && faultyColumns() > rec.type.parityCount { model.lossy = true }
     }
 
     /// Whether I/O errors are legitimate now: two devices faulty, or data legitimately lost.
     func mayFail() -> Bool {
         if model.lossy { return true }
         // No redundancy: any component that fails takes its blocks with it (EIO, no state change).
-        if record?.type != .raid5 && faultyColumns() > 0 { return true }
-        return faultyColumns() >= 2 || !replicaMajorityHealthy()
+        if record?.type.hasColumns != true && faultyColumns() > 0 { return true }
+        return faultyColumns() > (record?.type.parityCount ?? 1) || !replicaMajorityHealthy()
     }
 
     /// Whether more than half of the state database's replicas sit on healthy devices (else
@@ -530,7 +536,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         // rebuilt in the configuration (its data is derived): each counts once.
         return rec.allComponents.filter { c in
             let bad = (db?.device(c.activeDevice) as? SimDevice)?.faulty ?? true
-            return bad || (rec.type == .raid5 && (c.state.isErred || c.state == .resyncing))
+            return bad || (rec.type.hasColumns && (c.state.isErred || c.state == .resyncing))
         }.count
     }
 
@@ -659,7 +665,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
     /// every component is present (an absent one may still hold unflushed writes of an earlier
     /// process in its cache, which no flush of this one reaches).
     func flushCoversEverything() -> Bool {
-        record?.type == .raid5 || faultyColumns() == 0
+        record?.type.hasColumns == true || faultyColumns() == 0
     }
 
     func clientFlush() {
@@ -974,7 +980,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
               rec.resync == nil || rec.resync?.kind == .initialize else { clientWrite(); return }
         if rec.resync?.kind == .initialize { runBackground(all: true); return }
         let erred = rec.columns.indices.filter { rec.columns[$0].state != .okay }
-        guard erred.count <= 1 else { clientRead(); return }
+        guard erred.count <= rec.type.parityCount else { clientRead(); return }
         let c = erred.first ?? rng.below(rec.columns.count)
         let col = rec.columns[c]
         if col.state == .lastErred { clientRead(); return }
@@ -1030,7 +1036,8 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
               let poolName = vol.hotSparePool, let pool = db.config.pool(named: poolName),
               db.config.volumeIndex(named: name) != nil else { return }
         let erred = vol.columns.indices.filter { vol.columns[$0].state != .okay }
-        guard erred.count == 1, vol.columns[erred[0]].state == .maintenance || vol.columns[erred[0]].state == .unavailable
+        guard !erred.isEmpty, erred.count <= vol.type.parityCount,
+              erred.allSatisfy({ vol.columns[$0].state == .maintenance || vol.columns[$0].state == .unavailable })
         else { return }
         let c = erred[0]
         if vol.columns[c].state == .maintenance, let failedSpare = vol.columns[c].hotSpare {
@@ -1068,7 +1075,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
     /// record the pending grow; zero its data area with flushed checkpoints; commit the new
     /// geometry; reload the engine.
     func grow() {
-        if let rec = record, rec.type != .raid5 { growRows(rec); return }
+        if let rec = record, !rec.type.hasColumns { growRows(rec); return }
         guard let db, let e = engine, let rec = record, let vi = db.config.volumeIndex(named: name), !fate.dead,
               db.quorum.writable, rec.resync == nil, rec.columns.allSatisfy({ $0.state == .okay }),
               rec.columns.count < rec.originalColumnCount + 2 else { clientRead(); return }

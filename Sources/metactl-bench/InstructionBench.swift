@@ -10,13 +10,15 @@ import MetaEngine
 /// `scripts/bench-instructions` runs it under callgrind with N requests and with none and
 /// divides the difference by N, so setup and teardown cancel out.
 enum InstructionBench {
-    static let workloads = ["concat-read", "concat-write", "raid5-read", "raid5-write"]
+    static let workloads = ["concat-read", "concat-write", "raid5-read", "raid5-write", "raid6-read", "raid6-write"]
 
     /// Runs `workload` `requests` times; returns a checksum of what was read (so the reads
     /// cannot be optimised away).
     static func run(_ workload: String, requests: Int) throws -> UInt64 {
-        let raid = workload.hasPrefix("raid5")
-        let columns = raid ? 4 : 1
+        let raid = workload.hasPrefix("raid")
+        let type: VolumeType = workload.hasPrefix("raid6") ? .raid6 : raid ? .raid5 : .concat
+        // RAID-6 with the same 3 data columns as the RAID-5.
+        let columns = type == .raid6 ? 5 : raid ? 4 : 1
         let deviceBytes: UInt64 = 64 << 20
         let start: UInt64 = 2048
         var records: [DeviceRecord] = []
@@ -30,7 +32,7 @@ enum InstructionBench {
         }
         let blocks = deviceBytes / 512 - start
         let vol = raid
-            ? VolumeRecord(name: "bench", type: .raid5, columns: records.map { ComponentRecord(device: $0.uuid) },
+            ? VolumeRecord(name: "bench", type: type, columns: records.map { ComponentRecord(device: $0.uuid) },
                            originalColumnCount: columns, interlaceBlocks: 128, columnBlocks: blocks)
             : VolumeRecord(name: "bench", type: .concat,
                            rows: [RowRecord(interlaceBlocks: 1, componentBlocks: blocks, components: [ComponentRecord(device: records[0].uuid)])])

@@ -1,6 +1,6 @@
 // metactl-bench: parity and RAID-5 engine throughput (issue 4's measurements).
 //
-// Usage: metactl-bench [--dir DIR] [--log-dir DIR] [--image-mib N] [--seconds S] [--threads N] [--only parity|engine|engine-write|writelog|check]
+// Usage: metactl-bench [--dir DIR] [--log-dir DIR] [--image-mib N] [--seconds S] [--threads N] [--only parity|engine|engine-write|writelog|check|raid6]
 //   --dir        where the image files go (default: $TMPDIR or /tmp); use a real disk file
 //                system, not tmpfs (O_DIRECT is refused there and the numbers are page cache)
 //   --log-dir    where the write-log bench's dedicated log device goes (default: --dir); another
@@ -50,10 +50,10 @@ while !args.isEmpty {
     case "--threads": guard let v = Int(value()), v >= 2 else { usage("--threads must be a number ≥ 2") }; manyThreads = v
     case "--only":
         let v = value()
-        guard ["parity", "engine", "engine-write", "writelog", "check"].contains(v) else { usage("--only takes parity, engine, engine-write, writelog or check, not \(v)") }
+        guard ["parity", "engine", "engine-write", "writelog", "check", "raid6"].contains(v) else { usage("--only takes parity, engine, engine-write, writelog, check or raid6, not \(v)") }
         only = v
     case "-h", "--help":
-        print("usage: metactl-bench [--dir DIR] [--log-dir DIR] [--image-mib N] [--seconds S] [--threads N] [--only parity|engine|engine-write|writelog]")
+        print("usage: metactl-bench [--dir DIR] [--log-dir DIR] [--image-mib N] [--seconds S] [--threads N] [--only parity|engine|engine-write|writelog|check|raid6]")
         exit(0)
     default: usage("unknown argument \(a)")
     }
@@ -73,6 +73,12 @@ if only == nil || only == "parity" {
     let (t, ok) = ParityBench.run(minIterations: 300, minSeconds: 0.25)
     print(t.render())
     if !ok { failed = true; print("ERROR: ISA-L and the plain loop disagree\n") }
+}
+if only == nil || only == "raid6" {
+    note("RAID-6 P+Q …")
+    let t = EngineBench.syndromeTable(minSeconds: 0.25)
+    print(t.render())
+    if t.rows.contains(where: { $0.last == "NO" }) { failed = true; print("ERROR: P+Q or the recovery disagree with pq_gen\n") }
 }
 
 /// The bench's private directory inside --dir; removed on exit and on SIGINT/SIGTERM.
@@ -126,6 +132,11 @@ if only != "parity" {
         if only == "check" {
             note("check …")
             print(try bench.checkTable().render())
+            throw Done()
+        }
+        if only == "raid6" {
+            note("RAID-6 …")
+            print(try bench.raid6Table().render())
             throw Done()
         }
         if only == "writelog" {

@@ -32,7 +32,7 @@ final class EngineFixture: @unchecked Sendable {
          sectorSize: Int = 512, init initialize: Bool = false, onCommit: (@Sendable (SetConfig) -> Void)? = nil) throws {
         var devs: [FaultyDevice] = []
         var records: [DeviceRecord] = []
-        let count = type == .raid5 ? columns : columns * rows
+        let count = type.hasColumns ? columns : columns * rows
         for i in 0..<count {
             let mem = MemoryDevice(path: "mem\(i)", sizeBytes: deviceBytes + Self.dataStartBlock * 512 + UInt64(i) * 4096,
                                    sectorSize: sectorSize)
@@ -43,8 +43,8 @@ final class EngineFixture: @unchecked Sendable {
         let dataBlocks = deviceBytes / 512
         var vol: VolumeRecord
         switch type {
-        case .raid5:
-            vol = VolumeRecord(name: name, type: .raid5,
+        case .raid5, .raid6:
+            vol = VolumeRecord(name: name, type: type,
                                columns: records.map { ComponentRecord(device: $0.uuid, state: initialize ? .initializing : .okay) },
                                originalColumnCount: columns, interlaceBlocks: interlaceBlocks, columnBlocks: dataBlocks)
             if initialize {
@@ -117,14 +117,36 @@ final class EngineFixture: @unchecked Sendable {
         return (d as? FaultyDevice)?.base ?? d
     }
 
-    /// Checks RAID-5 parity of every line directly on the devices: returns bad lines.
+    /// Whether a RAID-6 line's P and Q (in `units`, one per column) match its data, computed
+    /// byte by byte over GF(2^8) with polynomial 0x11D (Horner: Q = D0 + 2(D1 + 2(D2 + …))).
+    static func pqRight(_ layout: RAID5Layout, line: UInt64, units: [[UInt8]]) -> Bool {
+        let n = units[0].count
+        let data = layout.dataColumnsInUnitOrder(line: line).map { units[$0] }
+        var p = [UInt8](repeating: 0, count: n), q = [UInt8](repeating: 0, count: n)
+        for d in data.reversed() {
+            for i in 0..<n {
+                p[i] ^= d[i]
+                q[i] = ((q[i] << 1) ^ (q[i] & 0x80 != 0 ? 0x1D : 0)) ^ d[i]
+            }
+        }
+        return p == units[layout.parityColumn(line: line)] && q == units[layout.qColumn(line: line)!]
+    }
+
+    /// Checks RAID-5 parity (RAID-6: P and Q) of every line directly on the devices:
+    /// returns bad lines.
     func parityErrors() throws -> [UInt64] {
         let rec = store.config.volume(named: name)!
-        let layout = RAID5Layout(originalColumns: rec.originalColumnCount, addedColumns: rec.columns.count - rec.originalColumnCount,
-                                 interlaceBlocks: rec.interlaceBlocks, columnBlocks: rec.columnBlocks)
+        let layout = rec.raid5Layout!
         let n = Int(layout.interlaceBlocks * 512)
         var bad: [UInt64] = []
         for line in 0..<layout.lineCount {
+            if layout.parityCount == 2 {
+                let units = try (0..<layout.columnCount).map { c in
+                    try rawDevice(rec.columns[c].activeDevice).read(count: n, at: (Self.dataStartBlock + line * layout.interlaceBlocks) * 512)
+                }
+                if !Self.pqRight(layout, line: line, units: units) { bad.append(line) }
+                continue
+            }
             var acc = [UInt8](repeating: 0, count: n)
             for c in 0..<layout.columnCount {
                 let b = try rawDevice(rec.columns[c].activeDevice).read(count: n, at: (Self.dataStartBlock + line * layout.interlaceBlocks) * 512)

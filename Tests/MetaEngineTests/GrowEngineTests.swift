@@ -37,9 +37,9 @@ final class GrowFixture: @unchecked Sendable {
         serial = deviceBytes.count
         let vol: VolumeRecord
         switch type {
-        case .raid5:
+        case .raid5, .raid6:
             let smallest = recs.map(\.dataBlocks).min()!
-            vol = VolumeRecord(name: name, type: .raid5, columns: recs.map { ComponentRecord(device: $0.uuid) },
+            vol = VolumeRecord(name: name, type: type, columns: recs.map { ComponentRecord(device: $0.uuid) },
                                originalColumnCount: recs.count, interlaceBlocks: interlaceBlocks,
                                columnBlocks: smallest / interlaceBlocks * interlaceBlocks)
         case .concat:
@@ -148,11 +148,15 @@ final class GrowFixture: @unchecked Sendable {
     /// Lines whose columns (all of them, added ones included) do not XOR to zero.
     func parityErrors() throws -> [UInt64] {
         let rec = record
-        let layout = RAID5Layout(originalColumns: rec.originalColumnCount, addedColumns: rec.columns.count - rec.originalColumnCount,
-                                 interlaceBlocks: rec.interlaceBlocks, columnBlocks: rec.columnBlocks)
+        let layout = rec.raid5Layout!
         let n = Int(layout.interlaceBlocks * 512)
         var bad: [UInt64] = []
         for line in 0..<layout.lineCount {
+            if layout.parityCount == 2 {
+                let units = try rec.columns.map { try device($0.device).base.read(count: n, at: (Self.dataStart + line * layout.interlaceBlocks) * 512) }
+                if !EngineFixture.pqRight(layout, line: line, units: units) { bad.append(line) }
+                continue
+            }
             var acc = [UInt8](repeating: 0, count: n)
             for c in rec.columns {
                 let b = try device(c.device).base.read(count: n, at: (Self.dataStart + line * layout.interlaceBlocks) * 512)
@@ -232,6 +236,33 @@ struct GrowEngineTests {
         }
         #expect(try f.mismatches() == 0)
         #expect(try f.parityErrors().isEmpty)
+    }
+
+    @Test("RAID-6: zeroed columns join with P and Q valid; two columns (one of them new) can then fail", arguments: [1, 2])
+    func raid6(_ added: Int) throws {
+        let f = try GrowFixture(type: .raid6, deviceBytes: [96 << 10, 96 << 10, 96 << 10, 96 << 10, 100 << 10], interlaceBlocks: 8)
+        var rng = SeededRNG(seed: UInt64(60 + added))
+        try f.fillRandom(0..<f.size, &rng)
+        #expect(try f.parityErrors().isEmpty)
+        let old = f.model
+        let oldSize = f.size
+        let add = try f.addDevices([UInt64](repeating: 100 << 10, count: added))
+        try f.zero(add)
+        let newSize = try f.commitGrow(columns: add)
+        #expect(newSize == UInt64(oldSize) + UInt64(added) * (96 << 10))
+        #expect(try f.parityErrors().isEmpty, "P and Q stay valid: a zero unit adds nothing to either")
+        #expect(try f.read(0, oldSize) == old)
+        try f.fillRandom(oldSize..<f.size, &rng)
+        for _ in 0..<40 {
+            let len = Int.random(in: 1...30000, using: &rng)
+            let off = Int.random(in: 0...(f.size - len), using: &rng)
+            try f.write(off, (0..<len).map { _ in UInt8.random(in: 0...255, using: &rng) })
+        }
+        #expect(try f.parityErrors().isEmpty)
+        for victim in [f.record.columns[2].device, add.last!.uuid] {
+            f.device(victim).updateFaults { $0.failReads = true; $0.failWrites = true }
+        }
+        #expect(try f.mismatches() == 0, "an original and an added column missing: rebuilt through P and Q")
     }
 
     @Test("RAID-5: a column that was not zeroed would break parity (why grow zeroes)")

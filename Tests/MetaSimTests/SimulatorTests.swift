@@ -61,6 +61,25 @@ struct SimulatorTests {
         #expect(ops > 60 * 50, "schedules ran too few operations to mean anything")
     }
 
+    /// RAID-6 schedules (`metactl-torture --raid6`): 2 × 40 of them, with one or two columns
+    /// failing, crashes and rebuilds, every read checked.
+    @Test("bounded sweep of RAID-6 schedules", arguments: 0..<2)
+    func sweepRAID6(batch: Int) throws {
+        var options = SimOptions()
+        options.raid6 = true
+        var ops = 0
+        for seed in UInt64(20_000 + batch * 40)..<UInt64(20_000 + (batch + 1) * 40) {
+            let sim = Simulation(seed: seed, options: options)
+            do { try sim.run() } catch {
+                Issue.record("\(error)\nreplay: bash scripts/torture --seed \(seed) --raid6")
+                return
+            }
+            #expect(sim.volume?.layout.parityCount == 2, "seed \(seed) did not build a RAID-6 volume")
+            ops += sim.operationCount
+        }
+        #expect(ops > 40 * 50, "schedules ran too few operations to mean anything")
+    }
+
     /// The same seed takes the same path: the trace of two runs is identical.
     @Test func deterministic() throws {
         let a = Simulation(seed: 42), b = Simulation(seed: 42)

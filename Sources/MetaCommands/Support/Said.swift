@@ -6,7 +6,7 @@ import MetaModel
 /// confirmations, on standard output, silenced by `-q`.
 public enum Said {
     /// SVM's name for a volume type in messages: `RAID` or `Concat/Stripe`.
-    public static func kind(_ type: VolumeType) -> String { type == .raid5 ? "RAID" : "Concat/Stripe" }
+    public static func kind(_ type: VolumeType) -> String { type.hasColumns ? "RAID" : "Concat/Stripe" }
     /// The same from the type's raw value (as the control protocol returns it).
     public static func kind(raw: String?) -> String { kind(raw.flatMap(VolumeType.init(rawValue:)) ?? .concat) }
 

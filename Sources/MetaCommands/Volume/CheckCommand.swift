@@ -7,12 +7,16 @@ import MetaModel
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Verify a RAID-5 volume's parity against its data, line by line (scrub; md's check/repair).",
+        abstract: "Verify a RAID-5 or RAID-6 volume's parity against its data, line by line (scrub; md's check/repair).",
         discussion: """
         Reads every line of the volume while it stays in use and checks that each line's \
         parity is the XOR of its data. Mismatching lines are counted and the first 16 recorded; \
         with --repair their parity is rewritten to match the data (RAID-5 cannot tell which \
-        unit was wrong, so the data is kept). A unit a column cannot read is rewritten from the \
+        unit was wrong, so the data is kept). On RAID-6 both P and Q are checked, and a line \
+        whose two syndromes point at exactly one column has that column's unit located \
+        (recorded as line and column); --repair rewrites only that unit (md's raid6check, \
+        online). Where the syndromes do not agree on one column, P and Q are rewritten from \
+        the data as on RAID-5. A unit a column cannot read is rewritten from the \
         other columns instead of failing the column, as md does; if that write fails too, the \
         column fails. Every column must be Okay, and no resync or grow may be running.
 
@@ -29,7 +33,7 @@ struct CheckCommand: ParsableCommand {
         (started, finished, stopped), "check": {"running", "repair", "percent", \
         "bytesPerSecond", "secondsLeft", "startedAt", "endedAt", "result" (completed, \
         stopped, abandoned), "failure", "mismatches", "mismatchLines", "repaired", \
-        "readErrorsRepaired"}}; with --wait, the check as it ended.
+        "readErrorsRepaired", "located"}}; with --wait, the check as it ended.
         """)
 
     @OptionGroup var global: GlobalOptions

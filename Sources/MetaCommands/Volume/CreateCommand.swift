@@ -4,11 +4,11 @@ import MetaControl
 import MetaDB
 import MetaModel
 
-/// `metactl create NAME concat|stripe|raid5 [-i SIZE] [--hot-spare-pool HSP] [--no-init] [--force] DEV...`
+/// `metactl create NAME concat|stripe|raid5|raid6 [-i SIZE] [--hot-spare-pool HSP] [--no-init] [--force] DEV...`
 struct CreateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "create",
-        abstract: "Create a concat, stripe or RAID-5 volume (metainit).",
+        abstract: "Create a concat, stripe, RAID-5 or RAID-6 volume (metainit).",
         discussion: """
         concat: each device is appended after the previous one. stripe: the devices are \
         striped with the interlace (default 512 KiB). raid5: at least 3 columns with rotating \
@@ -18,7 +18,10 @@ struct CreateCommand: ParsableCommand {
         write before making it in place (--write-log auto, the default), so that a crash \
         together with the loss of a column loses nothing written and flushed; the log takes \
         1/32 of each column (1–16 MiB) at its end. --write-log none keeps the capacity and \
-        relies on the dirty-region log alone. The interlace must be a \
+        relies on the dirty-region log alone. raid6: at least 4 columns with two rotating \
+        parity units per line (P and Q, md's left-symmetric RAID-6 layout; docs/LAYOUTS.md), \
+        so any two columns may fail; it initialises like RAID-5 and has no write log (torn \
+        lines are repaired from its dirty-region log). The interlace must be a \
         multiple of every device's logical sector size (4096 bytes on 4Kn disks); the volume \
         is then addressed in units of the largest one.
 
@@ -29,7 +32,7 @@ struct CreateCommand: ParsableCommand {
         If the set has no state database yet, one replica is created on each of the volume's \
         devices.
 
-        Unlike SVM's metainit, -h is help: a RAID-5 volume's hot spare pool is given with \
+        Unlike SVM's metainit, -h is help: a RAID-5 or RAID-6 volume's hot spare pool is given with \
         --hot-spare-pool HSP (status -p prints the md.tab line with SVM's -h HSP, and the \
         metactl command with --hot-spare-pool).
 
@@ -42,7 +45,7 @@ struct CreateCommand: ParsableCommand {
     @Argument(help: "Volume name: a lower-case letter, then up to 62 of a-z 0-9 _ . -")
     var name: String
 
-    @Argument(help: "Layout: concat, stripe or raid5.", completion: .list(["concat", "stripe", "raid5"]))
+    @Argument(help: "Layout: concat, stripe, raid5 or raid6.", completion: .list(["concat", "stripe", "raid5", "raid6"]))
     var layout: String
 
     @Argument(help: "Component devices or image files.", completion: .file())
@@ -52,11 +55,11 @@ struct CreateCommand: ParsableCommand {
     var interlace: String?
 
     @Option(name: .customLong("hot-spare-pool"),
-            help: ArgumentHelp("Hot spare pool for a RAID-5 volume (SVM's metainit -h; -h is help here).",
+            help: ArgumentHelp("Hot spare pool for a RAID-5 or RAID-6 volume (SVM's metainit -h; -h is help here).",
                                valueName: "hsp"), completion: .shellCommand(Completions.pools))
     var hotSparePool: String?
 
-    @Flag(name: .customLong("no-init"), help: "RAID-5: components are known to be zero; skip parity initialisation.")
+    @Flag(name: .customLong("no-init"), help: "RAID-5 and RAID-6: components are known to be zero; skip parity initialisation.")
     var noInit = false
 
     @Flag(name: .shortAndLong, help: "Overwrite devices that carry a signature (file system, partition table, …).")
@@ -71,12 +74,12 @@ struct CreateCommand: ParsableCommand {
 
     func run() throws {
         guard let type = VolumeType(rawValue: layout) else {
-            throw UserError("unknown layout '\(layout)': use concat, stripe or raid5", code: .invalidArgument)
+            throw UserError("unknown layout '\(layout)': use concat, stripe, raid5 or raid6", code: .invalidArgument)
         }
         // The interlace first: `-i DEV` took a device as the size.
         let il = try interlace.map { try SizeParser.parse($0) }
         if devices.isEmpty { throw UserError("\(name): no devices given", code: .usage) }
-        if noInit && type != .raid5 { throw UserError("--no-init applies to raid5 volumes", code: .invalidArgument) }
+        if noInit && !type.hasColumns { throw UserError("--no-init applies to raid5 and raid6 volumes", code: .invalidArgument) }
         if writeLog != nil && type != .raid5 { throw UserError("--write-log applies to raid5 volumes", code: .invalidArgument) }
         let mode = try writeLog.map { try WriteLogArgument.parse($0) }
         let req = CreateRequest(name: name, type: type, devices: devices.map(Paths.absolute), interlaceBytes: il,

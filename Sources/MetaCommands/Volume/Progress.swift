@@ -38,8 +38,11 @@ enum ProgressDisplay {
     }
 
     /// Polls the server's status until the volume's background work ends; throws if the
-    /// volume is not Okay afterwards.
-    static func waitForVolume(_ name: String, _ g: GlobalOptions) throws {
+    /// volume is not Okay afterwards, unless `component` (a device of the volume, the one a
+    /// replace rebuilt) is Okay: then the volume's state is returned (a RAID-6 with a second
+    /// failed column still needs it replaced).
+    @discardableResult
+    static func waitForVolume(_ name: String, _ g: GlobalOptions, component: String? = nil) throws -> StatusReport.VolumeStatus {
         var shown = false
         while true {
             let report = try CommandContext.perform(.status(names: [name]), g, as: StatusReport.self)
@@ -53,10 +56,11 @@ enum ProgressDisplay {
                 shown = true
             } else if v.state != VolumeState.resyncing.rawValue && v.state != VolumeState.initializing.rawValue {
                 if shown { done() }
-                guard v.state == VolumeState.okay.rawValue else {
+                let rebuilt = component.map { c in v.components.contains { ($0.device == c || $0.hotSpare == c) && $0.state == ComponentState.okay.rawValue } } ?? false
+                guard v.state == VolumeState.okay.rawValue || rebuilt else {
                     throw UserError("\(name): finished in state \(v.state)\(v.invoke.map { "; Invoke: \($0)" } ?? "")")
                 }
-                return
+                return v
             }
             usleep(isatty(2) != 0 ? 500_000 : 2_000_000)
         }

@@ -70,8 +70,12 @@ struct ReplaceCommand: ParsableCommand {
         if output.json { try Output.printJSON(res) } else if !global.quiet { for m in res.messages { print(m) } }
         fflush(nil)  // the header before the progress of --wait on stderr, also through a pipe
         if wait && SetAccess.serverRunning(set: global.set, runDir: global.runDir) {
-            try ProgressDisplay.waitForVolume(name, global)
-            if !global.quiet { print(Said.volumeOkay(name)) }
+            let rebuilt = req.new ?? req.old
+            let v = try ProgressDisplay.waitForVolume(name, global, component: rebuilt)
+            if !global.quiet {
+                print(v.state == VolumeState.okay.rawValue ? Said.volumeOkay(name)
+                      : "\(name): \(rebuilt) is Okay; the volume is still \(v.state)\(v.invoke.map { " (Invoke: \($0))" } ?? "")")
+            }
         }
     }
 }

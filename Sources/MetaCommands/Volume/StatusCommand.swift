@@ -24,14 +24,15 @@ struct StatusCommand: ParsableCommand {
         example "d10 -r /dev/sdb /dev/sdc /dev/sdd -i 128b -h hsp001", "d0 2 1 /dev/sdb 1 \
         /dev/sdc" (a concat of two rows), "d1 1 3 /dev/sdb /dev/sdc /dev/sdd -i 1024b" (a \
         stripe), "hsp001 /dev/sde" (a hot spare pool); a RAID-5 grown by grow adds \
-        "-o N", its count of original (parity-carrying) columns. Before each md.tab line come \
+        "-o N", its count of original (parity-carrying) columns. SVM had no RAID-6: a RAID-6 \
+        line says "-r6" where a RAID-5 line says "-r". Before each md.tab line come \
         comment lines of the form "# metactl ARGS...": the metactl commands that recreate \
         that object (hs create, create, then grow for rows or columns added later; with -s \
         when the set is not "local"). Hot spare pools come first, so running the comment \
         lines (without their leading "# ") from top to bottom rebuilds the configuration.
 
         -c prints one line per volume and hot spare pool: name, type (s concat/stripe, r \
-        RAID-5, h hot spare pool), size, state when not Okay (with percent done), and the \
+        RAID-5, r6 RAID-6, h hot spare pool), size, state when not Okay (with percent done), and the \
         components, each followed by its state when not Okay (or Initializing) and by "(spare DEV)" when a hot \
         spare stands in for it.
 
@@ -47,7 +48,7 @@ struct StatusCommand: ParsableCommand {
         listed), "writable" (bool: more than half readable)); "volumes" (array of volume); \
         "hotSparePools" (array of pool).
 
-        volume: "name" (string); "type" ("concat", "stripe" or "raid5"); "state" ("Okay", \
+        volume: "name" (string); "type" ("concat", "stripe", "raid5" or "raid6"); "state" ("Okay", \
         "Initializing", "Resyncing", "Needs Maintenance" or "Last Erred"); "sizeBytes" \
         (int: usable size); "interlaceBytes" (int or null: the RAID-5 interlace or a \
         stripe's first row's; null for a concat); "hotSparePool" (string or null); \
@@ -84,7 +85,8 @@ struct StatusCommand: ParsableCommand {
         running), "failure" (string or null: why it was abandoned), "mismatches" (int: \
         lines whose parity did not match their data), "mismatchLines" (array of int: the \
         first 16 of them), "repaired" (int), "readErrorsRepaired" (int: unreadable units \
-        rewritten from the other columns)}.
+        rewritten from the other columns), "located" (array of {"line", "column"}: RAID-6, \
+        the first 16 wrong units its two syndromes pointed at)}.
 
         resync: "kind" ("initialize", "regenerate", "copy", "parity-repair" or "zeroing"); \
         "percent" (number: done, one decimal); "bytesPerSecond" (number: current rate, 0 \

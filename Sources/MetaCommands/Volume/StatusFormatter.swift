@@ -42,8 +42,11 @@ public enum StatusFormatter {
     /// One volume, without a trailing newline. `live`: the report comes from a running server
     /// (background work runs only there).
     public static func volume(_ v: StatusReport.VolumeStatus, live: Bool = false) -> String {
-        v.type == "raid5" ? raid(v, live: live) : concatStripe(v, live: live)
+        isRAID(v) ? raid(v, live: live) : concatStripe(v, live: live)
     }
+
+    /// Whether the volume is built of parity columns (raid5, raid6).
+    static func isRAID(_ v: StatusReport.VolumeStatus) -> Bool { v.type == "raid5" || v.type == "raid6" }
 
     /// One hot spare pool, without a trailing newline.
     public static func pool(_ p: StatusReport.Pool) -> String {
@@ -104,6 +107,10 @@ public enum StatusFormatter {
         if !c.mismatchLines.isEmpty {
             s += " (line\(c.mismatchLines.count == 1 ? "" : "s") \(c.mismatchLines.map(String.init).joined(separator: ", "))\(c.mismatches > UInt64(c.mismatchLines.count) ? ", …" : ""))"
         }
+        if !c.located.isEmpty {
+            s += ", wrong unit on " + c.located.map { "column \($0.column) in line \($0.line)" }.joined(separator: ", ")
+                + (c.mismatches > UInt64(c.located.count) && c.located.count >= 16 ? ", …" : "")
+        }
         if c.repair { s += ", \(c.repaired) repaired" }
         if c.readErrorsRepaired > 0 { s += ", \(c.readErrorsRepaired) unreadable unit\(c.readErrorsRepaired == 1 ? "" : "s") rewritten" }
         return s
@@ -147,7 +154,8 @@ public enum StatusFormatter {
     }
 
     private static func raid(_ v: StatusReport.VolumeStatus, live: Bool) -> String {
-        var lines = ["\(v.name): RAID", "    State: \(v.state)"]
+        // SVM's heading for RAID-5; RAID-6, which SVM did not have, says so.
+        var lines = ["\(v.name): \(v.type == "raid6" ? "RAID-6" : "RAID")", "    State: \(v.state)"]
         lines += stateDetail(v, live: live)
         if let hsp = v.hotSparePool { lines.append("    Hot spare pool: \(hsp)") }
         if let il = v.interlaceBytes { lines.append("    Interlace: \(il / 512) blocks") }
@@ -167,15 +175,16 @@ public enum StatusFormatter {
         lines.append("    Size: \(blocksLine(v.sizeBytes))")
         let n = v.components.count
         let original = min(n, max(0, v.originalColumns ?? n))
-        // Size = columnBlocks × (columns − 1): parity takes one column's worth.
-        let columnBytes = n > 1 ? v.sizeBytes / UInt64(n - 1) / 512 * 512 : 0
+        // Size = columnBlocks × (columns − m): parity takes m columns' worth (1 RAID-5, 2 RAID-6).
+        let m = v.type == "raid6" ? 2 : 1
+        let columnBytes = n > m ? v.sizeBytes / UInt64(n - m) / 512 * 512 : 0
         let rows = v.components.map(componentRow)
         // Room for every component state ("Maintenance", "Unavailable") so the table does not
         // shift as states change.
         var w = widths(componentColumns, rows)
         w[3] = max(w[3], 11)
         lines.append("Original device:")
-        lines.append("    Size: \(blocksLine(columnBytes * UInt64(max(0, original - 1))))")
+        lines.append("    Size: \(blocksLine(columnBytes * UInt64(max(0, original - m))))")
         lines += render(componentColumns, Array(rows[0..<original]), widths: w)
         if original < n {
             lines.append("Concatenated Devices:")
@@ -276,7 +285,7 @@ public enum StatusFormatter {
                 if let hs = c.hotSpare { s += " (spare \(hs))" }
                 return s
             }
-            rows.append([v.name, v.type == "raid5" ? "r" : "s", compactSize(v.sizeBytes),
+            rows.append([v.name, v.type == "raid6" ? "r6" : isRAID(v) ? "r" : "s", compactSize(v.sizeBytes),
                          state.trimmingCharacters(in: .whitespaces), comps.joined(separator: " ")])
         }
         for p in r.hotSparePools {
@@ -313,10 +322,11 @@ public enum StatusFormatter {
     }
 
     /// The md.tab line of one volume: `d10 -r A B C -i 128b [-o 3] [-h hsp001]`,
-    /// `d0 2 1 A 1 B`, `d1 1 3 A B C -i 1024b`.
+    /// `d0 2 1 A 1 B`, `d1 1 3 A B C -i 1024b`. SVM had no RAID-6: its line is written with
+    /// `-r6` in place of `-r` (metactl's extension).
     public static func mdTabLine(_ v: StatusReport.VolumeStatus) -> String {
-        if v.type == "raid5" {
-            var s = "\(v.name) -r " + v.components.map(\.device).joined(separator: " ")
+        if isRAID(v) {
+            var s = "\(v.name) \(v.type == "raid6" ? "-r6" : "-r") " + v.components.map(\.device).joined(separator: " ")
             if let il = v.interlaceBytes { s += " -i \(il / 512)b" }
             if let o = v.originalColumns, o < v.components.count { s += " -o \(o)" }
             if let hsp = v.hotSparePool { s += " -h \(hsp)" }
@@ -335,12 +345,12 @@ public enum StatusFormatter {
     /// `grow` per row or column group that `create` cannot express.
     public static func metactlCommands(_ v: StatusReport.VolumeStatus) -> [String] {
         func devs(_ cs: [StatusReport.Component]) -> String { cs.map { shellQuote($0.device) }.joined(separator: " ") }
-        if v.type == "raid5" {
+        if isRAID(v) {
             let o = min(v.components.count, v.originalColumns ?? v.components.count)
-            var create = "create \(v.name) raid5"
+            var create = "create \(v.name) \(v.type)"
             if let il = v.interlaceBytes { create += " -i \(sizeArgument(il))" }
             if let hsp = v.hotSparePool { create += " --hot-spare-pool \(hsp)" }
-            if v.writeLog?.mode == "none" { create += " --write-log none" }
+            if v.writeLog?.mode == "none" && v.type == "raid5" { create += " --write-log none" }
             var cmds = [create + " " + devs(Array(v.components[..<o]))]
             if o < v.components.count { cmds.append("grow \(v.name) " + devs(Array(v.components[o...]))) }
             // Review finding 25: -p recreates the rate limits too.
@@ -453,7 +463,7 @@ struct CheckJSON: Encodable {
     init(_ c: StatusReport.CheckStatus) { self.c = c }
     enum K: String, CodingKey {
         case running, repair, percent, bytesPerSecond, secondsLeft, startedAt, endedAt, result, failure,
-             mismatches, mismatchLines, repaired, readErrorsRepaired
+             mismatches, mismatchLines, repaired, readErrorsRepaired, located
     }
     func encode(to encoder: any Encoder) throws {
         var k = encoder.container(keyedBy: K.self)
@@ -470,6 +480,7 @@ struct CheckJSON: Encodable {
         try k.encode(c.mismatchLines, forKey: .mismatchLines)
         try k.encode(c.repaired, forKey: .repaired)
         try k.encode(c.readErrorsRepaired, forKey: .readErrorsRepaired)
+        try k.encode(c.located, forKey: .located)
     }
 }
 

@@ -14,6 +14,16 @@ public struct CheckCounts: Codable, Sendable, Equatable {
     /// Units that could not be read and were rewritten from the other columns (md's
     /// read-error correction): the column stays in service.
     public var readErrorsRepaired: UInt64 = 0
+    /// RAID-6: mismatches whose wrong unit the two syndromes located (the first
+    /// ``recordedLines``): which column of which line held it. Absent in older encodings.
+    public var located: [LocatedUnit]? = nil
+
+    /// A unit a RAID-6 check found wrong: the syndromes point at exactly one column.
+    public struct LocatedUnit: Codable, Sendable, Equatable {
+        public var line: UInt64
+        public var column: Int
+        public init(line: UInt64, column: Int) { self.line = line; self.column = column }
+    }
 
     public init(mismatches: UInt64 = 0, lines: [UInt64] = [], repaired: UInt64 = 0, readErrorsRepaired: UInt64 = 0) {
         self.mismatches = mismatches; self.lines = lines; self.repaired = repaired; self.readErrorsRepaired = readErrorsRepaired
@@ -24,6 +34,11 @@ public struct CheckCounts: Codable, Sendable, Equatable {
         mismatches += 1
         if fixed { repaired += 1 }
         if lines.count < Self.recordedLines { lines.append(line) }
+    }
+
+    /// Records that the mismatch of `line` was in `column` (RAID-6), while there is room.
+    public mutating func addLocated(_ line: UInt64, column: Int) {
+        if (located?.count ?? 0) < Self.recordedLines { located = (located ?? []) + [LocatedUnit(line: line, column: column)] }
     }
 }
 
@@ -38,7 +53,7 @@ public enum CheckResult: String, Codable, Sendable, Equatable {
     case abandoned
 }
 
-/// The current or last `metactl check` of a RAID-5 volume. While ``running``, a server
+/// The current or last `metactl check` of a RAID-5 or RAID-6 volume. While ``running``, a server
 /// start resumes it from ``doneLines`` (the counts so far are kept).
 public struct CheckRecord: Codable, Sendable, Equatable {
     /// Whether mismatches are repaired (parity rewritten) or only counted.

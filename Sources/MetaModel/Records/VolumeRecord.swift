@@ -2,7 +2,29 @@ import Foundation
 
 /// Volume layout type.
 public enum VolumeType: String, Codable, Sendable, CaseIterable {
-    case concat, stripe, raid5
+    case concat, stripe, raid5, raid6
+
+    /// Parity units per line: 0 (concat, stripe), 1 (RAID-5: P), 2 (RAID-6: P and Q). Also
+    /// the number of columns that may be missing while every block stays readable.
+    public var parityCount: Int {
+        switch self {
+        case .concat, .stripe: return 0
+        case .raid5: return 1
+        case .raid6: return 2
+        }
+    }
+    /// Whether the volume is built of parity columns (RAID-5 or RAID-6) rather than rows.
+    public var hasColumns: Bool { parityCount > 0 }
+    /// How messages name the type: "concat", "stripe", "RAID-5", "RAID-6".
+    public var displayName: String {
+        switch self {
+        case .concat, .stripe: return rawValue
+        case .raid5: return "RAID-5"
+        case .raid6: return "RAID-6"
+        }
+    }
+    /// The fewest columns a volume of this type has (3 for RAID-5, 4 for RAID-6; 1 otherwise).
+    public var minimumColumns: Int { hasColumns ? parityCount + 2 : 1 }
 }
 
 /// One component slot of a volume (a row member of a stripe, or a RAID column).
