@@ -40,6 +40,39 @@ extension EngineBench {
         t.add(["seq read 1 MiB, 4 files at once (per file)", fmt(all.mbps / Double(devs.count)),
                fmt(perColumn / (all.mbps / Double(devs.count)), 2), fmt(all.cpuPercent, 0)])
         t.add(["check (every line, \(c.counts.mismatches) mismatches)", fmt(perColumn), "1.00", fmt(100 * cpu / secs, 0)])
+        for row in try checkUnderLoad(v, store) { t.add(row) }
         return t
+    }
+
+    /// The check under a foreground load: 4 KiB random writes (2 threads) to the volume, alone
+    /// and then while a check runs with `--resync-rate 50m:max`. Rows: the load alone, the
+    /// load beside the check (÷ alone), and the check's rate per column meanwhile (÷ its
+    /// 50 MB/s minimum, which md's speed_limit_min also promises only while the devices
+    /// can give it).
+    func checkUnderLoad(_ v: RAID5Volume, _ store: InMemoryConfigStore) throws -> [[String]] {
+        let minimum: UInt64 = 50_000_000
+        try store.commit { $0.volumes[0].resyncRate = ResyncRate(minBytesPerSecond: minimum, maxBytesPerSecond: .max) }
+        let size = v.sizeBytes
+        let load = Workload(threads: 2, request: 4096, write: true, random: true, region: { _ in (0, size) }, io: Self.volumeIO(v))
+        let alone = run(load)
+        if let e = alone.error { throw BenchError("load alone: \(e)") }
+        try store.apply(.checkBegun(volume: "bench", repair: false, totalLines: v.layout.lineCount, at: Date()))
+        v.startCheck()
+        let before = v.checkProgress.withLock { $0?.done } ?? 0
+        let t0 = Date()
+        let beside = run(load)
+        let window = Date().timeIntervalSince(t0)
+        let after = v.checkProgress.withLock { $0?.done } ?? v.layout.lineCount
+        let finishedEarly = store.config.volume(named: "bench")?.check?.running != true
+        v.stopCheck()
+        v.waitForBackgroundWork()
+        if let e = beside.error { throw BenchError("load beside the check: \(e)") }
+        let rate = Double(after - before) * Double(v.layout.interlaceBlocks * 512) / window / 1e6
+        return [
+            ["4 KiB random writes, 2 threads, alone (IOPS)", fmt(alone.iops, 0), "", fmt(alone.cpuPercent, 0)],
+            ["the same beside a check at 50m:max (IOPS)", fmt(beside.iops, 0), fmt(beside.iops / alone.iops, 2), fmt(beside.cpuPercent, 0)],
+            ["check meanwhile, per column\(finishedEarly ? " (it finished during the load)" : "")", fmt(rate),
+             "\(fmt(rate / (Double(minimum) / 1e6), 2)) of its minimum", ""],
+        ]
     }
 }

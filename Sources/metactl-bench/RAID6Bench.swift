@@ -153,6 +153,7 @@ extension EngineBench {
             throw BenchError("the RAID-6 check did not complete clean: \(String(describing: store6.config.volume(named: "bench")?.check))")
         }
         let allAfter = try readAll()
+        let loaded = try checkUnderLoad(r6, store6)
         r6.close()
         let (d6, _) = try openParityVolume(.raid6, devices: five, missing: [1, 3])
         let degraded = try seq(d6, write: false, request: 1 << 20)
@@ -165,6 +166,8 @@ extension EngineBench {
                "\(fmt(allBefore.mbps / Double(five.count))) / \(fmt(allAfter.mbps / Double(five.count)))", "", "",
                fmt((allBefore.cpuPercent + allAfter.cpuPercent) / 2, 0)])
         t.add(["RAID-6 check (per column)", fmt(perColumn), "their mean", fmt(perColumn / perFile, 2), fmt(100 * cpu / secs, 0)])
+        for row in loaded { t.add([row[0], row[1], row[2].isEmpty ? "" : row[0].hasPrefix("check") ? "minimum" : "alone",
+                                   row[0].hasPrefix("check") ? String(row[2].prefix { $0 != " " }) : row[2], row[3]]) }
         return t
     }
 }

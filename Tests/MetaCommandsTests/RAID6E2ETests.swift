@@ -81,3 +81,51 @@ struct RAID6E2ETests {
         #expect(server.stop() == 0, "log:\n\(server.log)")
     }
 }
+
+/// RAID-6 silent corruption end to end: a byte flipped in one column's image file behind
+/// the server's back; `check` names the line and the column; `check --repair` rewrites only
+/// that unit, so the volume reads back exactly what was written; the next check is clean.
+@Suite("RAID-6 check end to end")
+struct RAID6CheckE2ETests {
+    @Test(.enabled(if: Privileged.runnable(tools: ["nbdcopy"])), .timeLimit(.minutes(5)))
+    func aCorruptedUnitIsLocatedAndRewritten() throws {
+        let f = try ServeFixture(prefix: "metactl-check6")
+        defer { f.cleanup() }
+        try f.mustRun(["db", "create"] + f.images("r", count: 3, size: 8 << 20))
+        let cols = try f.images("c", count: 5, size: 16 << 20)
+        try f.create("d10", "raid6", cols, extra: ["--no-init", "-i", "64k"])
+        let vol = try #require((try f.statusJSON(["d10"])["volumes"] as? [[String: Any]])?.first)
+        let start = try #require((vol["components"] as? [[String: Any]])?.first?["startBlock"] as? Int)
+        let size = try #require(vol["sizeBytes"] as? Int)
+        let server = try f.startServer()
+        let src = f.dir.file("data.bin")
+        try writeRandomFile(src, size: size)
+        try MetaTestSupport.mustRun(["nbdcopy", "--flush", src, f.uri("d10")])
+
+        // Column 3's unit of line 9 (data, P or Q: the syndromes tell which).
+        try CheckE2ETests.flip(cols[3], at: UInt64(start) * 512 + 9 * 65536 + 4321)
+        let found = try f.run(["check", "d10", "--wait"])
+        #expect(found.status == 1, "\(found.stdout)\(found.stderr)")
+        #expect(found.stdout.hasSuffix("d10: check completed: 1 mismatch (line 9), wrong unit on column 3 in line 9\n"), "\(found.stdout)")
+        let c = try CheckE2ETests.check(f)
+        #expect((c["located"] as? [[String: Any]])?.first?["column"] as? Int == 3, "\(c)")
+
+        let fixed = try f.run(["check", "d10", "--repair", "--wait"])
+        #expect(fixed.ok, "\(fixed.stderr)")
+        #expect(fixed.stdout.hasSuffix("d10: check completed: 1 mismatch (line 9), wrong unit on column 3 in line 9, 1 repaired\n"), "\(fixed.stdout)")
+        let clean = try f.run(["check", "d10", "--wait"])
+        #expect(clean.ok && clean.stdout.hasSuffix("d10: check completed: 0 mismatches\n"), "\(clean.stdout)\(clean.stderr)")
+        // Only the wrong unit was rewritten, from P and Q: every byte is what was written.
+        let back = f.dir.file("back.bin")
+        try MetaTestSupport.mustRun(["nbdcopy", f.uri("d10"), back])
+        #expect(try sha256(back) == (try sha256(src)))
+        #expect(server.stop() == 0, "log:\n\(server.log)")
+        #expect(server.log.contains("d10: check: line 9: column 3 (\(cols[3])) holds a wrong unit; rewriting it"), "\(server.log)")
+
+        // The monthly script checks RAID-6 volumes too (`status -c` type r6).
+        let bin = URL(fileURLWithPath: f.metactl).deletingLastPathComponent().path
+        let env = f.environment.merging(["PATH": "\(bin):\(ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")"]) { $1 }
+        let all = try runCommand(["sh", "\(GeneratedDocsTests.packageRoot)/contrib/metactl-check-all", "local"], environment: env)
+        #expect(all.ok && all.stdout.hasSuffix("d10: check completed: 0 mismatches\n"), "\(all.stdout)\(all.stderr)")
+    }
+}
