@@ -46,20 +46,77 @@ extension RAID5Volume {
         var lastCheckpoint = Date()
         var repairedSinceFlush = false
         var pacer = ResyncPacer(foreground: foregroundOps.load(ordering: .relaxed))
-        // One set of buffers for the whole check (fresh ones every step cost page faults).
-        let scratch = CheckScratch()
+        // Two sets of buffers for the whole check (fresh ones every step cost page faults):
+        // while one step is verified, the next one is read into the other. Only while the
+        // volume is idle and the rate unlimited: a step read ahead holds its lines' locks, which
+        // must not be held through the pacer's pauses nor against foreground writes (and not
+        // under simulation, whose yield points must hold no line lock).
+        let scratches = [CheckScratch(), CheckScratch()]
+        let ahead = context.scheduler == nil
+        let reader = OneStepAhead<Result<[(Int, DeviceError)], CheckFailure>>(name: "check-read \(name)", inline: !ahead)
+        /// The step read ahead (its lines locked), and its buffers.
+        var prefetched: (from: UInt64, to: UInt64, slot: Int)?
+        var slot = 0
+        var foregroundSeen = foregroundOps.load(ordering: .relaxed)
         checkProgress.withLock { $0 = (line, total, 0) }
         context.logger.info("\(name): check\(record.repair ? " and repair" : "") from line \(line) of \(total)")
         var result: CheckResult? = .completed
         var failure: String?
         while line < total {
-            if stopping { result = nil; break }  // shutdown: resumed at the next start
-            if checkStopFlag.load(ordering: .relaxed) { result = .stopped; break }
-            let end = min(total, line + stepLines())
-            for l in line..<end { locks.lock(l) }
-            let outcome = checkLines(line, end, layout: layout, repair: record.repair, counts: &counts, scratch: scratch)
+            if stopping || checkStopFlag.load(ordering: .relaxed) {
+                // Shutdown (resumed at the next start) or --stop.
+                result = stopping ? nil : .stopped
+                if let p = prefetched {
+                    _ = reader.wait()
+                    for l in (p.from..<p.to).reversed() { locks.unlock(l) }
+                    prefetched = nil
+                }
+                break
+            }
+            // This step: read ahead by the previous one, or read now.
+            let end: UInt64
+            let mine: Int
+            if let p = prefetched {
+                (end, mine) = (p.to, p.slot)
+                prefetched = nil
+            } else {
+                end = min(total, line + stepLines())
+                mine = slot
+                slot ^= 1
+                for l in line..<end { locks.lock(l) }
+                let from = line, buffers = UncheckedSendable(scratches[mine])
+                reader.submit { self.readCheckLines(from, end, layout: layout, scratch: buffers.value) }
+            }
+            let read = reader.wait()
+            // The next step's read runs while this one is verified.
+            let foreground = foregroundOps.load(ordering: .relaxed)
+            let idle = foreground == foregroundSeen && rateLimits.maxBytesPerSecond >= UInt64.max / 2
+            foregroundSeen = foreground
+            if ahead && idle && end < total && !checkStopFlag.load(ordering: .relaxed) && !stopping {
+                let next = min(total, end + stepLines())
+                let buffers = UncheckedSendable(scratches[slot])
+                for l in end..<next { locks.lock(l) }
+                reader.submit { self.readCheckLines(end, next, layout: layout, scratch: buffers.value) }
+                prefetched = (end, next, slot)
+                slot ^= 1
+            }
+            let outcome: CheckStep
+            switch read {
+            case .failure(let f): outcome = CheckStep(failure: f.reason)
+            case .success(let failed):
+                outcome = verifyCheckLines(line, end, layout: layout, repair: record.repair, counts: &counts,
+                                           scratch: scratches[mine], failed: failed)
+            }
             for l in (line..<end).reversed() { locks.unlock(l) }
-            if let why = outcome.failure { result = .abandoned; failure = why; break }
+            if let why = outcome.failure {
+                result = .abandoned
+                failure = why
+                if let p = prefetched {
+                    _ = reader.wait()
+                    for l in (p.from..<p.to).reversed() { locks.unlock(l) }
+                }
+                break
+            }
             if outcome.wrote { repairedSinceFlush = true }
             // Paced and reported per column, as a resync is: each column reads this much.
             let moved = Double(end - line) * Double(unitBytes)
@@ -123,23 +180,31 @@ extension RAID5Volume {
     /// something was rewritten (a flush is due before the next checkpoint).
     struct CheckStep { var failure: String?; var wrote = false }
 
-    /// Checks lines `from..<to` (the caller holds their locks): one read per column, then per
-    /// line the XOR of every column (data and parity), which is zero where parity is right.
-    func checkLines(_ from: UInt64, _ to: UInt64, layout: RAID5Layout, repair: Bool,
-                    counts: inout CheckCounts, scratch: CheckScratch) -> CheckStep {
-        let rt = runtime.read { $0 }
-        guard rt.layout == layout else { return CheckStep(failure: "the volume's layout changed (grow)") }
-        if rt.copy != nil || rt.resyncColumn != nil { return CheckStep(failure: "a resync began") }
+    /// Why a check cannot go on.
+    struct CheckFailure: Error { var reason: String; init(_ r: String) { reason = r } }
+
+    /// Why the check cannot go on with the runtime as it is now (nil: it can).
+    func checkBlocked(_ rt: Runtime, layout: RAID5Layout) -> String? {
+        guard rt.layout == layout else { return "the volume's layout changed (grow)" }
+        if rt.copy != nil || rt.resyncColumn != nil { return "a resync began" }
         if let c = rt.columns.indices.first(where: { rt.columns[$0].device == nil || rt.columns[$0].state != .okay }) {
-            return CheckStep(failure: "column \(c) is \(rt.columns[c].device == nil ? "missing" : rt.columns[c].state.rawValue)")
+            return "column \(c) is \(rt.columns[c].device == nil ? "missing" : rt.columns[c].state.rawValue)"
         }
+        return nil
+    }
+
+    /// The columns' units of lines `from..<to` read into `scratch` (one read per column), and
+    /// the columns whose read failed; nil when the check cannot go on (``checkBlocked``). The
+    /// caller holds the lines' locks.
+    func readCheckLines(_ from: UInt64, _ to: UInt64, layout: RAID5Layout, scratch: CheckScratch) -> Result<[(Int, DeviceError)], CheckFailure> {
+        let rt = runtime.read { $0 }
+        if let why = checkBlocked(rt, layout: layout) { return .failure(CheckFailure(why)) }
         let unit = Int(layout.interlaceBlocks * Volume.blockSize)
-        let lines = Int(to - from)
-        let n = lines * unit
+        let n = Int(to - from) * unit
         let cols = rt.columns.count
         scratch.prepare(columns: cols, bytes: n, unit: unit)
-        let bufs = scratch.bufs, sum = scratch.sum!
-        defer { withExtendedLifetime((bufs, sum)) {} }  // pointers into them outlive their last use
+        let bufs = scratch.bufs
+        defer { withExtendedLifetime(bufs) {} }  // pointers into them outlive their last use
         let failed = ErrorBox<DeviceError>()
         parallel(cols, bytes: n * cols) { c in
             do throws(DeviceError) {
@@ -147,10 +212,37 @@ extension RAID5Volume {
                                                at: self.columnOffset(rt.columns[c], line: from, unitOffset: 0, layout: layout))
             } catch { failed.add(c, error) }
         }
+        return .success(failed.all)
+    }
+
+    /// Checks lines `from..<to` (the caller holds their locks): one read per column, then per
+    /// line the XOR of every column (data and parity), which is zero where parity is right.
+    func checkLines(_ from: UInt64, _ to: UInt64, layout: RAID5Layout, repair: Bool,
+                    counts: inout CheckCounts, scratch: CheckScratch) -> CheckStep {
+        switch readCheckLines(from, to, layout: layout, scratch: scratch) {
+        case .failure(let f): return CheckStep(failure: f.reason)
+        case .success(let failed):
+            return verifyCheckLines(from, to, layout: layout, repair: repair, counts: &counts, scratch: scratch, failed: failed)
+        }
+    }
+
+    /// The second half of ``checkLines(_:_:layout:repair:counts:scratch:)``: verifies (and
+    /// repairs) lines `from..<to` read into `scratch` by ``readCheckLines(_:_:layout:scratch:)``,
+    /// whose failed columns are `failed`. The caller still holds the lines' locks.
+    func verifyCheckLines(_ from: UInt64, _ to: UInt64, layout: RAID5Layout, repair: Bool,
+                          counts: inout CheckCounts, scratch: CheckScratch, failed: [(Int, DeviceError)]) -> CheckStep {
+        let rt = runtime.read { $0 }
+        // A column may have failed (elsewhere) since the read: repairs would go to it.
+        if let why = checkBlocked(rt, layout: layout) { return CheckStep(failure: why) }
+        let unit = Int(layout.interlaceBlocks * Volume.blockSize)
+        let lines = Int(to - from)
+        let cols = rt.columns.count
+        let bufs = scratch.bufs, sum = scratch.sum!
+        defer { withExtendedLifetime((bufs, sum)) {} }  // pointers into them outlive their last use
         var step = CheckStep()
         // A column that could not read the batch: find its unreadable units one by one.
         var unreadable: [Int: [(column: Int, error: DeviceError)]] = [:]
-        for (c, _) in failed.all {
+        for (c, _) in failed {
             for i in 0..<lines {
                 let at = columnOffset(rt.columns[c], line: from + UInt64(i), unitOffset: 0, layout: layout)
                 do throws(DeviceError) { try rt.columns[c].device!.read(into: bufs[c].mutableBytes(offset: i * unit, count: unit), at: at) } catch {

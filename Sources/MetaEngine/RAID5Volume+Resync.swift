@@ -475,16 +475,17 @@ final class ResyncScratch: @unchecked Sendable {
     }
 }
 
-/// Runs one step's write at a time on its own thread, so the next step can be read meanwhile.
-final class StepWriter: @unchecked Sendable {
+/// Runs one step at a time on its own thread (a resync's write to its target, a check's read of
+/// the next lines), so the caller can work on the step before it meanwhile.
+final class OneStepAhead<R>: @unchecked Sendable {
     private let queue: DispatchQueue
     private let finished = DispatchSemaphore(value: 0)
-    private var result: ResyncOutcome?
-    /// Runs each write on the caller's thread (deterministic simulation).
+    private var result: R?
+    /// Runs each step on the caller's thread (deterministic simulation).
     private let inline: Bool
     init(name: String, inline: Bool = false) { queue = DispatchQueue(label: name); self.inline = inline }
     /// Starts `body`; the caller calls ``wait()`` before the next submit.
-    func submit(_ body: @escaping @Sendable () -> ResyncOutcome?) {
+    func submit(_ body: @escaping @Sendable () -> R) {
         if inline {
             result = body()
             finished.signal()
@@ -495,9 +496,13 @@ final class StepWriter: @unchecked Sendable {
             self.finished.signal()
         }
     }
-    /// Waits for the submitted write and returns its failure (nil on success).
-    func wait() -> ResyncOutcome? {
+    /// Waits for the submitted step and returns what it returned.
+    func wait() -> R {
         finished.wait()
-        return result
+        return result!
     }
 }
+
+/// The resync's writer: one step's write to the target in flight while the next is read;
+/// its result is the write's failure (nil on success).
+typealias StepWriter = OneStepAhead<ResyncOutcome?>

@@ -55,10 +55,8 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
                 >= layout.parityCount
         }
         /// The columns whose P and Q a line has: `[p]`, or `[p, q]` for RAID-6.
-        func parityColumns(line: UInt64) -> [Int] {
-            let p = layout.parityColumn(line: line)
-            guard let q = layout.qColumn(line: line) else { return [p] }
-            return [p, q]
+        func parityColumns(line: UInt64) -> ParityUnits {
+            ParityUnits(layout.parityColumn(line: line), layout.qColumn(line: line))
         }
     }
     struct CopyTarget {
@@ -581,9 +579,11 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         }
         // A Last Erred column is read directly when it returns: a write that would have to
         // change it (its data, or the parity it holds) while it is away would leave it stale.
-        for c in writtenMissing + [p, q].compactMap({ $0 }) where rt.columns[c].state == .lastErred
-            && avail(c, line: line, rt) == .missing {
-            throw ioError("write", line: line, "column \(c) is Last Erred and unavailable: the write cannot be recorded on it")
+        if missingCount > 0 {
+            for c in writtenMissing + Array(ParityUnits(p, q)) where rt.columns[c].state == .lastErred
+                && avail(c, line: line, rt) == .missing {
+                throw ioError("write", line: line, "column \(c) is Last Erred and unavailable: the write cannot be recorded on it")
+            }
         }
         let covers: (Int) -> Bool = { f in
             pieces.contains { $0.column == f && $0.unitOffset <= lo && $0.unitOffset + $0.blocks >= hi }
@@ -634,7 +634,9 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     /// RAID-5, P and Q or only the one it could update for RAID-6), kept for the attempts
     /// after it.
     struct LineImage {
-        var parity: [(column: Int, bytes: AlignedBuffer)]
+        var columns: ParityUnits
+        var first: AlignedBuffer?, second: AlignedBuffer?
+        func bytes(_ i: Int) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer((i == 0 ? first : second)!.mutableBytes) }
     }
 
     private func writeAttempt(_ line: UInt64, _ pieces: [Piece], _ buffer: UnsafeRawBufferPointer, _ rt: Runtime,
@@ -685,26 +687,29 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         }
         /// Writes every piece's new data and the parity units given (over `[lo, hi)`), in
         /// parallel, once the write log (when the volume has one) holds all of it.
-        func commitWrites(parity: [(column: Int, bytes: UnsafeRawBufferPointer)]) throws(VolumeIOError) {
+        /// `parity`: the parity columns written, `bytes(i)` the range `[lo, hi)` of the i-th.
+        func commitWrites(parity: ParityUnits, _ bytes: (Int) -> UnsafeRawBufferPointer) throws(VolumeIOError) {
             if image == nil {
-                image = LineImage(parity: parity.map { p in
-                    let copy = AlignedBuffer(uninitializedCount: p.bytes.count)
-                    copy.mutableBytes.copyMemory(from: p.bytes)
-                    return (p.column, copy)
-                })
+                func copy(_ i: Int) -> AlignedBuffer? {
+                    guard i < parity.count else { return nil }
+                    let b = AlignedBuffer(uninitializedCount: bytes(i).count)
+                    b.mutableBytes.copyMemory(from: bytes(i))
+                    return b
+                }
+                image = LineImage(columns: parity, first: copy(0), second: copy(1))
             }
             var segments = pieces.map { LogRecord.Segment(column: $0.column, columnBlock: line * rt.layout.interlaceBlocks + $0.unitOffset, blocks: $0.blocks) }
-            for pu in parity {
-                segments.append(LogRecord.Segment(column: pu.column, columnBlock: line * rt.layout.interlaceBlocks + lo, blocks: hi - lo))
+            for c in parity {
+                segments.append(LogRecord.Segment(column: c, columnBlock: line * rt.layout.interlaceBlocks + lo, blocks: hi - lo))
             }
-            try logged(line: line, segments, payload: { i in i < pieces.count ? newData(pieces[i]) : parity[i - pieces.count].bytes }, rt, failed: failed) {
+            try logged(line: line, segments, payload: { i in i < pieces.count ? newData(pieces[i]) : bytes(i - pieces.count) }, rt, failed: failed) {
                 wrote = true
                 let n = pieces.count + parity.count
                 parallel(n, bytes: n * wBytes) { i in
                     if i < pieces.count {
                         writeCol(pieces[i].column, pieces[i].unitOffset, newData(pieces[i]))
                     } else {
-                        writeCol(parity[i - pieces.count].column, lo, parity[i - pieces.count].bytes)
+                        writeCol(parity[i - pieces.count], lo, bytes(i - pieces.count))
                     }
                 }
             }
@@ -712,9 +717,9 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
 
         if let img = image {
             // A retry: the first attempt's data and parity, on the columns that can take them.
-            let parityGone = img.parity.allSatisfy { avail($0.column, line: line, rt) == .missing }
+            let parityGone = img.columns.allSatisfy { avail($0, line: line, rt) == .missing }
             let missingNow = (0..<rt.columns.count).filter { avail($0, line: line, rt) == .missing }
-            for c in pieces.map(\.column) + img.parity.map(\.column) where missingNow.contains(c) {
+            for c in pieces.map(\.column) + Array(img.columns) where missingNow.contains(c) {
                 if rt.columns[c].state == .lastErred {
                     throw ioError("write", line: line, "column \(c) is Last Erred and unavailable: the write cannot be recorded on it")
                 }
@@ -722,20 +727,20 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
                     throw ioError("write", line: line, "column \(c) is unavailable and its data cannot be kept in parity")
                 }
             }
-            try commitWrites(parity: img.parity.map { ($0.column, UnsafeRawBufferPointer($0.bytes.mutableBytes)) })
+            try commitWrites(parity: img.columns, img.bytes)
             if let e = fatal.first { throw e }
             return
         }
 
         switch strategy {
         case .dataOnly:
-            try commitWrites(parity: [])
+            try commitWrites(parity: ParityUnits(), { _ in UnsafeRawBufferPointer(start: nil, count: 0) })
 
         case .readModifyWrite:
             // One scratch buffer: the old parity units [lo, hi) (those present), then each
             // piece's old data. Not zeroed: the reads fill all of it before it is used (a
             // failed read ends here).
-            let present = pcs.filter { avail($0, line: line, rt) != .missing }
+            let present = pcs.filtered { avail($0, line: line, rt) != .missing }
             var dataBytes = 0
             for piece in pieces { dataBytes += Int(piece.blocks) * bs }
             let parityBytes = wBytes * present.count
@@ -777,7 +782,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
                     }
                 }
             }
-            try commitWrites(parity: present.indices.map { (present[$0], UnsafeRawBufferPointer(oldParity($0))) })
+            try commitWrites(parity: present) { UnsafeRawBufferPointer(oldParity($0)) }
 
         case .reconstructWrite, .degradedReconstruct:
             // Every data unit's new contents over [lo, hi): read what the write does not cover,
@@ -819,7 +824,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             defer { withExtendedLifetime(parity) {} }  // pointers into it outlive its last use
             Syndrome.generate(data: contents.map { UnsafeRawPointer($0.base) }, p: parity[0].base,
                               q: parity.count > 1 ? parity[1].base : nil, count: wBytes)
-            try commitWrites(parity: pcs.indices.map { (pcs[$0], parity[$0].bytes) })
+            try commitWrites(parity: pcs) { parity[$0].bytes }
         }
         if let e = fatal.first { throw e }
     }
@@ -975,7 +980,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         let pcs = rt.parityColumns(line: line)
         let n = Int(rt.layout.interlaceBlocks * Volume.blockSize)
         let dataCols = rt.layout.dataColumnsInUnitOrder(line: line)
-        if (dataCols + pcs).contains(where: { avail($0, line: line, rt) == .missing }) { return false }
+        if (dataCols + Array(pcs)).contains(where: { avail($0, line: line, rt) == .missing }) { return false }
         let bufs = dataCols.map { _ in AlignedBuffer(count: n) }
         defer { withExtendedLifetime(bufs) {} }  // pointers into it outlive its last use
         let failed = ErrorBox<DeviceError>()
@@ -1000,5 +1005,21 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         }
         for (c, e) in failed.all { _ = try? markFailed(c, e) }
         return failed.all.isEmpty
+    }
+}
+
+/// The parity columns of a line, or some of them: none, P, or P and Q (no heap allocation:
+/// the write path builds these for every request).
+struct ParityUnits: RandomAccessCollection {
+    private var a: Int?, b: Int?
+    init(_ a: Int? = nil, _ b: Int? = nil) {
+        if a == nil { self.a = b; self.b = nil } else { self.a = a; self.b = b }
+    }
+    var startIndex: Int { 0 }
+    var endIndex: Int { a == nil ? 0 : b == nil ? 1 : 2 }
+    subscript(i: Int) -> Int { i == 0 ? a! : b! }
+    /// The columns for which `keep` is true, in order.
+    func filtered(_ keep: (Int) -> Bool) -> ParityUnits {
+        ParityUnits(a.flatMap { keep($0) ? $0 : nil }, b.flatMap { keep($0) ? $0 : nil })
     }
 }
