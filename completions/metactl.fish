@@ -131,7 +131,7 @@ complete -c 'metactl' -n '__metactl_should_offer_completions_for_positional "met
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_positional "metactl" -eq 1' -fa 'db' -d 'Manage the state database replicas of a set (metadb).'
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_positional "metactl" -eq 1' -fa 'import' -d 'Find sets by the labels on their devices and record them on this host (metaimport).'
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_positional "metactl" -eq 1' -fa 'serve' -d 'Serve the set\'s volumes over NBD and run resyncs (the md driver\'s job).'
-complete -c 'metactl' -n '__metactl_should_offer_completions_for_positional "metactl" -eq 1' -fa 'replace' -d 'Replace or re-enable a RAID-5 component (metareplace).'
+complete -c 'metactl' -n '__metactl_should_offer_completions_for_positional "metactl" -eq 1' -fa 'replace' -d 'Replace or re-enable a RAID-5 or RAID-6 component (metareplace).'
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_positional "metactl" -eq 1' -fa 'hs' -d 'Manage hot spare pools (metainit hsp, metahs).'
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_positional "metactl" -eq 1' -fa 'set' -d 'Change volume parameters (metaparam).'
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_positional "metactl" -eq 1' -fa 'check' -d 'Verify a RAID-5 or RAID-6 volume\'s parity against its data, line by line (scrub; md\'s check/repair).'

@@ -58,7 +58,7 @@ _metactl() {
             'db:Manage the state database replicas of a set (metadb).'
             'import:Find sets by the labels on their devices and record them on this host (metaimport).'
             'serve:Serve the set'\''s volumes over NBD and run resyncs (the md driver'\''s job).'
-            'replace:Replace or re-enable a RAID-5 component (metareplace).'
+            'replace:Replace or re-enable a RAID-5 or RAID-6 component (metareplace).'
             'hs:Manage hot spare pools (metainit hsp, metahs).'
             'set:Change volume parameters (metaparam).'
             'check:Verify a RAID-5 or RAID-6 volume'\''s parity against its data, line by line (scrub; md'\''s check/repair).'

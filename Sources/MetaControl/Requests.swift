@@ -36,9 +36,19 @@ public struct ReplaceRequest: Codable, Sendable, Equatable {
     /// The new device; nil for `--enable`.
     public var new: String?
     public var force: Bool
-    public init(name: String, old: String, new: String?, force: Bool = false) {
-        self.name = name; self.old = old; self.new = new; self.force = force
+    /// RAID-6: a second failed component and its new device, rebuilt in the same pass
+    /// (`replace NAME OLD NEW OLD2 NEW2`). Absent in older requests.
+    public var second: ReplacePair? = nil
+    public init(name: String, old: String, new: String?, force: Bool = false, second: ReplacePair? = nil) {
+        self.name = name; self.old = old; self.new = new; self.force = force; self.second = second
     }
+}
+
+/// A component to replace and its new device.
+public struct ReplacePair: Codable, Sendable, Equatable {
+    public var old: String
+    public var new: String
+    public init(old: String, new: String) { self.old = old; self.new = new }
 }
 
 /// What `replace` started.

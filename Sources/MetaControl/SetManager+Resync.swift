@@ -87,6 +87,9 @@ extension SetManager {
             throw OperationError("\(newPath): too small: column \(c) of \(r.name) needs \(needed) data blocks (\(needed * 512 + 1 << 20) bytes with the label area\(needed > vol.columnBlocks ? " and the write log" : ""))", code: .invalidArgument)
         }
         let readable = col.state == .okay && db.device(col.activeDevice) != nil
+        if let second = r.second {
+            return try startDoubleRegeneration(r, vol, first: c, second: second, engine: engine, fit: fit)
+        }
         if let e = ReplaceRules.stateRefusal(vol, column: c, oldName: r.old, enable: false, force: r.force, oldReadable: readable) {
             throw e
         }
@@ -114,6 +117,50 @@ extension SetManager {
         return ReplaceResult(name: r.name, kind: kind, messages: messages)
     }
 
+    /// `replace NAME OLD NEW OLD2 NEW2` of a RAID-6: both failed columns are rebuilt onto
+    /// their new devices in one pass (one read of the other columns). Both must be erred
+    /// (a readable column is copied, one at a time), and no third column may be.
+    private func startDoubleRegeneration(_ r: ReplaceRequest, _ vol: VolumeRecord, first c: Int, second: ReplacePair,
+                                         engine: RAID5Volume, fit: SectorFit) throws -> ReplaceResult {
+        guard vol.type.parityCount >= 2 else {
+            throw OperationError("\(r.name): two replacements at once need a RAID-6 volume (it is \(vol.type.displayName)); replace one column, then the other", code: .invalidArgument)
+        }
+        guard let c2 = column(of: vol, path: second.old) else { throw OperationError("\(second.old): not a component of \(r.name)", code: .notFound) }
+        guard c2 != c else { throw OperationError("\(second.old): named twice", code: .invalidArgument) }
+        guard let newPath = r.new, canonicalPath(newPath) != canonicalPath(second.new) else {
+            throw OperationError("\(second.new): named twice", code: .invalidArgument)
+        }
+        for (col, old) in [(c, r.old), (c2, second.old)] {
+            let s = vol.columns[col].state
+            guard s == .maintenance || s == .unavailable else {
+                throw OperationError("\(old): is \(s.rawValue) in \(r.name); only failed columns are rebuilt together (replace a readable one on its own: it is copied)", code: .invalidArgument)
+            }
+        }
+        if let other = vol.columns.indices.first(where: { $0 != c && $0 != c2 && vol.columns[$0].state != .okay }) {
+            throw OperationError("\(r.name): column \(other) is \(vol.columns[other].state.rawValue) too; with three columns out the data is not all there to rebuild from", code: .dataLost)
+        }
+        if let e = Self.membershipError(second.new, config: db.config, currentPath: { self.db.device($0.uuid)?.path }) { throw e }
+        let check = CreateRequest(name: r.name, type: .concat, devices: [second.new], force: r.force)
+        let sizes = try Self.validateDevices(check, replicaCopies: 0, configDir: configDir, fits: [fit])
+        let needed = vol.blocksNeeded(column: c2)
+        guard let size = sizes.first?.dataBlocks, size >= needed else {
+            throw OperationError("\(second.new): too small: column \(c2) of \(r.name) needs \(needed) data blocks", code: .invalidArgument)
+        }
+        try db.commit { cfg in
+            let a = try db.addDevice(path: newPath, role: .component, replicaCopies: 0, force: r.force, in: &cfg)
+            let b = try db.addDevice(path: second.new, role: .component, replicaCopies: 0, force: r.force, in: &cfg)
+            try db.record(.regenerationBegun(volume: r.name, column: c, target: a.uuid), in: &cfg)
+            try db.record(.regenerationJoined(volume: r.name, column: c2, target: b.uuid, spare: false), in: &cfg)
+        }
+        try engine.reload()
+        engine.startResync()
+        var messages = ["\(r.name): regenerating \(r.old) onto \(newPath) and \(second.old) onto \(second.new) from the other columns, in one pass"]
+        for (dev, name) in [(vol.columns[c].device, r.old), (vol.columns[c2].device, second.old)] {
+            if let note = Self.replicaNote(oldDevice: dev, oldName: name, config: db.config) { messages.append(note) }
+        }
+        return ReplaceResult(name: r.name, kind: "regenerate", messages: messages)
+    }
+
     /// Review finding 5: the replaced device still holds state database replicas (replicas
     /// never move with a column). Pulling it would cost the set those replicas, maybe its
     /// quorum: say so, with the command that removes them.
@@ -130,12 +177,22 @@ extension SetManager {
     /// devices left unused, takes the next spare after a target failed.
     public func resyncEnded(_ end: ResyncEnd) {
         let name = end.volume, outcome = end.outcome
+        // (Only when this column's target is the one that failed: with two columns rebuilt
+        // together, it may be the other's.)
         if case .targetFailed = outcome, let c = end.column, let t = end.target,
+           db.config.volume(named: name)?.columns[safe: c]?.state == .maintenance,
            db.config.hotSparePools.contains(where: { $0.spares.contains { $0.device == t } }) {
             spareFailed(name, column: c, spare: t)
         }
         logger.info("\(name): resync ended: \(outcome)")
         releaseUnusedDevices()
+        if case .targetFailed = outcome, isServer, db.config.volume(named: name)?.resync?.kind == .regenerate,
+           let e = engine(name) as? RAID5Volume {
+            // RAID-6: one of two columns rebuilt together failed; the other goes on from the
+            // last checkpoint.
+            logger.warning("\(name): the regeneration goes on for the column rebuilt with the one that failed")
+            e.startResync()
+        }
         if case .targetFailed = outcome { checkHotSpares(name) }
         if outcome == .completed, let rec = db.config.volume(named: name), rec.derivedState == .needsMaintenance {
             checkHotSpares(name)
@@ -163,33 +220,46 @@ extension SetManager {
               let poolName = vol.hotSparePool, let pool = db.config.pool(named: poolName) else { return }
         let erred = vol.columns.indices.filter { vol.columns[$0].state != .okay }
         // A failed column (Maintenance), or one missing since the start (Unavailable); on
-        // RAID-6 the first of two (the other takes the next spare once this one is rebuilt).
+        // RAID-6 up to two, rebuilt in one pass when the pool has a spare for each.
         guard !erred.isEmpty, erred.count <= vol.type.parityCount,
               erred.allSatisfy({ vol.columns[$0].state == .maintenance || vol.columns[$0].state == .unavailable })
         else { return }
-        let c = erred[0]
-        if vol.columns[c].state == .maintenance, let failedSpare = vol.columns[c].hotSpare {
-            // A column in Maintenance on a spare: the spare that stood in has failed. It is
-            // Broken; the column goes back to its original (failed) device for the next spare.
-            spareFailed(name, column: c, spare: failedSpare)
+        for c in erred where vol.columns[c].state == .maintenance {
+            if let failedSpare = vol.columns[c].hotSpare {
+                // A column in Maintenance on a spare: the spare that stood in has failed. It is
+                // Broken; the column goes back to its original (failed) device for the next spare.
+                spareFailed(name, column: c, spare: failedSpare)
+            }
         }
         // A spare must be large enough, and its logical sector must divide the interlace and
         // not exceed the volume's sector (the pool may have been attached after it was filled).
         let sector = engine(name)?.sectorSize ?? 512
-        guard let spare = pool.spares.first(where: { s in
-            guard s.state == .available, let dev = db.device(s.device) else { return false }
-            let fit = SectorFit(volume: name, sectorSize: sector, interlaceBytes: vol.interlaceBlocks * 512)
-            return (db.config.device(s.device)?.dataBlocks ?? 0) >= vol.blocksNeeded(column: c)
-                && (try? fit.check(path: dev.path, logicalSectorSize: dev.logicalSectorSize)) != nil
-        }) else {
-            logger.warning("\(name): column \(c) needs a spare but \(poolName) has none available that is large enough and has a fitting logical sector size")
-            return
+        var taken: [(column: Int, spare: UUID)] = []
+        for c in erred {
+            guard let spare = (db.config.pool(named: poolName) ?? pool).spares.first(where: { s in
+                guard s.state == .available, !taken.contains(where: { $0.spare == s.device }), let dev = db.device(s.device) else { return false }
+                let fit = SectorFit(volume: name, sectorSize: sector, interlaceBytes: vol.interlaceBlocks * 512)
+                return (db.config.device(s.device)?.dataBlocks ?? 0) >= vol.blocksNeeded(column: c)
+                    && (try? fit.check(path: dev.path, logicalSectorSize: dev.logicalSectorSize)) != nil
+            }) else {
+                logger.warning("\(name): column \(c) needs a spare but \(poolName) has none available that is large enough and has a fitting logical sector size")
+                break
+            }
+            taken.append((c, spare.device))
         }
+        guard let first = taken.first else { return }
         do {
-            try db.apply(.spareTaken(volume: name, column: c, spare: spare.device))
+            try db.commit { cfg in
+                try db.record(.spareTaken(volume: name, column: first.column, spare: first.spare), in: &cfg)
+                for more in taken.dropFirst() {
+                    try db.record(.regenerationJoined(volume: name, column: more.column, target: more.spare, spare: true), in: &cfg)
+                }
+            }
             guard let engine = engine(name) as? RAID5Volume else { return }
             try engine.reload()
-            logger.warning("\(name): column \(c) failed; hot spare \(db.device(spare.device)?.path ?? "?") from \(poolName) takes over")
+            for t in taken {
+                logger.warning("\(name): column \(t.column) failed; hot spare \(db.device(t.spare)?.path ?? "?") from \(poolName) takes over")
+            }
             engine.startResync()
         } catch {
             logger.error("\(name): could not take a hot spare: \(error)")

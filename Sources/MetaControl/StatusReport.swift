@@ -41,6 +41,8 @@ public struct StatusReport: Codable, Sendable, Equatable {
         public var source: String?
         /// The device being written: the replacement, or the spare taking over.
         public var target: String?
+        /// RAID-6: the devices of further columns rebuilt in the same pass (empty: none).
+        public var moreTargets: [String] = []
         public init(kind: String, percent: Double, bytesPerSecond: Double, secondsLeft: Double? = nil,
                     source: String? = nil, target: String? = nil) {
             self.kind = kind; self.percent = percent; self.bytesPerSecond = bytesPerSecond; self.secondsLeft = secondsLeft
@@ -227,6 +229,7 @@ extension StatusReport {
             // Review finding 19: which devices a rebuild reads and writes.
             if let cp = v.resync, cp.kind == .copy || cp.kind == .regenerate {
                 resync?.target = cp.target.map(path)
+                resync?.moreTargets = (cp.more ?? []).map { path($0.target) }
                 if cp.kind == .copy {
                     resync?.source = cp.source.map(path) ?? cp.column.flatMap { v.columns.indices.contains($0) ? path(v.columns[$0].activeDevice) : nil }
                 }

@@ -38,13 +38,15 @@ extension RAID5Volume {
             self.repairDirtyRegions()
             var from = r.doneBlocks / max(1, rec.interlaceBlocks)
             if r.kind == .copy, let below = self.runtime.read({ $0.copy?.copiedBelow }) { from = min(from, below) }
-            if r.kind == .regenerate, let c = r.column {
+            if r.kind == .regenerate {
                 // Regions still unrepaired (the column was missing when a crash left them
                 // dirty) cannot be rebuilt from their parity: their blocks are recorded lost.
-                do { try self.recordLostBeforeRegeneration(column: c, fromLine: from) } catch {
-                    self.context.logger.error("\(self.name): could not record lost blocks, resync not started: \(error)")
-                    completion(.sourceFailed("could not record lost blocks: \(error)"))
-                    return
+                for c in r.rebuiltColumns {
+                    do { try self.recordLostBeforeRegeneration(column: c, fromLine: from) } catch {
+                        self.context.logger.error("\(self.name): could not record lost blocks, resync not started: \(error)")
+                        completion(.sourceFailed("could not record lost blocks: \(error)"))
+                        return
+                    }
                 }
             }
             let outcome = self.runResync(from: from)
@@ -212,8 +214,13 @@ extension RAID5Volume {
     /// Flushes the device the resync writes to; returns the error, if any.
     func flushResyncTarget() -> DeviceError? {
         let rt = runtime.read { $0 }
-        let dev: (any BlockDevice)? = rt.copy?.device ?? rt.resyncColumn.flatMap { rt.columns[$0].device }
-        do throws(DeviceError) { try dev?.flush() } catch { return error }
+        if let cp = rt.copy {
+            do throws(DeviceError) { try cp.device.flush() } catch { return error }
+            return nil
+        }
+        for c in (rt.resyncColumn.map { [$0] } ?? []) + rt.moreResync {
+            do throws(DeviceError) { try rt.columns[c].device?.flush() } catch { return error }
+        }
         return nil
     }
 
@@ -234,6 +241,9 @@ extension RAID5Volume {
         var column: Int
         /// Set for a copy (its failure abandons the copy instead of failing the column).
         var copy: CopyTarget?
+        /// RAID-6: the other columns rebuilt in the same pass, each with its device, offset
+        /// and buffer.
+        var more: [(column: Int, device: any BlockDevice, offset: UInt64, buffer: AlignedBuffer)] = []
     }
 
     enum StepResult {
@@ -279,16 +289,19 @@ extension RAID5Volume {
         }
 
         guard let c = rt.resyncColumn else { return .failed(.sourceFailed("no column to resync")) }
-        var others = (0..<rt.columns.count).filter { $0 != c }
-        // RAID-6 rebuilds with one other column away too (from the rest, through Q).
+        let rebuilt = [c] + rt.moreResync
+        var others = (0..<rt.columns.count).filter { !rebuilt.contains($0) }
+        // RAID-6 rebuilds with one other column away too (from the rest, through Q), or two
+        // columns at once.
         let away = others.filter { avail($0, line: from, rt) == .missing }
-        if away.count >= rt.layout.parityCount, let d = away.first {
+        if away.count + rebuilt.count > rt.layout.parityCount, let d = away.first {
             return .failed(.sourceFailed("column \(d) (\(rt.columns[d].path)) is unavailable too"))
         }
         others.removeAll { away.contains($0) }
         let bufs = scratch.sources(others.count, n)
         let out = scratch.output(slot, n)
-        defer { withExtendedLifetime(bufs) {}; withExtendedLifetime(out) {} }  // pointers into them outlive their last use
+        let moreOuts = rt.moreResync.indices.map { scratch.output(slot + 2 * ($0 + 1), n) }
+        defer { withExtendedLifetime(bufs) {}; withExtendedLifetime(out) {}; withExtendedLifetime(moreOuts) {} }  // pointers into them outlive their last use
         let failed = ErrorBox<DeviceError>()
         // Each column is read in pieces of up to 2 MiB at once (a deeper queue per device),
         // and the XOR is split in two (two cores).
@@ -321,7 +334,8 @@ extension RAID5Volume {
                 let at = li * unit
                 let ok = Syndrome.recover(rt.layout, line: line,
                                           have: others.indices.map { (others[$0], UnsafeRawPointer(bufs[$0].base + at)) },
-                                          want: [(c, out.base + at)], count: unit)
+                                          want: [(c, out.base + at)] + rt.moreResync.indices.map { (rt.moreResync[$0], moreOuts[$0].base + at) },
+                                          count: unit)
                 if !ok { unrecoverable.store(true, ordering: .relaxed) }
             }
             if unrecoverable.load(ordering: .relaxed) {
@@ -333,7 +347,15 @@ extension RAID5Volume {
             try? markFailed(c, DeviceError(path: target.path, operation: .write, errno: 5))
             return .failed(.targetFailed("\(target.path): no device"))
         }
-        return .write(StepWrite(device: dev, offset: at(target.startByte), buffer: out, column: c, copy: nil))
+        var w = StepWrite(device: dev, offset: at(target.startByte), buffer: out, column: c, copy: nil)
+        for (i, m) in rt.moreResync.enumerated() {
+            guard let d = rt.columns[m].device else {
+                try? markFailed(m, DeviceError(path: rt.columns[m].path, operation: .write, errno: 5))
+                return .failed(.targetFailed("\(rt.columns[m].path): no device"))
+            }
+            w.more.append((m, d, at(rt.columns[m].startByte), moreOuts[i]))
+        }
+        return .write(w)
     }
 
     /// Bytes per concurrent read of a column during regeneration.
@@ -348,13 +370,21 @@ extension RAID5Volume {
     /// Writes a prepared step to the target. Returns nil on success, the failure otherwise
     /// (the target column is `Maintenance`, or the copy is abandoned).
     func writeStep(_ w: StepWrite) -> ResyncOutcome? {
-        defer { withExtendedLifetime(w.buffer) {} }  // pointers into it outlive its last use
+        defer { withExtendedLifetime(w.buffer) {}; withExtendedLifetime(w.more) {} }  // pointers into them outlive their last use
         do throws(DeviceError) {
             try w.device.write(UnsafeRawBufferPointer(w.buffer.mutableBytes), at: w.offset)
         } catch {
             if let cp = w.copy { return abandonCopy(cp, error) }
             try? markFailed(w.column, error)
             return .targetFailed("\(w.device.path): \(error)")
+        }
+        for m in w.more {
+            do throws(DeviceError) {
+                try m.device.write(UnsafeRawBufferPointer(m.buffer.mutableBytes), at: m.offset)
+            } catch {
+                try? markFailed(m.column, error)
+                return .targetFailed("\(m.device.path): \(error)")
+            }
         }
         if let cp = w.copy, copyTargetFailed.load(ordering: .relaxed) {
             return abandonCopy(cp, DeviceError(path: cp.device.path, operation: .write, errno: 5,

@@ -32,6 +32,8 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         var parityValidBelow: UInt64?
         /// The column being rebuilt and how far (lines below are rebuilt).
         var resyncColumn: Int?
+        /// RAID-6: further columns rebuilt in the same pass (same progress).
+        var moreResync: [Int] = []
         var rebuiltBelow: UInt64 = 0
         /// Copy resync: the column being copied, its new device, and how far (foreground
         /// writes to lines below are mirrored to the target).
@@ -149,6 +151,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             case .initialize: rt.parityValidBelow = lines
             case .regenerate:
                 rt.resyncColumn = r.column
+                rt.moreResync = (r.more ?? []).map(\.column)
                 rt.rebuiltBelow = lines
             case .copy:
                 if let c = r.column, let t = r.target, let d = context.devices(t), let rec = config.device(t) {
@@ -214,7 +217,8 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         case .lastErred:
             return ColumnHealth.lastErredIsOrdinary(othersErred: rt.othersErred(c)) ? .ok : .suspect
         case .maintenance, .unavailable: return .missing
-        case .resyncing: return rt.resyncColumn == c && line < rt.rebuiltBelow ? .ok : .missing
+        case .resyncing:
+            return (rt.resyncColumn == c || rt.moreResync.contains(c)) && line < rt.rebuiltBelow ? .ok : .missing
         }
     }
 
@@ -248,7 +252,14 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         }
         runtime.withLock { rt in
             rt.columns[c].state = new
-            if cur == .resyncing && rt.resyncColumn == c { rt.resyncColumn = nil }
+            // As the model does (`ResyncCheckpoint.dropping`): a column rebuilt with it takes
+            // its place.
+            if cur == .resyncing && rt.resyncColumn == c {
+                rt.resyncColumn = rt.moreResync.first
+                rt.moreResync = Array(rt.moreResync.dropFirst())
+            } else if cur == .resyncing {
+                rt.moreResync.removeAll { $0 == c }
+            }
         }
         if let d = delegate {
             let volume = name

@@ -76,6 +76,11 @@ public enum SetEvent: Sendable, Equatable {
     case regenerationBegun(volume: String, column: Int, target: UUID)
     /// A hot spare takes over an erred column (SVM's check_4_hs) and is rebuilt.
     case spareTaken(volume: String, column: Int, spare: UUID)
+    /// RAID-6: a second erred column joins a regeneration that begins in the same
+    /// transaction (``regenerationBegun`` or ``spareTaken``), onto `target` (a hot spare when
+    /// `spare`): both columns are rebuilt in one pass. Refused unless the volume has two
+    /// parity units and a regeneration that has made no progress and rebuilds one column.
+    case regenerationJoined(volume: String, column: Int, target: UUID, spare: Bool)
     /// A hot spare failed while being rebuilt or standing in: it is `Broken`, the column goes
     /// back to `Maintenance` on its own device, and a resync onto it is dropped.
     case spareFailed(volume: String, column: Int, spare: UUID)

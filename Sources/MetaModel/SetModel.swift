@@ -25,14 +25,18 @@ public enum SetModel {
             }
             let prior = cfg.volumes[vi].columns[column].state
             cfg.volumes[vi].columns[column].state = state
-            if prior == .resyncing, cfg.volumes[vi].resync?.column == column { cfg.volumes[vi].resync = nil }
+            if prior == .resyncing, let r = cfg.volumes[vi].resync, r.kind == .regenerate, r.rebuiltColumns.contains(column) {
+                cfg.volumes[vi].resync = r.dropping(column: column)
+            }
             return []
 
         case .columnsMissing(let name, let columns, let dropCopy):
             guard let vi = cfg.volumeIndex(named: name) else { return [] }
             for c in columns where cfg.volumes[vi].columns.indices.contains(c) && !cfg.volumes[vi].columns[c].state.isErred {
                 cfg.volumes[vi].columns[c].state = .unavailable
-                if let r = cfg.volumes[vi].resync, r.kind == .regenerate, r.column == c { cfg.volumes[vi].resync = nil }
+                if let r = cfg.volumes[vi].resync, r.kind == .regenerate, r.rebuiltColumns.contains(c) {
+                    cfg.volumes[vi].resync = r.dropping(column: c)
+                }
             }
             if dropCopy, let r = cfg.volumes[vi].resync, r.kind == .copy, let t = r.target {
                 cfg.volumes[vi].resync = nil
@@ -168,8 +172,37 @@ public enum SetModel {
                 cfg.volumes[vi].columns[c].hotSpare = nil
                 cfg.volumes[vi].columns[c].state = .maintenance
             }
-            if cfg.volumes[vi].resync?.target == spare { cfg.volumes[vi].resync = nil }
+            if let r = cfg.volumes[vi].resync {
+                if r.target == spare, let primary = r.column {
+                    cfg.volumes[vi].resync = r.dropping(column: primary)
+                } else if let joined = r.more?.first(where: { $0.target == spare }) {
+                    cfg.volumes[vi].resync = r.dropping(column: joined.column)
+                }
+            }
             return []
+
+        case .regenerationJoined(let name, let c, let target, let spare):
+            let vi = try column(name, c, in: cfg)
+            let v = cfg.volumes[vi]
+            guard v.type.parityCount >= 2, let r = v.resync, r.kind == .regenerate, r.doneBlocks == 0,
+                  r.more?.isEmpty ?? true, let first = r.column, first != c else {
+                throw ModelError(.invalidState, "\(name): column \(c) can join only a RAID-6 regeneration of one other column that has not begun")
+            }
+            var col = v.columns[c]
+            var dropped: [UUID] = []
+            if spare {
+                cfg.setSpareState(target, .inUse)
+                col.hotSpare = target
+            } else {
+                dropped = [col.device] + (col.hotSpare.map { [$0] } ?? [])
+                if let s = col.hotSpare { cfg.setSpareState(s, .broken) }
+                col.device = target
+                col.hotSpare = nil
+            }
+            col.state = .resyncing
+            cfg.volumes[vi].columns[c] = col
+            cfg.volumes[vi].resync?.more = [RebuildTarget(column: c, target: target)]
+            return dropped.flatMap { cfg.retire($0, .now) }
 
         case .checkBegun(let name, let repair, let total, let at):
             guard let vi = cfg.volumeIndex(named: name) else { throw ModelError(.notFound, "\(name): no such volume") }
@@ -283,6 +316,10 @@ public enum SetModel {
     private static func finishResync(_ name: String, _ kind: ResyncKind, _ cfg: inout SetConfig) -> [Effect] {
         guard let vi = cfg.volumeIndex(named: name), let r = cfg.volumes[vi].resync, let c = r.column,
               cfg.volumes[vi].columns.indices.contains(c) else { return [] }
+        // Columns rebuilt in the same pass (RAID-6) are done too.
+        for m in r.more ?? [] where cfg.volumes[vi].columns.indices.contains(m.column) {
+            cfg.volumes[vi].columns[m.column].state = .okay
+        }
         var col = cfg.volumes[vi].columns[c]
         var retired: [UUID] = []
         if kind == .copy, let target = r.target {

@@ -265,9 +265,15 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
     public func resyncEnded(_ end: ResyncEnd) {
         note("  resync ended: \(end.outcome)")
         if case .targetFailed = end.outcome, let c = end.column, let t = end.target, let db,
+           record?.columns[safe: c]?.state == .maintenance,
            db.config.hotSparePools.contains(where: { $0.spares.contains { $0.device == t } }) {
             _ = try? db.apply(.spareFailed(volume: name, column: c, spare: t))
             try? engine?.reload()
+        }
+        // As the server does: a regeneration left with a column of two goes on.
+        if case .targetFailed = end.outcome, let db, db.quorum.writable, record?.resync?.kind == .regenerate {
+            note("  the regeneration goes on for the column left")
+            engine?.startResync()
         }
     }
 
@@ -984,6 +990,12 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         let c = erred.first ?? rng.below(rec.columns.count)
         let col = rec.columns[c]
         if col.state == .lastErred { clientRead(); return }
+        // RAID-6 with two failed columns: both rebuilt in one pass, one time in two.
+        if erred.count == 2, erred.allSatisfy({ rec.columns[$0].state == .maintenance || rec.columns[$0].state == .unavailable }),
+           rng.chance(0.5) {
+            replaceTwo(erred[0], erred[1])
+            return
+        }
         if col.state != .okay, db.device(col.activeDevice) != nil, rng.chance(0.5) {
             replace(column: c, .enable)
         } else {
@@ -1029,6 +1041,26 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         } catch { note("  failed: \(error)"); return false }
     }
 
+    /// `metactl replace d10 OLD NEW OLD2 NEW2` of a RAID-6: two failed columns rebuilt onto
+    /// new devices in one pass.
+    func replaceTwo(_ c: Int, _ c2: Int) {
+        guard let db, let e = engine else { return }
+        let news = (0..<2).map { i in SimDevice(path: "sim\(devices.count + i)", sizeBytes: devices[0].sizeBytes, sectorSize: sector, fate: fate) }
+        devices.append(contentsOf: news)
+        count("replace-two")
+        note("replace d10 columns \(c) and \(c2) -> \(news[0].path), \(news[1].path) (regenerate both in one pass)")
+        do {
+            try db.commit { cfg in
+                let a = try db.addDevice(news[0], role: .component, replicaCopies: 0, in: &cfg)
+                let b = try db.addDevice(news[1], role: .component, replicaCopies: 0, in: &cfg)
+                try db.record(.regenerationBegun(volume: name, column: c, target: a.uuid), in: &cfg)
+                try db.record(.regenerationJoined(volume: name, column: c2, target: b.uuid, spare: false), in: &cfg)
+            }
+            try e.reload()
+            e.startResync()
+        } catch { note("  failed: \(error)") }
+    }
+
     /// SVM's check_4_hs, as the server runs it (``SetManager/checkHotSpares(_:)``), with the
     /// same transitions (``SetModel``).
     func checkHotSpares() {
@@ -1039,19 +1071,32 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         guard !erred.isEmpty, erred.count <= vol.type.parityCount,
               erred.allSatisfy({ vol.columns[$0].state == .maintenance || vol.columns[$0].state == .unavailable })
         else { return }
-        let c = erred[0]
-        if vol.columns[c].state == .maintenance, let failedSpare = vol.columns[c].hotSpare {
-            note("hot spare \(db.device(failedSpare)?.path ?? "?") failed: Broken")
-            _ = try? db.apply(.spareFailed(volume: name, column: c, spare: failedSpare))
-            try? e.reload()
+        for c in erred where vol.columns[c].state == .maintenance {
+            if let failedSpare = vol.columns[c].hotSpare {
+                note("hot spare \(db.device(failedSpare)?.path ?? "?") failed: Broken")
+                _ = try? db.apply(.spareFailed(volume: name, column: c, spare: failedSpare))
+                try? e.reload()
+            }
         }
-        guard let spare = pool.spares.first(where: { s in
-            s.state == .available && db.device(s.device) != nil && (db.config.device(s.device)?.dataBlocks ?? 0) >= vol.columnBlocks
-        }) else { return }
-        count("hot-spare")
-        note("hot spare \(db.device(spare.device)?.path ?? "?") takes over column \(c)")
+        // One spare per failed column while the pool has them (RAID-6: two in one pass).
+        var taken: [(column: Int, spare: UUID)] = []
+        for c in erred {
+            guard let spare = (db.config.pool(named: poolName) ?? pool).spares.first(where: { s in
+                s.state == .available && !taken.contains { $0.spare == s.device } && db.device(s.device) != nil
+                    && (db.config.device(s.device)?.dataBlocks ?? 0) >= vol.columnBlocks
+            }) else { break }
+            taken.append((c, spare.device))
+        }
+        guard let first = taken.first else { return }
+        count(taken.count > 1 ? "hot-spare-two" : "hot-spare")
+        for t in taken { note("hot spare \(db.device(t.spare)?.path ?? "?") takes over column \(t.column)") }
         do {
-            try db.apply(.spareTaken(volume: name, column: c, spare: spare.device))
+            try db.commit { cfg in
+                try db.record(.spareTaken(volume: name, column: first.column, spare: first.spare), in: &cfg)
+                for more in taken.dropFirst() {
+                    try db.record(.regenerationJoined(volume: name, column: more.column, target: more.spare, spare: true), in: &cfg)
+                }
+            }
             try e.reload()
             e.startResync()
         } catch { note("  failed: \(error)") }

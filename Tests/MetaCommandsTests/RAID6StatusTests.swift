@@ -60,6 +60,20 @@ struct RAID6StatusTests {
         #expect(StatusTests.make(r5).volumes[0].invoke != inv)
     }
 
+    @Test func twoColumnsRebuiltInOnePassAreBothNamed() {
+        var cfg = Self.raid6(states: [.okay, .resyncing, .okay, .resyncing, .okay])
+        cfg.devices += [StatusTests.device(7), StatusTests.device(8)]
+        cfg.volumes[0].columns[1].device = StatusTests.uuid(7)
+        cfg.volumes[0].columns[3].device = StatusTests.uuid(8)
+        var r = ResyncCheckpoint(kind: .regenerate, column: 1, target: StatusTests.uuid(7), totalBlocks: 2_097_152)
+        r.more = [RebuildTarget(column: 3, target: StatusTests.uuid(8))]
+        cfg.volumes[0].resync = r
+        let report = StatusTests.make(cfg)
+        #expect(report.volumes[0].resync?.target == "/dev/loop7" && report.volumes[0].resync?.moreTargets == ["/dev/loop8"])
+        let text = StatusFormatter.report(report)
+        #expect(text.contains("    Rebuilding onto /dev/loop7 and /dev/loop8 from the other columns\n"), "\(text)")
+    }
+
     @Test func replaceRulesCountParityUnits() {
         let two = Self.raid6(states: [.okay, .maintenance, .okay, .maintenance, .okay]).volumes[0]
         #expect(ReplaceRules.stateRefusal(two, column: 1, oldName: "/dev/loop1", enable: false, force: false, oldReadable: false) == nil,

@@ -25,6 +25,8 @@ final class EngineFixture: @unchecked Sendable {
     static let dataStartBlock: UInt64 = 8
     /// Devices added after creation (replacements), by UUID.
     let extra: DeviceTable
+    /// The devices made at creation, by UUID (records may leave the configuration later).
+    let original: [UUID: FaultyDevice]
 
     /// `sectorSize`: the logical sector of every device (``MemoryDevice`` refuses I/O not
     /// aligned to one larger than 512 with `EINVAL`).
@@ -63,6 +65,7 @@ final class EngineFixture: @unchecked Sendable {
         store = InMemoryConfigStore(config, onCommit: onCommit)
         devices = devs
         let byUUID = Dictionary(uniqueKeysWithValues: zip(records.map(\.uuid), devs.map { $0 as any BlockDevice }))
+        original = Dictionary(uniqueKeysWithValues: zip(records.map(\.uuid), devs))
         let extra = DeviceTable()
         self.extra = extra
         volume = try VolumeFactory.open(vol, context: VolumeContext(store: store, devices: { u in byUUID[u] ?? extra.get(u) }))
@@ -112,7 +115,7 @@ final class EngineFixture: @unchecked Sendable {
 
     /// The device (without injected faults) holding a UUID now.
     func rawDevice(_ u: UUID) -> any BlockDevice {
-        if let i = store.config.devices.firstIndex(where: { $0.uuid == u }), i < devices.count { return devices[i].base }
+        if let d = original[u] { return d.base }
         let d = extra.get(u)!
         return (d as? FaultyDevice)?.base ?? d
     }

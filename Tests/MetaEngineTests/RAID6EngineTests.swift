@@ -95,6 +95,58 @@ import Testing
         #expect(f.store.config.volume(named: f.name)!.derivedState == .okay)
     }
 
+    /// Begins the regeneration of columns `a` and `b` onto new devices in one transaction.
+    static func startBoth(_ f: EngineFixture, _ a: Int, _ b: Int) throws -> [FaultyDevice] {
+        let (da, ra) = try f.addDevice("newA")
+        let (db, rb) = try f.addDevice("newB")
+        try f.store.commit { cfg in
+            _ = try SetModel.apply(.regenerationBegun(volume: f.name, column: a, target: ra.uuid), to: &cfg)
+            _ = try SetModel.apply(.regenerationJoined(volume: f.name, column: b, target: rb.uuid, spare: false), to: &cfg)
+        }
+        try f.raid.reload()
+        return [da, db]
+    }
+
+    @Test("two columns rebuilt in one pass, under writes; every other column read once")
+    func rebuildTwoInOnePass() throws {
+        let f = try Self.filled()
+        var rng = SeededRNG(seed: 8)
+        for c in [0, 3] { f.devices[c].updateFaults { $0.failReads = true; $0.failWrites = true } }
+        _ = try f.read(0, f.size)
+        let news = try Self.startBoth(f, 0, 3)
+        #expect(f.store.config.volume(named: f.name)!.resync?.rebuiltColumns == [0, 3])
+        try Self.churn(f, &rng, writes: 10)
+        #expect(f.runResync() == .completed)
+        #expect(f.state(ofColumn: 0) == .okay && f.state(ofColumn: 3) == .okay)
+        #expect(f.store.config.volume(named: f.name)!.resync == nil)
+        #expect(try f.mismatches() == 0)
+        #expect(try f.parityErrors().isEmpty)
+        // Both targets hold their columns: read directly now (Okay), with the two failed
+        // devices gone for good, and P and Q agree everywhere.
+        #expect(news.count == 2)
+    }
+
+    @Test("one of two targets fails mid-pass: the other is finished by the next run")
+    func oneOfTwoTargetsFails() throws {
+        let f = try Self.filled()
+        for c in [2, 5] { f.devices[c].updateFaults { $0.failReads = true; $0.failWrites = true } }
+        _ = try f.read(0, f.size)
+        let news = try Self.startBoth(f, 2, 5)
+        // The second target cannot take the second half of its column.
+        let half = (EngineFixture.dataStartBlock * 512) + (48 << 10)
+        news[1].updateFaults { $0.badWriteRanges = [half..<(half + (48 << 10))] }
+        try f.throttle(bytesPerSecond: .max / 4)
+        let first = f.runResync()
+        guard case .targetFailed = first else { Issue.record("expected the second target to fail: \(first)"); return }
+        #expect(f.state(ofColumn: 5) == .maintenance)
+        let r = try #require(f.store.config.volume(named: f.name)!.resync)
+        #expect(r.rebuiltColumns == [2])
+        #expect(f.runResync() == .completed)
+        #expect(f.state(ofColumn: 2) == .okay)
+        #expect(f.store.config.volume(named: f.name)!.derivedState == .needsMaintenance)
+        #expect(try f.mismatches() == 0)
+    }
+
     @Test("background initialisation computes P and Q")
     func initialize() throws {
         let f = try EngineFixture(type: .raid6, columns: 5, interlaceBlocks: 4, deviceBytes: 64 << 10, init: true)

@@ -543,3 +543,71 @@ struct CheckModelTests {
         #expect(c.lines == (0..<16).map { UInt64($0) * 3 })
     }
 }
+
+@Suite("RAID-6: two columns rebuilt in one pass")
+struct TwoTargetTransitionTests {
+    /// The fixture's volume as a RAID-6 with columns 1 and 3 failed, new devices n0 and n1.
+    fileprivate static func twoFailed() -> Fixture {
+        var f = Fixture(states: [.okay, .maintenance, .okay, .maintenance])
+        f.config.volumes[0].type = .raid6
+        f.addDevice("n0")
+        f.addDevice("n1")
+        return f
+    }
+
+    @Test func aSecondRegenerationJoinsTheFirstInOneTransaction() throws {
+        var f = Self.twoFailed()
+        try f.apply(.regenerationBegun(volume: "d10", column: 1, target: u("n0")))
+        let effects = try f.apply(.regenerationJoined(volume: "d10", column: 3, target: u("n1"), spare: false))
+        let v = f.config.volumes[0]
+        #expect(v.resync?.rebuiltColumns == [1, 3])
+        #expect(v.resync?.more == [RebuildTarget(column: 3, target: u("n1"))])
+        #expect(v.columns[3].device == u("n1") && v.columns[3].state == .resyncing)
+        #expect(effects.contains(.releaseDevice(u("d3"))), "the old device retires")
+        #expect(v.derivedState == .resyncing)
+        // Both are Okay at the end.
+        try f.apply(.resyncFinished(volume: "d10", kind: .regenerate))
+        #expect(f.config.volumes[0].columns.allSatisfy { $0.state == .okay } && f.config.volumes[0].resync == nil)
+    }
+
+    @Test func joiningIsRefusedOnRAID5AfterProgressAndTwice() throws {
+        var r5 = Self.twoFailed()
+        r5.config.volumes[0].type = .raid5
+        try r5.apply(.regenerationBegun(volume: "d10", column: 1, target: u("n0")))
+        #expect(throws: ModelError.self) { try r5.apply(.regenerationJoined(volume: "d10", column: 3, target: u("n1"), spare: false)) }
+        var started = Self.twoFailed()
+        try started.apply(.regenerationBegun(volume: "d10", column: 1, target: u("n0")))
+        try started.apply(.resyncCheckpoint(volume: "d10", column: 1, target: u("n0"), doneBlocks: 128))
+        #expect(throws: ModelError.self) { try started.apply(.regenerationJoined(volume: "d10", column: 3, target: u("n1"), spare: false)) }
+        var same = Self.twoFailed()
+        try same.apply(.regenerationBegun(volume: "d10", column: 1, target: u("n0")))
+        #expect(throws: ModelError.self) { try same.apply(.regenerationJoined(volume: "d10", column: 1, target: u("n1"), spare: false)) }
+    }
+
+    @Test func aFailedTargetLeavesTheOtherToGoOn() throws {
+        var f = Self.twoFailed()
+        try f.apply(.regenerationBegun(volume: "d10", column: 1, target: u("n0")))
+        try f.apply(.regenerationJoined(volume: "d10", column: 3, target: u("n1"), spare: false))
+        try f.apply(.resyncCheckpoint(volume: "d10", column: 1, target: u("n0"), doneBlocks: 256))
+        // The first column's target fails: the second takes its place, with the same progress.
+        try f.apply(.columnFailed(volume: "d10", column: 1, state: .maintenance))
+        let r = try #require(f.config.volumes[0].resync)
+        #expect(r.column == 3 && r.target == u("n1") && r.doneBlocks == 256 && r.more == nil)
+        // Then that one goes missing: nothing is left.
+        try f.apply(.columnsMissing(volume: "d10", columns: [3], dropCopy: false))
+        #expect(f.config.volumes[0].resync == nil)
+    }
+
+    @Test func twoSparesTakeOverAndOneFails() throws {
+        var f = Self.twoFailed()
+        try f.apply(.spareTaken(volume: "d10", column: 1, spare: u("s0")))
+        try f.apply(.regenerationJoined(volume: "d10", column: 3, target: u("s1"), spare: true))
+        #expect(f.spare("s0") == .inUse && f.spare("s1") == .inUse)
+        #expect(f.config.volumes[0].columns[3].hotSpare == u("s1"))
+        try f.apply(.spareFailed(volume: "d10", column: 3, spare: u("s1")))
+        #expect(f.spare("s1") == .broken)
+        let r = try #require(f.config.volumes[0].resync)
+        #expect(r.rebuiltColumns == [1] && r.target == u("s0"))
+        #expect(f.config.volumes[0].columns[3].state == .maintenance && f.config.volumes[0].columns[3].hotSpare == nil)
+    }
+}

@@ -4,11 +4,11 @@ import MetaControl
 import MetaDB
 import MetaModel
 
-/// `metactl replace NAME OLD NEW [--wait] [--force]` / `metactl replace NAME --enable DEV [--wait]`
+/// `metactl replace NAME OLD NEW [OLD2 NEW2] [--wait] [--force]` / `metactl replace NAME --enable DEV [--wait]`
 struct ReplaceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replace",
-        abstract: "Replace or re-enable a RAID-5 component (metareplace).",
+        abstract: "Replace or re-enable a RAID-5 or RAID-6 component (metareplace).",
         discussion: """
         With OLD and NEW: if OLD is still readable its data is copied to NEW (the volume keeps \
         its redundancy the whole time; if OLD fails during the copy, the rest is regenerated \
@@ -16,6 +16,10 @@ struct ReplaceCommand: ParsableCommand {
         create device and must be large enough; its logical sector size must divide the \
         interlace and not exceed the volume's sector size. When OLD is a column whose hot spare stands \
         in, the data is copied from the spare and the spare returns to its pool.
+
+        With OLD NEW OLD2 NEW2 (RAID-6, two failed columns): both are rebuilt in one pass, \
+        one read of the other columns writing both new devices (one after the other would \
+        read everything twice). A hot spare pool does the same when two columns fail.
 
         With --enable DEV: a column in Maintenance is regenerated in place (after a transient \
         fault); a Last Erred column is trusted again without a resync.
@@ -34,10 +38,10 @@ struct ReplaceCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: "The RAID-5 volume.", completion: .shellCommand(Completions.volumes))
+    @Argument(help: "The RAID-5 or RAID-6 volume.", completion: .shellCommand(Completions.volumes))
     var name: String
 
-    @Argument(help: "OLD NEW, or with --enable nothing.", completion: .file())
+    @Argument(help: "OLD NEW (RAID-6: or OLD NEW OLD2 NEW2), or with --enable nothing.", completion: .file())
     var devices: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("Re-enable this component in place.", valueName: "dev"), completion: .file())
@@ -57,8 +61,11 @@ struct ReplaceCommand: ParsableCommand {
             guard devices.isEmpty else { throw UserError("replace --enable takes one device and no OLD NEW pair") }
             req = ReplaceRequest(name: name, old: Paths.absolute(enable), new: nil, force: force)
         } else {
-            guard devices.count == 2 else { throw UserError("replace needs OLD and NEW (or --enable DEV)") }
-            req = ReplaceRequest(name: name, old: Paths.absolute(devices[0]), new: Paths.absolute(devices[1]), force: force)
+            guard devices.count == 2 || devices.count == 4 else {
+                throw UserError("replace needs OLD and NEW, OLD NEW OLD2 NEW2 (RAID-6), or --enable DEV")
+            }
+            req = ReplaceRequest(name: name, old: Paths.absolute(devices[0]), new: Paths.absolute(devices[1]), force: force,
+                                 second: devices.count == 4 ? ReplacePair(old: Paths.absolute(devices[2]), new: Paths.absolute(devices[3])) : nil)
         }
         let served = SetAccess.serverRunning(set: global.set, runDir: global.runDir)
         Interrupt.onSIGINT(served

@@ -92,7 +92,9 @@ struct StatusCommand: ParsableCommand {
         "percent" (number: done, one decimal); "bytesPerSecond" (number: current rate, 0 \
         when not running); "secondsLeft" (number or null: estimated time left); "source" \
         (string or null: the device a copy reads, the old one or the hot spare standing in \
-        for it); "target" (string or null: the device a copy or regeneration writes).
+        for it); "target" (string or null: the device a copy or regeneration writes); \
+        "moreTargets" (array of string: RAID-6, the devices of further columns rebuilt in the \
+        same pass).
 
         pool: "name" (string); "spares" (array of objects: "device" (string), "state" \
         ("Available", "In use" or "Broken"), "sizeBytes" (int)).

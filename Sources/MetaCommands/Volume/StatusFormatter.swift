@@ -79,7 +79,7 @@ public enum StatusFormatter {
             lines.append("    \(progressLine(rs, live: live))")
             if let t = rs.target {
                 lines.append(rs.kind == "copy" ? "    Copying \(rs.source ?? "the old device") to \(t)"
-                                               : "    Rebuilding onto \(t) from the other columns")
+                                               : "    Rebuilding onto \(([t] + rs.moreTargets).joined(separator: " and ")) from the other columns")
             }
         }
         return lines
@@ -499,7 +499,7 @@ private struct RowJSON: Encodable {
 private struct ResyncJSON: Encodable {
     var r: StatusReport.Resync
     init(_ r: StatusReport.Resync) { self.r = r }
-    enum K: String, CodingKey { case kind, percent, bytesPerSecond, secondsLeft, source, target }
+    enum K: String, CodingKey { case kind, percent, bytesPerSecond, secondsLeft, source, target, moreTargets }
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: K.self)
         try c.encode(r.kind, forKey: .kind)
@@ -508,6 +508,7 @@ private struct ResyncJSON: Encodable {
         try c.encode(r.secondsLeft, forKey: .secondsLeft)
         try c.encode(r.source, forKey: .source)
         try c.encode(r.target, forKey: .target)
+        try c.encode(r.moreTargets, forKey: .moreTargets)
     }
 }
 

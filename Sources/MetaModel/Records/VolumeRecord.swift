@@ -79,10 +79,41 @@ public struct ResyncCheckpoint: Codable, Sendable, Equatable {
     /// Blocks (of the column, or of the volume's lines) already done.
     public var doneBlocks: UInt64
     public var totalBlocks: UInt64
+    /// RAID-6: further columns this regeneration rebuilds in the same pass, each onto its
+    /// target (nil or empty: none). Absent in older encodings.
+    public var more: [RebuildTarget]? = nil
     public init(kind: ResyncKind, column: Int? = nil, target: UUID? = nil, source: UUID? = nil,
                 doneBlocks: UInt64 = 0, totalBlocks: UInt64) {
         self.kind = kind; self.column = column; self.target = target; self.source = source
         self.doneBlocks = doneBlocks; self.totalBlocks = totalBlocks
+    }
+}
+
+/// A column a regeneration rebuilds, and the device it writes.
+public struct RebuildTarget: Codable, Sendable, Equatable {
+    public var column: Int
+    public var target: UUID
+    public init(column: Int, target: UUID) { self.column = column; self.target = target }
+}
+
+extension ResyncCheckpoint {
+    /// The columns a regeneration rebuilds: its own, then ``more``'s.
+    public var rebuiltColumns: [Int] { (column.map { [$0] } ?? []) + (more ?? []).map(\.column) }
+
+    /// The same work without column `c` (it failed, or went missing): when `c` is the first
+    /// column, the next of ``more`` takes its place (same progress: they were rebuilt
+    /// together); nil when no column is left.
+    public func dropping(column c: Int) -> ResyncCheckpoint? {
+        var r = self
+        r.more = (more ?? []).filter { $0.column != c }
+        if column == c {
+            guard let next = r.more?.first else { return nil }
+            r.column = next.column
+            r.target = next.target
+            r.more = Array(r.more!.dropFirst())
+        }
+        if r.more?.isEmpty == true { r.more = nil }
+        return r
     }
 }
 
