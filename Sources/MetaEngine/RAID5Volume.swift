@@ -463,8 +463,9 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         var others = (0..<rt.columns.count).filter { !want.contains($0) }
         let alsoMissing = others.filter { avail($0, line: line, rt) == .missing }
         if alsoMissing.count + want.count > rt.layout.parityCount {
-            let names = (want + alsoMissing).map(String.init).joined(separator: ", ")
-            throw ioError("read", line: line, "columns \(names) are all unavailable: data lost")
+            let all = (want + alsoMissing).map(String.init)
+            let names = all.dropLast().joined(separator: ", ") + " and " + all.last!
+            throw ioError("read", line: line, "columns \(names) are unavailable: data lost")
         }
         others.removeAll { alsoMissing.contains($0) }
         // RAID-6 with only this column away: P and the other data units are enough (no Q read).

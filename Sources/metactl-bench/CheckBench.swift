@@ -22,17 +22,7 @@ extension EngineBench {
         if let e = one.error ?? all.error { throw BenchError("raw read: \(e)") }
         let (v, store) = try openVolumeAndStore(writeLog: false)
         defer { v.close() }
-        try store.apply(.checkBegun(volume: "bench", repair: false, totalLines: v.layout.lineCount, at: Date()))
-        let began = Date()
-        let cpu0 = cpuTime()
-        v.startCheck()
-        while store.config.volume(named: "bench")?.check?.running == true { usleep(2_000) }
-        v.waitForBackgroundWork()
-        let secs = Date().timeIntervalSince(began)
-        let cpu = cpuTime() - cpu0
-        guard let c = store.config.volume(named: "bench")?.check, c.result == .completed else {
-            throw BenchError("the check did not complete: \(String(describing: store.config.volume(named: "bench")?.check))")
-        }
+        let (c, secs, cpu) = try checkToTheEnd(v, store)
         let columnBytes = Double(v.layout.lineCount * Self.interlaceBlocks * 512)
         let perColumn = columnBytes / secs / 1e6
         var t = Table(title: "metactl check: \(Self.columns) columns × \(fmt(columnBytes / 1e6, 0)) MB, interlace 64 KiB, rate unlimited (\(direct ? "O_DIRECT" : "buffered"))",
@@ -49,6 +39,22 @@ extension EngineBench {
         t.add(["check (every line, \(c.counts.mismatches) mismatches)", fmt(perColumn), "1.00", fmt(100 * cpu / secs, 0)])
         for row in try checkUnderLoad(v, store) { t.add(row) }
         return t
+    }
+
+    /// Runs a check of the whole volume (rate as the store says) to its end; returns its
+    /// record, the wall time and the CPU time it took. Throws unless it completed.
+    func checkToTheEnd(_ v: RAID5Volume, _ store: InMemoryConfigStore) throws -> (CheckRecord, Double, Double) {
+        try store.apply(.checkBegun(volume: "bench", repair: false, totalLines: v.layout.lineCount, at: Date()))
+        let began = Date()
+        let cpu0 = cpuTime()
+        v.startCheck()
+        while store.config.volume(named: "bench")?.check?.running == true { usleep(2_000) }
+        v.waitForBackgroundWork()
+        let secs = Date().timeIntervalSince(began), cpu = cpuTime() - cpu0
+        guard let c = store.config.volume(named: "bench")?.check, c.result == .completed else {
+            throw BenchError("the check did not complete: \(String(describing: store.config.volume(named: "bench")?.check))")
+        }
+        return (c, secs, cpu)
     }
 
     /// The check under a foreground load: 4 KiB random writes (2 threads) to the volume, alone

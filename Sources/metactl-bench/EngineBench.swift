@@ -210,20 +210,7 @@ final class EngineBench {
     // MARK: engine
 
     func openVolume() throws -> (Volume, InMemoryConfigStore) {
-        var records: [DeviceRecord] = []
-        var byUUID: [UUID: any BlockDevice] = [:]
-        for d in devices {
-            let r = DeviceRecord(uuid: UUID(), lastPath: d.path, sizeBytes: d.sizeBytes, dataStartBlock: Self.dataStartBlock,
-                                 replicaCount: 0, role: .component)
-            records.append(r)
-            byUUID[r.uuid] = d
-        }
-        let colBlocks = imageBytes / 512 - Self.dataStartBlock
-        let vol = VolumeRecord(name: "bench", type: .raid5, columns: records.map { ComponentRecord(device: $0.uuid) },
-                               originalColumnCount: Self.columns, interlaceBlocks: Self.interlaceBlocks, columnBlocks: colBlocks)
-        let store = InMemoryConfigStore(SetConfig(setName: "bench", devices: records, volumes: [vol]))
-        let map = byUUID
-        let v = try VolumeFactory.open(vol, context: VolumeContext(store: store, devices: { map[$0] }))
+        let (v, store) = try openParityVolume(.raid5, devices: devices)
         return (v, store)
     }
 

@@ -142,16 +142,8 @@ extension EngineBench {
             return r
         }
         let allBefore = try readAll()
-        try store6.apply(.checkBegun(volume: "bench", repair: false, totalLines: r6.layout.lineCount, at: Date()))
-        let began = Date()
-        let cpu0 = cpuTime()
-        r6.startCheck()
-        while store6.config.volume(named: "bench")?.check?.running == true { usleep(2_000) }
-        r6.waitForBackgroundWork()
-        let secs = Date().timeIntervalSince(began), cpu = cpuTime() - cpu0
-        guard let c = store6.config.volume(named: "bench")?.check, c.result == .completed, c.counts.mismatches == 0 else {
-            throw BenchError("the RAID-6 check did not complete clean: \(String(describing: store6.config.volume(named: "bench")?.check))")
-        }
+        let (c, secs, cpu) = try checkToTheEnd(r6, store6)
+        guard c.counts.mismatches == 0 else { throw BenchError("the RAID-6 check found mismatches: \(c.counts)") }
         let allAfter = try readAll()
         let loaded = try checkUnderLoad(r6, store6)
         r6.close()
