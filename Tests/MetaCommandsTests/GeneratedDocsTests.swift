@@ -127,7 +127,8 @@ struct GeneratedDocsTests {
             return out.split(separator: "\n").map(String.init)
         }
         #expect(try complete(["metactl", "create", "d11", "raid5", dir.file("")]).contains(imgs[0]))
-        #expect(try complete(["metactl", "create", "d11", "r"]) == ["raid5"])
+        #expect(try complete(["metactl", "create", "d11", "r"]) == ["raid5", "raid6"])
+        #expect(try complete(["metactl", "create", "d11", "raid6"]) == ["raid6"])
         #expect(try complete(["metactl", "replace", "d"]) == ["d10"])
         #expect(try complete(["metactl", "hs", "add", "h"]) == ["hsp001"])
         #expect(Set(try complete(["metactl", "status", ""])) == ["d10", "hsp001"])
