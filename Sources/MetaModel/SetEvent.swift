@@ -10,12 +10,15 @@ import Foundation
 public enum SetEvent: Sendable, Equatable {
     // MARK: reported by an engine
 
-    /// An I/O to a RAID-5 column failed; `state` is what ``ColumnHealth/stateAfterFailure(current:othersErred:)``
-    /// decided. A column that was being rebuilt loses its resync record.
+    /// An I/O to a RAID-5 or RAID-6 column failed; `state` is what
+    /// ``ColumnHealth/stateAfterFailure(current:othersErred:)`` decided. A column that was
+    /// being rebuilt leaves its regeneration (``ResyncCheckpoint/dropping(column:)``: another
+    /// column rebuilt with it goes on; with none, the record is dropped).
     case columnFailed(volume: String, column: Int, state: ComponentState)
     /// Columns found without their device when the volume was opened become `Unavailable`
-    /// (their regeneration records are dropped: it restarts from the beginning once the
-    /// device is back); with `dropCopy`, a copy whose target is missing is abandoned.
+    /// (they leave their regeneration, as in ``columnFailed(volume:column:state:)``: each
+    /// restarts from the beginning once its device is back); with `dropCopy`, a copy whose
+    /// target is missing is abandoned.
     case columnsMissing(volume: String, columns: [Int], dropCopy: Bool)
     /// The write log of a RAID-5 volume was replayed, reused its areas, or a run begins
     /// writing records: records of epochs before `epoch` are void. `untrusted`: lines torn
@@ -82,7 +85,7 @@ public enum SetEvent: Sendable, Equatable {
     /// parity units and a regeneration that has made no progress and rebuilds one column.
     case regenerationJoined(volume: String, column: Int, target: UUID, spare: Bool)
     /// A hot spare failed while being rebuilt or standing in: it is `Broken`, the column goes
-    /// back to `Maintenance` on its own device, and a resync onto it is dropped.
+    /// back to `Maintenance` on its own device, and its column leaves a resync onto it.
     case spareFailed(volume: String, column: Int, spare: UUID)
     /// `clear NAME`: the volume is removed, spares standing in return to their pools, its
     /// devices retire.
