@@ -56,7 +56,10 @@ public final class RawNBDClient: @unchecked Sendable {
         let rc = withUnsafePointer(to: &addr) { p in
             p.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        guard rc == 0 else { close(fd); throw Failure.io("connect \(socketPath): \(errno)") }
+        // No close here: `deinit` runs for an initializer that throws once every stored
+        // property is set, and closes `fd`. Closing it twice could close a descriptor another
+        // thread has been handed the same number for meanwhile (a server's accepted socket).
+        guard rc == 0 else { throw Failure.io("connect \(socketPath): \(errno)") }
         // Safety net so a broken server cannot hang the test run (not an assertion on timing).
         var tv = timeval(tv_sec: 60, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
