@@ -173,13 +173,13 @@ _metactl() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    devices|create|clear|grow|status|db|import|serve|replace|hs|set|check|help)
+    devices|create|clear|grow|status|db|import|serve|replace|hs|set|check|monitor|help)
         # Offer subcommand argument completions
         "_metactl_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'devices create clear grow status db import serve replace hs set check help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'devices create clear grow status db import serve replace hs set check monitor help' -- "${cur}"))
         ;;
     esac
 }
@@ -800,6 +800,36 @@ _metactl_check() {
     case "${positional_number}" in
     1)
         __metactl_add_completions -W "$(eval 'metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\''')"
+        return
+        ;;
+    esac
+}
+
+_metactl_monitor() {
+    repeating_flags=()
+    non_repeating_flags=(--quiet -q --verbose -v --json --version -h --help)
+    repeating_options=()
+    non_repeating_options=(-s --set --config-dir --run-dir --program --replay --count)
+    __metactl_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '-s'|'--set')
+        return
+        ;;
+    '--config-dir')
+        return
+        ;;
+    '--run-dir')
+        return
+        ;;
+    '--program')
+        return
+        ;;
+    '--replay')
+        return
+        ;;
+    '--count')
         return
         ;;
     esac

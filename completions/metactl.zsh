@@ -62,13 +62,14 @@ _metactl() {
             'hs:Manage hot spare pools (metainit hsp, metahs).'
             'set:Change volume parameters (metaparam).'
             'check:Verify a RAID-5 or RAID-6 volume'\''s parity against its data, line by line (scrub; md'\''s check/repair).'
+            'monitor:Follow the events of a served set: failures, hot spares, resyncs, checks, quorum (mdadm --monitor).'
             'help:Show subcommand help information.'
         )
         _describe -V subcommand subcommands && ret=0
         ;;
     arg)
         case "${words[1]}" in
-        devices|create|clear|grow|status|db|import|serve|replace|hs|set|check|help)
+        devices|create|clear|grow|status|db|import|serve|replace|hs|set|check|monitor|help)
             "_metactl_${words[1]}" && ret=0
             ;;
         esac
@@ -491,6 +492,26 @@ _metactl_check() {
         '--stop[Stop the running check.]'
         '--wait[Follow the check until it ends (progress on stderr).]'
         '--json[Print one JSON document (its schema is in this command'\''s description; errors\: metactl(8)).]'
+        '--version[Show the version.]'
+        '(-h --help)'{-h,--help}'[Show help information.]'
+    )
+    _arguments -w -s -S : "${arg_specs[@]}" && ret=0
+
+    return "${ret}"
+}
+
+_metactl_monitor() {
+    local -i ret=1
+    local -ar arg_specs=(
+        '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
+        '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
+        '--run-dir[Sockets, PID and lock files (env METACTL_RUN_DIR).]:dir:'
+        '(--quiet -q)'{--quiet,-q}'[Print less.]'
+        '(--verbose -v)'{--verbose,-v}'[Print more.]'
+        '--json[Print one JSON object per line.]'
+        '--program[Run this shell command for every event (the event in its environment).]:cmd:'
+        '--replay[First print up to N of the most recent events (at most 64).]:n:'
+        '--count[Exit after N events.]:n:'
         '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'
     )

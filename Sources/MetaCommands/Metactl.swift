@@ -25,6 +25,7 @@ public struct Metactl: AsyncParsableCommand {
             HotSpareCommand.self,
             SetCommand.self,
             CheckCommand.self,
+            MonitorCommand.self,
         ]
     )
     public init() {}

@@ -12,40 +12,8 @@ public enum ControlClient {
 
     /// Sends `request`; returns nil when no server listens on the socket.
     public static func send(_ request: ControlRequest, socketPath path: String, timeout: Double = 600) throws -> ControlResponse? {
-        guard FileManager.default.fileExists(atPath: path) else { return nil }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw OperationError("control socket: \(String(cString: strerror(errno)))") }
+        guard let fd = try connect(request, socketPath: path, timeout: timeout) else { return nil }
         defer { close(fd) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw OperationError("\(path): socket path too long") }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        if rc != 0 {
-            let e = errno
-            if e == ECONNREFUSED || e == ENOENT { return nil }
-            throw OperationError(e == EACCES || e == EPERM
-                ? "\(path): cannot connect: permission denied (the server's control socket is mode 0600: run as its user, usually root)"
-                : "\(path): cannot connect: \(String(cString: strerror(e)))", code: ErrorCode.of(errno: e))
-        }
-        var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var line = Data(try request.encodedLine())
-        line.append(0x0A)
-        try line.withUnsafeBytes { raw in
-            var off = 0
-            while off < raw.count {
-                let n = write(fd, raw.baseAddress! + off, raw.count - off)
-                if n < 0 { if errno == EINTR { continue }; throw OperationError("\(path): write: \(String(cString: strerror(errno)))") }
-                off += n
-            }
-        }
         var reply = Data()
         var buf = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -57,5 +25,71 @@ public enum ControlClient {
         }
         guard !reply.isEmpty else { throw OperationError("\(path): the server closed the connection without answering", code: .internal) }
         return try JSONDecoder().decode(ControlResponse.self, from: reply)
+    }
+
+    /// Sends a streaming request (`monitor`) and hands `line` each line the server writes
+    /// (without its newline) until the server closes the connection or `line` returns false.
+    /// Returns nil when no server listens, false when the server closed the connection.
+    public static func stream(_ request: ControlRequest, socketPath path: String,
+                              line: (Data) throws -> Bool) throws -> Bool? {
+        guard let fd = try connect(request, socketPath: path, timeout: 0) else { return nil }
+        defer { close(fd) }
+        var pending = Data()
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &buf, buf.count)
+            if n < 0 { if errno == EINTR { continue }; throw OperationError("\(path): read: \(String(cString: strerror(errno)))") }
+            if n == 0 { return false }
+            pending.append(contentsOf: buf[0..<n])
+            while let nl = pending.firstIndex(of: 0x0A) {
+                let l = pending[pending.startIndex..<nl]
+                pending = Data(pending[(nl + 1)...])
+                if try !line(Data(l)) { return true }
+            }
+        }
+    }
+
+    /// Connects and sends `request`; returns the socket, or nil when no server listens.
+    /// `timeout`: seconds a read may wait (0: no limit).
+    private static func connect(_ request: ControlRequest, socketPath path: String, timeout: Double) throws -> Int32? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw OperationError("control socket: \(String(cString: strerror(errno)))") }
+        var ok = false
+        defer { if !ok { close(fd) } }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw OperationError("\(path): socket path too long") }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        if rc != 0 {
+            let e = errno
+            if e == ECONNREFUSED || e == ENOENT { return nil }
+            throw OperationError(e == EACCES || e == EPERM
+                ? "\(path): cannot connect: permission denied (the server's control socket is mode 0600: run as its user, usually root)"
+                : "\(path): cannot connect: \(String(cString: strerror(e)))", code: ErrorCode.of(errno: e))
+        }
+        if timeout > 0 {
+            var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        }
+        var line = Data(try request.encodedLine())
+        line.append(0x0A)
+        try line.withUnsafeBytes { raw in
+            var off = 0
+            while off < raw.count {
+                let n = write(fd, raw.baseAddress! + off, raw.count - off)
+                if n < 0 { if errno == EINTR { continue }; throw OperationError("\(path): write: \(String(cString: strerror(errno)))") }
+                off += n
+            }
+        }
+        ok = true
+        return fd
     }
 }

@@ -18,11 +18,15 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     case dbAdd(ReplicaRequest)
     case dbDelete(ReplicaRequest)
     case check(CheckRequest)
+    /// Follow the set's events (`metactl monitor`): the server answers with a
+    /// ``MonitorHello`` line, then one ``MonitorEvent`` JSON line per event until either
+    /// side closes. `replay`: how many of the most recent events to send first.
+    case monitor(replay: Int)
 
     /// Whether the request changes the set (needs it open read-write).
     public var isMutating: Bool {
         switch self {
-        case .ping, .status: return false
+        case .ping, .status, .monitor: return false
         case .create, .clear, .grow, .replace, .hotSpare, .setParams, .dbAdd, .dbDelete, .check: return true
         }
     }
@@ -69,6 +73,12 @@ public struct ControlResponse: Codable, Sendable {
     }
 }
 
+/// The first line of a `monitor` stream.
+public struct MonitorHello: Codable, Sendable {
+    public var set: String
+    public var pid: Int32
+}
+
 /// Reply to `ping`: who serves the set.
 public struct PingResult: Codable, Sendable {
     public var set: String
@@ -107,6 +117,9 @@ extension SetManager {
                 return try .success(try dbDelete(r))
             case .check(let r):
                 return try .success(try check(r))
+            case .monitor:
+                // The control server streams events itself; without a server there are none.
+                return .failure("set '\(setName)': metactl monitor follows a running server, and none serves the set (start one: metactl serve -s \(setName))", code: .notFound)
             }
         } catch {
             return .failure(error)

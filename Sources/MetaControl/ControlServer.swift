@@ -5,20 +5,21 @@ import NIOPosix
 
 /// The server side of the control socket: reads one JSON request line per connection,
 /// runs it on a worker thread (never on the event loop), writes the JSON response line and
-/// closes the connection.
+/// closes the connection. A `monitor` request instead keeps the connection and streams the
+/// events of `feed`, one JSON line each, until the client closes it.
 public final class ControlServer: Sendable {
     private let channel: any Channel
     public let path: String
 
     /// Binds `path` (mode 0600; a stale socket file is replaced).
-    public static func start(path: String, group: any EventLoopGroup, logger: Logger,
+    public static func start(path: String, group: any EventLoopGroup, logger: Logger, feed: EventFeed? = nil,
                              handler: @escaping @Sendable (ControlRequest) -> ControlResponse) async throws -> ControlServer {
         unlink(path)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .childChannelInitializer { ch in
                 ch.eventLoop.makeCompletedFuture {
-                    try ch.pipeline.syncOperations.addHandler(ControlLineHandler(handler: handler, logger: logger))
+                    try ch.pipeline.syncOperations.addHandler(ControlLineHandler(handler: handler, logger: logger, feed: feed))
                 }
             }
         let ch = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
@@ -42,13 +43,17 @@ final class ControlLineHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias OutboundOut = ByteBuffer
     let handler: @Sendable (ControlRequest) -> ControlResponse
     let logger: Logger
+    let feed: EventFeed?
     var buffer = ByteBuffer()
     var done = false
+    /// Removes this connection's monitor subscription.
+    var unsubscribe: (@Sendable () -> Void)?
     static let maxRequest = 1 << 20
 
-    init(handler: @escaping @Sendable (ControlRequest) -> ControlResponse, logger: Logger) {
+    init(handler: @escaping @Sendable (ControlRequest) -> ControlResponse, logger: Logger, feed: EventFeed? = nil) {
         self.handler = handler
         self.logger = logger
+        self.feed = feed
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -70,6 +75,10 @@ final class ControlLineHandler: ChannelInboundHandler, @unchecked Sendable {
             respond(context: context, .failure("malformed control request: \(error)", code: .usage))
             return
         }
+        if case .monitor(let replay) = request, let feed {
+            follow(context: context, feed: feed, replay: replay)
+            return
+        }
         let handler = self.handler
         let loop = context.eventLoop
         let ctx = NIOLoopBound(context, eventLoop: loop)
@@ -87,6 +96,38 @@ final class ControlLineHandler: ChannelInboundHandler, @unchecked Sendable {
         var out = context.channel.allocator.buffer(capacity: data.count)
         out.writeBytes(data)
         context.writeAndFlush(wrapOutboundOut(out)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+
+    /// Answers a `monitor` request: a ``MonitorHello`` line, then every event of `feed`.
+    func follow(context: ChannelHandlerContext, feed: EventFeed, replay: Int) {
+        guard let hello = try? ControlResponse.success(MonitorHello(set: feed.set, pid: getpid())),
+              var line = try? JSONEncoder().encode(hello) else { return }
+        line.append(0x0A)
+        write(context: context, line)
+        let channel = context.channel
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        unsubscribe = feed.subscribe(replay: replay) { event in
+            guard channel.isActive, var data = try? encoder.encode(event) else { return false }
+            data.append(0x0A)
+            var out = channel.allocator.buffer(capacity: data.count)
+            out.writeBytes(data)
+            channel.writeAndFlush(out, promise: nil)
+            return true
+        }
+    }
+
+    private func write(context: ChannelHandlerContext, _ data: Data) {
+        var out = context.channel.allocator.buffer(capacity: data.count)
+        out.writeBytes(data)
+        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        unsubscribe?()
+        unsubscribe = nil
+        context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -64,6 +64,12 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
     private var inCommit = false
     private var pendingReleases: [UUID] = []
 
+    /// Called at the end of every commit that got past its checks, inside the commit (so
+    /// in commit order; keep it short: queue the work), with the configuration before and
+    /// after (equal when the commit failed) and whether the set still has quorum. The server
+    /// derives `metactl monitor`'s events from it. Set it before the set is shared.
+    public var commitObserver: (@Sendable (_ before: SetConfig, _ after: SetConfig, _ writable: Bool) -> Void)?
+
     // MARK: - Public state
 
     /// The last committed configuration.
@@ -396,6 +402,7 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
         pendingAdds = []; pendingReleases = []
         defer { inCommit = false }
         let before = current
+        defer { commitObserver?(before, current, quorum.writable) }
         var new = current
         do {
             try body(&new)

@@ -104,6 +104,9 @@ struct ServeCommand: AsyncParsableCommand {
                 throw UserError("cannot record the server start in the state database: \(error)", code: ErrorCode.of(error))
             }
         }
+        // Before the manager opens the engines: their start-up commits are events too.
+        let feed = EventFeed(set: set)
+        feed.observe(db)
         let manager = SetManager(db: db, configDir: global.configDir, logger: logger, isServer: true, cache: cache)
         let filter = Set(names)
         let exportCache = Mutex<[String: VolumeExport]>([:])
@@ -141,7 +144,7 @@ struct ServeCommand: AsyncParsableCommand {
         let control: ControlServer
         do {
             try await server.start()
-            control = try await ControlServer.start(path: ctlPath, group: group, logger: logger) { manager.handle($0) }
+            control = try await ControlServer.start(path: ctlPath, group: group, logger: logger, feed: feed) { manager.handle($0) }
         } catch {
             await server.shutdown(drain: false)
             manager.closeEngines()
@@ -166,7 +169,13 @@ struct ServeCommand: AsyncParsableCommand {
         try? "\(getpid())\n".write(toFile: pidPath, atomically: true, encoding: .utf8)
         logger.info("serving set '\(set)' (\(manager.volumeNames.joined(separator: ", "))) on \(nbdConfig.unixSocketPath ?? "")\(tcp.map { " and \($0.0):\(server.tcpPort ?? $0.1)" } ?? ""); control \(ctlPath)")
         // Type=notify units: the sockets listen now (clients ordered After= may start).
-        SystemdNotify.send("READY=1\nMAINPID=\(getpid())\nSTATUS=serving set '\(set)'")
+        SystemdNotify.send("READY=1\nMAINPID=\(getpid())\nSTATUS=\(Self.summary(manager))")
+        feed.publish(.serverStarted, "server started (PID \(getpid())): \(Self.summary(manager))")
+        // systemctl status shows the set's state as it changes.
+        if SystemdNotify.enabled {
+            _ = feed.subscribe { _ in SystemdNotify.send("STATUS=\(Self.summary(manager))"); return true }
+        }
+        SystemdNotify.startWatchdog(alive: { Self.alive(group) })
 
         // Wait for SIGTERM/SIGINT.
         for await s in signals {
@@ -174,6 +183,9 @@ struct ServeCommand: AsyncParsableCommand {
             SystemdNotify.send("STOPPING=1")
             break
         }
+        // Monitors get the stop before their connections close with the server.
+        feed.publish(.serverStopping, "server stopping (signal)")
+        feed.drain()
         await control.close()
         if !(await server.shutdown(drain: true)) {
             // A device does not answer: flushing or closing would hang on it too. Leave the
@@ -199,6 +211,23 @@ struct ServeCommand: AsyncParsableCommand {
 }
 
 extension CacheMode: ExpressibleByArgument {}
+
+extension ServeCommand {
+    /// One line for systemd's STATUS=: the volumes and what is not Okay.
+    static func summary(_ manager: SetManager) -> String {
+        let cfg = manager.config
+        let notOkay = cfg.volumes.filter { $0.derivedState != .okay }.map { "\($0.name) \($0.derivedState.rawValue)" }
+        let volumes = "\(cfg.volumes.count) volume\(cfg.volumes.count == 1 ? "" : "s")"
+        return "serving set '\(cfg.setName)': \(volumes)\(notOkay.isEmpty ? ", all Okay" : ": " + notOkay.joined(separator: ", "))"
+    }
+
+    /// Whether the control socket's event loop still runs tasks (the watchdog's health check).
+    static func alive(_ group: MultiThreadedEventLoopGroup) -> Bool {
+        let done = DispatchSemaphore(value: 0)
+        group.next().execute { done.signal() }
+        return done.wait(timeout: .now() + 5) == .success
+    }
+}
 
 extension ServeCommand {
     /// Opens the set read-write. While the set lock is busy it looks at the holder: another

@@ -99,6 +99,11 @@ public enum ManPages {
                   ("Stop a running check; see the last check's result:", "metactl check d10 --stop\nmetactl status d10"),
                   ("A monthly check of every RAID-5 volume of the set (contrib/metactl-check@.timer does this):",
                    "for v in $(metactl status --json | jq -r '.volumes[] | select(.type==\"raid5\" or .type==\"raid6\") | .name'); do metactl check \"$v\" --wait; done")],
+        "monitor": [("Follow the events of set local as they happen:", "metactl monitor"),
+                    ("Mail failures (the event is in the environment; docs/MONITOR.md):",
+                     "metactl monitor --program 'case $METACTL_EVENT in component-failed|spare-broken) echo \"$METACTL_MESSAGE\" | mail -s metactl root;; esac'"),
+                    ("The last events (up to 64) as JSON lines, then the new ones as they happen:", "metactl monitor --json --replay 64"),
+                    ("Wait for the next event, print it and exit:", "metactl monitor --count 1")],
         "import": [("Find a set after device names changed, or on a new host:", "metactl import"),
                    ("Image files are not scanned: name them:", "metactl import --no-scan a.img b.img c.img")],
     ]
