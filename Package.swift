@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
     ],
     targets: [
         // C: what Swift cannot import directly (O_DIRECT, block ioctls, aligned allocation).
@@ -56,6 +57,8 @@ let package = Package(
                 dependencies: ["MetaDevices", "MetaLayout", "MetaModel", "MetaDB", "MetaEngine",
                                "MetaNBD", "MetaControl",
                                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                               .product(name: "Prometheus", package: "swift-prometheus"),
+                               .product(name: "NIOHTTP1", package: "swift-nio"),
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         .target(name: "MetaTestSupport", swiftSettings: strict),

@@ -513,7 +513,7 @@ _metactl_serve() {
     repeating_flags=()
     non_repeating_flags=(--quiet -q --verbose -v --read-only --version -h --help)
     repeating_options=()
-    non_repeating_options=(-s --set --config-dir --run-dir --socket --listen --cache)
+    non_repeating_options=(-s --set --config-dir --run-dir --socket --listen --cache --metrics)
     __metactl_offer_flags_options -1
 
     # Offer option value completions
@@ -535,6 +535,9 @@ _metactl_serve() {
         ;;
     '--cache')
         __metactl_add_completions -W 'none'$'\n''writeback'
+        return
+        ;;
+    '--metrics')
         return
         ;;
     esac

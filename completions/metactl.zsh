@@ -321,6 +321,7 @@ _metactl_serve() {
         '--listen[Also listen for NBD on TCP HOST\:PORT (no authentication!).]:host\:port:'
         '--cache[Data I/O on the components\: none (O_DIRECT, the default) or writeback (through the page cache; flushes still reach the disk).]:mode:{__metactl_complete "${___cache[@]}"}'
         '--read-only[Export every volume read-only (clients cannot write, trim or zero; resyncs still run).]'
+        '--metrics[Export Prometheus metrics\: HOST\:PORT serves GET /metrics; a PATH ending in .prom is rewritten every 10 s (node_exporter'\''s textfile collector).]:host\:port|path:'
         '*:names:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\'')"});_describe -V "" list}'
         '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'

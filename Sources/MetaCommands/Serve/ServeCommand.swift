@@ -54,6 +54,11 @@ struct ServeCommand: AsyncParsableCommand {
           help: "Export every volume read-only (clients cannot write, trim or zero; resyncs still run).")
     var readOnlyExports = false
 
+    @Option(help: ArgumentHelp(
+        "Export Prometheus metrics: HOST:PORT serves GET /metrics; a PATH ending in .prom is rewritten every 10 s (node_exporter's textfile collector).",
+        valueName: "host:port|path"))
+    var metrics: String?
+
     @Argument(help: "Volumes to export (default: all).", completion: .shellCommand(Completions.volumes))
     var names: [String] = []
 
@@ -61,6 +66,7 @@ struct ServeCommand: AsyncParsableCommand {
         var logger = Logger(label: "metactl") { MetactlLogHandler(label: $0) }
         logger.logLevel = global.quiet ? .warning : (global.verbose ? .debug : .info)
         let runDir = global.runDir, set = global.set
+        let metricsTarget = try metrics.map(MetricsTarget.parse)
         try Self.makeRunDir(runDir)
         let ctlPath = ControlClient.socketPath(runDir: runDir, set: set)
         let pidPath = "\(runDir)/\(set).pid"
@@ -111,13 +117,15 @@ struct ServeCommand: AsyncParsableCommand {
         let filter = Set(names)
         let exportCache = Mutex<[String: VolumeExport]>([:])
         let readOnly = !writable || readOnlyExports
+        let serveMetrics = metricsTarget.map { _ in ServeMetrics(set: set) }
         let lookup: @Sendable (String) -> (any NBDExport)? = { name in
             guard filter.isEmpty || filter.contains(name), let v = try? manager.openEngine(name) else { return nil }
             return exportCache.withLock { c in
                 if let e = c[name], e.volume === v { return e }
                 let rec = manager.config.volume(named: name)
                 let e = VolumeExport(volume: v, readOnly: readOnly,
-                                     description: "\(rec?.type.rawValue ?? "") volume \(name) of set \(set)")
+                                     description: "\(rec?.type.rawValue ?? "") volume \(name) of set \(set)",
+                                     stats: serveMetrics?.stats(volume: name))
                 c[name] = e
                 return e
             }
@@ -142,9 +150,32 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let control: ControlServer
+        var metricsHTTP: MetricsHTTPServer?
+        var metricsFile: MetricsFileWriter?
         do {
             try await server.start()
             control = try await ControlServer.start(path: ctlPath, group: group, logger: logger, feed: feed) { manager.handle($0) }
+            if let serveMetrics, let metricsTarget {
+                let render: @Sendable () -> String = {
+                    serveMetrics.text(manager: manager, openConnections: { server.openConnections(toExport: $0) })
+                }
+                switch metricsTarget {
+                case .http(let host, let port):
+                    do {
+                        metricsHTTP = try await MetricsHTTPServer.start(host: host, port: port, group: group, render: render)
+                    } catch {
+                        await control.close()
+                        throw UserError("--metrics \(host):\(port): cannot listen: \(error)", code: ErrorCode.of(error))
+                    }
+                    logger.info("metrics on http://\(host.contains(":") ? "[\(host)]" : host):\(metricsHTTP?.port ?? port)/metrics")
+                case .file(let path):
+                    do { metricsFile = try MetricsFileWriter(path: path, logger: logger, render: render) } catch {
+                        await control.close()
+                        throw error
+                    }
+                    logger.info("metrics in \(path), rewritten every 10 s")
+                }
+            }
         } catch {
             await server.shutdown(drain: false)
             manager.closeEngines()
@@ -187,6 +218,8 @@ struct ServeCommand: AsyncParsableCommand {
         feed.publish(.serverStopping, "server stopping (signal)")
         feed.drain()
         await control.close()
+        await metricsHTTP?.close()
+        metricsFile?.stop()
         if !(await server.shutdown(drain: true)) {
             // A device does not answer: flushing or closing would hang on it too. Leave the
             // shutdown unclean, so the next start repairs the dirty regions' parity.

@@ -12,13 +12,16 @@ package final class VolumeExport: NBDExport, @unchecked Sendable {
     let readOnlySet: Bool
     package let name: String
     package let exportDescription: String
+    /// Counters for `serve --metrics` (nil: not counted).
+    let stats: VolumeIOStats?
 
     /// Exports `volume` under its own name (or `name`, for the simulator's connections).
-    package init(volume: Volume, readOnly: Bool, description: String, name: String? = nil) {
+    package init(volume: Volume, readOnly: Bool, description: String, name: String? = nil, stats: VolumeIOStats? = nil) {
         self.volume = volume
         self.readOnlySet = readOnly
         self.name = name ?? volume.name
         self.exportDescription = description
+        self.stats = stats
     }
 
     package var sizeBytes: UInt64 { volume.sizeBytes }
@@ -41,22 +44,37 @@ package final class VolumeExport: NBDExport, @unchecked Sendable {
         }
     }
 
+    /// Runs one request, counted when metrics are on.
+    @inline(__always)
+    private func counted(_ op: VolumeIOStats.Op, bytes: UInt64, _ body: () throws(VolumeIOError) -> Void) throws(NBDIOError) {
+        guard let stats else {
+            do { try body() } catch { throw map(error) }
+            return
+        }
+        let start = ContinuousClock.now
+        do { try body() } catch {
+            stats.record(op, bytes: bytes, since: start, failed: true)
+            throw map(error)
+        }
+        stats.record(op, bytes: bytes, since: start, failed: false)
+    }
+
     package func read(offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(NBDIOError) {
-        do { try volume.read(offset: offset, into: buffer) } catch { throw map(error) }
+        try counted(.read, bytes: UInt64(buffer.count)) { () throws(VolumeIOError) in try volume.read(offset: offset, into: buffer) }
     }
     package func write(offset: UInt64, from buffer: UnsafeRawBufferPointer, fua: Bool) throws(NBDIOError) {
-        do { try volume.write(offset: offset, from: buffer, fua: fua) } catch { throw map(error) }
+        try counted(.write, bytes: UInt64(buffer.count)) { () throws(VolumeIOError) in try volume.write(offset: offset, from: buffer, fua: fua) }
     }
     package func flush() throws(NBDIOError) {
-        do { try volume.flushRequest() } catch { throw map(error) }
+        try counted(.flush, bytes: 0) { () throws(VolumeIOError) in try volume.flushRequest() }
     }
     package func trim(offset: UInt64, length: UInt64, fua: Bool) throws(NBDIOError) {
-        do {
+        try counted(.trim, bytes: length) { () throws(VolumeIOError) in
             try volume.discard(offset: offset, length: length)
             if fua { try volume.flushRequest() }
-        } catch { throw map(error) }
+        }
     }
     package func writeZeroes(offset: UInt64, length: UInt64, fua: Bool, noHole: Bool) throws(NBDIOError) {
-        do { try volume.writeZeroes(offset: offset, length: length, fua: fua) } catch { throw map(error) }
+        try counted(.zero, bytes: length) { () throws(VolumeIOError) in try volume.writeZeroes(offset: offset, length: length, fua: fua) }
     }
 }
