@@ -230,16 +230,38 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
 
     // MARK: failures
 
+    /// The kernel reported that the device at `path` was removed (a udev `remove` event):
+    /// every column on it fails at once, before any I/O finds out, as an I/O error would fail
+    /// it, but `Unavailable` (its device is gone, not failing) where SVM's rule says
+    /// `Maintenance`; `Last Erred` stays `Last Erred`. Returns the columns that failed.
+    public func deviceRemoved(path: String, sameDevice: (String) -> Bool) -> [Int] {
+        let hits = runtime.read { rt in
+            rt.columns.indices.filter { c in rt.columns[c].device.map { sameDevice($0.path) } ?? false }
+        }
+        var failed: [Int] = []
+        for c in hits {
+            let before = runtime.read { $0.columns[c].state }
+            let err = DeviceError(path: runtime.read { $0.columns[c].device?.path } ?? path, operation: .read,
+                                  errno: ENODEV, detail: "the kernel removed the device")
+            if (try? markFailed(c, err, removed: true)) != nil, runtime.read({ $0.columns[c].state }) != before {
+                failed.append(c)
+            }
+        }
+        return failed
+    }
+
     /// Records that column `c` failed; commits before returning. Returns false if the state
-    /// database could not record it.
-    func markFailed(_ c: Int, _ error: DeviceError) throws(VolumeIOError) {
+    /// database could not record it. `removed`: the device is gone (`Unavailable` rather
+    /// than `Maintenance`).
+    func markFailed(_ c: Int, _ error: DeviceError, removed: Bool = false) throws(VolumeIOError) {
         // EINVAL is a refused request (a transfer not aligned to the device's logical
         // sector), not a failing device: the request fails, no column changes state.
         if error.errno == EINVAL { return }
         stateLock.lock()
         defer { stateLock.unlock() }
         let (cur, othersErred) = runtime.withLock { rt in (rt.columns[c].state, rt.othersErred(c)) }
-        guard let new = ColumnHealth.stateAfterFailure(current: cur, othersErred: othersErred) else { return }
+        guard var new = ColumnHealth.stateAfterFailure(current: cur, othersErred: othersErred) else { return }
+        if removed && new == .maintenance { new = .unavailable }
         // The column moved to another device (a hot spare, a replacement) since this I/O was
         // issued: the error is about a device the column no longer uses.
         if let dev = runtime.read({ $0.columns[c].device }), dev.path != error.path { return }

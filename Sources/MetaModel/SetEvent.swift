@@ -11,7 +11,8 @@ public enum SetEvent: Sendable, Equatable {
     // MARK: reported by an engine
 
     /// An I/O to a RAID-5 or RAID-6 column failed; `state` is what
-    /// ``ColumnHealth/stateAfterFailure(current:othersErred:)`` decided. A column that was
+    /// ``ColumnHealth/stateAfterFailure(current:othersErred:)`` decided (`Unavailable` instead
+    /// of `Maintenance` when the kernel reported the device removed). A column that was
     /// being rebuilt leaves its regeneration (``ResyncCheckpoint/dropping(column:)``: another
     /// column rebuilt with it goes on; with none, the record is dropped).
     case columnFailed(volume: String, column: Int, state: ComponentState)

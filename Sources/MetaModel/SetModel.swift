@@ -20,8 +20,8 @@ public enum SetModel {
         switch event {
         case .columnFailed(let name, let column, let state):
             guard let vi = cfg.volumeIndex(named: name), cfg.volumes[vi].columns.indices.contains(column) else { return [] }
-            guard state == .maintenance || state == .lastErred else {
-                throw ModelError(.invalidState, "\(name): a failed column becomes Maintenance or Last Erred, not \(state.rawValue)")
+            guard state == .maintenance || state == .lastErred || state == .unavailable else {
+                throw ModelError(.invalidState, "\(name): a failed column becomes Maintenance, Last Erred or (its device removed) Unavailable, not \(state.rawValue)")
             }
             let prior = cfg.volumes[vi].columns[column].state
             cfg.volumes[vi].columns[column].state = state

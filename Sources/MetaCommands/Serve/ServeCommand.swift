@@ -185,6 +185,14 @@ struct ServeCommand: AsyncParsableCommand {
             db.close()
             throw UserError("\(error)", code: ErrorCode.of(error))
         }
+        // A disk pulled while served fails its column at once (a hot spare takes over), not
+        // at its next I/O; one that comes back is named in the log with the command to use it.
+        let udev = UdevMonitor()
+        if let udev {
+            udev.start { manager.blockDeviceEvent($0) }
+        } else {
+            logger.warning("cannot receive the kernel's device events: a removed disk is noticed at its next I/O")
+        }
         // SIGTERM/SIGINT are caught from here on, before the "serving" line and READY=1 tell
         // anyone the server is up (a stop sent right after them used to kill it outright).
         // The stream keeps a signal that comes before the wait below.
@@ -215,6 +223,7 @@ struct ServeCommand: AsyncParsableCommand {
             break
         }
         // Monitors get the stop before their connections close with the server.
+        udev?.stop()
         feed.publish(.serverStopping, "server stopping (signal)")
         feed.drain()
         await control.close()

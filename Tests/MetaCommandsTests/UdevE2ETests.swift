@@ -1,0 +1,95 @@
+import Foundation
+import MetaTestSupport
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `serve` follows the kernel's block-device uevents: a component pulled while served fails at
+/// once, without any I/O (the test does none between the pull and the check), and a hot spare
+/// takes over; a device that comes back is named in the log with the command that brings it
+/// back, and that command works. The pull is a real kernel uevent: writing `remove` or `add`
+/// to `/sys/class/block/loopN/uevent` makes the kernel send one (no udev daemon runs here).
+@Suite("udev: pulled and returning disks")
+struct UdevE2ETests {
+    static var enabled: Bool { Privileged.runnable && Privileged.runnable(tools: ["losetup", "nbdcopy", "sha256sum"]) }
+
+    /// Sends a real kernel uevent for a loop device.
+    static func uevent(_ action: String, _ device: String) throws {
+        let name = (device as NSString).lastPathComponent
+        try Data("\(action)\n".utf8).write(to: URL(fileURLWithPath: "/sys/class/block/\(name)/uevent"))
+    }
+
+    static func rig(spare: Bool) throws -> (ResyncRig, [String], String?) {
+        let rig = try ResyncRig()
+        let devs = try (0..<4).map { try rig.loop("u\($0)", size: ResyncE2ETests.small) }
+        try rig.f.create("d10", "raid5", devs, extra: ["--no-init"])
+        guard spare else { return (rig, devs, nil) }
+        let s = try rig.loop("spare", size: ResyncE2ETests.small)
+        try rig.f.mustRun(["hs", "create", "hsp001", s])
+        try rig.f.mustRun(["set", "d10", "--hot-spare-pool", "hsp001"])
+        return (rig, devs, s)
+    }
+
+    @Test(.enabled(if: enabled), .timeLimit(.minutes(3)))
+    func pulledDiskFailsAtOnceAndASpareTakesOver() throws {
+        let (rig, devs, spare) = try Self.rig(spare: true)
+        defer { rig.cleanup() }
+        let server = try rig.f.startServer()
+        let size = try #require(try rig.volume()["sizeBytes"] as? Int)
+        let digest = try rig.fill(size: size)
+        try Self.uevent("remove", devs[2])
+        // No client I/O from here until the spare stands in.
+        try rig.waitFor("the pulled column to fail", limit: 30, log: server) {
+            let v = try rig.volume()
+            return ResyncRig.component(v, devs[2])?["hotSpare"] as? String == spare
+                || ResyncRig.state(v, devs[2]) == "Unavailable"
+        }
+        #expect(server.log.contains("d10: \(devs[2]) was removed (kernel uevent): column 2 is Unavailable"), "\(server.log)")
+        let vol = try rig.waitForResyncEnd()
+        #expect(vol["state"] as? String == "Okay")
+        #expect(ResyncRig.component(vol, devs[2])?["hotSpare"] as? String == spare)
+        #expect(try rig.readDigest() == digest)
+        // Events of devices the volume does not use, or of a member in use, change nothing.
+        let other = try rig.loop("other", size: 1 << 20)
+        try Self.uevent("remove", other)
+        try Self.uevent("add", devs[0])
+        usleep(500_000)
+        #expect(try rig.volume()["state"] as? String == "Okay")
+        #expect(!server.log.contains("is back"))
+        // The spare standing in is pulled too: the column fails again (no spare left).
+        try Self.uevent("remove", spare!)
+        try rig.waitFor("the column on the pulled spare to fail", limit: 30, log: server) {
+            try rig.volume()["state"] as? String == "Needs Maintenance"
+        }
+        #expect(try rig.readDigest() == digest)
+    }
+
+    @Test(.enabled(if: enabled), .timeLimit(.minutes(3)))
+    func returningDiskIsNamedWithTheCommandThatBringsItBack() throws {
+        let (rig, devs, _) = try Self.rig(spare: false)
+        defer { rig.cleanup() }
+        let server = try rig.f.startServer()
+        let size = try #require(try rig.volume()["sizeBytes"] as? Int)
+        let digest = try rig.fill(size: size)
+        try Self.uevent("remove", devs[1])
+        try rig.waitFor("the pulled column to be Unavailable", limit: 30, log: server) {
+            ResyncRig.state(try rig.volume(), devs[1]) == "Unavailable"
+        }
+        #expect(try rig.volume()["state"] as? String == "Needs Maintenance")
+        #expect(try rig.readDigest() == digest)
+        // It comes back: never re-joined on its own, but the log says how.
+        try Self.uevent("add", devs[1])
+        let hint = "metactl replace d10 --enable \(devs[1])"
+        try rig.waitFor("the log to name the returning disk", limit: 30, log: server) { server.log.contains(hint) }
+        #expect(server.log.contains("d10: \(devs[1]), the device of column 1 (Unavailable), is back; to use it again: \(hint)"), "\(server.log)")
+        #expect(ResyncRig.state(try rig.volume(), devs[1]) == "Unavailable")
+        let r = try rig.f.run(["replace", "d10", "--enable", devs[1], "--wait"])
+        #expect(r.ok, "\(r.stderr)")
+        let vol = try rig.waitForResyncEnd()
+        #expect(vol["state"] as? String == "Okay")
+        #expect(try rig.readDigest() == digest)
+        rig.f.cleanup()
+        #expect(try rig.parityErrors().isEmpty)
+    }
+}
