@@ -110,6 +110,12 @@ final class ControlLineHandler: ChannelInboundHandler, @unchecked Sendable {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         unsubscribe = feed.subscribe(replay: replay) { event in
             guard channel.isActive, var data = try? encoder.encode(event) else { return false }
+            // A monitor that stopped reading (64 KiB of events unread) is disconnected rather
+            // than buffered without bound.
+            guard channel.isWritable else {
+                channel.close(promise: nil)
+                return false
+            }
             data.append(0x0A)
             var out = channel.allocator.buffer(capacity: data.count)
             out.writeBytes(data)
