@@ -84,7 +84,7 @@ let package = Package(
         .executableTarget(name: "metactl", dependencies: ["MetaCommands"], swiftSettings: strict),
         // Writes man/ from the metactl binary's dump-help (scripts/gen-docs).
         .executableTarget(name: "metactl-man", dependencies: ["MetaCommands"], swiftSettings: strict),
-        .executableTarget(name: "metactl-bench", dependencies: ["MetaEngine", "MetaModel", "MetaDB", "MetaDevices", "MetaLayout", "CISAL"], swiftSettings: strict),
+        .executableTarget(name: "metactl-bench", dependencies: ["MetaEngine", "MetaModel", "MetaDB", "MetaDevices", "MetaLayout", "CISAL", "MetaCommands"], swiftSettings: strict),
 
         .testTarget(name: "MetaLayoutTests", dependencies: ["MetaTestSupport", "MetaLayout"], swiftSettings: strict),
         .testTarget(name: "MetaModelTests", dependencies: ["MetaTestSupport", "MetaModel", "MetaLayout"], swiftSettings: strict),

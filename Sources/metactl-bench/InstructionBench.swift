@@ -3,6 +3,7 @@ import MetaDB
 import MetaModel
 import MetaDevices
 import MetaEngine
+import MetaCommands
 
 /// The noise-free figure: CPU instructions per request of the engine itself. One workload
 /// runs `requests` 4 KiB requests at random aligned offsets against a volume on memory
@@ -10,7 +11,11 @@ import MetaEngine
 /// `scripts/bench-instructions` runs it under callgrind with N requests and with none and
 /// divides the difference by N, so setup and teardown cancel out.
 enum InstructionBench {
-    static let workloads = ["concat-read", "concat-write", "raid5-read", "raid5-write", "raid6-read", "raid6-write"]
+    /// `concat-read-export` goes through the NBD export layer (``VolumeExport``) without
+    /// metrics and `concat-read-metrics` with `serve --metrics`' counters: their difference is
+    /// what counting costs per request.
+    static let workloads = ["concat-read", "concat-write", "raid5-read", "raid5-write", "raid6-read", "raid6-write",
+                            "concat-read-export", "concat-read-metrics"]
 
     /// Runs `workload` `requests` times; returns a checksum of what was read (so the reads
     /// cannot be optimised away).
@@ -44,6 +49,9 @@ enum InstructionBench {
         var rng = SplitMix(seed: 42)
         let slots = v.sizeBytes / 4096
         let write = workload.hasSuffix("write")
+        let viaExport = workload.hasSuffix("-export") || workload.hasSuffix("-metrics")
+        let export = VolumeExport(volume: v, readOnly: false, description: "bench",
+                                  stats: workload.hasSuffix("-metrics") ? ServeMetrics(set: "bench").stats(volume: "bench") : nil)
         var sum: UInt64 = 0
         for i in 0..<requests {
             let off = (rng.next() % slots) * 4096
@@ -51,7 +59,7 @@ enum InstructionBench {
                 buf.mutableBytes.storeBytes(of: UInt64(i), as: UInt64.self)
                 try v.write(offset: off, from: UnsafeRawBufferPointer(buf.mutableBytes))
             } else {
-                try v.read(offset: off, into: buf.mutableBytes)
+                if viaExport { try export.read(offset: off, into: buf.mutableBytes) } else { try v.read(offset: off, into: buf.mutableBytes) }
                 sum &+= buf.mutableBytes.load(as: UInt64.self)
             }
         }
