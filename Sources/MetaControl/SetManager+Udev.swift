@@ -1,4 +1,5 @@
 import Foundation
+import MetaDB
 import MetaDevices
 import MetaEngine
 import MetaModel
@@ -30,12 +31,33 @@ extension SetManager {
             for line in said { logger.error("\(line)") }
             return said
         }
-        // add: a member whose column does not use it now (it failed or went away before).
-        let cfg = db.config
-        for v in cfg.volumes where v.type.hasColumns {
-            for (c, col) in v.columns.enumerated() where col.state.isErred {
-                guard let dev = cfg.device(col.device), same(dev.lastPath) || dev.lastPath == e.devnode else { continue }
-                said.append("\(v.name): \(name), the device of column \(c) (\(col.state.rawValue)), is back; to use it again: metactl replace \(v.name) --enable \(name)\(setName == "local" ? "" : " -s \(setName)")")
+        // add: a member of a column not in use now (its device went away or failed), found
+        // by its label at whatever path it has now. A device of no column never joins.
+        guard let node = e.devnode, let label = SetDatabase.readLabel(path: node), label.setUUID == db.setUUID,
+              let (v, c) = db.config.volumes.lazy.compactMap({ v -> (VolumeRecord, Int)? in
+                  guard v.type.hasColumns, let c = v.columns.firstIndex(where: { $0.device == label.deviceUUID && $0.hotSpare == nil }),
+                        v.columns[c].state.isErred else { return nil }
+                  return (v, c)
+              }).first
+        else { return [] }
+        let state = v.columns[c].state
+        let hint = "metactl replace \(v.name) --enable \(node)\(setName == "local" ? "" : " -s \(setName)")"
+        switch db.reattach(path: node) {
+        case .notMember:
+            return []
+        case .stale(_, let line):
+            said.append("\(v.name): column \(c): \(line)")
+        case .member:
+            if state == .unavailable {
+                // It was removed, not failing: it comes back into use (regenerated).
+                do {
+                    _ = try replace(ReplaceRequest(name: v.name, old: node, new: nil))
+                    said.append("\(v.name): \(node), the device of column \(c) (Unavailable since it went away), is back: regenerating it")
+                } catch {
+                    said.append("\(v.name): \(node), the device of column \(c) (Unavailable), is back but cannot be re-enabled now (\(error)); later: \(hint)")
+                }
+            } else {
+                said.append("\(v.name): \(node), the device of column \(c) (\(state.rawValue) after I/O errors), is back; if it is sound: \(hint)")
             }
         }
         for line in said { logger.warning("\(line)") }

@@ -612,6 +612,49 @@ public final class SetDatabase: ConfigStore, @unchecked Sendable {
         }
     }
 
+    /// What ``reattach(path:)`` found at a path.
+    public enum Reattached: Equatable, Sendable {
+        /// Not a device of this set (no label, another set's, or a device the configuration
+        /// no longer lists).
+        case notMember
+        /// The member `uuid`, now used at `path` (reopened when its descriptor named another
+        /// device node).
+        case member(UUID)
+        /// An older copy of member `uuid` (its freshness stamp is behind the configuration's):
+        /// not used. The line says so.
+        case stale(UUID, String)
+    }
+
+    /// A device that appeared (a kernel `add` event) at `path`. When its label names a
+    /// device of this set, with a freshness stamp no older than the configuration expects,
+    /// the set uses it from now on: a descriptor on another device node (a disk that went
+    /// away and came back under a new name, whose old descriptor is dead) is replaced, and
+    /// the new path recorded. Replicas on it stay as they were until the set is reopened.
+    public func reattach(path: String) -> Reattached {
+        guard mode == .readWrite, let peek = SetDatabase.readLabel(path: path), peek.setUUID == setUUID else { return .notMember }
+        return lock.withLock { () -> Reattached in
+            guard !isClosed, let rec = current.device(peek.deviceUUID) else { return .notMember }
+            let want = rec.epoch ?? 0
+            if peek.epoch < want {
+                return .stale(rec.uuid, SetDatabase.staleNote(path: path, device: rec.uuid, stamp: peek.epoch, expected: want))
+            }
+            if let old = devices[rec.uuid] as? FileDevice, let fresh = try? FileDevice(path: path, options: OpenOptions(readOnly: true, exclusive: false)) {
+                let same = fresh.sizeBytes == old.sizeBytes && DeviceIdentity.sameNode(old.fd, fresh.fd)
+                fresh.close()
+                if same { return .member(rec.uuid) }
+            }
+            guard let d = try? FileDevice(path: path, options: OpenOptions(readOnly: false, exclusive: true)) else { return .notMember }
+            let r = Label.read(from: d)
+            guard let l = r.label, l.setUUID == setUUID, l.deviceUUID == rec.uuid, l.epoch >= want else { d.close(); return .notMember }
+            (devices[rec.uuid] as? FileDevice)?.close()
+            devices[rec.uuid] = d
+            labels[rec.uuid] = l
+            // The configuration and the host registry name it at its new path.
+            recordMovedDevices()
+            return .member(rec.uuid)
+        }
+    }
+
     /// The problem line of a device that is an older copy of a member.
     static func staleNote(path: String, device: UUID, stamp: UInt64, expected: UInt64) -> String {
         "\(path): an older copy of member \(device) (freshness stamp \(stamp), the set expects \(expected)): not used; its component is unavailable until the member returns or is replaced"

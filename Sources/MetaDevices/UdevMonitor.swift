@@ -86,3 +86,15 @@ public final class UdevMonitor: @unchecked Sendable {
         udev_unref(udev)
     }
 }
+
+/// Whether two descriptors are on the same device.
+public enum DeviceIdentity {
+    /// Same block device (`st_rdev`), or for regular files the same file (`st_dev`/`st_ino`).
+    public static func sameNode(_ a: Int32, _ b: Int32) -> Bool {
+        var sa = stat(), sb = stat()
+        guard fstat(a, &sa) == 0, fstat(b, &sb) == 0 else { return false }
+        let type = sa.st_mode & S_IFMT
+        guard type == sb.st_mode & S_IFMT else { return false }
+        return type == S_IFBLK ? sa.st_rdev == sb.st_rdev : (sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino)
+    }
+}

@@ -65,8 +65,9 @@ struct UdevE2ETests {
         #expect(try rig.readDigest() == digest)
     }
 
+    /// Pulled, then back at the same node: re-enabled on its own and regenerated.
     @Test(.enabled(if: enabled), .timeLimit(.minutes(3)))
-    func returningDiskIsNamedWithTheCommandThatBringsItBack() throws {
+    func returningDiskIsReenabledAndRegenerated() throws {
         let (rig, devs, _) = try Self.rig(spare: false)
         defer { rig.cleanup() }
         let server = try rig.f.startServer()
@@ -78,16 +79,45 @@ struct UdevE2ETests {
         }
         #expect(try rig.volume()["state"] as? String == "Needs Maintenance")
         #expect(try rig.readDigest() == digest)
-        // It comes back: never re-joined on its own, but the log says how.
         try Self.uevent("add", devs[1])
-        let hint = "metactl replace d10 --enable \(devs[1])"
-        try rig.waitFor("the log to name the returning disk", limit: 30, log: server) { server.log.contains(hint) }
-        #expect(server.log.contains("d10: \(devs[1]), the device of column 1 (Unavailable), is back; to use it again: \(hint)"), "\(server.log)")
-        #expect(ResyncRig.state(try rig.volume(), devs[1]) == "Unavailable")
-        let r = try rig.f.run(["replace", "d10", "--enable", devs[1], "--wait"])
-        #expect(r.ok, "\(r.stderr)")
+        try rig.waitFor("the returning disk to be regenerated", limit: 30, log: server) {
+            server.log.contains("d10: \(devs[1]), the device of column 1 (Unavailable since it went away), is back: regenerating it")
+        }
         let vol = try rig.waitForResyncEnd()
         #expect(vol["state"] as? String == "Okay")
+        #expect(ResyncRig.state(vol, devs[1]) == "Okay")
+        #expect(try rig.readDigest() == digest)
+        rig.f.cleanup()
+        #expect(try rig.parityErrors().isEmpty)
+    }
+
+    /// Pulled, then back under another name (the same image file on another loop device): it
+    /// is found by its label, used at its new path, and regenerated; a device of no column
+    /// (a new one with no label) is ignored.
+    @Test(.enabled(if: enabled), .timeLimit(.minutes(3)))
+    func diskBackUnderAnotherNameIsFoundByItsLabel() throws {
+        let (rig, devs, _) = try Self.rig(spare: false)
+        defer { rig.cleanup() }
+        let server = try rig.f.startServer()
+        let size = try #require(try rig.volume()["sizeBytes"] as? Int)
+        let digest = try rig.fill(size: size)
+        try Self.uevent("remove", devs[3])
+        try rig.waitFor("the pulled column to be Unavailable", limit: 30, log: server) {
+            ResyncRig.state(try rig.volume(), devs[3]) == "Unavailable"
+        }
+        let stranger = try rig.loop("stranger", size: ResyncE2ETests.small)
+        try Self.uevent("add", stranger)
+        // The same bytes under a new device name.
+        let again = try LoopDevice(file: rig.backingFile(devs[3]))
+        defer { again.detach() }
+        try Self.uevent("add", again.path)
+        try rig.waitFor("the disk to be found at its new name", limit: 30, log: server) {
+            server.log.contains("d10: \(again.path), the device of column 3 (Unavailable since it went away), is back: regenerating it")
+        }
+        let vol = try rig.waitForResyncEnd()
+        #expect(vol["state"] as? String == "Okay")
+        #expect(ResyncRig.state(vol, again.path) == "Okay", "\(vol)")
+        #expect(!server.log.contains(stranger))
         #expect(try rig.readDigest() == digest)
         rig.f.cleanup()
         #expect(try rig.parityErrors().isEmpty)

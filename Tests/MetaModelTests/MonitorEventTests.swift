@@ -93,6 +93,19 @@ struct MonitorEventTests {
         #expect(Self.changes(c0, empty).map(\.kind) == [.volumeCleared])
     }
 
+    /// A column whose device the kernel removed fails as `Unavailable` (not Maintenance);
+    /// other states stay refused.
+    @Test func removedColumnIsUnavailable() throws {
+        let c0 = Self.config()
+        var c1 = c0
+        try SetModel.apply(.columnFailed(volume: "d10", column: 2, state: .unavailable), to: &c1)
+        #expect(c1.volume(named: "d10")?.columns[2].state == .unavailable)
+        #expect(c1.volume(named: "d10")?.derivedState == .needsMaintenance)
+        #expect(Self.changes(c0, c1).first?.kind == .componentUnavailable)
+        var c2 = c0
+        #expect(throws: ModelError.self) { try SetModel.apply(.columnFailed(volume: "d10", column: 2, state: .resyncing), to: &c2) }
+    }
+
     @Test func checkStartProgressEnd() throws {
         let c0 = Self.config()
         var c1 = c0
