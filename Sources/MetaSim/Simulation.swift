@@ -790,7 +790,16 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
             let at = UInt64(1 << 20) + UInt64(rng.below(Int(d.sizeBytes >> 9) - 2048)) * 512
             d.badWrites.append(at..<at + UInt64(512 * (1 + rng.below(64))))
             note("fault: \(d.path) (column \(c)) bad sectors for writes at \(at)")
-        default: d.gone = true; note("fault: \(d.path) (column \(c)) disappears")
+        default:
+            d.gone = true
+            note("fault: \(d.path) (column \(c)) disappears")
+            // Half the time the kernel says so (a udev remove event, as `serve` receives it):
+            // the column fails at once, Unavailable, before any I/O finds out.
+            if c >= 0, rng.chance(0.5), let e = engine as? RAID5Volume {
+                count("removed-event")
+                let failed = e.deviceRemoved(path: d.path, sameDevice: { $0 == d.path })
+                note("  kernel: \(d.path) removed; columns \(failed) failed")
+            }
         }
         faultedSinceStart.insert(ObjectIdentifier(d))
         // Two failures, or one before parity is initialised: data can be gone for real.
