@@ -12,17 +12,8 @@ public enum ControlClient {
 
     /// Sends `request`; returns nil when no server listens on the socket.
     public static func send(_ request: ControlRequest, socketPath path: String, timeout: Double = 600) throws -> ControlResponse? {
-        guard let fd = try connect(request, socketPath: path, timeout: timeout) else { return nil }
-        defer { close(fd) }
         var reply = Data()
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = read(fd, &buf, buf.count)
-            if n < 0 { if errno == EINTR { continue }; throw OperationError("\(path): read: \(String(cString: strerror(errno)))") }
-            if n == 0 { break }
-            reply.append(contentsOf: buf[0..<n])
-            if reply.last == 0x0A { break }
-        }
+        guard try exchange(request, socketPath: path, timeout: timeout, line: { reply = $0; return false }) != nil else { return nil }
         guard !reply.isEmpty else { throw OperationError("\(path): the server closed the connection without answering", code: .internal) }
         return try JSONDecoder().decode(ControlResponse.self, from: reply)
     }
@@ -32,19 +23,29 @@ public enum ControlClient {
     /// Returns nil when no server listens, false when the server closed the connection.
     public static func stream(_ request: ControlRequest, socketPath path: String,
                               line: (Data) throws -> Bool) throws -> Bool? {
-        guard let fd = try connect(request, socketPath: path, timeout: 0) else { return nil }
+        try exchange(request, socketPath: path, timeout: 0, line: line)
+    }
+
+    /// Sends `request`, then reads lines (a last one without its newline too) into `line`
+    /// until it returns false (true) or the server closes (false); nil when no server listens.
+    private static func exchange(_ request: ControlRequest, socketPath path: String, timeout: Double,
+                                 line: (Data) throws -> Bool) throws -> Bool? {
+        guard let fd = try connect(request, socketPath: path, timeout: timeout) else { return nil }
         defer { close(fd) }
         var pending = Data()
         var buf = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = read(fd, &buf, buf.count)
             if n < 0 { if errno == EINTR { continue }; throw OperationError("\(path): read: \(String(cString: strerror(errno)))") }
-            if n == 0 { return false }
+            if n == 0 {
+                if !pending.isEmpty { _ = try line(pending) }
+                return false
+            }
             pending.append(contentsOf: buf[0..<n])
             while let nl = pending.firstIndex(of: 0x0A) {
-                let l = pending[pending.startIndex..<nl]
+                let l = Data(pending[pending.startIndex..<nl])
                 pending = Data(pending[(nl + 1)...])
-                if try !line(Data(l)) { return true }
+                if try !line(l) { return true }
             }
         }
     }

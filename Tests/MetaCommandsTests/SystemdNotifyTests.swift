@@ -42,17 +42,21 @@ struct SystemdNotifyTests {
         }
     }
 
-    @Test(.timeLimit(.minutes(2)))
-    func statusWatchdogAndStopping() throws {
+    /// A set with a state database, and `serve` started for it under a fake systemd with
+    /// `environment` added.
+    static func serve(_ environment: [String: String]) throws -> (ServeFixture, FakeSystemd, ServeProcess) {
         let f = try ServeFixture(prefix: "metactl-notify")
-        defer { f.cleanup() }
         try f.mustRun(["db", "create"] + f.images("r", count: 3, size: 8 << 20))
         let systemd = try FakeSystemd(f.dir.file("notify.sock"))
-        let server = try ServeProcess(metactl: f.metactl, arguments: ["serve"],
-                                      environment: f.environment.merging(["NOTIFY_SOCKET": systemd.path,
-                                                                          "WATCHDOG_USEC": "400000"]) { $1 },
-                                      logPath: f.dir.file("serve.log"))
-        defer { _ = server.stop() }
+        let env = f.environment.merging(environment) { $1 }.merging(["NOTIFY_SOCKET": systemd.path]) { $1 }
+        let server = try ServeProcess(metactl: f.metactl, arguments: ["serve"], environment: env, logPath: f.dir.file("serve.log"))
+        return (f, systemd, server)
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func statusWatchdogAndStopping() throws {
+        let (f, systemd, server) = try Self.serve(["WATCHDOG_USEC": "400000"])
+        defer { _ = server.stop(); f.cleanup() }
         let ready = try #require(systemd.next(), "no READY; log:\n\(server.log)")
         #expect(ready == "READY=1\nMAINPID=\(server.pid)\nSTATUS=serving set 'local': 0 volumes, all Okay", "\(ready)")
         // Pings at half the 0.4 s interval: several arrive within a few seconds.
@@ -72,15 +76,8 @@ struct SystemdNotifyTests {
     /// A watchdog meant for another process (`$WATCHDOG_PID`) is not this server's.
     @Test(.timeLimit(.minutes(2)))
     func watchdogForAnotherPIDIsIgnored() throws {
-        let f = try ServeFixture(prefix: "metactl-notify")
-        defer { f.cleanup() }
-        try f.mustRun(["db", "create"] + f.images("r", count: 3, size: 8 << 20))
-        let systemd = try FakeSystemd(f.dir.file("notify.sock"))
-        let server = try ServeProcess(metactl: f.metactl, arguments: ["serve"],
-                                      environment: f.environment.merging(["NOTIFY_SOCKET": systemd.path,
-                                                                          "WATCHDOG_USEC": "200000", "WATCHDOG_PID": "1"]) { $1 },
-                                      logPath: f.dir.file("serve.log"))
-        defer { _ = server.stop() }
+        let (f, systemd, server) = try Self.serve(["WATCHDOG_USEC": "200000", "WATCHDOG_PID": "1"])
+        defer { _ = server.stop(); f.cleanup() }
         #expect(systemd.next()?.hasPrefix("READY=1") == true)
         usleep(1_000_000)
         kill(server.pid, SIGTERM)

@@ -31,6 +31,19 @@ struct UdevE2ETests {
         return (rig, devs, s)
     }
 
+    /// Serves the rig, fills its volume, pulls `device` and waits until its column is
+    /// Unavailable. Returns the server and the digest of the data.
+    static func serveFillAndPull(_ rig: ResyncRig, _ device: String) throws -> (ServeProcess, String) {
+        let server = try rig.f.startServer()
+        let size = try #require(try rig.volume()["sizeBytes"] as? Int)
+        let digest = try rig.fill(size: size)
+        try uevent("remove", device)
+        try rig.waitFor("the pulled column to be Unavailable", limit: 30, log: server) {
+            ResyncRig.state(try rig.volume(), device) == "Unavailable"
+        }
+        return (server, digest)
+    }
+
     @Test(.enabled(if: enabled), .timeLimit(.minutes(3)))
     func pulledDiskFailsAtOnceAndASpareTakesOver() throws {
         let (rig, devs, spare) = try Self.rig(spare: true)
@@ -70,13 +83,7 @@ struct UdevE2ETests {
     func returningDiskIsReenabledAndRegenerated() throws {
         let (rig, devs, _) = try Self.rig(spare: false)
         defer { rig.cleanup() }
-        let server = try rig.f.startServer()
-        let size = try #require(try rig.volume()["sizeBytes"] as? Int)
-        let digest = try rig.fill(size: size)
-        try Self.uevent("remove", devs[1])
-        try rig.waitFor("the pulled column to be Unavailable", limit: 30, log: server) {
-            ResyncRig.state(try rig.volume(), devs[1]) == "Unavailable"
-        }
+        let (server, digest) = try Self.serveFillAndPull(rig, devs[1])
         #expect(try rig.volume()["state"] as? String == "Needs Maintenance")
         #expect(try rig.readDigest() == digest)
         try Self.uevent("add", devs[1])
@@ -98,13 +105,7 @@ struct UdevE2ETests {
     func diskBackUnderAnotherNameIsFoundByItsLabel() throws {
         let (rig, devs, _) = try Self.rig(spare: false)
         defer { rig.cleanup() }
-        let server = try rig.f.startServer()
-        let size = try #require(try rig.volume()["sizeBytes"] as? Int)
-        let digest = try rig.fill(size: size)
-        try Self.uevent("remove", devs[3])
-        try rig.waitFor("the pulled column to be Unavailable", limit: 30, log: server) {
-            ResyncRig.state(try rig.volume(), devs[3]) == "Unavailable"
-        }
+        let (server, digest) = try Self.serveFillAndPull(rig, devs[3])
         let stranger = try rig.loop("stranger", size: ResyncE2ETests.small)
         try Self.uevent("add", stranger)
         // The same bytes under a new device name.
