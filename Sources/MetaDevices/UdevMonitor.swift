@@ -33,6 +33,7 @@ public final class UdevMonitor: @unchecked Sendable {
     private let monitor: OpaquePointer
     private let stopPipe: [Int32]
     private var thread: Thread?
+    private let ended = DispatchSemaphore(value: 0)
 
     /// Opens the monitor; nil when the kernel's uevent socket cannot be opened (no
     /// permission, no netlink in this environment).
@@ -56,6 +57,7 @@ public final class UdevMonitor: @unchecked Sendable {
         let fd = udev_monitor_get_fd(monitor)
         let stopFD = stopPipe[0]
         let t = Thread { [self] in
+            defer { ended.signal() }
             var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0)]
             while true {
                 let n = poll(&fds, 2, -1)
@@ -74,10 +76,11 @@ public final class UdevMonitor: @unchecked Sendable {
         t.start()
     }
 
-    /// Stops the thread (it ends after the event in hand, if any).
+    /// Stops the thread and waits (up to 10 s) until the event in hand, if any, is handled.
     public func stop() {
         var b: UInt8 = 1
         _ = write(stopPipe[1], &b, 1)
+        if thread != nil { _ = ended.wait(timeout: .now() + 10) }
     }
 
     deinit {

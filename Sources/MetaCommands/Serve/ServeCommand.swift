@@ -260,7 +260,8 @@ extension ServeCommand {
         let cfg = manager.config
         let notOkay = cfg.volumes.filter { $0.derivedState != .okay }.map { "\($0.name) \($0.derivedState.rawValue)" }
         let volumes = "\(cfg.volumes.count) volume\(cfg.volumes.count == 1 ? "" : "s")"
-        return "serving set '\(cfg.setName)': \(volumes)\(notOkay.isEmpty ? ", all Okay" : ": " + notOkay.joined(separator: ", "))"
+        let quorum = manager.db.quorum.writable ? "" : " (read-only: no replica quorum)"
+        return "serving set '\(cfg.setName)'\(quorum): \(volumes)\(notOkay.isEmpty ? ", all Okay" : ": " + notOkay.joined(separator: ", "))"
     }
 
     /// Whether the control socket's event loop still runs tasks (the watchdog's health check).
