@@ -25,6 +25,8 @@ public struct Metactl: AsyncParsableCommand {
             HotSpareCommand.self,
             SetCommand.self,
             CheckCommand.self,
+            MapCommand.self,
+            UnmapCommand.self,
         ]
     )
     public init() {}
