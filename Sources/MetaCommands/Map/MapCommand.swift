@@ -39,13 +39,10 @@ struct MapCommand: ParsableCommand {
                                valueName: "seconds"))
     var reconnectTimeout: Int = 60
 
-    func validate() throws {
+    func run() throws {
         guard (1...86_400).contains(reconnectTimeout) else {
             throw UserError("--reconnect-timeout \(reconnectTimeout): expected 1 to 86400 seconds", code: .invalidArgument)
         }
-    }
-
-    func run() throws {
         let ping = try Self.requireServer(global)
         guard ping.volumes.contains(name) else {
             throw UserError("\(name): no such volume in set '\(global.set)'", code: .notFound)
