@@ -173,13 +173,13 @@ _metactl() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    devices|create|clear|grow|status|db|import|serve|replace|hs|set|check|help)
+    devices|create|clear|grow|status|db|import|serve|replace|hs|set|check|map|unmap|help)
         # Offer subcommand argument completions
         "_metactl_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'devices create clear grow status db import serve replace hs set check help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'devices create clear grow status db import serve replace hs set check map unmap help' -- "${cur}"))
         ;;
     esac
 }
@@ -800,6 +800,62 @@ _metactl_check() {
     case "${positional_number}" in
     1)
         __metactl_add_completions -W "$(eval 'metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\''')"
+        return
+        ;;
+    esac
+}
+
+_metactl_map() {
+    repeating_flags=()
+    non_repeating_flags=(--quiet -q --verbose -v --read-only --version -h --help)
+    repeating_options=()
+    non_repeating_options=(-s --set --config-dir --run-dir --socket --reconnect-timeout)
+    __metactl_offer_flags_options 2
+
+    # Offer option value completions
+    case "${prev}" in
+    '-s'|'--set')
+        return
+        ;;
+    '--config-dir')
+        return
+        ;;
+    '--run-dir')
+        return
+        ;;
+    '--socket')
+        return
+        ;;
+    '--reconnect-timeout')
+        return
+        ;;
+    esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    1)
+        __metactl_add_completions -W "$(eval 'metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\''')"
+        return
+        ;;
+    esac
+}
+
+_metactl_unmap() {
+    repeating_flags=()
+    non_repeating_flags=(--quiet -q --verbose -v --force -f --version -h --help)
+    repeating_options=()
+    non_repeating_options=(-s --set --config-dir --run-dir)
+    __metactl_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '-s'|'--set')
+        return
+        ;;
+    '--config-dir')
+        return
+        ;;
+    '--run-dir')
         return
         ;;
     esac

@@ -99,6 +99,12 @@ public enum ManPages {
                   ("Stop a running check; see the last check's result:", "metactl check d10 --stop\nmetactl status d10"),
                   ("A monthly check of every RAID-5 volume of the set (contrib/metactl-check@.timer does this):",
                    "for v in $(metactl status --json | jq -r '.volumes[] | select(.type==\"raid5\" or .type==\"raid6\") | .name'); do metactl check \"$v\" --wait; done")],
+        "map": [("Map a served volume, put ext4 on it and mount it (the device is printed):",
+                 "dev=$(metactl map d10)\nmkfs.ext4 \"$dev\" && mount \"$dev\" /mnt"),
+                ("Read-only, on a loop device of your choice:", "metactl map --read-only d10 /dev/loop7")],
+        "unmap": [("Unmount, then unmap by name or by device:", "umount /mnt\nmetactl unmap d10"),
+                  ("Tear it down even though it is mounted (the file system sees I/O errors):",
+                   "metactl unmap --force /dev/loop0")],
         "import": [("Find a set after device names changed, or on a new host:", "metactl import"),
                    ("Image files are not scanned: name them:", "metactl import --no-scan a.img b.img c.img")],
     ]
@@ -260,6 +266,8 @@ public enum ManPages {
               ".It Pa /run/metactl/SET.ctl", "The control socket of metactl serve (mode 0600).",
               ".It Pa /run/metactl/SET.pid", "The PID of metactl serve.",
               ".It Pa /run/metactl/SET.lock", "The lock of the set, held by a server or a command changing the set.",
+              ".It Pa /run/metactl/SET.maps.json", "The volumes metactl map mapped to block devices: device, path taken, helper PIDs (metactl unmap tears down exactly these).",
+              ".It Pa /run/metactl/SET.map/", "A FUSE mount point per mapped volume, with the helpers' log and PID files.",
               ".El",
               ".Sh EXIT STATUS", ".Bl -tag -width 6n", ".It 0", "Success."]
         for c in ErrorCode.allCases.sorted(by: { $0.exitStatus < $1.exitStatus }) {
