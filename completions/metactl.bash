@@ -511,7 +511,7 @@ _metactl_import() {
 
 _metactl_serve() {
     repeating_flags=()
-    non_repeating_flags=(--quiet -q --verbose -v --read-only --version -h --help)
+    non_repeating_flags=(--quiet -q --verbose -v --read-only --restore-maps --unmap-on-exit --version -h --help)
     repeating_options=()
     non_repeating_options=(-s --set --config-dir --run-dir --socket --listen --cache)
     __metactl_offer_flags_options -1

@@ -322,6 +322,8 @@ _metactl_serve() {
         '--listen[Also listen for NBD on TCP HOST\:PORT (no authentication!).]:host\:port:'
         '--cache[Data I/O on the components\: none (O_DIRECT, the default) or writeback (through the page cache; flushes still reach the disk).]:mode:{__metactl_complete "${___cache[@]}"}'
         '--read-only[Export every volume read-only (clients cannot write, trim or zero; resyncs still run).]'
+        '--restore-maps[Once listening, map again every volume recorded as mapped (metactl map) whose mapping is gone.]'
+        '--unmap-on-exit[At shutdown, unmap every mapped volume first (default\: mappings stay and reconnect when a server returns).]'
         '*:names:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\'')"});_describe -V "" list}'
         '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'

@@ -230,6 +230,53 @@ struct MapTests {
         #expect(server.stop() == 0)
     }
 
+    // MARK: serve --restore-maps, --unmap-on-exit
+
+    /// Waits (bounded) until the server's log contains `text`.
+    static func waitForLog(_ s: ServeProcess, _ text: String, limit: Double = 60) -> Bool {
+        let deadline = Date().addingTimeInterval(limit)
+        while !s.log.contains(text) {
+            if Date() > deadline || !s.isRunning { return false }
+            usleep(50_000)
+        }
+        return true
+    }
+
+    @Test(.enabled(if: runnable, "needs root, /dev/loop-control, /dev/fuse and \(tools.joined(separator: ", "))"))
+    func serveRestoresLostMappingsAndUnmapsOnExitOnlyWhenAsked() throws {
+        let (f, first) = try Self.served()
+        defer { Self.forceCleanup(f, mnt: nil); f.cleanup() }
+        let dev = try f.mustRun(["map", "d10"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let rec = try #require(try MapStore.load(runDir: f.runDir, set: f.set).first)
+        let data = (0..<65536).map { UInt8(truncatingIfNeeded: $0 * 7) }
+        try Data(data).write(to: URL(fileURLWithPath: f.dir.file("block")))
+        try MetaTestSupport.mustRun(["dd", "if=\(f.dir.file("block"))", "of=\(dev)", "bs=64k", "oflag=direct", "conv=fsync"])
+
+        // Default: a stopped server leaves the mapping standing.
+        #expect(first.stop() == 0)
+        #expect(rec.helpers.allSatisfy { $0.isRunning } && Self.loopBackingFile(dev) == rec.backingFile)
+
+        // The mapping is lost (its helpers killed, the loop device detached, as after a crash
+        // of the host's FUSE side); --restore-maps maps it again, on the same loop device.
+        for h in rec.helpers { kill(h.pid, SIGKILL) }
+        _ = try? runCommand(["losetup", "-d", dev])
+        _ = try? runCommand(["fusermount3", "-u", "-z", rec.mountDir])
+        let second = try f.startServer(["--restore-maps", "--unmap-on-exit"])
+        #expect(Self.waitForLog(second, "d10: mapped again to \(dev)"), "log:\n\(second.log)")
+        let again = try #require(try MapStore.load(runDir: f.runDir, set: f.set).first)
+        #expect(again.device == dev && again.helpers.allSatisfy { $0.isRunning } && again.helpers != rec.helpers)
+        let back = f.dir.file("back")
+        try MetaTestSupport.mustRun(["dd", "if=\(dev)", "of=\(back)", "bs=64k", "count=1", "iflag=direct"])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: back)) == Data(data))
+
+        // --unmap-on-exit: stopping the server unmaps.
+        #expect(second.stop() == 0, "log:\n\(second.log)")
+        #expect(second.log.contains("d10: unmapped from \(dev)"))
+        #expect(!again.helpers.contains { $0.isRunning })
+        #expect(Self.loopBackingFile(dev) != again.backingFile)
+        #expect(try MapStore.load(runDir: f.runDir, set: f.set).isEmpty)
+    }
+
     // MARK: refusals that need no privileges
 
     @Test func mapNeedsAServerAndAKnownVolume() throws {

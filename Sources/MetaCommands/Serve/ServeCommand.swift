@@ -54,6 +54,14 @@ struct ServeCommand: AsyncParsableCommand {
           help: "Export every volume read-only (clients cannot write, trim or zero; resyncs still run).")
     var readOnlyExports = false
 
+    @Flag(name: .customLong("restore-maps"),
+          help: "Once listening, map again every volume recorded as mapped (metactl map) whose mapping is gone.")
+    var restoreMaps = false
+
+    @Flag(name: .customLong("unmap-on-exit"),
+          help: "At shutdown, unmap every mapped volume first (default: mappings stay and reconnect when a server returns).")
+    var unmapOnExit = false
+
     @Argument(help: "Volumes to export (default: all).", completion: .shellCommand(Completions.volumes))
     var names: [String] = []
 
@@ -167,6 +175,9 @@ struct ServeCommand: AsyncParsableCommand {
         logger.info("serving set '\(set)' (\(manager.volumeNames.joined(separator: ", "))) on \(nbdConfig.unixSocketPath ?? "")\(tcp.map { " and \($0.0):\(server.tcpPort ?? $0.1)" } ?? ""); control \(ctlPath)")
         // Type=notify units: the sockets listen now (clients ordered After= may start).
         SystemdNotify.send("READY=1\nMAINPID=\(getpid())\nSTATUS=serving set '\(set)'")
+        if restoreMaps, let sock = nbdConfig.unixSocketPath {
+            ServeMaps.restore(set: set, runDir: runDir, socket: sock, logger: logger)
+        }
 
         // Wait for SIGTERM/SIGINT.
         for await s in signals {
@@ -174,6 +185,7 @@ struct ServeCommand: AsyncParsableCommand {
             SystemdNotify.send("STOPPING=1")
             break
         }
+        if unmapOnExit { ServeMaps.unmapAll(set: set, runDir: runDir, logger: logger) }
         await control.close()
         if !(await server.shutdown(drain: true)) {
             // A device does not answer: flushing or closing would hang on it too. Leave the
