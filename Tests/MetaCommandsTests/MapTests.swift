@@ -230,6 +230,36 @@ struct MapTests {
         #expect(server.stop() == 0)
     }
 
+    @Test(.enabled(if: runnable, "needs root, /dev/loop-control, /dev/fuse and \(tools.joined(separator: ", "))"))
+    func aVolumeOn4096ByteSectorsMapsToA4096ByteSectorDevice() throws {
+        let f = try ServeFixture(prefix: "metactl-map")
+        let mnt = f.dir.file("mnt")
+        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
+        let loops = try (0..<2).map { try LoopDevice(file: f.dir.image("c\($0).img", size: 24 << 20),
+                                                    options: ["--direct-io=on", "-b", "4096"]) }
+        var server: ServeProcess?
+        defer {
+            Self.forceCleanup(f, mnt: mnt)
+            f.cleanup()
+            loops.forEach { $0.detach() }
+        }
+        try f.create("d1", "concat", loops.map(\.path))
+        server = try f.startServer()
+        let dev = try f.mustRun(["map", "d1"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        // Smaller requests would be refused by the server (EINVAL): the device has its sector.
+        #expect(try MetaTestSupport.mustRun(["blockdev", "--getss", dev]).hasPrefix("4096"))
+        try MetaTestSupport.mustRun(["mkfs.ext4", "-q", "-F", dev])
+        try MetaTestSupport.mustRun(["mount", dev, mnt])
+        let data = try writeRandomFile("\(mnt)/x", size: 2_000_001)
+        try MetaTestSupport.unmount(mnt)
+        try MetaTestSupport.mustRun(["e2fsck", "-fn", dev])
+        try MetaTestSupport.mustRun(["mount", "-o", "ro", dev, mnt])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: "\(mnt)/x")) == data)
+        try MetaTestSupport.unmount(mnt)
+        #expect(try f.mustRun(["unmap", "d1"]) == "d1: unmapped from \(dev)\n")
+        #expect(server?.stop() == 0)
+    }
+
     // MARK: serve --restore-maps, --unmap-on-exit
 
     /// Waits (bounded) until the server's log contains `text`.

@@ -116,6 +116,7 @@ public struct Mapper: Sendable {
                 throw UserError("\(dev): in use (attached to \(file))", code: .inUse)
             }
         }
+        let sector = try Self.minimumBlockSize(volume: req.volume, socket: req.socket)
         let base = MapStore.directory(runDir: runDir, set: set)
         let mountDir = "\(base)/\(req.volume)"
         let log = "\(base)/\(req.volume).log", fusePid = "\(base)/\(req.volume).nbdfuse.pid",
@@ -158,7 +159,9 @@ public struct Mapper: Sendable {
             guard record.helpers.count == 2 else {
                 throw UserError("\(req.volume): nbdfuse or nbdkit exited at start (\(Self.lastLine(log) ?? "no message"))")
             }
-            var args = [losetup, "--direct-io=on"] + ro
+            // The loop device's logical sector is the export's minimum block size (4096 for
+            // a volume on 4096-byte-sector components), so no request is smaller.
+            var args = [losetup, "--direct-io=on", "--sector-size", "\(sector)"] + ro
             args += req.device.map { ["--show", $0] } ?? ["--find", "--show"]
             let r = try Helpers.run(args + [record.backingFile])
             let dev = r.out.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -175,6 +178,21 @@ public struct Mapper: Sendable {
             throw error
         }
         return record
+    }
+
+    /// The export's minimum block size (`nbdinfo --json`), 512 when it advertises none.
+    static func minimumBlockSize(volume: String, socket: String) throws -> Int {
+        let nbdinfo = try Helpers.require("nbdinfo", package: "libnbd-bin")
+        let r = try Helpers.run([nbdinfo, "--json", "nbd+unix:///\(volume)?socket=\(socket)"])
+        guard r.status == 0 else {
+            throw UserError("\(volume): the server does not export it (nbdinfo: \(r.err.split(separator: "\n").first ?? ""))", code: .notFound)
+        }
+        guard let doc = try? JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any],
+              let export = (doc["exports"] as? [[String: Any]])?.first else {
+            throw UserError("\(volume): nbdinfo --json printed no export")
+        }
+        let size = (export["block_size_minimum"] as? Int) ?? 512
+        return [512, 1024, 2048, 4096].contains(size) ? size : 512
     }
 
     /// Unmaps `nameOrDevice` (a volume or its device). Refuses, changing nothing, while the
