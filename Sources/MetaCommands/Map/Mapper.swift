@@ -38,14 +38,17 @@ public struct Mapper: Sendable {
 
     /// What ``map(volume:device:socket:readOnly:reconnectTimeout:)`` asks for.
     public struct Request: Sendable {
+        /// The volume to map.
         public var volume: String
         /// A loop device to use (`/dev/loop7`); nil: the first free one.
         public var device: String?
         /// The server's NBD Unix socket.
         public var socket: String
+        /// Map read-only (nbdfuse, nbdkit and the loop device).
         public var readOnly: Bool
         /// Seconds a request waits for an absent server before it fails (at least 1).
         public var reconnectTimeout: Int
+        /// A request; `reconnectTimeout` defaults to 60 s.
         public init(volume: String, device: String? = nil, socket: String, readOnly: Bool = false, reconnectTimeout: Int = 60) {
             self.volume = volume; self.device = device; self.socket = socket; self.readOnly = readOnly
             self.reconnectTimeout = reconnectTimeout
@@ -69,8 +72,10 @@ public struct Mapper: Sendable {
     /// the mapping and returns it. Refuses a volume already mapped (naming the device), an
     /// absent socket, a device that is not a free loop device. Leaves nothing behind when it fails.
     public func map(_ req: Request) throws -> MapRecord {
-        try FileManager.default.createDirectory(atPath: MapStore.directory(runDir: runDir, set: set),
-                                                withIntermediateDirectories: true)
+        let base = MapStore.directory(runDir: runDir, set: set)
+        do { try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true) } catch {
+            throw UserError("cannot create \(base): \((error as NSError).localizedDescription)", code: .permission)
+        }
         return try MapStore.withLock(runDir: runDir, set: set) {
             var maps = try MapStore.load(runDir: runDir, set: set)
             if let old = maps.first(where: { $0.volume == req.volume }) {
