@@ -173,13 +173,13 @@ _metactl() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    devices|create|clear|grow|status|db|import|serve|replace|hs|set|check|monitor|help)
+    devices|create|clear|grow|status|db|import|serve|replace|hs|set|check|monitor|map|unmap|help)
         # Offer subcommand argument completions
         "_metactl_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'devices create clear grow status db import serve replace hs set check monitor help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'devices create clear grow status db import serve replace hs set check monitor map unmap help' -- "${cur}"))
         ;;
     esac
 }
@@ -511,7 +511,7 @@ _metactl_import() {
 
 _metactl_serve() {
     repeating_flags=()
-    non_repeating_flags=(--quiet -q --verbose -v --read-only --version -h --help)
+    non_repeating_flags=(--quiet -q --verbose -v --read-only --restore-maps --unmap-on-exit --version -h --help)
     repeating_options=()
     non_repeating_options=(-s --set --config-dir --run-dir --socket --listen --cache --metrics)
     __metactl_offer_flags_options -1
@@ -833,6 +833,62 @@ _metactl_monitor() {
         return
         ;;
     '--count')
+        return
+        ;;
+    esac
+}
+
+_metactl_map() {
+    repeating_flags=()
+    non_repeating_flags=(--quiet -q --verbose -v --read-only --version -h --help)
+    repeating_options=()
+    non_repeating_options=(-s --set --config-dir --run-dir --socket --reconnect-timeout)
+    __metactl_offer_flags_options 2
+
+    # Offer option value completions
+    case "${prev}" in
+    '-s'|'--set')
+        return
+        ;;
+    '--config-dir')
+        return
+        ;;
+    '--run-dir')
+        return
+        ;;
+    '--socket')
+        return
+        ;;
+    '--reconnect-timeout')
+        return
+        ;;
+    esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    1)
+        __metactl_add_completions -W "$(eval 'metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\''')"
+        return
+        ;;
+    esac
+}
+
+_metactl_unmap() {
+    repeating_flags=()
+    non_repeating_flags=(--quiet -q --verbose -v --force -f --version -h --help)
+    repeating_options=()
+    non_repeating_options=(-s --set --config-dir --run-dir)
+    __metactl_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '-s'|'--set')
+        return
+        ;;
+    '--config-dir')
+        return
+        ;;
+    '--run-dir')
         return
         ;;
     esac

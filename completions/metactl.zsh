@@ -63,13 +63,15 @@ _metactl() {
             'set:Change volume parameters (metaparam).'
             'check:Verify a RAID-5 or RAID-6 volume'\''s parity against its data, line by line (scrub; md'\''s check/repair).'
             'monitor:Follow the events of a served set: failures, hot spares, resyncs, checks, quorum (mdadm --monitor).'
+            'map:Give the host a block device for a volume (as rbd map does); prints the device.'
+            'unmap:Tear down the block device metactl map gave a volume.'
             'help:Show subcommand help information.'
         )
         _describe -V subcommand subcommands && ret=0
         ;;
     arg)
         case "${words[1]}" in
-        devices|create|clear|grow|status|db|import|serve|replace|hs|set|check|monitor|help)
+        devices|create|clear|grow|status|db|import|serve|replace|hs|set|check|monitor|map|unmap|help)
             "_metactl_${words[1]}" && ret=0
             ;;
         esac
@@ -322,6 +324,8 @@ _metactl_serve() {
         '--cache[Data I/O on the components\: none (O_DIRECT, the default) or writeback (through the page cache; flushes still reach the disk).]:mode:{__metactl_complete "${___cache[@]}"}'
         '--read-only[Export every volume read-only (clients cannot write, trim or zero; resyncs still run).]'
         '--metrics[Export Prometheus metrics\: HOST\:PORT serves GET /metrics; a PATH ending in .prom is rewritten every 10 s (node_exporter'\''s textfile collector).]:host\:port|path:'
+        '--restore-maps[Once listening, map again every volume recorded as mapped (metactl map) whose mapping is gone.]'
+        '--unmap-on-exit[At shutdown, unmap every mapped volume first (default\: mappings stay and reconnect when a server returns).]'
         '*:names:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\'')"});_describe -V "" list}'
         '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'
@@ -513,6 +517,45 @@ _metactl_monitor() {
         '--program[Run this shell command for every event (the event in its environment).]:cmd:'
         '--replay[First print up to N of the most recent events (at most 64).]:n:'
         '--count[Exit after N events.]:n:'
+        '--version[Show the version.]'
+        '(-h --help)'{-h,--help}'[Show help information.]'
+    )
+    _arguments -w -s -S : "${arg_specs[@]}" && ret=0
+
+    return "${ret}"
+}
+
+_metactl_map() {
+    local -i ret=1
+    local -ar arg_specs=(
+        '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
+        '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
+        '--run-dir[Sockets, PID and lock files (env METACTL_RUN_DIR).]:dir:'
+        '(--quiet -q)'{--quiet,-q}'[Print less.]'
+        '(--verbose -v)'{--verbose,-v}'[Print more.]'
+        ':name:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\'')"});_describe -V "" list}'
+        ':device:'
+        '--read-only[Map read-only.]'
+        '--socket[The server'\''s NBD Unix socket (default <run-dir>/<set>.nbd).]:path:'
+        '--reconnect-timeout[Seconds a request waits for an absent server before it fails with EIO (default 60).]:seconds:'
+        '--version[Show the version.]'
+        '(-h --help)'{-h,--help}'[Show help information.]'
+    )
+    _arguments -w -s -S : "${arg_specs[@]}" && ret=0
+
+    return "${ret}"
+}
+
+_metactl_unmap() {
+    local -i ret=1
+    local -ar arg_specs=(
+        '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
+        '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
+        '--run-dir[Sockets, PID and lock files (env METACTL_RUN_DIR).]:dir:'
+        '(--quiet -q)'{--quiet,-q}'[Print less.]'
+        '(--verbose -v)'{--verbose,-v}'[Print more.]'
+        ':target:'
+        '(--force -f)'{--force,-f}'[Unmap even while the device is in use.]'
         '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'
     )

@@ -26,6 +26,8 @@ public struct Metactl: AsyncParsableCommand {
             SetCommand.self,
             CheckCommand.self,
             MonitorCommand.self,
+            MapCommand.self,
+            UnmapCommand.self,
         ]
     )
     public init() {}

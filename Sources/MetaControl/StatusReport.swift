@@ -94,6 +94,16 @@ public struct StatusReport: Codable, Sendable, Equatable {
             self.device = device; self.uuid = uuid; self.startBlock = startBlock; self.hasReplica = hasReplica; self.state = state; self.hotSpare = hotSpare; self.present = present; self.sizeBytes = sizeBytes
         }
     }
+    /// A volume's mapping to a block device (`metactl map`).
+    public struct Mapped: Codable, Sendable, Equatable {
+        /// The block device: `/dev/loopN`, or `/dev/nbdN`.
+        public var device: String
+        /// The path taken: `nbdfuse` (nbdfuse and a loop device) or `netlink` (the kernel nbd driver).
+        public var via: String
+        /// Mapped read-only.
+        public var readOnly: Bool
+        public init(device: String, via: String, readOnly: Bool) { self.device = device; self.via = via; self.readOnly = readOnly }
+    }
     public struct Row: Codable, Sendable, Equatable {
         public var interlaceBytes: UInt64
         public var sizeBytes: UInt64
@@ -132,6 +142,9 @@ public struct StatusReport: Codable, Sendable, Equatable {
         public var lost: [Extent] = []
         /// RAID-5: the current or last check (null: never checked).
         public var check: CheckStatus? = nil
+        /// Where `metactl map` mapped the volume (null: not mapped). Filled in by the
+        /// `status` command from the maps file, not by the server.
+        public var mapped: Mapped? = nil
         public init(name: String, type: String, state: String, sizeBytes: UInt64, interlaceBytes: UInt64? = nil, hotSparePool: String? = nil, resync: Resync? = nil, components: [Component], rows: [Row]? = nil, originalColumns: Int? = nil, invoke: String? = nil, openCount: Int? = nil) {
             self.name = name; self.type = type; self.state = state; self.sizeBytes = sizeBytes; self.interlaceBytes = interlaceBytes; self.hotSparePool = hotSparePool; self.resync = resync; self.components = components; self.rows = rows; self.originalColumns = originalColumns; self.invoke = invoke; self.openCount = openCount
         }

@@ -59,6 +59,14 @@ struct ServeCommand: AsyncParsableCommand {
         valueName: "host:port|path"))
     var metrics: String?
 
+    @Flag(name: .customLong("restore-maps"),
+          help: "Once listening, map again every volume recorded as mapped (metactl map) whose mapping is gone.")
+    var restoreMaps = false
+
+    @Flag(name: .customLong("unmap-on-exit"),
+          help: "At shutdown, unmap every mapped volume first (default: mappings stay and reconnect when a server returns).")
+    var unmapOnExit = false
+
     @Argument(help: "Volumes to export (default: all).", completion: .shellCommand(Completions.volumes))
     var names: [String] = []
 
@@ -215,6 +223,9 @@ struct ServeCommand: AsyncParsableCommand {
             _ = feed.subscribe { _ in SystemdNotify.send("STATUS=\(Self.summary(manager))"); return true }
         }
         SystemdNotify.startWatchdog(alive: { Self.alive(group) })
+        if restoreMaps, let sock = nbdConfig.unixSocketPath {
+            ServeMaps.restore(set: set, runDir: runDir, socket: sock, logger: logger)
+        }
 
         // Wait for SIGTERM/SIGINT.
         for await s in signals {
@@ -222,6 +233,7 @@ struct ServeCommand: AsyncParsableCommand {
             SystemdNotify.send("STOPPING=1")
             break
         }
+        if unmapOnExit { ServeMaps.unmapAll(set: set, runDir: runDir, logger: logger) }
         // Monitors get the stop before their connections close with the server.
         udev?.stop()
         feed.publish(.serverStopping, "server stopping (signal)")

@@ -104,6 +104,12 @@ public enum ManPages {
                      "metactl monitor --program 'case $METACTL_EVENT in component-failed|spare-broken) echo \"$METACTL_MESSAGE\" | mail -s metactl root;; esac'"),
                     ("The last events (up to 64) as JSON lines, then the new ones as they happen:", "metactl monitor --json --replay 64"),
                     ("Wait for the next event, print it and exit:", "metactl monitor --count 1")],
+        "map": [("Map a served volume, put ext4 on it and mount it (the device is printed):",
+                 "dev=$(metactl map d10)\nmkfs.ext4 \"$dev\" && mount \"$dev\" /mnt"),
+                ("Read-only, on a loop device of your choice:", "metactl map --read-only d10 /dev/loop7")],
+        "unmap": [("Unmount, then unmap by name or by device:", "umount /mnt\nmetactl unmap d10"),
+                  ("Tear it down even though it is mounted (the file system sees I/O errors):",
+                   "metactl unmap --force /dev/loop0")],
         "import": [("Find a set after device names changed, or on a new host:", "metactl import"),
                    ("Image files are not scanned: name them:", "metactl import --no-scan a.img b.img c.img")],
     ]
@@ -265,6 +271,8 @@ public enum ManPages {
               ".It Pa /run/metactl/SET.ctl", "The control socket of metactl serve (mode 0600).",
               ".It Pa /run/metactl/SET.pid", "The PID of metactl serve.",
               ".It Pa /run/metactl/SET.lock", "The lock of the set, held by a server or a command changing the set.",
+              ".It Pa /run/metactl/SET.maps.json", "The volumes metactl map mapped to block devices: device, path taken, helper PIDs (metactl unmap tears down exactly these).",
+              ".It Pa /run/metactl/SET.map/", "A FUSE mount point per mapped volume, with the helpers' log and PID files.",
               ".El",
               ".Sh EXIT STATUS", ".Bl -tag -width 6n", ".It 0", "Success."]
         for c in ErrorCode.allCases.sorted(by: { $0.exitStatus < $1.exitStatus }) {

@@ -56,7 +56,10 @@ struct StatusCommand: ParsableCommand {
         rows' in order or the RAID-5 columns); "rows" (array of row, or null for RAID-5); \
         "originalColumns" (int or null: RAID-5, how many leading columns carry parity, the \
         rest were added by grow); "invoke" (string or null: the command to run when the \
-        volume needs an action); "openCount" (int or null: NBD clients connected through \
+        volume needs an action); "mapped" (object or null: where metactl map gave the host a \
+        block device for it: {"device" (string: /dev/loopN or /dev/nbdN), "via" ("nbdfuse": \
+        nbdfuse and a loop device, or "netlink": the kernel nbd driver), "readOnly" (bool)}); \
+        "openCount" (int or null: NBD clients connected through \
         the server; null without a server); "lostBytes" (int: RAID-5 data known to be lost, \
         read as EIO until rewritten; 0 when none); "lost" (array of {"offsetBytes", \
         "lengthBytes"}: where, in volume bytes); "writeLog" (object or null: RAID-5 only, \
@@ -120,7 +123,15 @@ struct StatusCommand: ParsableCommand {
             throw UserError("status: -p, -c and --json exclude each other; use one")
         }
         let report = try CommandContext.perform(.status(names: names), global, as: StatusReport.self)
-        let shown = StatusFormatter.filtered(report, names: names)
+        var shown = StatusFormatter.filtered(report, names: names)
+        // Mappings are the client side's business: the maps file tells (metactl map).
+        if let maps = try? MapStore.load(runDir: global.runDir, set: global.set) {
+            for i in shown.volumes.indices {
+                if let m = maps.first(where: { $0.volume == shown.volumes[i].name }) {
+                    shown.volumes[i].mapped = .init(device: m.device, via: m.path.rawValue, readOnly: m.readOnly)
+                }
+            }
+        }
         let text: String
         if output.json {
             text = try StatusFormatter.json(shown)

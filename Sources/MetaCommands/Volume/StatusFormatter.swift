@@ -74,6 +74,10 @@ public enum StatusFormatter {
         if let r = v.resyncRate {
             lines.append("    Resync rate: \(rate(Double(r.minBytesPerSecond))) to \(r.maxBytesPerSecond.map { rate(Double($0)) } ?? "unlimited")")
         }
+        if let m = v.mapped {
+            let via = m.via == "nbdfuse" ? "nbdfuse and a loop device" : m.via == "netlink" ? "the kernel nbd driver" : m.via
+            lines.append("    Mapped: \(m.device)\(m.readOnly ? " read-only" : "") (\(via))")
+        }
         if let c = v.check { lines.append("    \(checkLine(c, live: live))") }
         if let rs = v.resync {
             lines.append("    \(progressLine(rs, live: live))")
@@ -426,7 +430,7 @@ private struct VolumeJSON: Encodable {
     init(_ v: StatusReport.VolumeStatus) { self.v = v }
     enum K: String, CodingKey {
         case name, type, state, sizeBytes, interlaceBytes, hotSparePool, resync, components, rows,
-             originalColumns, invoke, openCount, lostBytes, lost, resyncRate, writeLog, check
+             originalColumns, invoke, openCount, lostBytes, lost, resyncRate, writeLog, check, mapped
     }
     enum RateK: String, CodingKey { case minBytesPerSecond, maxBytesPerSecond }
     func encode(to encoder: any Encoder) throws {
@@ -454,6 +458,7 @@ private struct VolumeJSON: Encodable {
         }
         try c.encode(v.writeLog, forKey: .writeLog)
         try c.encode(v.check.map(CheckJSON.init), forKey: .check)
+        try c.encode(v.mapped, forKey: .mapped)
     }
 }
 
