@@ -201,13 +201,18 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
             switch ssl {
             case .uncleanShutdown:
                 logger.info("client closed the connection without ending its TLS session")
-            case .handshakeFailed(let inner):
-                logger.notice("TLS handshake failed, disconnecting client: \(inner)")
+            case .handshakeFailed:
+                let why = NBDTLSCredentials.describe(ssl)
+                var hint = ""
+                if case .psk = tls?.credentials.kind, why.contains("BAD_DECRYPT") || why.contains("BAD_RECORD_MAC") {
+                    hint = " (the client's pre-shared key is wrong?)"
+                }
+                logger.notice("TLS handshake failed, disconnecting client: \(why)\(hint)")
             default:
-                logger.notice("TLS error, disconnecting client: \(ssl)")
+                logger.notice("TLS error, disconnecting client: \(NBDTLSCredentials.describe(ssl))")
             }
         } else if tlsStarted && !tlsEstablished {
-            logger.notice("TLS handshake failed, disconnecting client: \(error)")
+            logger.notice("TLS handshake failed, disconnecting client: \(NBDTLSCredentials.describe(error))")
         } else {
             logger.warning("connection error: \(error)")
         }
@@ -467,7 +472,7 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
                 logger.notice("client asked for an export without TLS (NBD_OPT_EXPORT_NAME), but TLS is required: disconnecting")
                 closeAfterPendingWrites(context: context)
             } else {
-                logger.info("option \(option) refused: TLS is required")
+                logger.debug("option \(option) refused: TLS is required")
                 sendOptionReply(context: context, option: option, type: NBDWire.repErrTLSReqd,
                                 message: "this server requires TLS: connect with nbds:// (NBD_OPT_STARTTLS) first")
             }

@@ -190,11 +190,27 @@ public struct NBDTLSCredentials: Sendable {
             switch e {
             case .failedToLoadCertificate: return "cannot load the certificate"
             case .failedToLoadPrivateKey: return "cannot load the private key"
-            case .handshakeFailed(let inner): return "handshake failed: \(inner)"
-            default: return "\(e)"
+            case .handshakeFailed(let inner): return reasons(inner)
+            default: return reasons(e)
             }
         }
-        return "\(error)"
+        return reasons(error)
+    }
+
+    /// BoringSSL's reason codes (`BAD_DECRYPT`, `PEER_DID_NOT_RETURN_A_CERTIFICATE`) from an
+    /// error's text, without source paths and numbers; the plain text when it has none.
+    static func reasons(_ error: any Error) -> String {
+        let text = "\(error)"
+        var found: [String] = []
+        var rest = Substring(text)
+        while let r = rest.range(of: "OPENSSL_internal:") {
+            let reason = rest[r.upperBound...].prefix { $0.isLetter || $0.isNumber || $0 == "_" }
+            if !reason.isEmpty && !found.contains(String(reason)) { found.append(String(reason)) }
+            rest = rest[r.upperBound...]
+        }
+        if !found.isEmpty { return found.joined(separator: ", ") }
+        if text.contains("EOF during handshake") { return "the client closed the connection during the handshake" }
+        return text
     }
 }
 

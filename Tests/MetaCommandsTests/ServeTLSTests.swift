@@ -83,14 +83,14 @@ import Testing
         let server = try f.startServer(["--listen", "127.0.0.1:0", "--tls-psk", psk])
         #expect(server.log.contains("TLS required on the NBD sockets: pre-shared keys from \(psk) (1 user)"), "\(server.log)")
         let port = try #require(server.tcpPort, "\(server.log)")
-        let uri = "nbds://127.0.0.1:\(port)/d0?tls-psk-file=\(psk)&tls-username=alice"
+        let uri = "nbds://alice@127.0.0.1:\(port)/d0?tls-psk-file=\(psk)"
         let size = 8 << 20
         let data = try writeRandomFile(f.dir.file("src.bin"), size: size)
         try MetaTestSupport.mustRun(["nbdcopy", f.dir.file("src.bin"), uri])
         try MetaTestSupport.mustRun(["nbdcopy", uri, f.dir.file("back.bin")])
         #expect(FileManager.default.contents(atPath: f.dir.file("back.bin")) == data)
         // Over the Unix socket, too.
-        try MetaTestSupport.mustRun(["nbdcopy", "nbds+unix:///d0?socket=\(f.socketPath)&tls-psk-file=\(psk)&tls-username=alice",
+        try MetaTestSupport.mustRun(["nbdcopy", "nbds+unix://alice@/d0?socket=\(f.socketPath)&tls-psk-file=\(psk)",
                                      f.dir.file("back2.bin")])
         #expect(FileManager.default.contents(atPath: f.dir.file("back2.bin")) == data)
         // Plain clients are refused, on TCP and on the Unix socket.
@@ -100,7 +100,7 @@ import Testing
         #expect(!(try runCommand(["nbdinfo", "--size", f.uri("d0")])).ok)
         // A wrong key is refused.
         let wrong = try pskFile(f, "wrong.psk")
-        #expect(!(try runCommand(["nbdinfo", "--size", "nbds://127.0.0.1:\(port)/d0?tls-psk-file=\(wrong)&tls-username=alice"])).ok)
+        #expect(!(try runCommand(["nbdinfo", "--size", "nbds://alice@127.0.0.1:\(port)/d0?tls-psk-file=\(wrong)"])).ok)
         #expect(server.isRunning)
         #expect(server.stop() == 0)
     }
@@ -115,7 +115,7 @@ import Testing
         let port = try #require(server.tcpPort, "\(server.log)")
         let plain = try MetaTestSupport.mustRun(["nbdinfo", "--json", "nbd://127.0.0.1:\(port)/d1"])
         #expect(plain.contains("\"is_read_only\": true"), "\(plain)")
-        let tls = try MetaTestSupport.mustRun(["nbdinfo", "--json", "nbds://127.0.0.1:\(port)/d0?tls-psk-file=\(psk)&tls-username=alice"])
+        let tls = try MetaTestSupport.mustRun(["nbdinfo", "--json", "nbds://alice@127.0.0.1:\(port)/d0?tls-psk-file=\(psk)"])
         #expect(tls.contains("\"is_read_only\": false"), "\(tls)")
         #expect(tls.contains("\"TLS\": true"), "\(tls)")
         #expect(server.stop() == 0)

@@ -67,7 +67,7 @@ private func withTLSServer<T>(exports: [any NBDExport], dir: TempDir, mode: NBDT
         let psk = try TLSTestCredentials.pskFile(dir.file("keys.psk"))
         let source = try writeRandomFile(dir.file("src.bin"), size: size)
         try await withTLSServer(exports: [export], dir: dir, mode: .require, credentials: try .psk(file: psk)) { s, port in
-            let uri = "nbds://127.0.0.1:\(port)/vol?tls-psk-file=\(psk)&tls-username=alice"
+            let uri = "nbds://alice@127.0.0.1:\(port)/vol?tls-psk-file=\(psk)"
             let json = try parseJSON(try mustRun(["nbdinfo", "--json", uri]))
             #expect(json["TLS"] as? Bool == true)
             let e = try #require((json["exports"] as? [[String: Any]])?.first)
@@ -79,7 +79,7 @@ private func withTLSServer<T>(exports: [any NBDExport], dir: TempDir, mode: NBDT
             #expect(try readFile(dir.file("vol.img")) == source)
 
             // nbds+unix: TLS on the Unix socket too; a plain client there is refused as well.
-            let unixURI = "nbds+unix:///vol?socket=\(s.socketPath)&tls-psk-file=\(psk)&tls-username=alice"
+            let unixURI = "nbds+unix://alice@/vol?socket=\(s.socketPath)&tls-psk-file=\(psk)"
             #expect(try mustRun(["nbdinfo", "--size", unixURI]).trimmingCharacters(in: .whitespacesAndNewlines) == "\(size)")
             #expect(!(try runCommand(["nbdinfo", "--size", s.uri("vol")])).ok)
 
@@ -97,12 +97,12 @@ private func withTLSServer<T>(exports: [any NBDExport], dir: TempDir, mode: NBDT
         let psk = try TLSTestCredentials.pskFile(dir.file("keys.psk"))
         let wrong = try TLSTestCredentials.pskFile(dir.file("wrong.psk"))  // same user, another key
         try await withTLSServer(exports: [export], dir: dir, mode: .require, credentials: try .psk(file: psk)) { s, port in
-            let bad = try runCommand(["nbdinfo", "--size", "nbds://127.0.0.1:\(port)/vol?tls-psk-file=\(wrong)&tls-username=alice"])
+            let bad = try runCommand(["nbdinfo", "--size", "nbds://alice@127.0.0.1:\(port)/vol?tls-psk-file=\(wrong)"])
             #expect(!bad.ok)
-            let unknownUser = try runCommand(["nbdinfo", "--size", "nbds://127.0.0.1:\(port)/vol?tls-psk-file=\(psk)&tls-username=mallory"])
+            let unknownUser = try runCommand(["nbdinfo", "--size", "nbds://mallory@127.0.0.1:\(port)/vol?tls-psk-file=\(psk)"])
             #expect(!unknownUser.ok)
             // The server is still there for the right key.
-            let good = try mustRun(["nbdinfo", "--size", "nbds://127.0.0.1:\(port)/vol?tls-psk-file=\(psk)&tls-username=alice"])
+            let good = try mustRun(["nbdinfo", "--size", "nbds://alice@127.0.0.1:\(port)/vol?tls-psk-file=\(psk)"])
             #expect(good.trimmingCharacters(in: .whitespacesAndNewlines) == "\(1 << 20)")
         }
     }
@@ -152,7 +152,7 @@ private func withTLSServer<T>(exports: [any NBDExport], dir: TempDir, mode: NBDT
         let export = try FileExport(name: "vol", path: try dir.image("vol.img", size: 2 << 20))
         let psk = try TLSTestCredentials.pskFile(dir.file("keys.psk"))
         try await withTLSServer(exports: [export], dir: dir, mode: .allow, credentials: try .psk(file: psk)) { s, port in
-            let tls = try parseJSON(try mustRun(["nbdinfo", "--json", "nbds://127.0.0.1:\(port)/vol?tls-psk-file=\(psk)&tls-username=alice"]))
+            let tls = try parseJSON(try mustRun(["nbdinfo", "--json", "nbds://alice@127.0.0.1:\(port)/vol?tls-psk-file=\(psk)"]))
             #expect(tls["TLS"] as? Bool == true)
             let plain = try parseJSON(try mustRun(["nbdinfo", "--json", "nbd://127.0.0.1:\(port)/vol"]))
             #expect(plain["TLS"] as? Bool == false)

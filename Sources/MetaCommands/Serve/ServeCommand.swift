@@ -38,7 +38,7 @@ struct ServeCommand: AsyncParsableCommand {
 
         TLS: with --tls-certificates DIR (x509, nbdkit's layout) or --tls-psk FILE (psktool's \
         USERNAME:HEXKEY lines) every NBD client, on the Unix socket and on TCP, must start TLS \
-        (nbds://HOST:PORT/NAME?tls-psk-file=FILE&tls-username=USER, \
+        (nbds://USER@HOST:PORT/NAME?tls-psk-file=FILE, \
         nbds+unix:///NAME?socket=PATH&tls-certificates=DIR); --tls allow lets plain clients in too. \
         --listen on a non-loopback address refuses to start unless TLS is required or --insecure \
         is given.

@@ -94,7 +94,7 @@ public enum ManPages {
         "serve": [("Serve every volume of the set on its Unix socket:", "metactl serve"),
                   ("Also on TCP, plain (loopback only):", "metactl serve --listen 127.0.0.1:10809"),
                   ("On every address, TLS with pre-shared keys required (make keys with psktool -u alice -p keys.psk):",
-                   "metactl serve --listen 0.0.0.0:10809 --tls-psk /etc/metactl/keys.psk\nnbdinfo 'nbds://HOST:10809/d10?tls-psk-file=keys.psk&tls-username=alice'"),
+                   "metactl serve --listen 0.0.0.0:10809 --tls-psk /etc/metactl/keys.psk\nnbdinfo 'nbds://alice@HOST:10809/d10?tls-psk-file=keys.psk'"),
                   ("TLS with x509 certificates (the directory holds ca-cert.pem, server-cert.pem, server-key.pem); only clients with a certificate from that CA:",
                    "metactl serve --listen 0.0.0.0:10809 --tls-certificates /etc/metactl/pki --tls-verify-peer"),
                   ("Image files through the page cache:", "metactl serve --cache writeback")],
