@@ -84,7 +84,9 @@ import Testing
         #expect(server.log.contains("TLS required on the NBD sockets: pre-shared keys from \(psk) (1 user)"), "\(server.log)")
         let port = try #require(server.tcpPort, "\(server.log)")
         let uri = "nbds://alice@127.0.0.1:\(port)/d0?tls-psk-file=\(psk)"
-        let size = 8 << 20
+        let sizeText = try MetaTestSupport.mustRun(["nbdinfo", "--size", uri])
+        let size = try #require(Int(sizeText.trimmingCharacters(in: .whitespacesAndNewlines)), "\(sizeText)")
+        #expect(size > 4 << 20)
         let data = try writeRandomFile(f.dir.file("src.bin"), size: size)
         try MetaTestSupport.mustRun(["nbdcopy", f.dir.file("src.bin"), uri])
         try MetaTestSupport.mustRun(["nbdcopy", uri, f.dir.file("back.bin")])

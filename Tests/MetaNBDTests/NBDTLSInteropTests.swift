@@ -126,6 +126,9 @@ private func withTLSServer<T>(exports: [any NBDExport], dir: TempDir, mode: NBDT
             let plain = try runCommand(["nbdinfo", "--size", "nbd://127.0.0.1:\(port)/vol"])
             #expect(!plain.ok)
             #expect(plain.stderr.contains("TLS"), "nbdinfo said: \(plain.stderr)")
+            // x509 on the Unix socket (libnbd checks the certificate against "localhost").
+            let unixSize = try mustRun(["nbdinfo", "--size", "nbds+unix:///vol?socket=\(s.socketPath)&tls-certificates=\(pki.caOnly)"])
+            #expect(unixSize.trimmingCharacters(in: .whitespacesAndNewlines) == "\(size)")
             // A client that does not trust the server's CA refuses it.
             let other = try TempDir(prefix: "nbd-tls-otherca")
             let otherPKI = try TLSTestCredentials.x509(other)
