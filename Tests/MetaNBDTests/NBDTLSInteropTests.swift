@@ -183,4 +183,20 @@ private func withTLSServer<T>(exports: [any NBDExport], dir: TempDir, mode: NBDT
         }
         #expect(try readFile(dir.file("vol.img")) == (try readFile(dir.file("src.raw"))))
     }
+
+    @Test(.enabled(if: Privileged.runnable(tools: ["qemu-img", "openssl"])))
+    func qemuImgWithX509() async throws {
+        let dir = try TempDir(prefix: "nbd-tls-qemu509")
+        let size = 1 << 20
+        let export = try FileExport(name: "vol", path: try dir.image("vol.img", size: UInt64(size)))
+        let pki = try TLSTestCredentials.x509(dir)
+        try await withTLSServer(exports: [export], dir: dir, mode: .require,
+                                credentials: try .x509(directory: pki.server, verifyPeer: true)) { _, port in
+            // qemu's tls-creds-x509 client directory: ca-cert.pem, client-cert.pem, client-key.pem.
+            let out = try mustRun(["qemu-img", "info", "--output=json",
+                                   "--object", "tls-creds-x509,id=tls0,endpoint=client,dir=\(pki.client)",
+                                   "--image-opts", "driver=nbd,host=127.0.0.1,port=\(port),export=vol,tls-creds=tls0"])
+            #expect(try parseJSON(out)["virtual-size"] as? Int == size)
+        }
+    }
 }
