@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.0"),
     ],
     targets: [
         // C: what Swift cannot import directly (O_DIRECT, block ioctls, aligned allocation).
@@ -45,6 +46,8 @@ let package = Package(
                 dependencies: ["CMetaShim",.product(name: "NIOCore", package: "swift-nio"),
                                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                                .product(name: "NIOPosix", package: "swift-nio"),
+                               .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                               .product(name: "NIOTLS", package: "swift-nio"),
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         .target(name: "MetaControl",
@@ -97,7 +100,9 @@ let package = Package(
                     swiftSettings: strict),
         .testTarget(name: "MetaNBDTests",
                     dependencies: ["MetaTestSupport", "MetaNBD", .product(name: "NIOCore", package: "swift-nio"),
-                                   .product(name: "NIOPosix", package: "swift-nio")],
+                                   .product(name: "NIOPosix", package: "swift-nio"),
+                                   .product(name: "NIOEmbedded", package: "swift-nio"),
+                                   .product(name: "NIOSSL", package: "swift-nio-ssl")],
                     swiftSettings: strict),
         .testTarget(name: "MetaFuzzTests", dependencies: ["MetaTestSupport", "MetaFuzz", "MetaModel", "MetaDB", "MetaDevices", "MetaControl",
                                                          "MetaCommands"],

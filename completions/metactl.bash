@@ -511,9 +511,9 @@ _metactl_import() {
 
 _metactl_serve() {
     repeating_flags=()
-    non_repeating_flags=(--quiet -q --verbose -v --read-only --restore-maps --unmap-on-exit --version -h --help)
-    repeating_options=()
-    non_repeating_options=(-s --set --config-dir --run-dir --socket --listen --cache --metrics)
+    non_repeating_flags=(--quiet -q --verbose -v --tls-verify-peer --insecure --read-only --restore-maps --unmap-on-exit --version -h --help)
+    repeating_options=(--read-only-volume)
+    non_repeating_options=(-s --set --config-dir --run-dir --socket --listen --tls --tls-certificates --tls-psk --cache --metrics)
     __metactl_offer_flags_options -1
 
     # Offer option value completions
@@ -533,11 +533,27 @@ _metactl_serve() {
     '--listen')
         return
         ;;
+    '--tls')
+        __metactl_add_completions -W 'off'$'\n''allow'$'\n''require'
+        return
+        ;;
+    '--tls-certificates')
+        __metactl_add_completions -d
+        return
+        ;;
+    '--tls-psk')
+        __metactl_add_completions -f
+        return
+        ;;
     '--cache')
         __metactl_add_completions -W 'none'$'\n''writeback'
         return
         ;;
     '--metrics')
+        return
+        ;;
+    '--read-only-volume')
+        __metactl_add_completions -W "$(eval 'metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\''')"
         return
         ;;
     esac

@@ -312,6 +312,7 @@ _metactl_import() {
 
 _metactl_serve() {
     local -i ret=1
+    local -ar ___tls=('off' 'allow' 'require')
     local -ar ___cache=('none' 'writeback')
     local -ar arg_specs=(
         '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
@@ -320,12 +321,18 @@ _metactl_serve() {
         '(--quiet -q)'{--quiet,-q}'[Print less.]'
         '(--verbose -v)'{--verbose,-v}'[Print more.]'
         '--socket[Unix socket for NBD (default <run-dir>/<set>.nbd).]:path:'
-        '--listen[Also listen for NBD on TCP HOST\:PORT (no authentication!).]:host\:port:'
+        '--listen[Also listen for NBD on TCP HOST\:PORT. A non-loopback HOST needs TLS (--tls-certificates or --tls-psk) or --insecure.]:host\:port:'
+        '--tls[TLS on the NBD sockets\: off, allow (clients choose) or require (default\: require when --tls-certificates or --tls-psk is given, else off).]:mode:{__metactl_complete "${___tls[@]}"}'
+        '--tls-certificates[x509 TLS\: a directory with server-cert.pem and server-key.pem (and ca-cert.pem for --tls-verify-peer), as for nbdkit.]:dir:_files -/'
+        '--tls-psk[Pre-shared-key TLS\: a psktool file of USERNAME\:HEXKEY lines; only clients holding a key connect.]:file:_files'
+        '--tls-verify-peer[With --tls-certificates\: accept only clients whose certificate ca-cert.pem signed.]'
+        '--insecure[Allow --listen on a non-loopback address without requiring TLS (anyone who reaches it can read and write).]'
         '--cache[Data I/O on the components\: none (O_DIRECT, the default) or writeback (through the page cache; flushes still reach the disk).]:mode:{__metactl_complete "${___cache[@]}"}'
         '--read-only[Export every volume read-only (clients cannot write, trim or zero; resyncs still run).]'
         '--metrics[Export Prometheus metrics\: HOST\:PORT serves GET /metrics; a PATH ending in .prom is rewritten every 10 s (node_exporter'\''s textfile collector).]:host\:port|path:'
         '--restore-maps[Once listening, map again every volume recorded as mapped (metactl map) whose mapping is gone.]'
         '--unmap-on-exit[At shutdown, unmap every mapped volume first (default\: mappings stay and reconnect when a server returns).]'
+        '*--read-only-volume[Export this volume read-only (repeatable); the others stay writable.]:name:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\'')"});_describe -V "" list}'
         '*:names:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\'')"});_describe -V "" list}'
         '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'

@@ -2,6 +2,8 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
+import NIOTLS
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -88,6 +90,8 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private enum Phase {
         case clientFlags
         case options
+        /// NBD_OPT_STARTTLS acknowledged; the TLS handler is added once the option is consumed.
+        case startingTLS
         case transmission
         /// Skipping the payload of an oversized WRITE that was already answered with EINVAL.
         case discarding(remaining: UInt64)
@@ -126,14 +130,21 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private var peakInFlightBytes = 0
     private let mailbox = NBDCompletionMailbox()
     private var attachedExportName: String?
+    /// TLS mode and credentials; nil: NOTLS.
+    private let tls: NBDTLSSettings?
+    /// NBD_OPT_STARTTLS was acknowledged: everything after it goes through TLS.
+    private var tlsStarted = false
+    /// The TLS handshake completed.
+    private var tlsEstablished = false
 
     init(registry: NBDExportRegistry, workers: NBDWorkerPool, limits: NBDConnectionLimits,
-         tracker: NBDConnectionTracker, logger: Logger) {
+         tracker: NBDConnectionTracker, logger: Logger, tls: NBDTLSSettings? = nil) {
         self.registry = registry
         self.workers = workers
         self.limits = limits
         self.tracker = tracker
         self.logger = logger
+        self.tls = tls.flatMap { $0.mode == .off ? nil : $0 }
     }
 
     // MARK: - Channel events
@@ -186,6 +197,22 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         if case .closed = phase { return }
         if let io = error as? IOError, io.errnoCode == ECONNRESET || io.errnoCode == EPIPE {
             logger.info("client connection reset")
+        } else if let ssl = error as? NIOSSLError {
+            switch ssl {
+            case .uncleanShutdown:
+                logger.info("client closed the connection without ending its TLS session")
+            case .handshakeFailed:
+                let why = NBDTLSCredentials.describe(ssl)
+                var hint = ""
+                if case .psk = tls?.credentials.kind, why.contains("BAD_DECRYPT") || why.contains("BAD_RECORD_MAC") {
+                    hint = " (the client's pre-shared key is wrong?)"
+                }
+                logger.notice("TLS handshake failed, disconnecting client: \(why)\(hint)")
+            default:
+                logger.notice("TLS error, disconnecting client: \(NBDTLSCredentials.describe(ssl))")
+            }
+        } else if tlsStarted && !tlsEstablished {
+            logger.notice("TLS handshake failed, disconnecting client: \(NBDTLSCredentials.describe(error))")
         } else {
             logger.warning("connection error: \(error)")
         }
@@ -196,6 +223,11 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let shutdown = event as? NBDShutdownEvent {
             beginShutdown(context: context, drain: shutdown.drain)
+        } else if let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent {
+            tlsEstablished = true
+            let version = (try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self))?.tlsVersion
+            logger.info("TLS session established", metadata: ["tls": "\(version.map { "\($0)" } ?? "?")"])
+            context.fireUserInboundEventTriggered(event)
         } else {
             context.fireUserInboundEventTriggered(event)
         }
@@ -218,7 +250,7 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     private func readsPaused(context: ChannelHandlerContext) -> Bool {
         switch phase {
-        case .clientFlags, .options:
+        case .clientFlags, .options, .startingTLS:
             return false
         case .discarding:
             return shuttingDown
@@ -267,6 +299,8 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
                 step = parseClientFlags(context: context, buffer: &buffer)
             case .options:
                 step = parseOption(context: context, buffer: &buffer)
+            case .startingTLS:
+                step = .stop
             case .transmission:
                 if overLimit || !context.channel.isWritable { step = .stop } else {
                     step = parseRequest(context: context, buffer: &buffer)
@@ -355,6 +389,16 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         buffer.moveReaderIndex(forwardBy: 16)
         guard var data = buffer.readSlice(length: length) else { return .needMore(length) }
         handleOption(context: context, option: option, data: &data)
+        if case .startingTLS = phase {
+            // The client must wait for the ACK before its TLS ClientHello: bytes after the
+            // option are a protocol error (they cannot be handed to the TLS layer as plaintext).
+            guard buffer.readableBytes == 0 else {
+                protocolError(context: context, "data after NBD_OPT_STARTTLS before its reply")
+                return .stop
+            }
+            startTLS(context: context)
+            return .stop
+        }
         switch phase {
         case .options, .transmission: return .consumed
         default: return .stop
@@ -421,6 +465,19 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
             }
             return
         }
+        if let tls, tls.mode == .require, !tlsStarted,
+           option != NBDWire.optStartTLS, option != NBDWire.optAbort {
+            if option == NBDWire.optExportName {
+                // NBD_OPT_EXPORT_NAME cannot be answered with an error: hang up (proto.md FORCEDTLS).
+                logger.notice("client asked for an export without TLS (NBD_OPT_EXPORT_NAME), but TLS is required: disconnecting")
+                closeAfterPendingWrites(context: context)
+            } else {
+                logger.debug("option \(option) refused: TLS is required")
+                sendOptionReply(context: context, option: option, type: NBDWire.repErrTLSReqd,
+                                message: "this server requires TLS: connect with nbds:// (NBD_OPT_STARTTLS) first")
+            }
+            return
+        }
         switch option {
         case NBDWire.optExportName:
             let name = String(decoding: data.readableBytesView, as: UTF8.self)
@@ -461,8 +518,23 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
             handleInfoOrGo(context: context, option: option, data: &data)
 
         case NBDWire.optStartTLS:
-            sendOptionReply(context: context, option: option, type: NBDWire.repErrPolicy,
-                            message: "TLS is not supported by this server")
+            guard tls != nil else {
+                sendOptionReply(context: context, option: option, type: NBDWire.repErrPolicy,
+                                message: "TLS is not enabled on this server (serve --tls-certificates DIR or --tls-psk FILE)")
+                return
+            }
+            guard !tlsStarted else {
+                sendOptionReply(context: context, option: option, type: NBDWire.repErrInvalid,
+                                message: "TLS is already active")
+                return
+            }
+            guard data.readableBytes == 0 else {
+                sendOptionReply(context: context, option: option, type: NBDWire.repErrInvalid,
+                                message: "NBD_OPT_STARTTLS takes no data")
+                return
+            }
+            sendOptionReply(context: context, option: option, type: NBDWire.repAck)
+            phase = .startingTLS
 
         case NBDWire.optStructuredReply:
             guard data.readableBytes == 0 else {
@@ -534,6 +606,27 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         if option == NBDWire.optGo {
             enterTransmission(export: export, size: size, channel: context.channel)
         }
+    }
+
+    /// Sends the ACK of NBD_OPT_STARTTLS in plaintext, then puts a TLS server handler in front
+    /// of this one: the handshake follows, and option haggling goes on inside TLS. Whatever was
+    /// negotiated before is forgotten (a man in the middle could have chosen it).
+    private func startTLS(context: ChannelHandlerContext) {
+        guard let tls else { return }
+        context.flush()  // the ACK reaches the channel's write queue before the TLS handler exists
+        tlsStarted = true
+        structuredReplies = false
+        do {
+            try context.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.credentials.context),
+                                                           position: .before(self))
+        } catch {
+            logger.error("cannot start TLS: \(error)")
+            phase = .closing
+            context.close(promise: nil)
+            return
+        }
+        phase = .options
+        logger.debug("NBD_OPT_STARTTLS: TLS handshake begins")
     }
 
     private func enterTransmission(export: any NBDExport, size: UInt64, channel: any Channel) {
@@ -836,7 +929,7 @@ final class NBDConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler 
         switch phase {
         case .closing, .closed:
             return
-        case .clientFlags, .options:
+        case .clientFlags, .options, .startingTLS:
             phase = .closing
             context.close(promise: nil)
         case .transmission, .discarding, .finishing:

@@ -71,6 +71,8 @@ public final class NBDServer: Sendable {
         public var maxInFlightRequestsPerConnection: Int = 256
         /// Longest option payload accepted during the handshake.
         public var maxOptionLength: Int = 64 << 10
+        /// TLS on both listeners (nil: no TLS, `NBD_OPT_STARTTLS` is refused).
+        public var tls: NBDTLSSettings?
         /// How long ``NBDServer/shutdown(drain:)`` waits for in-flight replies before closing connections.
         public var drainTimeout: TimeAmount = .seconds(30)
 
@@ -269,7 +271,7 @@ public final class NBDServer: Sendable {
 
     private func addConnectionHandlers(to channel: any Channel, limits: NBDConnectionLimits, logger: Logger) throws {
         let handler = NBDConnectionHandler(registry: exports, workers: workers, limits: limits,
-                                           tracker: tracker, logger: logger)
+                                           tracker: tracker, logger: logger, tls: configuration.tls)
         try channel.pipeline.syncOperations.addHandler(handler)
     }
 

@@ -154,7 +154,7 @@ struct NewcomerReviewTests {
 
     // MARK: finding 11: a failed serve start
 
-    /// `serve -s qs q99` and `serve --listen 1.2.3.4:1` fail; the next start must not warn
+    /// `serve -s qs q99` and `serve --listen 1.2.3.4:1 --insecure` fail; the next start must not warn
     /// about an unclean shutdown. The bind error names no API and no errno number.
     @Test(.timeLimit(.minutes(3)))
     func finding11FailedStartKeepsTheCleanFlag() throws {
@@ -173,7 +173,7 @@ struct NewcomerReviewTests {
         #expect(unknown.stderr == "metactl: q99: no such volume in set 'qs'\n")
         // Refused before anything is committed.
         #expect(try generation() == before)
-        let bind = try f.run(["serve", "--listen", "1.2.3.4:1"])
+        let bind = try f.run(["serve", "--listen", "1.2.3.4:1", "--insecure"])
         #expect(bind.status != 0)
         #expect(bind.stderr.hasSuffix("metactl: cannot listen on 1.2.3.4:1: Cannot assign requested address\n"), "\(bind.stderr)")
         #expect(!bind.stderr.contains("bind(") && !bind.stderr.contains("errno"), "\(bind.stderr)")

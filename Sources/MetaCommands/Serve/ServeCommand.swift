@@ -35,6 +35,13 @@ struct ServeCommand: AsyncParsableCommand {
         nbd-client -unix PATH -N NAME /dev/nbd0. NBD has no resize notice: after a grow, \
         reconnect (nbdfuse: remount then `losetup -c`; kernel: nbd-client again; qemu: \
         block_resize).
+
+        TLS: with --tls-certificates DIR (x509, nbdkit's layout) or --tls-psk FILE (psktool's \
+        USERNAME:HEXKEY lines) every NBD client, on the Unix socket and on TCP, must start TLS \
+        (nbds://USER@HOST:PORT/NAME?tls-psk-file=FILE, \
+        nbds+unix:///NAME?socket=PATH&tls-certificates=DIR); --tls allow lets plain clients in too. \
+        --listen on a non-loopback address refuses to start unless TLS is required or --insecure \
+        is given.
         """)
 
     @OptionGroup var global: GlobalOptions
@@ -42,8 +49,32 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Unix socket for NBD (default <run-dir>/<set>.nbd).", valueName: "path"))
     var socket: String?
 
-    @Option(help: ArgumentHelp("Also listen for NBD on TCP HOST:PORT (no authentication!).", valueName: "host:port"))
+    @Option(help: ArgumentHelp(
+        "Also listen for NBD on TCP HOST:PORT. A non-loopback HOST needs TLS (--tls-certificates or --tls-psk) or --insecure.",
+        valueName: "host:port"))
     var listen: String?
+
+    @Option(help: ArgumentHelp(
+        "TLS on the NBD sockets: off, allow (clients choose) or require (default: require when --tls-certificates or --tls-psk is given, else off).",
+        valueName: "mode"))
+    var tls: NBDTLSMode?
+
+    @Option(name: .customLong("tls-certificates"), help: ArgumentHelp(
+        "x509 TLS: a directory with server-cert.pem and server-key.pem (and ca-cert.pem for --tls-verify-peer), as for nbdkit.",
+        valueName: "dir"), completion: .directory)
+    var tlsCertificates: String?
+
+    @Option(name: .customLong("tls-psk"), help: ArgumentHelp(
+        "Pre-shared-key TLS: a psktool file of USERNAME:HEXKEY lines; only clients holding a key connect.",
+        valueName: "file"), completion: .file())
+    var tlsPSK: String?
+
+    @Flag(name: .customLong("tls-verify-peer"),
+          help: "With --tls-certificates: accept only clients whose certificate ca-cert.pem signed.")
+    var tlsVerifyPeer = false
+
+    @Flag(help: "Allow --listen on a non-loopback address without requiring TLS (anyone who reaches it can read and write).")
+    var insecure = false
 
     @Option(help: ArgumentHelp(
         "Data I/O on the components: none (O_DIRECT, the default) or writeback (through the page cache; flushes still reach the disk).",
@@ -67,6 +98,11 @@ struct ServeCommand: AsyncParsableCommand {
           help: "At shutdown, unmap every mapped volume first (default: mappings stay and reconnect when a server returns).")
     var unmapOnExit = false
 
+    @Option(name: .customLong("read-only-volume"), help: ArgumentHelp(
+        "Export this volume read-only (repeatable); the others stay writable.", valueName: "name"),
+            completion: .shellCommand(Completions.volumes))
+    var readOnlyVolumes: [String] = []
+
     @Argument(help: "Volumes to export (default: all).", completion: .shellCommand(Completions.volumes))
     var names: [String] = []
 
@@ -82,6 +118,7 @@ struct ServeCommand: AsyncParsableCommand {
             let pid = (try? pong.decode(PingResult.self).pid).map(String.init) ?? "?"
             throw UserError("set '\(set)' is already served (PID \(pid), control socket \(ctlPath))")
         }
+        let tlsSettings = try Self.tlsSettings(mode: tls, certificates: tlsCertificates, psk: tlsPSK, verifyPeer: tlsVerifyPeer)
         var tcp: (String, Int)? = nil
         if let listen {
             guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
@@ -90,7 +127,10 @@ struct ServeCommand: AsyncParsableCommand {
             }
             var host = String(listen[..<colon])
             if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-            if !(host.hasPrefix("127.") || host == "::1" || host == "localhost") {
+            if !(host.hasPrefix("127.") || host == "::1" || host == "localhost") && tlsSettings?.mode != .require {
+                guard insecure else {
+                    throw UserError("--listen \(listen) is not a loopback address and TLS is not required: give --tls-certificates DIR or --tls-psk FILE (TLS is then required), or --insecure to serve it without TLS", code: .invalidArgument)
+                }
                 logger.warning("NBD on \(listen) is not loopback: NBD has no authentication; every host that can reach it can \(readOnlyExports ? "list and read" : "list, read and write") every volume of set '\(set)'\(readOnlyExports ? "" : " (--read-only exports them read-only)")")
             }
             tcp = (host, port)
@@ -104,7 +144,7 @@ struct ServeCommand: AsyncParsableCommand {
         for line in db.skippedWhileLoading { logger.warning("state database: skipped \(line)") }
         for d in db.missingDevices { logger.error("device \(d.lastPath) (\(d.uuid)) is missing") }
         // Validate before anything is committed: a start refused here leaves the clean flag alone.
-        for n in names where db.config.volume(named: n) == nil {
+        for n in names + readOnlyVolumes where db.config.volume(named: n) == nil {
             db.close()
             throw UserError("\(n): no such volume in set '\(set)'", code: .notFound)
         }
@@ -126,12 +166,13 @@ struct ServeCommand: AsyncParsableCommand {
         let exportCache = Mutex<[String: VolumeExport]>([:])
         let readOnly = !writable || readOnlyExports
         let serveMetrics = metricsTarget.map { _ in ServeMetrics(set: set) }
+        let readOnlyNames = Set(readOnlyVolumes)
         let lookup: @Sendable (String) -> (any NBDExport)? = { name in
             guard filter.isEmpty || filter.contains(name), let v = try? manager.openEngine(name) else { return nil }
             return exportCache.withLock { c in
                 if let e = c[name], e.volume === v { return e }
                 let rec = manager.config.volume(named: name)
-                let e = VolumeExport(volume: v, readOnly: readOnly,
+                let e = VolumeExport(volume: v, readOnly: readOnly || readOnlyNames.contains(name),
                                      description: "\(rec?.type.rawValue ?? "") volume \(name) of set \(set)",
                                      stats: serveMetrics?.stats(volume: name))
                 c[name] = e
@@ -144,6 +185,10 @@ struct ServeCommand: AsyncParsableCommand {
         var nbdConfig = NBDServer.Configuration(unixSocketPath: socket ?? "\(runDir)/\(set).nbd")
         if socket == nil && tcp != nil && listen != nil { nbdConfig.unixSocketPath = "\(runDir)/\(set).nbd" }
         if let tcp { nbdConfig.tcpHost = tcp.0; nbdConfig.tcpPort = tcp.1 }
+        nbdConfig.tls = tlsSettings
+        if let tlsSettings {
+            logger.info("TLS \(tlsSettings.mode == .require ? "required" : "offered") on the NBD sockets: \(tlsSettings.credentials.summary)")
+        }
         let server = NBDServer(configuration: nbdConfig, exports: registry, logger: logger)
         manager.openCountProvider = { server.openConnections(toExport: $0) }
         // After create/clear: forget the exports of engines that are gone, and close the
@@ -265,6 +310,40 @@ struct ServeCommand: AsyncParsableCommand {
 }
 
 extension CacheMode: ExpressibleByArgument {}
+extension NBDTLSMode: ExpressibleByArgument {}
+
+extension ServeCommand {
+    /// The TLS settings the options ask for (nil: no TLS); every inconsistency is one line.
+    static func tlsSettings(mode: NBDTLSMode?, certificates: String?, psk: String?,
+                            verifyPeer: Bool) throws -> NBDTLSSettings? {
+        if certificates != nil && psk != nil {
+            throw UserError("--tls-certificates and --tls-psk exclude each other: choose x509 certificates or pre-shared keys", code: .invalidArgument)
+        }
+        if verifyPeer && certificates == nil {
+            throw UserError("--tls-verify-peer needs --tls-certificates DIR (its ca-cert.pem checks the clients' certificates)", code: .invalidArgument)
+        }
+        let effective = mode ?? (certificates != nil || psk != nil ? .require : .off)
+        if effective == .off {
+            if certificates != nil || psk != nil {
+                throw UserError("--tls off with \(certificates != nil ? "--tls-certificates" : "--tls-psk"): the credentials would not be used (drop one of them)", code: .invalidArgument)
+            }
+            return nil
+        }
+        let credentials: NBDTLSCredentials
+        do {
+            if let certificates {
+                credentials = try NBDTLSCredentials.x509(directory: certificates, verifyPeer: verifyPeer)
+            } else if let psk {
+                credentials = try NBDTLSCredentials.psk(file: psk)
+            } else {
+                throw UserError("--tls \(effective.rawValue) needs credentials: --tls-certificates DIR or --tls-psk FILE", code: .invalidArgument)
+            }
+        } catch let e as NBDTLSError {
+            throw UserError(e.description, code: .invalidArgument)
+        }
+        return NBDTLSSettings(mode: effective, credentials: credentials)
+    }
+}
 
 extension ServeCommand {
     /// One line for systemd's STATUS=: the volumes and what is not Okay.
