@@ -99,8 +99,15 @@ extension RAID5Volume {
         }
         progress.withLock { $0 = nil }
         if !parityRepairPending, volumeRecord()?.writeLog?.repairPending == true {
-            // Every region repaired: replays vouch for the dirty regions again.
-            _ = try? context.store.apply(.writeLogRepaired(volume: name))
+            // Every region repaired: replays vouch for the dirty regions again, once the
+            // repaired parity is durable (after a power loss that lost it, a replay of the
+            // newer records alone would otherwise be trusted over a torn line).
+            do {
+                try flush()
+                try context.store.apply(.writeLogRepaired(volume: name))
+            } catch {
+                context.logger.error("\(name): the parity repair could not be made durable: \(error); the dirty regions stay untrusted")
+            }
         }
         context.logger.info("\(name): parity repair done")
     }

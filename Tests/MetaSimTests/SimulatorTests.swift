@@ -38,6 +38,7 @@ struct SimulatorTests {
         (75004882, "a volume whose devices were all absent took 512-byte sectors: its 4096-byte-sector export accepted a misaligned write"),
         (77015413, "a copy whose source failed a write: the next write of a line whose parity it held, data only, left the target's parity stale"),
         (79015496, "(model) a crash planned before the end may cut off the final check's commit"),
+        (96083984, "write log: a parity repair committed 'replays vouch again' before its parity was flushed; a power loss brought the torn parity back"),
     ]
 
     @Test("seeds that once found bugs", arguments: regressions.map(\.0))
