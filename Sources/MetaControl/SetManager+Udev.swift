@@ -48,7 +48,18 @@ extension SetManager {
         case .stale(_, let line):
             said.append("\(v.name): column \(c): \(line)")
         case .member:
-            if state == .unavailable {
+            if state == .unavailable, v.columns[c].staleRegions != nil, v.resync == nil,
+               label.epoch == db.config.device(label.deviceUUID)?.epoch ?? 0 {
+                // The same device, not served anywhere since it went away (its freshness
+                // stamp is the one the set expects): only what was written meanwhile is
+                // rebuilt, as md's re-add with a write-intent bitmap.
+                do {
+                    let n = try rebuildReturned(v.name, column: c)
+                    said.append("\(v.name): \(node), the device of column \(c) (Unavailable since it went away), is back: rebuilding the \(n) region(s) written while it was away")
+                } catch {
+                    said.append("\(v.name): \(node), the device of column \(c) (Unavailable), is back but cannot be re-enabled now (\(error)); later: \(hint)")
+                }
+            } else if state == .unavailable {
                 // It was removed, not failing: it comes back into use (regenerated).
                 do {
                     _ = try replace(ReplaceRequest(name: v.name, old: node, new: nil))
@@ -62,5 +73,17 @@ extension SetManager {
         }
         for line in said { logger.warning("\(line)") }
         return said
+    }
+
+    /// Rebuilds the returned device of `Unavailable` column `c` in place over the regions
+    /// written while it was away (``SetEvent/deviceReturned(volume:column:)``); returns how
+    /// many regions that is.
+    private func rebuildReturned(_ name: String, column c: Int) throws -> Int {
+        opLockAcquire(); defer { opLockRelease() }
+        guard let engine = try openEngine(name) as? RAID5Volume else { throw OperationError("\(name): not a RAID-5 engine", code: .internal) }
+        try db.apply(.deviceReturned(volume: name, column: c))
+        try engine.reload()
+        engine.startResync()
+        return db.config.volume(named: name)?.resync?.regions?.count ?? 0
     }
 }

@@ -60,7 +60,7 @@ extension RAID5Volume {
         let rt = runtime.read { $0 }
         let il = rt.layout.interlaceBlocks
         var add: [LostRange] = []
-        for r in rt.unrepairedRegions.sorted() {
+        for r in rt.unrepairedRegions.sorted() where rt.rebuildRegions?.contains(r) ?? true {
             let first = max(fromLine, r * rt.linesPerRegion)
             let end = min(rt.layout.lineCount, (r + 1) * rt.linesPerRegion)
             if first < end { add.append(LostRange(column: column, start: first * il, count: (end - first) * il)) }

@@ -136,9 +136,20 @@ extension RAID5Volume {
         context.logger.info("\(name): \(kind.rawValue) resync from line \(line) of \(total)")
         var outcome: ResyncOutcome = .completed
         var slot = 0
+        // A returned device is rebuilt over the regions written while it was away only.
+        let only = kind == .regenerate ? runtime.read({ rt in rt.rebuildRegions.map { ($0, rt.linesPerRegion) } }) : nil
+        if let only { context.logger.info("\(name): rebuilding \(only.0.count) region(s) written while the device was away") }
         while line < total {
             if stopping { outcome = .stopped; break }
-            let end = min(total, line + stepLines())
+            var end = min(total, line + stepLines())
+            if let (regions, perRegion) = only {
+                let r = line / perRegion
+                if !regions.contains(r) {
+                    line = regions.filter { $0 > r }.min().map { min(total, $0 * perRegion) } ?? total
+                    continue
+                }
+                end = min(end, (r + 1) * perRegion)
+            }
             for l in line..<end { locks.lock(l) }
             let step = prepareLines(line, end, scratch: scratch, slot: slot, drain: drain)
             var previous = drain()

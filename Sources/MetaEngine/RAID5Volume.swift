@@ -35,6 +35,9 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         /// RAID-6: further columns rebuilt in the same pass (same progress).
         var moreResync: [Int] = []
         var rebuiltBelow: UInt64 = 0
+        /// A regeneration of a returned device: the dirty regions it is rebuilt over (its
+        /// lines elsewhere are current, above `rebuiltBelow` too); nil: every line.
+        var rebuildRegions: Set<UInt64>?
         /// Copy resync: the column being copied, its new device, and how far (foreground
         /// writes to lines below are mirrored to the target).
         var copy: CopyTarget?
@@ -55,6 +58,11 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         func othersErred(_ c: Int) -> Bool {
             columns.indices.filter { i in i != c && (columns[i].state.isErred || columns[i].state == .resyncing) }.count
                 >= layout.parityCount
+        }
+        /// Whether the regeneration in progress rebuilds `line` (every line, unless it
+        /// rebuilds a returned device's ``rebuildRegions`` only).
+        func rebuilds(line: UInt64) -> Bool {
+            rebuildRegions.map { $0.contains(line / linesPerRegion) } ?? true
         }
         /// The columns whose P and Q a line has: `[p]`, or `[p, q]` for RAID-6.
         func parityColumns(line: UInt64) -> ParityUnits {
@@ -153,6 +161,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
                 rt.resyncColumn = r.column
                 rt.moreResync = (r.more ?? []).map(\.column)
                 rt.rebuiltBelow = lines
+                rt.rebuildRegions = r.regions.map(Set.init)
             case .copy:
                 if let c = r.column, let t = r.target, let d = context.devices(t), let rec = config.device(t) {
                     // Lines of dirty regions may have been torn on the source and the target
@@ -218,7 +227,8 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             return ColumnHealth.lastErredIsOrdinary(othersErred: rt.othersErred(c)) ? .ok : .suspect
         case .maintenance, .unavailable: return .missing
         case .resyncing:
-            return (rt.resyncColumn == c || rt.moreResync.contains(c)) && line < rt.rebuiltBelow ? .ok : .missing
+            guard rt.resyncColumn == c || rt.moreResync.contains(c) else { return .missing }
+            return line < rt.rebuiltBelow || !rt.rebuilds(line: line) ? .ok : .missing
         }
     }
 

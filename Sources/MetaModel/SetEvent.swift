@@ -72,6 +72,11 @@ public enum SetEvent: Sendable, Equatable {
     case lastErredEnabled(volume: String, column: Int)
     /// `replace NAME --enable DEV` of an erred column: rebuild it in place.
     case enableRegenerate(volume: String, column: Int)
+    /// The device of an `Unavailable` column came back (udev `add`), proven by its label to
+    /// be the same device and not served anywhere since: it is rebuilt in place over the
+    /// regions written while it was away (``ComponentRecord/staleRegions``), or over every
+    /// line when those were not tracked.
+    case deviceReturned(volume: String, column: Int)
     /// `replace NAME OLD NEW` with OLD readable: copy it to `target` (a device already in the
     /// configuration); redundancy is kept.
     case copyBegun(volume: String, column: Int, target: UUID)

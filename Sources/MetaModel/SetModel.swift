@@ -25,6 +25,8 @@ public enum SetModel {
             }
             let prior = cfg.volumes[vi].columns[column].state
             cfg.volumes[vi].columns[column].state = state
+            cfg.volumes[vi].columns[column].staleRegions = state == .unavailable && prior == .okay
+                ? cfg.volumes[vi].regionsTrackableWhileAway : nil
             if prior == .resyncing, let r = cfg.volumes[vi].resync, r.kind == .regenerate, r.rebuiltColumns.contains(column) {
                 cfg.volumes[vi].resync = r.dropping(column: column)
             }
@@ -33,7 +35,9 @@ public enum SetModel {
         case .columnsMissing(let name, let columns, let dropCopy):
             guard let vi = cfg.volumeIndex(named: name) else { return [] }
             for c in columns where cfg.volumes[vi].columns.indices.contains(c) && !cfg.volumes[vi].columns[c].state.isErred {
+                let prior = cfg.volumes[vi].columns[c].state
                 cfg.volumes[vi].columns[c].state = .unavailable
+                cfg.volumes[vi].columns[c].staleRegions = prior == .okay ? cfg.volumes[vi].regionsTrackableWhileAway : nil
                 if let r = cfg.volumes[vi].resync, r.kind == .regenerate, r.rebuiltColumns.contains(c) {
                     cfg.volumes[vi].resync = r.dropping(column: c)
                 }
@@ -73,6 +77,11 @@ public enum SetModel {
         case .dirtyRegions(let name, let regions):
             guard let vi = cfg.volumeIndex(named: name) else { return [] }
             cfg.volumes[vi].dirtyRegions = regions.sorted()
+            // A region dirty now may be written while a column is away: it is stale there.
+            for c in cfg.volumes[vi].columns.indices {
+                guard cfg.volumes[vi].columns[c].state == .unavailable, let stale = cfg.volumes[vi].columns[c].staleRegions else { continue }
+                cfg.volumes[vi].columns[c].staleRegions = Set(stale).union(regions).sorted()
+            }
             return []
 
         case .lostBlocks(let name, let ranges):
@@ -116,6 +125,7 @@ public enum SetModel {
             col.hotSpare = nil
             col.device = target
             col.state = .resyncing
+            col.staleRegions = nil
             cfg.volumes[vi].columns[c] = col
             cfg.volumes[vi].resync = ResyncCheckpoint(kind: .regenerate, column: c, target: target,
                                                       doneBlocks: done, totalBlocks: cfg.volumes[vi].columnBlocks)
@@ -132,8 +142,25 @@ public enum SetModel {
         case .enableRegenerate(let name, let c):
             let vi = try column(name, c, in: cfg)
             cfg.volumes[vi].columns[c].state = .resyncing
+            cfg.volumes[vi].columns[c].staleRegions = nil
             cfg.volumes[vi].resync = ResyncCheckpoint(kind: .regenerate, column: c, target: cfg.volumes[vi].columns[c].activeDevice,
                                                       totalBlocks: cfg.volumes[vi].columnBlocks)
+            return []
+
+        case .deviceReturned(let name, let c):
+            let vi = try column(name, c, in: cfg)
+            let col = cfg.volumes[vi].columns[c]
+            guard col.state == .unavailable, col.hotSpare == nil else {
+                throw ModelError(.invalidState, "\(name): column \(c) is \(col.state.rawValue)\(col.hotSpare == nil ? "" : " on a hot spare"); only an Unavailable column's own device returns")
+            }
+            if let r = cfg.volumes[vi].resync {
+                throw ModelError(.inUse, "\(name): a \(r.kind.rawValue) is in progress; the returned device is rebuilt once it has finished")
+            }
+            var r = ResyncCheckpoint(kind: .regenerate, column: c, target: col.device, totalBlocks: cfg.volumes[vi].columnBlocks)
+            r.regions = col.staleRegions
+            cfg.volumes[vi].columns[c].state = .resyncing
+            cfg.volumes[vi].columns[c].staleRegions = nil
+            cfg.volumes[vi].resync = r
             return []
 
         case .copyBegun(let name, let c, let target):
@@ -151,6 +178,7 @@ public enum SetModel {
             col.device = target
             col.hotSpare = nil
             col.state = .resyncing
+            col.staleRegions = nil
             cfg.volumes[vi].columns[c] = col
             cfg.volumes[vi].resync = ResyncCheckpoint(kind: .regenerate, column: c, target: target,
                                                       totalBlocks: cfg.volumes[vi].columnBlocks)
@@ -161,6 +189,7 @@ public enum SetModel {
             cfg.setSpareState(spare, .inUse)
             cfg.volumes[vi].columns[c].hotSpare = spare
             cfg.volumes[vi].columns[c].state = .resyncing
+            cfg.volumes[vi].columns[c].staleRegions = nil
             cfg.volumes[vi].resync = ResyncCheckpoint(kind: .regenerate, column: c, target: spare,
                                                       totalBlocks: cfg.volumes[vi].columnBlocks)
             return []
@@ -200,8 +229,11 @@ public enum SetModel {
                 col.hotSpare = nil
             }
             col.state = .resyncing
+            col.staleRegions = nil
             cfg.volumes[vi].columns[c] = col
             cfg.volumes[vi].resync?.more = [RebuildTarget(column: c, target: target)]
+            // Both columns are rebuilt over every line (the joining one has no current data).
+            cfg.volumes[vi].resync?.regions = nil
             return dropped.flatMap { cfg.retire($0, .now) }
 
         case .checkBegun(let name, let repair, let total, let at):
@@ -265,6 +297,8 @@ public enum SetModel {
                 throw ModelError(.inUse, "\(name): a check is running; stop it with `metactl check \(name) --stop`, or grow once it has finished")
             }
             cfg.volumes[vi].pendingGrow = PendingGrow(devices: devices, totalBlocks: cfg.volumes[vi].columnBlocks)
+            // A grow moves every line: a column away now needs a full rebuild.
+            for c in cfg.volumes[vi].columns.indices { cfg.volumes[vi].columns[c].staleRegions = nil }
             return []
 
         case .growCheckpoint(let name, let devices, let zeroed):
@@ -332,6 +366,7 @@ public enum SetModel {
             if let di = cfg.devices.firstIndex(where: { $0.uuid == target }) { cfg.devices[di].role = .component }
         }
         col.state = .okay
+        col.staleRegions = nil
         cfg.volumes[vi].columns[c] = col
         cfg.volumes[vi].resync = nil
         return retired.flatMap { cfg.retire($0, .whenIdle) }

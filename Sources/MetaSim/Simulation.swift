@@ -134,6 +134,11 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         finalPhase = true
         for d in devices { d.heal() }
         restart(after: .kill)
+        if let rec = record, rec.resync == nil, db?.quorum.writable == true, !fate.dead,
+           let c = rec.columns.indices.first(where: { rec.columns[$0].state == .unavailable && rec.columns[$0].staleRegions != nil && rec.columns[$0].hotSpare == nil }),
+           rec.columns.filter({ $0.state != .okay }).count <= rec.type.parityCount {
+            returnDevice(column: c)
+        }
         runBackground(all: true)
         checkOkayReadsBack()
         finalCheck()
@@ -999,6 +1004,11 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         let c = erred.first ?? rng.below(rec.columns.count)
         let col = rec.columns[c]
         if col.state == .lastErred { clientRead(); return }
+        // The device of an Unavailable column comes back (the udev `add` that `serve` gets).
+        if col.state == .unavailable, col.staleRegions != nil, col.hotSpare == nil, rng.chance(0.5) {
+            returnDevice(column: c)
+            return
+        }
         // RAID-6 with two failed columns: both rebuilt in one pass, one time in two.
         if erred.count == 2, erred.allSatisfy({ rec.columns[$0].state == .maintenance || rec.columns[$0].state == .unavailable }),
            rng.chance(0.5) {
@@ -1010,6 +1020,23 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         } else {
             replace(column: c, .newDevice)
         }
+    }
+
+    /// The device of `Unavailable` column `c` comes back, as a udev `add` event that
+    /// `serve` proves to be the same device: it is rebuilt over the regions written while
+    /// it was away (`SetManager.blockDeviceEvent`). Returns whether the rebuild started.
+    @discardableResult
+    func returnDevice(column c: Int) -> Bool {
+        guard let db, let rec = record, let e = engine, let d = db.device(rec.columns[c].device) as? SimDevice else { return false }
+        count("device-returned")
+        d.gone = false
+        note("\(d.path) (column \(c)) comes back: rebuild the regions written while it was away \(rec.columns[c].staleRegions ?? [])")
+        do {
+            try db.apply(.deviceReturned(volume: name, column: c))
+            try e.reload()
+            e.startResync()
+            return true
+        } catch { note("  failed: \(error)"); return false }
     }
 
     /// How ``replace(column:_:)`` replaces.

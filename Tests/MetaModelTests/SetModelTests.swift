@@ -611,3 +611,99 @@ struct TwoTargetTransitionTests {
         #expect(f.config.volumes[0].columns[3].state == .maintenance && f.config.volumes[0].columns[3].hotSpare == nil)
     }
 }
+
+@Suite("Re-add of a returned device (regions written while it was away)")
+struct DeviceReturnedTests {
+    @Test func anOkayColumnThatGoesAwayStartsTrackingWithTheDirtyRegions() throws {
+        var f = Fixture()
+        try f.apply(.dirtyRegions(volume: "d10", regions: [3, 1]))
+        try f.apply(.columnFailed(volume: "d10", column: 2, state: .unavailable))
+        #expect(f.vol.columns[2].staleRegions == [1, 3], "writes in flight when it went away may have missed it")
+        try f.apply(.dirtyRegions(volume: "d10", regions: [7]))
+        try f.apply(.dirtyRegions(volume: "d10", regions: []))
+        #expect(f.vol.columns[2].staleRegions == [1, 3, 7], "cleaning a region does not make the away column current")
+        #expect(f.vol.columns[0].staleRegions == nil, "present columns track nothing")
+    }
+
+    @Test func onlyAnOkayColumnThatGoesMissingIsTracked() throws {
+        var f = Fixture(states: [.okay, .maintenance, .okay, .okay])
+        try f.apply(.columnsMissing(volume: "d10", columns: [0, 1], dropCopy: false))
+        #expect(f.vol.columns[0].state == .unavailable)
+        #expect(f.vol.columns[0].staleRegions == [], "tracked from an Okay column with nothing dirty")
+        #expect(f.vol.columns[1].staleRegions == nil, "a Maintenance column stays Maintenance and untracked")
+        try f.apply(.columnFailed(volume: "d10", column: 0, state: .maintenance))
+        #expect(f.vol.columns[0].staleRegions == nil, "an I/O failure needs a full rebuild")
+    }
+
+    @Test func workThatWritesOutsideTheLogIsNotTrackable() throws {
+        var f = Fixture()
+        f.config.volumes[0].resync = ResyncCheckpoint(kind: .initialize, totalBlocks: 1 << 20)
+        try f.apply(.columnFailed(volume: "d10", column: 1, state: .unavailable))
+        #expect(f.vol.columns[1].staleRegions == nil, "parity initialisation writes every line")
+
+        var g = Fixture()
+        try g.apply(.columnFailed(volume: "d10", column: 1, state: .unavailable))
+        #expect(g.vol.columns[1].staleRegions == [])
+        g.addDevice("n0", role: .unused)
+        try g.apply(.growBegun(volume: "d10", devices: [u("n0")]))
+        #expect(g.vol.columns[1].staleRegions == nil, "a grow moves every line")
+    }
+
+    @Test func theReturnedDeviceIsRebuiltOverItsRegionsOnly() throws {
+        var f = Fixture()
+        try f.apply(.columnFailed(volume: "d10", column: 3, state: .unavailable))
+        try f.apply(.dirtyRegions(volume: "d10", regions: [2, 5]))
+        try f.apply(.deviceReturned(volume: "d10", column: 3))
+        #expect(f.vol.columns[3].state == .resyncing)
+        #expect(f.vol.columns[3].staleRegions == nil)
+        #expect(f.vol.resync?.kind == .regenerate)
+        #expect(f.vol.resync?.column == 3)
+        #expect(f.vol.resync?.target == u("d3"), "rebuilt in place, on its own device")
+        #expect(f.vol.resync?.regions == [2, 5])
+        try f.apply(.resyncFinished(volume: "d10", kind: .regenerate))
+        #expect(f.vol.columns[3] == ComponentRecord(device: u("d3"), state: .okay))
+        #expect(f.vol.resync == nil)
+    }
+
+    @Test func anUntrackedReturnIsAFullRebuild() throws {
+        var f = Fixture(states: [.okay, .okay, .unavailable, .okay])
+        try f.apply(.deviceReturned(volume: "d10", column: 2))
+        #expect(f.vol.resync?.regions == nil)
+        #expect(f.vol.columns[2].state == .resyncing)
+    }
+
+    @Test func deviceReturnedRefusals() throws {
+        var f = Fixture(states: [.okay, .maintenance, .okay, .okay])
+        let before = f.config
+        #expect(throws: ModelError.self) { try f.apply(.deviceReturned(volume: "d10", column: 1)) }
+        #expect(throws: ModelError.self) { try f.apply(.deviceReturned(volume: "d10", column: 0)) }
+        #expect(throws: ModelError.self) { try f.apply(.deviceReturned(volume: "d10", column: 9)) }
+        #expect(f.config == before)
+
+        var g = Fixture()
+        try g.apply(.columnFailed(volume: "d10", column: 1, state: .unavailable))
+        try g.apply(.spareTaken(volume: "d10", column: 1, spare: u("s0")))
+        #expect(g.vol.columns[1].staleRegions == nil, "a spare stands in: the old device is not current anywhere")
+        #expect(throws: ModelError.self) { try g.apply(.deviceReturned(volume: "d10", column: 1)) }
+
+        var h = Fixture(states: [.okay, .unavailable, .okay, .maintenance])
+        h.config.volumes[0].columns[1].staleRegions = [4]
+        try h.apply(.enableRegenerate(volume: "d10", column: 3))
+        let during = h.config
+        #expect(throws: ModelError.self) { try h.apply(.deviceReturned(volume: "d10", column: 1)) }
+        #expect(h.config == during, "a resync in progress: refused, nothing changed")
+    }
+
+    @Test func aJoiningColumnMakesTheRebuildFull() throws {
+        var f = Fixture()
+        f.config.volumes[0].type = .raid6
+        try f.apply(.columnFailed(volume: "d10", column: 0, state: .unavailable))
+        try f.apply(.dirtyRegions(volume: "d10", regions: [1]))
+        try f.apply(.deviceReturned(volume: "d10", column: 0))
+        #expect(f.vol.resync?.regions == [1])
+        try f.apply(.columnFailed(volume: "d10", column: 2, state: .maintenance))
+        f.addDevice("n0")
+        try f.apply(.regenerationJoined(volume: "d10", column: 2, target: u("n0"), spare: false))
+        #expect(f.vol.resync?.regions == nil, "the joining column has no current data anywhere")
+    }
+}

@@ -34,6 +34,11 @@ public struct ComponentRecord: Codable, Sendable, Equatable {
     public var state: ComponentState
     /// A hot spare currently standing in for this slot's device, if any.
     public var hotSpare: UUID?
+    /// While the column is `Unavailable` after its device went away from an `Okay` column:
+    /// every dirty region of the volume since then (md's write-intent bitmap), so that the
+    /// same device coming back is rebuilt over these regions only. Nil: not tracked (the
+    /// column needs a full rebuild). Absent in older encodings.
+    public var staleRegions: [UInt64]? = nil
 
     public init(device: UUID, state: ComponentState = .okay, hotSpare: UUID? = nil) {
         self.device = device; self.state = state; self.hotSpare = hotSpare
@@ -82,6 +87,10 @@ public struct ResyncCheckpoint: Codable, Sendable, Equatable {
     /// RAID-6: further columns this regeneration rebuilds in the same pass, each onto its
     /// target (nil or empty: none). Absent in older encodings.
     public var more: [RebuildTarget]? = nil
+    /// A regeneration of the returning device of an `Unavailable` column: only the lines of
+    /// these dirty regions are rebuilt, the rest of the column is current (nil: every line).
+    /// Absent in older encodings.
+    public var regions: [UInt64]? = nil
     public init(kind: ResyncKind, column: Int? = nil, target: UUID? = nil, source: UUID? = nil,
                 doneBlocks: UInt64 = 0, totalBlocks: UInt64) {
         self.kind = kind; self.column = column; self.target = target; self.source = source
@@ -201,4 +210,16 @@ public struct LostRange: Codable, Sendable, Equatable, Hashable {
     public var count: UInt64
     public init(column: Int, start: UInt64, count: UInt64) { self.column = column; self.start = start; self.count = count }
     public var end: UInt64 { start + count }
+}
+
+extension VolumeRecord {
+    /// What a column that goes away now starts its ``ComponentRecord/staleRegions`` with: the
+    /// regions dirty now (writes in flight may have missed it). Nil when the volume has no
+    /// dirty-region log or when work that writes outside it runs (parity initialisation, a
+    /// grow's zeroing, a check that may repair): the column then needs a full rebuild.
+    public var regionsTrackableWhileAway: [UInt64]? {
+        guard type.hasColumns, pendingGrow == nil, check?.running != true else { return nil }
+        if let r = resync, r.kind == .initialize || r.kind == .zeroing { return nil }
+        return dirtyRegions
+    }
 }
