@@ -43,6 +43,9 @@ public struct StatusReport: Codable, Sendable, Equatable {
         public var target: String?
         /// RAID-6: the devices of further columns rebuilt in the same pass (empty: none).
         public var moreTargets: [String] = []
+        /// A returned device's rebuild: how many dirty regions (written while it was away)
+        /// it covers; nil: every line.
+        public var regions: Int? = nil
         public init(kind: String, percent: Double, bytesPerSecond: Double, secondsLeft: Double? = nil,
                     source: String? = nil, target: String? = nil) {
             self.kind = kind; self.percent = percent; self.bytesPerSecond = bytesPerSecond; self.secondsLeft = secondsLeft
@@ -90,8 +93,12 @@ public struct StatusReport: Codable, Sendable, Equatable {
         public var present: Bool
         /// Size of the device in bytes.
         public var sizeBytes: UInt64
-        public init(device: String, uuid: String, startBlock: UInt64, hasReplica: Bool, state: String, hotSpare: String? = nil, present: Bool, sizeBytes: UInt64) {
+        /// An `Unavailable` column whose device went away: how many regions were written
+        /// since (only those are rebuilt when the same device comes back); nil: not tracked.
+        public var staleRegions: Int? = nil
+        public init(device: String, uuid: String, startBlock: UInt64, hasReplica: Bool, state: String, hotSpare: String? = nil, present: Bool, sizeBytes: UInt64, staleRegions: Int? = nil) {
             self.device = device; self.uuid = uuid; self.startBlock = startBlock; self.hasReplica = hasReplica; self.state = state; self.hotSpare = hotSpare; self.present = present; self.sizeBytes = sizeBytes
+            self.staleRegions = staleRegions
         }
     }
     /// A volume's mapping to a block device (`metactl map`).
@@ -205,7 +212,7 @@ extension StatusReport {
             return Component(device: path(c.device), uuid: c.device.uuidString, startBlock: d?.dataStartBlock ?? 0,
                              hasReplica: (d?.replicaCount ?? 0) > 0, state: c.state.rawValue,
                              hotSpare: c.hotSpare.map(path), present: present(c.activeDevice),
-                             sizeBytes: d?.sizeBytes ?? 0)
+                             sizeBytes: d?.sizeBytes ?? 0, staleRegions: c.staleRegions?.count)
         }
         var vols: [VolumeStatus] = []
         for recorded in config.volumes where names.isEmpty || names.contains(recorded.name) {
@@ -243,6 +250,7 @@ extension StatusReport {
             if let cp = v.resync, cp.kind == .copy || cp.kind == .regenerate {
                 resync?.target = cp.target.map(path)
                 resync?.moreTargets = (cp.more ?? []).map { path($0.target) }
+                resync?.regions = cp.regions?.count
                 if cp.kind == .copy {
                     resync?.source = cp.source.map(path) ?? cp.column.flatMap { v.columns.indices.contains($0) ? path(v.columns[$0].activeDevice) : nil }
                 }

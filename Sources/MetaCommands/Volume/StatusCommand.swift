@@ -73,7 +73,9 @@ struct StatusCommand: ParsableCommand {
         a state database replica); "state" ("Okay", "Initializing", "Resyncing", \
         "Maintenance", "Last Erred" or "Unavailable"); "hotSpare" (string or null: path of \
         the spare standing in); "present" (bool: found when the set was opened); \
-        "sizeBytes" (int: size of the device).
+        "sizeBytes" (int: size of the device); "staleRegions" (int or null: an Unavailable \
+        column whose device went away, the dirty regions written since; only those are \
+        rebuilt when the same device comes back; null: not tracked, a full rebuild).
 
         row: "interlaceBytes" (int: 512 for a concat row); "sizeBytes" (int: the row's \
         share of the volume); "components" (array of component).
@@ -97,7 +99,8 @@ struct StatusCommand: ParsableCommand {
         (string or null: the device a copy reads, the old one or the hot spare standing in \
         for it); "target" (string or null: the device a copy or regeneration writes); \
         "moreTargets" (array of string: RAID-6, the devices of further columns rebuilt in the \
-        same pass).
+        same pass); "regions" (int or null: a returned device rebuilt over the dirty regions \
+        written while it was away, how many; null: every line).
 
         pool: "name" (string); "spares" (array of objects: "device" (string), "state" \
         ("Available", "In use" or "Broken"), "sizeBytes" (int)).

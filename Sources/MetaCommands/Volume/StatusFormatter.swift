@@ -79,11 +79,20 @@ public enum StatusFormatter {
             lines.append("    Mapped: \(m.device)\(m.readOnly ? " read-only" : "") (\(via))")
         }
         if let c = v.check { lines.append("    \(checkLine(c, live: live))") }
+        for c in v.components where c.state == "Unavailable" {
+            guard let n = c.staleRegions else { continue }
+            lines.append("    \(c.device) is away: \(n) region\(n == 1 ? "" : "s") written since; when it comes back only \(n == 1 ? "that one is" : "those are") rebuilt")
+        }
         if let rs = v.resync {
             lines.append("    \(progressLine(rs, live: live))")
             if let t = rs.target {
-                lines.append(rs.kind == "copy" ? "    Copying \(rs.source ?? "the old device") to \(t)"
-                                               : "    Rebuilding onto \(([t] + rs.moreTargets).joined(separator: " and ")) from the other columns")
+                if rs.kind == "copy" {
+                    lines.append("    Copying \(rs.source ?? "the old device") to \(t)")
+                } else if let n = rs.regions {
+                    lines.append("    Rebuilding \(t), which came back, over the \(n) region\(n == 1 ? "" : "s") written while it was away")
+                } else {
+                    lines.append("    Rebuilding onto \(([t] + rs.moreTargets).joined(separator: " and ")) from the other columns")
+                }
             }
         }
         return lines
@@ -504,7 +513,7 @@ private struct RowJSON: Encodable {
 private struct ResyncJSON: Encodable {
     var r: StatusReport.Resync
     init(_ r: StatusReport.Resync) { self.r = r }
-    enum K: String, CodingKey { case kind, percent, bytesPerSecond, secondsLeft, source, target, moreTargets }
+    enum K: String, CodingKey { case kind, percent, bytesPerSecond, secondsLeft, source, target, moreTargets, regions }
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: K.self)
         try c.encode(r.kind, forKey: .kind)
@@ -514,13 +523,14 @@ private struct ResyncJSON: Encodable {
         try c.encode(r.source, forKey: .source)
         try c.encode(r.target, forKey: .target)
         try c.encode(r.moreTargets, forKey: .moreTargets)
+        try c.encode(r.regions, forKey: .regions)
     }
 }
 
 private struct ComponentJSON: Encodable {
     var x: StatusReport.Component
     init(_ x: StatusReport.Component) { self.x = x }
-    enum K: String, CodingKey { case device, uuid, startBlock, hasReplica, state, hotSpare, present, sizeBytes }
+    enum K: String, CodingKey { case device, uuid, startBlock, hasReplica, state, hotSpare, present, sizeBytes, staleRegions }
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: K.self)
         try c.encode(x.device, forKey: .device)
@@ -531,5 +541,6 @@ private struct ComponentJSON: Encodable {
         try c.encode(x.hotSpare, forKey: .hotSpare)
         try c.encode(x.present, forKey: .present)
         try c.encode(x.sizeBytes, forKey: .sizeBytes)
+        try c.encode(x.staleRegions, forKey: .staleRegions)
     }
 }
