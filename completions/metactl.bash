@@ -173,13 +173,13 @@ _metactl() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    devices|create|clear|grow|status|db|import|serve|replace|hs|set|check|monitor|map|unmap|help)
+    devices|create|clear|grow|status|db|import|serve|replace|hs|set|check|recover|monitor|map|unmap|help)
         # Offer subcommand argument completions
         "_metactl_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'devices create clear grow status db import serve replace hs set check monitor map unmap help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'devices create clear grow status db import serve replace hs set check recover monitor map unmap help' -- "${cur}"))
         ;;
     esac
 }
@@ -208,7 +208,7 @@ _metactl_devices() {
 _metactl_create() {
     repeating_flags=()
     non_repeating_flags=(--quiet -q --verbose -v --no-init --force -f --json --version -h --help)
-    repeating_options=()
+    repeating_options=(-o -b)
     non_repeating_options=(-s --set --config-dir --run-dir -i --hot-spare-pool --write-log)
     __metactl_offer_flags_options -1
 
@@ -221,6 +221,12 @@ _metactl_create() {
         return
         ;;
     '--run-dir')
+        return
+        ;;
+    '-o')
+        return
+        ;;
+    '-b')
         return
         ;;
     '-i')
@@ -239,7 +245,7 @@ _metactl_create() {
     # Offer positional completions
     case "${positional_number}" in
     2)
-        __metactl_add_completions -W 'concat'$'\n''stripe'$'\n''raid5'$'\n''raid6'
+        __metactl_add_completions -W 'concat'$'\n''stripe'$'\n''raid5'$'\n''raid6'$'\n''softpart'
         return
         ;;
     *)
@@ -798,6 +804,35 @@ _metactl_set() {
 _metactl_check() {
     repeating_flags=()
     non_repeating_flags=(--quiet -q --verbose -v --repair --stop --wait --json --version -h --help)
+    repeating_options=()
+    non_repeating_options=(-s --set --config-dir --run-dir)
+    __metactl_offer_flags_options 1
+
+    # Offer option value completions
+    case "${prev}" in
+    '-s'|'--set')
+        return
+        ;;
+    '--config-dir')
+        return
+        ;;
+    '--run-dir')
+        return
+        ;;
+    esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    1)
+        __metactl_add_completions -W "$(eval 'metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\''')"
+        return
+        ;;
+    esac
+}
+
+_metactl_recover() {
+    repeating_flags=()
+    non_repeating_flags=(--quiet -q --verbose -v -n --dry-run --json --version -h --help)
     repeating_options=()
     non_repeating_options=(-s --set --config-dir --run-dir)
     __metactl_offer_flags_options 1

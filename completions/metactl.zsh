@@ -51,9 +51,9 @@ _metactl() {
     command)
         local -ar subcommands=(
             'devices:List block devices: size, kind, model/serial, signature, use and set membership.'
-            'create:Create a concat, stripe, RAID-5 or RAID-6 volume (metainit).'
+            'create:Create a concat, stripe, RAID-5, RAID-6 or soft partition volume (metainit).'
             'clear:Delete a volume (metaclear).'
-            'grow:Grow a volume: append a row to a concat/stripe, columns to a RAID-5 (metattach).'
+            'grow:Grow a volume: append a row to a concat/stripe, columns to a RAID-5, space to a soft partition (metattach).'
             'status:Show volumes and hot spare pools (metastat).'
             'db:Manage the state database replicas of a set (metadb).'
             'import:Find sets by the labels on their devices and record them on this host (metaimport).'
@@ -62,6 +62,7 @@ _metactl() {
             'hs:Manage hot spare pools (metainit hsp, metahs).'
             'set:Change volume parameters (metaparam).'
             'check:Verify a RAID-5 or RAID-6 volume'\''s parity against its data, line by line (scrub; md'\''s check/repair).'
+            'recover:Rebuild the soft partitions of a volume from their watermarks (metarecover -p).'
             'monitor:Follow the events of a served set: failures, hot spares, resyncs, checks, quorum (mdadm --monitor).'
             'map:Give the host a block device for a volume (as rbd map does); prints the device.'
             'unmap:Tear down the block device metactl map gave a volume.'
@@ -71,7 +72,7 @@ _metactl() {
         ;;
     arg)
         case "${words[1]}" in
-        devices|create|clear|grow|status|db|import|serve|replace|hs|set|check|monitor|map|unmap|help)
+        devices|create|clear|grow|status|db|import|serve|replace|hs|set|check|recover|monitor|map|unmap|help)
             "_metactl_${words[1]}" && ret=0
             ;;
         esac
@@ -101,7 +102,7 @@ _metactl_devices() {
 
 _metactl_create() {
     local -i ret=1
-    local -ar _layout=('concat' 'stripe' 'raid5' 'raid6')
+    local -ar _layout=('concat' 'stripe' 'raid5' 'raid6' 'softpart')
     local -ar ___write_log=('auto' 'none')
     local -ar arg_specs=(
         '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
@@ -112,6 +113,8 @@ _metactl_create() {
         ':name:'
         ':layout:{__metactl_complete "${_layout[@]}"}'
         '*:devices:_files'
+        '*-o[softpart\: an extent'\''s data offset in the parent (repeat with -b for several extents; a multiple of 4k).]:offset:'
+        '*-b[softpart\: the size of the extent at the -o before it.]:size:'
         '-i[Interlace (stripe unit), 8k–100m.]:size:'
         '--hot-spare-pool[Hot spare pool for a RAID-5 or RAID-6 volume (SVM'\''s metainit -h; -h is help here).]:hsp:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 == "h" {print $1}'\'')"});_describe -V "" list}'
         '--no-init[RAID-5 and RAID-6\: components are known to be zero; skip parity initialisation.]'
@@ -503,6 +506,25 @@ _metactl_check() {
         '--repair[Rewrite the parity of the lines where it does not match the data.]'
         '--stop[Stop the running check.]'
         '--wait[Follow the check until it ends (progress on stderr).]'
+        '--json[Print one JSON document (its schema is in this command'\''s description; errors\: metactl(8)).]'
+        '--version[Show the version.]'
+        '(-h --help)'{-h,--help}'[Show help information.]'
+    )
+    _arguments -w -s -S : "${arg_specs[@]}" && ret=0
+
+    return "${ret}"
+}
+
+_metactl_recover() {
+    local -i ret=1
+    local -ar arg_specs=(
+        '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
+        '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
+        '--run-dir[Sockets, PID and lock files (env METACTL_RUN_DIR).]:dir:'
+        '(--quiet -q)'{--quiet,-q}'[Print less.]'
+        '(--verbose -v)'{--verbose,-v}'[Print more.]'
+        ':parent:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\'')"});_describe -V "" list}'
+        '(-n --dry-run)'{-n,--dry-run}'[List what would be recovered; change nothing.]'
         '--json[Print one JSON document (its schema is in this command'\''s description; errors\: metactl(8)).]'
         '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'

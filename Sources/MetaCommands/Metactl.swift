@@ -25,6 +25,7 @@ public struct Metactl: AsyncParsableCommand {
             HotSpareCommand.self,
             SetCommand.self,
             CheckCommand.self,
+            RecoverCommand.self,
             MonitorCommand.self,
             MapCommand.self,
             UnmapCommand.self,

@@ -18,6 +18,8 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     case dbAdd(ReplicaRequest)
     case dbDelete(ReplicaRequest)
     case check(CheckRequest)
+    /// Rebuild soft partitions from the watermarks in a volume (`metactl recover`).
+    case recover(RecoverRequest)
     /// Follow the set's events (`metactl monitor`): the server answers with a
     /// ``MonitorHello`` line, then one ``MonitorEvent`` JSON line per event until either
     /// side closes. `replay`: how many of the most recent events to send first.
@@ -27,7 +29,7 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     public var isMutating: Bool {
         switch self {
         case .ping, .status, .monitor: return false
-        case .create, .clear, .grow, .replace, .hotSpare, .setParams, .dbAdd, .dbDelete, .check: return true
+        case .create, .clear, .grow, .replace, .hotSpare, .setParams, .dbAdd, .dbDelete, .check, .recover: return true
         }
     }
 
@@ -117,6 +119,8 @@ extension SetManager {
                 return try .success(try dbDelete(r))
             case .check(let r):
                 return try .success(try check(r))
+            case .recover(let r):
+                return try .success(try recover(r))
             case .monitor:
                 // The control server streams events itself; without a server there are none.
                 return .failure("set '\(setName)': metactl monitor follows a running server, and none serves the set (start one: metactl serve -s \(setName))", code: .notFound)

@@ -11,9 +11,13 @@ public struct GrowRequest: Codable, Sendable, Equatable {
     /// `--cancel`: release the devices of an interrupted RAID-5 grow instead of growing
     /// (nil in requests from older clients).
     public var cancel: Bool?
-    public init(name: String, devices: [String], interlaceBytes: UInt64? = nil, force: Bool = false, cancel: Bool = false) {
+    /// A soft partition: bytes to add (nil otherwise; absent in requests from older clients).
+    public var sizeBytes: UInt64?
+    public init(name: String, devices: [String], interlaceBytes: UInt64? = nil, force: Bool = false, cancel: Bool = false,
+                sizeBytes: UInt64? = nil) {
         self.name = name; self.devices = devices; self.interlaceBytes = interlaceBytes; self.force = force
         self.cancel = cancel ? true : nil
+        self.sizeBytes = sizeBytes
     }
 }
 

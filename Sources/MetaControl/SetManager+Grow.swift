@@ -45,6 +45,15 @@ extension SetManager {
             }
             return try cancelGrow(vol)
         }
+        if vol.type == .softpart {
+            guard let size = r.sizeBytes, r.devices.isEmpty, r.interlaceBytes == nil else {
+                throw OperationError("\(r.name): a soft partition grows by a size (metactl grow \(r.name) 512m), not by devices", code: .invalidArgument)
+            }
+            return try growSoftPartition(vol, sizeBytes: size)
+        }
+        if r.sizeBytes != nil {
+            throw OperationError("\(r.name): a \(vol.type.displayName) volume grows by devices; a size grows soft partitions", code: .invalidArgument)
+        }
         guard !r.devices.isEmpty else {
             if let p = vol.pendingGrow {
                 throw OperationError("\(r.name): no devices given; the interrupted grow onto \(pendingPaths(p).joined(separator: " ")) resumes with `metactl grow \(r.name) \(pendingPaths(p).joined(separator: " "))`", code: .invalidArgument)
@@ -55,6 +64,7 @@ extension SetManager {
         switch vol.type {
         case .concat, .stripe: return try growRows(r, vol)
         case .raid5, .raid6: return try growRAID5(r, vol)
+        case .softpart: throw OperationError("\(r.name): a soft partition grows by a size", code: .invalidArgument)
         }
     }
 

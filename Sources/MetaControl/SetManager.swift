@@ -29,10 +29,15 @@ public struct CreateRequest: Codable, Sendable, Equatable {
     public var force: Bool
     /// RAID-5: `--write-log auto|none` (nil: auto).
     public var writeLog: WriteLogMode?
+    /// A soft partition: its parent and size or extents (nil for other types; absent in
+    /// requests from older clients).
+    public var softPartition: SoftPartitionSpec?
     public init(name: String, type: VolumeType, devices: [String], interlaceBytes: UInt64? = nil,
-                hotSparePool: String? = nil, noInit: Bool = false, force: Bool = false, writeLog: WriteLogMode? = nil) {
+                hotSparePool: String? = nil, noInit: Bool = false, force: Bool = false, writeLog: WriteLogMode? = nil,
+                softPartition: SoftPartitionSpec? = nil) {
         self.name = name; self.type = type; self.devices = devices; self.interlaceBytes = interlaceBytes
         self.hotSparePool = hotSparePool; self.noInit = noInit; self.force = force; self.writeLog = writeLog
+        self.softPartition = softPartition
     }
 }
 
@@ -184,7 +189,9 @@ public final class SetManager: @unchecked Sendable {
     public func openEngine(_ name: String) throws -> Volume {
         if let e = engines.withLock({ $0[name] }) { return e }
         guard let rec = db.config.volume(named: name) else { throw OperationError("\(name): no such volume in set '\(setName)'", code: .notFound) }
-        let engine = try VolumeFactory.open(rec, context: context)
+        // A volume built on another one opens it first (bottom up).
+        let parent = try rec.softPartition.map { try openEngine($0.parent) }
+        let engine = try VolumeFactory.open(rec, context: context, parent: parent)
         // Before the volume is served: the write log's records of a run that crashed.
         // Also with the state database read-only: served data must not change at a later
         // start's replay (the engine refuses I/O when it cannot replay in full).
@@ -318,6 +325,9 @@ public final class SetManager: @unchecked Sendable {
         let smallest = devices.map(\.dataBlocks).min() ?? 0
         let sectorBlocks = UInt64(max(512, sectorSize) / 512)
         switch r.type {
+        case .softpart:
+            // Soft partitions hold no devices: createSoftPartition makes them.
+            return (VolumeRecord(name: r.name, type: .softpart), notes)
         case .concat:
             let rows = devices.map { d in
                 RowRecord(interlaceBlocks: 1, componentBlocks: d.dataBlocks / sectorBlocks * sectorBlocks,
@@ -363,6 +373,7 @@ public final class SetManager: @unchecked Sendable {
 
     /// Creates a volume in this (open, writable) set.
     public func create(_ r: CreateRequest) throws -> CreateResult {
+        if r.type == .softpart { return try createSoftPartition(r) }
         opLock.lock(); defer { opLock.unlock() }
         let checked = try Self.validate(r, config: db.config, replicaCopies: 0, configDir: configDir)
         let sector = checked.map(\.logicalSectorSize).max() ?? 512
@@ -449,6 +460,7 @@ public final class SetManager: @unchecked Sendable {
         if let r = vol.resync, !force, r.kind != .initialize {
             throw OperationError("\(name): a \(r.kind.rawValue) is in progress; wait for it or use -f", code: .inUse)
         }
+        try prepareClear(vol)
         let engine = engines.withLock { $0.removeValue(forKey: name) }
         // Clients connected through the server (-f) keep a reference to this engine: from
         // now on it refuses their requests, and it is closed only once those in progress

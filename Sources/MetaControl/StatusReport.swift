@@ -152,9 +152,22 @@ public struct StatusReport: Codable, Sendable, Equatable {
         /// Where `metactl map` mapped the volume (null: not mapped). Filled in by the
         /// `status` command from the maps file, not by the server.
         public var mapped: Mapped? = nil
+        /// A soft partition: its parent and extents (null for other types).
+        public var softPartition: SoftPartitionStatus? = nil
         public init(name: String, type: String, state: String, sizeBytes: UInt64, interlaceBytes: UInt64? = nil, hotSparePool: String? = nil, resync: Resync? = nil, components: [Component], rows: [Row]? = nil, originalColumns: Int? = nil, invoke: String? = nil, openCount: Int? = nil) {
             self.name = name; self.type = type; self.state = state; self.sizeBytes = sizeBytes; self.interlaceBytes = interlaceBytes; self.hotSparePool = hotSparePool; self.resync = resync; self.components = components; self.rows = rows; self.originalColumns = originalColumns; self.invoke = invoke; self.openCount = openCount
         }
+    }
+    /// Where a soft partition lies in its parent.
+    public struct SoftPartitionStatus: Codable, Sendable, Equatable {
+        /// A run of the parent: data from `startBlock` (512-byte blocks of the parent; its
+        /// watermark is in the 8 blocks before), `blocks` long.
+        public struct Extent: Codable, Sendable, Equatable {
+            public var startBlock: UInt64
+            public var blocks: UInt64
+        }
+        public var parent: String
+        public var extents: [Extent]
     }
     /// A run of lost data (RAID-5): bytes of the volume that read as EIO until rewritten.
     public struct Extent: Codable, Sendable, Equatable {
@@ -218,8 +231,9 @@ extension StatusReport {
         for recorded in config.volumes where names.isEmpty || names.contains(recorded.name) {
             // Without a server nothing has recorded a missing component yet: show it as the
             // server would on its start (Unavailable), and the volume's state accordingly.
-            var v = recorded
-            if !live {
+            func asServed(_ recorded: VolumeRecord) -> VolumeRecord {
+                var v = recorded
+                guard !live else { return v }
                 for i in v.columns.indices where !present(v.columns[i].activeDevice) && !v.columns[i].state.isErred {
                     v.columns[i].state = .unavailable
                 }
@@ -228,8 +242,12 @@ extension StatusReport {
                         v.rows[r].components[i].state = .unavailable
                     }
                 }
+                return v
             }
-            let state = v.derivedState
+            let v = asServed(recorded)
+            // A soft partition has no state of its own: its parent's.
+            let parentRecord = v.softPartition.flatMap { config.volume(named: $0.parent) }.map(asServed)
+            let state = parentRecord?.derivedState ?? v.derivedState
             var resync: Resync? = nil
             if let p = progress(v.name), p.total > 0 {
                 let pct = Double(p.done) / Double(p.total) * 100
@@ -270,6 +288,8 @@ extension StatusReport {
                 sizeBlocks = lines * v.interlaceBlocks * UInt64(max(0, v.originalColumnCount - v.type.parityCount))
                     + lines * v.interlaceBlocks * UInt64(v.columns.count - v.originalColumnCount)
                 interlace = v.interlaceBlocks * 512
+            case .softpart:
+                sizeBlocks = v.softPartition?.extents.reduce(0) { $0 + $1.blocks } ?? 0
             case .concat, .stripe:
                 var total: UInt64 = 0
                 rows = v.rows.map { r in
@@ -291,6 +311,12 @@ extension StatusReport {
                                   originalColumns: v.type.hasColumns ? v.originalColumnCount : nil,
                                   invoke: invoke, openCount: openCount(v.name))
             vs.lost = lost
+            if let sp = v.softPartition {
+                vs.softPartition = SoftPartitionStatus(parent: sp.parent, extents: sp.extents.map {
+                    SoftPartitionStatus.Extent(startBlock: $0.dataBlock, blocks: $0.blocks)
+                })
+                if state != .okay { vs.invoke = "its state is its parent's: see metactl status \(sp.parent)" }
+            }
             vs.resyncRate = v.resyncRate.map {
                 RateLimits(minBytesPerSecond: $0.minBytesPerSecond,
                            maxBytesPerSecond: $0.maxBytesPerSecond == .max || $0.maxBytesPerSecond == 0 ? nil : $0.maxBytesPerSecond)

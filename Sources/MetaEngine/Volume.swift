@@ -90,6 +90,9 @@ public class Volume: @unchecked Sendable {
     /// component's device and the spare standing in for it, and the target and source of
     /// a resync (a replacement being copied or rebuilt). Subclasses call it when they are
     /// built and reloaded.
+    /// Sets ``sectorSize`` directly (a volume built on another volume takes its sector).
+    func setSectorSize(_ size: Int) { sectorBytes.value.store(max(Int(Self.blockSize), size), ordering: .relaxed) }
+
     func updateSectorSize(_ record: VolumeRecord) {
         var uuids: [UUID] = []
         for c in record.allComponents {

@@ -5,8 +5,15 @@ import MetaModel
 public enum VolumeFactory {
     /// Builds the engine for `record` (concat/stripe, or RAID-5 and RAID-6: one engine, with
     /// one or two parity units per line).
-    public static func open(_ record: VolumeRecord, context: VolumeContext) throws(VolumeIOError) -> Volume {
+    /// A soft partition needs its `parent`'s engine.
+    public static func open(_ record: VolumeRecord, context: VolumeContext, parent: Volume? = nil) throws(VolumeIOError) -> Volume {
         switch record.type {
+        case .softpart:
+            guard let parent else {
+                throw VolumeIOError(volume: record.name, code: .io, operation: "open",
+                                    detail: "its parent volume \(record.softPartition?.parent ?? "?") is not open")
+            }
+            return try SoftPartitionVolume(record: record, parent: parent, context: context)
         case .concat, .stripe:
             return try StripeVolume(record: record, context: context)
         case .raid5, .raid6:

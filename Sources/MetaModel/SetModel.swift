@@ -271,6 +271,10 @@ public enum SetModel {
 
         case .cleared(let name):
             guard let vol = cfg.volume(named: name) else { throw ModelError(.notFound, "\(name): no such volume") }
+            let children = cfg.softPartitions(of: name).map(\.name)
+            if !children.isEmpty {
+                throw ModelError(.inUse, "\(name): soft partitions \(children.joined(separator: ", ")) are carved from it; clear them first")
+            }
             for c in vol.allComponents { if let s = c.hotSpare { cfg.setSpareState(s, .available) } }
             cfg.volumes.removeAll { $0.name == name }
             let uuids = vol.allComponents.flatMap { [$0.device] + ($0.hotSpare.map { [$0] } ?? []) }

@@ -60,6 +60,8 @@ final class EngineFixture: @unchecked Sendable {
                                     components: members.map { ComponentRecord(device: $0.uuid) }))
             }
             vol = VolumeRecord(name: name, type: type, rows: rs)
+        case .softpart:
+            preconditionFailure("a soft partition is opened over a fixture's volume (SoftPartitionEngineTests)")
         }
         let config = SetConfig(setName: "test", devices: records, volumes: [vol])
         store = InMemoryConfigStore(config, onCommit: onCommit)

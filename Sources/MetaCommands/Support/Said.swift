@@ -6,7 +6,9 @@ import MetaModel
 /// confirmations, on standard output, silenced by `-q`.
 public enum Said {
     /// SVM's name for a volume type in messages: `RAID` or `Concat/Stripe`.
-    public static func kind(_ type: VolumeType) -> String { type.hasColumns ? "RAID" : "Concat/Stripe" }
+    public static func kind(_ type: VolumeType) -> String {
+        type == .softpart ? "Soft Partition" : type.hasColumns ? "RAID" : "Concat/Stripe"
+    }
     /// The same from the type's raw value (as the control protocol returns it).
     public static func kind(raw: String?) -> String { kind(raw.flatMap(VolumeType.init(rawValue:)) ?? .concat) }
 

@@ -4,11 +4,12 @@ import MetaControl
 import MetaDB
 import MetaModel
 
-/// `metactl create NAME concat|stripe|raid5|raid6 [-i SIZE] [--hot-spare-pool HSP] [--no-init] [--force] DEV...`
+/// `metactl create NAME concat|stripe|raid5|raid6 [-i SIZE] [--hot-spare-pool HSP] [--no-init] [--force] DEV...`,
+/// `metactl create NAME softpart PARENT SIZE | -o OFFSET -b SIZE ...`
 struct CreateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "create",
-        abstract: "Create a concat, stripe, RAID-5 or RAID-6 volume (metainit).",
+        abstract: "Create a concat, stripe, RAID-5, RAID-6 or soft partition volume (metainit).",
         discussion: """
         concat: each device is appended after the previous one. stripe: the devices are \
         striped with the interlace (default 512 KiB). raid5: at least 3 columns with rotating \
@@ -24,6 +25,16 @@ struct CreateCommand: ParsableCommand {
         lines are repaired from its dirty-region log). The interlace must be a \
         multiple of every device's logical sector size (4096 bytes on 4Kn disks); the volume \
         is then addressed in units of the largest one.
+
+        softpart: a soft partition of an existing volume (SVM's metainit -p): `metactl create \
+        d1 softpart d10 1g` takes 1 GiB of d10's free space, first fit, as one extent or \
+        several; `-o OFFSET -b SIZE` (repeatable, multiples of 4 KiB; bare numbers are bytes, \
+        `Nb` blocks) gives the extents explicitly, as `status -p` prints them. Each extent's \
+        data starts on a full stripe of the parent and is preceded by a 4 KiB watermark (its \
+        identity, docs/FORMAT.md) from which `metactl recover` rebuilds the configuration if \
+        the state database is lost. A soft partition's state is its parent's; the parent \
+        cannot be cleared while soft partitions are carved from it; `metactl grow d1 512m` \
+        adds space. Soft partitions are not carved from soft partitions.
 
         Every device is checked before anything is written: a device in use (mounted, held, \
         open exclusively, member of a set) is always refused; one with a file system, \
@@ -45,11 +56,17 @@ struct CreateCommand: ParsableCommand {
     @Argument(help: "Volume name: a lower-case letter, then up to 62 of a-z 0-9 _ . -")
     var name: String
 
-    @Argument(help: "Layout: concat, stripe, raid5 or raid6.", completion: .list(["concat", "stripe", "raid5", "raid6"]))
+    @Argument(help: "Layout: concat, stripe, raid5, raid6 or softpart.", completion: .list(["concat", "stripe", "raid5", "raid6", "softpart"]))
     var layout: String
 
-    @Argument(help: "Component devices or image files.", completion: .file())
+    @Argument(help: "Component devices or image files; softpart: the parent volume, then the size (e.g. 1g) unless -o/-b are given.", completion: .file())
     var devices: [String] = []
+
+    @Option(name: .customShort("o"), help: ArgumentHelp("softpart: an extent's data offset in the parent (repeat with -b for several extents; a multiple of 4k).", valueName: "offset"))
+    var offsets: [String] = []
+
+    @Option(name: .customShort("b"), help: ArgumentHelp("softpart: the size of the extent at the -o before it.", valueName: "size"))
+    var extentSizes: [String] = []
 
     @Option(name: .customShort("i"), help: ArgumentHelp("Interlace (stripe unit), 8k–100m.", valueName: "size"))
     var interlace: String?
@@ -74,8 +91,10 @@ struct CreateCommand: ParsableCommand {
 
     func run() throws {
         guard let type = VolumeType(rawValue: layout) else {
-            throw UserError("unknown layout '\(layout)': use concat, stripe, raid5 or raid6", code: .invalidArgument)
+            throw UserError("unknown layout '\(layout)': use concat, stripe, raid5, raid6 or softpart", code: .invalidArgument)
         }
+        if type == .softpart { return try runSoftPartition() }
+        if !offsets.isEmpty || !extentSizes.isEmpty { throw UserError("-o and -b apply to softpart volumes", code: .invalidArgument) }
         // The interlace first: `-i DEV` took a device as the size.
         let il = try interlace.map { try SizeParser.parse($0) }
         if devices.isEmpty { throw UserError("\(name): no devices given", code: .usage) }
@@ -89,6 +108,40 @@ struct CreateCommand: ParsableCommand {
         for m in res.messages { Output.warn(m) }
         if !global.quiet {
             print(Said.volumeSetUp(res.name, type, blocks: res.sizeBytes / 512, size: Output.humanSize(res.sizeBytes)))
+        }
+    }
+}
+
+extension CreateCommand {
+    /// `create NAME softpart PARENT SIZE` or `create NAME softpart PARENT -o OFFSET -b SIZE …`.
+    func runSoftPartition() throws {
+        guard let parent = devices.first else { throw UserError("\(name): softpart needs its parent volume (metactl create \(name) softpart d10 1g)", code: .usage) }
+        if interlace != nil || hotSparePool != nil || noInit || writeLog != nil || force {
+            throw UserError("\(name): -i, --hot-spare-pool, --no-init, --write-log and -f do not apply to a soft partition", code: .invalidArgument)
+        }
+        guard offsets.count == extentSizes.count else {
+            throw UserError("\(name): give -o and -b in pairs (-o OFFSET -b SIZE for each extent)", code: .usage)
+        }
+        var spec = SoftPartitionSpec(parent: parent)
+        if offsets.isEmpty {
+            guard devices.count == 2 else {
+                throw UserError("\(name): softpart takes the parent volume and one size (metactl create \(name) softpart \(parent) 1g), or -o/-b extents", code: .usage)
+            }
+            spec.sizeBytes = try SizeParser.parse(devices[1])
+        } else {
+            guard devices.count == 1 else { throw UserError("\(name): with -o/-b, give only the parent volume", code: .usage) }
+            spec.extents = try zip(offsets, extentSizes).map { o, b in
+                let off = try SizeParser.parse(o), len = try SizeParser.parse(b)
+                guard off % 512 == 0, len % 512 == 0 else { throw UserError("\(name): -o \(o) -b \(b): not whole 512-byte blocks", code: .invalidArgument) }
+                return SoftExtentSpec(offsetBlocks: off / 512, blocks: len / 512)
+            }
+        }
+        let req = CreateRequest(name: name, type: .softpart, devices: [], softPartition: spec)
+        let res = try CommandContext.perform(.create(req), global, as: CreateResult.self)
+        if output.json { try Output.printJSON(res); return }
+        for m in res.messages { Output.warn(m) }
+        if !global.quiet {
+            print(Said.volumeSetUp(res.name, .softpart, blocks: res.sizeBytes / 512, size: Output.humanSize(res.sizeBytes)))
         }
     }
 }

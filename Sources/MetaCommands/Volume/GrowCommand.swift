@@ -8,7 +8,7 @@ import MetaModel
 struct GrowCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "grow",
-        abstract: "Grow a volume: append a row to a concat/stripe, columns to a RAID-5 (metattach).",
+        abstract: "Grow a volume: append a row to a concat/stripe, columns to a RAID-5, space to a soft partition (metattach).",
         discussion: """
         concat/stripe: the devices form one new row after the last one: one device is \
         concatenated, several are striped with -i (default: the interlace of the last striped \
@@ -32,6 +32,9 @@ struct GrowCommand: ParsableCommand {
         lets the server finish unless --wait is given; progress is printed on stderr when the \
         zeroing takes a while.
 
+        Soft partition: `metactl grow d1 512m` adds that much space, first fit in its parent \
+        volume (as one or more extents, each with its watermark); data never moves.
+
         --json prints {"name", "oldSizeBytes", "newSizeBytes", "messages": [...]} (sizes in bytes).
         """)
 
@@ -40,7 +43,7 @@ struct GrowCommand: ParsableCommand {
     @Argument(help: "The volume to grow.", completion: .shellCommand(Completions.volumes))
     var name: String
 
-    @Argument(help: "Devices or image files to add.", completion: .file())
+    @Argument(help: "Devices or image files to add; for a soft partition, the size to add (e.g. 512m).", completion: .file())
     var devices: [String] = []
 
     @Option(name: .customShort("i"), help: ArgumentHelp("Interlace of a new stripe row, 8k–100m.", valueName: "size"))
@@ -64,8 +67,11 @@ struct GrowCommand: ParsableCommand {
         if devices.isEmpty && !cancel { throw UserError("\(name): no devices given") }
         if cancel && !devices.isEmpty { throw UserError("\(name): --cancel takes no devices") }
         let il = try interlace.map { try SizeParser.parse($0) }
-        let req = GrowRequest(name: name, devices: devices.map(Paths.absolute), interlaceBytes: il, force: force,
-                              cancel: cancel)
+        // A soft partition grows by a size: one argument that is a size and not a file.
+        let size = devices.count == 1 && !FileManager.default.fileExists(atPath: devices[0])
+            ? try? SizeParser.parse(devices[0]) : nil
+        let req = GrowRequest(name: name, devices: size == nil ? devices.map(Paths.absolute) : [], interlaceBytes: il,
+                              force: force, cancel: cancel, sizeBytes: size)
         let printer = ProgressPrinter(quiet: global.quiet)
         Interrupt.onSIGINT(SetAccess.serverRunning(set: global.set, runDir: global.runDir)
             ? "\(name): interrupted; the grow continues in the server (follow it with `metactl status \(name)`)"

@@ -48,7 +48,7 @@ struct StatusCommand: ParsableCommand {
         listed), "writable" (bool: more than half readable)); "volumes" (array of volume); \
         "hotSparePools" (array of pool).
 
-        volume: "name" (string); "type" ("concat", "stripe", "raid5" or "raid6"); "state" ("Okay", \
+        volume: "name" (string); "type" ("concat", "stripe", "raid5", "raid6" or "softpart"); "state" ("Okay", \
         "Initializing", "Resyncing", "Needs Maintenance" or "Last Erred"); "sizeBytes" \
         (int: usable size); "interlaceBytes" (int or null: the RAID-5 interlace or a \
         stripe's first row's; null for a concat); "hotSparePool" (string or null); \
@@ -101,6 +101,11 @@ struct StatusCommand: ParsableCommand {
         "moreTargets" (array of string: RAID-6, the devices of further columns rebuilt in the \
         same pass); "regions" (int or null: a returned device rebuilt over the dirty regions \
         written while it was away, how many; null: every line).
+
+        A soft partition has "softPartition": {"parent" (string: the volume it is carved \
+        from), "extents" (array of {"startBlock" (int: where its data starts in the parent, in \
+        512-byte blocks; its watermark is the 8 blocks before), "blocks" (int))}; null for \
+        other types. Its "state" is its parent's; its "components" are empty.
 
         pool: "name" (string); "spares" (array of objects: "device" (string), "state" \
         ("Available", "In use" or "Broken"), "sizeBytes" (int)).

@@ -42,7 +42,22 @@ public enum StatusFormatter {
     /// One volume, without a trailing newline. `live`: the report comes from a running server
     /// (background work runs only there).
     public static func volume(_ v: StatusReport.VolumeStatus, live: Bool = false) -> String {
-        isRAID(v) ? raid(v, live: live) : concatStripe(v, live: live)
+        if let sp = v.softPartition { return softPartition(v, sp) }
+        return isRAID(v) ? raid(v, live: live) : concatStripe(v, live: live)
+    }
+
+    private static let extentColumns = [Column("Extent", rightAligned: true), Column("Start Block", rightAligned: true),
+                                        Column("Block count", rightAligned: true)]
+
+    /// metastat's soft partition: `d1: Soft Partition`, its device (the parent volume), state
+    /// (the parent's), size and extents.
+    private static func softPartition(_ v: StatusReport.VolumeStatus, _ sp: StatusReport.SoftPartitionStatus) -> String {
+        var lines = ["\(v.name): Soft Partition", "    Device: \(sp.parent)", "    State: \(v.state)"]
+        if let i = v.invoke { lines.append("    Invoke: \(i)") }
+        lines.append("    Size: \(blocksLine(v.sizeBytes))")
+        let rows = sp.extents.enumerated().map { ["\($0.offset)", "\($0.element.startBlock)", "\($0.element.blocks)"] }
+        lines += render(extentColumns, rows, widths: widths(extentColumns, rows))
+        return lines.joined(separator: "\n")
     }
 
     /// Whether the volume is built of parity columns (raid5, raid6).
@@ -298,8 +313,10 @@ public enum StatusFormatter {
                 if let hs = c.hotSpare { s += " (spare \(hs))" }
                 return s
             }
-            rows.append([v.name, v.type == "raid6" ? "r6" : isRAID(v) ? "r" : "s", compactSize(v.sizeBytes),
-                         state.trimmingCharacters(in: .whitespaces), comps.joined(separator: " ")])
+            let letter = v.softPartition != nil ? "p" : v.type == "raid6" ? "r6" : isRAID(v) ? "r" : "s"
+            let members = v.softPartition.map { [$0.parent] } ?? comps
+            rows.append([v.name, letter, compactSize(v.sizeBytes),
+                         state.trimmingCharacters(in: .whitespaces), members.joined(separator: " ")])
         }
         for p in r.hotSparePools {
             let spares = p.spares.map { $0.state == "Available" ? $0.device : "\($0.device) (\($0.state))" }
@@ -338,6 +355,9 @@ public enum StatusFormatter {
     /// `d0 2 1 A 1 B`, `d1 1 3 A B C -i 1024b`. SVM had no RAID-6: its line is written with
     /// `-r6` in place of `-r` (metactl's extension).
     public static func mdTabLine(_ v: StatusReport.VolumeStatus) -> String {
+        if let sp = v.softPartition {
+            return "\(v.name) -p \(sp.parent)" + sp.extents.map { " -o \($0.startBlock) -b \($0.blocks)" }.joined()
+        }
         if isRAID(v) {
             var s = "\(v.name) \(v.type == "raid6" ? "-r6" : "-r") " + v.components.map(\.device).joined(separator: " ")
             if let il = v.interlaceBytes { s += " -i \(il / 512)b" }
@@ -358,6 +378,9 @@ public enum StatusFormatter {
     /// `grow` per row or column group that `create` cannot express.
     public static func metactlCommands(_ v: StatusReport.VolumeStatus) -> [String] {
         func devs(_ cs: [StatusReport.Component]) -> String { cs.map { shellQuote($0.device) }.joined(separator: " ") }
+        if let sp = v.softPartition {
+            return ["create \(v.name) softpart \(sp.parent)" + sp.extents.map { " -o \($0.startBlock)b -b \($0.blocks)b" }.joined()]
+        }
         if isRAID(v) {
             let o = min(v.components.count, v.originalColumns ?? v.components.count)
             var create = "create \(v.name) \(v.type)"
@@ -439,7 +462,7 @@ private struct VolumeJSON: Encodable {
     init(_ v: StatusReport.VolumeStatus) { self.v = v }
     enum K: String, CodingKey {
         case name, type, state, sizeBytes, interlaceBytes, hotSparePool, resync, components, rows,
-             originalColumns, invoke, openCount, lostBytes, lost, resyncRate, writeLog, check, mapped
+             originalColumns, invoke, openCount, lostBytes, lost, resyncRate, writeLog, check, mapped, softPartition
     }
     enum RateK: String, CodingKey { case minBytesPerSecond, maxBytesPerSecond }
     func encode(to encoder: any Encoder) throws {
@@ -468,6 +491,7 @@ private struct VolumeJSON: Encodable {
         try c.encode(v.writeLog, forKey: .writeLog)
         try c.encode(v.check.map(CheckJSON.init), forKey: .check)
         try c.encode(v.mapped, forKey: .mapped)
+        try c.encode(v.softPartition, forKey: .softPartition)
     }
 }
 

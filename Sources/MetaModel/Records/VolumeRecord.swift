@@ -1,14 +1,17 @@
 import Foundation
+import MetaLayout
 
 /// Volume layout type.
 public enum VolumeType: String, Codable, Sendable, CaseIterable {
     case concat, stripe, raid5, raid6
+    /// A soft partition: extents of another volume (SVM's `metainit -p`).
+    case softpart
 
     /// Parity units per line: 0 (concat, stripe), 1 (RAID-5: P), 2 (RAID-6: P and Q). Also
     /// the number of columns that may be missing while every block stays readable.
     public var parityCount: Int {
         switch self {
-        case .concat, .stripe: return 0
+        case .concat, .stripe, .softpart: return 0
         case .raid5: return 1
         case .raid6: return 2
         }
@@ -19,6 +22,7 @@ public enum VolumeType: String, Codable, Sendable, CaseIterable {
     public var displayName: String {
         switch self {
         case .concat, .stripe: return rawValue
+        case .softpart: return "soft partition"
         case .raid5: return "RAID-5"
         case .raid6: return "RAID-6"
         }
@@ -169,6 +173,8 @@ public struct VolumeRecord: Codable, Sendable, Equatable {
     /// RAID-5: the current or last `metactl check` (nil: never checked). Absent in older
     /// encodings.
     public var check: CheckRecord? = nil
+    /// A soft partition: its parent volume and extents. Absent in older encodings.
+    public var softPartition: SoftPartitionRecord? = nil
 
     public init(name: String, type: VolumeType, rows: [RowRecord] = [], columns: [ComponentRecord] = [],
                 originalColumnCount: Int = 0, interlaceBlocks: UInt64 = 0, columnBlocks: UInt64 = 0,
@@ -221,5 +227,47 @@ extension VolumeRecord {
         guard type.hasColumns, pendingGrow == nil, check?.running != true else { return nil }
         if let r = resync, r.kind == .initialize || r.kind == .zeroing { return nil }
         return dirtyRegions
+    }
+}
+
+/// A soft partition's place in its parent volume.
+public struct SoftPartitionRecord: Codable, Sendable, Equatable {
+    /// The volume it is carved from.
+    public var parent: String
+    /// Its identity in the watermarks (`metactl recover` matches extents by it).
+    public var id: UUID
+    /// Extents in order; each begins with its watermark (``SoftPartitionLayout``).
+    public var extents: [SoftExtent]
+    /// Incremented whenever the extents change (grow); written in every watermark, so that
+    /// recovery takes the newest set of extents.
+    public var generation: UInt64
+    public init(parent: String, id: UUID = UUID(), extents: [SoftExtent], generation: UInt64 = 1) {
+        self.parent = parent; self.id = id; self.extents = extents; self.generation = generation
+    }
+    /// The extents as the layout takes them.
+    public var layoutExtents: [SoftPartitionLayout.Extent] {
+        extents.map { SoftPartitionLayout.Extent(watermarkBlock: $0.watermarkBlock, blocks: $0.blocks) }
+    }
+    public var layout: SoftPartitionLayout { SoftPartitionLayout(extents: layoutExtents) }
+}
+
+/// One extent of a soft partition, in 512-byte blocks of the parent volume: the watermark at
+/// `watermarkBlock`, then `blocks` blocks of data.
+public struct SoftExtent: Codable, Sendable, Equatable {
+    public var watermarkBlock: UInt64
+    public var blocks: UInt64
+    public init(watermarkBlock: UInt64, blocks: UInt64) { self.watermarkBlock = watermarkBlock; self.blocks = blocks }
+    public init(_ e: SoftPartitionLayout.Extent) { self.init(watermarkBlock: e.watermarkBlock, blocks: e.blocks) }
+    public var dataBlock: UInt64 { watermarkBlock + SoftPartitionLayout.watermarkBlocks }
+}
+
+extension SetConfig {
+    /// The soft partitions carved from volume `parent`.
+    public func softPartitions(of parent: String) -> [VolumeRecord] {
+        volumes.filter { $0.softPartition?.parent == parent }
+    }
+    /// Every extent in use in volume `parent` (all its soft partitions').
+    public func softExtents(of parent: String) -> [SoftPartitionLayout.Extent] {
+        softPartitions(of: parent).flatMap { $0.softPartition!.layoutExtents }
     }
 }

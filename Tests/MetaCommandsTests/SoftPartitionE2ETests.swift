@@ -1,0 +1,95 @@
+import Foundation
+import MetaTestSupport
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Soft partitions on a RAID-5 over loop devices, served over NBD and read and written with
+/// qemu-io: 200 of them, each with its own bytes, survive a server restart; after the state
+/// database is wiped from every device, the RAID-5 is made again with --no-init and
+/// `metactl recover` finds every soft partition from its watermarks, with the same bytes.
+@Suite("soft partitions: 200 on a RAID-5, restart, recover")
+struct SoftPartitionE2ETests {
+    static var enabled: Bool { Privileged.runnable && Privileged.runnable(tools: ["losetup", "qemu-io", "dd"]) }
+    static let count = 200
+
+    /// What partition `i` holds: byte `i + 1` everywhere but 4 KiB at 8 KiB, which holds
+    /// byte `255 - i` (so a partition read from another one's place, or shifted, fails).
+    static func write(_ f: ServeFixture, _ i: Int) throws {
+        _ = try MetaTestSupport.mustRun(["timeout", "60", "qemu-io", "-f", "raw", "-c", "write -P \(i + 1) 0 512k",
+                                         "-c", "write -P \(255 - i) 8k 4k", "-c", "flush", f.uri("p\(i)")])
+    }
+
+    static func verify(_ f: ServeFixture, _ i: Int) throws {
+        _ = try MetaTestSupport.mustRun(["timeout", "60", "qemu-io", "-f", "raw", "-r", "-c", "read -P \(i + 1) 0 8k",
+                                         "-c", "read -P \(255 - i) 8k 4k", "-c", "read -P \(i + 1) 12k 500k", f.uri("p\(i)")])
+    }
+
+    @Test(.enabled(if: enabled), .timeLimit(.minutes(10)))
+    func twoHundredSurviveARestartAndAreRecoveredFromTheirWatermarks() throws {
+        let rig = try ResyncRig()
+        defer { rig.cleanup() }
+        let f = rig.f
+        let devs = try (0..<4).map { try rig.loop("sp\($0)", size: 72 << 20) }
+        try f.create("d10", "raid5", devs, extra: ["--no-init"])
+        var server = try f.startServer()
+        for i in 0..<Self.count { try f.mustRun(["create", "p\(i)", "softpart", "d10", "512k"]) }
+        for i in 0..<Self.count { try Self.write(f, i) }
+        // Grown while in use: p7 gets a second extent, after every other partition.
+        try f.mustRun(["grow", "p7", "1m"])
+        _ = try MetaTestSupport.mustRun(["qemu-io", "-f", "raw", "-c", "write -P 77 512k 1m", f.uri("p7")])
+        let p7 = try #require((try f.statusJSON(["p7"])["volumes"] as? [[String: Any]])?.first)
+        #expect(p7["sizeBytes"] as? Int == (512 << 10) + (1 << 20))
+        #expect(((p7["softPartition"] as? [String: Any])?["extents"] as? [Any])?.count == 2)
+
+        // Refusals, one line each, nothing changed.
+        let clearParent = try f.run(["clear", "d10"])
+        #expect(clearParent.status == 3)
+        #expect(clearParent.stderr.contains("d10: soft partitions p0, p1, p2"), "\(clearParent.stderr)")
+        let tooBig = try f.run(["create", "big", "softpart", "d10", "1g"])
+        #expect(tooBig.status == 65)
+        #expect(tooBig.stderr.contains("big: d10 has not 1073741824 bytes free for it; free:"), "\(tooBig.stderr)")
+        let onSoft = try f.run(["create", "nested", "softpart", "p0", "1m"])
+        #expect(onSoft.status == 65)
+        #expect(onSoft.stderr.contains("p0: is a soft partition"), "\(onSoft.stderr)")
+        let overlap = try f.run(["create", "manual", "softpart", "d10", "-o", "1m", "-b", "64k"])
+        #expect(overlap.status == 65)
+        #expect(overlap.stderr.contains("overlaps another soft partition of d10"), "\(overlap.stderr)")
+        // A cleared partition's watermarks are marked free: recover does not bring it back.
+        try f.mustRun(["clear", "p199"])
+
+        #expect(server.stop() == 0)
+        server = try f.startServer()
+        for i in 0..<(Self.count - 1) { try Self.verify(f, i) }
+        _ = try MetaTestSupport.mustRun(["qemu-io", "-f", "raw", "-r", "-c", "read -P 77 512k 1m", f.uri("p7")])
+        let status = try f.mustRun(["status", "p3"])
+        #expect(status.contains("p3: Soft Partition\n    Device: d10\n    State: Okay\n    Size: 1024 blocks (512.0 KiB)"), "\(status)")
+        #expect(server.stop() == 0)
+
+        // The state database is lost: every device's label and replica area is zeroed and the
+        // host forgets the set.
+        let start = try #require((try f.statusJSON(["d10"])["volumes"] as? [[String: Any]])?.first?["components"] as? [[String: Any]])
+            .compactMap { $0["startBlock"] as? Int }.first
+        for d in devs {
+            _ = try MetaTestSupport.mustRun(["dd", "if=/dev/zero", "of=\(d)", "bs=512", "count=\(start ?? 10240)", "conv=notrunc,fsync", "status=none"])
+        }
+        try FileManager.default.removeItem(atPath: f.configDir)
+        #expect(try f.run(["status"]).status != 0, "the set is gone")
+        try f.create("d10", "raid5", devs, extra: ["--no-init"])
+        let dry = try f.mustRun(["recover", "d10", "-n"])
+        #expect(dry.contains("p0: would recover (512.0 KiB, 1 extent)"), "\(dry)")
+        #expect(try f.statusJSON()["volumes"].map { ($0 as? [Any])?.count } == 1, "a dry run changes nothing")
+        let rec = try f.mustRun(["recover", "d10"])
+        #expect(rec.components(separatedBy: ": recovered").count - 1 == Self.count - 1, "\(rec)")
+        #expect(rec.contains("p7: recovered (1.5 MiB, 2 extents)"))
+        #expect(!rec.contains("p199"))
+        let again = try f.mustRun(["recover", "d10"])
+        #expect(again.components(separatedBy: ": known").count - 1 == Self.count - 1)
+
+        server = try f.startServer()
+        for i in 0..<(Self.count - 1) { try Self.verify(f, i) }
+        _ = try MetaTestSupport.mustRun(["qemu-io", "-f", "raw", "-r", "-c", "read -P 77 512k 1m", f.uri("p7")])
+        #expect(server.stop() == 0)
+    }
+}
