@@ -247,6 +247,8 @@ extension RAID5Volume {
         let areaBytes = Int(cfg.areaBlocks * Volume.blockSize)
         var areas: [AlignedBuffer] = []
         var found: [UInt64: (record: LogRecord, area: Int, offset: Int)] = [:]
+        /// The column each area was read from (-1: the dedicated device).
+        var areaColumn: [Int] = []
         var unreadable: [Int] = []
         var missing: [Int] = []
         // The dedicated device first (when it had not failed: after a failure its records
@@ -258,6 +260,7 @@ extension RAID5Volume {
                 do throws(DeviceError) {
                     try dev.read(into: area.mutableBytes, at: start * Volume.blockSize)
                     areas.append(area)
+                    areaColumn.append(-1)
                     for (r, off) in LogRecord.scan(area.bytes, logID: cfg.id, epoch: cfg.epoch) where found[r.seq] == nil {
                         found[r.seq] = (r, areas.count - 1, off)
                     }
@@ -281,6 +284,7 @@ extension RAID5Volume {
                 continue
             }
             areas.append(area)
+            areaColumn.append(c)
             for (r, off) in LogRecord.scan(area.bytes, logID: cfg.id, epoch: cfg.epoch) where found[r.seq] == nil {
                 found[r.seq] = (r, areas.count - 1, off)
             }
@@ -295,6 +299,8 @@ extension RAID5Volume {
         // its column is now Maintenance (read through parity, which the replay did write): else
         // the dirty regions stay untrusted (the dirty-region log's repair takes over).
         var writeFailed = false
+        let lostAreas = Set(unreadable + missing)
+        var skipped = 0
         for seq in found.keys.sorted() {
             let (r, ai, off) = found[seq]!
             var at = off
@@ -308,6 +314,21 @@ extension RAID5Volume {
                 // ones went with that column.
                 let parityColumn = now.layout.parityColumn(line: s.columnBlock / now.layout.interlaceBlocks)
                 if parityColumn < now.columns.count && now.columns[parityColumn].device == nil { continue }
+                // A line's records go to the first column from its parity column on that can
+                // hold them, and within an epoch that place only moves on (``logColumns``):
+                // while the column holding this record stays a healthy holder, no record of
+                // the line went further; once it is not, newer records may lie on a column
+                // after it. If such a column's area was lost, this record could be older than
+                // the line's data in place: it is not replayed (the line stays untrusted).
+                let n = now.layout.originalColumns
+                if !lostAreas.isEmpty, areaColumn[ai] >= 0, parityColumn < n,
+                   !logHolder(areaColumn[ai], rt, preferHealthy: true) {
+                    let pos = (areaColumn[ai] - parityColumn + n) % n
+                    if (pos + 1..<n).contains(where: { lostAreas.contains((parityColumn + $0) % n) }) {
+                        skipped += 1
+                        continue
+                    }
+                }
                 switch now.columns[s.column].state {
                 case .okay, .initializing, .resyncing, .lastErred: break
                 case .maintenance, .unavailable: continue
@@ -325,7 +346,10 @@ extension RAID5Volume {
                 }
             }
         }
-        do { try flush() } catch {
+        if skipped > 0 {
+            context.logger.error("\(name): write log replay: \(skipped) segment(s) not replayed: a newer record of their lines may have been on a column whose log could not be read")
+        }
+        do { try flush(unrecordedMissingAllowed: true) } catch {
             context.logger.error("\(name): the write log's replay could not be made durable: \(error)")
             writeLogReplay.withLock { $0 = (found.count, false) }
             return (false, false)

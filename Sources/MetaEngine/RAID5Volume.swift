@@ -875,7 +875,12 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
 
     // MARK: flush
 
-    public override func flush() throws(VolumeIOError) {
+    public override func flush() throws(VolumeIOError) { try flush(unrecordedMissingAllowed: false) }
+
+    /// ``flush()``; with `unrecordedMissingAllowed`, a column missing whose absence is not
+    /// recorded yet does not fail it (the write log's replay, which runs before the start
+    /// records it, and whose start stops all I/O when it cannot).
+    func flush(unrecordedMissingAllowed: Bool) throws(VolumeIOError) {
         let rt = runtime.read { $0 }
         let failed = ErrorBox<DeviceError>()
         parallel(rt.columns.count) { c in
@@ -903,6 +908,13 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         if let (c, e) = failed.all.first(where: { after.columns[$0.0].state == .lastErred }) {
             throw VolumeIOError(volume: name, code: .io, operation: "flush",
                                 detail: "column \(c) is Last Erred and could not flush", underlying: e)
+        }
+        // A column missing whose absence the state database could not record is still
+        // trusted there: when it returns it is read as current, so writes it took before it
+        // went (in its cache, perhaps) must be durable on it, and cannot be made so now.
+        if !unrecordedMissingAllowed, let c = after.unrecordedMissing.sorted().first(where: { after.columns[$0].device == nil }) {
+            throw VolumeIOError(volume: name, code: .io, operation: "flush",
+                                detail: "column \(c) is missing and the state database could not record it: its writes cannot be made durable")
         }
         if let c = after.columns.indices.first(where: { after.columns[$0].state == .lastErred && after.columns[$0].device == nil }) {
             throw VolumeIOError(volume: name, code: .io, operation: "flush",

@@ -164,22 +164,26 @@ extension Simulation {
     }
 
     func ioRead(_ e: Volume, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VolumeIOError) {
+        let (e, offset) = throughSoftPartition(e, offset: offset, length: UInt64(buffer.count))
         guard throughNBD(e, offset: offset, length: buffer.count) else { try e.read(offset: offset, into: buffer); return }
         let data = try nbd(e, .read, offset: offset, length: buffer.count)
         buffer.copyBytes(from: data)
     }
 
     func ioWrite(_ e: Volume, offset: UInt64, from buffer: UnsafeRawBufferPointer, fua: Bool) throws(VolumeIOError) {
+        let (e, offset) = throughSoftPartition(e, offset: offset, length: UInt64(buffer.count))
         guard throughNBD(e, offset: offset, length: buffer.count) else { try e.write(offset: offset, from: buffer, fua: fua); return }
         _ = try nbd(e, .write, fua: fua, offset: offset, length: buffer.count, payload: buffer)
     }
 
     func ioWriteZeroes(_ e: Volume, offset: UInt64, length: UInt64, fua: Bool) throws(VolumeIOError) {
+        let (e, offset) = throughSoftPartition(e, offset: offset, length: length)
         guard throughNBD(e, offset: offset, length: Int(length)) else { try e.writeZeroes(offset: offset, length: length, fua: fua); return }
         _ = try nbd(e, .writeZeroes, fua: fua, offset: offset, length: Int(length))
     }
 
     func ioTrim(_ e: Volume, offset: UInt64, length: UInt64) throws(VolumeIOError) {
+        let (e, offset) = throughSoftPartition(e, offset: offset, length: length)
         guard throughNBD(e, offset: offset, length: Int(length)) else { try e.discard(offset: offset, length: length); return }
         _ = try nbd(e, .trim, offset: offset, length: Int(length))
     }

@@ -97,6 +97,10 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
     var volumeEngine: Volume?
     var engine: RAID5Volume? { volumeEngine as? RAID5Volume }
     var model: SimModel
+    /// A soft partition over the volume that one client request in four goes through (its
+    /// own random numbers: the schedule of a seed stays what it was without it).
+    var softView: (parent: ObjectIdentifier, parentBytes: UInt64, volume: SoftPartitionVolume, pieces: [SoftPiece])?
+    var softRng: SimRandom
     public private(set) var trace: [String] = []
     /// Operations run (top level and inside background work).
     public private(set) var operationCount = 0
@@ -112,6 +116,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         self.seed = seed
         self.options = options
         rng = SimRandom(seed: seed)
+        softRng = SimRandom(seed: seed ^ 0x5350_5341_5254)
         fate = SimFate(seed: seed)
         model = SimModel(blocks: 0)
         var l = Logger(label: "metactl.sim")

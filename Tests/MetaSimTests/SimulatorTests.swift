@@ -39,7 +39,21 @@ struct SimulatorTests {
         (77015413, "a copy whose source failed a write: the next write of a line whose parity it held, data only, left the target's parity stale"),
         (79015496, "(model) a crash planned before the end may cut off the final check's commit"),
         (96083984, "write log: a parity repair committed 'replays vouch again' before its parity was flushed; a power loss brought the torn parity back"),
+        (7237, "write log: with the log of a later column lost, a replay put an older record of a line back over newer data in place"),
     ]
+
+    /// RAID-6 seeds that once found bugs (`--raid6` schedules).
+    static let raid6Regressions: [(UInt64, String)] = [
+        (99011463, "a flush succeeded while a column missing at a start, whose absence the database could not record, held unflushed writes; a power loss took them and the column came back trusted"),
+    ]
+
+    @Test("RAID-6 seeds that once found bugs", arguments: raid6Regressions.map(\.0))
+    func raid6Regression(seed: UInt64) throws {
+        var options = SimOptions()
+        options.raid6 = true
+        let sim = Simulation(seed: seed, options: options)
+        do { try sim.run() } catch { Issue.record("\(error)") }
+    }
 
     @Test("seeds that once found bugs", arguments: regressions.map(\.0))
     func regression(seed: UInt64) throws {
