@@ -102,7 +102,7 @@ extension SetManager {
             try SoftPartitionVolume.writeWatermarks(of: record, to: engine)
         } catch {
             // Nothing half-made: the record goes again.
-            try? db.commit { cfg in cfg.volumes.removeAll { $0.name == r.name } }
+            _ = try? db.commit { cfg in cfg.volumes.removeAll { $0.name == r.name } }
             throw OperationError("\(r.name): cannot write its watermarks to \(parent.name): \(error)", code: .deviceFailed)
         }
         let v = try openEngine(r.name)
@@ -174,7 +174,7 @@ extension SetManager {
             // New extents first: a crash part-way leaves either generation recoverable.
             try SoftPartitionVolume.writeWatermarks(of: record, to: pengine, newestFirst: added.count)
         } catch {
-            try? db.commit { cfg in
+            _ = try? db.commit { cfg in
                 guard let i = cfg.volumes.firstIndex(where: { $0.name == vol.name }) else { return }
                 cfg.volumes[i] = vol
             }

@@ -46,13 +46,10 @@ public final class SoftPartitionVolume: Volume, @unchecked Sendable {
     public override var sizeBytes: UInt64 { layout.read { $0.totalBlocks } * Volume.blockSize }
     public override var supportsDiscard: Bool { parent.supportsDiscard }
 
-    private func pieces(_ block: UInt64, _ count: UInt64) -> [SoftPartitionLayout.Piece] {
-        layout.read { $0.pieces(block: block, count: count) }
-    }
-
     override func readBlocks(_ block: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VolumeIOError) {
         let bs = Volume.blockSize
-        for p in pieces(block, UInt64(buffer.count) / bs) {
+        let l = layout.read { $0 }
+        try l.forEachPiece(block: block, count: UInt64(buffer.count) / bs) { (p) throws(VolumeIOError) in
             let at = Int((p.logicalBlock - block) * bs)
             try parent.read(offset: p.parentBlock * bs,
                             into: UnsafeMutableRawBufferPointer(rebasing: buffer[at..<at + Int(p.count * bs)]))
@@ -61,7 +58,8 @@ public final class SoftPartitionVolume: Volume, @unchecked Sendable {
 
     override func writeBlocks(_ block: UInt64, from buffer: UnsafeRawBufferPointer) throws(VolumeIOError) {
         let bs = Volume.blockSize
-        for p in pieces(block, UInt64(buffer.count) / bs) {
+        let l = layout.read { $0 }
+        try l.forEachPiece(block: block, count: UInt64(buffer.count) / bs) { (p) throws(VolumeIOError) in
             let at = Int((p.logicalBlock - block) * bs)
             try parent.write(offset: p.parentBlock * bs, from: UnsafeRawBufferPointer(rebasing: buffer[at..<at + Int(p.count * bs)]))
         }
@@ -69,7 +67,10 @@ public final class SoftPartitionVolume: Volume, @unchecked Sendable {
 
     override func discardBlocks(_ block: UInt64, count: UInt64) throws(VolumeIOError) {
         let bs = Volume.blockSize
-        for p in pieces(block, count) { try parent.discard(offset: p.parentBlock * bs, length: p.count * bs) }
+        let l = layout.read { $0 }
+        try l.forEachPiece(block: block, count: count) { (p) throws(VolumeIOError) in
+            try parent.discard(offset: p.parentBlock * bs, length: p.count * bs)
+        }
     }
 
     public override func flush() throws(VolumeIOError) { try parent.flushRequest() }

@@ -47,22 +47,27 @@ public struct SoftPartitionLayout: Sendable, Equatable {
     /// The parent pieces of `count` blocks from logical block `block` (which must lie inside
     /// ``totalBlocks``), in order.
     public func pieces(block: UInt64, count: UInt64) -> [Piece] {
-        guard count > 0, block < totalBlocks else { return [] }
+        var out: [Piece] = []
+        forEachPiece(block: block, count: count) { out.append($0) }
+        return out
+    }
+
+    /// ``pieces(block:count:)`` without building an array (the data path).
+    public func forEachPiece<E: Error>(block: UInt64, count: UInt64, _ body: (Piece) throws(E) -> Void) throws(E) {
+        guard count > 0, block < totalBlocks else { return }
         // The last extent starting at or before `block`.
         var lo = 0, hi = starts.count - 1
         while lo < hi {
             let mid = (lo + hi + 1) / 2
             if starts[mid] <= block { lo = mid } else { hi = mid - 1 }
         }
-        var out: [Piece] = []
         var b = block, left = min(count, totalBlocks - block), i = lo
         while left > 0, i < extents.count {
             let within = b - starts[i]
             let n = min(left, extents[i].blocks - within)
-            if n > 0 { out.append(Piece(logicalBlock: b, parentBlock: extents[i].dataBlock + within, count: n)) }
+            if n > 0 { try body(Piece(logicalBlock: b, parentBlock: extents[i].dataBlock + within, count: n)) }
             b += n; left -= n; i += 1
         }
-        return out
     }
 
     /// Free runs of a parent of `parentBlocks` blocks whose blocks from `reserved` on are

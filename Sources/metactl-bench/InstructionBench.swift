@@ -15,12 +15,15 @@ enum InstructionBench {
     /// metrics and `concat-read-metrics` with `serve --metrics`' counters: their difference is
     /// what counting costs per request.
     static let workloads = ["concat-read", "concat-write", "raid5-read", "raid5-write", "raid6-read", "raid6-write",
-                            "concat-read-export", "concat-read-metrics"]
+                            "concat-read-export", "concat-read-metrics", "softpart-read", "softpart-write"]
 
     /// Runs `workload` `requests` times; returns a checksum of what was read (so the reads
     /// cannot be optimised away).
     static func run(_ workload: String, requests: Int) throws -> UInt64 {
-        let raid = workload.hasPrefix("raid")
+        // `softpart-*`: through a soft partition of two extents (the halves of the RAID-5,
+        // swapped) over the same RAID-5 as `raid5-*`.
+        let soft = workload.hasPrefix("softpart")
+        let raid = workload.hasPrefix("raid") || soft
         let type: VolumeType = workload.hasPrefix("raid6") ? .raid6 : raid ? .raid5 : .concat
         // RAID-6 with the same 3 data columns as the RAID-5.
         let columns = type == .raid6 ? 5 : raid ? 4 : 1
@@ -43,8 +46,16 @@ enum InstructionBench {
                            rows: [RowRecord(interlaceBlocks: 1, componentBlocks: blocks, components: [ComponentRecord(device: records[0].uuid)])])
         let store = InMemoryConfigStore(SetConfig(setName: "bench", devices: records, volumes: [vol]))
         let devices = map
-        let v = try VolumeFactory.open(vol, context: VolumeContext(store: store, devices: { devices[$0] }))
-        defer { v.close() }
+        let parent = try VolumeFactory.open(vol, context: VolumeContext(store: store, devices: { devices[$0] }))
+        defer { parent.close() }
+        var v = parent
+        if soft {
+            let p = parent.sizeBytes / 512, h = p / 2 / 8 * 8
+            var rec = VolumeRecord(name: "bench-sp", type: .softpart)
+            rec.softPartition = SoftPartitionRecord(parent: "bench", extents: [SoftExtent(watermarkBlock: h, blocks: p - h - 8),
+                                                                              SoftExtent(watermarkBlock: 0, blocks: h - 8)])
+            v = try VolumeFactory.open(rec, context: parent.context, parent: parent)
+        }
         let buf = AlignedBuffer(count: 4096)
         var rng = SplitMix(seed: 42)
         let slots = v.sizeBytes / 4096
