@@ -92,4 +92,35 @@ struct SoftPartitionE2ETests {
         _ = try MetaTestSupport.mustRun(["qemu-io", "-f", "raw", "-r", "-c", "read -P 77 512k 1m", f.uri("p7")])
         #expect(server.stop() == 0)
     }
+
+    /// A failure below shows above: a column of the parent RAID-5 goes missing, the soft
+    /// partitions say the parent's state (with the command to look at), and keep serving
+    /// their bytes from the other columns.
+    @Test(.enabled(if: Privileged.runnable(tools: ["qemu-io"])), .timeLimit(.minutes(3)))
+    func aParentsFailureShowsInItsSoftPartitions() throws {
+        let f = try ServeFixture(prefix: "metactl-spfail")
+        defer { f.cleanup() }
+        let imgs = try f.images("c", count: 3, size: 40 << 20)
+        try f.create("d10", "raid5", imgs, extra: ["--no-init"])
+        try f.mustRun(["create", "d1", "softpart", "d10", "8m"])
+        try f.mustRun(["create", "d2", "softpart", "d10", "-o", "32m", "-b", "4m"])
+        var server = try f.startServer()
+        for (name, p) in [("d1", 17), ("d2", 34)] {
+            _ = try MetaTestSupport.mustRun(["qemu-io", "-f", "raw", "-c", "write -P \(p) 0 4m", "-c", "flush", f.uri(name)])
+        }
+        #expect(server.stop() == 0)
+        try FileManager.default.moveItem(atPath: imgs[1], toPath: imgs[1] + ".gone")
+        server = try f.startServer()
+        let vols = try #require(try f.statusJSON()["volumes"] as? [[String: Any]])
+        for v in vols { #expect(v["state"] as? String == "Needs Maintenance", "\(v)") }
+        let d1 = try #require(vols.first { $0["name"] as? String == "d1" })
+        #expect(d1["invoke"] as? String == "its state is its parent's: see metactl status d10")
+        let text = try f.mustRun(["status", "d2"])
+        #expect(text.contains("d2: Soft Partition\n    Device: d10\n    State: Needs Maintenance\n    Invoke: its state is its parent's: see metactl status d10"), "\(text)")
+        #expect(text.contains("        Extent  Start Block  Block count\n             0        65536         8192"), "\(text)")
+        for (name, p) in [("d1", 17), ("d2", 34)] {
+            _ = try MetaTestSupport.mustRun(["qemu-io", "-f", "raw", "-r", "-c", "read -P \(p) 0 4m", f.uri(name)])
+        }
+        #expect(server.stop() == 0)
+    }
 }
