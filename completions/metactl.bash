@@ -893,7 +893,7 @@ _metactl_map() {
     repeating_flags=()
     non_repeating_flags=(--quiet -q --verbose -v --read-only --version -h --help)
     repeating_options=()
-    non_repeating_options=(-s --set --config-dir --run-dir --socket --reconnect-timeout)
+    non_repeating_options=(-s --set --config-dir --run-dir --socket --reconnect-timeout --tls-certificates --tls-psk --tls-username)
     __metactl_offer_flags_options 2
 
     # Offer option value completions
@@ -911,6 +911,15 @@ _metactl_map() {
         return
         ;;
     '--reconnect-timeout')
+        return
+        ;;
+    '--tls-certificates')
+        return
+        ;;
+    '--tls-psk')
+        return
+        ;;
+    '--tls-username')
         return
         ;;
     esac

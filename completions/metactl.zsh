@@ -567,6 +567,9 @@ _metactl_map() {
         '--read-only[Map read-only.]'
         '--socket[The server'\''s NBD Unix socket (default <run-dir>/<set>.nbd).]:path:'
         '--reconnect-timeout[Seconds a request waits for an absent server before it fails with EIO (default 60).]:seconds:'
+        '--tls-certificates[A server with --tls require and x509\: connect with TLS, trusting DIR/ca-cert.pem (and presenting DIR/client-cert.pem when it has one).]:dir:'
+        '--tls-psk[A server with --tls require and PSK\: connect with TLS using the key of --tls-username in FILE (psktool'\''s format).]:file:'
+        '--tls-username[The PSK user (default\: the current user).]:user:'
         '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'
     )

@@ -376,4 +376,39 @@ struct MapTests {
         #expect(mapped.count == 3)
         #expect(try JSONDecoder().decode(StatusReport.self, from: Data(try StatusFormatter.json(report).utf8)) == report)
     }
+
+    /// A server that requires TLS (PSK here): map connects with the client side's key,
+    /// bytes written to the device come back through the server over TLS, a map without
+    /// credentials is refused with one line, and the mapping keeps them for --restore-maps.
+    @Test(.enabled(if: runnable && Privileged.runnable(tools: ["nbdcopy", "cmp"]), "needs root, /dev/loop-control, /dev/fuse and \(tools.joined(separator: ", "))"))
+    func mapReachesAServerThatRequiresTLS() throws {
+        let f = try ServeFixture(prefix: "metactl-maptls")
+        defer { Self.forceCleanup(f, mnt: nil); f.cleanup() }
+        try f.create("d0", "concat", try f.images("c", count: 1, size: 24 << 20))
+        let psk = f.dir.file("keys.psk")
+        var g = SystemRandomNumberGenerator()
+        let hex = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &g)) }.joined()
+        try "alice:\(hex)\n".write(toFile: psk, atomically: true, encoding: .utf8)
+        let server = try f.startServer(["--tls-psk", psk])
+
+        let plain = try f.run(["map", "d0"])
+        #expect(plain.status != 0)
+        #expect(plain.stderr.split(separator: "\n").count == 1, "\(plain.stderr)")
+        #expect(try MapStore.load(runDir: f.runDir, set: f.set).isEmpty, "nothing left of the refused map")
+
+        let r = try f.run(["map", "d0", "--tls-psk", psk, "--tls-username", "alice"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let dev = r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(dev.hasPrefix("/dev/loop"), "\(r.stdout)")
+        let rec = try #require(try MapStore.load(runDir: f.runDir, set: f.set).first)
+        #expect(rec.tls == MapTLS(psk: psk, username: "alice"))
+        let data = f.dir.file("data")
+        _ = try writeRandomFile(data, size: 4 << 20)
+        _ = try MetaTestSupport.mustRun(["dd", "if=\(data)", "of=\(dev)", "bs=1M", "oflag=direct", "conv=fsync", "status=none"])
+        let back = f.dir.file("back")
+        _ = try MetaTestSupport.mustRun(["nbdcopy", "nbds+unix://alice@/d0?socket=\(f.socketPath)&tls-psk-file=\(psk)", back])
+        _ = try MetaTestSupport.mustRun(["cmp", "-n", "\(4 << 20)", data, back])
+        #expect(try f.mustRun(["unmap", "d0"]) == "d0: unmapped from \(dev)\n")
+        #expect(server.stop() == 0)
+    }
 }

@@ -17,7 +17,9 @@ struct MapCommand: ParsableCommand {
         EIO (a request the server itself fails, for example a read of lost data, is also \
         retried until then). DEV picks the loop device (default: the first free one). \
         Mappings are recorded in <run-dir>/<set>.maps.json and shown by metactl status; \
-        metactl unmap tears one down.
+        metactl unmap tears one down. A server that requires TLS (serve --tls require) is \
+        reached with TLS too: give the client side's --tls-certificates DIR or --tls-psk FILE \
+        (with --tls-username); serve --restore-maps uses them again.
         """)
 
     @OptionGroup var global: GlobalOptions
@@ -39,9 +41,27 @@ struct MapCommand: ParsableCommand {
                                valueName: "seconds"))
     var reconnectTimeout: Int = 60
 
+    @Option(name: .customLong("tls-certificates"),
+            help: ArgumentHelp("A server with --tls require and x509: connect with TLS, trusting DIR/ca-cert.pem (and presenting DIR/client-cert.pem when it has one).", valueName: "dir"))
+    var tlsCertificates: String?
+
+    @Option(name: .customLong("tls-psk"),
+            help: ArgumentHelp("A server with --tls require and PSK: connect with TLS using the key of --tls-username in FILE (psktool's format).", valueName: "file"))
+    var tlsPSK: String?
+
+    @Option(name: .customLong("tls-username"), help: ArgumentHelp("The PSK user (default: the current user).", valueName: "user"))
+    var tlsUsername: String?
+
     func run() throws {
         guard (1...86_400).contains(reconnectTimeout) else {
             throw UserError("--reconnect-timeout \(reconnectTimeout): expected 1 to 86400 seconds", code: .invalidArgument)
+        }
+        if tlsCertificates != nil && tlsPSK != nil { throw UserError("--tls-certificates and --tls-psk exclude each other; give one", code: .invalidArgument) }
+        if tlsUsername != nil && tlsPSK == nil { throw UserError("--tls-username goes with --tls-psk FILE", code: .invalidArgument) }
+        let tls = tlsCertificates != nil || tlsPSK != nil
+            ? MapTLS(certificates: tlsCertificates.map(Paths.absolute), psk: tlsPSK.map(Paths.absolute), username: tlsUsername) : nil
+        for p in [tlsCertificates, tlsPSK].compactMap({ $0 }) where !FileManager.default.fileExists(atPath: Paths.absolute(p)) {
+            throw UserError("\(p): no such file or directory", code: .notFound)
         }
         let ping = try Self.requireServer(global)
         guard ping.volumes.contains(name) else {
@@ -50,7 +70,7 @@ struct MapCommand: ParsableCommand {
         let mapper = Mapper(set: global.set, runDir: global.runDir)
         let rec = try mapper.map(.init(volume: name, device: device.map(Paths.absolute),
                                        socket: socket.map(Paths.absolute) ?? "\(global.runDir)/\(global.set).nbd",
-                                       readOnly: readOnly, reconnectTimeout: reconnectTimeout))
+                                       readOnly: readOnly, reconnectTimeout: reconnectTimeout, tls: tls))
         print(rec.device)
         if !global.quiet { Output.warn("\(name): \(Mapper.pathNote(rec.path, device: rec.device))") }
     }

@@ -48,10 +48,13 @@ public struct Mapper: Sendable {
         public var readOnly: Bool
         /// Seconds a request waits for an absent server before it fails (at least 1).
         public var reconnectTimeout: Int
+        /// TLS for a server that requires it (nil: plain).
+        public var tls: MapTLS?
         /// A request; `reconnectTimeout` defaults to 60 s.
-        public init(volume: String, device: String? = nil, socket: String, readOnly: Bool = false, reconnectTimeout: Int = 60) {
+        public init(volume: String, device: String? = nil, socket: String, readOnly: Bool = false, reconnectTimeout: Int = 60,
+                    tls: MapTLS? = nil) {
             self.volume = volume; self.device = device; self.socket = socket; self.readOnly = readOnly
-            self.reconnectTimeout = reconnectTimeout
+            self.reconnectTimeout = reconnectTimeout; self.tls = tls
         }
     }
 
@@ -121,7 +124,7 @@ public struct Mapper: Sendable {
                 throw UserError("\(dev): in use (attached to \(file))", code: .inUse)
             }
         }
-        let sector = try Self.minimumBlockSize(volume: req.volume, socket: req.socket)
+        let sector = try Self.minimumBlockSize(volume: req.volume, socket: req.socket, tls: req.tls)
         let base = MapStore.directory(runDir: runDir, set: set)
         let mountDir = "\(base)/\(req.volume)"
         let log = "\(base)/\(req.volume).log", fusePid = "\(base)/\(req.volume).nbdfuse.pid",
@@ -132,10 +135,11 @@ public struct Mapper: Sendable {
         var record = MapRecord(volume: req.volume, device: "", path: .nbdfuse, readOnly: req.readOnly, socket: req.socket,
                                mountDir: mountDir, reconnectTimeout: max(1, req.reconnectTimeout), helpers: [],
                                mappedAt: ISO8601DateFormatter().string(from: Date()))
+        record.tls = req.tls
         let ro = req.readOnly ? ["-r"] : []
         let argv = [nbdfuse] + ro + ["-P", fusePid, record.backingFile,
                     "[", nbdkit, "--exit-with-parent", "-P", kitPid] + ro + ["--filter=retry", "nbd",
-                    "socket=\(req.socket)", "export=\(req.volume)",
+                    "socket=\(req.socket)", "export=\(req.volume)"] + (req.tls?.nbdkitParameters ?? []) + [
                     "retries=\(record.reconnectTimeout)", "retry-delay=1", "retry-exponential=no", "]"]
         let pid = try Helpers.spawnDetached(argv, log: log)
         do {
@@ -186,9 +190,10 @@ public struct Mapper: Sendable {
     }
 
     /// The export's minimum block size (`nbdinfo --json`), 512 when it advertises none.
-    static func minimumBlockSize(volume: String, socket: String) throws -> Int {
+    static func minimumBlockSize(volume: String, socket: String, tls: MapTLS? = nil) throws -> Int {
         let nbdinfo = try Helpers.require("nbdinfo", package: "libnbd-bin")
-        let r = try Helpers.run([nbdinfo, "--json", "nbd+unix:///\(volume)?socket=\(socket)"])
+        let uri = tls?.uri(volume: volume, socket: socket) ?? "nbd+unix:///\(volume)?socket=\(socket)"
+        let r = try Helpers.run([nbdinfo, "--json", uri])
         guard r.status == 0 else {
             throw UserError("\(volume): the server does not export it (nbdinfo: \(r.err.split(separator: "\n").first ?? ""))", code: .notFound)
         }

@@ -76,9 +76,45 @@ public struct MapRecord: Codable, Sendable, Equatable {
     public var helpers: [HelperProcess]
     /// When it was mapped (ISO 8601).
     public var mappedAt: String
+    /// How the helper connects to a server that requires TLS (nil: plain). Absent in older
+    /// maps files.
+    public var tls: MapTLS? = nil
 
     /// The file the loop device reads and writes (nbdfuse path).
     public var backingFile: String { "\(mountDir)/nbd" }
+}
+
+/// TLS credentials of a mapping's client side (`map --tls-certificates DIR` or `--tls-psk
+/// FILE [--tls-username USER]`), given to nbdkit's nbd plugin (`tls=require`) and nbdinfo.
+public struct MapTLS: Codable, Sendable, Equatable {
+    /// x509: a directory with ca-cert.pem (and client-cert.pem, client-key.pem when the
+    /// server verifies clients), nbdkit's layout.
+    public var certificates: String?
+    /// PSK: a psktool key file holding the user's key.
+    public var psk: String?
+    /// The PSK user (default: the current user name, as nbdkit and libnbd take it).
+    public var username: String?
+    public init(certificates: String? = nil, psk: String? = nil, username: String? = nil) {
+        self.certificates = certificates; self.psk = psk; self.username = username
+    }
+
+    /// nbdkit nbd plugin parameters.
+    var nbdkitParameters: [String] {
+        var p = ["tls=require"]
+        if let c = certificates { p.append("tls-certificates=\(c)") }
+        if let k = psk { p.append("tls-psk=\(k)") }
+        if let u = username { p.append("tls-username=\(u)") }
+        return p
+    }
+
+    /// An `nbds+unix://` URI of `volume` on `socket` with these credentials.
+    func uri(volume: String, socket: String) -> String {
+        var q = "socket=\(socket)"
+        if let c = certificates { q += "&tls-certificates=\(c)" }
+        if let k = psk { q += "&tls-psk-file=\(k)" }
+        let user = psk != nil ? (username ?? ProcessInfo.processInfo.userName) + "@" : ""
+        return "nbds+unix://\(user)/\(volume)?\(q)"
+    }
 }
 
 /// The maps file `<run-dir>/<set>.maps.json` and its lock.

@@ -24,7 +24,7 @@ enum ServeMaps {
                 ? old.device : nil
             do {
                 let rec = try mapper.map(.init(volume: old.volume, device: device, socket: socket, readOnly: old.readOnly,
-                                               reconnectTimeout: old.reconnectTimeout))
+                                               reconnectTimeout: old.reconnectTimeout, tls: old.tls))
                 logger.info("\(rec.volume): mapped again to \(rec.device)\(rec.readOnly ? " read-only" : "") (\(rec.path.description))")
             } catch {
                 logger.error("\(old.volume): cannot map it again: \(error)")
