@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import MetaModel
+import MetaLayout
 
 /// A small set for the transition tables: a 4-column RAID-5 `d10` (columns on devices
 /// d0…d3, d0 holding replicas), a pool `hsp001` with spares s0, s1, a replica-only device r0
@@ -705,5 +706,33 @@ struct DeviceReturnedTests {
         f.addDevice("n0")
         try f.apply(.regenerationJoined(volume: "d10", column: 2, target: u("n0"), spare: false))
         #expect(f.vol.resync?.regions == nil, "the joining column has no current data anywhere")
+    }
+}
+
+@Suite("Soft partitions in the model")
+struct SoftPartitionModelTests {
+    @Test func aParentIsNotClearedUnderItsSoftPartitions() throws {
+        var f = Fixture()
+        var sp = VolumeRecord(name: "d1", type: .softpart)
+        sp.softPartition = SoftPartitionRecord(parent: "d10", extents: [SoftExtent(watermarkBlock: 376, blocks: 1024)])
+        f.config.volumes.append(sp)
+        let before = f.config
+        #expect(throws: ModelError.self) { try f.apply(.cleared(volume: "d10")) }
+        #expect(f.config == before)
+        #expect(f.config.softPartitions(of: "d10").map(\.name) == ["d1"])
+        #expect(f.config.softExtents(of: "d10") == [SoftPartitionLayout.Extent(watermarkBlock: 376, blocks: 1024)])
+        try f.apply(.cleared(volume: "d1"))
+        try f.apply(.cleared(volume: "d10"))
+        #expect(f.config.volumes.isEmpty)
+    }
+
+    @Test func aSoftPartitionRecordRoundTripsAndOlderRecordsHaveNone() throws {
+        var sp = VolumeRecord(name: "d1", type: .softpart)
+        sp.softPartition = SoftPartitionRecord(parent: "d10", extents: [SoftExtent(watermarkBlock: 0, blocks: 8)], generation: 3)
+        let back = try JSONDecoder().decode(VolumeRecord.self, from: JSONEncoder().encode(sp))
+        #expect(back == sp)
+        #expect(back.softPartition?.layout.totalBlocks == 8)
+        let old = try JSONDecoder().decode(VolumeRecord.self, from: JSONEncoder().encode(VolumeRecord(name: "d0", type: .concat)))
+        #expect(old.softPartition == nil)
     }
 }
