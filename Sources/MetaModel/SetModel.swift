@@ -34,7 +34,18 @@ public enum SetModel {
 
         case .columnsMissing(let name, let columns, let dropCopy):
             guard let vi = cfg.volumeIndex(named: name) else { return [] }
-            for c in columns where cfg.volumes[vi].columns.indices.contains(c) && !cfg.volumes[vi].columns[c].state.isErred {
+            // A Last Erred column used as an ordinary one (every other column healthy, none
+            // missing now) is missing like an ordinary one: Unavailable, written around, and
+            // rebuilt when it returns, not read as the only source of its data (seed 102001372).
+            let before = cfg.volumes[vi].columns
+            let parityCount = cfg.volumes[vi].type.parityCount
+            let ordinaryLastErred = { (c: Int) -> Bool in
+                before[c].state == .lastErred && ColumnHealth.lastErredIsOrdinary(othersErred: before.indices.filter { i in
+                    i != c && (before[i].state.isErred || before[i].state == .resyncing || columns.contains(i))
+                }.count >= parityCount)
+            }
+            for c in columns where cfg.volumes[vi].columns.indices.contains(c)
+                && (!cfg.volumes[vi].columns[c].state.isErred || ordinaryLastErred(c)) {
                 let prior = cfg.volumes[vi].columns[c].state
                 cfg.volumes[vi].columns[c].state = .unavailable
                 cfg.volumes[vi].columns[c].staleRegions = prior == .okay ? cfg.volumes[vi].regionsTrackableWhileAway : nil

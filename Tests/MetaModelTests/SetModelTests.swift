@@ -116,6 +116,22 @@ struct ColumnHealthTests {
         #expect(f.vol.resync == nil)
     }
 
+    /// Seed 102001372: a Last Erred column left alone (its partner rebuilt) that is missing
+    /// at a start becomes Unavailable, to be rebuilt; one that is still the only source of
+    /// its data stays Last Erred.
+    @Test func anOrdinaryLastErredColumnThatIsMissingBecomesUnavailable() throws {
+        var f = Fixture(states: [.lastErred, .okay, .okay, .okay])
+        try f.apply(.columnsMissing(volume: "d10", columns: [0], dropCopy: false))
+        #expect(f.vol.columns[0].state == .unavailable)
+        #expect(f.vol.columns[0].staleRegions == nil, "a full rebuild when it returns")
+        var g = Fixture(states: [.lastErred, .maintenance, .okay, .okay])
+        try g.apply(.columnsMissing(volume: "d10", columns: [0], dropCopy: false))
+        #expect(g.vol.columns[0].state == .lastErred)
+        var h = Fixture(states: [.lastErred, .okay, .okay, .okay])
+        try h.apply(.columnsMissing(volume: "d10", columns: [0, 2], dropCopy: false))
+        #expect(h.vol.columns.map(\.state) == [.lastErred, .okay, .unavailable, .okay], "two missing at once: it stays the source")
+    }
+
     @Test func aCopyWhoseTargetIsMissingIsAbandoned() throws {
         var f = Fixture()
         f.addDevice("n0")

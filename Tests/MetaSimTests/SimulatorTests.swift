@@ -40,6 +40,7 @@ struct SimulatorTests {
         (79015496, "(model) a crash planned before the end may cut off the final check's commit"),
         (96083984, "write log: a parity repair committed 'replays vouch again' before its parity was flushed; a power loss brought the torn parity back"),
         (7237, "write log: with the log of a later column lost, a replay put an older record of a line back over newer data in place"),
+        (102001372, "a Last Erred column left alone (its partner rebuilt) missing at a start stayed Last Erred: every write that had to change it was refused"),
     ]
 
     /// RAID-6 seeds that once found bugs (`--raid6` schedules).
