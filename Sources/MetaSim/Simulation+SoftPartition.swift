@@ -18,7 +18,7 @@ struct SoftPiece: Sendable {
 extension Simulation {
     /// The request to make: on the soft partition view (and its offset there) or as given.
     func throughSoftPartition(_ e: Volume, offset: UInt64, length: UInt64) -> (Volume, UInt64) {
-        guard ProcessInfo.processInfo.environment["SIM_NO_SOFT"] == nil, e === volumeEngine, softRng.below(4) == 0, let view = softView(over: e) else { return (e, offset) }
+        guard e === volumeEngine, softRng.below(4) == 0, let view = softView(over: e) else { return (e, offset) }
         let lo = offset / 512, hi = (offset + length + 511) / 512
         guard let p = view.pieces.first(where: { $0.parent.contains(lo) && hi <= $0.parent.upperBound }) else { return (e, offset) }
         count("softpart-io")
