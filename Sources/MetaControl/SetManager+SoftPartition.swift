@@ -85,11 +85,7 @@ extension SetManager {
     func createSoftPartition(_ r: CreateRequest) throws -> CreateResult {
         opLockAcquire(); defer { opLockRelease() }
         guard let spec = r.softPartition else { throw OperationError("\(r.name): a soft partition needs a parent volume and a size", code: .invalidArgument) }
-        guard VolumeRules.validName(r.name) else {
-            throw OperationError("bad volume name '\(r.name)': use a lower-case letter then up to 62 of a-z 0-9 _ . -", code: .invalidArgument)
-        }
-        if VolumeRules.validPoolName(r.name) { throw OperationError("\(r.name): names hsp000–hsp999 are for hot spare pools", code: .invalidArgument) }
-        if db.config.volume(named: r.name) != nil { throw OperationError("\(r.name): a volume of that name already exists", code: .inUse) }
+        try Self.checkNewVolumeName(r.name, config: db.config)
         if !r.devices.isEmpty || r.interlaceBytes != nil || r.hotSparePool != nil || r.noInit || r.writeLog != nil {
             throw OperationError("\(r.name): a soft partition takes a parent volume and a size or -o/-b extents; devices, -i, --hot-spare-pool, --no-init and --write-log do not apply", code: .invalidArgument)
         }

@@ -247,13 +247,18 @@ public final class SetManager: @unchecked Sendable {
 
     // MARK: create
 
+    /// Refuses a name a new volume cannot take: malformed, a pool's, or taken.
+    static func checkNewVolumeName(_ name: String, config: SetConfig?) throws {
+        guard VolumeRules.validName(name) else {
+            throw OperationError("bad volume name '\(name)': use a lower-case letter then up to 62 of a-z 0-9 _ . -", code: .invalidArgument)
+        }
+        if VolumeRules.validPoolName(name) { throw OperationError("\(name): names hsp000–hsp999 are for hot spare pools", code: .invalidArgument) }
+        if config?.volume(named: name) != nil { throw OperationError("\(name): a volume of that name already exists", code: .inUse) }
+    }
+
     /// Validates a create request against the set; returns what each device offers.
     static func validate(_ r: CreateRequest, config: SetConfig?, replicaCopies: Int, configDir: String?) throws -> [CheckedDevice] {
-        guard VolumeRules.validName(r.name) else {
-            throw OperationError("bad volume name '\(r.name)': use a lower-case letter then up to 62 of a-z 0-9 _ . -", code: .invalidArgument)
-        }
-        if VolumeRules.validPoolName(r.name) { throw OperationError("\(r.name): names hsp000–hsp999 are for hot spare pools", code: .invalidArgument) }
-        if config?.volume(named: r.name) != nil { throw OperationError("\(r.name): a volume of that name already exists", code: .inUse) }
+        try checkNewVolumeName(r.name, config: config)
         let minimum = r.type.minimumColumns
         guard r.devices.count >= minimum else {
             throw OperationError("\(r.name): \(r.type.rawValue) needs at least \(minimum) device\(minimum == 1 ? "" : "s"), \(r.devices.count) given", code: .invalidArgument)
