@@ -20,6 +20,8 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     case check(CheckRequest)
     /// Rebuild soft partitions from the watermarks in a volume (`metactl recover`).
     case recover(RecoverRequest)
+    /// `attach`, `detach`, `offline`, `online` of a mirror's side.
+    case mirror(MirrorRequest)
     /// Follow the set's events (`metactl monitor`): the server answers with a
     /// ``MonitorHello`` line, then one ``MonitorEvent`` JSON line per event until either
     /// side closes. `replay`: how many of the most recent events to send first.
@@ -29,7 +31,7 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     public var isMutating: Bool {
         switch self {
         case .ping, .status, .monitor: return false
-        case .create, .clear, .grow, .replace, .hotSpare, .setParams, .dbAdd, .dbDelete, .check, .recover: return true
+        case .create, .clear, .grow, .replace, .hotSpare, .setParams, .dbAdd, .dbDelete, .check, .recover, .mirror: return true
         }
     }
 
@@ -121,6 +123,8 @@ extension SetManager {
                 return try .success(try check(r))
             case .recover(let r):
                 return try .success(try recover(r))
+            case .mirror(let r):
+                return try .success(try mirrorOperation(r))
             case .monitor:
                 // The control server streams events itself; without a server there are none.
                 return .failure("set '\(setName)': metactl monitor follows a running server, and none serves the set (start one: metactl serve -s \(setName))", code: .notFound)

@@ -88,6 +88,12 @@ public struct SetParamsRequest: Codable, Sendable, Equatable {
     /// RAID-5: `--log-device DEV|none` (nil: unchanged).
     public var logDevice: String?
     public var force: Bool?
+    /// Mirror: `--read-policy` (nil: unchanged).
+    public var readPolicy: MirrorReadPolicy? = nil
+    /// Mirror: `--write-policy` (nil: unchanged).
+    public var writePolicy: MirrorWritePolicy? = nil
+    /// Mirror: `--pass 0-9` (nil: unchanged).
+    public var pass: Int? = nil
     public init(name: String, hotSparePool: String? = nil, resyncRate: ResyncRate? = nil, writeLog: WriteLogMode? = nil,
                 logDevice: String? = nil, force: Bool = false) {
         self.name = name; self.hotSparePool = hotSparePool; self.resyncRate = resyncRate; self.writeLog = writeLog

@@ -45,6 +45,10 @@ extension SetManager {
             }
             return try cancelGrow(vol)
         }
+        if vol.type == .mirror || db.config.mirror(using: vol.name) != nil {
+            let m = vol.type == .mirror ? vol.name : db.config.mirror(using: vol.name)!.name
+            throw OperationError("\(r.name): mirrors do not grow yet (\(m) would expose space its sides do not hold alike); detach a side to grow it alone", code: .invalidArgument)
+        }
         if vol.type == .softpart {
             guard let size = r.sizeBytes, r.devices.isEmpty, r.interlaceBytes == nil else {
                 throw OperationError("\(r.name): a soft partition grows by a size (metactl grow \(r.name) 512m), not by devices", code: .invalidArgument)
@@ -65,6 +69,7 @@ extension SetManager {
         case .concat, .stripe: return try growRows(r, vol)
         case .raid5, .raid6: return try growRAID5(r, vol)
         case .softpart: throw OperationError("\(r.name): a soft partition grows by a size", code: .invalidArgument)
+        case .mirror: throw OperationError("\(r.name): mirrors do not grow yet", code: .invalidArgument)
         }
     }
 

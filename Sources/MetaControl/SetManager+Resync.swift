@@ -410,6 +410,7 @@ extension SetManager {
         if let rate = r.resyncRate, rate.minBytesPerSecond > rate.maxBytesPerSecond {
             throw OperationError("--resync-rate: the minimum is above the maximum", code: .invalidArgument)
         }
+        try setMirrorParams(vol, r)
         if let dev = r.logDevice {
             try setLogDevice(vol, dev == "none" ? nil : dev, force: r.force == true)
         }

@@ -60,7 +60,7 @@ extension SetManager {
         switch parent.type {
         case .raid5, .raid6: a = parent.interlaceBlocks * UInt64(max(1, parent.originalColumnCount - parent.type.parityCount))
         case .stripe: a = (parent.rows.first?.interlaceBlocks ?? 1) * UInt64(parent.rows.first?.components.count ?? 1)
-        case .concat, .softpart: a = 2048
+        case .concat, .softpart, .mirror: a = 2048
         }
         let wm = SoftPartitionLayout.watermarkBlocks
         return min(65536, max(wm, (a + wm - 1) / wm * wm))
@@ -74,6 +74,9 @@ extension SetManager {
         }
         if p.type == .softpart {
             throw OperationError("\(name): is a soft partition; soft partitions are carved from concat, stripe, RAID-5 or RAID-6 volumes", code: .invalidArgument)
+        }
+        if let m = db.config.mirror(using: name) {
+            throw OperationError("\(name): is a side of mirror \(m.name); carve soft partitions from the mirror", code: .inUse)
         }
         if p.pendingGrow != nil {
             throw OperationError("\(name): a grow is in progress; finish it first (metactl grow \(name) …)", code: .inUse)

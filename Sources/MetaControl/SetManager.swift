@@ -189,9 +189,14 @@ public final class SetManager: @unchecked Sendable {
     public func openEngine(_ name: String) throws -> Volume {
         if let e = engines.withLock({ $0[name] }) { return e }
         guard let rec = db.config.volume(named: name) else { throw OperationError("\(name): no such volume in set '\(setName)'", code: .notFound) }
-        // A volume built on another one opens it first (bottom up).
-        let parent = try rec.softPartition.map { try openEngine($0.parent) }
-        let engine = try VolumeFactory.open(rec, context: context, parent: parent)
+        // A volume built on others opens them first (bottom up).
+        let engine: Volume
+        if rec.type == .mirror {
+            engine = try openMirror(rec)
+        } else {
+            let parent = try rec.softPartition.map { try openEngine($0.parent) }
+            engine = try VolumeFactory.open(rec, context: context, parent: parent)
+        }
         // Before the volume is served: the write log's records of a run that crashed.
         // Also with the state database read-only: served data must not change at a later
         // start's replay (the engine refuses I/O when it cannot replay in full).
@@ -203,6 +208,7 @@ public final class SetManager: @unchecked Sendable {
         }
         (engine as? RAID5Volume)?.delegate = self
         engines.withLock { $0[name] = engine }
+        if isServer, let mv = engine as? MirrorVolume, db.quorum.writable { mv.startResync() }
         if isServer, let r5 = engine as? RAID5Volume, db.quorum.writable {
             if rec.resync?.kind == .regenerate || rec.resync?.kind == .copy {
                 r5.startResync()
@@ -221,6 +227,13 @@ public final class SetManager: @unchecked Sendable {
 
     /// Names of the volumes.
     public var volumeNames: [String] { db.config.volumes.map(\.name) }
+
+    /// Names of the volumes clients may reach: every volume but the sides of mirrors (a
+    /// side is written only through its mirror).
+    public var exportedVolumeNames: [String] {
+        let cfg = db.config
+        return cfg.volumes.map(\.name).filter { cfg.mirror(using: $0) == nil }
+    }
 
     /// Stops background work and closes every engine (not the database).
     public func closeEngines() {
@@ -242,7 +255,8 @@ public final class SetManager: @unchecked Sendable {
             devicePaths: { [db] in db.device($0)?.path }, present: { [db] in db.device($0) != nil },
             progress: { [weak self] n in (self?.engine(n) as? RAID5Volume)?.progress.withLock { $0 } },
             openCount: { n in counts?(n) }, names: names,
-            checkProgress: { [weak self] n in (self?.engine(n) as? RAID5Volume)?.checkProgress.withLock { $0 } })
+            checkProgress: { [weak self] n in (self?.engine(n) as? RAID5Volume)?.checkProgress.withLock { $0 } },
+            mirrorProgress: { [weak self] n in (self?.engine(n) as? MirrorVolume)?.progress.withLock { $0 } })
     }
 
     // MARK: create
@@ -330,9 +344,10 @@ public final class SetManager: @unchecked Sendable {
         let smallest = devices.map(\.dataBlocks).min() ?? 0
         let sectorBlocks = UInt64(max(512, sectorSize) / 512)
         switch r.type {
-        case .softpart:
-            // Soft partitions hold no devices: createSoftPartition makes them.
-            return (VolumeRecord(name: r.name, type: .softpart), notes)
+        case .softpart, .mirror:
+            // Soft partitions and mirrors hold no devices: createSoftPartition and
+            // createMirror make them.
+            return (VolumeRecord(name: r.name, type: r.type), notes)
         case .concat:
             let rows = devices.map { d in
                 RowRecord(interlaceBlocks: 1, componentBlocks: d.dataBlocks / sectorBlocks * sectorBlocks,
@@ -379,6 +394,7 @@ public final class SetManager: @unchecked Sendable {
     /// Creates a volume in this (open, writable) set.
     public func create(_ r: CreateRequest) throws -> CreateResult {
         if r.type == .softpart { return try createSoftPartition(r) }
+        if r.type == .mirror { return try createMirror(r) }
         opLock.lock(); defer { opLock.unlock() }
         let checked = try Self.validate(r, config: db.config, replicaCopies: 0, configDir: configDir)
         let sector = checked.map(\.logicalSectorSize).max() ?? 512

@@ -154,9 +154,47 @@ public struct StatusReport: Codable, Sendable, Equatable {
         public var mapped: Mapped? = nil
         /// A soft partition: its parent and extents (null for other types).
         public var softPartition: SoftPartitionStatus? = nil
+        /// A mirror: its sides and policies (null for other types).
+        public var mirror: MirrorStatus? = nil
+        /// The mirror this volume is a side of (null: none).
+        public var sideOf: String? = nil
         public init(name: String, type: String, state: String, sizeBytes: UInt64, interlaceBytes: UInt64? = nil, hotSparePool: String? = nil, resync: Resync? = nil, components: [Component], rows: [Row]? = nil, originalColumns: Int? = nil, invoke: String? = nil, openCount: Int? = nil) {
             self.name = name; self.type = type; self.state = state; self.sizeBytes = sizeBytes; self.interlaceBytes = interlaceBytes; self.hotSparePool = hotSparePool; self.resync = resync; self.components = components; self.rows = rows; self.originalColumns = originalColumns; self.invoke = invoke; self.openCount = openCount
         }
+    }
+    /// A mirror's sides and policies.
+    public struct MirrorStatus: Codable, Sendable, Equatable {
+        public struct Side: Codable, Sendable, Equatable {
+            /// The side's volume.
+            public var name: String
+            /// `Okay`, `Resyncing`, `Needs Maintenance`, `Last Erred` or `Offline`.
+            public var state: String
+            /// While resyncing: how far, in percent of what it copies.
+            public var resyncPercent: Double?
+            /// While resyncing: the regions it copies (null: every region).
+            public var resyncRegions: Int?
+            /// While offline: the regions written since (what `online` resyncs).
+            public var staleRegions: Int?
+
+            enum CodingKeys: String, CodingKey { case name, state, resyncPercent, resyncRegions, staleRegions }
+            /// Every key, null where absent (the documented schema).
+            public func encode(to encoder: any Encoder) throws {
+                var c = encoder.container(keyedBy: CodingKeys.self)
+                try c.encode(name, forKey: .name)
+                try c.encode(state, forKey: .state)
+                try c.encode(resyncPercent, forKey: .resyncPercent)
+                try c.encode(resyncRegions, forKey: .resyncRegions)
+                try c.encode(staleRegions, forKey: .staleRegions)
+            }
+        }
+        public var readPolicy: String
+        public var writePolicy: String
+        public var pass: Int
+        /// Bytes per dirty region.
+        public var regionBytes: UInt64
+        /// Regions with writes possibly in flight.
+        public var dirtyRegions: Int
+        public var sides: [Side]
     }
     /// Where a soft partition lies in its parent.
     public struct SoftPartitionStatus: Codable, Sendable, Equatable {
@@ -218,7 +256,8 @@ extension StatusReport {
                             devicePaths: (UUID) -> String?, present: (UUID) -> Bool,
                             progress: (String) -> (kind: ResyncKind, done: UInt64, total: UInt64, bytesPerSecond: Double)?,
                             openCount: (String) -> Int?, names: [String] = [],
-                            checkProgress: (String) -> (done: UInt64, total: UInt64, bytesPerSecond: Double)? = { _ in nil }) -> StatusReport {
+                            checkProgress: (String) -> (done: UInt64, total: UInt64, bytesPerSecond: Double)? = { _ in nil },
+                            mirrorProgress: (String) -> (side: Int, done: UInt64, total: UInt64, bytesPerSecond: Double)? = { _ in nil }) -> StatusReport {
         func path(_ u: UUID) -> String { devicePaths(u) ?? config.device(u)?.lastPath ?? u.uuidString }
         func comp(_ c: ComponentRecord) -> Component {
             let d = config.device(c.device)
@@ -290,6 +329,8 @@ extension StatusReport {
                 interlace = v.interlaceBlocks * 512
             case .softpart:
                 sizeBlocks = v.softPartition?.extents.reduce(0) { $0 + $1.blocks } ?? 0
+            case .mirror:
+                sizeBlocks = (v.mirror?.submirrors ?? []).compactMap { config.volume(named: $0.volume).map(rowBlocks) }.min() ?? 0
             case .concat, .stripe:
                 var total: UInt64 = 0
                 rows = v.rows.map { r in
@@ -311,6 +352,31 @@ extension StatusReport {
                                   originalColumns: v.type.hasColumns ? v.originalColumnCount : nil,
                                   invoke: invoke, openCount: openCount(v.name))
             vs.lost = lost
+            vs.sideOf = config.mirror(using: v.name)?.name
+            if let m = v.mirror {
+                let live = mirrorProgress(v.name)
+                let regionCount = (sizeBlocks + m.regionBlocks - 1) / max(1, m.regionBlocks)
+                let sides = m.submirrors.enumerated().map { i, s -> MirrorStatus.Side in
+                    var pct: Double? = nil
+                    if s.state == .resyncing {
+                        let total = UInt64(m.resyncRegionList(i, regionCount: regionCount).count) * m.regionBlocks
+                        let done = live?.side == i ? live!.done : (s.resyncDoneBlocks ?? 0)
+                        pct = total > 0 ? (Double(min(done, total)) / Double(total) * 1000).rounded() / 10 : 100
+                    }
+                    return MirrorStatus.Side(name: s.volume, state: s.state.rawValue, resyncPercent: pct,
+                                             resyncRegions: s.state == .resyncing ? s.resyncRegions?.count : nil,
+                                             staleRegions: s.state == .offline ? (s.staleRegions?.count ?? 0) : nil)
+                }
+                vs.mirror = MirrorStatus(readPolicy: m.readPolicy.rawValue, writePolicy: m.writePolicy.rawValue, pass: m.pass,
+                                         regionBytes: m.regionBlocks * 512, dirtyRegions: v.dirtyRegions.count, sides: sides)
+                if let l = live, l.total > 0 {
+                    vs.resync = Resync(kind: "mirror-resync", percent: (Double(l.done) / Double(l.total) * 1000).rounded() / 10,
+                                       bytesPerSecond: l.bytesPerSecond,
+                                       secondsLeft: l.bytesPerSecond > 0 ? Double(l.total - l.done) * 512 / l.bytesPerSecond : nil)
+                    vs.resync?.target = m.submirrors.indices.contains(l.side) ? m.submirrors[l.side].volume : nil
+                }
+                vs.invoke = mirrorInvoke(v.name, m, setName: config.setName)
+            }
             if let sp = v.softPartition {
                 vs.softPartition = SoftPartitionStatus(parent: sp.parent, extents: sp.extents.map {
                     SoftPartitionStatus.Extent(startBlock: $0.dataBlock, blocks: $0.blocks)
@@ -359,5 +425,30 @@ extension StatusReport {
         return StatusReport(set: config.setName, volumes: vols, hotSparePools: pools,
                             quorum: QuorumInfo(readable: quorum.readable, total: quorum.total, writable: quorum.writable),
                             readOnlyReason: reason, live: live)
+    }
+}
+
+extension StatusReport {
+    /// Blocks of a concat or stripe volume (its rows' used space).
+    static func rowBlocks(_ v: VolumeRecord) -> UInt64 {
+        v.rows.reduce(0) { total, r in
+            let used = r.components.count == 1 ? r.componentBlocks : r.componentBlocks / max(1, r.interlaceBlocks) * r.interlaceBlocks
+            return total + used * UInt64(r.components.count)
+        }
+    }
+
+    /// What to run for a mirror that needs an action (nil when none does).
+    static func mirrorInvoke(_ name: String, _ m: MirrorRecord, setName: String) -> String? {
+        let set = setName == "local" ? "" : " -s \(setName)"
+        if let s = m.submirrors.first(where: { $0.state == .needsMaintenance }) {
+            return "metactl online\(set) \(name) \(s.volume) (after fixing its devices; or metactl detach\(set) -f \(name) \(s.volume))"
+        }
+        if let s = m.submirrors.first(where: { $0.state == .offline }) {
+            return "metactl online\(set) \(name) \(s.volume)"
+        }
+        if m.submirrors.contains(where: { $0.state == .lastErred }) {
+            return "restore the data of \(name) from a backup: every side has failed"
+        }
+        return nil
     }
 }

@@ -112,6 +112,9 @@ final class DirtyRegionLog: @unchecked Sendable {
 
     var dirty: Set<UInt64> { lock.withLock { committed } }
 
+    /// Forgets every dirty region (their writes are accounted for elsewhere, and committed so).
+    func forgetAll() { lock.withLock { committed = []; pinned = []; lastWrite = [:] } }
+
     /// Keeps `r` committed dirty until ``unpin(_:)`` (it must already be committed).
     func pin(_ r: UInt64) { lock.withLock { if committed.contains(r) { pinned.insert(r) } } }
     /// `r`'s parity is trusted again: it may be cleaned.

@@ -57,7 +57,39 @@ public enum SetEvent: Sendable, Equatable {
     /// from parity from there on (a hot spare standing in is broken).
     case copyBecameRegeneration(volume: String, column: Int, target: UUID, doneBlocks: UInt64)
 
+    /// A mirror side's read or write failed while the others were served (a failed read is
+    /// first answered from another side and rewritten; only a failed rewrite lands here):
+    /// it becomes `Needs Maintenance`, or `Last Erred` when no other side is readable. A side
+    /// that is not in service (offline, erred) does not change.
+    case submirrorFailed(volume: String, submirror: Int)
+    /// A mirror was opened with dirty regions (the last run did not stop cleanly): its sides
+    /// may differ there. Every readable side but the first resyncs these regions from it
+    /// (reads meanwhile come from the first), and the dirty-region log is emptied.
+    case mirrorDirtyResync(volume: String, regions: [UInt64])
+    /// A mirror side's resync has copied and flushed everything below `doneBlocks` (of its
+    /// region list). Ignored unless the side is resyncing.
+    case mirrorResyncCheckpoint(volume: String, submirror: Int, doneBlocks: UInt64)
+    /// A mirror side's resync is complete: it is `Okay`.
+    case mirrorResyncFinished(volume: String, submirror: Int)
+
     // MARK: commands and the hot-spare policy
+
+    /// `offline MIRROR SIDE`: the side stops being written; regions written from now on are
+    /// recorded for it. Refused unless another side stays `Okay`.
+    case submirrorOffline(volume: String, submirror: Int)
+    /// `online MIRROR SIDE`: an offline side resyncs the regions written while it was
+    /// offline; a `Needs Maintenance` side resyncs every region. Refused when no other side
+    /// is readable to copy from.
+    case submirrorOnline(volume: String, submirror: Int)
+    /// `attach MIRROR SIDE`: a concat or stripe volume becomes a side, resyncing every region
+    /// (or `Okay` at once with `resync: false`, the user's promise that it holds the data).
+    case submirrorAttached(volume: String, submirror: String, resync: Bool)
+    /// `detach MIRROR SIDE [-f]`: the side leaves the mirror and is a volume of its own again.
+    /// Refused when it is the last `Okay` side, and for a side not `Okay` or offline without
+    /// `force`.
+    case submirrorDetached(volume: String, submirror: Int, force: Bool)
+    /// `set MIRROR --read-policy/--write-policy/--pass`: nil leaves a parameter as it is.
+    case mirrorParameters(volume: String, read: MirrorReadPolicy?, write: MirrorWritePolicy?, pass: Int?)
 
     /// `set NAME --write-log MODE`: the volume's write log is now `log` (the command has
     /// checked that the columns have room for its area).

@@ -88,6 +88,7 @@ public enum SetModel {
         case .dirtyRegions(let name, let regions):
             guard let vi = cfg.volumeIndex(named: name) else { return [] }
             cfg.volumes[vi].dirtyRegions = regions.sorted()
+            if cfg.volumes[vi].mirror != nil { cfg.volumes[vi].mirror!.addStale(regions) }
             // A region dirty now may be written while a column is away: it is stale there.
             for c in cfg.volumes[vi].columns.indices {
                 guard cfg.volumes[vi].columns[c].state == .unavailable, let stale = cfg.volumes[vi].columns[c].staleRegions else { continue }
@@ -117,6 +118,10 @@ public enum SetModel {
                 cfg.volumes[vi].resync?.doneBlocks = done
             }
             return []
+
+        case .submirrorFailed, .mirrorDirtyResync, .mirrorResyncCheckpoint, .mirrorResyncFinished,
+             .submirrorOffline, .submirrorOnline, .submirrorAttached, .submirrorDetached, .mirrorParameters:
+            return try mirrorTransition(event, &cfg)
 
         case .resyncFinished(let name, let kind):
             return finishResync(name, kind, &cfg)
@@ -282,6 +287,9 @@ public enum SetModel {
 
         case .cleared(let name):
             guard let vol = cfg.volume(named: name) else { throw ModelError(.notFound, "\(name): no such volume") }
+            if let m = cfg.mirror(using: name) {
+                throw ModelError(.inUse, "\(name): is a side of mirror \(m.name); detach it first (metactl detach \(m.name) \(name))")
+            }
             let children = cfg.softPartitions(of: name).map(\.name)
             if !children.isEmpty {
                 throw ModelError(.inUse, "\(name): soft partitions \(children.joined(separator: ", ")) are carved from it; clear them first")

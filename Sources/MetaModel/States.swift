@@ -57,6 +57,7 @@ extension VolumeRecord {
 
     /// The volume state derived from its components and background work.
     public var derivedState: VolumeState {
+        if let m = mirror { return m.derivedState }
         let comps = allComponents
         if comps.contains(where: { $0.state == .lastErred }) { return .lastErred }
         if !(lostBlocks ?? []).isEmpty && lostDataBlocks > 0 { return .lastErred }

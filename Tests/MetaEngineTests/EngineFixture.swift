@@ -60,8 +60,8 @@ final class EngineFixture: @unchecked Sendable {
                                     components: members.map { ComponentRecord(device: $0.uuid) }))
             }
             vol = VolumeRecord(name: name, type: type, rows: rs)
-        case .softpart:
-            preconditionFailure("a soft partition is opened over a fixture's volume (SoftPartitionEngineTests)")
+        case .softpart, .mirror:
+            preconditionFailure("soft partitions and mirrors are opened over other volumes (SoftPartitionEngineTests, MirrorEngineTests)")
         }
         let config = SetConfig(setName: "test", devices: records, volumes: [vol])
         store = InMemoryConfigStore(config, onCommit: onCommit)

@@ -46,8 +46,8 @@ final class GrowFixture: @unchecked Sendable {
             vol = VolumeRecord(name: name, type: .concat, rows: recs.map { Grow.row(devices: [$0], interlaceBlocks: 1) })
         case .stripe:
             vol = VolumeRecord(name: name, type: .stripe, rows: [Grow.row(devices: recs, interlaceBlocks: interlaceBlocks)])
-        case .softpart:
-            preconditionFailure("soft partitions grow by extents (SoftPartitionEngineTests)")
+        case .softpart, .mirror:
+            preconditionFailure("soft partitions grow by extents (SoftPartitionEngineTests); mirrors do not grow")
         }
         store = InMemoryConfigStore(SetConfig(setName: "test", devices: recs, volumes: [vol]))
         handles.withLock { $0 = devs }

@@ -168,7 +168,8 @@ struct ServeCommand: AsyncParsableCommand {
         let serveMetrics = metricsTarget.map { _ in ServeMetrics(set: set) }
         let readOnlyNames = Set(readOnlyVolumes)
         let lookup: @Sendable (String) -> (any NBDExport)? = { name in
-            guard filter.isEmpty || filter.contains(name), let v = try? manager.openEngine(name) else { return nil }
+            guard filter.isEmpty || filter.contains(name), manager.config.mirror(using: name) == nil,
+                  let v = try? manager.openEngine(name) else { return nil }
             return exportCache.withLock { c in
                 if let e = c[name], e.volume === v { return e }
                 let rec = manager.config.volume(named: name)
@@ -180,7 +181,7 @@ struct ServeCommand: AsyncParsableCommand {
             }
         }
         let registry = NBDExportRegistry(lookup: lookup, list: {
-            manager.volumeNames.filter { filter.isEmpty || filter.contains($0) }.compactMap { lookup($0) }
+            manager.exportedVolumeNames.filter { filter.isEmpty || filter.contains($0) }.compactMap { lookup($0) }
         })
         var nbdConfig = NBDServer.Configuration(unixSocketPath: socket ?? "\(runDir)/\(set).nbd")
         if socket == nil && tcp != nil && listen != nil { nbdConfig.unixSocketPath = "\(runDir)/\(set).nbd" }
@@ -195,7 +196,8 @@ struct ServeCommand: AsyncParsableCommand {
         // connections still on them (a cleared volume's engine refuses I/O anyway).
         manager.onVolumesChanged = {
             let gone = exportCache.withLock { c -> [String] in
-                let stale = c.filter { manager.engine($0.key) !== $0.value.volume }.map(\.key)
+                // Also the exports of volumes that became sides of a mirror.
+                let stale = c.filter { manager.engine($0.key) !== $0.value.volume || manager.config.mirror(using: $0.key) != nil }.map(\.key)
                 for k in stale { c[k] = nil }
                 return stale
             }

@@ -7,7 +7,7 @@ import MetaModel
 public enum Said {
     /// SVM's name for a volume type in messages: `RAID` or `Concat/Stripe`.
     public static func kind(_ type: VolumeType) -> String {
-        type == .softpart ? "Soft Partition" : type.hasColumns ? "RAID" : "Concat/Stripe"
+        type == .softpart ? "Soft Partition" : type == .mirror ? "Mirror" : type.hasColumns ? "RAID" : "Concat/Stripe"
     }
     /// The same from the type's raw value (as the control protocol returns it).
     public static func kind(raw: String?) -> String { kind(raw.flatMap(VolumeType.init(rawValue:)) ?? .concat) }
@@ -18,6 +18,8 @@ public enum Said {
     }
     /// `clear`: `d10: RAID is cleared`.
     public static func volumeCleared(_ name: String, typeRaw: String?) -> String { "\(name): \(kind(raw: typeRaw)) is cleared" }
+    /// `attach`/`detach`/`offline`/`online` (SVM's wording): `d0: submirror d11 is attached`.
+    public static func submirror(_ mirror: String, _ side: String, _ done: String) -> String { "\(mirror): submirror \(side) is \(done)" }
     /// `replace --wait` and a resync that ended well: `d10: Okay`.
     public static func volumeOkay(_ name: String) -> String { "\(name): Okay" }
     /// `hs create`: `hsp001: Hotspare pool is set up`.

@@ -9,7 +9,7 @@ import MetaModel
 struct CreateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "create",
-        abstract: "Create a concat, stripe, RAID-5, RAID-6 or soft partition volume (metainit).",
+        abstract: "Create a concat, stripe, RAID-5, RAID-6, soft partition or mirror volume (metainit).",
         discussion: """
         concat: each device is appended after the previous one. stripe: the devices are \
         striped with the interlace (default 512 KiB). raid5: at least 3 columns with rotating \
@@ -36,6 +36,8 @@ struct CreateCommand: ParsableCommand {
         cannot be cleared while soft partitions are carved from it; `metactl grow d1 512m` \
         adds space. Soft partitions are not carved from soft partitions.
 
+        mirror: `metactl create d0 mirror d10 d11` makes a mirror (RAID-1, SVM's metainit -m)         of up to 4 sides, each an existing concat or stripe volume (no soft partitions on         it, no other mirror). Its size is the smallest side's. Every side but the first is         resynced from the first in the background when the set is served (reads come from the         first until then); --no-resync skips that for sides known to hold the same data (new         zeroed disks: the user's promise). `metactl create d0 mirror /dev/sdb /dev/sdc` (every         argument a device) first makes a one-device concat of each, named d0-s0, d0-s1, …, as         mdadm users expect. The sides are no longer exported on their own. See attach,         detach, offline, online and set --read-policy/--write-policy.
+
         Every device is checked before anything is written: a device in use (mounted, held, \
         open exclusively, member of a set) is always refused; one with a file system, \
         partition table or RAID/LVM signature is refused unless --force.
@@ -56,10 +58,10 @@ struct CreateCommand: ParsableCommand {
     @Argument(help: "Volume name: a lower-case letter, then up to 62 of a-z 0-9 _ . -")
     var name: String
 
-    @Argument(help: "Layout: concat, stripe, raid5, raid6 or softpart.", completion: .list(["concat", "stripe", "raid5", "raid6", "softpart"]))
+    @Argument(help: "Layout: concat, stripe, raid5, raid6, softpart or mirror.", completion: .list(["concat", "stripe", "raid5", "raid6", "softpart", "mirror"]))
     var layout: String
 
-    @Argument(help: "Component devices or image files; softpart: the parent volume, then the size (e.g. 1g) unless -o/-b are given.", completion: .file())
+    @Argument(help: "Component devices or image files; softpart: the parent volume, then the size (e.g. 1g) unless -o/-b are given; mirror: its sides (concat or stripe volumes, or devices).", completion: .file())
     var devices: [String] = []
 
     @Option(name: .customShort("o"), help: ArgumentHelp("softpart: an extent's data offset in the parent (repeat with -b for several extents; a multiple of 4k).", valueName: "offset"))
@@ -82,6 +84,9 @@ struct CreateCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Overwrite devices that carry a signature (file system, partition table, …).")
     var force = false
 
+    @Flag(name: .customLong("no-resync"), help: "mirror: the sides hold the same data already (new, zeroed disks): no resync.")
+    var noResync = false
+
     @Option(name: .customLong("write-log"),
             help: ArgumentHelp("RAID-5: log every write before it is made in place (auto, the default) or not (none).", valueName: "auto|none"),
             completion: .list(["auto", "none"]))
@@ -91,9 +96,11 @@ struct CreateCommand: ParsableCommand {
 
     func run() throws {
         guard let type = VolumeType(rawValue: layout) else {
-            throw UserError("unknown layout '\(layout)': use concat, stripe, raid5, raid6 or softpart", code: .invalidArgument)
+            throw UserError("unknown layout '\(layout)': use concat, stripe, raid5, raid6, softpart or mirror", code: .invalidArgument)
         }
         if type == .softpart { return try runSoftPartition() }
+        if type == .mirror { return try runMirror() }
+        if noResync { throw UserError("--no-resync applies to mirrors", code: .invalidArgument) }
         if !offsets.isEmpty || !extentSizes.isEmpty { throw UserError("-o and -b apply to softpart volumes", code: .invalidArgument) }
         // The interlace first: `-i DEV` took a device as the size.
         let il = try interlace.map { try SizeParser.parse($0) }
@@ -143,6 +150,53 @@ extension CreateCommand {
         if !global.quiet {
             print(Said.volumeSetUp(res.name, .softpart, blocks: res.sizeBytes / 512, size: Output.humanSize(res.sizeBytes)))
         }
+    }
+}
+
+extension CreateCommand {
+    /// `create NAME mirror SIDE…` or, with devices, `create NAME mirror DEV…` (a one-device
+    /// concat per device first, removed again if the mirror cannot be made).
+    func runMirror() throws {
+        if interlace != nil || hotSparePool != nil || noInit || writeLog != nil || !offsets.isEmpty || !extentSizes.isEmpty {
+            throw UserError("\(name): a mirror takes its sides; -i, --hot-spare-pool, --no-init (use --no-resync), --write-log, -o and -b do not apply", code: .invalidArgument)
+        }
+        if devices.isEmpty { throw UserError("\(name): a mirror needs its sides (metactl create \(name) mirror d10 d11)", code: .usage) }
+        let paths = devices.filter { $0.contains("/") }
+        if !paths.isEmpty && paths.count != devices.count {
+            throw UserError("\(name): give the sides as volumes or as devices, not both", code: .usage)
+        }
+        var sides = devices
+        var made: [String] = []
+        if !paths.isEmpty {
+            sides = devices.indices.map { "\(name)-s\($0)" }
+            do {
+                for (side, dev) in zip(sides, devices) {
+                    let req = CreateRequest(name: side, type: .concat, devices: [Paths.absolute(dev)], force: force)
+                    let res = try CommandContext.perform(.create(req), global, as: CreateResult.self)
+                    made.append(side)
+                    if !output.json { for m in res.messages { Output.warn(m) } }
+                }
+            } catch {
+                undo(made)
+                throw error
+            }
+        }
+        let req = CreateRequest(name: name, type: .mirror, devices: sides, noInit: noResync, force: force)
+        let res: CreateResult
+        do { res = try CommandContext.perform(.create(req), global, as: CreateResult.self) } catch {
+            undo(made)
+            throw error
+        }
+        if output.json { try Output.printJSON(res); return }
+        for m in res.messages { Output.warn(m) }
+        if !global.quiet {
+            print(Said.volumeSetUp(res.name, .mirror, blocks: res.sizeBytes / 512, size: Output.humanSize(res.sizeBytes)))
+        }
+    }
+
+    /// Clears the concats made for a mirror that could not be made.
+    private func undo(_ made: [String]) {
+        for side in made.reversed() { _ = try? CommandContext.perform(.clear(name: side, force: true), global, as: [String: String].self) }
     }
 }
 

@@ -148,7 +148,7 @@ struct SetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "set",
         abstract: "Change volume parameters (metaparam).",
-        discussion: "--log-device DEV puts a RAID-5 volume's write log on DEV (a fast SSD or NVMe partition, md's --write-journal; up to 64 MiB of it is used): one copy of every record there instead of two in the columns' areas. If DEV fails, the records go to the columns' areas again (or, for a volume without them, are not written: the dirty-region log alone), the server logs it and status says so; --log-device none goes back to the columns. --write-log auto|none switches a RAID-5 volume's write log on or off while it is in use (writes in flight finish and are flushed first); a volume without room reserved for the log (created with --write-log none) cannot switch it on. --resync-rate MIN:MAX (sizes per second, e.g. 50m:1g, or 50m:max) works like md's speed_limit_min/max: the resync runs at MAX while the volume is idle and yields to foreground I/O down to MIN. A MAX of max or 0 means unlimited.")
+        discussion: "Mirrors: --read-policy roundrobin (the default: alternate between the readable sides), geometric (each side serves its share of the address range) or first; --write-policy parallel (the default) or serial; --pass 0-9 is SVM's pass number, recorded and shown (metactl resyncs every mirror that needs it). --log-device DEV puts a RAID-5 volume's write log on DEV (a fast SSD or NVMe partition, md's --write-journal; up to 64 MiB of it is used): one copy of every record there instead of two in the columns' areas. If DEV fails, the records go to the columns' areas again (or, for a volume without them, are not written: the dirty-region log alone), the server logs it and status says so; --log-device none goes back to the columns. --write-log auto|none switches a RAID-5 volume's write log on or off while it is in use (writes in flight finish and are flushed first); a volume without room reserved for the log (created with --write-log none) cannot switch it on. --resync-rate MIN:MAX (sizes per second, e.g. 50m:1g, or 50m:max) works like md's speed_limit_min/max: the resync runs at MAX while the volume is idle and yields to foreground I/O down to MIN. A MAX of max or 0 means unlimited.")
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The volume.", completion: .shellCommand(Completions.volumes)) var name: String
@@ -165,6 +165,14 @@ struct SetCommand: ParsableCommand {
     var logDevice: String?
     @Flag(name: .shortAndLong, help: "With --log-device: overwrite a device that carries a signature.")
     var force = false
+    @Option(name: .customLong("read-policy"), help: ArgumentHelp("Mirror: which side serves a read (metaparam -r).", valueName: "roundrobin|geometric|first"),
+            completion: .list(MirrorReadPolicy.allCases.map(\.rawValue)))
+    var readPolicy: String?
+    @Option(name: .customLong("write-policy"), help: ArgumentHelp("Mirror: write the sides at once or in turn (metaparam -w).", valueName: "parallel|serial"),
+            completion: .list(MirrorWritePolicy.allCases.map(\.rawValue)))
+    var writePolicy: String?
+    @Option(name: .customLong("pass"), help: ArgumentHelp("Mirror: SVM's pass number 0-9 (metaparam -p; recorded and shown).", valueName: "n"))
+    var pass: Int?
 
     func run() throws {
         var rate: ResyncRate? = nil
@@ -177,13 +185,23 @@ struct SetCommand: ParsableCommand {
             rate = ResyncRate(minBytesPerSecond: lo, maxBytesPerSecond: hi)
         }
         let mode = try writeLog.map { try WriteLogArgument.parse($0) }
-        guard hotSparePool != nil || rate != nil || mode != nil || logDevice != nil else {
-            throw UserError("set \(name): nothing to change (use --hot-spare-pool, --resync-rate, --write-log or --log-device)")
+        let read = try readPolicy.map { p throws -> MirrorReadPolicy in
+            guard let v = MirrorReadPolicy(rawValue: p) else { throw UserError("--read-policy \(p): use roundrobin, geometric or first", code: .invalidArgument) }
+            return v
+        }
+        let write = try writePolicy.map { p throws -> MirrorWritePolicy in
+            guard let v = MirrorWritePolicy(rawValue: p) else { throw UserError("--write-policy \(p): use parallel or serial", code: .invalidArgument) }
+            return v
+        }
+        guard hotSparePool != nil || rate != nil || mode != nil || logDevice != nil || read != nil || write != nil || pass != nil else {
+            throw UserError("set \(name): nothing to change (use --hot-spare-pool, --resync-rate, --write-log, --log-device, --read-policy, --write-policy or --pass)", code: .usage)
         }
         let device = logDevice.map { $0 == "none" ? $0 : Paths.absolute($0) }
-        let result = try CommandContext.perform(.setParams(SetParamsRequest(name: name, hotSparePool: hotSparePool, resyncRate: rate, writeLog: mode,
-                                                                            logDevice: device, force: force)),
-                                                global, as: [String: String].self)
+        var req = SetParamsRequest(name: name, hotSparePool: hotSparePool, resyncRate: rate, writeLog: mode, logDevice: device, force: force)
+        req.readPolicy = read
+        req.writePolicy = write
+        req.pass = pass
+        let result = try CommandContext.perform(.setParams(req), global, as: [String: String].self)
         if let note = result["note"] { Output.warn(note) }
     }
 }

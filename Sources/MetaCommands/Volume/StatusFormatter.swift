@@ -25,7 +25,13 @@ public enum StatusFormatter {
     /// blank lines, then the hot spare pools. Ends with a newline.
     public static func report(_ r: StatusReport) -> String {
         var blocks: [String] = []
-        blocks += r.volumes.map { volume($0, live: r.live) }
+        // As metastat: a mirror, then its sides (not again in their own place).
+        let byName = Dictionary(r.volumes.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        for v in r.volumes {
+            if let m = v.sideOf, byName[m] != nil { continue }
+            blocks.append(volume(v, live: r.live))
+            for s in v.mirror?.sides ?? [] { if let sv = byName[s.name] { blocks.append(volume(sv, live: r.live)) } }
+        }
         blocks += r.hotSparePools.map(pool)
         var text = ""
         if let reason = r.readOnlyReason {
@@ -43,7 +49,32 @@ public enum StatusFormatter {
     /// (background work runs only there).
     public static func volume(_ v: StatusReport.VolumeStatus, live: Bool = false) -> String {
         if let sp = v.softPartition { return softPartition(v, sp) }
+        if let m = v.mirror { return mirror(v, m, live: live) }
         return isRAID(v) ? raid(v, live: live) : concatStripe(v, live: live)
+    }
+
+    /// metastat's mirror: `d0: Mirror`, each side with its state (and resync progress, or
+    /// the regions it missed while offline), the policies and the size.
+    private static func mirror(_ v: StatusReport.VolumeStatus, _ m: StatusReport.MirrorStatus, live: Bool) -> String {
+        var lines = ["\(v.name): Mirror"]
+        for (i, s) in m.sides.enumerated() {
+            lines.append("    Submirror \(i): \(s.name)")
+            var state = "      State: \(s.state)"
+            if let p = s.resyncPercent {
+                state += " (\(String(format: "%.1f", p))% of \(s.resyncRegions.map { "\($0) region\($0 == 1 ? "" : "s")" } ?? "every region")\(live ? "" : "; resyncs when the set is served"))"
+            }
+            if let n = s.staleRegions { state += " (\(n) region\(n == 1 ? "" : "s") written since: online resyncs \(n == 1 ? "it" : "them"))" }
+            lines.append(state)
+        }
+        if v.state != "Okay" { lines.append("    State: \(v.state)") }
+        if let inv = v.invoke { lines.append("    Invoke: \(inv)") }
+        if let rs = v.resync { lines.append("    \(progressLine(rs, live: live))") }
+        if let mp = v.mapped { lines.append("    Mapped: \(mp.device)\(mp.readOnly ? " read-only" : "")") }
+        lines.append("    Pass: \(m.pass)")
+        lines.append("    Read option: \(m.readPolicy)\(m.readPolicy == "roundrobin" ? " (default)" : "")")
+        lines.append("    Write option: \(m.writePolicy)\(m.writePolicy == "parallel" ? " (default)" : "")")
+        lines.append("    Size: \(blocksLine(v.sizeBytes))")
+        return lines.joined(separator: "\n")
     }
 
     private static let extentColumns = [Column("Extent", rightAligned: true), Column("Start Block", rightAligned: true),
@@ -223,7 +254,7 @@ public enum StatusFormatter {
     }
 
     private static func concatStripe(_ v: StatusReport.VolumeStatus, live: Bool) -> String {
-        var lines = ["\(v.name): Concat/Stripe"]
+        var lines = [v.sideOf.map { "\(v.name): Submirror of \($0)" } ?? "\(v.name): Concat/Stripe"]
         if v.state != "Okay" { lines.append("    State: \(v.state)") }
         lines += stateDetail(v, live: live)
         lines.append("    Size: \(blocksLine(v.sizeBytes))")
@@ -313,8 +344,9 @@ public enum StatusFormatter {
                 if let hs = c.hotSpare { s += " (spare \(hs))" }
                 return s
             }
-            let letter = v.softPartition != nil ? "p" : v.type == "raid6" ? "r6" : isRAID(v) ? "r" : "s"
-            let members = v.softPartition.map { [$0.parent] } ?? comps
+            let letter = v.softPartition != nil ? "p" : v.mirror != nil ? "m" : v.type == "raid6" ? "r6" : isRAID(v) ? "r" : "s"
+            let members = v.softPartition.map { [$0.parent] }
+                ?? v.mirror.map { $0.sides.map { $0.state == "Okay" ? $0.name : "\($0.name) (\($0.state))" } } ?? comps
             rows.append([v.name, letter, compactSize(v.sizeBytes),
                          state.trimmingCharacters(in: .whitespaces), members.joined(separator: " ")])
         }
@@ -358,6 +390,13 @@ public enum StatusFormatter {
         if let sp = v.softPartition {
             return "\(v.name) -p \(sp.parent)" + sp.extents.map { " -o \($0.startBlock) -b \($0.blocks)" }.joined()
         }
+        if let m = v.mirror {
+            // SVM's -r/-w/pass values: geometric and serial spelled as metaparam takes them.
+            var s = "\(v.name) -m " + m.sides.map(\.name).joined(separator: " ")
+            if m.readPolicy != "roundrobin" { s += m.readPolicy == "geometric" ? " -g" : " -r" }
+            if m.writePolicy == "serial" { s += " -S" }
+            return s + " \(m.pass)"
+        }
         if isRAID(v) {
             var s = "\(v.name) \(v.type == "raid6" ? "-r6" : "-r") " + v.components.map(\.device).joined(separator: " ")
             if let il = v.interlaceBytes { s += " -i \(il / 512)b" }
@@ -380,6 +419,16 @@ public enum StatusFormatter {
         func devs(_ cs: [StatusReport.Component]) -> String { cs.map { shellQuote($0.device) }.joined(separator: " ") }
         if let sp = v.softPartition {
             return ["create \(v.name) softpart \(sp.parent)" + sp.extents.map { " -o \($0.startBlock)b -b \($0.blocks)b" }.joined()]
+        }
+        if let m = v.mirror {
+            // Recreated over sides that hold the data: no resync.
+            var cmds = ["create \(v.name) mirror --no-resync " + m.sides.map(\.name).joined(separator: " ")]
+            var set: [String] = []
+            if m.readPolicy != "roundrobin" { set.append("--read-policy \(m.readPolicy)") }
+            if m.writePolicy != "parallel" { set.append("--write-policy \(m.writePolicy)") }
+            if m.pass != 1 { set.append("--pass \(m.pass)") }
+            if !set.isEmpty { cmds.append("set \(v.name) " + set.joined(separator: " ")) }
+            return cmds
         }
         if isRAID(v) {
             let o = min(v.components.count, v.originalColumns ?? v.components.count)
@@ -462,7 +511,8 @@ private struct VolumeJSON: Encodable {
     init(_ v: StatusReport.VolumeStatus) { self.v = v }
     enum K: String, CodingKey {
         case name, type, state, sizeBytes, interlaceBytes, hotSparePool, resync, components, rows,
-             originalColumns, invoke, openCount, lostBytes, lost, resyncRate, writeLog, check, mapped, softPartition
+             originalColumns, invoke, openCount, lostBytes, lost, resyncRate, writeLog, check, mapped, softPartition,
+             mirror, sideOf
     }
     enum RateK: String, CodingKey { case minBytesPerSecond, maxBytesPerSecond }
     func encode(to encoder: any Encoder) throws {
@@ -492,6 +542,8 @@ private struct VolumeJSON: Encodable {
         try c.encode(v.check.map(CheckJSON.init), forKey: .check)
         try c.encode(v.mapped, forKey: .mapped)
         try c.encode(v.softPartition, forKey: .softPartition)
+        try c.encode(v.mirror, forKey: .mirror)
+        try c.encode(v.sideOf, forKey: .sideOf)
     }
 }
 

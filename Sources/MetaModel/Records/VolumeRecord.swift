@@ -6,12 +6,15 @@ public enum VolumeType: String, Codable, Sendable, CaseIterable {
     case concat, stripe, raid5, raid6
     /// A soft partition: extents of another volume (SVM's `metainit -p`).
     case softpart
+    /// A mirror: two to four sides (concat or stripe volumes) with the same blocks (SVM's
+    /// `metainit -m`).
+    case mirror
 
     /// Parity units per line: 0 (concat, stripe), 1 (RAID-5: P), 2 (RAID-6: P and Q). Also
     /// the number of columns that may be missing while every block stays readable.
     public var parityCount: Int {
         switch self {
-        case .concat, .stripe, .softpart: return 0
+        case .concat, .stripe, .softpart, .mirror: return 0
         case .raid5: return 1
         case .raid6: return 2
         }
@@ -23,6 +26,7 @@ public enum VolumeType: String, Codable, Sendable, CaseIterable {
         switch self {
         case .concat, .stripe: return rawValue
         case .softpart: return "soft partition"
+        case .mirror: return "mirror"
         case .raid5: return "RAID-5"
         case .raid6: return "RAID-6"
         }
@@ -175,6 +179,8 @@ public struct VolumeRecord: Codable, Sendable, Equatable {
     public var check: CheckRecord? = nil
     /// A soft partition: its parent volume and extents. Absent in older encodings.
     public var softPartition: SoftPartitionRecord? = nil
+    /// A mirror: its sides and policies. Absent in older encodings.
+    public var mirror: MirrorRecord? = nil
 
     public init(name: String, type: VolumeType, rows: [RowRecord] = [], columns: [ComponentRecord] = [],
                 originalColumnCount: Int = 0, interlaceBlocks: UInt64 = 0, columnBlocks: UInt64 = 0,

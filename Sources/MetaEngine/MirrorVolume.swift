@@ -1,0 +1,420 @@
+import Foundation
+import MetaDB
+import MetaDevices
+import MetaModel
+import Synchronization
+
+/// A mirror (RAID-1): two to four sides, each a volume of the set (a concat or stripe),
+/// holding the same blocks.
+///
+/// - Reads go to one readable side (the read policy chooses); a failed read is answered
+///   from another side and the good data written back over the bad range (md's read-error
+///   correction). Only when that rewrite fails is the side taken out of service.
+/// - Writes go to every side in service (`Okay`, `Resyncing`, `Last Erred`), at once or one
+///   after the other (the write policy). A side whose write fails is committed `Needs
+///   Maintenance` before the write is answered; the write succeeds if one side took it.
+/// - Before a write, its regions are committed dirty (the dirty-region log, as for RAID-5):
+///   after an unclean stop the sides may differ only there, and those regions are copied
+///   from the first `Okay` side to the others before they are read from the others.
+/// - A resync copies the regions a side lacks (every region for an attached side, the
+///   regions written while it was offline for one brought back online) in 1 MiB chunks,
+///   each under a lock that excludes writes to it, checkpointing flushed progress.
+///
+/// Every change of a side's state goes through ``apply(_:)``, which excludes writers
+/// between their dirty-region commit and their choice of sides: a write that misses a side
+/// always has its region recorded for that side.
+public final class MirrorVolume: Volume, @unchecked Sendable {
+    /// Blocks copied at a time by a resync (and locked against writes meanwhile).
+    static let chunkBlocks: UInt64 = 2048
+
+    /// The sides' engines, in the record's order.
+    private let children: ReadMostly<[Volume]>
+    /// What every request looks at: the sides' states and the policies.
+    private struct View {
+        var states: [SubmirrorState]
+        var read: MirrorReadPolicy
+        var write: MirrorWritePolicy
+        /// Reads only from the first `Okay` side: dirty regions of a crash not yet handed to
+        /// a resync (the state database was read-only at open).
+        var firstOnly: Bool
+    }
+    private let view: ReadMostly<View>
+    /// Excludes state changes from a writer's dirty-region commit and choice of sides.
+    private let gate = ReadMostly<Void>((), preferWriters: true)
+    private let chunkLocks = LineLocks()
+    let drl: DirtyRegionLog
+    private let regionBlocks: UInt64
+    private let roundRobin = Atomic<Int>(0)
+    private let foregroundOps = Atomic<UInt64>(0)
+    private let stoppingFlag = Atomic<Bool>(false)
+    private let resyncRunning = Atomic<Bool>(false)
+    private let cleaner = TimerBox()
+    /// The resync in progress: the side, blocks done and in all, bytes per second.
+    public let progress = Mutex<(side: Int, done: UInt64, total: UInt64, bytesPerSecond: Double)?>(nil)
+    /// Chunks a resync has copied since this engine opened (tests count them).
+    public let resyncedChunks = Atomic<Int>(0)
+    /// Ranges read from another side and rewritten since this engine opened.
+    public let readErrorsRepaired = Atomic<Int>(0)
+
+    init(record: VolumeRecord, children: [Volume], context: VolumeContext) throws(VolumeIOError) {
+        guard let m = record.mirror, !m.submirrors.isEmpty, m.submirrors.count == children.count else {
+            throw VolumeIOError(volume: record.name, code: .io, operation: "open", detail: "malformed mirror record (no sides)")
+        }
+        self.children = ReadMostly(children)
+        regionBlocks = max(Self.chunkBlocks, m.regionBlocks)
+        view = ReadMostly(View(states: m.submirrors.map(\.state), read: m.readPolicy, write: m.writePolicy,
+                               firstOnly: !record.dirtyRegions.isEmpty))
+        drl = DirtyRegionLog(interlaceBlocks: 1, committed: record.dirtyRegions, regionColumnBytes: regionBlocks * 512)
+        super.init(name: record.name, context: context)
+        setSectorSize(children.map(\.sectorSize).max() ?? 512)
+        startCleaner()
+    }
+
+    public override var sizeBytes: UInt64 {
+        children.read { cs in cs.map(\.sizeBytes).min() ?? 0 } / Volume.blockSize * Volume.blockSize
+    }
+
+    /// The sides' volume names, in order.
+    public var sideNames: [String] { children.read { $0.map(\.name) } }
+
+    // MARK: state changes
+
+    /// Commits `event` (a mirror event of this volume) while no writer is between its
+    /// dirty-region commit and its choice of sides, then takes the new states. `children`,
+    /// when given, are the sides' engines after the event (attach, detach).
+    public func apply(_ event: SetEvent, children newChildren: [Volume]? = nil) throws {
+        try gate.withLock { (_: inout Void) throws in
+            try context.store.apply(event)
+            if let newChildren { children.withLock { $0 = newChildren } }
+            refreshView()
+        }
+    }
+
+    /// Takes the states and policies of the committed record.
+    private func refreshView() {
+        guard let m = volumeRecord()?.mirror else { return }
+        view.withLock { v in
+            v.states = m.submirrors.map(\.state)
+            v.read = m.readPolicy
+            v.write = m.writePolicy
+        }
+    }
+
+    /// After an unclean stop: hands the dirty regions to a resync of every side but the
+    /// first `Okay` one (reads come from that one until then). Needs a writable state database.
+    public func resyncDirtyRegions() throws {
+        let dirty = drl.dirty
+        guard !dirty.isEmpty else { return }
+        context.logger.warning("\(name): unclean shutdown: \(dirty.count) dirty region(s) are copied from the first Okay side to the others")
+        try gate.withLock { (_: inout Void) throws in
+            try context.store.apply(.mirrorDirtyResync(volume: name, regions: dirty.sorted()))
+            drl.forgetAll()
+            view.withLock { $0.firstOnly = false }
+            refreshView()
+        }
+    }
+
+    /// Commits the failure of `side` (unless it is out of service already).
+    private func sideFailed(_ side: Int, _ error: VolumeIOError) {
+        let names = sideNames
+        context.logger.error("\(name): side \(names.indices.contains(side) ? names[side] : "\(side)") failed: \(error)")
+        do { try apply(.submirrorFailed(volume: name, submirror: side)) } catch {
+            context.logger.error("\(name): cannot record the failure of side \(side): \(error)")
+        }
+    }
+
+    // MARK: reads
+
+    /// The sides a read of `block` tries, in order.
+    private func readOrder(_ block: UInt64, _ v: View) -> [Int] {
+        let readable = v.states.indices.filter { v.states[$0].isReadable }
+        guard readable.count > 1 else { return readable }
+        if v.firstOnly, let first = v.states.firstIndex(of: .okay) { return [first] }
+        let start: Int
+        switch v.read {
+        case .first: start = 0
+        case .roundrobin: start = Int(UInt(bitPattern: roundRobin.add(1, ordering: .relaxed).oldValue) % UInt(readable.count))
+        case .geometric:
+            let size = max(1, sizeBytes / Volume.blockSize)
+            start = Int(min(UInt64(readable.count - 1), block * UInt64(readable.count) / size))
+        }
+        return Array(readable[start...] + readable[..<start])
+    }
+
+    override func readBlocks(_ block: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VolumeIOError) {
+        foregroundOps.add(1, ordering: .relaxed)
+        let v = view.read { $0 }
+        let cs = children.read { $0 }
+        let order = readOrder(block, v)
+        guard !order.isEmpty else {
+            throw VolumeIOError(volume: name, code: .io, operation: "read", offset: block * Volume.blockSize,
+                                length: UInt64(buffer.count), detail: "no side is readable")
+        }
+        var failed: [Int] = []
+        var last: VolumeIOError?
+        for i in order {
+            do throws(VolumeIOError) {
+                try cs[i].read(offset: block * Volume.blockSize, into: buffer)
+                if !failed.isEmpty { repair(failed, good: i, block: block, count: UInt64(buffer.count) / Volume.blockSize, cs) }
+                return
+            } catch {
+                failed.append(i)
+                last = error
+            }
+        }
+        throw VolumeIOError(volume: name, code: .io, operation: "read", offset: block * Volume.blockSize,
+                            length: UInt64(buffer.count), detail: "every side failed: \(last?.description ?? "?")")
+    }
+
+    /// Rewrites the range of a failed read on `bad` sides with `good`'s data, under the chunk
+    /// locks (a write meanwhile must not be undone); a side whose rewrite fails leaves service.
+    private func repair(_ bad: [Int], good: Int, block: UInt64, count: UInt64, _ cs: [Volume]) {
+        let chunks = chunkRange(block, count)
+        for c in chunks { chunkLocks.lock(c) }
+        defer { for c in chunks.reversed() { chunkLocks.unlock(c) } }
+        let tmp = AlignedBuffer(count: Int(count * Volume.blockSize))
+        defer { withExtendedLifetime(tmp) {} }
+        do throws(VolumeIOError) {
+            try cs[good].read(offset: block * Volume.blockSize, into: tmp.mutableBytes)
+        } catch {
+            return
+        }
+        let states = view.read { $0.states }
+        for i in bad where states.indices.contains(i) && states[i].isWritten {
+            do throws(VolumeIOError) {
+                try cs[i].write(offset: block * Volume.blockSize, from: UnsafeRawBufferPointer(tmp.mutableBytes))
+                readErrorsRepaired.add(1, ordering: .relaxed)
+                context.logger.warning("\(name): a read error on side \(cs[i].name) at block \(block) (\(count) blocks) was answered from \(cs[good].name) and rewritten")
+            } catch {
+                sideFailed(i, error)
+            }
+        }
+    }
+
+    // MARK: writes
+
+    private func chunkRange(_ block: UInt64, _ count: UInt64) -> ClosedRange<UInt64> {
+        (block / Self.chunkBlocks)...((block + max(1, count) - 1) / Self.chunkBlocks)
+    }
+
+    override func writeBlocks(_ block: UInt64, from buffer: UnsafeRawBufferPointer) throws(VolumeIOError) {
+        foregroundOps.add(1, ordering: .relaxed)
+        let count = UInt64(buffer.count) / Volume.blockSize
+        let regions = Set((block / regionBlocks)...((block + count - 1) / regionBlocks))
+        // Dirty-region commit and choice of sides, with no state change in between.
+        gate.lockShared()
+        do {
+            try drl.begin(regions) { try context.store.apply(.dirtyRegions(volume: name, regions: $0.sorted())) }
+        } catch {
+            gate.unlockShared()
+            throw VolumeIOError(volume: name, code: .io, operation: "write",
+                                detail: "cannot record the write in the state database's dirty-region log: \(error)")
+        }
+        let v = view.read { $0 }
+        let cs = children.read { $0 }
+        gate.unlockShared()
+        defer { drl.end(regions) }
+        let targets = v.states.indices.filter { v.states[$0].isWritten }
+        guard !targets.isEmpty else {
+            throw VolumeIOError(volume: name, code: .io, operation: "write", offset: block * Volume.blockSize,
+                                length: UInt64(buffer.count), detail: "no side is in service")
+        }
+        let chunks = chunkRange(block, count)
+        for c in chunks { chunkLocks.lock(c) }
+        defer { for c in chunks.reversed() { chunkLocks.unlock(c) } }
+        let errors = ErrorBox<VolumeIOError>()
+        let one = { (k: Int) in
+            let i = targets[k]
+            do throws(VolumeIOError) { try cs[i].write(offset: block * Volume.blockSize, from: buffer) } catch { errors.add(i, error) }
+        }
+        if v.write == .serial {
+            for k in targets.indices { one(k) }
+        } else {
+            parallel(targets.count, bytes: buffer.count, one)
+        }
+        let failed = errors.all
+        // Committed before the write is answered: a side that missed it is never read again
+        // until it is resynced.
+        for (i, e) in failed { sideFailed(i, e) }
+        if failed.count == targets.count, let e = failed.first?.1 {
+            throw VolumeIOError(volume: name, code: .io, operation: "write", offset: block * Volume.blockSize,
+                                length: UInt64(buffer.count), detail: "every side failed: \(e)")
+        }
+    }
+
+    public override func flush() throws(VolumeIOError) {
+        let v = view.read { $0 }
+        let cs = children.read { $0 }
+        let targets = v.states.indices.filter { v.states[$0].isWritten }
+        let errors = ErrorBox<VolumeIOError>()
+        parallel(targets.count) { k in
+            do throws(VolumeIOError) { try cs[targets[k]].flush() } catch { errors.add(targets[k], error) }
+        }
+        let failed = errors.all
+        for (i, e) in failed { sideFailed(i, e) }
+        if !failed.isEmpty && failed.count == targets.count, let e = failed.first?.1 { throw e }
+    }
+
+    // MARK: dirty regions
+
+    /// Cleans idle dirty regions (all with `all`): flushes the sides, then commits.
+    @discardableResult
+    public func cleanDirtyRegions(all: Bool = false) -> Int {
+        drl.clean(all: all, flush: { () throws -> Void in try self.flush() },
+                  commit: { try self.context.store.apply(.dirtyRegions(volume: self.name, regions: $0.sorted())) })
+    }
+
+    /// Dirty regions currently recorded.
+    public var dirtyRegions: Set<UInt64> { drl.dirty }
+
+    private func startCleaner() {
+        guard context.scheduler == nil else { return }
+        let timer = DispatchSource.makeTimerSource(queue: .global())
+        timer.schedule(deadline: .now() + drl.idleSeconds, repeating: drl.idleSeconds)
+        timer.setEventHandler { [weak self] in
+            guard let self, !self.stoppingFlag.load(ordering: .relaxed), !self.isClosed else { return }
+            self.cleanDirtyRegions()
+        }
+        timer.resume()
+        cleaner.set(timer)
+    }
+
+    public override func close() {
+        stoppingFlag.store(true, ordering: .sequentiallyConsistent)
+        cleaner.set(nil)
+        // (Under a scheduler the resync runs only when the scheduler lets it: it sees the flag then.)
+        while context.scheduler == nil && resyncRunning.load(ordering: .sequentiallyConsistent) { usleep(1000) }
+        if !isClosed { cleanDirtyRegions(all: true) }
+    }
+
+    // MARK: resync
+
+    /// Starts the resync of the sides that need one, in the background (nothing when none
+    /// does, or one runs).
+    public func startResync() {
+        guard volumeRecord()?.mirror?.submirrors.contains(where: { $0.state == .resyncing }) == true,
+              !stoppingFlag.load(ordering: .relaxed),
+              resyncRunning.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged else { return }
+        let body: @Sendable () -> Void = { [self] in
+            let progressed = runResync()
+            resyncRunning.store(false, ordering: .sequentiallyConsistent)
+            // A side put into resync while this run was ending (online, attach) is not missed.
+            if progressed { startResync() }
+        }
+        if let s = context.scheduler { s.startBackground("mirror resync \(name)", body) } else {
+            Thread.detachNewThread(body)
+        }
+    }
+
+    /// Whether a resync is running now.
+    public var isResyncing: Bool { resyncRunning.load(ordering: .relaxed) }
+
+    /// Resyncs every resyncing side, one after the other, until none is left or the volume
+    /// stops.
+    /// Resyncs on the calling thread (tests; ``startResync()`` runs it in the background).
+    /// Returns whether any side's resync ended (done or failed).
+    @discardableResult
+    public func runResync() -> Bool {
+        var tried = Set<Int>()
+        var ended = false
+        while !stoppingFlag.load(ordering: .relaxed) {
+            guard let m = volumeRecord()?.mirror,
+                  let side = m.submirrors.indices.first(where: { m.submirrors[$0].state == .resyncing && !tried.contains($0) }) else { break }
+            tried.insert(side)
+            if resyncSide(side, m) { ended = true }
+        }
+        progress.withLock { $0 = nil }
+        return ended
+    }
+
+    /// Returns whether the side's resync ended (done, or the side failed).
+    private func resyncSide(_ side: Int, _ m: MirrorRecord) -> Bool {
+        let cs = children.read { $0 }
+        let target = cs[side]
+        let size = sizeBytes / Volume.blockSize
+        let regionCount = (size + regionBlocks - 1) / regionBlocks
+        let regions = m.resyncRegionList(side, regionCount: regionCount)
+        let total = UInt64(regions.count) * regionBlocks
+        var pos = m.submirrors[side].resyncDoneBlocks ?? 0
+        context.logger.info("\(name): resyncing side \(target.name): \(regions.count) of \(regionCount) region(s)\(pos > 0 ? ", resuming at \(pos * 100 / max(1, total))%" : "")")
+        var pacer = ResyncPacer(foreground: foregroundOps.load(ordering: .relaxed))
+        let began = Date()
+        var lastCheckpoint = Date()
+        var moved: UInt64 = 0
+        let buf = AlignedBuffer(count: Int(Self.chunkBlocks * Volume.blockSize))
+        defer { withExtendedLifetime(buf) {} }
+        while pos < total {
+            if stoppingFlag.load(ordering: .relaxed) { return false }
+            context.scheduler?.yield("mirror resync")
+            guard view.read({ $0.states.indices.contains(side) && $0.states[side] == .resyncing }),
+                  children.read({ $0.indices.contains(side) && $0[side] === target }) else { return false }
+            let region = regions[Int(pos / regionBlocks)]
+            let offset = pos % regionBlocks
+            let block = region * regionBlocks + offset
+            if block >= size { pos = (pos / regionBlocks + 1) * regionBlocks; continue }
+            let n = min(Self.chunkBlocks - block % Self.chunkBlocks, regionBlocks - offset, size - block)
+            let bytes = UnsafeMutableRawBufferPointer(start: buf.base, count: Int(n * Volume.blockSize))
+            let outcome = chunkLocks.withLock(block / Self.chunkBlocks) { () -> ResyncStep in copy(block, bytes, to: side, cs) }
+            switch outcome {
+            case .copied: break
+            case .targetFailed(let e):
+                sideFailed(side, e)
+                return true
+            case .noSource(let e):
+                context.logger.error("\(name): resync of \(target.name) stopped at block \(block): no side could be read (\(e)); it stays Resyncing and is not read")
+                return false
+            }
+            resyncedChunks.add(1, ordering: .relaxed)
+            pos += n
+            moved += n
+            let secs = Date().timeIntervalSince(began)
+            progress.withLock { $0 = (side, pos, total, secs > 0 ? Double(moved * Volume.blockSize) / secs : 0) }
+            pacer.pace(Double(n * Volume.blockSize), foreground: foregroundOps.load(ordering: .relaxed),
+                       limits: volumeRecord()?.resyncRate ?? .default, simulated: context.scheduler != nil)
+            let due = context.scheduler.map { $0.shouldCheckpoint() } ?? (Date().timeIntervalSince(lastCheckpoint) >= 1)
+            if due && pos < total {
+                // Progress vouches only for what is durable on the target.
+                do throws(VolumeIOError) { try target.flush() } catch {
+                    sideFailed(side, error)
+                    return true
+                }
+                _ = try? context.store.apply(.mirrorResyncCheckpoint(volume: name, submirror: side, doneBlocks: pos))
+                lastCheckpoint = Date()
+            }
+        }
+        do throws(VolumeIOError) { try target.flush() } catch {
+            sideFailed(side, error)
+            return true
+        }
+        do {
+            try apply(.mirrorResyncFinished(volume: name, submirror: side))
+            context.logger.info("\(name): side \(target.name) is Okay (resync done)")
+        } catch {
+            context.logger.error("\(name): cannot record the end of the resync of \(target.name): \(error)")
+        }
+        return true
+    }
+
+    private enum ResyncStep { case copied, targetFailed(VolumeIOError), noSource(VolumeIOError?) }
+
+    /// Copies `bytes.count` bytes at `block` from a readable side to `side` (the chunk is locked).
+    private func copy(_ block: UInt64, _ bytes: UnsafeMutableRawBufferPointer, to side: Int, _ cs: [Volume]) -> ResyncStep {
+        let states = view.read { $0.states }
+        var last: VolumeIOError?
+        for i in states.indices where i != side && states[i].isReadable {
+            do throws(VolumeIOError) {
+                try cs[i].read(offset: block * Volume.blockSize, into: bytes)
+            } catch {
+                last = error
+                continue
+            }
+            do throws(VolumeIOError) {
+                try cs[side].write(offset: block * Volume.blockSize, from: UnsafeRawBufferPointer(bytes))
+                return .copied
+            } catch {
+                return .targetFailed(error)
+            }
+        }
+        return .noSource(last)
+    }
+}

@@ -1,0 +1,163 @@
+import Foundation
+
+extension MirrorRecord {
+    /// Regions dirty now are stale on every offline side (they may be written while it is away).
+    mutating func addStale(_ regions: [UInt64]) {
+        for i in submirrors.indices where submirrors[i].state == .offline {
+            submirrors[i].staleRegions = Set(submirrors[i].staleRegions ?? []).union(regions).sorted()
+        }
+    }
+
+    /// Puts side `i` into resync over `regions` (nil: every region), from the start.
+    mutating func startResync(_ i: Int, regions: [UInt64]?) {
+        submirrors[i].state = .resyncing
+        submirrors[i].staleRegions = nil
+        submirrors[i].resyncRegions = regions
+        submirrors[i].resyncDoneBlocks = 0
+    }
+
+    /// Leaves side `i` in `state` with no resync or stale tracking.
+    mutating func settle(_ i: Int, _ state: SubmirrorState) {
+        submirrors[i].state = state
+        submirrors[i].staleRegions = nil
+        submirrors[i].resyncRegions = nil
+        submirrors[i].resyncDoneBlocks = nil
+    }
+}
+
+extension SetModel {
+    /// The mirror transitions of ``apply(_:to:)``.
+    static func mirrorTransition(_ event: SetEvent, _ cfg: inout SetConfig) throws(ModelError) -> [Effect] {
+        switch event {
+        case .submirrorFailed(let name, let side):
+            guard let vi = cfg.volumeIndex(named: name), var m = cfg.volumes[vi].mirror, m.submirrors.indices.contains(side) else { return [] }
+            switch m.submirrors[side].state {
+            case .okay:
+                let othersReadable = m.submirrors.indices.contains { $0 != side && m.submirrors[$0].state.isReadable }
+                m.settle(side, othersReadable ? .needsMaintenance : .lastErred)
+            case .resyncing:
+                m.settle(side, .needsMaintenance)
+            case .needsMaintenance, .offline, .lastErred:
+                return []
+            }
+            cfg.volumes[vi].mirror = m
+            return []
+
+        case .mirrorDirtyResync(let name, let regions):
+            guard let vi = cfg.volumeIndex(named: name), var m = cfg.volumes[vi].mirror else { return [] }
+            cfg.volumes[vi].dirtyRegions = []
+            guard !regions.isEmpty, let first = m.submirrors.firstIndex(where: { $0.state == .okay }) else {
+                cfg.volumes[vi].mirror = m
+                return []
+            }
+            for i in m.submirrors.indices where i != first {
+                switch m.submirrors[i].state {
+                case .okay:
+                    m.startResync(i, regions: regions.sorted())
+                case .resyncing:
+                    // Widen a partial resync (it starts over: its progress was over other regions).
+                    if let r = m.submirrors[i].resyncRegions { m.startResync(i, regions: Set(r).union(regions).sorted()) }
+                case .offline:
+                    m.addStale(regions)
+                case .needsMaintenance, .lastErred:
+                    break
+                }
+            }
+            cfg.volumes[vi].mirror = m
+            return []
+
+        case .mirrorResyncCheckpoint(let name, let side, let done):
+            guard let vi = cfg.volumeIndex(named: name), let m = cfg.volumes[vi].mirror, m.submirrors.indices.contains(side),
+                  m.submirrors[side].state == .resyncing else { return [] }
+            cfg.volumes[vi].mirror!.submirrors[side].resyncDoneBlocks = done
+            return []
+
+        case .mirrorResyncFinished(let name, let side):
+            guard let vi = cfg.volumeIndex(named: name), let m = cfg.volumes[vi].mirror, m.submirrors.indices.contains(side),
+                  m.submirrors[side].state == .resyncing else { return [] }
+            cfg.volumes[vi].mirror!.settle(side, .okay)
+            return []
+
+        case .submirrorOffline(let name, let side):
+            var (vi, m) = try mirror(name, side, cfg)
+            let s = m.submirrors[side]
+            guard s.state == .okay else {
+                throw ModelError(.invalidState, "\(name): side \(s.volume) is \(s.state.rawValue); only an Okay side can be taken offline")
+            }
+            guard m.submirrors.indices.contains(where: { $0 != side && m.submirrors[$0].state == .okay }) else {
+                throw ModelError(.invalidState, "\(name): \(s.volume) is its only Okay side; taking it offline would leave no side with every block")
+            }
+            m.settle(side, .offline)
+            // Regions dirty now may have writes in flight that it misses.
+            m.submirrors[side].staleRegions = cfg.volumes[vi].dirtyRegions.sorted()
+            cfg.volumes[vi].mirror = m
+            return []
+
+        case .submirrorOnline(let name, let side):
+            var (vi, m) = try mirror(name, side, cfg)
+            let s = m.submirrors[side]
+            guard m.submirrors.indices.contains(where: { $0 != side && m.submirrors[$0].state.isReadable }) else {
+                throw ModelError(.invalidState, "\(name): no other side is readable to resync \(s.volume) from")
+            }
+            switch s.state {
+            case .offline: m.startResync(side, regions: s.staleRegions ?? [])
+            case .needsMaintenance: m.startResync(side, regions: nil)
+            case .okay, .resyncing, .lastErred:
+                throw ModelError(.invalidState, "\(name): side \(s.volume) is \(s.state.rawValue); online applies to an Offline or Needs Maintenance side")
+            }
+            cfg.volumes[vi].mirror = m
+            return []
+
+        case .submirrorAttached(let name, let side, let resync):
+            guard let vi = cfg.volumeIndex(named: name), var m = cfg.volumes[vi].mirror else {
+                throw ModelError(.notFound, "\(name): no such mirror")
+            }
+            guard let sv = cfg.volume(named: side) else { throw ModelError(.notFound, "\(side): no such volume") }
+            guard sv.type == .concat || sv.type == .stripe else {
+                throw ModelError(.invalidState, "\(side): is a \(sv.type.displayName); the sides of a mirror are concat or stripe volumes")
+            }
+            if let other = cfg.mirror(using: side) { throw ModelError(.inUse, "\(side): is already a side of \(other.name)") }
+            guard m.submirrors.count < MirrorRecord.maxSubmirrors else {
+                throw ModelError(.invalidState, "\(name): has \(m.submirrors.count) sides already, the most a mirror has")
+            }
+            m.submirrors.append(SubmirrorRecord(volume: side))
+            if resync { m.startResync(m.submirrors.count - 1, regions: nil) }
+            cfg.volumes[vi].mirror = m
+            return []
+
+        case .submirrorDetached(let name, let side, let force):
+            var (vi, m) = try mirror(name, side, cfg)
+            let s = m.submirrors[side]
+            guard m.submirrors.indices.contains(where: { $0 != side && m.submirrors[$0].state == .okay }) else {
+                throw ModelError(.invalidState, "\(name): \(s.volume) is its last Okay side; clear the mirror instead (metactl clear \(name))")
+            }
+            if !force && s.state != .okay && s.state != .offline {
+                throw ModelError(.invalidState, "\(name): side \(s.volume) is \(s.state.rawValue); detach it with -f")
+            }
+            m.submirrors.remove(at: side)
+            cfg.volumes[vi].mirror = m
+            return []
+
+        case .mirrorParameters(let name, let read, let write, let pass):
+            guard let vi = cfg.volumeIndex(named: name), cfg.volumes[vi].mirror != nil else {
+                throw ModelError(.notFound, "\(name): no such mirror")
+            }
+            if let pass, !(0...9).contains(pass) { throw ModelError(.invalidState, "\(name): pass \(pass): use 0 to 9") }
+            if let read { cfg.volumes[vi].mirror!.readPolicy = read }
+            if let write { cfg.volumes[vi].mirror!.writePolicy = write }
+            if let pass { cfg.volumes[vi].mirror!.pass = pass }
+            return []
+
+        default:
+            return []
+        }
+    }
+
+    private static func mirror(_ name: String, _ side: Int, _ cfg: SetConfig) throws(ModelError) -> (Int, MirrorRecord) {
+        guard let vi = cfg.volumeIndex(named: name), let m = cfg.volumes[vi].mirror else {
+            throw ModelError(.notFound, "\(name): no such mirror")
+        }
+        guard m.submirrors.indices.contains(side) else { throw ModelError(.notFound, "\(name): has no side \(side)") }
+        return (vi, m)
+    }
+}
