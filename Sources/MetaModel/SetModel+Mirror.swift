@@ -55,8 +55,21 @@ extension SetModel {
                 case .okay:
                     m.startResync(i, regions: regions.sorted())
                 case .resyncing:
-                    // Widen a partial resync (it starts over: its progress was over other regions).
-                    if let r = m.submirrors[i].resyncRegions { m.startResync(i, regions: Set(r).union(regions).sorted()) }
+                    // Its copied part may have lost writes in the dirty regions: the resync goes
+                    // back to the first of them (a partial resync that lacks one starts over
+                    // with it added: its order changes).
+                    let s = m.submirrors[i]
+                    let done = s.resyncDoneBlocks ?? 0
+                    if let r = s.resyncRegions {
+                        if Set(regions).isSubset(of: r) {
+                            let first = r.firstIndex { regions.contains($0) }.map { UInt64($0) * m.regionBlocks } ?? done
+                            m.submirrors[i].resyncDoneBlocks = min(done, first)
+                        } else {
+                            m.startResync(i, regions: Set(r).union(regions).sorted())
+                        }
+                    } else if let low = regions.min() {
+                        m.submirrors[i].resyncDoneBlocks = min(done, low * m.regionBlocks)
+                    }
                 case .offline:
                     m.addStale(regions)
                 case .needsMaintenance, .lastErred:

@@ -180,8 +180,8 @@ final class ResyncRig: @unchecked Sendable {
     // MARK: fio
 
     /// fio arguments for a verified random read/write job on `[offset, offset+size)`.
-    func fioJob(_ job: String, offset: String, size: String, rate: String? = "2m,2m") -> [String] {
-        ["fio", "--name=\(job)", "--ioengine=nbd", "--uri=\(f.uri("d10"))", "--rw=randrw", "--bs=4k", "--iodepth=8",
+    func fioJob(_ job: String, offset: String, size: String, rate: String? = "2m,2m", volume: String = "d10") -> [String] {
+        ["fio", "--name=\(job)", "--ioengine=nbd", "--uri=\(f.uri(volume))", "--rw=randrw", "--bs=4k", "--iodepth=8",
          "--offset=\(offset)", "--size=\(size)", "--verify=crc32c", "--verify_fatal=1", "--verify_state_save=0",
          "--runtime=300", "--output-format=json"] + (rate.map { ["--rate=\($0)"] } ?? [])
     }
@@ -201,10 +201,10 @@ final class ResyncRig: @unchecked Sendable {
     }
 
     /// Waits until `count` NBD clients are connected to d10.
-    func waitForClients(_ count: Int, _ p: Process) throws {
-        try waitFor("\(count) client(s) on d10") {
+    func waitForClients(_ count: Int, _ p: Process, volume name: String = "d10") throws {
+        try waitFor("\(count) client(s) on \(name)") {
             guard p.isRunning else { throw TestSupportError("the client exited early with \(p.terminationStatus)") }
-            return (try volume()["openCount"] as? Int ?? 0) >= count
+            return (try volume(name)["openCount"] as? Int ?? 0) >= count
         }
     }
 }

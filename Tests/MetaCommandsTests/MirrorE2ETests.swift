@@ -1,0 +1,164 @@
+import Foundation
+import MetaTestSupport
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Mirrors through a real server: a mirror of two stripes over loop devices and a failing
+/// device (nbdkit's error filter, nbdfuse, losetup) under fio with verify; offline, writes,
+/// online with only the written regions resynced, and a `kill -9` during that resync.
+@Suite("Mirror end to end", .serialized)
+struct MirrorE2ETests {
+    static var enabled: Bool { ResyncE2ETests.enabled }
+
+    /// The side's object in `status --json`'s mirror.
+    static func side(_ vol: [String: Any], _ name: String) -> [String: Any]? {
+        ((vol["mirror"] as? [String: Any])?["sides"] as? [[String: Any]])?.first { $0["name"] as? String == name }
+    }
+
+    /// The whole export of `volume` as bytes (nbdcopy to a file).
+    static func contents(_ rig: ResyncRig, _ volume: String) throws -> Data {
+        let out = rig.f.dir.file("\(volume)-\(UUID().uuidString.prefix(8)).bin")
+        try MetaTestSupport.mustRun(["timeout", "300", "nbdcopy", rig.f.uri(volume), out])
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        return try Data(contentsOf: URL(fileURLWithPath: out))
+    }
+
+    @Test(.enabled(if: enabled))
+    func aFailingSideIsServedAroundAndResyncedWhileWritten() throws {
+        let rig = try ResyncRig()
+        defer { rig.cleanup() }
+        let f = rig.f
+        let a = try rig.loop("a", size: 32 << 20), b = try rig.loop("b", size: 32 << 20)
+        let bad = try rig.failingDevice("bad", size: 32 << 20)
+        let c = try rig.loop("c", size: 32 << 20)
+        try f.create("d10", "stripe", [a, b])
+        try f.create("d11", "stripe", [bad.path, c])
+        try f.create("d0", "mirror", ["d10", "d11"], extra: ["--no-resync"])
+        let server = try f.startServer()
+        let list = try f.mustRun(["status", "-c"])
+        #expect(list.contains("d0") && list.contains(" m "), "\(list)")
+        // The sides are reached through the mirror only.
+        let exports = try MetaTestSupport.mustRun(["nbdinfo", "--list", "--json", "nbd+unix:///?socket=\(f.socketPath)"])
+        #expect(exports.contains("\"d0\"") && !exports.contains("\"d10\"") && !exports.contains("\"d11\""), "\(exports)")
+
+        // Load A on [0, 16 MiB) with verify. The failing side's reads fail first (answered
+        // from d10 and rewritten: it stays in service), then its writes too (out of service).
+        let outA = f.dir.file("fio-a.json")
+        let fioA = try rig.spawn(rig.fioJob("a", offset: "0", size: "16m", volume: "d0"), output: outA)
+        try rig.waitForClients(1, fioA, volume: "d0")
+        usleep(500_000)
+        bad.failReads()
+        try rig.waitFor("a read error answered from the other side", log: server) {
+            server.log.contains("was answered from d10 and rewritten")
+        }
+        #expect(Self.side(try rig.volume("d0"), "d11")?["state"] as? String == "Okay")
+        bad.fail()
+        try rig.waitFor("the failing side to leave service", log: server) {
+            Self.side(try rig.volume("d0"), "d11")?["state"] as? String == "Needs Maintenance"
+        }
+        let ra = try rig.fioResult(fioA, outA)
+        #expect(ra.status == 0, "fio A: \(ra.stderr)")
+        for j in ra.jobs { #expect(j["error"] as? Int == 0, "fio A reported an error: \(ra.stderr)") }
+        let degraded = try rig.volume("d0")
+        #expect(degraded["state"] as? String == "Needs Maintenance")
+        #expect((degraded["invoke"] as? String ?? "").contains("metactl online d0 d11"))
+
+        // The device is fixed; online resyncs every region while load B writes and verifies.
+        bad.recover()
+        try f.mustRun(["set", "d0", "--resync-rate", "4m:4m"])
+        let outB = f.dir.file("fio-b.json")
+        let fioB = try rig.spawn(rig.fioJob("b", offset: "24m", size: "16m", volume: "d0"), output: outB)
+        try rig.waitForClients(1, fioB, volume: "d0")
+        let on = try f.run(["online", "d0", "d11"])
+        #expect(on.ok && on.stdout.contains("d0: submirror d11 is onlined"), "\(on.stdout) \(on.stderr)")
+        try rig.waitFor("the resync to run", log: server) {
+            let v = try rig.volume("d0")
+            return Self.side(v, "d11")?["state"] as? String == "Resyncing" && (v["resync"] as? [String: Any]) != nil
+        }
+        let rb = try rig.fioResult(fioB, outB)
+        #expect(rb.status == 0, "fio B: \(rb.stderr)")
+        for j in rb.jobs { #expect(j["error"] as? Int == 0, "fio B reported an error: \(rb.stderr)") }
+        try f.mustRun(["set", "d0", "--resync-rate", "100m:max"])
+        try rig.waitFor("d0 to be Okay", log: server) { (try rig.volume("d0"))["state"] as? String == "Okay" }
+
+        // Every byte: detach d11 (it becomes a volume of its own, exported again) and compare.
+        let whole = try Self.contents(rig, "d0")
+        let det = try f.run(["detach", "d0", "d11"])
+        #expect(det.ok, "\(det.stderr)")
+        let alone = try Self.contents(rig, "d11")
+        #expect(alone.count >= whole.count)
+        #expect(alone.prefix(whole.count) == whole, "the resynced side differs from the mirror")
+        // The last Okay side cannot be detached.
+        let last = try f.run(["detach", "d0", "d10"])
+        #expect(!last.ok && last.stderr.contains("last Okay side"), "\(last.stderr)")
+        #expect(server.stop() == 0, "log:\n\(server.log)")
+    }
+
+    @Test(.enabled(if: enabled))
+    func offlineWritesThenOnlineResyncsOnlyThoseRegionsAndSurvivesKill9() throws {
+        let rig = try ResyncRig()
+        defer { rig.cleanup() }
+        let f = rig.f
+        let a = try rig.loop("a", size: 300 << 20), b = try rig.loop("b", size: 300 << 20)
+        // The shorthand: one-device concats d0-s0 and d0-s1 (zeroed images: no resync).
+        let made = try f.run(["create", "d0", "mirror", a, b, "--no-resync"])
+        #expect(made.ok, "\(made.stderr)")
+        var server = try f.startServer()
+        let uri = f.uri("d0")
+        try MetaTestSupport.mustRun(["qemu-io", "-f", "raw", "-c", "write -P 0x11 0 4M", uri])
+        try rig.waitFor("the dirty regions to be cleaned") {
+            ((try rig.volume("d0"))["mirror"] as? [String: Any])?["dirtyRegions"] as? Int == 0
+        }
+        try f.mustRun(["offline", "d0", "d0-s1"])
+        // Writes in regions 1 and 3 of 5 (64 MiB each) while d0-s1 is offline.
+        try MetaTestSupport.mustRun(["qemu-io", "-f", "raw", "-c", "write -P 0x22 70M 8M", uri])
+        try MetaTestSupport.mustRun(["qemu-io", "-f", "raw", "-c", "write -P 0x33 200M 8M", uri])
+        let off = try rig.volume("d0")
+        #expect(Self.side(off, "d0-s1")?["staleRegions"] as? Int == 2)
+        #expect(off["state"] as? String == "Needs Maintenance")
+        try f.mustRun(["set", "d0", "--resync-rate", "8m:8m"])
+        let on = try f.run(["online", "d0", "d0-s1", "--json"])
+        #expect(on.ok, "\(on.stderr)")
+        let reply = try JSONSerialization.jsonObject(with: Data(on.stdout.utf8)) as? [String: Any]
+        #expect(reply?["resyncRegions"] as? Int == 2)
+        #expect(reply?["state"] as? String == "Resyncing")
+        // Killed once the writes' dirty regions are clean (a crash's dirty regions are
+        // resynced again from their first) and a checkpoint (once a second) is made.
+        try rig.waitFor("the resync to checkpoint with no dirty region", log: server) {
+            let v = try rig.volume("d0")
+            return (v["mirror"] as? [String: Any])?["dirtyRegions"] as? Int == 0
+                && (Self.side(v, "d0-s1")?["resyncPercent"] as? Double ?? 0) >= 15
+        }
+        usleep(1_100_000)
+        #expect(server.log.contains("resyncing side d0-s1: 2 of 5 region(s)"), "\(server.log)")
+        // kill -9: the restart resumes from the checkpoint, over the same two regions.
+        _ = server.stop(signal: SIGKILL, grace: 5)
+        let after = Self.side(try rig.volume("d0"), "d0-s1")
+        #expect(after?["state"] as? String == "Resyncing")
+        #expect(after?["resyncRegions"] as? Int == 2)
+        #expect((after?["resyncPercent"] as? Double ?? 0) > 0)
+        server = try f.startServer()
+        try f.mustRun(["set", "d0", "--resync-rate", "200m:max"])
+        try rig.waitFor("d0 to be Okay", log: server) { (try rig.volume("d0"))["state"] as? String == "Okay" }
+        #expect(server.log.contains("resuming at"), "\(server.log)")
+        for (p, at) in [("0x11", "0 4M"), ("0x22", "70M 8M"), ("0x33", "200M 8M")] {
+            let r = try runCommand(["qemu-io", "-f", "raw", "-c", "read -P \(p) \(at)", uri])
+            #expect(r.ok && !r.stdout.contains("Pattern verification failed"), "\(p): \(r.stdout)")
+        }
+        #expect(server.stop() == 0, "log:\n\(server.log)")
+        // The two images hold the same data, each from its own data start.
+        let vol = try rig.volume("d0-s0"), vol1 = try rig.volume("d0-s1")
+        let size = try #require(try rig.volume("d0")["sizeBytes"] as? Int)
+        func bytes(_ v: [String: Any], _ dev: String) throws -> Data {
+            let comp = try #require((v["components"] as? [[String: Any]])?.first)
+            let start = try #require(comp["startBlock"] as? Int) * 512
+            let h = try #require(FileHandle(forReadingAtPath: rig.backingFile(dev)))
+            defer { try? h.close() }
+            try h.seek(toOffset: UInt64(start))
+            return h.readData(ofLength: size)
+        }
+        #expect(try bytes(vol, a) == (try bytes(vol1, b)), "the sides differ after the resync")
+    }
+}
