@@ -24,8 +24,9 @@ import Synchronization
 /// between their dirty-region commit and their choice of sides: a write that misses a side
 /// always has its region recorded for that side.
 public final class MirrorVolume: Volume, @unchecked Sendable {
-    /// Blocks copied at a time by a resync (and locked against writes meanwhile).
-    static let chunkBlocks: UInt64 = 2048
+    /// Blocks copied at a time by a resync (and locked against writes meanwhile): 1 MiB, or
+    /// less where regions are smaller (the simulator's); always divides a region.
+    let chunkBlocks: UInt64
 
     /// The sides' engines, in the record's order.
     private let children: ReadMostly<[Volume]>
@@ -61,7 +62,8 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
             throw VolumeIOError(volume: record.name, code: .io, operation: "open", detail: "malformed mirror record (no sides)")
         }
         self.children = ReadMostly(children)
-        regionBlocks = max(Self.chunkBlocks, m.regionBlocks)
+        regionBlocks = max(1, m.regionBlocks)
+        chunkBlocks = Self.gcd(regionBlocks, 2048)
         view = ReadMostly(View(states: m.submirrors.map(\.state), read: m.readPolicy, write: m.writePolicy,
                                firstOnly: !record.dirtyRegions.isEmpty))
         drl = DirtyRegionLog(interlaceBlocks: 1, committed: record.dirtyRegions, regionColumnBytes: regionBlocks * 512)
@@ -70,9 +72,14 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
         startCleaner()
     }
 
+    private static func gcd(_ a: UInt64, _ b: UInt64) -> UInt64 { b == 0 ? a : gcd(b, a % b) }
+
     public override var sizeBytes: UInt64 {
         children.read { cs in cs.map(\.sizeBytes).min() ?? 0 } / Volume.blockSize * Volume.blockSize
     }
+
+    /// The sides' engines, in order.
+    public var sideEngines: [Volume] { children.read { $0 } }
 
     /// The sides' volume names, in order.
     public var sideNames: [String] { children.read { $0.map(\.name) } }
@@ -114,31 +121,39 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
         }
     }
 
-    /// Commits the failure of `side` (unless it is out of service already).
-    private func sideFailed(_ side: Int, _ error: VolumeIOError) {
+    /// Commits the failure of `side` (unless it is out of service already). Returns whether
+    /// the commit landed: when it did not, the request that found the failure must fail too
+    /// (a restart would read the side as it is recorded).
+    @discardableResult
+    private func sideFailed(_ side: Int, _ error: VolumeIOError) -> Bool {
         let names = sideNames
         context.logger.error("\(name): side \(names.indices.contains(side) ? names[side] : "\(side)") failed: \(error)")
         do { try apply(.submirrorFailed(volume: name, submirror: side)) } catch {
             context.logger.error("\(name): cannot record the failure of side \(side): \(error)")
+            return false
         }
+        return true
     }
 
     // MARK: reads
 
-    /// The sides a read of `block` tries, in order.
+    /// The sides a read of `block` tries, in order: the `Okay` sides, starting where the
+    /// read policy says, then the `Last Erred` ones (they may lack what failed on them, so
+    /// they are the last resort).
     private func readOrder(_ block: UInt64, _ v: View) -> [Int] {
-        let readable = v.states.indices.filter { v.states[$0].isReadable }
-        guard readable.count > 1 else { return readable }
-        if v.firstOnly, let first = v.states.firstIndex(of: .okay) { return [first] }
+        let okay = v.states.indices.filter { v.states[$0] == .okay }
+        let lastErred = v.states.indices.filter { v.states[$0] == .lastErred }
+        if v.firstOnly, let first = okay.first { return [first] }
+        guard okay.count > 1 else { return okay + lastErred }
         let start: Int
         switch v.read {
         case .first: start = 0
-        case .roundrobin: start = Int(UInt(bitPattern: roundRobin.add(1, ordering: .relaxed).oldValue) % UInt(readable.count))
+        case .roundrobin: start = Int(UInt(bitPattern: roundRobin.add(1, ordering: .relaxed).oldValue) % UInt(okay.count))
         case .geometric:
             let size = max(1, sizeBytes / Volume.blockSize)
-            start = Int(min(UInt64(readable.count - 1), block * UInt64(readable.count) / size))
+            start = Int(min(UInt64(okay.count - 1), block * UInt64(okay.count) / size))
         }
-        return Array(readable[start...] + readable[..<start])
+        return Array(okay[start...] + okay[..<start]) + lastErred
     }
 
     override func readBlocks(_ block: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VolumeIOError) {
@@ -169,6 +184,19 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
     /// Rewrites the range of a failed read on `bad` sides with `good`'s data, under the chunk
     /// locks (a write meanwhile must not be undone); a side whose rewrite fails leaves service.
     private func repair(_ bad: [Int], good: Int, block: UInt64, count: UInt64, _ cs: [Volume]) {
+        // The rewrite is a write like any other: a crash before it is durable must find its
+        // region dirty (the side's old bytes there are not known to be good).
+        let regions = Set((block / regionBlocks)...((block + count - 1) / regionBlocks))
+        gate.lockShared()
+        do {
+            try drl.begin(regions) { try context.store.apply(.dirtyRegions(volume: name, regions: $0.sorted())) }
+        } catch {
+            gate.unlockShared()
+            context.logger.error("\(name): cannot record the rewrite of a read error in the dirty-region log: \(error); not rewritten")
+            return
+        }
+        gate.unlockShared()
+        defer { drl.end(regions) }
         let chunks = chunkRange(block, count)
         for c in chunks { chunkLocks.lock(c) }
         defer { for c in chunks.reversed() { chunkLocks.unlock(c) } }
@@ -194,7 +222,7 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
     // MARK: writes
 
     private func chunkRange(_ block: UInt64, _ count: UInt64) -> ClosedRange<UInt64> {
-        (block / Self.chunkBlocks)...((block + max(1, count) - 1) / Self.chunkBlocks)
+        (block / chunkBlocks)...((block + max(1, count) - 1) / chunkBlocks)
     }
 
     override func writeBlocks(_ block: UInt64, from buffer: UnsafeRawBufferPointer) throws(VolumeIOError) {
@@ -234,11 +262,24 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
         }
         let failed = errors.all
         // Committed before the write is answered: a side that missed it is never read again
-        // until it is resynced.
-        for (i, e) in failed { sideFailed(i, e) }
-        if failed.count == targets.count, let e = failed.first?.1 {
+        // until it is resynced. A failure that cannot be recorded fails the write.
+        var unrecorded: VolumeIOError? = nil
+        for (i, e) in failed where !sideFailed(i, e) { unrecorded = e }
+        // Acknowledged only when a side that reads may use took it (a resyncing side alone
+        // is not read: the data would be unreadable, and a resync from the others would
+        // overwrite it).
+        let failedSides = Set(failed.map(\.0))
+        if !targets.contains(where: { !failedSides.contains($0) && v.states[$0].isReadable }) {
+            // A resyncing side that took it now holds what no readable side has: it leaves
+            // service (a resync already past this range would not copy over it again).
+            for i in targets where !failedSides.contains(i) { sideFailed(i, VolumeIOError(volume: name, code: .io, operation: "write", detail: "took a write that no readable side took")) }
+            let why = failed.first.map { "\($0.1)" } ?? "no readable side took it"
             throw VolumeIOError(volume: name, code: .io, operation: "write", offset: block * Volume.blockSize,
-                                length: UInt64(buffer.count), detail: "every side failed: \(e)")
+                                length: UInt64(buffer.count), detail: "no readable side took the write: \(why)")
+        }
+        if let unrecorded {
+            throw VolumeIOError(volume: name, code: .io, operation: "write", offset: block * Volume.blockSize,
+                                length: UInt64(buffer.count), detail: "a side failed and the state database could not record it: \(unrecorded)")
         }
     }
 
@@ -251,8 +292,13 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
             do throws(VolumeIOError) { try cs[targets[k]].flush() } catch { errors.add(targets[k], error) }
         }
         let failed = errors.all
-        for (i, e) in failed { sideFailed(i, e) }
-        if !failed.isEmpty && failed.count == targets.count, let e = failed.first?.1 { throw e }
+        var unrecorded: VolumeIOError? = nil
+        for (i, e) in failed where !sideFailed(i, e) { unrecorded = e }
+        if let unrecorded { throw unrecorded }
+        let failedSides = Set(failed.map(\.0))
+        if !targets.contains(where: { !failedSides.contains($0) && v.states[$0].isReadable }) {
+            throw failed.first?.1 ?? VolumeIOError(volume: name, code: .io, operation: "flush", detail: "no readable side is in service")
+        }
     }
 
     // MARK: dirty regions
@@ -341,7 +387,7 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
         let began = Date()
         var lastCheckpoint = Date()
         var moved: UInt64 = 0
-        let buf = AlignedBuffer(count: Int(Self.chunkBlocks * Volume.blockSize))
+        let buf = AlignedBuffer(count: Int(chunkBlocks * Volume.blockSize))
         defer { withExtendedLifetime(buf) {} }
         while pos < total {
             if stoppingFlag.load(ordering: .relaxed) { return false }
@@ -352,9 +398,9 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
             let offset = pos % regionBlocks
             let block = region * regionBlocks + offset
             if block >= size { pos = (pos / regionBlocks + 1) * regionBlocks; continue }
-            let n = min(Self.chunkBlocks - block % Self.chunkBlocks, regionBlocks - offset, size - block)
+            let n = min(chunkBlocks - block % chunkBlocks, regionBlocks - offset, size - block)
             let bytes = UnsafeMutableRawBufferPointer(start: buf.base, count: Int(n * Volume.blockSize))
-            let outcome = chunkLocks.withLock(block / Self.chunkBlocks) { () -> ResyncStep in copy(block, bytes, to: side, cs) }
+            let outcome = chunkLocks.withLock(block / chunkBlocks) { () -> ResyncStep in copy(block, bytes, to: side, cs) }
             switch outcome {
             case .copied: break
             case .targetFailed(let e):

@@ -59,8 +59,9 @@ public enum SetEvent: Sendable, Equatable {
 
     /// A mirror side's read or write failed while the others were served (a failed read is
     /// first answered from another side and rewritten; only a failed rewrite lands here):
-    /// it becomes `Needs Maintenance`, or `Last Erred` when no other side is readable. A side
-    /// that is not in service (offline, erred) does not change.
+    /// it becomes `Needs Maintenance`, or `Last Erred` when no other side is readable (a Last
+    /// Erred side stays so, unless another side is `Okay`: then it needs maintenance). A
+    /// side that is not in service (offline, Needs Maintenance) does not change.
     case submirrorFailed(volume: String, submirror: Int)
     /// A mirror was opened with dirty regions (the last run did not stop cleanly): its sides
     /// may differ there. Every readable side but the first resyncs these regions from it
@@ -78,8 +79,8 @@ public enum SetEvent: Sendable, Equatable {
     /// recorded for it. Refused unless another side stays `Okay`.
     case submirrorOffline(volume: String, submirror: Int)
     /// `online MIRROR SIDE`: an offline side resyncs the regions written while it was
-    /// offline; a `Needs Maintenance` side resyncs every region. Refused when no other side
-    /// is readable to copy from.
+    /// offline; a `Needs Maintenance` side (or a `Last Erred` one once another side is `Okay`)
+    /// resyncs every region. Refused when no other side is readable to copy from.
     case submirrorOnline(volume: String, submirror: Int)
     /// `attach MIRROR SIDE`: a concat or stripe volume becomes a side, resyncing every region
     /// (or `Okay` at once with `resync: false`, the user's promise that it holds the data).

@@ -37,7 +37,12 @@ extension SetModel {
                 m.settle(side, othersReadable ? .needsMaintenance : .lastErred)
             case .resyncing:
                 m.settle(side, .needsMaintenance)
-            case .needsMaintenance, .offline, .lastErred:
+            case .lastErred:
+                // Once another side holds every block, a failing Last Erred side is an
+                // ordinary failed one (it missed this write; it is not read again).
+                guard m.submirrors.indices.contains(where: { $0 != side && m.submirrors[$0].state == .okay }) else { return [] }
+                m.settle(side, .needsMaintenance)
+            case .needsMaintenance, .offline:
                 return []
             }
             cfg.volumes[vi].mirror = m
@@ -115,8 +120,11 @@ extension SetModel {
             switch s.state {
             case .offline: m.startResync(side, regions: s.staleRegions ?? [])
             case .needsMaintenance: m.startResync(side, regions: nil)
+            case .lastErred where m.submirrors.indices.contains(where: { $0 != side && m.submirrors[$0].state == .okay }):
+                // Another side holds every block again: this one is brought back like a failed one.
+                m.startResync(side, regions: nil)
             case .okay, .resyncing, .lastErred:
-                throw ModelError(.invalidState, "\(name): side \(s.volume) is \(s.state.rawValue); online applies to an Offline or Needs Maintenance side")
+                throw ModelError(.invalidState, "\(name): side \(s.volume) is \(s.state.rawValue); online applies to an Offline or Needs Maintenance side (or a Last Erred one once another side is Okay)")
             }
             cfg.volumes[vi].mirror = m
             return []

@@ -51,6 +51,9 @@ public struct SimOptions: Sendable {
     public var writeLogAreaBlocks: UInt64 = 256
     /// Whether a logged volume has a dedicated log device (nil: chosen by the seed, two in five).
     public var logDevice: Bool? = nil
+    /// Whether the volume is a mirror of two or three one-device concats (off by default, so
+    /// that every seed's schedule stays as it was; `metactl-torture --mirror` turns it on).
+    public var mirror = false
     public init() {}
 
     /// What scripted scenarios use: a RAID-5 of `columns` columns of zeroes (`--no-init`),
@@ -144,9 +147,15 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
            rec.columns.filter({ $0.state != .okay }).count <= rec.type.parityCount {
             returnDevice(column: c)
         }
+        // A mirror: sides come back in turns (a Last Erred side once another is Okay again).
+        for _ in 0..<(isMirror ? 3 : 0) {
+            finishMirror()
+            runBackground(all: true)
+        }
         runBackground(all: true)
         checkOkayReadsBack()
         finalCheck()
+        finalMirrorCompare()
         secondReadAll()
         if let f = failure { throw f }
     }
@@ -182,6 +191,10 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         let slot = DiskLayout.minimumSlotSize
         let start = DiskLayout.dataStartBlock(copies: 1, slotSize: slot) * 512
         sector = options.sectorSize ?? (rng.below(8) == 0 ? 4096 : 512)
+        if options.mirror {
+            try setUpMirror(sides: rng.chance(0.3) ? 3 : 2, size: start + options.lines * options.interlaceBlocks * 512)
+            return
+        }
         let logged = (options.writeLog ?? rng.chance(0.5)) && !options.raid6
         let size = start + (options.lines * options.interlaceBlocks + (logged ? options.writeLogAreaBlocks : 0)) * 512
         for i in 0..<columns { devices.append(SimDevice(path: "sim\(i)", sizeBytes: size, sectorSize: sector, fate: fate)) }
@@ -255,6 +268,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
     /// Opens the engine as `metactl serve` does.
     func openEngine() throws {
         guard let db, let rec = db.config.volume(named: name) else { return }
+        if rec.type == .mirror { return try openMirrorEngine(rec) }
         let v = try VolumeFactory.open(rec, context: context)
         volumeEngine = v
         guard let e = v as? RAID5Volume else { return }
@@ -317,9 +331,9 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         case 78..<80: cleanStopAndRestart()
         case 80..<84: armCrash()
         case 84..<87: commandWithoutServer()
-        case 87..<94: if options.resyncs { replaceOrEnable() } else { clientWrite() }
+        case 87..<94: if isMirror { mirrorOp() } else if options.resyncs { replaceOrEnable() } else { clientWrite() }
         case 94..<96: healAndRestart()
-        case 96: if options.resyncs || record?.type.hasColumns != true { grow() } else { clientRead() }
+        case 96: if !isMirror && (options.resyncs || record?.type.hasColumns != true) { grow() } else { clientRead() }
         default: restartWithColumnMissing()
         }
         afterOperation()
@@ -527,6 +541,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
     /// Whether I/O errors are legitimate now: two devices faulty, or data legitimately lost.
     func mayFail() -> Bool {
         if model.lossy { return true }
+        if isMirror { return mirrorMayFail() || !replicaMajorityHealthy() }
         // No redundancy: any component that fails takes its blocks with it (EIO, no state change).
         if record?.type.hasColumns != true && faultyColumns() > 0 { return true }
         return faultyColumns() > (record?.type.parityCount ?? 1) || !replicaMajorityHealthy()
@@ -548,6 +563,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
     /// Devices the volume uses that are faulty or missing.
     func faultyColumns() -> Int {
         guard let rec = record else { return 0 }
+        if isMirror { return mirrorFaultySides() }
         // A component whose device is missing or faulty, or (RAID-5) a column erred or being
         // rebuilt in the configuration (its data is derived): each counts once.
         return rec.allComponents.filter { c in
@@ -697,6 +713,12 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
     }
 
     func cleanRegions() {
+        if let m = mirrorEngine, !fate.dead {
+            count("clean")
+            let n = m.cleanDirtyRegions(all: true)
+            note("cleaner: \(n) region(s) cleaned, dirty now \(m.dirtyRegions.sorted())")
+            return
+        }
         guard let e = engine, !fate.dead else { return }
         count("clean")
         let n = e.cleanDirtyRegions(all: true)
@@ -784,7 +806,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
     func injectFault() {
         guard let rec = record, !fate.dead else { return }
         count("fault")
-        let comps = rec.allComponents
+        let comps = simComponents(rec)
         var c = rng.below(comps.count)
         var target = db?.device(comps[c].activeDevice) as? SimDevice
         if let l = logDevice, rng.chance(0.2) { target = l; c = -1 }
@@ -814,7 +836,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         faultedSinceStart.insert(ObjectIdentifier(d))
         // Two failures, or one before parity is initialised: data can be gone for real.
         // and one while a crash's dirty regions are not repaired yet (the write hole).
-        if faultyColumns() >= 2 || rec.resync?.kind == .initialize || engine?.parityRepairPending == true { model.lossy = true }
+        if !isMirror && (faultyColumns() >= 2 || rec.resync?.kind == .initialize || engine?.parityRepairPending == true) { model.lossy = true }
     }
 
     func armCrash() {
@@ -838,6 +860,8 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
     /// Whether a crash with a column missing may lose the data of torn lines legitimately:
     /// without a write log (the write hole), or where parity is not initialised yet.
     var crashMayTearLines: Bool {
+        // A mirror has no lines to tear: a crash's dirty regions are copied from one side.
+        if isMirror { return false }
         guard let rec = record else { return true }
         return rec.writeLog?.active != true || rec.writeLog?.repairPending == true || rec.resync?.kind == .initialize
     }
@@ -847,8 +871,9 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         count(kind.rawValue)
         // Sometimes a column does not come back after the crash (the write hole's case).
         var missing: SimDevice? = nil
-        if rng.chance(0.25), let rec = record, !rec.allComponents.isEmpty {
-            missing = db?.device(rec.allComponents[rng.below(rec.allComponents.count)].activeDevice) as? SimDevice
+        if rng.chance(0.25), let rec = record, !simComponents(rec).isEmpty {
+            let comps = simComponents(rec)
+            missing = db?.device(comps[rng.below(comps.count)].activeDevice) as? SimDevice
         }
         note("crash: \(kind.rawValue)\(missing.map { ", then restart without \($0.path)" } ?? "")")
         fate.crashKind = kind
@@ -907,12 +932,14 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
             if r.records > 0 { count("log-replay-records") }
             note("  write log: \(r.records) record(s) replayed\(r.complete ? "" : ", not all readable")")
         }
-        if let rec = record {
+        if let rec = record, let m = rec.mirror {
+            note("start: sides \(m.submirrors.map { "\($0.volume) \($0.state.rawValue)\($0.resyncRegions.map { " regions \($0)" } ?? "")\($0.resyncDoneBlocks.map { "@\($0)" } ?? "")" }) dirty \(rec.dirtyRegions)")
+        } else if let rec = record {
             note("start: columns \(rec.columns.map { $0.state.rawValue }) dirty \(rec.dirtyRegions) resync \(rec.resync.map { "\($0.kind.rawValue)@\($0.doneBlocks)" } ?? "-") lost \(rec.lostBlocks?.count ?? 0)")
             // (A missing log device is not a missing column: all of the data is there.)
             wasDegradedAtOpen = faultyColumns() > 0 || (missing.map { m in !logDevices.contains { $0 === m } } ?? false)
             let logVouches = rec.writeLog?.active == true && rec.writeLog?.repairPending != true
-            if wasDegradedAtOpen && ((!rec.dirtyRegions.isEmpty && !logVouches) || rec.resync?.kind == .initialize) { model.lossy = true }
+            if !isMirror && wasDegradedAtOpen && ((!rec.dirtyRegions.isEmpty && !logVouches) || rec.resync?.kind == .initialize) { model.lossy = true }
         }
         if !scripted && rng.chance(0.5) { runBackground(all: true) }
     }
@@ -954,7 +981,17 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         if let db = try? SetDatabase(devices: devices.filter { !$0.gone }),
            let rec = db.config.volume(named: name) {
             self.db = db
-            if let e = try? VolumeFactory.open(rec, context: context) as? RAID5Volume {
+            if rec.type == .mirror {
+                // As SetManager opens a mirror without a server: no resync runs.
+                try? openMirrorEngine(rec, serve: false)
+                _ = try? db.commit { cfg in
+                    guard let vi = cfg.volumeIndex(named: name) else { return }
+                    cfg.volumes[vi].resyncRate = ResyncRate(minBytesPerSecond: UInt64.max / 4, maxBytesPerSecond: UInt64.max)
+                }
+                scheduler.pending = []
+                volumeEngine?.close()
+                volumeEngine = nil
+            } else if let e = try? VolumeFactory.open(rec, context: context) as? RAID5Volume {
                 if db.quorum.writable { try? e.commitUnavailableColumns() }
                 _ = try? db.commit { cfg in
                     guard let vi = cfg.volumeIndex(named: name) else { return }
@@ -988,7 +1025,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
     func restartWithColumnMissing() {
         guard let rec = record, !fate.dead else { return }
         count("restart-missing")
-        let comps = rec.allComponents
+        let comps = simComponents(rec)
         let c = rng.below(comps.count)
         var dev = db?.device(comps[c].activeDevice) as? SimDevice
         if let l = logDevice, rng.chance(0.2) { dev = l }
@@ -1243,6 +1280,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
 
     /// Where a volume block lives and what each column's copy of its line holds (debugging).
     func whereIs(_ b: Int) -> String {
+        if isMirror { return mirrorWhereIs(b) }
         guard let e = engine, let rec = record, let db else { return "?" }
         let at = e.layout.locate(UInt64(b))
         var parts: [String] = ["block \(b): line \(at.line) column \(at.column) column-block \(at.columnBlock), parity column \(e.layout.parityColumn(line: at.line))"]

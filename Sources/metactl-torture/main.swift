@@ -4,7 +4,7 @@ import MetaSim
 /// Prints a line and flushes it at once (progress shows up in a log file too).
 func say(_ line: String) { print(line); fflush(nil) }
 
-// metactl-torture [--seconds N] [--seed S] [--schedules N] [--operations N] [--raid6]
+// metactl-torture [--seconds N] [--seed S] [--schedules N] [--operations N] [--raid6 | --mirror]
 // Runs deterministic simulation schedules (docs/RELIABILITY.md) until the time or count is
 // up, or until one fails: then prints its seed and trace and exits 1.
 var seconds: Double = 60
@@ -25,8 +25,9 @@ while let a = args.popFirst() {
     case "--schedules": schedules = Int(value(a)) ?? schedules
     case "--operations": options.operations = Int(value(a)) ?? options.operations
     case "--raid6": options.raid6 = true
+    case "--mirror": options.mirror = true
     case "-h", "--help":
-        say("usage: metactl-torture [--seconds N] [--seed S | --first-seed S] [--schedules N] [--operations N] [--raid6]")
+        say("usage: metactl-torture [--seconds N] [--seed S | --first-seed S] [--schedules N] [--operations N] [--raid6 | --mirror]")
         exit(0)
     default:
         FileHandle.standardError.write("metactl-torture: unknown argument \(a)\n".data(using: .utf8)!)
@@ -45,7 +46,7 @@ while ran < schedules && (onlySeed != nil || Date().timeIntervalSince(began) < s
         try sim.run()
     } catch {
         say("FAILED \(error)")
-        say("replay: bash scripts/torture --seed \(seed)\(options.raid6 ? " --raid6" : "")")
+        say("replay: bash scripts/torture --seed \(seed)\(options.raid6 ? " --raid6" : "")\(options.mirror ? " --mirror" : "")")
         exit(1)
     }
     ran += 1

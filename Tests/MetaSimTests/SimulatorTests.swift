@@ -96,6 +96,32 @@ struct SimulatorTests {
         #expect(ops > 40 * 50, "schedules ran too few operations to mean anything")
     }
 
+    /// Mirror schedules (`metactl-torture --mirror`): 2 × 40 of them, with sides failing,
+    /// going offline and online, detached and attached, crashes and resyncs, every read
+    /// checked, and an Okay mirror's sides compared at the end.
+    @Test("bounded sweep of mirror schedules", arguments: 0..<2)
+    func sweepMirror(batch: Int) throws {
+        var options = SimOptions()
+        options.mirror = true
+        var ops = 0
+        var compared = 0
+        var commands = 0
+        for seed in UInt64(30_000 + batch * 40)..<UInt64(30_000 + (batch + 1) * 40) {
+            let sim = Simulation(seed: seed, options: options)
+            do { try sim.run() } catch {
+                Issue.record("\(error)\nreplay: bash scripts/torture --seed \(seed) --mirror")
+                return
+            }
+            #expect(sim.volumeRecord?.type == .mirror, "seed \(seed) did not build a mirror")
+            ops += sim.operationCount
+            compared += sim.coverage["final-mirror-compare", default: 0]
+            commands += sim.coverage.filter { $0.key.hasPrefix("mirror-") }.values.reduce(0, +)
+        }
+        #expect(ops > 40 * 50, "schedules ran too few operations to mean anything")
+        #expect(compared > 20, "too few schedules ended with an Okay mirror to compare its sides")
+        #expect(commands > 40, "too few mirror commands ran")
+    }
+
     /// The same seed takes the same path: the trace of two runs is identical.
     @Test func deterministic() throws {
         let a = Simulation(seed: 42), b = Simulation(seed: 42)
