@@ -447,7 +447,10 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
     private func copy(_ block: UInt64, _ bytes: UnsafeMutableRawBufferPointer, to side: Int, _ cs: [Volume]) -> ResyncStep {
         let states = view.read { $0.states }
         var last: VolumeIOError?
-        for i in states.indices where i != side && states[i].isReadable {
+        // The sources reads use, in the same order: Okay sides, then Last Erred ones (which
+        // may differ from them where writes failed or a crash left regions dirty).
+        let sources = states.indices.filter { states[$0] == .okay } + states.indices.filter { states[$0] == .lastErred }
+        for i in sources where i != side {
             do throws(VolumeIOError) {
                 try cs[i].read(offset: block * Volume.blockSize, into: bytes)
             } catch {

@@ -64,8 +64,9 @@ public enum SetEvent: Sendable, Equatable {
     /// side that is not in service (offline, Needs Maintenance) does not change.
     case submirrorFailed(volume: String, submirror: Int)
     /// A mirror was opened with dirty regions (the last run did not stop cleanly): its sides
-    /// may differ there. Every readable side but the first resyncs these regions from it
-    /// (reads meanwhile come from the first), and the dirty-region log is emptied.
+    /// may differ there. Every readable side but the first `Okay` one (or, with none, the
+    /// first `Last Erred` one) resyncs these regions from it (reads meanwhile come from that
+    /// one), and the dirty-region log is emptied.
     case mirrorDirtyResync(volume: String, regions: [UInt64])
     /// A mirror side's resync has copied and flushed everything below `doneBlocks` (of its
     /// region list). Ignored unless the side is resyncing.

@@ -51,13 +51,16 @@ extension SetModel {
         case .mirrorDirtyResync(let name, let regions):
             guard let vi = cfg.volumeIndex(named: name), var m = cfg.volumes[vi].mirror else { return [] }
             cfg.volumes[vi].dirtyRegions = []
-            guard !regions.isEmpty, let first = m.submirrors.firstIndex(where: { $0.state == .okay }) else {
+            // The source: the first Okay side, or (none) the first Last Erred one.
+            guard !regions.isEmpty, let first = m.submirrors.firstIndex(where: { $0.state == .okay })
+                    ?? m.submirrors.firstIndex(where: { $0.state == .lastErred }) else {
                 cfg.volumes[vi].mirror = m
                 return []
             }
             for i in m.submirrors.indices where i != first {
                 switch m.submirrors[i].state {
-                case .okay:
+                case .okay, .lastErred:
+                    // (A Last Erred side differs from the others only where regions were dirty.)
                     m.startResync(i, regions: regions.sorted())
                 case .resyncing:
                     // Its copied part may have lost writes in the dirty regions: the resync goes
@@ -77,7 +80,7 @@ extension SetModel {
                     }
                 case .offline:
                     m.addStale(regions)
-                case .needsMaintenance, .lastErred:
+                case .needsMaintenance:
                     break
                 }
             }

@@ -106,6 +106,13 @@ struct MirrorModelTests {
         #expect(m.submirrors[2].resyncRegions == [3, 7])
         #expect(m.submirrors[3].staleRegions == [3, 7])
         #expect(c.volume(named: "d0")!.dirtyRegions.isEmpty)
+        // A Last Erred side may differ there too; with no Okay side, the first Last Erred one is the source.
+        var le = Self.config([.lastErred, .okay, .lastErred], dirty: [1])
+        try SetModel.apply(.mirrorDirtyResync(volume: "d0", regions: [1]), to: &le)
+        #expect(Self.states(le) == [.resyncing, .okay, .resyncing])
+        var none = Self.config([.needsMaintenance, .lastErred, .lastErred], dirty: [1])
+        try SetModel.apply(.mirrorDirtyResync(volume: "d0", regions: [1]), to: &none)
+        #expect(Self.states(none) == [.needsMaintenance, .lastErred, .resyncing])
         // A resync of every region goes back to the first dirty region it had passed.
         var r = Self.config([.okay, .resyncing], dirty: [2])
         try SetModel.apply(.mirrorResyncCheckpoint(volume: "d0", submirror: 1, doneBlocks: 5 * 2048), to: &r)

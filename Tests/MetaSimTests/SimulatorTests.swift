@@ -48,6 +48,24 @@ struct SimulatorTests {
         (99011463, "a flush succeeded while a column missing at a start, whose absence the database could not record, held unflushed writes; a power loss took them and the column came back trusted"),
     ]
 
+    /// Mirror schedules (`--mirror`) that found bugs while mirrors were built.
+    static let mirrorRegressions: [(UInt64, String)] = [
+        (2, "a write that only a resyncing side took was acknowledged; a resync from the Last Erred side then overwrote it"),
+        (41, "a Last Erred side whose write failed stayed readable while an Okay side held the write"),
+        (209, "a side's failure that the state database could not record did not fail the write; the restart read the side as Okay"),
+        (256, "reads did not fall back to the Last Erred side when the only Okay side failed them"),
+        (30055, "a resync copied from a Last Erred side (first in order) rather than from the Okay one"),
+        (735, "a crash's dirty regions were resynced onto the Okay sides only; a Last Erred side kept a torn write and served it later"),
+    ]
+
+    @Test("mirror seeds that once found bugs", arguments: mirrorRegressions.map(\.0))
+    func mirrorRegression(seed: UInt64) throws {
+        var options = SimOptions()
+        options.mirror = true
+        let sim = Simulation(seed: seed, options: options)
+        do { try sim.run() } catch { Issue.record("\(error)") }
+    }
+
     @Test("RAID-6 seeds that once found bugs", arguments: raid6Regressions.map(\.0))
     func raid6Regression(seed: UInt64) throws {
         var options = SimOptions()
