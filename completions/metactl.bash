@@ -173,13 +173,13 @@ _metactl() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    devices|create|clear|grow|status|db|import|serve|replace|hs|set|check|recover|monitor|map|unmap|help)
+    devices|create|clear|grow|status|db|import|serve|replace|hs|set|check|recover|attach|detach|offline|online|monitor|map|unmap|help)
         # Offer subcommand argument completions
         "_metactl_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'devices create clear grow status db import serve replace hs set check recover monitor map unmap help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'devices create clear grow status db import serve replace hs set check recover attach detach offline online monitor map unmap help' -- "${cur}"))
         ;;
     esac
 }
@@ -207,7 +207,7 @@ _metactl_devices() {
 
 _metactl_create() {
     repeating_flags=()
-    non_repeating_flags=(--quiet -q --verbose -v --no-init --force -f --json --version -h --help)
+    non_repeating_flags=(--quiet -q --verbose -v --no-init --force -f --no-resync --json --version -h --help)
     repeating_options=(-o -b)
     non_repeating_options=(-s --set --config-dir --run-dir -i --hot-spare-pool --write-log)
     __metactl_offer_flags_options -1
@@ -245,7 +245,7 @@ _metactl_create() {
     # Offer positional completions
     case "${positional_number}" in
     2)
-        __metactl_add_completions -W 'concat'$'\n''stripe'$'\n''raid5'$'\n''raid6'$'\n''softpart'
+        __metactl_add_completions -W 'concat'$'\n''stripe'$'\n''raid5'$'\n''raid6'$'\n''softpart'$'\n''mirror'
         return
         ;;
     *)
@@ -761,7 +761,7 @@ _metactl_set() {
     repeating_flags=()
     non_repeating_flags=(--quiet -q --verbose -v --force -f --version -h --help)
     repeating_options=()
-    non_repeating_options=(-s --set --config-dir --run-dir --hot-spare-pool --resync-rate --write-log --log-device)
+    non_repeating_options=(-s --set --config-dir --run-dir --hot-spare-pool --resync-rate --write-log --log-device --read-policy --write-policy --pass)
     __metactl_offer_flags_options 1
 
     # Offer option value completions
@@ -788,6 +788,17 @@ _metactl_set() {
         ;;
     '--log-device')
         __metactl_add_completions -f
+        return
+        ;;
+    '--read-policy')
+        __metactl_add_completions -W 'roundrobin'$'\n''geometric'$'\n''first'
+        return
+        ;;
+    '--write-policy')
+        __metactl_add_completions -W 'parallel'$'\n''serial'
+        return
+        ;;
+    '--pass')
         return
         ;;
     esac
@@ -853,6 +864,138 @@ _metactl_recover() {
     # Offer positional completions
     case "${positional_number}" in
     1)
+        __metactl_add_completions -W "$(eval 'metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\''')"
+        return
+        ;;
+    esac
+}
+
+_metactl_attach() {
+    repeating_flags=()
+    non_repeating_flags=(--quiet -q --verbose -v --no-resync --force -f --json --version -h --help)
+    repeating_options=()
+    non_repeating_options=(-s --set --config-dir --run-dir)
+    __metactl_offer_flags_options 2
+
+    # Offer option value completions
+    case "${prev}" in
+    '-s'|'--set')
+        return
+        ;;
+    '--config-dir')
+        return
+        ;;
+    '--run-dir')
+        return
+        ;;
+    esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    1)
+        __metactl_add_completions -W "$(eval 'metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\''')"
+        return
+        ;;
+    2)
+        __metactl_add_completions -W "$(eval 'metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\''')"
+        return
+        ;;
+    esac
+}
+
+_metactl_detach() {
+    repeating_flags=()
+    non_repeating_flags=(--quiet -q --verbose -v --force -f --json --version -h --help)
+    repeating_options=()
+    non_repeating_options=(-s --set --config-dir --run-dir)
+    __metactl_offer_flags_options 2
+
+    # Offer option value completions
+    case "${prev}" in
+    '-s'|'--set')
+        return
+        ;;
+    '--config-dir')
+        return
+        ;;
+    '--run-dir')
+        return
+        ;;
+    esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    1)
+        __metactl_add_completions -W "$(eval 'metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\''')"
+        return
+        ;;
+    2)
+        __metactl_add_completions -W "$(eval 'metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\''')"
+        return
+        ;;
+    esac
+}
+
+_metactl_offline() {
+    repeating_flags=()
+    non_repeating_flags=(--quiet -q --verbose -v --json --version -h --help)
+    repeating_options=()
+    non_repeating_options=(-s --set --config-dir --run-dir)
+    __metactl_offer_flags_options 2
+
+    # Offer option value completions
+    case "${prev}" in
+    '-s'|'--set')
+        return
+        ;;
+    '--config-dir')
+        return
+        ;;
+    '--run-dir')
+        return
+        ;;
+    esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    1)
+        __metactl_add_completions -W "$(eval 'metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\''')"
+        return
+        ;;
+    2)
+        __metactl_add_completions -W "$(eval 'metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\''')"
+        return
+        ;;
+    esac
+}
+
+_metactl_online() {
+    repeating_flags=()
+    non_repeating_flags=(--quiet -q --verbose -v --json --version -h --help)
+    repeating_options=()
+    non_repeating_options=(-s --set --config-dir --run-dir)
+    __metactl_offer_flags_options 2
+
+    # Offer option value completions
+    case "${prev}" in
+    '-s'|'--set')
+        return
+        ;;
+    '--config-dir')
+        return
+        ;;
+    '--run-dir')
+        return
+        ;;
+    esac
+
+    # Offer positional completions
+    case "${positional_number}" in
+    1)
+        __metactl_add_completions -W "$(eval 'metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\''')"
+        return
+        ;;
+    2)
         __metactl_add_completions -W "$(eval 'metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\''')"
         return
         ;;

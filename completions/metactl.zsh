@@ -51,7 +51,7 @@ _metactl() {
     command)
         local -ar subcommands=(
             'devices:List block devices: size, kind, model/serial, signature, use and set membership.'
-            'create:Create a concat, stripe, RAID-5, RAID-6 or soft partition volume (metainit).'
+            'create:Create a concat, stripe, RAID-5, RAID-6, soft partition or mirror volume (metainit).'
             'clear:Delete a volume (metaclear).'
             'grow:Grow a volume: append a row to a concat/stripe, columns to a RAID-5, space to a soft partition (metattach).'
             'status:Show volumes and hot spare pools (metastat).'
@@ -63,6 +63,10 @@ _metactl() {
             'set:Change volume parameters (metaparam).'
             'check:Verify a RAID-5 or RAID-6 volume'\''s parity against its data, line by line (scrub; md'\''s check/repair).'
             'recover:Rebuild the soft partitions of a volume from their watermarks (metarecover -p).'
+            'attach:Add a side to a mirror and resync it (metattach).'
+            'detach:Remove a side from a mirror (metadetach).'
+            'offline:Stop using a side of a mirror for a while (metaoffline).'
+            'online:Bring a side of a mirror back and resync what it missed (metaonline).'
             'monitor:Follow the events of a served set: failures, hot spares, resyncs, checks, quorum (mdadm --monitor).'
             'map:Give the host a block device for a volume (as rbd map does); prints the device.'
             'unmap:Tear down the block device metactl map gave a volume.'
@@ -72,7 +76,7 @@ _metactl() {
         ;;
     arg)
         case "${words[1]}" in
-        devices|create|clear|grow|status|db|import|serve|replace|hs|set|check|recover|monitor|map|unmap|help)
+        devices|create|clear|grow|status|db|import|serve|replace|hs|set|check|recover|attach|detach|offline|online|monitor|map|unmap|help)
             "_metactl_${words[1]}" && ret=0
             ;;
         esac
@@ -102,7 +106,7 @@ _metactl_devices() {
 
 _metactl_create() {
     local -i ret=1
-    local -ar _layout=('concat' 'stripe' 'raid5' 'raid6' 'softpart')
+    local -ar _layout=('concat' 'stripe' 'raid5' 'raid6' 'softpart' 'mirror')
     local -ar ___write_log=('auto' 'none')
     local -ar arg_specs=(
         '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
@@ -119,6 +123,7 @@ _metactl_create() {
         '--hot-spare-pool[Hot spare pool for a RAID-5 or RAID-6 volume (SVM'\''s metainit -h; -h is help here).]:hsp:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 == "h" {print $1}'\'')"});_describe -V "" list}'
         '--no-init[RAID-5 and RAID-6\: components are known to be zero; skip parity initialisation.]'
         '(--force -f)'{--force,-f}'[Overwrite devices that carry a signature (file system, partition table, …).]'
+        '--no-resync[mirror\: the sides hold the same data already (new, zeroed disks)\: no resync.]'
         '--write-log[RAID-5\: log every write before it is made in place (auto, the default) or not (none).]:auto|none:{__metactl_complete "${___write_log[@]}"}'
         '--json[Print one JSON document (its schema is in this command'\''s description; errors\: metactl(8)).]'
         '--version[Show the version.]'
@@ -474,6 +479,8 @@ _metactl_hs_enable() {
 _metactl_set() {
     local -i ret=1
     local -ar ___write_log=('auto' 'none')
+    local -ar ___read_policy=('roundrobin' 'geometric' 'first')
+    local -ar ___write_policy=('parallel' 'serial')
     local -ar arg_specs=(
         '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
         '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
@@ -486,6 +493,9 @@ _metactl_set() {
         '--write-log[RAID-5\: log writes (auto) or not (none); switches online.]:auto|none:{__metactl_complete "${___write_log[@]}"}'
         '--log-device[RAID-5\: a device for the write log (a fast SSD), or none.]:dev|none:_files'
         '(--force -f)'{--force,-f}'[With --log-device\: overwrite a device that carries a signature.]'
+        '--read-policy[Mirror\: which side serves a read (metaparam -r).]:roundrobin|geometric|first:{__metactl_complete "${___read_policy[@]}"}'
+        '--write-policy[Mirror\: write the sides at once or in turn (metaparam -w).]:parallel|serial:{__metactl_complete "${___write_policy[@]}"}'
+        '--pass[Mirror\: SVM'\''s pass number 0-9 (metaparam -p; recorded and shown).]:n:'
         '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'
     )
@@ -525,6 +535,85 @@ _metactl_recover() {
         '(--verbose -v)'{--verbose,-v}'[Print more.]'
         ':parent:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\'')"});_describe -V "" list}'
         '(-n --dry-run)'{-n,--dry-run}'[List what would be recovered; change nothing.]'
+        '--json[Print one JSON document (its schema is in this command'\''s description; errors\: metactl(8)).]'
+        '--version[Show the version.]'
+        '(-h --help)'{-h,--help}'[Show help information.]'
+    )
+    _arguments -w -s -S : "${arg_specs[@]}" && ret=0
+
+    return "${ret}"
+}
+
+_metactl_attach() {
+    local -i ret=1
+    local -ar arg_specs=(
+        '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
+        '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
+        '--run-dir[Sockets, PID and lock files (env METACTL_RUN_DIR).]:dir:'
+        '(--quiet -q)'{--quiet,-q}'[Print less.]'
+        '(--verbose -v)'{--verbose,-v}'[Print more.]'
+        ':mirror:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\'')"});_describe -V "" list}'
+        ':side:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\'')"});_describe -V "" list}'
+        '--no-resync[The side holds the mirror'\''s data already\: no resync.]'
+        '(--force -f)'{--force,-f}'[Attach even while clients have the volume open (they are disconnected).]'
+        '--json[Print one JSON document (its schema is in this command'\''s description; errors\: metactl(8)).]'
+        '--version[Show the version.]'
+        '(-h --help)'{-h,--help}'[Show help information.]'
+    )
+    _arguments -w -s -S : "${arg_specs[@]}" && ret=0
+
+    return "${ret}"
+}
+
+_metactl_detach() {
+    local -i ret=1
+    local -ar arg_specs=(
+        '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
+        '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
+        '--run-dir[Sockets, PID and lock files (env METACTL_RUN_DIR).]:dir:'
+        '(--quiet -q)'{--quiet,-q}'[Print less.]'
+        '(--verbose -v)'{--verbose,-v}'[Print more.]'
+        ':mirror:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\'')"});_describe -V "" list}'
+        ':side:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\'')"});_describe -V "" list}'
+        '(--force -f)'{--force,-f}'[Detach a side that is not Okay.]'
+        '--json[Print one JSON document (its schema is in this command'\''s description; errors\: metactl(8)).]'
+        '--version[Show the version.]'
+        '(-h --help)'{-h,--help}'[Show help information.]'
+    )
+    _arguments -w -s -S : "${arg_specs[@]}" && ret=0
+
+    return "${ret}"
+}
+
+_metactl_offline() {
+    local -i ret=1
+    local -ar arg_specs=(
+        '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
+        '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
+        '--run-dir[Sockets, PID and lock files (env METACTL_RUN_DIR).]:dir:'
+        '(--quiet -q)'{--quiet,-q}'[Print less.]'
+        '(--verbose -v)'{--verbose,-v}'[Print more.]'
+        ':mirror:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\'')"});_describe -V "" list}'
+        ':side:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\'')"});_describe -V "" list}'
+        '--json[Print one JSON document (its schema is in this command'\''s description; errors\: metactl(8)).]'
+        '--version[Show the version.]'
+        '(-h --help)'{-h,--help}'[Show help information.]'
+    )
+    _arguments -w -s -S : "${arg_specs[@]}" && ret=0
+
+    return "${ret}"
+}
+
+_metactl_online() {
+    local -i ret=1
+    local -ar arg_specs=(
+        '(-s --set)'{-s,--set}'[The set to act on (default\: local).]:set:'
+        '--config-dir[Where this host records the sets it knows (env METACTL_CONFIG_DIR).]:dir:'
+        '--run-dir[Sockets, PID and lock files (env METACTL_RUN_DIR).]:dir:'
+        '(--quiet -q)'{--quiet,-q}'[Print less.]'
+        '(--verbose -v)'{--verbose,-v}'[Print more.]'
+        ':mirror:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\'')"});_describe -V "" list}'
+        ':side:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 != "h" {print $1}'\'')"});_describe -V "" list}'
         '--json[Print one JSON document (its schema is in this command'\''s description; errors\: metactl(8)).]'
         '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'
