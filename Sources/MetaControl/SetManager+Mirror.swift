@@ -180,3 +180,63 @@ extension SetManager {
         return engine
     }
 }
+
+extension SetManager {
+    /// `replace MIRROR OLD NEW` or `replace SIDE OLD NEW`, where OLD is a component of a side
+    /// of a mirror: NEW takes its place in the side, which resyncs every region from the
+    /// other sides (SVM's metareplace of a submirror's component). `replace … --enable OLD`
+    /// brings the side back as `online` does.
+    func replaceSideComponent(_ r: ReplaceRequest) throws -> ReplaceResult? {
+        let cfg = db.config
+        guard let named = cfg.volume(named: r.name) else { return nil }
+        let mirrorRec: VolumeRecord
+        if named.type == .mirror { mirrorRec = named } else if let m = cfg.mirror(using: r.name) { mirrorRec = m } else { return nil }
+        guard let m = mirrorRec.mirror else { return nil }
+        let canon = canonicalPath(r.old)
+        var found: (side: Int, row: Int, comp: Int)? = nil
+        for (i, s) in m.submirrors.enumerated() where named.type == .mirror || s.volume == r.name {
+            guard let sv = cfg.volume(named: s.volume) else { continue }
+            for (ri, row) in sv.rows.enumerated() {
+                for (ci, c) in row.components.enumerated() {
+                    let paths = [cfg.device(c.device)?.lastPath, db.device(c.device)?.path].compactMap { $0 }
+                    if paths.contains(where: { canonicalPath($0) == canon }) { found = (i, ri, ci) }
+                }
+            }
+        }
+        guard let f = found else { throw OperationError("\(r.old): not a component of a side of \(mirrorRec.name)", code: .notFound) }
+        if r.second != nil { throw OperationError("\(r.name): a mirror side's components are replaced one at a time", code: .invalidArgument) }
+        let sideName = m.submirrors[f.side].volume
+        guard let mv = try openEngine(mirrorRec.name) as? MirrorVolume else { throw OperationError("\(mirrorRec.name): its engine is not a mirror's", code: .internal) }
+        guard let newPath = r.new else {
+            let reply = try mirrorOperation(MirrorRequest(operation: .online, mirror: mirrorRec.name, side: sideName))
+            return ReplaceResult(name: mirrorRec.name, kind: "resync", messages: reply.messages + ["\(mirrorRec.name): \(sideName) resyncs from the other sides"])
+        }
+        if let e = Self.membershipError(newPath, config: cfg, currentPath: { self.db.device($0.uuid)?.path }) { throw e }
+        guard let sv = cfg.volume(named: sideName) else { throw OperationError("\(sideName): no such volume", code: .notFound) }
+        let row = sv.rows[f.row]
+        let check = CreateRequest(name: sideName, type: .concat, devices: [newPath], force: r.force)
+        let fit = SectorFit(volume: mirrorRec.name, sectorSize: mv.sectorSize,
+                            interlaceBytes: row.components.count > 1 ? row.interlaceBlocks * 512 : nil)
+        let sizes = try Self.validateDevices(check, replicaCopies: 0, configDir: configDir, fits: [fit])
+        guard let size = sizes.first?.dataBlocks, size >= row.componentBlocks else {
+            throw OperationError("\(newPath): too small: \(sideName) uses \(row.componentBlocks) data blocks (\(humanBytes(row.componentBlocks * 512))) of each component of that row", code: .invalidArgument)
+        }
+        let sideEngine = engine(sideName) as? StripeVolume
+        do {
+            try mv.change {
+                try db.commit { cfg in
+                    let rec = try db.addDevice(path: newPath, role: .component, replicaCopies: 0, force: r.force, in: &cfg)
+                    try db.record(.sideComponentReplaced(volume: mirrorRec.name, submirror: f.side, row: f.row, component: f.comp, device: rec.uuid), in: &cfg)
+                }
+                try sideEngine?.reload()
+            }
+        } catch let e as ModelError {
+            throw OperationError(e.message, code: e.kind == .notFound ? .notFound : .invalidArgument)
+        }
+        if isServer { mv.startResync() }
+        logger.info("\(mirrorRec.name): \(r.old) of side \(sideName) replaced by \(newPath)")
+        return ReplaceResult(name: mirrorRec.name, kind: "resync", messages: [
+            isServer ? "\(mirrorRec.name): \(sideName) resyncs every region from the other sides onto \(newPath)"
+                     : "\(mirrorRec.name): \(sideName) will resync when the set is served (metactl serve)"])
+    }
+}

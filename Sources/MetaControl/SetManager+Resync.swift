@@ -31,6 +31,8 @@ extension SetManager {
 
     private func startReplace(_ r: ReplaceRequest) throws -> ReplaceResult {
         guard let vol = db.config.volume(named: r.name) else { throw OperationError("\(r.name): no such volume in set '\(setName)'", code: .notFound) }
+        // A mirror, or a side of one: the side's component is replaced and the side resynced.
+        if let done = try replaceSideComponent(r) { return done }
         guard vol.type.hasColumns else {
             throw OperationError("\(r.name): replace rebuilds RAID-5 and RAID-6 columns; a \(vol.type.rawValue) has no redundancy to rebuild from", code: .invalidArgument)
         }

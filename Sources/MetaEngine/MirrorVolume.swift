@@ -97,6 +97,16 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
         }
     }
 
+    /// Runs `body` (commits that change the sides, and the reload of a side's engine) while
+    /// no writer is between its dirty-region commit and its choice of sides, then takes the
+    /// new states.
+    public func change(_ body: () throws -> Void) throws {
+        try gate.withLock { (_: inout Void) throws in
+            defer { refreshView() }
+            try body()
+        }
+    }
+
     /// Takes the states and policies of the committed record.
     private func refreshView() {
         guard let m = volumeRecord()?.mirror else { return }

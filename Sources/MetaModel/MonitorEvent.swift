@@ -108,6 +108,7 @@ extension MonitorEvent {
             resyncChanges(old, v, path: path, event: event)
             checkChanges(old, v, event: event)
             growChanges(old, v, event: event)
+            sideChanges(old, v, event: event)
             let lostBefore = old.lostDataBlocks, lostAfter = v.lostDataBlocks
             if lostBefore != lostAfter {
                 event(.lostBlocks, v.name, lostAfter == 0
@@ -128,6 +129,23 @@ extension MonitorEvent {
     }
 
     private typealias Emit = (Kind, String?, String, String?, String?, String?, String?, Double?, UInt64?) -> Void
+
+    /// A mirror's sides: a side that fails (`component-failed`), changes state, is attached
+    /// or detached (`component-state`, state `Detached`); `component` names the side's volume.
+    private static func sideChanges(_ old: VolumeRecord, _ v: VolumeRecord, event: Emit) {
+        let before = old.mirror?.submirrors ?? [], after = v.mirror?.submirrors ?? []
+        for s in after {
+            let prior = before.first { $0.volume == s.volume }
+            guard prior?.state != s.state else { continue }
+            let failed = s.state == .needsMaintenance || s.state == .lastErred
+            let what = prior == nil ? "attached, \(s.state.rawValue)" : "\(prior!.state.rawValue) → \(s.state.rawValue)"
+            event(failed ? .componentFailed : .componentState, v.name, "\(v.name): side \(s.volume) \(what)",
+                  s.volume, nil, s.state.rawValue, prior?.state.rawValue, nil, nil)
+        }
+        for s in before where !after.contains(where: { $0.volume == s.volume }) {
+            event(.componentState, v.name, "\(v.name): side \(s.volume) detached", s.volume, nil, "Detached", s.state.rawValue, nil, nil)
+        }
+    }
 
     /// Slots present before and after (a grow adds slots; they are new, not changed).
     private static func slots(_ v: VolumeRecord, _ old: VolumeRecord) -> [ComponentSlot] {

@@ -90,6 +90,11 @@ public enum SetEvent: Sendable, Equatable {
     /// Refused when it is the last `Okay` side, and for a side not `Okay` or offline without
     /// `force`.
     case submirrorDetached(volume: String, submirror: Int, force: Bool)
+    /// `replace MIRROR OLD NEW` (or `replace SIDE OLD NEW`): component `component` of row
+    /// `row` of side `submirror` is now `device` (labelled in the same commit); the side
+    /// resyncs every region from the others, and the old device retires. Refused unless
+    /// another side is readable.
+    case sideComponentReplaced(volume: String, submirror: Int, row: Int, component: Int, device: UUID)
     /// `set MIRROR --read-policy/--write-policy/--pass`: nil leaves a parameter as it is.
     case mirrorParameters(volume: String, read: MirrorReadPolicy?, write: MirrorWritePolicy?, pass: Int?)
 

@@ -162,6 +162,23 @@ extension SetModel {
             cfg.volumes[vi].mirror = m
             return []
 
+        case .sideComponentReplaced(let name, let side, let row, let component, let device):
+            var (vi, m) = try mirror(name, side, cfg)
+            let sideName = m.submirrors[side].volume
+            guard m.submirrors.indices.contains(where: { $0 != side && m.submirrors[$0].state.isReadable }) else {
+                throw ModelError(.invalidState, "\(name): no other side is readable to resync \(sideName) from")
+            }
+            guard let si = cfg.volumeIndex(named: sideName), cfg.volumes[si].rows.indices.contains(row),
+                  cfg.volumes[si].rows[row].components.indices.contains(component) else {
+                throw ModelError(.notFound, "\(sideName): has no component \(component) in row \(row)")
+            }
+            guard cfg.device(device) != nil else { throw ModelError(.notFound, "\(name): device \(device) is not in the set") }
+            let old = cfg.volumes[si].rows[row].components[component].device
+            cfg.volumes[si].rows[row].components[component] = ComponentRecord(device: device)
+            m.startResync(side, regions: nil)
+            cfg.volumes[vi].mirror = m
+            return cfg.retire(old, .now)
+
         case .mirrorParameters(let name, let read, let write, let pass):
             guard let vi = cfg.volumeIndex(named: name), cfg.volumes[vi].mirror != nil else {
                 throw ModelError(.notFound, "\(name): no such mirror")

@@ -120,7 +120,8 @@ public enum SetModel {
             return []
 
         case .submirrorFailed, .mirrorDirtyResync, .mirrorResyncCheckpoint, .mirrorResyncFinished,
-             .submirrorOffline, .submirrorOnline, .submirrorAttached, .submirrorDetached, .mirrorParameters:
+             .submirrorOffline, .submirrorOnline, .submirrorAttached, .submirrorDetached, .mirrorParameters,
+             .sideComponentReplaced:
             return try mirrorTransition(event, &cfg)
 
         case .resyncFinished(let name, let kind):

@@ -115,7 +115,7 @@ extension Simulation {
         guard let db, let m = record?.mirror, let e = mirrorEngine, !fate.dead, db.quorum.writable else { clientWrite(); return }
         let sides = m.submirrors
         do {
-            switch rng.below(6) {
+            switch rng.below(7) {
             case 0:
                 let i = rng.below(sides.count)
                 count("mirror-offline")
@@ -146,6 +146,25 @@ extension Simulation {
                 note("attach d10 \(side)")
                 let se = try VolumeFactory.open(sv, context: context)
                 try e.apply(.submirrorAttached(volume: name, submirror: side, resync: true), children: e.sideEngines + [se])
+                e.startResync()
+            case 5:
+                // `replace d10 OLD NEW`: a side's device is replaced by a new one; the side
+                // resyncs everything onto it.
+                let i = rng.below(sides.count)
+                guard let sv = db.config.volume(named: sides[i].volume), let old = sv.rows.first?.components.first,
+                      let side = e.sideEngines[i] as? StripeVolume else { clientWrite(); return }
+                replaced += 1
+                let d = SimDevice(path: "new\(replaced)", sizeBytes: devices[0].sizeBytes, sectorSize: sector, fate: fate)
+                devices.append(d)
+                count("mirror-replace")
+                note("replace d10 \((db.device(old.device) as? SimDevice)?.path ?? "?") \(d.path) (side \(sides[i].volume), \(sides[i].state.rawValue))")
+                try e.change {
+                    try db.commit { cfg in
+                        let rec = try db.addDevice(d, role: .component, replicaCopies: 0, in: &cfg)
+                        try db.record(.sideComponentReplaced(volume: name, submirror: i, row: 0, component: 0, device: rec.uuid), in: &cfg)
+                    }
+                    try side.reload()
+                }
                 e.startResync()
             default:
                 let read = MirrorReadPolicy.allCases[rng.below(MirrorReadPolicy.allCases.count)]

@@ -790,6 +790,8 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
     var creatingSecond: SecondVolume?
     /// Second volumes created so far (for device names).
     var created = 0
+    /// Devices a mirror schedule's `replace` added so far (for device names).
+    var replaced = 0
     /// Whether this schedule has a second volume (created at set-up, cleared and created again).
     var secondAtStart = false
 

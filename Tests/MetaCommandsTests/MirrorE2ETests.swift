@@ -65,14 +65,16 @@ struct MirrorE2ETests {
         #expect(degraded["state"] as? String == "Needs Maintenance")
         #expect((degraded["invoke"] as? String ?? "").contains("metactl online d0 d11"))
 
-        // The device is fixed; online resyncs every region while load B writes and verifies.
-        bad.recover()
+        // The dead device is replaced (SVM's metareplace on the mirror): d11 resyncs every
+        // region onto it while load B writes and verifies.
+        let fresh = try rig.loop("new", size: 32 << 20)
         try f.mustRun(["set", "d0", "--resync-rate", "4m:4m"])
         let outB = f.dir.file("fio-b.json")
         let fioB = try rig.spawn(rig.fioJob("b", offset: "24m", size: "16m", volume: "d0"), output: outB)
         try rig.waitForClients(1, fioB, volume: "d0")
-        let on = try f.run(["online", "d0", "d11"])
-        #expect(on.ok && on.stdout.contains("d0: submirror d11 is onlined"), "\(on.stdout) \(on.stderr)")
+        let rep = try f.run(["replace", "d0", bad.path, fresh])
+        #expect(rep.ok && rep.stdout.contains("d11 resyncs every region"), "\(rep.stdout) \(rep.stderr)")
+        #expect((try rig.volume("d11"))["components"].map { "\($0)" }?.contains(fresh) == true)
         try rig.waitFor("the resync to run", log: server) {
             let v = try rig.volume("d0")
             return Self.side(v, "d11")?["state"] as? String == "Resyncing" && (v["resync"] as? [String: Any]) != nil

@@ -131,6 +131,23 @@ struct MirrorModelTests {
         #expect(Self.mirror(p).submirrors[1].resyncDoneBlocks == 0)
     }
 
+    @Test func aSidesComponentIsReplacedAndTheSideResyncsEverything() throws {
+        let old = UUID(), new = UUID()
+        var c = Self.config([.okay, .needsMaintenance])
+        c.devices = [DeviceRecord(uuid: old, lastPath: "/dev/a", sizeBytes: 1 << 30, dataStartBlock: 2048, replicaCount: 0, role: .component),
+                     DeviceRecord(uuid: new, lastPath: "/dev/b", sizeBytes: 1 << 30, dataStartBlock: 2048, replicaCount: 0, role: .component)]
+        let vi = c.volumeIndex(named: "d11")!
+        c.volumes[vi].rows = [RowRecord(interlaceBlocks: 1, componentBlocks: 1000, components: [ComponentRecord(device: old)])]
+        let effects = try SetModel.apply(.sideComponentReplaced(volume: "d0", submirror: 1, row: 0, component: 0, device: new), to: &c)
+        #expect(c.volume(named: "d11")!.rows[0].components[0].device == new)
+        #expect(Self.mirror(c).submirrors[1].state == .resyncing && Self.mirror(c).submirrors[1].resyncRegions == nil)
+        #expect(effects == [.releaseDevice(old)] && c.device(old) == nil)
+        // Nothing to copy from: refused.
+        var d = Self.config([.needsMaintenance, .needsMaintenance])
+        d.devices = c.devices
+        #expect(throws: ModelError.self) { try SetModel.apply(.sideComponentReplaced(volume: "d0", submirror: 1, row: 0, component: 0, device: new), to: &d) }
+    }
+
     @Test func policiesAndPass() throws {
         var c = Self.config([.okay, .okay])
         try SetModel.apply(.mirrorParameters(volume: "d0", read: .geometric, write: .serial, pass: 0), to: &c)

@@ -27,6 +27,26 @@ struct MonitorEventTests {
         MonitorEvent.changes(set: "local", from: a, to: b, at: time)
     }
 
+    @Test func mirrorSidesFailGoOfflineAndAreDetached() throws {
+        var a = SetConfig(setName: "local", volumes: [VolumeRecord(name: "d11", type: .concat), VolumeRecord(name: "d12", type: .concat)])
+        var m = VolumeRecord(name: "d0", type: .mirror)
+        m.mirror = MirrorRecord(submirrors: [SubmirrorRecord(volume: "d11"), SubmirrorRecord(volume: "d12")], regionBlocks: 2048)
+        a.volumes.append(m)
+        var b = a
+        try SetModel.apply(.submirrorFailed(volume: "d0", submirror: 1), to: &b)
+        let failed = Self.changes(a, b)
+        #expect(failed.map(\.kind) == [.componentFailed, .volumeState])
+        #expect(failed[0].component == "d12" && failed[0].state == "Needs Maintenance" && failed[0].previous == "Okay")
+        var c = b
+        try SetModel.apply(.submirrorDetached(volume: "d0", submirror: 1, force: true), to: &c)
+        let detached = Self.changes(b, c)
+        #expect(detached.first?.kind == .componentState && detached.first?.state == "Detached")
+        #expect(detached.last?.kind == .volumeState && detached.last?.state == "Okay")
+        var d = c
+        try SetModel.apply(.submirrorAttached(volume: "d0", submirror: "d12", resync: true), to: &d)
+        #expect(Self.changes(c, d).first?.message == "d0: side d12 attached, Resyncing")
+    }
+
     @Test func nothingChangedNothingReported() {
         let c = Self.config()
         #expect(Self.changes(c, c).isEmpty)

@@ -10,7 +10,10 @@ struct ReplaceCommand: ParsableCommand {
         commandName: "replace",
         abstract: "Replace or re-enable a RAID-5 or RAID-6 component (metareplace).",
         discussion: """
-        With OLD and NEW: if OLD is still readable its data is copied to NEW (the volume keeps \
+        A mirror (or one of its sides) as NAME: OLD is a component of a side; NEW takes its \
+        place in that side, which then resyncs every region from the other sides while the \
+        mirror stays in use (--wait follows the mirror); --enable OLD brings that side back \
+        as `metactl online` does. With a RAID volume and OLD and NEW: if OLD is still readable its data is copied to NEW (the volume keeps \
         its redundancy the whole time; if OLD fails during the copy, the rest is regenerated \
         from parity); otherwise NEW is rebuilt from the other columns. NEW is checked like a \
         create device and must be large enough; its logical sector size must divide the \
@@ -78,10 +81,11 @@ struct ReplaceCommand: ParsableCommand {
         fflush(nil)  // the header before the progress of --wait on stderr, also through a pipe
         if wait && SetAccess.serverRunning(set: global.set, runDir: global.runDir) {
             let rebuilt = req.new ?? req.old
-            let v = try ProgressDisplay.waitForVolume(name, global, component: rebuilt)
+            // (A side's component: the mirror it belongs to is what resyncs.)
+            let v = try ProgressDisplay.waitForVolume(res.name, global, component: rebuilt)
             if !global.quiet {
-                print(v.state == VolumeState.okay.rawValue ? Said.volumeOkay(name)
-                      : "\(name): \(rebuilt) is Okay; the volume is still \(v.state)\(v.invoke.map { " (Invoke: \($0))" } ?? "")")
+                print(v.state == VolumeState.okay.rawValue ? Said.volumeOkay(res.name)
+                      : "\(res.name): \(rebuilt) is Okay; the volume is still \(v.state)\(v.invoke.map { " (Invoke: \($0))" } ?? "")")
             }
         }
     }
