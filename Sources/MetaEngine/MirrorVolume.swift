@@ -397,29 +397,62 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
         let began = Date()
         var lastCheckpoint = Date()
         var moved: UInt64 = 0
-        let buf = AlignedBuffer(count: Int(chunkBlocks * Volume.blockSize))
-        defer { withExtendedLifetime(buf) {} }
+        // Two buffers: chunk k is written to the target (on the writer's thread, its chunk
+        // still locked) while chunk k + 1 is read from a source. Chunks go in ascending
+        // order, as writers lock them. Under a scheduler each write completes at once.
+        let bufs = [AlignedBuffer(count: Int(chunkBlocks * Volume.blockSize)), AlignedBuffer(count: Int(chunkBlocks * Volume.blockSize))]
+        defer { withExtendedLifetime(bufs) {} }
+        let writer = OneStepAhead<VolumeIOError?>(name: "mirror-resync \(name)", inline: context.scheduler != nil)
+        var inFlight: UInt64? = nil  // the chunk whose write is in flight (locked)
+        var step = 0
+        /// Waits for the write in flight and unlocks its chunk; returns its failure.
+        func settle() -> VolumeIOError? {
+            guard let c = inFlight else { return nil }
+            let e = writer.wait()
+            chunkLocks.unlock(c)
+            inFlight = nil
+            return e
+        }
+        func targetFailed(_ e: VolumeIOError) -> Bool {
+            sideFailed(side, e)
+            return true
+        }
         while pos < total {
-            if stoppingFlag.load(ordering: .relaxed) { return false }
+            if stoppingFlag.load(ordering: .relaxed) { if let e = settle() { return targetFailed(e) }; return false }
             context.scheduler?.yield("mirror resync")
             guard view.read({ $0.states.indices.contains(side) && $0.states[side] == .resyncing }),
-                  children.read({ $0.indices.contains(side) && $0[side] === target }) else { return false }
+                  children.read({ $0.indices.contains(side) && $0[side] === target }) else {
+                _ = settle()
+                return false
+            }
             let region = regions[Int(pos / regionBlocks)]
             let offset = pos % regionBlocks
             let block = region * regionBlocks + offset
             if block >= size { pos = (pos / regionBlocks + 1) * regionBlocks; continue }
             let n = min(chunkBlocks - block % chunkBlocks, regionBlocks - offset, size - block)
+            let buf = bufs[step % 2]
+            step += 1
             let bytes = UnsafeMutableRawBufferPointer(start: buf.base, count: Int(n * Volume.blockSize))
-            let outcome = chunkLocks.withLock(block / chunkBlocks) { () -> ResyncStep in copy(block, bytes, to: side, cs) }
-            switch outcome {
-            case .copied: break
-            case .targetFailed(let e):
-                sideFailed(side, e)
-                return true
-            case .noSource(let e):
-                context.logger.error("\(name): resync of \(target.name) stopped at block \(block): no side could be read (\(e)); it stays Resyncing and is not read")
+            let chunk = block / chunkBlocks
+            chunkLocks.lock(chunk)
+            if let e = readSource(block, bytes, except: side, cs) {
+                chunkLocks.unlock(chunk)
+                if let w = settle() { return targetFailed(w) }
+                context.logger.error("\(name): resync of \(target.name) stopped at block \(block): no side could be read (\(e.map { "\($0)" } ?? "none is readable")); it stays Resyncing and is not read")
                 return false
             }
+            if let w = settle() {
+                chunkLocks.unlock(chunk)
+                return targetFailed(w)
+            }
+            let src = UncheckedSendable(UnsafeRawBufferPointer(bytes))
+            let at = block * Volume.blockSize
+            writer.submit {
+                do throws(VolumeIOError) { try target.write(offset: at, from: src.value); return nil } catch { return error }
+            }
+            inFlight = chunk
+            // Under a scheduler nothing runs beside: finish the write before the next yield.
+            if context.scheduler != nil, let w = settle() { return targetFailed(w) }
             resyncedChunks.add(1, ordering: .relaxed)
             pos += n
             moved += n
@@ -430,18 +463,14 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
             let due = context.scheduler.map { $0.shouldCheckpoint() } ?? (Date().timeIntervalSince(lastCheckpoint) >= 1)
             if due && pos < total {
                 // Progress vouches only for what is durable on the target.
-                do throws(VolumeIOError) { try target.flush() } catch {
-                    sideFailed(side, error)
-                    return true
-                }
+                if let w = settle() { return targetFailed(w) }
+                do throws(VolumeIOError) { try target.flush() } catch { return targetFailed(error) }
                 _ = try? context.store.apply(.mirrorResyncCheckpoint(volume: name, submirror: side, doneBlocks: pos))
                 lastCheckpoint = Date()
             }
         }
-        do throws(VolumeIOError) { try target.flush() } catch {
-            sideFailed(side, error)
-            return true
-        }
+        if let w = settle() { return targetFailed(w) }
+        do throws(VolumeIOError) { try target.flush() } catch { return targetFailed(error) }
         do {
             try apply(.mirrorResyncFinished(volume: name, submirror: side))
             context.logger.info("\(name): side \(target.name) is Okay (resync done)")
@@ -451,29 +480,22 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
         return true
     }
 
-    private enum ResyncStep { case copied, targetFailed(VolumeIOError), noSource(VolumeIOError?) }
-
-    /// Copies `bytes.count` bytes at `block` from a readable side to `side` (the chunk is locked).
-    private func copy(_ block: UInt64, _ bytes: UnsafeMutableRawBufferPointer, to side: Int, _ cs: [Volume]) -> ResyncStep {
+    /// Reads `bytes.count` bytes at `block` from a side that reads may use, in the order
+    /// reads use them: `Okay` sides, then `Last Erred` ones (which may differ from them
+    /// where writes failed or a crash left regions dirty). Returns nil on success, else the
+    /// last error (nil inside: no side to read).
+    private func readSource(_ block: UInt64, _ bytes: UnsafeMutableRawBufferPointer, except side: Int, _ cs: [Volume]) -> VolumeIOError?? {
         let states = view.read { $0.states }
         var last: VolumeIOError?
-        // The sources reads use, in the same order: Okay sides, then Last Erred ones (which
-        // may differ from them where writes failed or a crash left regions dirty).
         let sources = states.indices.filter { states[$0] == .okay } + states.indices.filter { states[$0] == .lastErred }
         for i in sources where i != side {
             do throws(VolumeIOError) {
                 try cs[i].read(offset: block * Volume.blockSize, into: bytes)
+                return nil
             } catch {
                 last = error
-                continue
-            }
-            do throws(VolumeIOError) {
-                try cs[side].write(offset: block * Volume.blockSize, from: UnsafeRawBufferPointer(bytes))
-                return .copied
-            } catch {
-                return .targetFailed(error)
             }
         }
-        return .noSource(last)
+        return .some(last)
     }
 }
