@@ -163,4 +163,45 @@ struct MirrorE2ETests {
         }
         #expect(try bytes(vol, a) == (try bytes(vol1, b)), "the sides differ after the resync")
     }
+
+    /// ext4 on a mapped mirror of two stripes (nbdfuse and a loop device in front of the
+    /// server): one side's device fails under the file system, the writes go on, and after an
+    /// unmount the file system is clean and every file reads back.
+    @Test(.enabled(if: enabled && MapTests.runnable))
+    func ext4OnAMappedMirrorKeepsWorkingWhenASideFails() throws {
+        let rig = try ResyncRig()
+        let f = rig.f
+        let mnt = f.dir.file("mnt")
+        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
+        defer { MapTests.forceCleanup(f, mnt: mnt); rig.cleanup() }
+        let a = try rig.loop("a", size: 48 << 20), b = try rig.loop("b", size: 48 << 20)
+        let bad = try rig.failingDevice("bad", size: 48 << 20)
+        let c = try rig.loop("c", size: 48 << 20)
+        try f.create("d10", "stripe", [a, b], extra: ["-i", "64k"])
+        try f.create("d11", "stripe", [bad.path, c], extra: ["-i", "64k"])
+        try f.create("d0", "mirror", ["d10", "d11"], extra: ["--no-resync"])
+        let server = try f.startServer()
+        let dev = try f.mustRun(["map", "d0"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(dev.hasPrefix("/dev/loop"), "map printed \(dev)")
+        try MetaTestSupport.mustRun(["mkfs.ext4", "-q", "-F", dev])
+        try MetaTestSupport.mustRun(["mount", dev, mnt])
+        var written: [String: Data] = [:]
+        for i in 0..<3 { written["before\(i)"] = try writeRandomFile("\(mnt)/before\(i)", size: 2_000_000) }
+        try MetaTestSupport.mustRun(["sync", "-f", "\(mnt)/before0"])
+        bad.fail()
+        for i in 0..<3 { written["after\(i)"] = try writeRandomFile("\(mnt)/after\(i)", size: 2_000_000) }
+        try MetaTestSupport.mustRun(["sync", "-f", "\(mnt)/after0"])
+        try rig.waitFor("the failed side to leave service", log: server) {
+            Self.side(try rig.volume("d0"), "d11")?["state"] as? String == "Needs Maintenance"
+        }
+        try MetaTestSupport.unmount(mnt)
+        try MetaTestSupport.mustRun(["e2fsck", "-fn", dev])
+        try MetaTestSupport.mustRun(["mount", dev, mnt])
+        for (name, data) in written {
+            #expect(try Data(contentsOf: URL(fileURLWithPath: "\(mnt)/\(name)")) == data, "\(name)")
+        }
+        try MetaTestSupport.unmount(mnt)
+        #expect(try f.run(["unmap", dev]).ok)
+        #expect(server.stop() == 0, "log:\n\(server.log)")
+    }
 }
