@@ -133,6 +133,10 @@ extension SetManager {
             case .detach:
                 let rest = engine.sideNames.enumerated().filter { $0.offset != i }.compactMap { self.engine($0.element) }
                 try commit(.submirrorDetached(volume: r.mirror, submirror: i, force: r.force), children: rest)
+                // What it received as a side is durable before it is used on its own.
+                do { try self.engine(r.side)?.flush() } catch {
+                    messages.append("\(r.side): detached, but flushing it failed: \(error)")
+                }
                 onVolumesChanged?()
             case .offline:
                 try commit(.submirrorOffline(volume: r.mirror, submirror: i))

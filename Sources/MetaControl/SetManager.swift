@@ -481,6 +481,9 @@ public final class SetManager: @unchecked Sendable {
         if let r = vol.resync, !force, r.kind != .initialize {
             throw OperationError("\(name): a \(r.kind.rawValue) is in progress; wait for it or use -f", code: .inUse)
         }
+        if let m = vol.mirror, !force, let s = m.submirrors.first(where: { $0.state == .resyncing }) {
+            throw OperationError("\(name): side \(s.volume) is resyncing (it would be left with part of the data); wait for it or use -f", code: .inUse)
+        }
         try prepareClear(vol)
         let engine = engines.withLock { $0.removeValue(forKey: name) }
         // Clients connected through the server (-f) keep a reference to this engine: from
