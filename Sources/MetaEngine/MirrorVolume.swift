@@ -196,16 +196,11 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
     private func repair(_ bad: [Int], good: Int, block: UInt64, count: UInt64, _ cs: [Volume]) {
         // The rewrite is a write like any other: a crash before it is durable must find its
         // region dirty (the side's old bytes there are not known to be good).
-        let regions = Set((block / regionBlocks)...((block + count - 1) / regionBlocks))
-        gate.lockShared()
-        do {
-            try drl.begin(regions) { try context.store.apply(.dirtyRegions(volume: name, regions: $0.sorted())) }
-        } catch {
-            gate.unlockShared()
+        let regions: Set<UInt64>
+        do { (regions, _, _) = try beginWrite(block, count) } catch {
             context.logger.error("\(name): cannot record the rewrite of a read error in the dirty-region log: \(error); not rewritten")
             return
         }
-        gate.unlockShared()
         defer { drl.end(regions) }
         let chunks = chunkRange(block, count)
         for c in chunks { chunkLocks.lock(c) }
@@ -231,6 +226,22 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
 
     // MARK: writes
 
+    /// Commits the dirty regions of a write of `count` blocks at `block` and takes the sides
+    /// to write, with no state change in between (``apply(_:children:)`` waits). The caller
+    /// ends the regions (`drl.end`) when the write is done.
+    private func beginWrite(_ block: UInt64, _ count: UInt64) throws(VolumeIOError) -> (Set<UInt64>, View, [Volume]) {
+        let regions = Set((block / regionBlocks)...((block + count - 1) / regionBlocks))
+        gate.lockShared()
+        defer { gate.unlockShared() }
+        do {
+            try drl.begin(regions) { try context.store.apply(.dirtyRegions(volume: name, regions: $0.sorted())) }
+        } catch {
+            throw VolumeIOError(volume: name, code: .io, operation: "write",
+                                detail: "cannot record the write in the state database's dirty-region log: \(error)")
+        }
+        return (regions, view.read { $0 }, children.read { $0 })
+    }
+
     private func chunkRange(_ block: UInt64, _ count: UInt64) -> ClosedRange<UInt64> {
         (block / chunkBlocks)...((block + max(1, count) - 1) / chunkBlocks)
     }
@@ -238,19 +249,7 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
     override func writeBlocks(_ block: UInt64, from buffer: UnsafeRawBufferPointer) throws(VolumeIOError) {
         foregroundOps.add(1, ordering: .relaxed)
         let count = UInt64(buffer.count) / Volume.blockSize
-        let regions = Set((block / regionBlocks)...((block + count - 1) / regionBlocks))
-        // Dirty-region commit and choice of sides, with no state change in between.
-        gate.lockShared()
-        do {
-            try drl.begin(regions) { try context.store.apply(.dirtyRegions(volume: name, regions: $0.sorted())) }
-        } catch {
-            gate.unlockShared()
-            throw VolumeIOError(volume: name, code: .io, operation: "write",
-                                detail: "cannot record the write in the state database's dirty-region log: \(error)")
-        }
-        let v = view.read { $0 }
-        let cs = children.read { $0 }
-        gate.unlockShared()
+        let (regions, v, cs) = try beginWrite(block, count)
         defer { drl.end(regions) }
         let targets = v.states.indices.filter { v.states[$0].isWritten }
         guard !targets.isEmpty else {
