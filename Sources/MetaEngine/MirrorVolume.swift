@@ -32,12 +32,28 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
     private let children: ReadMostly<[Volume]>
     /// What every request looks at: the sides' states and the policies.
     private struct View {
-        var states: [SubmirrorState]
+        var states: [SubmirrorState] { didSet { derive() } }
         var read: MirrorReadPolicy
         var write: MirrorWritePolicy
         /// Reads only from the first `Okay` side: dirty regions of a crash not yet handed to
         /// a resync (the state database was read-only at open).
         var firstOnly: Bool
+        /// Derived from ``states`` (once per change, not per request): the `Okay` sides, the
+        /// `Last Erred` ones, and the sides written.
+        private(set) var okay: [Int] = []
+        private(set) var lastErred: [Int] = []
+        private(set) var written: [Int] = []
+
+        init(states: [SubmirrorState], read: MirrorReadPolicy, write: MirrorWritePolicy, firstOnly: Bool) {
+            self.states = states; self.read = read; self.write = write; self.firstOnly = firstOnly
+            derive()
+        }
+
+        private mutating func derive() {
+            okay = states.indices.filter { states[$0] == .okay }
+            lastErred = states.indices.filter { states[$0] == .lastErred }
+            written = states.indices.filter { states[$0].isWritten }
+        }
     }
     private let view: ReadMostly<View>
     /// Excludes state changes from a writer's dirty-region commit and choice of sides.
@@ -149,35 +165,40 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
 
     /// The sides a read of `block` tries, in order: the `Okay` sides, starting where the
     /// read policy says, then the `Last Erred` ones (they may lack what failed on them, so
-    /// they are the last resort).
-    private func readOrder(_ block: UInt64, _ v: View) -> [Int] {
-        let okay = v.states.indices.filter { v.states[$0] == .okay }
-        let lastErred = v.states.indices.filter { v.states[$0] == .lastErred }
-        if v.firstOnly, let first = okay.first { return [first] }
-        guard okay.count > 1 else { return okay + lastErred }
+    /// they are the last resort). `k`-th choice of `count` (no array per request).
+    private func readChoice(_ block: UInt64, _ v: View) -> (start: Int, count: Int) {
+        let n = v.okay.count
+        if v.firstOnly && n > 0 { return (0, 1) }
+        guard n > 1 else { return (0, n + v.lastErred.count) }
         let start: Int
         switch v.read {
         case .first: start = 0
-        case .roundrobin: start = Int(UInt(bitPattern: roundRobin.add(1, ordering: .relaxed).oldValue) % UInt(okay.count))
+        case .roundrobin: start = Int(UInt(bitPattern: roundRobin.add(1, ordering: .relaxed).oldValue) % UInt(n))
         case .geometric:
             let size = max(1, sizeBytes / Volume.blockSize)
-            start = Int(min(UInt64(okay.count - 1), block * UInt64(okay.count) / size))
+            start = Int(min(UInt64(n - 1), block * UInt64(n) / size))
         }
-        return Array(okay[start...] + okay[..<start]) + lastErred
+        return (start, n + v.lastErred.count)
+    }
+
+    private func side(_ k: Int, start: Int, _ v: View) -> Int {
+        let n = v.okay.count
+        return k < n ? v.okay[(start + k) % n] : v.lastErred[k - n]
     }
 
     override func readBlocks(_ block: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VolumeIOError) {
         foregroundOps.add(1, ordering: .relaxed)
         let v = view.read { $0 }
         let cs = children.read { $0 }
-        let order = readOrder(block, v)
-        guard !order.isEmpty else {
+        let (start, count) = readChoice(block, v)
+        guard count > 0 else {
             throw VolumeIOError(volume: name, code: .io, operation: "read", offset: block * Volume.blockSize,
                                 length: UInt64(buffer.count), detail: "no side is readable")
         }
         var failed: [Int] = []
         var last: VolumeIOError?
-        for i in order {
+        for k in 0..<count {
+            let i = side(k, start: start, v)
             do throws(VolumeIOError) {
                 try cs[i].read(offset: block * Volume.blockSize, into: buffer)
                 if !failed.isEmpty { repair(failed, good: i, block: block, count: UInt64(buffer.count) / Volume.blockSize, cs) }
@@ -196,12 +217,12 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
     private func repair(_ bad: [Int], good: Int, block: UInt64, count: UInt64, _ cs: [Volume]) {
         // The rewrite is a write like any other: a crash before it is durable must find its
         // region dirty (the side's old bytes there are not known to be good).
-        let regions: Set<UInt64>
+        let regions: WriteRegions
         do { (regions, _, _) = try beginWrite(block, count) } catch {
             context.logger.error("\(name): cannot record the rewrite of a read error in the dirty-region log: \(error); not rewritten")
             return
         }
-        defer { drl.end(regions) }
+        defer { endWrite(regions) }
         let chunks = chunkRange(block, count)
         for c in chunks { chunkLocks.lock(c) }
         defer { for c in chunks.reversed() { chunkLocks.unlock(c) } }
@@ -229,17 +250,33 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
     /// Commits the dirty regions of a write of `count` blocks at `block` and takes the sides
     /// to write, with no state change in between (``apply(_:children:)`` waits). The caller
     /// ends the regions (`drl.end`) when the write is done.
-    private func beginWrite(_ block: UInt64, _ count: UInt64) throws(VolumeIOError) -> (Set<UInt64>, View, [Volume]) {
-        let regions = Set((block / regionBlocks)...((block + count - 1) / regionBlocks))
+    private func beginWrite(_ block: UInt64, _ count: UInt64) throws(VolumeIOError) -> (WriteRegions, View, [Volume]) {
+        let regions = WriteRegions(first: block / regionBlocks, last: (block + count - 1) / regionBlocks)
         gate.lockShared()
         defer { gate.unlockShared() }
         do {
-            try drl.begin(regions) { try context.store.apply(.dirtyRegions(volume: name, regions: $0.sorted())) }
+            let commit = { (r: Set<UInt64>) throws -> Void in try self.context.store.apply(.dirtyRegions(volume: self.name, regions: r.sorted())) }
+            if regions.first == regions.last {
+                try drl.begin(region: regions.first, commit: commit)
+            } else {
+                try drl.begin(Set(regions.first...regions.last), commit: commit)
+            }
         } catch {
             throw VolumeIOError(volume: name, code: .io, operation: "write",
                                 detail: "cannot record the write in the state database's dirty-region log: \(error)")
         }
         return (regions, view.read { $0 }, children.read { $0 })
+    }
+
+    /// The dirty regions a write is in (most writes: one).
+    struct WriteRegions {
+        var first: UInt64
+        var last: UInt64
+    }
+
+    /// Ends what ``beginWrite(_:_:)`` began.
+    private func endWrite(_ r: WriteRegions) {
+        if r.first == r.last { drl.end(region: r.first) } else { drl.end(Set(r.first...r.last)) }
     }
 
     private func chunkRange(_ block: UInt64, _ count: UInt64) -> ClosedRange<UInt64> {
@@ -250,8 +287,8 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
         foregroundOps.add(1, ordering: .relaxed)
         let count = UInt64(buffer.count) / Volume.blockSize
         let (regions, v, cs) = try beginWrite(block, count)
-        defer { drl.end(regions) }
-        let targets = v.states.indices.filter { v.states[$0].isWritten }
+        defer { endWrite(regions) }
+        let targets = v.written
         guard !targets.isEmpty else {
             throw VolumeIOError(volume: name, code: .io, operation: "write", offset: block * Volume.blockSize,
                                 length: UInt64(buffer.count), detail: "no side is in service")
@@ -259,17 +296,23 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
         let chunks = chunkRange(block, count)
         for c in chunks { chunkLocks.lock(c) }
         defer { for c in chunks.reversed() { chunkLocks.unlock(c) } }
-        let errors = ErrorBox<VolumeIOError>()
-        let one = { (k: Int) in
-            let i = targets[k]
-            do throws(VolumeIOError) { try cs[i].write(offset: block * Volume.blockSize, from: buffer) } catch { errors.add(i, error) }
-        }
-        if v.write == .serial {
-            for k in targets.indices { one(k) }
+        var failed: [(Int, VolumeIOError)] = []
+        if v.write == .serial || buffer.count <= Volume.inlineFanOutBytes || context.scheduler != nil {
+            // One after the other on this thread (small writes: cheaper than a hand-over).
+            for i in targets {
+                do throws(VolumeIOError) { try cs[i].write(offset: block * Volume.blockSize, from: buffer) } catch { failed.append((i, error)) }
+            }
         } else {
-            parallel(targets.count, bytes: buffer.count, one)
+            let errors = ErrorBox<VolumeIOError>()
+            parallel(targets.count, bytes: buffer.count) { k in
+                let i = targets[k]
+                do throws(VolumeIOError) { try cs[i].write(offset: block * Volume.blockSize, from: buffer) } catch { errors.add(i, error) }
+            }
+            failed = errors.all
         }
-        let failed = errors.all
+        // (Okay and Last Erred sides are always among the targets: with one of them and no
+        // failure, a readable side took the write.)
+        if failed.isEmpty && !(v.okay.isEmpty && v.lastErred.isEmpty) { return }
         // Committed before the write is answered: a side that missed it is never read again
         // until it is resynced. A failure that cannot be recorded fails the write.
         var unrecorded: VolumeIOError? = nil
@@ -282,14 +325,17 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
             // A resyncing side that took it now holds what no readable side has: it leaves
             // service (a resync already past this range would not copy over it again).
             for i in targets where !failedSides.contains(i) { sideFailed(i, VolumeIOError(volume: name, code: .io, operation: "write", detail: "took a write that no readable side took")) }
-            let why = failed.first.map { "\($0.1)" } ?? "no readable side took it"
-            throw VolumeIOError(volume: name, code: .io, operation: "write", offset: block * Volume.blockSize,
-                                length: UInt64(buffer.count), detail: "no readable side took the write: \(why)")
+            throw noReadableSide(block, buffer.count, failed.first?.1)
         }
         if let unrecorded {
             throw VolumeIOError(volume: name, code: .io, operation: "write", offset: block * Volume.blockSize,
                                 length: UInt64(buffer.count), detail: "a side failed and the state database could not record it: \(unrecorded)")
         }
+    }
+
+    private func noReadableSide(_ block: UInt64, _ bytes: Int, _ cause: VolumeIOError?) -> VolumeIOError {
+        VolumeIOError(volume: name, code: .io, operation: "write", offset: block * Volume.blockSize,
+                      length: UInt64(bytes), detail: "no readable side took the write: \(cause.map { "\($0)" } ?? "no readable side took it")")
     }
 
     public override func flush() throws(VolumeIOError) {

@@ -15,7 +15,8 @@ enum InstructionBench {
     /// metrics and `concat-read-metrics` with `serve --metrics`' counters: their difference is
     /// what counting costs per request.
     static let workloads = ["concat-read", "concat-write", "raid5-read", "raid5-write", "raid6-read", "raid6-write",
-                            "concat-read-export", "concat-read-metrics", "softpart-read", "softpart-write"]
+                            "concat-read-export", "concat-read-metrics", "softpart-read", "softpart-write",
+                            "mirror-read", "mirror-write"]
 
     /// Runs `workload` `requests` times; returns a checksum of what was read (so the reads
     /// cannot be optimised away).
@@ -23,10 +24,12 @@ enum InstructionBench {
         // `softpart-*`: through a soft partition of two extents (the halves of the RAID-5,
         // swapped) over the same RAID-5 as `raid5-*`.
         let soft = workload.hasPrefix("softpart")
+        // `mirror-*`: a mirror of two one-device concats (round-robin reads, parallel writes).
+        let mirror = workload.hasPrefix("mirror")
         let raid = workload.hasPrefix("raid") || soft
         let type: VolumeType = workload.hasPrefix("raid6") ? .raid6 : raid ? .raid5 : .concat
         // RAID-6 with the same 3 data columns as the RAID-5.
-        let columns = type == .raid6 ? 5 : raid ? 4 : 1
+        let columns = type == .raid6 ? 5 : raid ? 4 : mirror ? 2 : 1
         let deviceBytes: UInt64 = 64 << 20
         let start: UInt64 = 2048
         var records: [DeviceRecord] = []
@@ -44,11 +47,23 @@ enum InstructionBench {
                            originalColumnCount: columns, interlaceBlocks: 128, columnBlocks: blocks)
             : VolumeRecord(name: "bench", type: .concat,
                            rows: [RowRecord(interlaceBlocks: 1, componentBlocks: blocks, components: [ComponentRecord(device: records[0].uuid)])])
-        let store = InMemoryConfigStore(SetConfig(setName: "bench", devices: records, volumes: [vol]))
+        var vols = [vol]
+        if mirror {
+            let side = VolumeRecord(name: "bench-1", type: .concat,
+                                    rows: [RowRecord(interlaceBlocks: 1, componentBlocks: blocks, components: [ComponentRecord(device: records[1].uuid)])])
+            var m = VolumeRecord(name: "bench-m", type: .mirror)
+            m.mirror = MirrorRecord(submirrors: [SubmirrorRecord(volume: "bench"), SubmirrorRecord(volume: "bench-1")], regionBlocks: 131072)
+            vols += [side, m]
+        }
+        let store = InMemoryConfigStore(SetConfig(setName: "bench", devices: records, volumes: vols))
         let devices = map
         let parent = try VolumeFactory.open(vol, context: VolumeContext(store: store, devices: { devices[$0] }))
         defer { parent.close() }
         var v = parent
+        if mirror {
+            let other = try VolumeFactory.open(vols[1], context: parent.context)
+            v = try VolumeFactory.open(vols[2], context: parent.context, children: [parent, other])
+        }
         if soft {
             let p = parent.sizeBytes / 512, h = p / 2 / 8 * 8
             var rec = VolumeRecord(name: "bench-sp", type: .softpart)
