@@ -121,7 +121,9 @@ extension SetModel {
                 throw ModelError(.invalidState, "\(name): no other side is readable to resync \(s.volume) from")
             }
             switch s.state {
-            case .offline: m.startResync(side, regions: s.staleRegions ?? [])
+            case .offline:
+                // Nothing written while it was away: it holds every block already.
+                if (s.staleRegions ?? []).isEmpty { m.settle(side, .okay) } else { m.startResync(side, regions: s.staleRegions ?? []) }
             case .needsMaintenance: m.startResync(side, regions: nil)
             case .lastErred where m.submirrors.indices.contains(where: { $0 != side && m.submirrors[$0].state == .okay }):
                 // Another side holds every block again: this one is brought back like a failed one.

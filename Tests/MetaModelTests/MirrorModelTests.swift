@@ -62,6 +62,13 @@ struct MirrorModelTests {
         #expect(Self.mirror(c).submirrors[0].state == .resyncing && Self.mirror(c).submirrors[0].resyncRegions == nil)
     }
 
+    @Test func anOfflineSideThatMissedNothingIsOkayAtOnce() throws {
+        var c = Self.config([.okay, .okay])
+        try SetModel.apply(.submirrorOffline(volume: "d0", submirror: 1), to: &c)
+        try SetModel.apply(.submirrorOnline(volume: "d0", submirror: 1), to: &c)
+        #expect(Self.mirror(c).submirrors[1] == SubmirrorRecord(volume: "d11", state: .okay))
+    }
+
     @Test func onlineNeedsAReadableSideToCopyFrom() throws {
         var c = Self.config([.lastErred, .needsMaintenance])
         try SetModel.apply(.submirrorOnline(volume: "d0", submirror: 1), to: &c)  // from the Last Erred one
