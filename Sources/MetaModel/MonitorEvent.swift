@@ -98,8 +98,9 @@ extension MonitorEvent {
                                     message: message, time: time))
         }
         for v in after.volumes where before.volume(named: v.name) == nil {
-            event(.volumeCreated, v.name, "\(v.name): \(v.type.displayName) volume created (\(v.derivedState.rawValue))",
-                  state: v.derivedState.rawValue)
+            let state = after.servedState(of: v)
+            event(.volumeCreated, v.name, "\(v.name): \(v.type.displayName) volume created (\(state.rawValue))",
+                  state: state.rawValue)
         }
         for v in after.volumes {
             guard let old = before.volume(named: v.name) else { continue }
@@ -116,7 +117,8 @@ extension MonitorEvent {
                       : "\(v.name): \(lostAfter) blocks cannot be read back (they fail with EIO until rewritten)",
                       count: lostAfter)
             }
-            let s0 = old.derivedState, s1 = v.derivedState
+            // (A soft partition's state is its parent's: it changes with it.)
+            let s0 = before.servedState(of: old), s1 = after.servedState(of: v)
             if s0 != s1 {
                 event(.volumeState, v.name, "\(v.name): \(s0.rawValue) → \(s1.rawValue)",
                       state: s1.rawValue, previous: s0.rawValue)

@@ -77,3 +77,15 @@ extension VolumeRecord {
         return .okay
     }
 }
+
+extension SetConfig {
+    /// The state a volume is served in: its own (``VolumeRecord/derivedState``), except a soft
+    /// partition's, which is its parent's (it holds no devices: its data is as safe as its
+    /// parent's). What `status`, `monitor` and the metrics report.
+    public func servedState(of v: VolumeRecord) -> VolumeState {
+        var seen: Set<String> = [v.name]
+        var current = v
+        while let p = current.softPartition?.parent, let parent = volume(named: p), seen.insert(p).inserted { current = parent }
+        return current.derivedState
+    }
+}

@@ -47,6 +47,20 @@ struct MonitorEventTests {
         #expect(Self.changes(c, d).first?.message == "d0: side d12 attached, Resyncing")
     }
 
+    @Test func aSoftPartitionsStateFollowsItsParent() throws {
+        var a = Self.config()
+        var sp = VolumeRecord(name: "d1", type: .softpart)
+        sp.softPartition = SoftPartitionRecord(parent: "d10", extents: [SoftExtent(watermarkBlock: 0, blocks: 2048)])
+        a.volumes.append(sp)
+        #expect(a.servedState(of: sp) == .okay)
+        var b = a
+        try SetModel.apply(.columnFailed(volume: "d10", column: 2, state: .maintenance), to: &b)
+        #expect(b.servedState(of: sp) == .needsMaintenance)
+        let states = Self.changes(a, b).filter { $0.kind == .volumeState }
+        #expect(states.map(\.volume) == ["d10", "d1"])
+        #expect(states.last?.state == "Needs Maintenance" && states.last?.previous == "Okay")
+    }
+
     @Test func nothingChangedNothingReported() {
         let c = Self.config()
         #expect(Self.changes(c, c).isEmpty)

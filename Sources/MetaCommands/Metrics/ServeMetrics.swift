@@ -52,7 +52,7 @@ package final class ServeMetrics: Sendable {
               quorum.writable ? 1 : 0)
         for v in config.volumes {
             let vl = [("set", set), ("volume", v.name)]
-            let state = v.derivedState
+            let state = config.servedState(of: v)
             for s in VolumeState.allCases {
                 gauge(r, "volume_state", "1 for the volume's state (Okay, Initializing, Resyncing, Needs Maintenance, Last Erred), 0 for the others",
                       vl + [("state", s.rawValue)], s == state ? 1 : 0)

@@ -351,7 +351,7 @@ extension ServeCommand {
     /// One line for systemd's STATUS=: the volumes and what is not Okay.
     static func summary(_ manager: SetManager) -> String {
         let cfg = manager.config
-        let notOkay = cfg.volumes.filter { $0.derivedState != .okay }.map { "\($0.name) \($0.derivedState.rawValue)" }
+        let notOkay = cfg.volumes.filter { cfg.servedState(of: $0) != .okay }.map { "\($0.name) \(cfg.servedState(of: $0).rawValue)" }
         let volumes = "\(cfg.volumes.count) volume\(cfg.volumes.count == 1 ? "" : "s")"
         let quorum = manager.db.quorum.writable ? "" : " (read-only: no replica quorum)"
         return "serving set '\(cfg.setName)'\(quorum): \(volumes)\(notOkay.isEmpty ? ", all Okay" : ": " + notOkay.joined(separator: ", "))"
