@@ -126,11 +126,44 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
     /// Takes the states and policies of the committed record.
     private func refreshView() {
         guard let m = volumeRecord()?.mirror else { return }
+        let pending = unrecorded.withLock { $0 }
         view.withLock { v in
-            v.states = m.submirrors.map(\.state)
+            // A side whose failure is not recorded yet is out of service all the same.
+            v.states = m.submirrors.map { pending.contains($0.volume) && $0.state != .offline ? .needsMaintenance : $0.state }
             v.read = m.readPolicy
             v.write = m.writePolicy
         }
+    }
+
+    /// Sides (by volume name) that failed while the state database could not record it.
+    /// They are out of service in this engine; until their failure is recorded, writes fail
+    /// and reads of dirty regions fail (a restart would trust them as recorded, and a crash's
+    /// dirty regions are copied from the first side recorded `Okay`: what a read returned
+    /// from another side could change), and no region is cleaned.
+    private let unrecorded = Mutex<Set<String>>([])
+    private let anyUnrecorded = Atomic<Bool>(false)
+
+    /// Records the failures not recorded yet; returns whether none is left.
+    private func recordPendingFailures() -> Bool {
+        guard anyUnrecorded.load(ordering: .sequentiallyConsistent) else { return true }
+        for side in unrecorded.withLock({ $0 }).sorted() {
+            guard let i = volumeRecord()?.mirror?.index(of: side) else { _ = unrecorded.withLock { $0.remove(side) }; continue }
+            do {
+                try apply(.submirrorFailed(volume: name, submirror: i))
+                _ = unrecorded.withLock { $0.remove(side) }
+            } catch {
+                return false
+            }
+        }
+        let left = !unrecorded.withLock { $0.isEmpty }
+        anyUnrecorded.store(left, ordering: .sequentiallyConsistent)
+        if !left { gate.withLock { (_: inout Void) in refreshView() } }
+        return !left
+    }
+
+    private func unrecordedFailure(_ op: String, _ block: UInt64, _ bytes: Int) -> VolumeIOError {
+        VolumeIOError(volume: name, code: .io, operation: op, offset: block * Volume.blockSize, length: UInt64(bytes),
+                      detail: "a side failed and the state database cannot record it yet (\(unrecorded.withLock { $0.sorted() }.joined(separator: ", ")))")
     }
 
     /// After an unclean stop: hands the dirty regions to a resync of every side but the
@@ -156,6 +189,11 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
         context.logger.error("\(name): side \(names.indices.contains(side) ? names[side] : "\(side)") failed: \(error)")
         do { try apply(.submirrorFailed(volume: name, submirror: side)) } catch {
             context.logger.error("\(name): cannot record the failure of side \(side): \(error)")
+            if names.indices.contains(side) {
+                unrecorded.withLock { _ = $0.insert(names[side]) }
+                anyUnrecorded.store(true, ordering: .sequentiallyConsistent)
+                gate.withLock { (_: inout Void) in refreshView() }
+            }
             return false
         }
         return true
@@ -188,6 +226,13 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
 
     override func readBlocks(_ block: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VolumeIOError) {
         foregroundOps.add(1, ordering: .relaxed)
+        if anyUnrecorded.load(ordering: .sequentiallyConsistent) {
+            let last = (block + UInt64(buffer.count) / Volume.blockSize - 1) / regionBlocks
+            let dirty = drl.dirty
+            if (block / regionBlocks...last).contains(where: dirty.contains) && !recordPendingFailures() {
+                throw unrecordedFailure("read", block, buffer.count)
+            }
+        }
         let v = view.read { $0 }
         let cs = children.read { $0 }
         let (start, count) = readChoice(block, v)
@@ -285,6 +330,7 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
 
     override func writeBlocks(_ block: UInt64, from buffer: UnsafeRawBufferPointer) throws(VolumeIOError) {
         foregroundOps.add(1, ordering: .relaxed)
+        if !recordPendingFailures() { throw unrecordedFailure("write", block, buffer.count) }
         let count = UInt64(buffer.count) / Volume.blockSize
         let (regions, v, cs) = try beginWrite(block, count)
         defer { endWrite(regions) }
@@ -338,7 +384,15 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
                       length: UInt64(bytes), detail: "no readable side took the write: \(cause.map { "\($0)" } ?? "no readable side took it")")
     }
 
+    /// Flushes the sides in service; throws the first failure without recording it.
+    private func flushSides() throws(VolumeIOError) {
+        let v = view.read { $0 }
+        let cs = children.read { $0 }
+        for i in v.written { try cs[i].flush() }
+    }
+
     public override func flush() throws(VolumeIOError) {
+        if !recordPendingFailures() { throw unrecordedFailure("flush", 0, 0) }
         let v = view.read { $0 }
         let cs = children.read { $0 }
         let targets = v.states.indices.filter { v.states[$0].isWritten }
@@ -361,7 +415,11 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
     /// Cleans idle dirty regions (all with `all`): flushes the sides, then commits.
     @discardableResult
     public func cleanDirtyRegions(all: Bool = false) -> Int {
-        drl.clean(all: all, flush: { () throws -> Void in try self.flush() },
+        guard recordPendingFailures() else { return 0 }
+        // (The flush under the dirty-region log's lock records no failure: that commit would
+        // wait for writers that wait for this lock. A failing side fails the cleaning; the
+        // next request that meets the failure records it.)
+        return drl.clean(all: all, flush: { () throws -> Void in try self.flushSides() },
                   commit: { try self.context.store.apply(.dirtyRegions(volume: self.name, regions: $0.sorted())) })
     }
 
