@@ -91,7 +91,8 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
     private static func gcd(_ a: UInt64, _ b: UInt64) -> UInt64 { b == 0 ? a : gcd(b, a % b) }
 
     public override var sizeBytes: UInt64 {
-        children.read { cs in cs.map(\.sizeBytes).min() ?? 0 } / Volume.blockSize * Volume.blockSize
+        // (Read on every request: no array.)
+        children.read { cs in cs.isEmpty ? 0 : cs.reduce(UInt64.max) { min($0, $1.sizeBytes) } } / Volume.blockSize * Volume.blockSize
     }
 
     /// The sides' engines, in order.
@@ -361,8 +362,8 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
         if failed.isEmpty && !(v.okay.isEmpty && v.lastErred.isEmpty) { return }
         // Committed before the write is answered: a side that missed it is never read again
         // until it is resynced. A failure that cannot be recorded fails the write.
-        var unrecorded: VolumeIOError? = nil
-        for (i, e) in failed where !sideFailed(i, e) { unrecorded = e }
+        var notRecorded: VolumeIOError? = nil
+        for (i, e) in failed where !sideFailed(i, e) { notRecorded = e }
         // Acknowledged only when a side that reads may use took it (a resyncing side alone
         // is not read: the data would be unreadable, and a resync from the others would
         // overwrite it).
@@ -373,9 +374,9 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
             for i in targets where !failedSides.contains(i) { sideFailed(i, VolumeIOError(volume: name, code: .io, operation: "write", detail: "took a write that no readable side took")) }
             throw noReadableSide(block, buffer.count, failed.first?.1)
         }
-        if let unrecorded {
+        if let notRecorded {
             throw VolumeIOError(volume: name, code: .io, operation: "write", offset: block * Volume.blockSize,
-                                length: UInt64(buffer.count), detail: "a side failed and the state database could not record it: \(unrecorded)")
+                                length: UInt64(buffer.count), detail: "a side failed and the state database could not record it: \(notRecorded)")
         }
     }
 
@@ -395,15 +396,15 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
         if !recordPendingFailures() { throw unrecordedFailure("flush", 0, 0) }
         let v = view.read { $0 }
         let cs = children.read { $0 }
-        let targets = v.states.indices.filter { v.states[$0].isWritten }
+        let targets = v.written
         let errors = ErrorBox<VolumeIOError>()
         parallel(targets.count) { k in
             do throws(VolumeIOError) { try cs[targets[k]].flush() } catch { errors.add(targets[k], error) }
         }
         let failed = errors.all
-        var unrecorded: VolumeIOError? = nil
-        for (i, e) in failed where !sideFailed(i, e) { unrecorded = e }
-        if let unrecorded { throw unrecorded }
+        var notRecorded: VolumeIOError? = nil
+        for (i, e) in failed where !sideFailed(i, e) { notRecorded = e }
+        if let notRecorded { throw notRecorded }
         let failedSides = Set(failed.map(\.0))
         if !targets.contains(where: { !failedSides.contains($0) && v.states[$0].isReadable }) {
             throw failed.first?.1 ?? VolumeIOError(volume: name, code: .io, operation: "flush", detail: "no readable side is in service")
