@@ -173,6 +173,12 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
         let dirty = drl.dirty
         guard !dirty.isEmpty else { return }
         context.logger.warning("\(name): unclean shutdown: \(dirty.count) dirty region(s) are copied from the first Okay side to the others")
+        // The commit drops the dirty regions: what the sides that reads use hold there must
+        // be durable first (after a kill their caches may still hold the last run's writes,
+        // which a power loss would take back once nothing records the regions as dirty).
+        let v = view.read { $0 }
+        let cs = children.read { $0 }
+        for i in v.okay + v.lastErred { try cs[i].flush() }
         try gate.withLock { (_: inout Void) throws in
             try context.store.apply(.mirrorDirtyResync(volume: name, regions: dirty.sorted()))
             drl.forgetAll()
