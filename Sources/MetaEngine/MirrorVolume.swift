@@ -162,6 +162,16 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
         return !left
     }
 
+    /// Fails a read of a dirty region while a side's failure is not recorded.
+    private func checkUnrecorded(_ block: UInt64, _ bytes: Int) throws(VolumeIOError) {
+        guard anyUnrecorded.load(ordering: .sequentiallyConsistent) else { return }
+        let last = (block + UInt64(bytes) / Volume.blockSize - 1) / regionBlocks
+        let dirty = drl.dirty
+        if (block / regionBlocks...last).contains(where: dirty.contains) && !recordPendingFailures() {
+            throw unrecordedFailure("read", block, bytes)
+        }
+    }
+
     private func unrecordedFailure(_ op: String, _ block: UInt64, _ bytes: Int) -> VolumeIOError {
         VolumeIOError(volume: name, code: .io, operation: op, offset: block * Volume.blockSize, length: UInt64(bytes),
                       detail: "a side failed and the state database cannot record it yet (\(unrecorded.withLock { $0.sorted() }.joined(separator: ", ")))")
@@ -176,9 +186,15 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
         // The commit drops the dirty regions: what the sides that reads use hold there must
         // be durable first (after a kill their caches may still hold the last run's writes,
         // which a power loss would take back once nothing records the regions as dirty).
+        // A side that cannot flush leaves service first (its failure recorded); the next one
+        // becomes the source.
         let v = view.read { $0 }
         let cs = children.read { $0 }
-        for i in v.okay + v.lastErred { try cs[i].flush() }
+        for i in v.okay + v.lastErred {
+            do throws(VolumeIOError) { try cs[i].flush() } catch {
+                guard sideFailed(i, error) else { throw error }
+            }
+        }
         try gate.withLock { (_: inout Void) throws in
             try context.store.apply(.mirrorDirtyResync(volume: name, regions: dirty.sorted()))
             drl.forgetAll()
@@ -213,8 +229,10 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
     /// they are the last resort). `k`-th choice of `count` (no array per request).
     private func readChoice(_ block: UInt64, _ v: View) -> (start: Int, count: Int) {
         let n = v.okay.count
-        if v.firstOnly && n > 0 { return (0, 1) }
-        guard n > 1 else { return (0, n + v.lastErred.count) }
+        // Dirty regions of a crash not handed over yet: the first Okay side first (the others
+        // only when it fails, and then its range is rewritten from them, so that it holds what
+        // was returned).
+        guard n > 1 && !v.firstOnly else { return (0, n + v.lastErred.count) }
         let start: Int
         switch v.read {
         case .first: start = 0
@@ -233,13 +251,7 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
 
     override func readBlocks(_ block: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(VolumeIOError) {
         foregroundOps.add(1, ordering: .relaxed)
-        if anyUnrecorded.load(ordering: .sequentiallyConsistent) {
-            let last = (block + UInt64(buffer.count) / Volume.blockSize - 1) / regionBlocks
-            let dirty = drl.dirty
-            if (block / regionBlocks...last).contains(where: dirty.contains) && !recordPendingFailures() {
-                throw unrecordedFailure("read", block, buffer.count)
-            }
-        }
+        try checkUnrecorded(block, buffer.count)
         let v = view.read { $0 }
         let cs = children.read { $0 }
         let (start, count) = readChoice(block, v)
@@ -253,7 +265,11 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
             let i = side(k, start: start, v)
             do throws(VolumeIOError) {
                 try cs[i].read(offset: block * Volume.blockSize, into: buffer)
-                if !failed.isEmpty { repair(failed, good: i, block: block, count: UInt64(buffer.count) / Volume.blockSize, cs) }
+                if !failed.isEmpty {
+                    repair(failed, good: i, block: block, count: UInt64(buffer.count) / Volume.blockSize, cs)
+                    // (A side whose rewrite failed and could not be recorded: as above.)
+                    try checkUnrecorded(block, buffer.count)
+                }
                 return
             } catch {
                 failed.append(i)

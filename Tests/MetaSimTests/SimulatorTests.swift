@@ -56,6 +56,7 @@ struct SimulatorTests {
         (256, "reads did not fall back to the Last Erred side when the only Okay side failed them"),
         (30055, "a resync copied from a Last Erred side (first in order) rather than from the Okay one"),
         (735, "a crash's dirty regions were resynced onto the Okay sides only; a Last Erred side kept a torn write and served it later"),
+        (1100067, "the flush before the crash handover failed on a side refusing writes: the regions stayed with the first side, and a read error there had no fallback"),
         (1076216, "the crash handover dropped the dirty regions before the source side's data there was durable; a power loss then took a write back on it while the resynced side kept it, both Okay"),
         (1002193, "a side's write failure the state database could not record left it in service: a read of the dirty region then returned the other side's bytes, and after the restart the dirty-region resync from that side (recorded Okay) brought the old ones back"),
     ]
