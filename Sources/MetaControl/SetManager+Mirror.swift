@@ -103,11 +103,8 @@ extension SetManager {
             throw OperationError("\(r.mirror): its engine is not a mirror's", code: .general)
         }
         var messages: [String] = []
-        func commit(_ event: SetEvent, children: [Volume]? = nil) throws {
-            do { try engine.apply(event, children: children) } catch let e as ModelError {
-                throw OperationError(e.message, code: e.kind == .notFound ? .notFound : e.kind == .inUse ? .inUse : .invalidArgument)
-            }
-        }
+        // (A refusal is a ModelError: a coded error, its kind kept across the control socket.)
+        func commit(_ event: SetEvent, children: [Volume]? = nil) throws { try engine.apply(event, children: children) }
         switch r.operation {
         case .attach:
             let side = try checkSideCandidate(r.side, for: r.mirror, force: r.force)
@@ -226,16 +223,12 @@ extension SetManager {
             throw OperationError("\(newPath): too small: \(sideName) uses \(row.componentBlocks) data blocks (\(humanBytes(row.componentBlocks * 512))) of each component of that row", code: .invalidArgument)
         }
         let sideEngine = engine(sideName) as? StripeVolume
-        do {
-            try mv.change {
-                try db.commit { cfg in
-                    let rec = try db.addDevice(path: newPath, role: .component, replicaCopies: 0, force: r.force, in: &cfg)
-                    try db.record(.sideComponentReplaced(volume: mirrorRec.name, submirror: f.side, row: f.row, component: f.comp, device: rec.uuid), in: &cfg)
-                }
-                try sideEngine?.reload()
+        try mv.change {
+            try db.commit { cfg in
+                let rec = try db.addDevice(path: newPath, role: .component, replicaCopies: 0, force: r.force, in: &cfg)
+                try db.record(.sideComponentReplaced(volume: mirrorRec.name, submirror: f.side, row: f.row, component: f.comp, device: rec.uuid), in: &cfg)
             }
-        } catch let e as ModelError {
-            throw OperationError(e.message, code: e.kind == .notFound ? .notFound : .invalidArgument)
+            try sideEngine?.reload()
         }
         if isServer { mv.startResync() }
         logger.info("\(mirrorRec.name): \(r.old) of side \(sideName) replaced by \(newPath)")
