@@ -55,8 +55,11 @@ extension SetManager {
     func createMirror(_ r: CreateRequest) throws -> CreateResult {
         opLockAcquire(); defer { opLockRelease() }
         try Self.checkNewVolumeName(r.name, config: db.config)
-        if r.interlaceBytes != nil || r.hotSparePool != nil || r.writeLog != nil || r.softPartition != nil {
-            throw OperationError("\(r.name): a mirror takes its sides (concat or stripe volumes); -i, --hot-spare-pool and --write-log do not apply", code: .invalidArgument)
+        if r.interlaceBytes != nil || r.writeLog != nil || r.softPartition != nil {
+            throw OperationError("\(r.name): a mirror takes its sides (concat or stripe volumes); -i and --write-log do not apply", code: .invalidArgument)
+        }
+        if let hsp = r.hotSparePool, !VolumeRules.validPoolName(hsp) {
+            throw OperationError("bad hot spare pool name '\(hsp)': use hsp000 … hsp999", code: .invalidArgument)
         }
         guard (1...MirrorRecord.maxSubmirrors).contains(r.devices.count) else {
             throw OperationError("\(r.name): a mirror has 1 to \(MirrorRecord.maxSubmirrors) sides, \(r.devices.count) given", code: .invalidArgument)
@@ -78,7 +81,17 @@ extension SetManager {
         }
         var rec = VolumeRecord(name: r.name, type: .mirror)
         rec.mirror = MirrorRecord(submirrors: subs, regionBlocks: context.dirtyRegionColumnBytes / 512)
-        try db.commit { cfg in cfg.volumes.append(rec) }
+        try db.commit { cfg in
+            cfg.volumes.append(rec)
+            // --hot-spare-pool: every side's components take spares from it.
+            if let hsp = r.hotSparePool {
+                for s in sides { if let i = cfg.volumeIndex(named: s.name) { cfg.volumes[i].hotSparePool = hsp } }
+                if cfg.pool(named: hsp) == nil {
+                    cfg.hotSparePools.append(HotSparePoolRecord(name: hsp))
+                    notes.append("\(hsp): created (empty); add spares with `metactl hs add \(hsp) DEV`")
+                }
+            }
+        }
         // The sides are reached only through the mirror from now on.
         onVolumesChanged?()
         let engine = try openEngine(r.name)
@@ -167,12 +180,20 @@ extension SetManager {
     func openMirror(_ rec: VolumeRecord) throws -> Volume {
         let children = try (rec.mirror?.submirrors ?? []).map { try openEngine($0.volume) }
         let engine = try VolumeFactory.open(rec, context: context, children: children)
+        (engine as? MirrorVolume)?.delegate = self
         guard let mv = engine as? MirrorVolume, db.quorum.writable else { return engine }
         for (i, s) in (rec.mirror?.submirrors ?? []).enumerated() where s.state != .offline && s.state != .needsMaintenance {
             guard let sv = db.config.volume(named: s.volume) else { continue }
-            if let missing = sv.allComponents.first(where: { dataDevices.device($0.activeDevice, in: db) == nil }) {
-                logger.error("\(rec.name): side \(s.volume) is missing \(db.config.device(missing.activeDevice)?.lastPath ?? "a device")")
-                try? mv.apply(.submirrorFailed(volume: rec.name, submirror: i))
+            var missing: (row: Int, column: Int, device: UUID)? = nil
+            for (r, row) in sv.rows.enumerated() {
+                for (c, comp) in row.components.enumerated() where missing == nil && dataDevices.device(comp.activeDevice, in: db) == nil {
+                    missing = (r, c, comp.activeDevice)
+                }
+            }
+            if let missing {
+                logger.error("\(rec.name): side \(s.volume) is missing \(db.config.device(missing.device)?.lastPath ?? "a device")")
+                let at = sv.stripeLayout?.logicalBlock(row: missing.row, column: missing.column, componentBlock: 0)
+                try? mv.apply(.submirrorFailed(volume: rec.name, submirror: i, at: at))
             }
         }
         do { try mv.resyncDirtyRegions() } catch {
@@ -235,5 +256,42 @@ extension SetManager {
         return ReplaceResult(name: mirrorRec.name, kind: "resync", messages: [
             isServer ? "\(mirrorRec.name): \(sideName) resyncs every region from the other sides onto \(newPath)"
                      : "\(mirrorRec.name): \(sideName) will resync when the set is served (metactl serve)"])
+    }
+}
+
+extension SetManager {
+    /// SVM's hot spares for submirror components: a side that needs maintenance, with a
+    /// component in `Maintenance` and a hot spare pool, takes the first available spare that
+    /// is large enough (and whose logical sector fits) in that component's place, and
+    /// resyncs that row's regions plus those written since it left service.
+    func checkMirrorSpares(_ name: String) {
+        guard isServer, let rec = db.config.volume(named: name), let m = rec.mirror,
+              let mv = engine(name) as? MirrorVolume else { return }
+        for (i, s) in m.submirrors.enumerated() where s.state == .needsMaintenance {
+            guard let sv = db.config.volume(named: s.volume), let poolName = sv.hotSparePool,
+                  let pool = db.config.pool(named: poolName) else { continue }
+            guard let r = sv.rows.indices.first(where: { r in sv.rows[r].components.contains { $0.state == .maintenance } }),
+                  let c = sv.rows[r].components.firstIndex(where: { $0.state == .maintenance }) else { continue }
+            let row = sv.rows[r]
+            let fit = SectorFit(volume: name, sectorSize: mv.sectorSize,
+                                interlaceBytes: row.components.count > 1 ? row.interlaceBlocks * 512 : nil)
+            guard let spare = pool.spares.first(where: { sp in
+                guard sp.state == .available, let dev = db.device(sp.device) else { return false }
+                return (db.config.device(sp.device)?.dataBlocks ?? 0) >= row.componentBlocks
+                    && (try? fit.check(path: dev.path, logicalSectorSize: dev.logicalSectorSize)) != nil
+            }) else {
+                logger.warning("\(name): side \(s.volume) needs a spare but \(poolName) has none available that is large enough and has a fitting logical sector size")
+                continue
+            }
+            do {
+                try mv.apply(.sideSpareTaken(volume: name, submirror: i, row: r, component: c, spare: spare.device))
+            } catch {
+                logger.error("\(name): could not take a hot spare for \(s.volume): \(error)")
+                continue
+            }
+            let resync = db.config.volume(named: name)?.mirror?.submirrors[safe: i]?.resyncRegions
+            logger.warning("\(name): a component of side \(s.volume) failed; hot spare \(db.device(spare.device)?.path ?? "?") from \(poolName) takes over and \(resync.map { "\($0.count) region(s)" } ?? "every region") resync from the other sides")
+            mv.startResync()
+        }
     }
 }

@@ -218,6 +218,8 @@ extension SetManager {
     public func checkHotSpares(_ name: String) {
         guard isServer else { return }
         opLockAcquire(); defer { opLockRelease() }
+        if db.config.volume(named: name)?.type == .mirror { return checkMirrorSpares(name) }
+        if let m = db.config.mirror(using: name) { return checkMirrorSpares(m.name) }
         guard let vol = db.config.volume(named: name), vol.type.hasColumns, vol.resync == nil,
               let poolName = vol.hotSparePool, let pool = db.config.pool(named: poolName) else { return }
         let erred = vol.columns.indices.filter { vol.columns[$0].state != .okay }
@@ -402,7 +404,9 @@ extension SetManager {
         opLockAcquire(); defer { opLockRelease() }
         guard let vol = db.config.volume(named: r.name) else { throw OperationError("\(r.name): no such volume in set '\(setName)'", code: .notFound) }
         if let hsp = r.hotSparePool, hsp != "none" {
-            guard vol.type.hasColumns else { throw OperationError("\(r.name): hot spare pools apply to RAID-5 and RAID-6 volumes", code: .invalidArgument) }
+            guard vol.type.hasColumns || vol.type == .concat || vol.type == .stripe else {
+                throw OperationError("\(r.name): hot spare pools apply to RAID-5 and RAID-6 volumes and to the concat and stripe volumes that are (or will be) sides of mirrors; it is a \(vol.type.displayName)", code: .invalidArgument)
+            }
             guard VolumeRules.validPoolName(hsp) else {
                 throw OperationError("bad hot spare pool name '\(hsp)': use hsp000 … hsp999", code: .invalidArgument)
             }

@@ -290,7 +290,9 @@ public final class SetManager: @unchecked Sendable {
             throw OperationError("\(r.name): the write log is for RAID-5 volumes; a RAID-6 volume repairs torn lines from its dirty-region log (use --write-log none, or leave it out)", code: .invalidArgument)
         }
         if let hsp = r.hotSparePool {
-            guard r.type.hasColumns else { throw OperationError("\(r.name): hot spare pools apply to RAID-5 and RAID-6 volumes", code: .invalidArgument) }
+            guard r.type.hasColumns || r.type == .concat || r.type == .stripe else {
+                throw OperationError("\(r.name): hot spare pools apply to RAID-5 and RAID-6 volumes and to the concat and stripe volumes that are sides of mirrors", code: .invalidArgument)
+            }
             guard VolumeRules.validPoolName(hsp) else { throw OperationError("bad hot spare pool name '\(hsp)': use hsp000 … hsp999", code: .invalidArgument) }
         }
         return try validateDevices(r, replicaCopies: replicaCopies, configDir: configDir, config: config)

@@ -314,7 +314,11 @@ extension StatusReport {
             }
             var invoke = ReplaceRules.invoke(v, setName: config.setName, path: path, present: present)
             let comps = v.allComponents
-            if !v.type.hasColumns, let bad = comps.first(where: { $0.state.isErred }) {
+            if let m = config.mirror(using: v.name), let bad = comps.first(where: { $0.state.isErred }) {
+                // A side's failed component is replaced through its mirror, which resyncs it.
+                let set = config.setName == "local" ? "" : " -s \(config.setName)"
+                invoke = "metactl replace\(set) \(m.name) \(path(bad.device)) <new device>"
+            } else if !v.type.hasColumns, let bad = comps.first(where: { $0.state.isErred }) {
                 // replace refuses a concat/stripe (nothing to rebuild from): say what is true.
                 invoke = "restore \(v.name) from a backup: \(path(bad.device)) failed and a \(v.type.rawValue) has no redundancy (`metactl clear \(v.name)`, then create it again on working devices)"
             }
@@ -375,7 +379,9 @@ extension StatusReport {
                                        secondsLeft: l.bytesPerSecond > 0 ? Double(l.total - l.done) * 512 / l.bytesPerSecond : nil)
                     vs.resync?.target = m.submirrors.indices.contains(l.side) ? m.submirrors[l.side].volume : nil
                 }
-                vs.invoke = mirrorInvoke(v.name, m, setName: config.setName)
+                vs.invoke = mirrorInvoke(v.name, m, setName: config.setName) { side in
+                    config.volume(named: side)?.allComponents.first { $0.state.isErred }.map { path($0.device) }
+                }
             }
             if let sp = v.softPartition {
                 vs.softPartition = SoftPartitionStatus(parent: sp.parent, extents: sp.extents.map {
@@ -438,9 +444,13 @@ extension StatusReport {
     }
 
     /// What to run for a mirror that needs an action (nil when none does).
-    static func mirrorInvoke(_ name: String, _ m: MirrorRecord, setName: String) -> String? {
+    /// `failed`: the path of a side's failed component, when one is known.
+    static func mirrorInvoke(_ name: String, _ m: MirrorRecord, setName: String, failed: (String) -> String? = { _ in nil }) -> String? {
         let set = setName == "local" ? "" : " -s \(setName)"
         if let s = m.submirrors.first(where: { $0.state == .needsMaintenance }) {
+            if let bad = failed(s.volume) {
+                return "metactl replace\(set) \(name) \(bad) <new device> (or, once that device works again, metactl online\(set) \(name) \(s.volume))"
+            }
             return "metactl online\(set) \(name) \(s.volume) (after fixing its devices; or metactl detach\(set) -f \(name) \(s.volume))"
         }
         if let s = m.submirrors.first(where: { $0.state == .offline }) {

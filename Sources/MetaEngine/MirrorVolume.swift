@@ -110,8 +110,21 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
         try gate.withLock { (_: inout Void) throws in
             try context.store.apply(event)
             if let newChildren { children.withLock { $0 = newChildren } }
+            switch event {
+            case .submirrorFailed, .submirrorOnline, .sideSpareTaken, .sideComponentReplaced:
+                // A side's component may be on another device now (a spare came or went).
+                for c in children.read({ $0 }) { try? (c as? StripeVolume)?.reload() }
+            default: break
+            }
             refreshView()
         }
+    }
+
+    private let delegateRef = WeakEngineDelegate()
+    /// Hears of each side failure once it is committed (the set manager: hot spares).
+    public var delegate: (any EngineDelegate)? {
+        get { delegateRef.value }
+        set { delegateRef.value = newValue }
     }
 
     /// Runs `body` (commits that change the sides, and the reload of a side's engine) while
@@ -210,7 +223,11 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
     private func sideFailed(_ side: Int, _ error: VolumeIOError) -> Bool {
         let names = sideNames
         context.logger.error("\(name): side \(names.indices.contains(side) ? names[side] : "\(side)") failed: \(error)")
-        do { try apply(.submirrorFailed(volume: name, submirror: side)) } catch {
+        // Where it failed: a side's component read or write names the block (a flush, a
+        // closed side or a refusal of the mirror's own does not).
+        let fromComponent = error.operation == "io" && names.indices.contains(side) && error.volume == names[side]
+        let at = fromComponent ? error.offset.map { $0 / Volume.blockSize } : nil
+        do { try apply(.submirrorFailed(volume: name, submirror: side, at: at)) } catch {
             context.logger.error("\(name): cannot record the failure of side \(side): \(error)")
             if names.indices.contains(side) {
                 unrecorded.withLock { _ = $0.insert(names[side]) }
@@ -218,6 +235,10 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
                 gate.withLock { (_: inout Void) in refreshView() }
             }
             return false
+        }
+        if let d = delegate {
+            let volume = name
+            DispatchQueue.global().async { d.columnFailed(volume: volume, column: side) }
         }
         return true
     }

@@ -61,8 +61,12 @@ public enum SetEvent: Sendable, Equatable {
     /// first answered from another side and rewritten; only a failed rewrite lands here):
     /// it becomes `Needs Maintenance`, or `Last Erred` when no other side is readable (a Last
     /// Erred side stays so, unless another side is `Okay`: then it needs maintenance). A
-    /// side that is not in service (offline, Needs Maintenance) does not change.
-    case submirrorFailed(volume: String, submirror: Int)
+    /// side that is not in service (offline, Needs Maintenance) does not change. `at`: the
+    /// side's block where it failed, when known: that component becomes `Maintenance` (a hot
+    /// spare standing in there is `Broken`). A side that leaves service from `Okay` starts
+    /// recording the regions written meanwhile (its ``SubmirrorRecord/staleRegions``), so
+    /// that a spare or a replacement resyncs only the failed component's rows and those.
+    case submirrorFailed(volume: String, submirror: Int, at: UInt64? = nil)
     /// A mirror was opened with dirty regions (the last run did not stop cleanly): its sides
     /// may differ there. Every readable side but the first `Okay` one (or, with none, the
     /// first `Last Erred` one) resyncs these regions from it (reads meanwhile come from that
@@ -91,10 +95,16 @@ public enum SetEvent: Sendable, Equatable {
     /// `force`.
     case submirrorDetached(volume: String, submirror: Int, force: Bool)
     /// `replace MIRROR OLD NEW` (or `replace SIDE OLD NEW`): component `component` of row
-    /// `row` of side `submirror` is now `device` (labelled in the same commit); the side
-    /// resyncs every region from the others, and the old device retires. Refused unless
-    /// another side is readable.
+    /// `row` of side `submirror` is now `device` (labelled in the same commit), and the old
+    /// device retires (a hot spare standing in for it is available again). The side resyncs
+    /// from the others the regions of that row, plus (a side out of service) every region
+    /// written since it left; every region when that is not known. Refused unless another
+    /// side is readable.
     case sideComponentReplaced(volume: String, submirror: Int, row: Int, component: Int, device: UUID)
+    /// The hot-spare policy: `spare` (from the side's pool) stands in for component
+    /// `component` of row `row` of side `submirror` (`Needs Maintenance`), which resyncs as
+    /// after a replacement. Refused unless another side is readable.
+    case sideSpareTaken(volume: String, submirror: Int, row: Int, component: Int, spare: UUID)
     /// `set MIRROR --read-policy/--write-policy/--pass`: nil leaves a parameter as it is.
     case mirrorParameters(volume: String, read: MirrorReadPolicy?, write: MirrorWritePolicy?, pass: Int?)
 

@@ -1,10 +1,13 @@
 import Foundation
 
 extension MirrorRecord {
-    /// Regions dirty now are stale on every offline side (they may be written while it is away).
+    /// Regions dirty now are stale on every offline side, and on every side out of service
+    /// that records them (they may be written while it is away).
     mutating func addStale(_ regions: [UInt64]) {
-        for i in submirrors.indices where submirrors[i].state == .offline {
-            submirrors[i].staleRegions = Set(submirrors[i].staleRegions ?? []).union(regions).sorted()
+        for i in submirrors.indices {
+            let s = submirrors[i]
+            guard s.state == .offline || (s.state == .needsMaintenance && s.staleRegions != nil) else { continue }
+            submirrors[i].staleRegions = Set(s.staleRegions ?? []).union(regions).sorted()
         }
     }
 
@@ -29,23 +32,34 @@ extension SetModel {
     /// The mirror transitions of ``apply(_:to:)``.
     static func mirrorTransition(_ event: SetEvent, _ cfg: inout SetConfig) throws(ModelError) -> [Effect] {
         switch event {
-        case .submirrorFailed(let name, let side):
+        case .submirrorFailed(let name, let side, let at):
             guard let vi = cfg.volumeIndex(named: name), var m = cfg.volumes[vi].mirror, m.submirrors.indices.contains(side) else { return [] }
-            switch m.submirrors[side].state {
+            let prior = m.submirrors[side]
+            let dirty = cfg.volumes[vi].dirtyRegions
+            switch prior.state {
             case .okay:
                 let othersReadable = m.submirrors.indices.contains { $0 != side && m.submirrors[$0].state.isReadable }
                 m.settle(side, othersReadable ? .needsMaintenance : .lastErred)
+                // It holds every block but the failed component's and the writes in flight.
+                if othersReadable { m.submirrors[side].staleRegions = dirty.sorted() }
             case .resyncing:
                 m.settle(side, .needsMaintenance)
+                // It lacks what its resync had still to copy (every region when that is all).
+                m.submirrors[side].staleRegions = prior.resyncRegions.map { Set($0).union(dirty).sorted() }
             case .lastErred:
                 // Once another side holds every block, a failing Last Erred side is an
                 // ordinary failed one (it missed this write; it is not read again).
-                guard m.submirrors.indices.contains(where: { $0 != side && m.submirrors[$0].state == .okay }) else { return [] }
+                guard m.submirrors.indices.contains(where: { $0 != side && m.submirrors[$0].state == .okay }) else {
+                    markFailedComponent(&cfg, m.submirrors[side].volume, at)
+                    return []
+                }
                 m.settle(side, .needsMaintenance)
+                m.submirrors[side].staleRegions = dirty.sorted()
             case .needsMaintenance, .offline:
                 return []
             }
             cfg.volumes[vi].mirror = m
+            markFailedComponent(&cfg, prior.volume, at)
             return []
 
         case .mirrorDirtyResync(let name, let regions):
@@ -78,10 +92,8 @@ extension SetModel {
                     } else if let low = regions.min() {
                         m.submirrors[i].resyncDoneBlocks = min(done, low * m.regionBlocks)
                     }
-                case .offline:
+                case .offline, .needsMaintenance:
                     m.addStale(regions)
-                case .needsMaintenance:
-                    break
                 }
             }
             cfg.volumes[vi].mirror = m
@@ -124,7 +136,10 @@ extension SetModel {
             case .offline:
                 // Nothing written while it was away: it holds every block already.
                 if (s.staleRegions ?? []).isEmpty { m.settle(side, .okay) } else { m.startResync(side, regions: s.staleRegions ?? []) }
-            case .needsMaintenance: m.startResync(side, regions: nil)
+            case .needsMaintenance:
+                m.startResync(side, regions: nil)
+                // Brought back as it is: its components are trusted again.
+                clearFailedComponents(&cfg, s.volume)
             case .lastErred where m.submirrors.indices.contains(where: { $0 != side && m.submirrors[$0].state == .okay }):
                 // Another side holds every block again: this one is brought back like a failed one.
                 m.startResync(side, regions: nil)
@@ -175,11 +190,38 @@ extension SetModel {
                 throw ModelError(.notFound, "\(sideName): has no component \(component) in row \(row)")
             }
             guard cfg.device(device) != nil else { throw ModelError(.notFound, "\(name): device \(device) is not in the set") }
-            let old = cfg.volumes[si].rows[row].components[component].device
+            let old = cfg.volumes[si].rows[row].components[component]
+            if let spare = old.hotSpare { cfg.setSpareState(spare, .available) }
             cfg.volumes[si].rows[row].components[component] = ComponentRecord(device: device)
-            m.startResync(side, regions: nil)
+            m.startResync(side, regions: cfg.regionsAfterReplacing(m, side: side, row: row))
             cfg.volumes[vi].mirror = m
-            return cfg.retire(old, .now)
+            return cfg.retire(old.device, .now)
+
+        case .sideSpareTaken(let name, let side, let row, let component, let spare):
+            var (vi, m) = try mirror(name, side, cfg)
+            let sideName = m.submirrors[side].volume
+            guard m.submirrors[side].state == .needsMaintenance else {
+                throw ModelError(.invalidState, "\(name): side \(sideName) is \(m.submirrors[side].state.rawValue); a hot spare stands in only on a side that needs maintenance")
+            }
+            guard m.submirrors.indices.contains(where: { $0 != side && m.submirrors[$0].state.isReadable }) else {
+                throw ModelError(.invalidState, "\(name): no other side is readable to resync \(sideName) from")
+            }
+            guard let si = cfg.volumeIndex(named: sideName), cfg.volumes[si].rows.indices.contains(row),
+                  cfg.volumes[si].rows[row].components.indices.contains(component) else {
+                throw ModelError(.notFound, "\(sideName): has no component \(component) in row \(row)")
+            }
+            guard cfg.hotSparePools.contains(where: { $0.spares.contains { $0.device == spare && $0.state == .available } }) else {
+                throw ModelError(.invalidState, "\(name): device \(spare) is not an available hot spare")
+            }
+            if let broken = cfg.volumes[si].rows[row].components[component].hotSpare, broken != spare {
+                cfg.setSpareState(broken, .broken)
+            }
+            cfg.setSpareState(spare, .inUse)
+            cfg.volumes[si].rows[row].components[component].hotSpare = spare
+            cfg.volumes[si].rows[row].components[component].state = .okay
+            m.startResync(side, regions: cfg.regionsAfterReplacing(m, side: side, row: row))
+            cfg.volumes[vi].mirror = m
+            return []
 
         case .mirrorParameters(let name, let read, let write, let pass):
             guard let vi = cfg.volumeIndex(named: name), cfg.volumes[vi].mirror != nil else {
@@ -193,6 +235,30 @@ extension SetModel {
 
         default:
             return []
+        }
+    }
+
+    /// The component of side `sideName` that holds block `at` becomes `Maintenance`; a hot
+    /// spare standing in there failed: it is `Broken`, and the slot is back on its own device.
+    private static func markFailedComponent(_ cfg: inout SetConfig, _ sideName: String, _ at: UInt64?) {
+        guard let at, let si = cfg.volumeIndex(named: sideName), let layout = cfg.volumes[si].stripeLayout,
+              at < layout.totalBlocks else { return }
+        let (r, c, _) = layout.locate(at)
+        guard cfg.volumes[si].rows.indices.contains(r), cfg.volumes[si].rows[r].components.indices.contains(c) else { return }
+        if let spare = cfg.volumes[si].rows[r].components[c].hotSpare {
+            cfg.setSpareState(spare, .broken)
+            cfg.volumes[si].rows[r].components[c].hotSpare = nil
+        }
+        cfg.volumes[si].rows[r].components[c].state = .maintenance
+    }
+
+    /// Every component of side `sideName` is trusted again.
+    private static func clearFailedComponents(_ cfg: inout SetConfig, _ sideName: String) {
+        guard let si = cfg.volumeIndex(named: sideName) else { return }
+        for r in cfg.volumes[si].rows.indices {
+            for c in cfg.volumes[si].rows[r].components.indices where cfg.volumes[si].rows[r].components[c].state != .okay {
+                cfg.volumes[si].rows[r].components[c].state = .okay
+            }
         }
     }
 

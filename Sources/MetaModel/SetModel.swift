@@ -121,7 +121,7 @@ public enum SetModel {
 
         case .submirrorFailed, .mirrorDirtyResync, .mirrorResyncCheckpoint, .mirrorResyncFinished,
              .submirrorOffline, .submirrorOnline, .submirrorAttached, .submirrorDetached, .mirrorParameters,
-             .sideComponentReplaced:
+             .sideComponentReplaced, .sideSpareTaken:
             return try mirrorTransition(event, &cfg)
 
         case .resyncFinished(let name, let kind):

@@ -98,6 +98,60 @@ struct MirrorE2ETests {
         #expect(server.stop() == 0, "log:\n\(server.log)")
     }
 
+    /// SVM's hot spares for submirror components: a device of one side fails under writes, a
+    /// spare from the side's pool takes its place, and only the regions of that device's row
+    /// (4 of 7) resync. Replacing the failed device then gives the spare back. Every byte of
+    /// the side is compared with the mirror at the end.
+    @Test(.enabled(if: enabled))
+    func aHotSpareTakesAFailedSideComponentsPlaceAndOnlyItsRowResyncs() throws {
+        let rig = try ResyncRig()
+        defer { rig.cleanup() }
+        let f = rig.f
+        let size: UInt64 = 200 << 20
+        let a = try rig.loop("a", size: size), b = try rig.loop("b", size: size), c = try rig.loop("c", size: size)
+        let bad = try rig.failingDevice("bad", size: size)
+        let spare = try rig.loop("spare", size: size)
+        // Two rows per side: [0, ~196 MiB) holds regions 0–3 of 64 MiB, the second row 3–6.
+        try f.create("d10", "concat", [a, b])
+        try f.create("d11", "concat", [c, bad.path])
+        try f.mustRun(["hs", "create", "hsp001", spare])
+        try f.create("d0", "mirror", ["d10", "d11"], extra: ["--no-resync", "--hot-spare-pool", "hsp001"])
+        #expect((try rig.volume("d11"))["hotSparePool"] as? String == "hsp001")
+        let server = try f.startServer()
+        let uri = f.uri("d0")
+        try MetaTestSupport.mustRun(["qemu-io", "-f", "raw", "-c", "write -P 0x11 8M 4M", uri])
+        try MetaTestSupport.mustRun(["qemu-io", "-f", "raw", "-c", "write -P 0x22 300M 4M", uri])
+        try rig.waitFor("the dirty regions to be cleaned") {
+            ((try rig.volume("d0"))["mirror"] as? [String: Any])?["dirtyRegions"] as? Int == 0
+        }
+        // The second row's device of d11 fails under a write there: no client error.
+        bad.fail()
+        try MetaTestSupport.mustRun(["qemu-io", "-f", "raw", "-c", "write -P 0x33 250M 4M", uri])
+        try rig.waitFor("the spare to take over", log: server) {
+            ResyncRig.component(try rig.volume("d11"), bad.path)?["hotSpare"] as? String == spare
+        }
+        #expect(try rig.spares()[spare] == "In use")
+        try rig.waitFor("d0 to be Okay", log: server) { (try rig.volume("d0"))["state"] as? String == "Okay" }
+        #expect(server.log.contains("hot spare \(spare) from hsp001 takes over and 4 region(s) resync"), "\(server.log)")
+        #expect(server.log.contains("resyncing side d11: 4 of 7 region(s)"), "\(server.log)")
+        for (p, at) in [("0x11", "8M 4M"), ("0x22", "300M 4M"), ("0x33", "250M 4M")] {
+            let r = try runCommand(["qemu-io", "-f", "raw", "-c", "read -P \(p) \(at)", uri])
+            #expect(r.ok && !r.stdout.contains("Pattern verification failed"), "\(p): \(r.stdout)")
+        }
+        // The failed device is replaced: the spare goes back to its pool, the row resyncs.
+        let fresh = try rig.loop("new", size: size)
+        let rep = try f.run(["replace", "d0", bad.path, fresh])
+        #expect(rep.ok, "\(rep.stderr)")
+        #expect(try rig.spares()[spare] == "Available")
+        try rig.waitFor("d0 to be Okay again", log: server) { (try rig.volume("d0"))["state"] as? String == "Okay" }
+        // Every byte of d11 (its first row was never resynced) is the mirror's.
+        let whole = try Self.contents(rig, "d0")
+        try f.mustRun(["detach", "d0", "d11"])
+        let alone = try Self.contents(rig, "d11")
+        #expect(alone.prefix(whole.count) == whole, "the side differs from the mirror")
+        #expect(server.stop() == 0, "log:\n\(server.log)")
+    }
+
     @Test(.enabled(if: enabled))
     func offlineWritesThenOnlineResyncsOnlyThoseRegionsAndSurvivesKill9() throws {
         let rig = try ResyncRig()

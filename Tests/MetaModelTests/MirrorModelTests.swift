@@ -155,6 +155,97 @@ struct MirrorModelTests {
         #expect(throws: ModelError.self) { try SetModel.apply(.sideComponentReplaced(volume: "d0", submirror: 1, row: 0, component: 0, device: new), to: &d) }
     }
 
+    /// Two sides, each a concat of two 4096-block devices (regions of 2048 blocks: row 0
+    /// holds regions 0–1, row 1 regions 2–3), and a pool with two spares.
+    static func sparedConfig() -> (SetConfig, devices: [UUID], spares: [UUID]) {
+        var c = config([.okay, .okay])
+        let devs = (0..<4).map { _ in UUID() }, spares = [UUID(), UUID()]
+        c.devices = (devs + spares).enumerated().map {
+            DeviceRecord(uuid: $0.element, lastPath: "/dev/x\($0.offset)", sizeBytes: 8 << 20, dataStartBlock: 2048, replicaCount: 0,
+                         role: $0.offset < 4 ? .component : .hotSpare)
+        }
+        for (side, name) in ["d10", "d11"].enumerated() {
+            let vi = c.volumeIndex(named: name)!
+            c.volumes[vi].rows = (0..<2).map { r in
+                RowRecord(interlaceBlocks: 1, componentBlocks: 4096, components: [ComponentRecord(device: devs[side * 2 + r])])
+            }
+            c.volumes[vi].hotSparePool = "hsp001"
+        }
+        c.hotSparePools = [HotSparePoolRecord(name: "hsp001", spares: spares.map { HotSpareRecord(device: $0) })]
+        return (c, devs, spares)
+    }
+
+    @Test func aFailedComponentTakesASpareAndOnlyItsRowAndTheMissedWritesResync() throws {
+        var (c, devs, spares) = Self.sparedConfig()
+        c.volumes[c.volumeIndex(named: "d0")!].dirtyRegions = [1]
+        #expect(c.mirrorRegions(Self.mirror(c), side: 1, row: 1) == [2, 3])
+        // d11's second device (row 1) fails at its block 5000: it is Maintenance, and the
+        // side records the regions written from now on (a write may be in flight in 1).
+        try SetModel.apply(.submirrorFailed(volume: "d0", submirror: 1, at: 5000), to: &c)
+        #expect(c.volume(named: "d11")!.rows[1].components[0].state == .maintenance)
+        #expect(c.volume(named: "d11")!.rows[0].components[0].state == .okay)
+        #expect(Self.mirror(c).submirrors[1].staleRegions == [1])
+        #expect(c.volume(named: "d11")!.derivedState == .needsMaintenance)
+        try SetModel.apply(.dirtyRegions(volume: "d0", regions: [0]), to: &c)
+        #expect(Self.mirror(c).submirrors[1].staleRegions == [0, 1])
+        // The spare takes the component's place: the row's regions and the missed ones resync.
+        try SetModel.apply(.sideSpareTaken(volume: "d0", submirror: 1, row: 1, component: 0, spare: spares[0]), to: &c)
+        let comp = c.volume(named: "d11")!.rows[1].components[0]
+        #expect(comp.device == devs[3] && comp.hotSpare == spares[0] && comp.state == .okay)
+        #expect(c.pool(named: "hsp001")!.spares.map(\.state) == [.inUse, .available])
+        let s = Self.mirror(c).submirrors[1]
+        #expect(s.state == .resyncing && s.resyncRegions == [0, 1, 2, 3] && s.staleRegions == nil)
+        // The spare fails during its resync: it is Broken, the slot is back on its own
+        // device (Maintenance), and the next spare resyncs the same regions again.
+        try SetModel.apply(.submirrorFailed(volume: "d0", submirror: 1, at: 4096), to: &c)
+        #expect(c.volume(named: "d11")!.rows[1].components[0].hotSpare == nil)
+        #expect(c.volume(named: "d11")!.rows[1].components[0].state == .maintenance)
+        #expect(c.pool(named: "hsp001")!.spares.map(\.state) == [.broken, .available])
+        #expect(Self.mirror(c).submirrors[1].staleRegions == [0, 1, 2, 3])
+        try SetModel.apply(.sideSpareTaken(volume: "d0", submirror: 1, row: 1, component: 0, spare: spares[1]), to: &c)
+        #expect(Self.mirror(c).submirrors[1].resyncRegions == [0, 1, 2, 3])
+        // Not a spare that is in use, nor onto a side that is in service.
+        var d = c
+        #expect(throws: ModelError.self) {
+            try SetModel.apply(.sideSpareTaken(volume: "d0", submirror: 1, row: 0, component: 0, spare: spares[1]), to: &d)
+        }
+        try SetModel.apply(.mirrorResyncFinished(volume: "d0", submirror: 1), to: &c)
+        // Replacing the spared device gives the spare back; an Okay side resyncs only the row.
+        let new = UUID()
+        c.devices.append(DeviceRecord(uuid: new, lastPath: "/dev/new", sizeBytes: 8 << 20, dataStartBlock: 2048, replicaCount: 0, role: .component))
+        let effects = try SetModel.apply(.sideComponentReplaced(volume: "d0", submirror: 1, row: 1, component: 0, device: new), to: &c)
+        #expect(effects == [.releaseDevice(devs[3])])
+        #expect(c.volume(named: "d11")!.rows[1].components[0] == ComponentRecord(device: new))
+        #expect(c.pool(named: "hsp001")!.spares.map(\.state) == [.broken, .available])
+        #expect(Self.mirror(c).submirrors[1].resyncRegions == [2, 3])
+    }
+
+    @Test func aFailureWithoutAPlaceAndAFailedResyncFallBackToEveryRegion() throws {
+        var (c, _, spares) = Self.sparedConfig()
+        // A flush failure names no component: nothing is Maintenance (no spare can stand
+        // in), and `online` resyncs every region.
+        try SetModel.apply(.submirrorFailed(volume: "d0", submirror: 1), to: &c)
+        #expect(c.volume(named: "d11")!.allComponents.allSatisfy { $0.state == .okay })
+        try SetModel.apply(.submirrorOnline(volume: "d0", submirror: 1), to: &c)
+        #expect(Self.mirror(c).submirrors[1].resyncRegions == nil)
+        // A side that fails during a full resync lacks every region: a spare resyncs them all.
+        try SetModel.apply(.submirrorFailed(volume: "d0", submirror: 1, at: 10), to: &c)
+        #expect(Self.mirror(c).submirrors[1].staleRegions == nil)
+        try SetModel.apply(.sideSpareTaken(volume: "d0", submirror: 1, row: 0, component: 0, spare: spares[0]), to: &c)
+        #expect(Self.mirror(c).submirrors[1].state == .resyncing && Self.mirror(c).submirrors[1].resyncRegions == nil)
+        // `online` of a side with a Maintenance component trusts its components again.
+        var o = Self.sparedConfig().0
+        try SetModel.apply(.submirrorFailed(volume: "d0", submirror: 0, at: 0), to: &o)
+        #expect(o.volume(named: "d10")!.rows[0].components[0].state == .maintenance)
+        try SetModel.apply(.submirrorOnline(volume: "d0", submirror: 0), to: &o)
+        #expect(o.volume(named: "d10")!.allComponents.allSatisfy { $0.state == .okay })
+        // A crash's dirty regions are stale on a side out of service too.
+        var k = Self.sparedConfig().0
+        try SetModel.apply(.submirrorFailed(volume: "d0", submirror: 1, at: 0), to: &k)
+        try SetModel.apply(.mirrorDirtyResync(volume: "d0", regions: [3]), to: &k)
+        #expect(Self.mirror(k).submirrors[1].staleRegions == [3])
+    }
+
     @Test func policiesAndPass() throws {
         var c = Self.config([.okay, .okay])
         try SetModel.apply(.mirrorParameters(volume: "d0", read: .geometric, write: .serial, pass: 0), to: &c)

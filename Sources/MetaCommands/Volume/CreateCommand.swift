@@ -47,7 +47,9 @@ struct CreateCommand: ParsableCommand {
 
         Unlike SVM's metainit, -h is help: a RAID-5 or RAID-6 volume's hot spare pool is given with \
         --hot-spare-pool HSP (status -p prints the md.tab line with SVM's -h HSP, and the \
-        metactl command with --hot-spare-pool).
+        metactl command with --hot-spare-pool). A concat or stripe that is a side of a mirror \
+        takes spares for its components from its pool too; `create NAME mirror … \
+        --hot-spare-pool HSP` gives every side that pool.
 
         --json prints {"name", "sizeBytes", "messages": [...], "createdDatabase"} \
         (createdDatabase: whether this create also created the set's state database).
@@ -74,7 +76,7 @@ struct CreateCommand: ParsableCommand {
     var interlace: String?
 
     @Option(name: .customLong("hot-spare-pool"),
-            help: ArgumentHelp("Hot spare pool for a RAID-5 or RAID-6 volume (SVM's metainit -h; -h is help here).",
+            help: ArgumentHelp("Hot spare pool for a RAID-5 or RAID-6 volume, or for a mirror's sides (SVM's metainit -h; -h is help here).",
                                valueName: "hsp"), completion: .shellCommand(Completions.pools))
     var hotSparePool: String?
 
@@ -157,8 +159,8 @@ extension CreateCommand {
     /// `create NAME mirror SIDE…` or, with devices, `create NAME mirror DEV…` (a one-device
     /// concat per device first, removed again if the mirror cannot be made).
     func runMirror() throws {
-        if interlace != nil || hotSparePool != nil || noInit || writeLog != nil || !offsets.isEmpty || !extentSizes.isEmpty {
-            throw UserError("\(name): a mirror takes its sides; -i, --hot-spare-pool, --no-init (use --no-resync), --write-log, -o and -b do not apply", code: .invalidArgument)
+        if interlace != nil || noInit || writeLog != nil || !offsets.isEmpty || !extentSizes.isEmpty {
+            throw UserError("\(name): a mirror takes its sides; -i, --no-init (use --no-resync), --write-log, -o and -b do not apply", code: .invalidArgument)
         }
         if devices.isEmpty { throw UserError("\(name): a mirror needs its sides (metactl create \(name) mirror d10 d11)", code: .usage) }
         let paths = devices.filter { $0.contains("/") }
@@ -181,7 +183,7 @@ extension CreateCommand {
                 throw error
             }
         }
-        let req = CreateRequest(name: name, type: .mirror, devices: sides, noInit: noResync, force: force)
+        let req = CreateRequest(name: name, type: .mirror, devices: sides, hotSparePool: hotSparePool, noInit: noResync, force: force)
         let res: CreateResult
         do { res = try CommandContext.perform(.create(req), global, as: CreateResult.self) } catch {
             undo(made)

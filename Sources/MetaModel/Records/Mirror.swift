@@ -107,3 +107,37 @@ extension MirrorRecord {
         return Array(0..<regionCount)
     }
 }
+
+extension SetConfig {
+    /// Blocks of mirror `m`: its smallest side's (0 when a side is missing).
+    public func mirrorBlocks(_ m: MirrorRecord) -> UInt64 {
+        m.submirrors.map { volume(named: $0.volume)?.totalBlocks ?? 0 }.min() ?? 0
+    }
+
+    /// The regions of mirror `m` that row `row` of side `side` holds, in order.
+    public func mirrorRegions(_ m: MirrorRecord, side: Int, row: Int) -> [UInt64] {
+        guard m.submirrors.indices.contains(side), let sv = volume(named: m.submirrors[side].volume),
+              let layout = sv.stripeLayout, layout.rows.indices.contains(row), m.regionBlocks > 0 else { return [] }
+        let start = layout.rowStarts[row]
+        let end = min(start + layout.rows[row].capacityBlocks, mirrorBlocks(m))
+        guard end > start else { return [] }
+        return Array(start / m.regionBlocks...(end - 1) / m.regionBlocks)
+    }
+
+    /// What side `side` of `m` lacks once a component of its row `row` is new (a replacement
+    /// or a hot spare): that row's regions, plus what it lacked before (the regions written
+    /// while it was out of service, or those its resync had still to copy). Nil (every
+    /// region) when that is not known.
+    func regionsAfterReplacing(_ m: MirrorRecord, side: Int, row: Int) -> [UInt64]? {
+        let s = m.submirrors[side]
+        let missed: [UInt64]?
+        switch s.state {
+        case .okay: missed = []
+        case .offline, .needsMaintenance: missed = s.staleRegions
+        case .resyncing: missed = s.resyncRegions
+        case .lastErred: missed = nil
+        }
+        guard let missed else { return nil }
+        return Set(missed).union(mirrorRegions(m, side: side, row: row)).sorted()
+    }
+}
