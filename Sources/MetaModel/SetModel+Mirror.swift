@@ -50,7 +50,7 @@ extension SetModel {
                 // Once another side holds every block, a failing Last Erred side is an
                 // ordinary failed one (it missed this write; it is not read again).
                 guard m.submirrors.indices.contains(where: { $0 != side && m.submirrors[$0].state == .okay }) else {
-                    markFailedComponent(&cfg, m.submirrors[side].volume, at)
+                    markFailedComponent(&cfg, m.submirrors[side].volume, at, sideState: .lastErred)
                     return []
                 }
                 m.settle(side, .needsMaintenance)
@@ -59,7 +59,7 @@ extension SetModel {
                 return []
             }
             cfg.volumes[vi].mirror = m
-            markFailedComponent(&cfg, prior.volume, at)
+            markFailedComponent(&cfg, prior.volume, at, sideState: m.submirrors[side].state)
             return []
 
         case .mirrorDirtyResync(let name, let regions):
@@ -238,14 +238,16 @@ extension SetModel {
         }
     }
 
-    /// The component of side `sideName` that holds block `at` becomes `Maintenance`; a hot
-    /// spare standing in there failed: it is `Broken`, and the slot is back on its own device.
-    private static func markFailedComponent(_ cfg: inout SetConfig, _ sideName: String, _ at: UInt64?) {
+    /// The component of side `sideName` that holds block `at` becomes `Maintenance`. A hot
+    /// spare standing in there failed: once the side is out of service, it is `Broken` and
+    /// the slot is back on its own device (for the next spare). While the side is still read
+    /// (`Last Erred`), the spare holds its data and stays.
+    private static func markFailedComponent(_ cfg: inout SetConfig, _ sideName: String, _ at: UInt64?, sideState: SubmirrorState) {
         guard let at, let si = cfg.volumeIndex(named: sideName), let layout = cfg.volumes[si].stripeLayout,
               at < layout.totalBlocks else { return }
         let (r, c, _) = layout.locate(at)
         guard cfg.volumes[si].rows.indices.contains(r), cfg.volumes[si].rows[r].components.indices.contains(c) else { return }
-        if let spare = cfg.volumes[si].rows[r].components[c].hotSpare {
+        if !sideState.isReadable, let spare = cfg.volumes[si].rows[r].components[c].hotSpare {
             cfg.setSpareState(spare, .broken)
             cfg.volumes[si].rows[r].components[c].hotSpare = nil
         }

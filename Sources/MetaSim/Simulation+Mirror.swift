@@ -28,25 +28,42 @@ extension Simulation {
     static let sideNames = ["m0", "m1", "m2"]
 
     func setUpMirror(sides: Int, size: UInt64) throws {
-        for i in 0..<sides { devices.append(SimDevice(path: "sim\(i)", sizeBytes: size, sectorSize: sector, fate: fate)) }
+        // (Their own random numbers: the seed's other choices stay what they were.)
+        var layoutRng = SimRandom(seed: seed ^ 0x4D49_5252_4F52)
+        let rows = options.mirrorSideRows ?? (layoutRng.chance(0.5) ? 2 : 1)
+        let spareCount = options.mirrorSpares ?? (layoutRng.chance(0.5) ? 1 + layoutRng.below(2) : 0)
+        for i in 0..<sides * rows { devices.append(SimDevice(path: "sim\(i)", sizeBytes: size, sectorSize: sector, fate: fate)) }
         let dbDev = SimDevice(path: "db0", sizeBytes: size, sectorSize: sector, fate: fate)
         devices.append(dbDev)
+        for i in 0..<spareCount { devices.append(SimDevice(path: "spare\(i)", sizeBytes: size, sectorSize: sector, fate: fate)) }
         let db = try SetDatabase.create(setName: "sim", devices: devices.map { ($0, 1) }, slotSize: DiskLayout.minimumSlotSize)
         let noResync = options.noInit ?? rng.chance(0.5)
         let read = MirrorReadPolicy.allCases[rng.below(MirrorReadPolicy.allCases.count)]
         let write: MirrorWritePolicy = rng.chance(0.3) ? .serial : .parallel
         let blocks = options.lines * options.interlaceBlocks
+        // Rows of a side split its blocks (the first row takes the odd remainder).
+        let rowBlocks: [UInt64] = rows == 1 ? [blocks] : [blocks - blocks / 2, blocks / 2]
         try db.commit { cfg in
             var subs: [SubmirrorRecord] = []
             for i in 0..<sides {
-                cfg.devices[i].role = .component
-                cfg.volumes.append(VolumeRecord(name: Self.sideNames[i], type: .concat, rows: [
-                    RowRecord(interlaceBlocks: 1, componentBlocks: blocks, components: [ComponentRecord(device: cfg.devices[i].uuid)])]))
+                var side = VolumeRecord(name: Self.sideNames[i], type: .concat)
+                for r in 0..<rows {
+                    cfg.devices[i * rows + r].role = .component
+                    side.rows.append(RowRecord(interlaceBlocks: 1, componentBlocks: rowBlocks[r],
+                                               components: [ComponentRecord(device: cfg.devices[i * rows + r].uuid)]))
+                }
+                if spareCount > 0 { side.hotSparePool = "hsp001" }
+                cfg.volumes.append(side)
                 var s = SubmirrorRecord(volume: Self.sideNames[i])
                 if i > 0 && !noResync { s.state = .resyncing; s.resyncDoneBlocks = 0 }
                 subs.append(s)
             }
-            cfg.devices[sides].role = .replica
+            cfg.devices[sides * rows].role = .replica
+            if spareCount > 0 {
+                let spares = cfg.devices[(sides * rows + 1)...].map(\.uuid)
+                for u in spares { if let di = cfg.devices.firstIndex(where: { $0.uuid == u }) { cfg.devices[di].role = .hotSpare } }
+                cfg.hotSparePools = [HotSparePoolRecord(name: "hsp001", spares: spares.map { HotSpareRecord(device: $0) })]
+            }
             var v = VolumeRecord(name: name, type: .mirror)
             v.mirror = MirrorRecord(submirrors: subs, readPolicy: read, writePolicy: write,
                                     regionBlocks: options.linesPerRegion * options.interlaceBlocks)
@@ -54,7 +71,7 @@ extension Simulation {
             cfg.volumes.append(v)
         }
         self.db = db
-        note("create: mirror of \(sides) one-device concats, \(blocks) blocks each, read \(read.rawValue), write \(write.rawValue)\(noResync ? ", --no-resync" : "")\(sector != 512 ? ", \(sector)-byte sectors" : "")")
+        note("create: mirror of \(sides) concats of \(rows) device\(rows == 1 ? "" : "s") (\(rowBlocks.map(String.init).joined(separator: "+")) blocks each), \(spareCount) spare(s), read \(read.rawValue), write \(write.rawValue)\(noResync ? ", --no-resync" : "")\(sector != 512 ? ", \(sector)-byte sectors" : "")")
         try openEngine()
         model = SimModel(blocks: Int(volumeEngine!.sizeBytes / 512))
     }
@@ -72,10 +89,15 @@ extension Simulation {
         volumeEngine = e
         guard let mv = e as? MirrorVolume, db.quorum.writable else { return }
         for (i, s) in (rec.mirror?.submirrors ?? []).enumerated() where s.state != .offline && s.state != .needsMaintenance {
-            let comps = db.config.volume(named: s.volume)?.allComponents ?? []
-            if comps.contains(where: { db.device($0.activeDevice) == nil }) {
-                note("  side \(s.volume) is missing its device")
-                try? mv.apply(.submirrorFailed(volume: name, submirror: i))
+            guard let sv = db.config.volume(named: s.volume) else { continue }
+            var missing: (row: Int, column: Int)? = nil
+            for (r, row) in sv.rows.enumerated() {
+                for (c, comp) in row.components.enumerated() where missing == nil && db.device(comp.activeDevice) == nil { missing = (r, c) }
+            }
+            if let missing {
+                note("  side \(s.volume) is missing its device in row \(missing.row)")
+                let at = sv.stripeLayout?.logicalBlock(row: missing.row, column: missing.column, componentBlock: 0)
+                try? mv.apply(.submirrorFailed(volume: name, submirror: i, at: at))
             }
         }
         try? mv.resyncDirtyRegions()
@@ -151,20 +173,23 @@ extension Simulation {
                 // `replace d10 OLD NEW`: a side's device is replaced by a new one; the side
                 // resyncs everything onto it.
                 let i = rng.below(sides.count)
-                guard let sv = db.config.volume(named: sides[i].volume), let old = sv.rows.first?.components.first,
+                guard let sv = db.config.volume(named: sides[i].volume), !sv.rows.isEmpty,
                       let side = e.sideEngines[i] as? StripeVolume else { clientWrite(); return }
+                let row = sv.rows.count == 1 ? 0 : softRng.below(sv.rows.count)
+                guard let old = sv.rows[row].components.first else { clientWrite(); return }
                 replaced += 1
                 let d = SimDevice(path: "new\(replaced)", sizeBytes: devices[0].sizeBytes, sectorSize: sector, fate: fate)
                 devices.append(d)
                 count("mirror-replace")
-                note("replace d10 \((db.device(old.device) as? SimDevice)?.path ?? "?") \(d.path) (side \(sides[i].volume), \(sides[i].state.rawValue))")
+                note("replace d10 \((db.device(old.device) as? SimDevice)?.path ?? "?") \(d.path) (side \(sides[i].volume) row \(row), \(sides[i].state.rawValue))")
                 try e.change {
                     try db.commit { cfg in
                         let rec = try db.addDevice(d, role: .component, replicaCopies: 0, in: &cfg)
-                        try db.record(.sideComponentReplaced(volume: name, submirror: i, row: 0, component: 0, device: rec.uuid), in: &cfg)
+                        try db.record(.sideComponentReplaced(volume: name, submirror: i, row: row, component: 0, device: rec.uuid), in: &cfg)
                     }
                     try side.reload()
                 }
+                note("  \(sides[i].volume) resyncs regions \(record?.mirror?.submirrors[i].resyncRegions.map { "\($0)" } ?? "all")")
                 e.startResync()
             default:
                 let read = MirrorReadPolicy.allCases[rng.below(MirrorReadPolicy.allCases.count)]
@@ -205,12 +230,10 @@ extension Simulation {
         let size = Int(e.sizeBytes)
         var first: [UInt8]? = nil
         for s in m.submirrors {
-            guard let comp = db.config.volume(named: s.volume)?.allComponents.first,
-                  let d = db.device(comp.activeDevice) as? SimDevice, let dr = db.config.device(comp.activeDevice) else {
+            guard let bytes = sideBytes(s.volume, count: size) else {
                 violation("final: side \(s.volume) of an Okay mirror has no device")
                 return
             }
-            let bytes = d.peek(count: size, at: dr.dataStartBlock * 512)
             if let f = first {
                 if let at = zip(f, bytes).enumerated().first(where: { $0.element.0 != $0.element.1 })?.offset {
                     violation("the mirror is Okay but side \(s.volume) differs from \(m.submirrors[0].volume) at block \(at / 512)")
@@ -223,17 +246,57 @@ extension Simulation {
         note("final: the \(m.submirrors.count) sides are identical")
     }
 
+    /// The first `count` bytes of side `side`, read from its devices row after row (its
+    /// rows are one device each); nil when a device is missing.
+    func sideBytes(_ side: String, count: Int, from block: Int = 0) -> [UInt8]? {
+        guard let db, let sv = db.config.volume(named: side) else { return nil }
+        var out: [UInt8] = []
+        var skip = UInt64(block)
+        for row in sv.rows {
+            guard out.count < count else { break }
+            guard skip < row.componentBlocks else { skip -= row.componentBlocks; continue }
+            guard let comp = row.components.first, let d = db.device(comp.activeDevice) as? SimDevice,
+                  let dr = db.config.device(comp.activeDevice) else { return nil }
+            let n = min(count - out.count, Int(row.componentBlocks - skip) * 512)
+            out += d.peek(count: n, at: (dr.dataStartBlock + skip) * 512)
+            skip = 0
+        }
+        return out.count == count ? out : nil
+    }
+
+    /// The hot-spare policy of ``SetManager/checkMirrorSpares(_:)``: a side that needs
+    /// maintenance, with a `Maintenance` component, takes an available spare that is large
+    /// enough in its place and resyncs.
+    func checkMirrorSpares() {
+        guard let db, let e = mirrorEngine, db.quorum.writable, let m = record?.mirror else { return }
+        for (i, s) in m.submirrors.enumerated() where s.state == .needsMaintenance {
+            guard let sv = db.config.volume(named: s.volume), let pool = sv.hotSparePool.flatMap({ db.config.pool(named: $0) }),
+                  let r = sv.rows.indices.first(where: { r in sv.rows[r].components.contains { $0.state == .maintenance } }),
+                  let c = sv.rows[r].components.firstIndex(where: { $0.state == .maintenance }) else { continue }
+            guard let spare = pool.spares.first(where: { sp in
+                sp.state == .available && db.device(sp.device) != nil
+                    && (db.config.device(sp.device)?.dataBlocks ?? 0) >= sv.rows[r].componentBlocks
+            }) else { continue }
+            count("mirror-hot-spare")
+            note("hot spare \(db.device(spare.device).map { ($0 as? SimDevice)?.path ?? "?" } ?? "?") takes over row \(r) of \(s.volume)")
+            do {
+                try e.apply(.sideSpareTaken(volume: name, submirror: i, row: r, component: c, spare: spare.device))
+                note("  \(s.volume) resyncs regions \(record?.mirror?.submirrors[i].resyncRegions.map { "\($0)" } ?? "all")")
+                e.startResync()
+            } catch { note("  failed: \(error)") }
+        }
+    }
+
     /// Where block `b` is on each side (for the trace).
     func mirrorWhereIs(_ b: Int) -> String {
         guard let db, let m = record?.mirror else { return "?" }
         var parts = ["block \(b):"]
         for name in Self.sideNames {
-            guard let comp = db.config.volume(named: name)?.allComponents.first else { continue }
+            guard db.config.volume(named: name) != nil else { continue }
             let state = m.submirrors.first { $0.volume == name }?.state.rawValue ?? "detached"
-            guard let d = db.device(comp.activeDevice) as? SimDevice, let dr = db.config.device(comp.activeDevice) else {
+            guard let bytes = sideBytes(name, count: 512, from: b) else {
                 parts.append("\(name) \(state): missing"); continue
             }
-            let bytes = d.peek(count: 512, at: (dr.dataStartBlock + UInt64(b)) * 512)
             let id = bytes.withUnsafeBytes { SimModel.identify($0, block: b) }
             parts.append("\(name) \(state): \(id.map { "write \($0)" } ?? "not this block's data")")
         }

@@ -54,6 +54,11 @@ public struct SimOptions: Sendable {
     /// Whether the volume is a mirror of two or three one-device concats (off by default, so
     /// that every seed's schedule stays as it was; `metactl-torture --mirror` turns it on).
     public var mirror = false
+    /// A mirror's sides: rows (devices) per side, and spares in the sides' pool (nil: chosen
+    /// by the seed with random numbers of their own, so that a seed's other choices stay
+    /// what they were; 1 and 0 are what mirror schedules had before).
+    public var mirrorSideRows: Int? = nil
+    public var mirrorSpares: Int? = nil
     public init() {}
 
     /// What scripted scenarios use: a RAID-5 of `columns` columns of zeroes (`--no-init`),
@@ -1144,6 +1149,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
     /// SVM's check_4_hs, as the server runs it (``SetManager/checkHotSpares(_:)``), with the
     /// same transitions (``SetModel``).
     func checkHotSpares() {
+        if isMirror { return checkMirrorSpares() }
         guard let db, let e = engine, db.quorum.writable, let vol = record, vol.resync == nil,
               let poolName = vol.hotSparePool, let pool = db.config.pool(named: poolName),
               db.config.volumeIndex(named: name) != nil else { return }

@@ -65,6 +65,9 @@ struct SimulatorTests {
     func mirrorRegression(seed: UInt64) throws {
         var options = SimOptions()
         options.mirror = true
+        // The layout these seeds had when they found their bugs: one-device sides, no spares.
+        options.mirrorSideRows = 1
+        options.mirrorSpares = 0
         let sim = Simulation(seed: seed, options: options)
         do { try sim.run() } catch { Issue.record("\(error)") }
     }
@@ -127,6 +130,7 @@ struct SimulatorTests {
         var ops = 0
         var compared = 0
         var commands = 0
+        var spares = 0
         for seed in UInt64(30_000 + batch * 40)..<UInt64(30_000 + (batch + 1) * 40) {
             let sim = Simulation(seed: seed, options: options)
             do { try sim.run() } catch {
@@ -137,7 +141,9 @@ struct SimulatorTests {
             ops += sim.operationCount
             compared += sim.coverage["final-mirror-compare", default: 0]
             commands += sim.coverage.filter { $0.key.hasPrefix("mirror-") }.values.reduce(0, +)
+            spares += sim.coverage["mirror-hot-spare", default: 0]
         }
+        #expect(spares > 0, "no hot spare took a failed side component's place")
         #expect(ops > 40 * 50, "schedules ran too few operations to mean anything")
         #expect(compared > 20, "too few schedules ended with an Okay mirror to compare its sides")
         #expect(commands > 40, "too few mirror commands ran")
