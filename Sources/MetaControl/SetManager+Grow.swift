@@ -45,9 +45,9 @@ extension SetManager {
             }
             return try cancelGrow(vol)
         }
-        if vol.type == .mirror || db.config.mirror(using: vol.name) != nil {
-            let m = vol.type == .mirror ? vol.name : db.config.mirror(using: vol.name)!.name
-            throw OperationError("\(r.name): mirrors do not grow yet (\(m) would expose space its sides do not hold alike); detach a side to grow it alone", code: .invalidArgument)
+        if let m = vol.mirror {
+            let sides = m.submirrors.map(\.volume)
+            throw OperationError("\(r.name): a mirror grows with its sides: grow each of them (\(sides.map { "metactl grow \($0) DEV…" }.joined(separator: "; "))); the mirror takes the new space, resynced, once its smallest side has it", code: .invalidArgument)
         }
         if vol.type == .softpart {
             guard let size = r.sizeBytes, r.devices.isEmpty, r.interlaceBytes == nil else {
@@ -69,7 +69,7 @@ extension SetManager {
         case .concat, .stripe: return try growRows(r, vol)
         case .raid5, .raid6: return try growRAID5(r, vol)
         case .softpart: throw OperationError("\(r.name): a soft partition grows by a size", code: .invalidArgument)
-        case .mirror: throw OperationError("\(r.name): mirrors do not grow yet", code: .invalidArgument)
+        case .mirror: throw OperationError("\(r.name): a mirror grows with its sides", code: .invalidArgument)
         }
     }
 
@@ -174,7 +174,15 @@ extension SetManager {
         }
         let oldSize = VolumeGrowth.sizeBytes(of: vol)
         var notes: [String] = []
-        try db.commit { cfg in
+        // A side of a mirror: the commit (which may also put the other sides into a resync of
+        // the new space) and the reload happen while no write is between its dirty-region
+        // commit and its choice of sides, and the mirror takes the new states before the
+        // side's engine shows the new size.
+        let mirror = db.config.mirror(using: r.name)
+        let mv = mirror.flatMap { engine($0.name) as? MirrorVolume }
+        let mirrorBefore = mirror.map { db.config.mirrorBlocks($0.mirror!) }
+        func commitRow() throws {
+          try db.commit { cfg in
             guard cfg.volumeIndex(named: r.name) != nil else { throw OperationError("\(r.name): no such volume in set '\(setName)'", code: .notFound) }
             var recs: [DeviceRecord] = []
             for p in r.devices {
@@ -189,10 +197,31 @@ extension SetManager {
             }
             try db.record(.rowAppended(volume: r.name, devices: recs.map(\.uuid), interlaceBlocks: il,
                                        sectorBlocks: UInt64(sector ?? 512) / 512), in: &cfg)
+          }
+        }
+        if let mv {
+            try mv.change {
+                try commitRow()
+                mv.takeRecord()
+                reloadAfterGrow(r.name)
+            }
+        } else {
+            try commitRow()
+            reloadAfterGrow(r.name)
         }
         let newSize = VolumeGrowth.sizeBytes(of: db.config.volume(named: r.name) ?? vol)
-        reloadAfterGrow(r.name)
         logger.info("\(r.name): grown by a row of \(r.devices.count) device(s): \(oldSize) → \(newSize) bytes")
+        if let mirror, let before = mirrorBefore, let m = db.config.volume(named: mirror.name)?.mirror {
+            let after = db.config.mirrorBlocks(m)
+            if after > before {
+                let others = m.submirrors.dropFirst().map(\.volume)
+                notes.append("\(mirror.name): grows from \(humanBytes(before * 512)) to \(humanBytes(after * 512)); \(others.joined(separator: ", ")) resync\(others.count == 1 ? "s" : "") the new space from \(m.submirrors[0].volume)\(isServer ? "" : " when the set is served (metactl serve)")")
+                if isServer { mv?.startResync() }
+            } else {
+                let short = m.submirrors.filter { (db.config.volume(named: $0.volume)?.totalBlocks ?? 0) == after }.map(\.volume)
+                notes.append("\(mirror.name): stays \(humanBytes(after * 512)) until \(short.joined(separator: ", ")) \(short.count == 1 ? "grows" : "grow") too")
+            }
+        }
         return GrowResult(name: r.name, oldSizeBytes: oldSize, newSizeBytes: newSize, messages: notes)
     }
 

@@ -137,6 +137,10 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
         }
     }
 
+    /// Takes the states and policies of the committed record now (inside ``change(_:)``,
+    /// before a side's engine shows a change, such as a grow's new size).
+    public func takeRecord() { refreshView() }
+
     /// Takes the states and policies of the committed record.
     private func refreshView() {
         guard let m = volumeRecord()?.mirror else { return }

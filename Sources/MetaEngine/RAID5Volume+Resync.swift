@@ -419,7 +419,8 @@ extension RAID5Volume {
         } catch {
             return .sourceFailed("could not switch the copy to a regeneration: \(error)")
         }
-        do { try reload() } catch { return .sourceFailed("\(error)") }
+        // (The caller holds line locks: writes cannot be held off here.)
+        do { try reload(.exclude) } catch { return .sourceFailed("\(error)") }
         // From here on the target is rebuilt from parity: lines whose parity is untrusted
         // cannot be, as at the start of any regeneration.
         do { try recordLostBeforeRegeneration(column: cp.column, fromLine: line) } catch {
@@ -446,18 +447,18 @@ extension RAID5Volume {
                     return
                 }
                 guard checkpointLogBeforeFinish(kind) else { return }
-                commitFinish(kind)
+                commitFinish(kind, writesHeld: true)
             }
             return
         }
         if kind == .regenerate, runtime.read({ $0.log }) != nil {
             writeGate.withLock { (_: inout Void) in
                 guard checkpointLogBeforeFinish(kind) else { return }
-                commitFinish(kind)
+                commitFinish(kind, writesHeld: true)
             }
             return
         }
-        commitFinish(kind)
+        commitFinish(kind, writesHeld: false)
     }
 
     /// The end of a copy swaps the column's device (the records in the area of the device it
@@ -478,14 +479,14 @@ extension RAID5Volume {
         }
     }
 
-    private func commitFinish(_ kind: ResyncKind) {
+    private func commitFinish(_ kind: ResyncKind, writesHeld: Bool) {
         do {
             try context.store.apply(.resyncFinished(volume: name, kind: kind))
         } catch {
             context.logger.error("\(name): could not record the end of the resync: \(error)")
             return
         }
-        try? reload()
+        try? reload(writesHeld ? .writesHeld : .holdWrites)
     }
 }
 

@@ -6,7 +6,24 @@ import MetaModel
 extension RAID5Volume {
     /// Whether column `c`'s log area can take records now (`preferHealthy`: not Last Erred).
     private func logHolder(_ c: Int, _ rt: Runtime, preferHealthy: Bool) -> Bool {
-        guard c < rt.layout.originalColumns, rt.columns[c].device != nil else { return false }
+        Self.holder(c, rt, preferHealthy: preferHealthy)
+    }
+
+    /// The columns that could not hold records in `old` and can in `new` (a column enabled
+    /// again, a returning device, a hot spare or a replacement being rebuilt), in either of
+    /// ``logColumns(line:_:)``'s passes.
+    static func logHoldersGained(from old: Runtime, to new: Runtime) -> Set<Int> {
+        let n = min(old.layout.originalColumns, new.layout.originalColumns)
+        return Set((0..<n).filter { c in
+            [true, false].contains { healthy in
+                !Self.holder(c, old, preferHealthy: healthy) && Self.holder(c, new, preferHealthy: healthy)
+            }
+        })
+    }
+
+    /// ``logHolder(_:_:preferHealthy:)`` without an engine.
+    private static func holder(_ c: Int, _ rt: Runtime, preferHealthy: Bool) -> Bool {
+        guard c < rt.layout.originalColumns, rt.columns[c].device != nil, !rt.logExcluded.contains(c) else { return false }
         switch rt.columns[c].state {
         case .okay, .initializing, .resyncing: return true
         case .lastErred: return !preferHealthy
@@ -23,7 +40,8 @@ extension RAID5Volume {
     /// rebuilt from them, and the replay skips those lines), and the loss of any other
     /// column leaves the record. Within an epoch the columns that can hold records only
     /// become fewer (a resync's end, which brings one back or swaps a copied column's device,
-    /// checkpoints first), so a line's records are never split between a column that is lost
+    /// checkpoints first; a reload that brings one back starts a new epoch before the next
+    /// record, see ``RAID5Volume/reload()``), so a line's records are never split between a column that is lost
     /// and one that is not in an order that would replay an older record over a newer one.
     func logColumns(line: UInt64, _ rt: Runtime) -> [Int] {
         if let log = rt.log, log.deviceUsable { return [WriteLog.deviceKey] }

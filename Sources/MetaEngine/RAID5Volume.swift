@@ -52,6 +52,12 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         var unrecordedMissing: Set<Int> = []
         /// The write log, when the volume logs its writes.
         var log: WriteLog?
+        /// Columns that may not hold write-log records although their state would let them:
+        /// they became able to while writes could not be held off (a copy turned into a
+        /// regeneration under the resync's line locks). Within an epoch the holders may only
+        /// become fewer; these join at the next reload that holds writes off (the
+        /// regeneration's end, which starts a new epoch).
+        var logExcluded: Set<Int> = []
 
         /// Whether the volume has no redundancy left without column `c`: as many other
         /// columns as it has parity units are erred or being rebuilt (``ColumnHealth``).
@@ -195,16 +201,61 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     }
 
     /// Re-reads the geometry after the configuration changed (grow, replace).
-    public func reload() throws(VolumeIOError) {
+    ///
+    /// Geometry only grows and column identities change only under the resync engine's
+    /// control, so swapping the snapshot is enough, with one exception: a column that can
+    /// hold write-log records again (enabled, returning, a spare or a replacement being
+    /// rebuilt) would let a line's next record land on it, before the place its older
+    /// records of this epoch lie in, and a replay that then lost that column would put an
+    /// older record back over newer data (seed 106410169). So then the swap waits for the
+    /// writes in flight, and the next record starts a new epoch first (every in-place write
+    /// durable, every older record voided).
+    public func reload() throws(VolumeIOError) { try reload(.holdWrites) }
+
+    /// How a reload that lets a column hold write-log records again keeps the holders of
+    /// an epoch from growing.
+    enum HolderChange {
+        /// Waits for the writes in flight, swaps, and starts a new epoch before the next record.
+        case holdWrites
+        /// The caller holds writes off already (the resync's end, after its checkpoint).
+        case writesHeld
+        /// Writes cannot be held off (the caller holds line locks): the new holders stay
+        /// excluded until a reload that can.
+        case exclude
+    }
+
+    func reload(_ change: HolderChange) throws(VolumeIOError) {
         guard let rec = volumeRecord() else {
             throw VolumeIOError(volume: name, code: .io, operation: "reload", detail: "volume no longer exists")
         }
-        var rt = try Self.makeRuntime(record: rec, context: context)
-        rt.unrepairedRegions = runtime.read { $0.unrepairedRegions }
-        rt.log = runtime.read { $0.log }
-        // Lock every line? Geometry only grows and column identities change only under the
-        // resync engine's control, so swapping the snapshot is enough.
-        runtime.withLock { $0 = rt }
+        let fresh = try Self.makeRuntime(record: rec, context: context)
+        func swap(excluding: Set<Int>) {
+            runtime.withLock { rt in
+                var n = fresh
+                n.unrepairedRegions = rt.unrepairedRegions
+                n.log = rt.log
+                n.logExcluded = excluding
+                rt = n
+            }
+        }
+        let (hasLog, excluded) = runtime.read { ($0.log != nil, $0.logExcluded) }
+        let grown = hasLog ? runtime.read { Self.logHoldersGained(from: $0, to: fresh) } : []
+        if grown.isEmpty {
+            swap(excluding: excluded)
+        } else {
+            switch change {
+            case .exclude:
+                swap(excluding: excluded.union(grown))
+            case .writesHeld:
+                swap(excluding: [])
+                runtime.read { $0.log }?.abandon()
+            case .holdWrites:
+                writeGate.withLock { (_: inout Void) in
+                    swap(excluding: [])
+                    runtime.read { $0.log }?.abandon()
+                }
+            }
+        }
         updateSectorSize(rec)
     }
 

@@ -254,6 +254,19 @@ extension SetModel {
         cfg.volumes[si].rows[r].components[c].state = .maintenance
     }
 
+    /// A side of mirror `name` grew (every side `Okay`): when the mirror is larger now (its
+    /// smallest side is), the space beyond `from` blocks holds different bytes on each side,
+    /// so every side but the first resyncs it (the regions from the one `from` falls in).
+    /// Reads of it come from the first side until then.
+    static func mirrorGrown(_ cfg: inout SetConfig, _ name: String, from: UInt64) {
+        guard let vi = cfg.volumeIndex(named: name), var m = cfg.volumes[vi].mirror, m.regionBlocks > 0 else { return }
+        let to = cfg.mirrorBlocks(m)
+        guard to > from else { return }
+        let regions = Array(from / m.regionBlocks...(to - 1) / m.regionBlocks)
+        for i in m.submirrors.indices.dropFirst() { m.startResync(i, regions: regions) }
+        cfg.volumes[vi].mirror = m
+    }
+
     /// Every component of side `sideName` is trusted again.
     private static func clearFailedComponents(_ cfg: inout SetConfig, _ sideName: String) {
         guard let si = cfg.volumeIndex(named: sideName) else { return }

@@ -309,7 +309,13 @@ public enum SetModel {
                 return d
             }
             guard !recs.isEmpty else { throw ModelError(.invalidState, "\(name): a row needs devices") }
+            let mirror = cfg.mirror(using: name)
+            let before = mirror.map { cfg.mirrorBlocks($0.mirror!) }
+            if let mirror, mirror.derivedState != .okay {
+                throw ModelError(.invalidState, "\(name): is a side of \(mirror.name), which is \(mirror.derivedState.rawValue); grow its sides when every side is Okay")
+            }
             cfg.volumes[vi].rows.append(Grow.row(devices: recs, interlaceBlocks: il, sectorBlocks: sectorBlocks))
+            if let mirror, let before { mirrorGrown(&cfg, mirror.name, from: before) }
             return []
 
         case .growBegun(let name, let devices):

@@ -152,6 +152,56 @@ struct MirrorE2ETests {
         #expect(server.stop() == 0, "log:\n\(server.log)")
     }
 
+    /// Growing a mirror the SVM way: each side grows (`grow d10 DEV`, `grow d11 DEV`); the
+    /// mirror takes the new space once its smallest side has it, and the second side
+    /// resyncs only the regions of the new space from the first. Every byte of the side is
+    /// compared with the mirror at the end.
+    @Test(.enabled(if: enabled))
+    func growingBothSidesGrowsTheMirrorAndResyncsOnlyTheNewSpace() throws {
+        let rig = try ResyncRig()
+        defer { rig.cleanup() }
+        let f = rig.f
+        let size: UInt64 = 100 << 20
+        let a = try rig.loop("a", size: size), b = try rig.loop("b", size: size)
+        let c = try rig.loop("c", size: size), d = try rig.loop("d", size: size)
+        try f.create("d10", "concat", [a])
+        try f.create("d11", "concat", [b])
+        try f.create("d0", "mirror", ["d10", "d11"], extra: ["--no-resync"])
+        var server = try f.startServer()
+        try MetaTestSupport.mustRun(["qemu-io", "-f", "raw", "-c", "write -P 0x11 1M 4M", f.uri("d0")])
+        #expect(server.stop() == 0, "log:\n\(server.log)")
+        let before = try #require(try rig.volume("d0")["sizeBytes"] as? Int)
+        // The mirror itself is grown through its sides.
+        let refused = try f.run(["grow", "d0", c])
+        #expect(!refused.ok && refused.stderr.contains("metactl grow d10 DEV"), "\(refused.stderr)")
+        // d11 first (d10 is the smaller side: its device holds the state database's replicas).
+        let first = try f.run(["grow", "d11", c])
+        #expect(first.ok && first.stderr.contains("until d10 grows too"), "\(first.stdout) \(first.stderr)")
+        #expect(try rig.volume("d0")["sizeBytes"] as? Int == before)
+        try f.mustRun(["grow", "d10", d])
+        let after = try #require(try rig.volume("d0")["sizeBytes"] as? Int)
+        #expect(after > before + Int(size) / 2)
+        let region = 64 << 20
+        let side = Self.side(try rig.volume("d0"), "d11")
+        #expect(side?["state"] as? String == "Resyncing")
+        #expect(side?["resyncRegions"] as? Int == (after - 1) / region - before / region + 1, "\(String(describing: side))")
+        server = try f.startServer()
+        try rig.waitFor("d0 to be Okay", log: server) { (try rig.volume("d0"))["state"] as? String == "Okay" }
+        let uri = f.uri("d0")
+        let tail = after - (4 << 20)
+        try MetaTestSupport.mustRun(["qemu-io", "-f", "raw", "-c", "write -P 0x22 \(tail) 4M", uri])
+        for (p, at) in [("0x11", "1M 4M"), ("0x22", "\(tail) 4M")] {
+            let r = try runCommand(["qemu-io", "-f", "raw", "-c", "read -P \(p) \(at)", uri])
+            #expect(r.ok && !r.stdout.contains("Pattern verification failed"), "\(p): \(r.stdout) \(r.stderr)")
+        }
+        let whole = try Self.contents(rig, "d0")
+        #expect(whole.count == after)
+        try f.mustRun(["detach", "d0", "d11"])
+        let alone = try Self.contents(rig, "d11")
+        #expect(alone.prefix(whole.count) == whole, "the grown side differs from the mirror")
+        #expect(server.stop() == 0, "log:\n\(server.log)")
+    }
+
     @Test(.enabled(if: enabled))
     func offlineWritesThenOnlineResyncsOnlyThoseRegionsAndSurvivesKill9() throws {
         let rig = try ResyncRig()

@@ -246,6 +246,31 @@ struct MirrorModelTests {
         #expect(Self.mirror(k).submirrors[1].staleRegions == [3])
     }
 
+    @Test func growingTheSidesGrowsTheMirrorAndResyncsOnlyTheNewSpace() throws {
+        var (c, _, _) = Self.sparedConfig()  // sides of 8192 blocks, regions of 2048
+        let more = (0..<2).map { i in
+            DeviceRecord(uuid: UUID(), lastPath: "/dev/g\(i)", sizeBytes: 4 << 20, dataStartBlock: 2048, replicaCount: 0, role: .component)
+        }
+        c.devices += more
+        let grown = try #require(more.first?.dataBlocks)
+        // The first side grows: the mirror is still its smallest side's size, nothing resyncs.
+        try SetModel.apply(.rowAppended(volume: "d10", devices: [more[0].uuid], interlaceBlocks: 1, sectorBlocks: 1), to: &c)
+        #expect(c.mirrorBlocks(Self.mirror(c)) == 8192)
+        #expect(Self.states(c) == [.okay, .okay])
+        // The second: the mirror takes the new space, which d11 resyncs from d10.
+        try SetModel.apply(.rowAppended(volume: "d11", devices: [more[1].uuid], interlaceBlocks: 1, sectorBlocks: 1), to: &c)
+        #expect(c.mirrorBlocks(Self.mirror(c)) == 8192 + grown)
+        let s = Self.mirror(c).submirrors[1]
+        #expect(s.state == .resyncing && s.resyncRegions == Array(4...(8192 + grown - 1) / 2048))
+        // A side of a mirror that is not Okay does not grow.
+        var d = Self.sparedConfig().0
+        d.devices += more
+        try SetModel.apply(.submirrorOffline(volume: "d0", submirror: 1), to: &d)
+        #expect(throws: ModelError.self) {
+            try SetModel.apply(.rowAppended(volume: "d10", devices: [more[0].uuid], interlaceBlocks: 1, sectorBlocks: 1), to: &d)
+        }
+    }
+
     @Test func policiesAndPass() throws {
         var c = Self.config([.okay, .okay])
         try SetModel.apply(.mirrorParameters(volume: "d0", read: .geometric, write: .serial, pass: 0), to: &c)
