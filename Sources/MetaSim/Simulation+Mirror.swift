@@ -204,6 +204,48 @@ extension Simulation {
         }
     }
 
+    /// An administrator grows a mirror: `metactl grow SIDE NEW` of each side in turn (in an
+    /// order chosen by the seed), as ``SetManager`` does it: the row is appended in one commit
+    /// (which puts the other sides into a resync of the mirror's new space, when the mirror
+    /// grows), the mirror takes the new states, then the side's engine shows its new size.
+    /// The new blocks read as zeroes (every new device's). A crash may come between sides.
+    func mirrorGrow() {
+        guard let m = record?.mirror, mirrorEngine != nil else { clientRead(); return }
+        count("mirror-grow")
+        var order = Array(m.submirrors.indices)
+        if rng.chance(0.5) { order.reverse() }
+        for i in order {
+            guard let db, let e = mirrorEngine, !fate.dead, db.quorum.writable, let m = record?.mirror,
+                  m.submirrors.indices.contains(i) else { return }
+            let sideName = m.submirrors[i].volume
+            guard let sv = db.config.volume(named: sideName), sv.rows.count < 4, let side = e.sideEngines[i] as? StripeVolume else { return }
+            let new = SimDevice(path: "grow\(devices.count)", sizeBytes: devices[0].sizeBytes, sectorSize: sector, fate: fate)
+            devices.append(new)
+            let before = e.sizeBytes / 512
+            note("grow \(sideName) \(new.path) (mirror \(record?.derivedState.rawValue ?? "?"))")
+            do {
+                try e.change {
+                    try db.commit { cfg in
+                        let r = try db.addDevice(new, role: .component, replicaCopies: 0, in: &cfg)
+                        try db.record(.rowAppended(volume: sideName, devices: [r.uuid], interlaceBlocks: 1,
+                                                   sectorBlocks: UInt64(sector / 512)), in: &cfg)
+                    }
+                    e.takeRecord()
+                    try side.reload()
+                }
+            } catch { note("  refused or failed: \(error)"); return }
+            let after = e.sizeBytes / 512
+            if after > before {
+                count("mirror-grown")
+                model.grow(to: Int(after))
+                note("  the mirror grew to \(after) blocks; sides now \(record?.mirror?.submirrors.map { "\($0.volume) \($0.state.rawValue)\($0.resyncRegions.map { " \($0)" } ?? "")" } ?? [])")
+                e.startResync()
+            } else {
+                note("  the mirror stays \(after) blocks")
+            }
+        }
+    }
+
     /// The end of a mirror schedule: detached sides come back, every side not in service is
     /// brought online (its device healed), and the resyncs run to their end.
     func finishMirror() {

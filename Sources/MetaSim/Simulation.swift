@@ -59,6 +59,8 @@ public struct SimOptions: Sendable {
     /// what they were; 1 and 0 are what mirror schedules had before).
     public var mirrorSideRows: Int? = nil
     public var mirrorSpares: Int? = nil
+    /// Whether a mirror schedule grows sides (the mirror grows once its smallest side has).
+    public var mirrorGrows = true
     public init() {}
 
     /// What scripted scenarios use: a RAID-5 of `columns` columns of zeroes (`--no-init`),
@@ -338,7 +340,9 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
         case 84..<87: commandWithoutServer()
         case 87..<94: if isMirror { mirrorOp() } else if options.resyncs { replaceOrEnable() } else { clientWrite() }
         case 94..<96: healAndRestart()
-        case 96: if !isMirror && (options.resyncs || record?.type.hasColumns != true) { grow() } else { clientRead() }
+        case 96:
+            if isMirror && options.mirrorGrows { mirrorGrow() }
+            else if !isMirror && (options.resyncs || record?.type.hasColumns != true) { grow() } else { clientRead() }
         default: restartWithColumnMissing()
         }
         afterOperation()

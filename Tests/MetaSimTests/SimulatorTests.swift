@@ -69,6 +69,7 @@ struct SimulatorTests {
         // The layout these seeds had when they found their bugs: one-device sides, no spares.
         options.mirrorSideRows = 1
         options.mirrorSpares = 0
+        options.mirrorGrows = false
         let sim = Simulation(seed: seed, options: options)
         do { try sim.run() } catch { Issue.record("\(error)") }
     }
@@ -132,6 +133,7 @@ struct SimulatorTests {
         var compared = 0
         var commands = 0
         var spares = 0
+        var grown = 0
         for seed in UInt64(30_000 + batch * 40)..<UInt64(30_000 + (batch + 1) * 40) {
             let sim = Simulation(seed: seed, options: options)
             do { try sim.run() } catch {
@@ -143,8 +145,10 @@ struct SimulatorTests {
             compared += sim.coverage["final-mirror-compare", default: 0]
             commands += sim.coverage.filter { $0.key.hasPrefix("mirror-") }.values.reduce(0, +)
             spares += sim.coverage["mirror-hot-spare", default: 0]
+            grown += sim.coverage["mirror-grown", default: 0]
         }
         #expect(spares > 0, "no hot spare took a failed side component's place")
+        #expect(grown > 0, "no mirror grew with its sides")
         #expect(ops > 40 * 50, "schedules ran too few operations to mean anything")
         #expect(compared > 20, "too few schedules ended with an Okay mirror to compare its sides")
         #expect(commands > 40, "too few mirror commands ran")
