@@ -161,6 +161,11 @@ extension SetModel {
             guard m.submirrors.count < MirrorRecord.maxSubmirrors else {
                 throw ModelError(.invalidState, "\(name): has \(m.submirrors.count) sides already, the most a mirror has")
             }
+            // A smaller side would shrink the mirror under its clients (and soft partitions).
+            let size = cfg.mirrorBlocks(m)
+            guard m.submirrors.isEmpty || sv.totalBlocks >= size else {
+                throw ModelError(.invalidState, "\(side): \(sv.totalBlocks * 512) bytes, smaller than \(name) (\(size * 512) bytes)")
+            }
             m.submirrors.append(SubmirrorRecord(volume: side))
             if resync { m.startResync(m.submirrors.count - 1, regions: nil) }
             cfg.volumes[vi].mirror = m

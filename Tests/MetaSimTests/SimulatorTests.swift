@@ -62,6 +62,20 @@ struct SimulatorTests {
         (1002193, "a side's write failure the state database could not record left it in service: a read of the dirty region then returned the other side's bytes, and after the restart the dirty-region resync from that side (recorded Okay) brought the old ones back"),
     ]
 
+    /// Mirror schedules with the layouts chosen by the seed (sides of two rows, spares, grows)
+    /// that found bugs.
+    static let mirrorLayoutRegressions: [(UInt64, String)] = [
+        (1500145, "a side attached after the mirror grew was smaller than the mirror: the mirror shrank under its clients"),
+    ]
+
+    @Test("mirror seeds with spares and grows that once found bugs", arguments: mirrorLayoutRegressions.map(\.0))
+    func mirrorLayoutRegression(seed: UInt64) throws {
+        var options = SimOptions()
+        options.mirror = true
+        let sim = Simulation(seed: seed, options: options)
+        do { try sim.run() } catch { Issue.record("\(error)") }
+    }
+
     @Test("mirror seeds that once found bugs", arguments: mirrorRegressions.map(\.0))
     func mirrorRegression(seed: UInt64) throws {
         var options = SimOptions()
