@@ -123,4 +123,37 @@ struct SoftPartitionE2ETests {
         }
         #expect(server.stop() == 0)
     }
+
+    /// Soft partitions on a device (SVM's on a slice): the first one makes the one-device
+    /// concat over it (named after the device), the second is carved from the same concat;
+    /// each keeps its own bytes through the server.
+    @Test(.enabled(if: enabled))
+    func softPartitionsOnADeviceShareItsConcat() throws {
+        let rig = try ResyncRig()
+        defer { rig.cleanup() }
+        let f = rig.f
+        let dev = try rig.loop("raw", size: 64 << 20)
+        let carrier = (dev as NSString).lastPathComponent
+        let first = try f.run(["create", "p1", "softpart", dev, "8m"])
+        #expect(first.ok && first.stderr.contains("\(carrier): one-device concat over \(dev) made"), "\(first.stdout) \(first.stderr)")
+        let second = try f.run(["create", "p2", "softpart", dev, "8m"])
+        #expect(second.ok && !second.stderr.contains("made"), "\(second.stderr)")
+        let vols = try #require(try f.statusJSON()["volumes"] as? [[String: Any]])
+        let byName = Dictionary(uniqueKeysWithValues: vols.compactMap { v in (v["name"] as? String).map { ($0, v) } })
+        #expect(byName[carrier]?["type"] as? String == "concat")
+        for p in ["p1", "p2"] {
+            #expect((byName[p]?["softPartition"] as? [String: Any])?["parent"] as? String == carrier)
+        }
+        let server = try f.startServer()
+        for (i, p) in ["p1", "p2"].enumerated() {
+            _ = try MetaTestSupport.mustRun(["qemu-io", "-f", "raw", "-c", "write -P \(i + 7) 0 8m", f.uri(p)])
+        }
+        for (i, p) in ["p1", "p2"].enumerated() {
+            _ = try MetaTestSupport.mustRun(["qemu-io", "-f", "raw", "-r", "-c", "read -P \(i + 7) 0 8m", f.uri(p)])
+        }
+        #expect(server.stop() == 0, "log:\n\(server.log)")
+        try f.mustRun(["clear", "p1", "p2"])
+        try f.mustRun(["clear", carrier])
+    }
+
 }

@@ -34,9 +34,23 @@ struct CreateCommand: ParsableCommand {
         identity, docs/FORMAT.md) from which `metactl recover` rebuilds the configuration if \
         the state database is lost. A soft partition's state is its parent's; the parent \
         cannot be cleared while soft partitions are carved from it; `metactl grow d1 512m` \
-        adds space. Soft partitions are not carved from soft partitions.
+        adds space. Soft partitions are not carved from soft partitions. On a device \
+        (`metactl create d1 softpart /dev/sdb 1g`, SVM's soft partitions on a slice), they are \
+        carved from the set's one-device concat over that device, made first (named after the \
+        device, e.g. sdb) when there is none; -f passes to that create.
 
-        mirror: `metactl create d0 mirror d10 d11` makes a mirror (RAID-1, SVM's metainit -m)         of up to 4 sides, each an existing concat or stripe volume (no soft partitions on         it, no other mirror). Its size is the smallest side's. Every side but the first is         resynced from the first in the background when the set is served (reads come from the         first until then); --no-resync skips that for sides known to hold the same data (new         zeroed disks: the user's promise). `metactl create d0 mirror /dev/sdb /dev/sdc` (every         argument a device) first makes a one-device concat of each, named d0-s0, d0-s1, …, as         mdadm users expect. The sides are no longer exported on their own. See attach,         detach, offline, online and set --read-policy/--write-policy.
+        mirror: `metactl create d0 mirror d10 d11` makes a mirror (RAID-1, SVM's metainit -m) of \
+        up to 4 sides, each an existing concat or stripe volume (no soft partitions on it, no \
+        other mirror). Its size is the smallest side's. Every side but the first is resynced \
+        from the first in the background when the set is served (reads come from the first until \
+        then); --no-resync skips that for sides known to hold the same data (new zeroed disks: \
+        the user's promise). `metactl create d0 mirror /dev/sdb /dev/sdc` (every argument a \
+        device) first makes a one-device concat of each, named d0-s0, d0-s1, …, as mdadm users \
+        expect. The sides are no longer exported on their own. --hot-spare-pool HSP gives every \
+        side that pool: a failed component of a side is replaced by a spare, and only its rows \
+        resync. A mirror grows with its sides: grow each side (metactl grow d10 DEV), and the \
+        mirror takes the new space, resynced, once its smallest side has it. See attach, detach, \
+        offline, online and set --read-policy/--write-policy.
 
         Every device is checked before anything is written: a device in use (mounted, held, \
         open exclusively, member of a set) is always refused; one with a file system, \
@@ -124,9 +138,10 @@ struct CreateCommand: ParsableCommand {
 extension CreateCommand {
     /// `create NAME softpart PARENT SIZE` or `create NAME softpart PARENT -o OFFSET -b SIZE …`.
     func runSoftPartition() throws {
-        guard let parent = devices.first else { throw UserError("\(name): softpart needs its parent volume (metactl create \(name) softpart d10 1g)", code: .usage) }
-        if interlace != nil || hotSparePool != nil || noInit || writeLog != nil || force {
-            throw UserError("\(name): -i, --hot-spare-pool, --no-init, --write-log and -f do not apply to a soft partition", code: .invalidArgument)
+        guard var parent = devices.first else { throw UserError("\(name): softpart needs its parent volume (metactl create \(name) softpart d10 1g)", code: .usage) }
+        let onDevice = parent.contains("/")
+        if interlace != nil || hotSparePool != nil || noInit || writeLog != nil || (force && !onDevice) {
+            throw UserError("\(name): -i, --hot-spare-pool, --no-init, --write-log and -f (but for a device) do not apply to a soft partition", code: .invalidArgument)
         }
         guard offsets.count == extentSizes.count else {
             throw UserError("\(name): give -o and -b in pairs (-o OFFSET -b SIZE for each extent)", code: .usage)
@@ -145,9 +160,21 @@ extension CreateCommand {
                 return SoftExtentSpec(offsetBlocks: off / 512, blocks: len / 512)
             }
         }
+        // On a device: carved from the one-device concat over it (made here, named after the
+        // device, when the set has none).
+        var made: String? = nil
+        if onDevice {
+            (parent, made) = try deviceParent(Paths.absolute(parent))
+            spec.parent = parent
+        }
         let req = CreateRequest(name: name, type: .softpart, devices: [], softPartition: spec)
-        let res = try CommandContext.perform(.create(req), global, as: CreateResult.self)
+        let res: CreateResult
+        do { res = try CommandContext.perform(.create(req), global, as: CreateResult.self) } catch {
+            if let made { undo([made]) }
+            throw error
+        }
         if output.json { try Output.printJSON(res); return }
+        if let made, !global.quiet { Output.warn("\(made): one-device concat over \(devices[0]) made to hold soft partitions (metactl status \(made))") }
         for m in res.messages { Output.warn(m) }
         if !global.quiet {
             print(Said.volumeSetUp(res.name, .softpart, blocks: res.sizeBytes / 512, size: Output.humanSize(res.sizeBytes)))
@@ -194,6 +221,37 @@ extension CreateCommand {
         if !global.quiet {
             print(Said.volumeSetUp(res.name, .mirror, blocks: res.sizeBytes / 512, size: Output.humanSize(res.sizeBytes)))
         }
+    }
+
+    /// The volume soft partitions on device `path` are carved from: the set's one-device
+    /// concat over it, or a new one named after the device (returned as made).
+    private func deviceParent(_ path: String) throws -> (String, String?) {
+        func canonical(_ p: String) -> String { URL(fileURLWithPath: p).resolvingSymlinksInPath().path }
+        let report = try? CommandContext.perform(.status(names: []), global, as: StatusReport.self)
+        if let v = report?.volumes.first(where: {
+            $0.type == VolumeType.concat.rawValue && $0.components.count == 1 && canonical($0.components[0].device) == canonical(path)
+        }) {
+            return (v.name, nil)
+        }
+        let carrier = Self.carrierName(path)
+        if report?.volumes.contains(where: { $0.name == carrier }) == true {
+            throw UserError("\(path): a volume named \(carrier) exists already; make a one-device concat over the device yourself (metactl create NAME concat \(path)), then carve from it (metactl create \(name) softpart NAME SIZE)", code: .inUse)
+        }
+        let req = CreateRequest(name: carrier, type: .concat, devices: [path], force: force)
+        let res = try CommandContext.perform(.create(req), global, as: CreateResult.self)
+        if !output.json { for m in res.messages { Output.warn(m) } }
+        return (carrier, carrier)
+    }
+
+    /// A volume name from a device path: its last component, lower-cased, with characters a
+    /// name may not hold replaced by `-` (starting with a letter).
+    static func carrierName(_ path: String) -> String {
+        let base = (path as NSString).lastPathComponent.lowercased()
+        var out = String(base.map { c -> Character in
+            (c.isASCII && (c.isLetter || c.isNumber)) || c == "_" || c == "." || c == "-" ? c : "-"
+        })
+        if !(out.first.map { $0.isASCII && $0.isLetter } ?? false) { out = "dev-" + out }
+        return String(out.prefix(63))
     }
 
     /// Clears the concats made for a mirror that could not be made.
