@@ -120,7 +120,7 @@ _metactl_create() {
         '*-o[softpart\: an extent'\''s data offset in the parent (repeat with -b for several extents; a multiple of 4k).]:offset:'
         '*-b[softpart\: the size of the extent at the -o before it.]:size:'
         '-i[Interlace (stripe unit), 8k–100m.]:size:'
-        '--hot-spare-pool[Hot spare pool for a RAID-5 or RAID-6 volume (SVM'\''s metainit -h; -h is help here).]:hsp:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 == "h" {print $1}'\'')"});_describe -V "" list}'
+        '--hot-spare-pool[Hot spare pool for a RAID-5 or RAID-6 volume, or for a mirror'\''s sides (SVM'\''s metainit -h; -h is help here).]:hsp:{local -a list;list=(${(f)"$(metactl status -c 2>/dev/null | awk '\''$2 == "h" {print $1}'\'')"});_describe -V "" list}'
         '--no-init[RAID-5 and RAID-6\: components are known to be zero; skip parity initialisation.]'
         '(--force -f)'{--force,-f}'[Overwrite devices that carry a signature (file system, partition table, …).]'
         '--no-resync[mirror\: the sides hold the same data already (new, zeroed disks)\: no resync.]'
