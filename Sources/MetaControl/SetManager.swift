@@ -208,7 +208,11 @@ public final class SetManager: @unchecked Sendable {
         }
         (engine as? RAID5Volume)?.delegate = self
         engines.withLock { $0[name] = engine }
-        if isServer, let mv = engine as? MirrorVolume, db.quorum.writable { mv.startResync() }
+        if isServer, let mv = engine as? MirrorVolume, db.quorum.writable {
+            mv.startResync()
+            // A check the last run did not finish resumes from its checkpoint.
+            if rec.check?.running == true { mv.startCheck() }
+        }
         if isServer, let r5 = engine as? RAID5Volume, db.quorum.writable {
             if rec.resync?.kind == .regenerate || rec.resync?.kind == .copy {
                 r5.startResync()
@@ -255,7 +259,9 @@ public final class SetManager: @unchecked Sendable {
             devicePaths: { [db] in db.device($0)?.path }, present: { [db] in db.device($0) != nil },
             progress: { [weak self] n in (self?.engine(n) as? RAID5Volume)?.progress.withLock { $0 } },
             openCount: { n in counts?(n) }, names: names,
-            checkProgress: { [weak self] n in (self?.engine(n) as? RAID5Volume)?.checkProgress.withLock { $0 } },
+            checkProgress: { [weak self] n in
+                (self?.engine(n) as? RAID5Volume)?.checkProgress.withLock { $0 } ?? (self?.engine(n) as? MirrorVolume)?.checkProgress.withLock { $0 }
+            },
             mirrorProgress: { [weak self] n in (self?.engine(n) as? MirrorVolume)?.progress.withLock { $0 } })
     }
 

@@ -404,7 +404,8 @@ extension StatusReport {
             if let c = v.check {
                 let live = c.running ? checkProgress(v.name) : nil
                 let done = live?.done ?? c.doneLines
-                let lineBytes = Double(v.interlaceBlocks * 512)  // per column, as the rate
+                // Per column (a mirror: per side), as the rate.
+                let lineBytes = Double(v.mirror.map { MirrorVolume.chunkBytes(regionBlocks: $0.regionBlocks) } ?? v.interlaceBlocks * 512)
                 let rate = live.map(\.bytesPerSecond)
                 let iso = ISO8601DateFormatter()
                 vs.check = CheckStatus(

@@ -72,6 +72,10 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
     public let resyncedChunks = Atomic<Int>(0)
     /// Ranges read from another side and rewritten since this engine opened.
     public let readErrorsRepaired = Atomic<Int>(0)
+    /// The check in progress: chunks done and in all, bytes per second (nil: none runs).
+    public let checkProgress = Mutex<(done: UInt64, total: UInt64, bytesPerSecond: Double)?>(nil)
+    let checkStopFlag = Atomic<Bool>(false)
+    let checkThreadRunning = Atomic<Bool>(false)
 
     init(record: VolumeRecord, children: [Volume], context: VolumeContext) throws(VolumeIOError) {
         guard let m = record.mirror, !m.submirrors.isEmpty, m.submirrors.count == children.count else {
@@ -89,6 +93,12 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
     }
 
     private static func gcd(_ a: UInt64, _ b: UInt64) -> UInt64 { b == 0 ? a : gcd(b, a % b) }
+
+    /// Bytes of the chunks a resync copies and a check compares, for regions of `regionBlocks`.
+    public static func chunkBytes(regionBlocks: UInt64) -> UInt64 { gcd(max(1, regionBlocks), 2048) * Volume.blockSize }
+
+    /// Chunks a check of this mirror compares (its ``CheckRecord/totalLines``).
+    public var checkChunks: UInt64 { (sizeBytes / Volume.blockSize + chunkBlocks - 1) / chunkBlocks }
 
     public override var sizeBytes: UInt64 {
         // (Read on every request: no array.)
@@ -307,13 +317,14 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
 
     /// Rewrites the range of a failed read on `bad` sides with `good`'s data, under the chunk
     /// locks (a write meanwhile must not be undone); a side whose rewrite fails leaves service.
-    private func repair(_ bad: [Int], good: Int, block: UInt64, count: UInt64, _ cs: [Volume]) {
+    @discardableResult
+    private func repair(_ bad: [Int], good: Int, block: UInt64, count: UInt64, _ cs: [Volume], mismatch: Bool = false) -> Bool {
         // The rewrite is a write like any other: a crash before it is durable must find its
         // region dirty (the side's old bytes there are not known to be good).
         let regions: WriteRegions
         do { (regions, _, _) = try beginWrite(block, count) } catch {
             context.logger.error("\(name): cannot record the rewrite of a read error in the dirty-region log: \(error); not rewritten")
-            return
+            return false
         }
         defer { endWrite(regions) }
         let chunks = chunkRange(block, count)
@@ -324,18 +335,142 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
         do throws(VolumeIOError) {
             try cs[good].read(offset: block * Volume.blockSize, into: tmp.mutableBytes)
         } catch {
-            return
+            return false
         }
         let states = view.read { $0.states }
+        var all = true
         for i in bad where states.indices.contains(i) && states[i].isWritten {
             do throws(VolumeIOError) {
                 try cs[i].write(offset: block * Volume.blockSize, from: UnsafeRawBufferPointer(tmp.mutableBytes))
-                readErrorsRepaired.add(1, ordering: .relaxed)
-                context.logger.warning("\(name): a read error on side \(cs[i].name) at block \(block) (\(count) blocks) was answered from \(cs[good].name) and rewritten")
+                if !mismatch {
+                    readErrorsRepaired.add(1, ordering: .relaxed)
+                    context.logger.warning("\(name): a read error on side \(cs[i].name) at block \(block) (\(count) blocks) was answered from \(cs[good].name) and rewritten")
+                }
             } catch {
                 sideFailed(i, error)
+                all = false
             }
         }
+        return all
+    }
+
+    // MARK: check
+
+    /// Starts the check the volume record describes (``CheckRecord/running``), from its
+    /// checkpoint, in the background: every chunk of every side is read and compared with
+    /// the first side's (md's `check` of RAID-1); with `repair`, the sides that differ are
+    /// rewritten from it (md's `repair`). A side's read error is answered from the first side
+    /// and rewritten. Its end is committed (`checkEnded`); a shutdown leaves it running in the
+    /// record, so that the next start resumes it.
+    public func startCheck() {
+        guard let c = volumeRecord()?.check, c.running, !stoppingFlag.load(ordering: .relaxed),
+              checkThreadRunning.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged else { return }
+        checkStopFlag.store(false, ordering: .relaxed)
+        let body: @Sendable () -> Void = { [self] in
+            runCheck(c)
+            checkThreadRunning.store(false, ordering: .sequentiallyConsistent)
+        }
+        if let s = context.scheduler { s.startBackground("mirror check \(name)", body) } else { Thread.detachNewThread(body) }
+    }
+
+    /// Asks the running check to end (`stopped`) at its next step.
+    public func stopCheck() { checkStopFlag.store(true, ordering: .relaxed) }
+
+    /// Whether a check runs now.
+    public var checkRunning: Bool { checkThreadRunning.load(ordering: .relaxed) }
+
+    /// Runs the check on the calling thread (``startCheck()`` runs it in the background).
+    public func runCheck(_ record: CheckRecord) {
+        let size = sizeBytes / Volume.blockSize
+        let total = (size + chunkBlocks - 1) / chunkBlocks
+        var counts = record.counts
+        var chunk = min(record.doneLines, total)
+        let start = chunk
+        let began = Date()
+        var lastCheckpoint = Date()
+        var pacer = ResyncPacer(foreground: foregroundOps.load(ordering: .relaxed))
+        let sides = record.totalLines == total ? children.read { $0.count } : 0
+        let bufs = (0..<max(sides, 1)).map { _ in AlignedBuffer(count: Int(chunkBlocks * Volume.blockSize)) }
+        defer { withExtendedLifetime(bufs) {} }
+        checkProgress.withLock { $0 = (chunk, total, 0) }
+        context.logger.info("\(name): check\(record.repair ? " and repair" : "") from chunk \(chunk) of \(total)")
+        var result: CheckResult? = .completed
+        var failure: String? = record.totalLines == total ? nil : "the mirror's size changed"
+        if failure != nil { result = .abandoned }
+        while failure == nil && chunk < total {
+            if stoppingFlag.load(ordering: .relaxed) { result = nil; break }
+            if checkStopFlag.load(ordering: .relaxed) { result = .stopped; break }
+            context.scheduler?.yield("mirror check")
+            let v = view.read { $0 }
+            let cs = children.read { $0 }
+            guard cs.count == sides, v.states.allSatisfy({ $0 == .okay }) else {
+                result = .abandoned
+                failure = "a side left service or the sides changed; check again once every side is Okay"
+                break
+            }
+            let block = chunk * chunkBlocks
+            let n = min(chunkBlocks, size - block)
+            let bytes = Int(n * Volume.blockSize)
+            var unreadable: [Int] = []
+            chunkLocks.lock(chunk)
+            for i in 0..<sides {
+                do throws(VolumeIOError) {
+                    try cs[i].read(offset: block * Volume.blockSize, into: UnsafeMutableRawBufferPointer(start: bufs[i].base, count: bytes))
+                } catch {
+                    unreadable.append(i)
+                }
+            }
+            chunkLocks.unlock(chunk)
+            guard let ref = (0..<sides).first(where: { !unreadable.contains($0) }) else {
+                result = .abandoned
+                failure = "no side could be read at block \(block)"
+                break
+            }
+            let differ = (0..<sides).filter { i in
+                !unreadable.contains(i) && i != ref && memcmp(bufs[i].base, bufs[ref].base, bytes) != 0
+            }
+            if !unreadable.isEmpty {
+                // Answered from another side and rewritten, as a client's read would be.
+                if repair(unreadable, good: ref, block: block, count: n, cs) {
+                    counts.readErrorsRepaired += UInt64(unreadable.count)
+                } else {
+                    result = .abandoned
+                    failure = "a side failed rewriting a read error at block \(block)"
+                    break
+                }
+            }
+            if !differ.isEmpty {
+                var fixed = false
+                if record.repair {
+                    fixed = repair(differ, good: ref, block: block, count: n, cs, mismatch: true)
+                    context.logger.warning("\(name): sides \(differ.map { cs[$0].name }.joined(separator: ", ")) differ from \(cs[ref].name) at block \(block) (\(n) blocks)\(fixed ? ": rewritten from it" : "")")
+                }
+                counts.addMismatch(chunk, repaired: fixed)
+            }
+            chunk += 1
+            pacer.pace(Double(bytes * sides), foreground: foregroundOps.load(ordering: .relaxed),
+                       limits: volumeRecord()?.resyncRate ?? .default, simulated: context.scheduler != nil)
+            let secs = Date().timeIntervalSince(began)
+            checkProgress.withLock { $0 = (chunk, total, secs > 0 ? Double((chunk - start) * chunkBlocks * Volume.blockSize) / secs : 0) }
+            let due = context.scheduler.map { $0.shouldCheckpoint() } ?? (Date().timeIntervalSince(lastCheckpoint) >= 1)
+            if due && chunk < total {
+                // (The repairs' regions are dirty until their sides are flushed: the
+                // checkpoint need not vouch for them.)
+                _ = try? context.store.apply(.checkCheckpoint(volume: name, doneLines: chunk, counts: counts))
+                lastCheckpoint = Date()
+            }
+        }
+        checkProgress.withLock { $0 = nil }
+        guard let result else {
+            _ = try? context.store.apply(.checkCheckpoint(volume: name, doneLines: chunk, counts: counts))
+            return
+        }
+        do {
+            try context.store.apply(.checkEnded(volume: name, result: result, doneLines: chunk, counts: counts, failure: failure, at: Date()))
+        } catch {
+            context.logger.error("\(name): cannot record the end of the check: \(error)")
+        }
+        context.logger.info("\(name): check \(result.rawValue)\(failure.map { " (\($0))" } ?? ""): \(counts.mismatches) mismatching chunk(s)\(record.repair ? ", \(counts.repaired) rewritten" : ""), \(counts.readErrorsRepaired) read error(s) rewritten")
     }
 
     // MARK: writes
@@ -490,7 +625,8 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
         stoppingFlag.store(true, ordering: .sequentiallyConsistent)
         cleaner.set(nil)
         // (Under a scheduler the resync runs only when the scheduler lets it: it sees the flag then.)
-        while context.scheduler == nil && resyncRunning.load(ordering: .sequentiallyConsistent) { usleep(1000) }
+        while context.scheduler == nil && (resyncRunning.load(ordering: .sequentiallyConsistent)
+                                          || checkThreadRunning.load(ordering: .sequentiallyConsistent)) { usleep(1000) }
         if !isClosed { cleanDirtyRegions(all: true) }
     }
 

@@ -256,8 +256,14 @@ public enum SetModel {
         case .checkBegun(let name, let repair, let total, let at):
             guard let vi = cfg.volumeIndex(named: name) else { throw ModelError(.notFound, "\(name): no such volume") }
             let v = cfg.volumes[vi]
-            guard v.type.hasColumns else {
+            guard v.type.hasColumns || v.type == .mirror else {
                 throw ModelError(.invalidState, "\(name): check verifies redundancy; a \(v.type.rawValue) volume has none")
+            }
+            if let m = v.mirror {
+                guard m.submirrors.count > 1 else { throw ModelError(.invalidState, "\(name): has one side; there is nothing to compare it with") }
+                if let s = m.submirrors.first(where: { $0.state != .okay }) {
+                    throw ModelError(.invalidState, "\(name): side \(s.volume) is \(s.state.rawValue); check compares the sides when every one is Okay")
+                }
             }
             if v.check?.running == true { throw ModelError(.inUse, "\(name): a check is already running (stop it with `metactl check \(name) --stop`)") }
             if let r = v.resync {

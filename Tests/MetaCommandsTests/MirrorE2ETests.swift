@@ -202,6 +202,48 @@ struct MirrorE2ETests {
         #expect(server.stop() == 0, "log:\n\(server.log)")
     }
 
+    /// `metactl check` of a mirror (md's check and repair of RAID-1), without a server: a
+    /// chunk of one side changed behind the mirror's back is found, `--repair` rewrites it
+    /// from the first side, and a second check finds nothing.
+    @Test(.enabled(if: enabled))
+    func checkFindsAndRepairsSidesThatDiffer() throws {
+        let rig = try ResyncRig()
+        defer { rig.cleanup() }
+        let f = rig.f
+        let a = try rig.loop("a", size: 64 << 20), b = try rig.loop("b", size: 64 << 20)
+        try f.create("d10", "concat", [a])
+        try f.create("d11", "concat", [b])
+        try f.create("d0", "mirror", ["d10", "d11"], extra: ["--no-resync"])
+        let server = try f.startServer()
+        try MetaTestSupport.mustRun(["qemu-io", "-f", "raw", "-c", "write -P 0x5a 0 16M", f.uri("d0")])
+        #expect(server.stop() == 0, "log:\n\(server.log)")
+        // 4 KiB of d11 at 3 MiB + 8 KiB changes on its device.
+        let comp = try #require((try rig.volume("d11"))["components"] as? [[String: Any]]).first
+        let start = try #require(comp?["startBlock"] as? Int) * 512
+        let h = try #require(FileHandle(forWritingAtPath: rig.backingFile(b)))
+        try h.seek(toOffset: UInt64(start + (3 << 20) + 8192))
+        h.write(Data(repeating: 0xA5, count: 4096))
+        try h.synchronize()
+        try h.close()
+        let found = try f.run(["check", "d0"])
+        #expect(found.status == 1, "\(found.stdout) \(found.stderr)")
+        #expect(found.stdout.contains("1 mismatch (chunk 3)"), "\(found.stdout)")
+        #expect(found.stderr.contains("d0: its sides differ in 1 chunk of 1 MiB; `metactl check d0 --repair`"), "\(found.stderr)")
+        let repaired = try f.run(["check", "d0", "--repair"])
+        #expect(repaired.ok && repaired.stdout.contains("1 repaired"), "\(repaired.stdout) \(repaired.stderr)")
+        let clean = try f.run(["check", "d0", "--json"])
+        #expect(clean.ok, "\(clean.stderr)")
+        let reply = try JSONSerialization.jsonObject(with: Data(clean.stdout.utf8)) as? [String: Any]
+        #expect((reply?["check"] as? [String: Any])?["mismatches"] as? Int == 0, "\(clean.stdout)")
+        let status = try f.mustRun(["status", "d0"])
+        #expect(status.contains("Last check: completed"), "\(status)")
+        // A one-sided mirror has nothing to compare.
+        try f.create("d12", "concat", [try rig.loop("c", size: 64 << 20)])
+        try f.create("d1", "mirror", ["d12"])
+        let single = try f.run(["check", "d1"])
+        #expect(!single.ok && single.stderr.contains("has one side"), "\(single.stderr)")
+    }
+
     @Test(.enabled(if: enabled))
     func offlineWritesThenOnlineResyncsOnlyThoseRegionsAndSurvivesKill9() throws {
         let rig = try ResyncRig()

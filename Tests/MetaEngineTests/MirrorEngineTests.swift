@@ -227,4 +227,40 @@ struct MirrorEngineTests {
         #expect(try rig.raw(1, UInt64(half), half) == (try rig.raw(0, UInt64(half), half)))
         #expect(try rig.raw(1, 0, 4096) == [UInt8](repeating: 0x77, count: 4096))
     }
+
+    /// `check`: sides that differ are counted per 1 MiB chunk (the first side is the
+    /// reference), `--repair` rewrites the others from it, and a chunk a side cannot read is
+    /// rewritten from the first side without failing it.
+    @Test func checkCountsDifferingChunksAndRepairRewritesThemFromTheFirstSide() throws {
+        let rig = try Rig()
+        try rig.write(0, Self.pattern(1, Int(Self.sideBytes)))
+        try rig.mirror.flush()
+        // Side 1 differs in chunks 2 and 5; side 0 cannot read chunk 7.
+        try rig.rawWrite(1, 2 << 20 + 4096, [UInt8](repeating: 0xEE, count: 512))
+        try rig.rawWrite(1, 5 << 20, [UInt8](repeating: 0xDD, count: 8192))
+        rig.devices[0].updateFaults { $0.badReadRanges = [8 * 512 + (7 << 20)..<8 * 512 + (7 << 20) + 4096] }
+        func check(repair: Bool) throws -> CheckRecord {
+            try rig.store.apply(.checkBegun(volume: "d0", repair: repair, totalLines: rig.mirror.checkChunks, at: Date()))
+            rig.mirror.runCheck(try #require(rig.store.config.volume(named: "d0")?.check))
+            return try #require(rig.store.config.volume(named: "d0")?.check)
+        }
+        let first = try check(repair: false)
+        #expect(first.result == .completed && !first.running && first.doneLines == 8)
+        #expect(first.counts.mismatches == 2 && first.counts.lines == [2, 5] && first.counts.repaired == 0)
+        #expect(first.counts.readErrorsRepaired == 1)
+        #expect(rig.state(0) == .okay && rig.state(1) == .okay)
+        #expect(try rig.raw(1, 5 << 20, 8192) != Array(Self.pattern(1, Int(Self.sideBytes))[(5 << 20)..<(5 << 20) + 8192]))
+        rig.devices[0].updateFaults { $0.badReadRanges = [] }
+        let second = try check(repair: true)
+        #expect(second.counts.mismatches == 2 && second.counts.repaired == 2)
+        let third = try check(repair: false)
+        #expect(third.counts.mismatches == 0)
+        #expect(try rig.raw(1, 0, Int(Self.sideBytes)) == (try rig.raw(0, 0, Int(Self.sideBytes))))
+        // Not while a side is out of service.
+        try rig.mirror.apply(.submirrorOffline(volume: "d0", submirror: 1))
+        #expect(throws: ModelError.self) {
+            try rig.store.apply(.checkBegun(volume: "d0", repair: false, totalLines: 8, at: Date()))
+        }
+    }
+
 }

@@ -7,7 +7,7 @@ import MetaModel
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Verify a RAID-5 or RAID-6 volume's parity against its data, line by line (scrub; md's check/repair).",
+        abstract: "Verify a RAID-5 or RAID-6 volume's parity against its data, line by line, or a mirror's sides against each other (scrub; md's check/repair).",
         discussion: """
         Reads every line of the volume while it stays in use and checks that each line's \
         parity is the XOR of its data. Mismatching lines are counted and the first 16 recorded; \
@@ -19,6 +19,12 @@ struct CheckCommand: ParsableCommand {
         the data as on RAID-5. A unit a column cannot read is rewritten from the \
         other columns instead of failing the column, as md does; if that write fails too, the \
         column fails. Every column must be Okay, and no resync or grow may be running.
+
+        A mirror's sides are read chunk by chunk (1 MiB, its "lines" in --json and status) and \
+        compared with the first side; differing chunks are counted and the first 16 recorded, \
+        and --repair rewrites the other sides from the first (md's repair of RAID-1: which side \
+        was right cannot be known). A chunk a side cannot read is rewritten from the first \
+        side. Every side must be Okay.
 
         With a server the check runs in the background: --wait follows it (progress on \
         stderr), --stop ends it. It is rate-limited like a resync (`metactl set NAME \
@@ -38,10 +44,10 @@ struct CheckCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: "The RAID-5 volume.", completion: .shellCommand(Completions.volumes))
+    @Argument(help: "The RAID-5, RAID-6 or mirror volume.", completion: .shellCommand(Completions.volumes))
     var name: String
 
-    @Flag(help: "Rewrite the parity of the lines where it does not match the data.")
+    @Flag(help: "Rewrite the parity of the lines where it does not match the data (a mirror: the other sides from the first).")
     var repair = false
 
     @Flag(help: "Stop the running check.")
@@ -76,14 +82,18 @@ struct CheckCommand: ParsableCommand {
         }
         if output.json { try Output.printJSON(reply) }
         guard reply.action != "stopped", let c = reply.check, !c.running else { return }
+        let isMirror = (try? CommandContext.perform(.status(names: [name]), global, as: StatusReport.self))?.volumes.first?.mirror != nil
         if !output.json && !global.quiet {
-            print("\(name): check \(c.result ?? "ended"): \(StatusFormatter.checkFindings(c))")
+            print("\(name): check \(c.result ?? "ended"): \(StatusFormatter.checkFindings(c, unit: isMirror ? "chunk" : "line"))")
         }
         if c.result == CheckResult.abandoned.rawValue {
             throw UserError("\(name): check abandoned at \(String(format: "%.1f", c.percent))%: \(c.failure ?? "a column failed")", code: .deviceFailed)
         }
         if c.mismatches > c.repaired {
             let n = c.mismatches - c.repaired
+            if isMirror {
+                throw UserError("\(name): its sides differ in \(n) chunk\(n == 1 ? "" : "s") of 1 MiB; `metactl check \(name) --repair` rewrites the other sides from the first")
+            }
             throw UserError("\(name): the parity of \(n) line\(n == 1 ? "" : "s") does not match the data; `metactl check \(name) --repair` rewrites it")
         }
     }

@@ -74,6 +74,7 @@ public enum StatusFormatter {
         lines.append("    Read option: \(m.readPolicy)\(m.readPolicy == "roundrobin" ? " (default)" : "")")
         lines.append("    Write option: \(m.writePolicy)\(m.writePolicy == "parallel" ? " (default)" : "")")
         lines.append("    Size: \(blocksLine(v.sizeBytes))")
+        if let c = v.check { lines.append("    \(checkLine(c, live: live, unit: "chunk"))") }
         return lines.joined(separator: "\n")
     }
 
@@ -124,7 +125,7 @@ public enum StatusFormatter {
             let via = m.via == "nbdfuse" ? "nbdfuse and a loop device" : m.via == "netlink" ? "the kernel nbd driver" : m.via
             lines.append("    Mapped: \(m.device)\(m.readOnly ? " read-only" : "") (\(via))")
         }
-        if let c = v.check { lines.append("    \(checkLine(c, live: live))") }
+        if let c = v.check { lines.append("    \(checkLine(c, live: live, unit: v.mirror != nil ? "chunk" : "line"))") }
         for c in v.components where c.state == "Unavailable" {
             guard let n = c.staleRegions else { continue }
             lines.append("    \(c.device) is away: \(n) region\(n == 1 ? "" : "s") written since; when it comes back only \(n == 1 ? "that one is" : "those are") rebuilt")
@@ -146,10 +147,10 @@ public enum StatusFormatter {
 
     /// `Check in progress: 12.0% done (…)` while a check runs; else the last one:
     /// `Last check: completed 2026-12-01 01:30 UTC: 0 mismatches`.
-    static func checkLine(_ c: StatusReport.CheckStatus, live: Bool) -> String {
+    static func checkLine(_ c: StatusReport.CheckStatus, live: Bool, unit: String = "line") -> String {
         if c.running {
             let what = c.repair ? "Check and repair" : "Check"
-            let found = c.mismatches > 0 ? ", \(checkFindings(c))" : ""
+            let found = c.mismatches > 0 ? ", \(checkFindings(c, unit: unit))" : ""
             guard live else {
                 return "\(what) in progress: \(String(format: "%.1f", c.percent))% done\(found) (not running: resumes while the set is served by metactl serve)"
             }
@@ -157,14 +158,15 @@ public enum StatusFormatter {
         }
         let when = c.endedAt.map { " " + humanTime($0) } ?? ""
         let how = c.result == "completed" ? "completed" : "\(c.result ?? "ended") at \(String(format: "%.1f", c.percent))%"
-        return "Last check: \(how)\(when): \(checkFindings(c))\(c.failure.map { " (\($0))" } ?? "")"
+        return "Last check: \(how)\(when): \(checkFindings(c, unit: unit))\(c.failure.map { " (\($0))" } ?? "")"
     }
 
     /// `0 mismatches` / `3 mismatches (lines 12, 40, 41), 3 repaired` / `…, 1 read error rewritten`.
-    public static func checkFindings(_ c: StatusReport.CheckStatus) -> String {
+    /// `unit`: what a check's step is called: `line` (RAID), `chunk` (a mirror's 1 MiB).
+    public static func checkFindings(_ c: StatusReport.CheckStatus, unit: String = "line") -> String {
         var s = "\(c.mismatches) mismatch\(c.mismatches == 1 ? "" : "es")"
         if !c.mismatchLines.isEmpty {
-            s += " (line\(c.mismatchLines.count == 1 ? "" : "s") \(c.mismatchLines.map(String.init).joined(separator: ", "))\(c.mismatches > UInt64(c.mismatchLines.count) ? ", …" : ""))"
+            s += " (\(unit)\(c.mismatchLines.count == 1 ? "" : "s") \(c.mismatchLines.map(String.init).joined(separator: ", "))\(c.mismatches > UInt64(c.mismatchLines.count) ? ", …" : ""))"
         }
         if !c.located.isEmpty {
             s += ", wrong unit on " + c.located.map { "column \($0.column) in line \($0.line)" }.joined(separator: ", ")
