@@ -10,6 +10,7 @@ extension Simulation {
     /// Begins a check (with or without repair) of a healthy RAID-5 volume, or stops the
     /// running one, as `metactl check NAME [--repair|--stop]` through the server does.
     func checkOrStop() {
+        if isMirror && options.mirrorChecks { return mirrorCheckOrStop() }
         guard let db, let rec = record, rec.type.hasColumns, let e = engine, !fate.dead else { return }
         if rec.check?.running == true {
             guard rng.chance(0.3) else { return }
@@ -26,6 +27,30 @@ extension Simulation {
             return
         }
         count(repair ? "check-repair" : "check")
+        note("check\(repair ? " --repair" : ""): begun")
+        e.startCheck()
+    }
+
+    /// `metactl check d10 [--repair]` of a mirror (its sides compared chunk by chunk, the
+    /// others rewritten from the first with `--repair`), or `--stop` of the running one. What
+    /// it reads and rewrites is checked as every read is, and by the final comparison.
+    func mirrorCheckOrStop() {
+        guard let db, let rec = record, let e = mirrorEngine, !fate.dead else { return }
+        if rec.check?.running == true {
+            guard rng.chance(0.3) else { return }
+            count("mirror-check-stop")
+            note("check --stop")
+            e.stopCheck()
+            return
+        }
+        let repair = rng.chance(0.5)
+        do {
+            try db.apply(.checkBegun(volume: name, repair: repair, totalLines: e.checkChunks, at: Date()))
+        } catch {
+            note("check\(repair ? " --repair" : ""): refused: \(error)")
+            return
+        }
+        count(repair ? "mirror-check-repair" : "mirror-check")
         note("check\(repair ? " --repair" : ""): begun")
         e.startCheck()
     }

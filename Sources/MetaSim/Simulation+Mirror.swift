@@ -102,6 +102,8 @@ extension Simulation {
         }
         try? mv.resyncDirtyRegions()
         if serve { mv.startResync() }
+        // A check the last run did not finish resumes, as the server does it.
+        if serve, db.config.volume(named: name)?.check?.running == true { mv.startCheck() }
     }
 
     /// Whether a request may fail now: no side in service on a healthy device.
@@ -267,6 +269,7 @@ extension Simulation {
         guard let rec = record, rec.mirror != nil, !fate.dead else { return }
         // What the schedules end in (the coverage report).
         count("final-mirror-\(rec.derivedState.rawValue.lowercased().replacingOccurrences(of: " ", with: "-"))\(volumeEngine == nil ? "-closed" : "")")
+        if let c = rec.check { count("final-mirror-check-\(c.running ? "running" : c.result?.rawValue ?? "?")") }
         guard let db, let m = rec.mirror, let e = mirrorEngine, rec.derivedState == .okay else { return }
         count("final-mirror-compare")
         let size = Int(e.sizeBytes)

@@ -61,6 +61,8 @@ public struct SimOptions: Sendable {
     public var mirrorSpares: Int? = nil
     /// Whether a mirror schedule grows sides (the mirror grows once its smallest side has).
     public var mirrorGrows = true
+    /// Whether a mirror schedule runs `check` (and `--repair`, `--stop`) of the mirror.
+    public var mirrorChecks = true
     public init() {}
 
     /// What scripted scenarios use: a RAID-5 of `columns` columns of zeroes (`--no-init`),

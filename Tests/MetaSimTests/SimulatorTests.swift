@@ -84,6 +84,7 @@ struct SimulatorTests {
         options.mirrorSideRows = 1
         options.mirrorSpares = 0
         options.mirrorGrows = false
+        options.mirrorChecks = false
         let sim = Simulation(seed: seed, options: options)
         do { try sim.run() } catch { Issue.record("\(error)") }
     }
