@@ -390,14 +390,20 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
         var lastCheckpoint = Date()
         var pacer = ResyncPacer(foreground: foregroundOps.load(ordering: .relaxed))
         let sides = record.totalLines == total ? children.read { $0.count } : 0
-        let bufs = (0..<max(sides, 1)).map { _ in AlignedBuffer(count: Int(chunkBlocks * Volume.blockSize)) }
+        // Steps of several chunks (their locks taken in ascending order, as writers take
+        // them), the sides read at once: the check then runs at about one side's sequential
+        // read rate. One chunk per step under a maximum rate (short pauses) or a scheduler.
+        let limited = (volumeRecord()?.resyncRate ?? .default).maxBytesPerSecond < UInt64.max / 2
+        let stepChunks: UInt64 = context.scheduler != nil || limited ? 1 : 8
+        let stepBytes = Int(stepChunks * chunkBlocks * Volume.blockSize)
+        let bufs = (0..<max(sides, 1)).map { _ in AlignedBuffer(count: stepBytes) }
         defer { withExtendedLifetime(bufs) {} }
         checkProgress.withLock { $0 = (chunk, total, 0) }
         context.logger.info("\(name): check\(record.repair ? " and repair" : "") from chunk \(chunk) of \(total)")
         var result: CheckResult? = .completed
         var failure: String? = record.totalLines == total ? nil : "the mirror's size changed"
         if failure != nil { result = .abandoned }
-        while failure == nil && chunk < total {
+        steps: while failure == nil && chunk < total {
             if stoppingFlag.load(ordering: .relaxed) { result = nil; break }
             if checkStopFlag.load(ordering: .relaxed) { result = .stopped; break }
             context.scheduler?.yield("mirror check")
@@ -408,47 +414,78 @@ public final class MirrorVolume: Volume, @unchecked Sendable {
                 failure = "a side left service or the sides changed; check again once every side is Okay"
                 break
             }
-            let block = chunk * chunkBlocks
-            let n = min(chunkBlocks, size - block)
+            let end = min(total, chunk + stepChunks)
+            let first = chunk * chunkBlocks
+            let n = min(end * chunkBlocks, size) - first
             let bytes = Int(n * Volume.blockSize)
-            var unreadable: [Int] = []
-            chunkLocks.lock(chunk)
-            for i in 0..<sides {
-                do throws(VolumeIOError) {
-                    try cs[i].read(offset: block * Volume.blockSize, into: UnsafeMutableRawBufferPointer(start: bufs[i].base, count: bytes))
-                } catch {
-                    unreadable.append(i)
+            var readOK = [Bool](repeating: false, count: sides)
+            for c in chunk..<end { chunkLocks.lock(c) }
+            readOK.withUnsafeMutableBufferPointer { ok in
+                let out = UncheckedSendable(ok)
+                let read: @Sendable (Int) -> Void = { i in
+                    do throws(VolumeIOError) {
+                        try cs[i].read(offset: first * Volume.blockSize, into: UnsafeMutableRawBufferPointer(start: bufs[i].base, count: bytes))
+                        out.value[i] = true
+                    } catch {}
                 }
-            }
-            chunkLocks.unlock(chunk)
-            guard let ref = (0..<sides).first(where: { !unreadable.contains($0) }) else {
-                result = .abandoned
-                failure = "no side could be read at block \(block)"
-                break
-            }
-            let differ = (0..<sides).filter { i in
-                !unreadable.contains(i) && i != ref && memcmp(bufs[i].base, bufs[ref].base, bytes) != 0
-            }
-            if !unreadable.isEmpty {
-                // Answered from another side and rewritten, as a client's read would be.
-                if repair(unreadable, good: ref, block: block, count: n, cs) {
-                    counts.readErrorsRepaired += UInt64(unreadable.count)
+                if context.scheduler == nil && sides > 1 {
+                    DispatchQueue.concurrentPerform(iterations: sides, execute: read)
                 } else {
+                    for i in 0..<sides { read(i) }
+                }
+            }
+            for c in (chunk..<end).reversed() { chunkLocks.unlock(c) }
+            // Chunk by chunk. When a side could not read the step, every side reads each
+            // chunk again, together under its lock (only the chunks a side cannot read are
+            // rewritten from another one).
+            let again = readOK.contains(false)
+            for c in chunk..<end {
+                let block = c * chunkBlocks
+                let cn = min(chunkBlocks, size - block)
+                let cb = Int(cn * Volume.blockSize)
+                let at = Int((block - first) * Volume.blockSize)
+                var unreadable: [Int] = []
+                if again {
+                    chunkLocks.lock(c)
+                    for i in 0..<sides {
+                        do throws(VolumeIOError) {
+                            try cs[i].read(offset: block * Volume.blockSize, into: UnsafeMutableRawBufferPointer(start: bufs[i].base + at, count: cb))
+                        } catch {
+                            unreadable.append(i)
+                        }
+                    }
+                    chunkLocks.unlock(c)
+                }
+                guard let ref = (0..<sides).first(where: { !unreadable.contains($0) }) else {
                     result = .abandoned
-                    failure = "a side failed rewriting a read error at block \(block)"
-                    break
+                    failure = "no side could be read at block \(block)"
+                    break steps
+                }
+                let differ = (0..<sides).filter { i in
+                    !unreadable.contains(i) && i != ref && memcmp(bufs[i].base + at, bufs[ref].base + at, cb) != 0
+                }
+                if !unreadable.isEmpty {
+                    // Answered from another side and rewritten, as a client's read would be.
+                    if repair(unreadable, good: ref, block: block, count: cn, cs) {
+                        counts.readErrorsRepaired += UInt64(unreadable.count)
+                    } else {
+                        result = .abandoned
+                        failure = "a side failed rewriting a read error at block \(block)"
+                        break steps
+                    }
+                }
+                if !differ.isEmpty {
+                    var fixed = false
+                    if record.repair {
+                        fixed = repair(differ, good: ref, block: block, count: cn, cs, mismatch: true)
+                        context.logger.warning("\(name): sides \(differ.map { cs[$0].name }.joined(separator: ", ")) differ from \(cs[ref].name) at block \(block) (\(cn) blocks)\(fixed ? ": rewritten from it" : "")")
+                    }
+                    counts.addMismatch(c, repaired: fixed)
                 }
             }
-            if !differ.isEmpty {
-                var fixed = false
-                if record.repair {
-                    fixed = repair(differ, good: ref, block: block, count: n, cs, mismatch: true)
-                    context.logger.warning("\(name): sides \(differ.map { cs[$0].name }.joined(separator: ", ")) differ from \(cs[ref].name) at block \(block) (\(n) blocks)\(fixed ? ": rewritten from it" : "")")
-                }
-                counts.addMismatch(chunk, repaired: fixed)
-            }
-            chunk += 1
-            pacer.pace(Double(bytes * sides), foreground: foregroundOps.load(ordering: .relaxed),
+            chunk = end
+            // Paced per side, as a resync is.
+            pacer.pace(Double(bytes), foreground: foregroundOps.load(ordering: .relaxed),
                        limits: volumeRecord()?.resyncRate ?? .default, simulated: context.scheduler != nil)
             let secs = Date().timeIntervalSince(began)
             checkProgress.withLock { $0 = (chunk, total, secs > 0 ? Double((chunk - start) * chunkBlocks * Volume.blockSize) / secs : 0) }
