@@ -102,16 +102,35 @@ public final class NBDServer: Sendable {
     private let workers: NBDWorkerPool
     private let tracker = NBDConnectionTracker()
     private let state = Mutex(State())
+    /// The TLS settings new connections start with (the credentials may be replaced).
+    private let tlsNow: Mutex<NBDTLSSettings?>
 
     /// Creates a server; nothing listens until ``start()``.
     public init(configuration: Configuration, exports: NBDExportRegistry, logger: Logger) {
         self.configuration = configuration
         self.exports = exports
         self.logger = logger
+        self.tlsNow = Mutex(configuration.tls)
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
         self.workers = NBDWorkerPool(threads: configuration.ioThreads)
         NBDServer.tuneAllocator
     }
+
+    /// Replaces the TLS credentials that connections accepted from now on start their
+    /// sessions with (`serve` does it on SIGHUP, with certificates or keys read again);
+    /// connections already up keep theirs, and the mode does not change. Returns false (and
+    /// changes nothing) when the server does not use TLS.
+    @discardableResult
+    public func replaceTLSCredentials(_ credentials: NBDTLSCredentials) -> Bool {
+        tlsNow.withLock { t in
+            guard t != nil else { return false }
+            t!.credentials = credentials
+            return true
+        }
+    }
+
+    /// The TLS settings connections accepted now start with (nil: no TLS).
+    public var tlsSettings: NBDTLSSettings? { tlsNow.withLock { $0 } }
 
     /// The TCP port actually bound (useful with port 0), once started.
     public var tcpPort: Int? { state.withLock { $0.boundTCPPort } }
@@ -271,7 +290,7 @@ public final class NBDServer: Sendable {
 
     private func addConnectionHandlers(to channel: any Channel, limits: NBDConnectionLimits, logger: Logger) throws {
         let handler = NBDConnectionHandler(registry: exports, workers: workers, limits: limits,
-                                           tracker: tracker, logger: logger, tls: configuration.tls)
+                                           tracker: tracker, logger: logger, tls: tlsNow.withLock { $0 })
         try channel.pipeline.syncOperations.addHandler(handler)
     }
 

@@ -1,6 +1,9 @@
 import Foundation
 import MetaTestSupport
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `metactl serve` with TLS: option checking (one line each, non-zero exit), the non-loopback
 /// refusal, and real libnbd clients against a served volume.
@@ -120,6 +123,41 @@ import Testing
         let tls = try MetaTestSupport.mustRun(["nbdinfo", "--json", "nbds://alice@127.0.0.1:\(port)/d0?tls-psk-file=\(psk)"])
         #expect(tls.contains("\"is_read_only\": false"), "\(tls)")
         #expect(tls.contains("\"TLS\": true"), "\(tls)")
+        #expect(server.stop() == 0)
+    }
+
+    /// SIGHUP reads the key file again: a client with the new key gets in, one with the old
+    /// key does not; a file that does not load leaves the credentials in use as they were.
+    @Test(.enabled(if: Privileged.runnable(tools: ["nbdinfo"])), .timeLimit(.minutes(3)))
+    func sighupReloadsTheKeys() throws {
+        let f = try fixture()
+        defer { f.cleanup() }
+        let psk = try pskFile(f)
+        let old = f.dir.file("old.psk")
+        try FileManager.default.copyItem(atPath: psk, toPath: old)
+        let server = try f.startServer(["--listen", "127.0.0.1:0", "--tls-psk", psk])
+        let port = try #require(server.tcpPort, "\(server.log)")
+        func size(_ keys: String) throws -> Bool {
+            try runCommand(["nbdinfo", "--size", "nbds://alice@127.0.0.1:\(port)/d0?tls-psk-file=\(keys)"]).ok
+        }
+        #expect(try size(psk))
+        // A new key in place of the old one, then SIGHUP.
+        let fresh = try pskFile(f, "fresh.psk")
+        try FileManager.default.removeItem(atPath: psk)
+        try FileManager.default.copyItem(atPath: fresh, toPath: psk)
+        #expect(kill(server.pid, SIGHUP) == 0)
+        let deadline = Date().addingTimeInterval(30)
+        while !server.log.contains("SIGHUP: TLS credentials reloaded") && Date() < deadline { usleep(50_000) }
+        #expect(server.log.contains("SIGHUP: TLS credentials reloaded for new connections: pre-shared keys from \(psk) (1 user)"), "\(server.log)")
+        #expect(try size(fresh))
+        #expect(!(try size(old)))
+        // A broken file: logged, and the keys in use stay.
+        try "alice:nothex\n".write(toFile: psk, atomically: true, encoding: .utf8)
+        #expect(kill(server.pid, SIGHUP) == 0)
+        while !server.log.contains("SIGHUP: TLS credentials not reloaded") && Date() < deadline.addingTimeInterval(30) { usleep(50_000) }
+        #expect(server.log.contains("the previous ones stay in use"), "\(server.log)")
+        #expect(try size(fresh))
+        #expect(server.isRunning)
         #expect(server.stop() == 0)
     }
 

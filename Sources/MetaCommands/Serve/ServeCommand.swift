@@ -41,7 +41,9 @@ struct ServeCommand: AsyncParsableCommand {
         (nbds://USER@HOST:PORT/NAME?tls-psk-file=FILE, \
         nbds+unix:///NAME?socket=PATH&tls-certificates=DIR); --tls allow lets plain clients in too. \
         --listen on a non-loopback address refuses to start unless TLS is required or --insecure \
-        is given.
+        is given. SIGHUP reads the certificates or the key file again (renewed certificates, \
+        a new user's key): connections accepted from then on use them, those already up keep \
+        theirs; a file that does not load is logged and the previous credentials stay.
         """)
 
     @OptionGroup var global: GlobalOptions
@@ -260,6 +262,26 @@ struct ServeCommand: AsyncParsableCommand {
                 SignalSources.keep(src)
             }
         }
+        // SIGHUP: the TLS certificates or keys are read again (renewed certificates, a new
+        // user's key) for the connections that follow; on a bad file the old ones stay.
+        signal(SIGHUP, SIG_IGN)
+        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        let (tlsMode, tlsCerts, tlsKeys, verify) = (tls, tlsCertificates, tlsPSK, tlsVerifyPeer)
+        hup.setEventHandler {
+            guard tlsSettings != nil else {
+                logger.info("SIGHUP: nothing to reload (the NBD sockets do not use TLS)")
+                return
+            }
+            do {
+                guard let fresh = try Self.tlsSettings(mode: tlsMode, certificates: tlsCerts, psk: tlsKeys, verifyPeer: verify) else { return }
+                server.replaceTLSCredentials(fresh.credentials)
+                logger.info("SIGHUP: TLS credentials reloaded for new connections: \(fresh.credentials.summary)")
+            } catch {
+                logger.error("SIGHUP: TLS credentials not reloaded (\(error)); the previous ones stay in use")
+            }
+        }
+        hup.resume()
+        SignalSources.keep(hup)
         try? "\(getpid())\n".write(toFile: pidPath, atomically: true, encoding: .utf8)
         logger.info("serving set '\(set)' (\(manager.volumeNames.joined(separator: ", "))) on \(nbdConfig.unixSocketPath ?? "")\(tcp.map { " and \($0.0):\(server.tcpPort ?? $0.1)" } ?? ""); control \(ctlPath)")
         // Type=notify units: the sockets listen now (clients ordered After= may start).
