@@ -39,6 +39,8 @@ public struct FuzzTarget: Sendable {
                    run: fuzzNBDHandshake),
         FuzzTarget(name: "nbd-transmission",
                    summary: "NBD request framing and every command, structured replies on and off", run: fuzzNBDTransmission),
+        FuzzTarget(name: "nbd-tls", summary: "the client's TLS bytes after NBD_OPT_STARTTLS (pre-shared keys, TLS required)",
+                   run: fuzzNBDTLS),
         FuzzTarget(name: "control", summary: "control-socket request lines", run: fuzzControl),
         FuzzTarget(name: "size", summary: "size arguments (SizeParser)", run: fuzzSize),
         FuzzTarget(name: "names", summary: "volume, hot spare pool and set names", run: fuzzNames),

@@ -22,6 +22,11 @@ public enum FuzzSeeds {
         out["names"] = ["d10", "hsp001", "local", "Set_1.a-b", "a", String(repeating: "x", count: 63)].map { ($0.prefix(20) + "", Array($0.utf8)) }
         out["nbd-handshake"] = nbdHandshakes()
         out["nbd-transmission"] = nbdTransmissions()
+        // A real ClientHello, whole and in small pieces, cut short, and not TLS at all.
+        let hello = FuzzTLS.clientHello()
+        out["nbd-tls"] = [("client-hello", [0] + hello), ("client-hello-pieces", [7] + hello),
+                          ("client-hello-cut", [0] + hello.prefix(hello.count / 2)),
+                          ("plain-nbd", [0] + FuzzTLS.prefix)]
         out["log-record"] = logAreas()
         return out
     }
