@@ -96,21 +96,13 @@ extension SetManager {
         let extents = try softExtents(spec, name: r.name, parent: parent, engine: engine)
         var record = VolumeRecord(name: r.name, type: .softpart)
         record.softPartition = SoftPartitionRecord(parent: parent.name, extents: extents.map(SoftExtent.init))
-        // The watermarks first (written and flushed), then the commit: a soft partition in the
-        // configuration can always be found again by `recover` (a crash in between leaves
-        // watermarks of space the configuration still calls free, which the next soft
-        // partition there overwrites, or `recover` offers back).
+        try db.commit { cfg in cfg.volumes.append(record) }
         do {
             try SoftPartitionVolume.writeWatermarks(of: record, to: engine)
         } catch {
+            // Nothing half-made: the record goes again.
+            _ = try? db.commit { cfg in cfg.volumes.removeAll { $0.name == r.name } }
             throw OperationError("\(r.name): cannot write its watermarks to \(parent.name): \(error)", code: .deviceFailed)
-        }
-        do {
-            try db.commit { cfg in cfg.volumes.append(record) }
-        } catch {
-            // Nothing half-made: the watermarks are marked free again.
-            try? SoftPartitionVolume.writeWatermarks(of: record, inUse: false, to: engine)
-            throw error
         }
         let v = try openEngine(r.name)
         logger.info("\(r.name): created soft partition of \(parent.name), \(extents.count) extent(s), \(v.sizeBytes) bytes")
