@@ -196,6 +196,17 @@ public final class SetManager: @unchecked Sendable {
         } else {
             let parent = try rec.softPartition.map { try openEngine($0.parent) }
             engine = try VolumeFactory.open(rec, context: context, parent: parent)
+            // The configuration is the truth and the watermarks mirror it: a create or grow
+            // cut off between its commit and its watermarks left them behind, and `recover`
+            // after a lost state database would find the partition smaller or not at all.
+            if isServer, db.quorum.writable, let parent, !SoftPartitionVolume.watermarksMatch(of: rec, in: parent) {
+                do {
+                    try SoftPartitionVolume.writeWatermarks(of: rec, to: parent)
+                    logger.warning("\(name): its watermarks in \(parent.name) did not match the configuration (a create or grow was cut off): written again")
+                } catch {
+                    logger.error("\(name): its watermarks in \(parent.name) do not match the configuration and cannot be written (\(error)); `metactl recover \(parent.name)` may not find it as it is")
+                }
+            }
         }
         // Before the volume is served: the write log's records of a run that crashed.
         // Also with the state database read-only: served data must not change at a later

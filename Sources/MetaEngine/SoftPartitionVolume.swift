@@ -1,4 +1,5 @@
 import Foundation
+import MetaDevices
 import MetaDB
 import MetaLayout
 import MetaModel
@@ -98,6 +99,24 @@ public final class SoftPartitionVolume: Volume, @unchecked Sendable {
             if let failure { throw failure }
         }
         try parent.flushRequest()
+    }
+
+    /// Whether every extent of `record` has the watermark its configuration says (in use,
+    /// this name, identity, generation, index, count and size) in `parent`; false when one
+    /// differs or cannot be read.
+    public static func watermarksMatch(of record: VolumeRecord, in parent: Volume) -> Bool {
+        guard let sp = record.softPartition else { return true }
+        let buf = AlignedBuffer(count: Int(SoftPartitionLayout.watermarkBlocks * Volume.blockSize))
+        defer { withExtendedLifetime(buf) {} }
+        for (i, e) in sp.extents.enumerated() {
+            do throws(VolumeIOError) { try parent.read(offset: e.watermarkBlock * Volume.blockSize, into: buf.mutableBytes) } catch { return false }
+            let want = SoftPartitionWatermark(id: sp.id, name: record.name, generation: sp.generation, index: UInt32(i),
+                                              count: UInt32(sp.extents.count), blocks: e.blocks, block: e.watermarkBlock)
+            guard let got = SoftPartitionWatermark.decode(Array(buf.bytes), at: e.watermarkBlock),
+                  got.id == want.id, got.name == want.name, got.generation == want.generation, got.index == want.index,
+                  got.count == want.count, got.blocks == want.blocks, got.block == want.block, got.inUse else { return false }
+        }
+        return true
     }
 
     /// Reads every watermark of `parent`: every 4 KiB slot of its free space, read in 1 MiB

@@ -156,4 +156,42 @@ struct SoftPartitionE2ETests {
         try f.mustRun(["clear", carrier])
     }
 
+
+    /// A create or grow cut off between its commit and its watermarks leaves a configured
+    /// soft partition that `recover` cannot find; the server's start writes its watermarks
+    /// again from the configuration.
+    @Test(.timeLimit(.minutes(3)))
+    func aStartRewritesWatermarksThatDoNotMatchTheConfiguration() throws {
+        let f = try ServeFixture(prefix: "metactl-sp-wm")
+        defer { f.cleanup() }
+        let img = try f.dir.image("d10.img", size: 32 << 20)
+        try f.create("d10", "concat", [img])
+        try f.mustRun(["create", "p1", "softpart", "d10", "4m"])
+        func found() throws -> [String] {
+            let out = try f.mustRun(["recover", "d10", "-n", "--json"])
+            let doc = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]
+            return (doc?["partitions"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+        }
+        #expect(try found() == ["p1"])
+        // The watermark (8 blocks before the extent's data) is lost, as if never written.
+        let vols = try #require(try f.statusJSON()["volumes"] as? [[String: Any]])
+        let parent = try #require(vols.first { $0["name"] as? String == "d10" })
+        let p1 = try #require(vols.first { $0["name"] as? String == "p1" })
+        let dataStart = try #require((((p1["softPartition"] as? [String: Any])?["extents"] as? [[String: Any]])?.first)?["startBlock"] as? Int)
+        let compStart = try #require(((parent["components"] as? [[String: Any]])?.first)?["startBlock"] as? Int)
+        let h = try #require(FileHandle(forWritingAtPath: img))
+        try h.seek(toOffset: UInt64((compStart + dataStart - 8) * 512))
+        h.write(Data(count: 4096))
+        try h.close()
+        #expect(try found().isEmpty)
+        let server = try f.startServer()
+        #expect(server.log.contains("p1: its watermarks in d10 did not match the configuration"), "\(server.log)")
+        #expect(server.stop() == 0)
+        #expect(try found() == ["p1"])
+        // A start with every watermark in place writes none.
+        let again = try f.startServer()
+        #expect(!again.log.contains("did not match"), "\(again.log)")
+        #expect(again.stop() == 0)
+    }
+
 }
