@@ -197,8 +197,11 @@ extension SetModel {
             guard cfg.device(device) != nil else { throw ModelError(.notFound, "\(name): device \(device) is not in the set") }
             let old = cfg.volumes[si].rows[row].components[component]
             if let spare = old.hotSpare { cfg.setSpareState(spare, .available) }
+            let regions = cfg.regionsAfterReplacing(m, side: side, row: row)
             cfg.volumes[si].rows[row].components[component] = ComponentRecord(device: device)
-            m.startResync(side, regions: cfg.regionsAfterReplacing(m, side: side, row: row))
+            m.startResync(side, regions: regions)
+            // The other untrusted rows are resynced as well: their components are taken back.
+            clearFailedComponents(&cfg, sideName)
             cfg.volumes[vi].mirror = m
             return cfg.retire(old.device, .now)
 
@@ -221,10 +224,13 @@ extension SetModel {
             if let broken = cfg.volumes[si].rows[row].components[component].hotSpare, broken != spare {
                 cfg.setSpareState(broken, .broken)
             }
+            let regions = cfg.regionsAfterReplacing(m, side: side, row: row)
             cfg.setSpareState(spare, .inUse)
             cfg.volumes[si].rows[row].components[component].hotSpare = spare
             cfg.volumes[si].rows[row].components[component].state = .okay
-            m.startResync(side, regions: cfg.regionsAfterReplacing(m, side: side, row: row))
+            m.startResync(side, regions: regions)
+            // The other untrusted rows are resynced as well: their components are taken back.
+            clearFailedComponents(&cfg, sideName)
             cfg.volumes[vi].mirror = m
             return []
 

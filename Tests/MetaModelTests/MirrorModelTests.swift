@@ -246,6 +246,25 @@ struct MirrorModelTests {
         #expect(Self.mirror(k).submirrors[1].staleRegions == [3])
     }
 
+    /// Seed 1701063: a spare that stood in for row 1 failed with the side out of service, so
+    /// row 1 went back to its own device, which missed everything since the spare took over;
+    /// a later replacement of row 0's device must resync row 1 too.
+    @Test func aReplacementAlsoResyncsTheRowsWhoseComponentIsUntrusted() throws {
+        var (c, _, spares) = Self.sparedConfig()
+        try SetModel.apply(.submirrorFailed(volume: "d0", submirror: 1, at: 5000), to: &c)
+        try SetModel.apply(.sideSpareTaken(volume: "d0", submirror: 1, row: 1, component: 0, spare: spares[0]), to: &c)
+        try SetModel.apply(.mirrorResyncFinished(volume: "d0", submirror: 1), to: &c)
+        // The spare goes away at a start: Broken, row 1 back on its own (stale) device.
+        try SetModel.apply(.submirrorFailed(volume: "d0", submirror: 1, at: 4096), to: &c)
+        #expect(c.volume(named: "d11")!.rows[1].components[0].hotSpare == nil)
+        #expect(Self.mirror(c).submirrors[1].staleRegions == [])
+        let new = UUID()
+        c.devices.append(DeviceRecord(uuid: new, lastPath: "/dev/new", sizeBytes: 8 << 20, dataStartBlock: 2048, replicaCount: 0, role: .component))
+        try SetModel.apply(.sideComponentReplaced(volume: "d0", submirror: 1, row: 0, component: 0, device: new), to: &c)
+        #expect(Self.mirror(c).submirrors[1].resyncRegions == [0, 1, 2, 3])
+        #expect(c.volume(named: "d11")!.allComponents.allSatisfy { $0.state == .okay })
+    }
+
     @Test func growingTheSidesGrowsTheMirrorAndResyncsOnlyTheNewSpace() throws {
         var (c, _, _) = Self.sparedConfig()  // sides of 8192 blocks, regions of 2048
         let more = (0..<2).map { i in

@@ -66,6 +66,7 @@ struct SimulatorTests {
     /// that found bugs.
     static let mirrorLayoutRegressions: [(UInt64, String)] = [
         (1500145, "a side attached after the mirror grew was smaller than the mirror: the mirror shrank under its clients"),
+        (1701063, "a spare that stood in for a side's row failed while the side was out of service, so the row went back to its own stale device; a replacement of another row's device resynced only that row and the missed regions, and the side became Okay with the stale row"),
     ]
 
     @Test("mirror seeds with spares and grows that once found bugs", arguments: mirrorLayoutRegressions.map(\.0))

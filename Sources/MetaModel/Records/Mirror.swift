@@ -128,6 +128,10 @@ extension SetConfig {
     /// or a hot spare): that row's regions, plus what it lacked before (the regions written
     /// while it was out of service, or those its resync had still to copy). Nil (every
     /// region) when that is not known.
+    ///
+    /// Every other row with a component in `Maintenance` is resynced too (its device is not
+    /// trusted: a spare that stood in there failed, and the slot is back on a device that
+    /// missed everything since the spare took over).
     func regionsAfterReplacing(_ m: MirrorRecord, side: Int, row: Int) -> [UInt64]? {
         let s = m.submirrors[side]
         let missed: [UInt64]?
@@ -138,6 +142,14 @@ extension SetConfig {
         case .lastErred: missed = nil
         }
         guard let missed else { return nil }
-        return Set(missed).union(mirrorRegions(m, side: side, row: row)).sorted()
+        var regions = Set(missed).union(mirrorRegions(m, side: side, row: row))
+        for r in untrustedRows(of: s.volume) where r != row { regions.formUnion(mirrorRegions(m, side: side, row: r)) }
+        return regions.sorted()
+    }
+
+    /// The rows of volume `name` with a component in `Maintenance`.
+    func untrustedRows(of name: String) -> [Int] {
+        guard let v = volume(named: name) else { return [] }
+        return v.rows.indices.filter { r in v.rows[r].components.contains { $0.state == .maintenance } }
     }
 }
