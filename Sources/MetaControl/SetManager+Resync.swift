@@ -334,6 +334,13 @@ extension SetManager {
                 if !small.isEmpty {
                     warnings.append("warning: \(p): too small to stand in for a column of \(small.map(\.name).joined(separator: ", ")) (its data area is \(c.dataBlocks) blocks, the columns use \(small.map(\.originalColumnBlocksNeeded).max() ?? 0) with their write log)")
                 }
+                // Mirror sides (concat, stripe): a spare stands in for one component of a row.
+                let sides = db.config.volumes.filter { !$0.type.hasColumns && $0.hotSparePool == name && !$0.rows.isEmpty }
+                let tooSmall = sides.filter { v in v.rows.contains { c.dataBlocks < $0.componentBlocks } }
+                if !tooSmall.isEmpty {
+                    let need = tooSmall.flatMap { $0.rows.map(\.componentBlocks) }.max() ?? 0
+                    warnings.append("warning: \(p): too small to stand in for every component of \(tooSmall.map(\.name).joined(separator: ", ")) (its data area is \(c.dataBlocks) blocks, the largest component uses \(need))")
+                }
             }
             try db.commit { cfg in
                 if cfg.pool(named: name) == nil { cfg.hotSparePools.append(HotSparePoolRecord(name: name)) }
