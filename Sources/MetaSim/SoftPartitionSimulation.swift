@@ -29,6 +29,10 @@ public final class SoftPartitionSimulation {
     /// Blocks of `d10` that hold a watermark (written by a create, grow or clear), not a
     /// client's write: reads of them are not checked until a write covers them.
     var watermarkBlocks: Set<Int> = []
+    /// Watermark blocks a write acknowledged since the last flush covers: they leave
+    /// ``watermarkBlocks`` once that write is durable (a power loss may bring the watermark
+    /// back; a kill keeps every write).
+    var overwritten: Set<Int> = []
     public private(set) var trace: [String] = []
     public private(set) var coverage: [String: Int] = [:]
     public var operations = 120
@@ -124,7 +128,10 @@ public final class SoftPartitionSimulation {
         if kind == .powerLoss {
             for d in devices { d.crash(.powerLoss, random: &rng) }
             model.lostPower()
+        } else {
+            watermarkBlocks.subtract(overwritten)
         }
+        overwritten = []
         model.settle()
         fate.crashAt = nil
         fate.revive()
@@ -152,7 +159,10 @@ public final class SoftPartitionSimulation {
 
     func markWatermarks(_ p: VolumeRecord) {
         for e in p.softPartition?.extents ?? [] {
-            for b in e.watermarkBlock..<e.dataBlock { watermarkBlocks.insert(Int(b)) }
+            for b in e.watermarkBlock..<e.dataBlock {
+                watermarkBlocks.insert(Int(b))
+                overwritten.remove(Int(b))
+            }
         }
     }
 
@@ -259,7 +269,7 @@ public final class SoftPartitionSimulation {
         do {
             try buf.withUnsafeBytes { try v.write(offset: offset, from: $0) }
             model.acked(id, blocks: r)
-            for b in r { watermarkBlocks.remove(b) }
+            overwritten.formUnion(r.filter { watermarkBlocks.contains($0) })
             note("write #\(id) \(name) d10 blocks \(r): ok")
         } catch {
             model.uncertain(id, blocks: r)
@@ -292,7 +302,13 @@ public final class SoftPartitionSimulation {
     func flush() {
         guard let parent, !fate.dead else { return }
         count("flush")
-        do { try parent.flushRequest(); model.flushed(); note("flush: ok") } catch { note("flush: \(error)") }
+        do {
+            try parent.flushRequest()
+            model.flushed()
+            watermarkBlocks.subtract(overwritten)
+            overwritten = []
+            note("flush: ok")
+        } catch { note("flush: \(error)") }
     }
 
     /// What `metactl recover d10` would rebuild from the watermarks alone must be the

@@ -177,7 +177,9 @@ struct SimulatorTests {
     func sweepSoftPartitions() throws {
         var rewritten = 0
         var checks = 0
-        for seed in UInt64(1)...8 {
+        // (1163 found a mistake of the simulator's own: a client write over a stale watermark
+        // is not durable until a flush, so a power loss may bring the watermark back.)
+        for seed in Array(UInt64(1)...7) + [1163] {
             let sim = SoftPartitionSimulation(seed: seed)
             do { try sim.run() } catch {
                 Issue.record("\(error)\nreplay: bash scripts/torture --seed \(seed) --softpart")
