@@ -8,51 +8,37 @@ import MetaModel
 /// of a volume that says it is `Okay` must find every line's parity right.
 extension Simulation {
     /// Begins a check (with or without repair) of a healthy RAID-5 volume, or stops the
-    /// running one, as `metactl check NAME [--repair|--stop]` through the server does.
+    /// running one, as `metactl check NAME [--repair|--stop]` through the server does; of a
+    /// mirror (its sides compared chunk by chunk, the others rewritten from the first with
+    /// `--repair`) in mirror schedules. What a check reads and rewrites is checked as every
+    /// read is, and by the final checks.
     func checkOrStop() {
-        if isMirror && options.mirrorChecks { return mirrorCheckOrStop() }
-        guard let db, let rec = record, rec.type.hasColumns, let e = engine, !fate.dead else { return }
+        guard let db, let rec = record, !fate.dead else { return }
+        let lines: UInt64, start: () -> Void, stop: () -> Void, kind: String
+        if isMirror && options.mirrorChecks, let e = mirrorEngine {
+            (lines, start, stop, kind) = (e.checkChunks, e.startCheck, e.stopCheck, "mirror-check")
+        } else if rec.type.hasColumns, let e = engine {
+            (lines, start, stop, kind) = (e.layout.lineCount, e.startCheck, e.stopCheck, "check")
+        } else {
+            return
+        }
         if rec.check?.running == true {
             guard rng.chance(0.3) else { return }
-            count("check-stop")
+            count("\(kind)-stop")
             note("check --stop")
-            e.stopCheck()
+            stop()
             return
         }
         let repair = rng.chance(0.5)
         do {
-            try db.apply(.checkBegun(volume: name, repair: repair, totalLines: e.layout.lineCount, at: Date()))
+            try db.apply(.checkBegun(volume: name, repair: repair, totalLines: lines, at: Date()))
         } catch {
             note("check\(repair ? " --repair" : ""): refused: \(error)")
             return
         }
-        count(repair ? "check-repair" : "check")
+        count(repair ? "\(kind)-repair" : kind)
         note("check\(repair ? " --repair" : ""): begun")
-        e.startCheck()
-    }
-
-    /// `metactl check d10 [--repair]` of a mirror (its sides compared chunk by chunk, the
-    /// others rewritten from the first with `--repair`), or `--stop` of the running one. What
-    /// it reads and rewrites is checked as every read is, and by the final comparison.
-    func mirrorCheckOrStop() {
-        guard let db, let rec = record, let e = mirrorEngine, !fate.dead else { return }
-        if rec.check?.running == true {
-            guard rng.chance(0.3) else { return }
-            count("mirror-check-stop")
-            note("check --stop")
-            e.stopCheck()
-            return
-        }
-        let repair = rng.chance(0.5)
-        do {
-            try db.apply(.checkBegun(volume: name, repair: repair, totalLines: e.checkChunks, at: Date()))
-        } catch {
-            note("check\(repair ? " --repair" : ""): refused: \(error)")
-            return
-        }
-        count(repair ? "mirror-check-repair" : "mirror-check")
-        note("check\(repair ? " --repair" : ""): begun")
-        e.startCheck()
+        start()
     }
 
     /// At the end (every device healed, background work done): a volume whose state is
