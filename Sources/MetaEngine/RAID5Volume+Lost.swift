@@ -65,11 +65,35 @@ extension RAID5Volume {
             let end = min(rt.layout.lineCount, (r + 1) * rt.linesPerRegion)
             if first < end { add.append(LostRange(column: column, start: first * il, count: (end - first) * il)) }
         }
+        try recordLost(add, "column \(column) is rebuilt over \(add.count) region(s) whose parity a crash left untrusted")
+    }
+
+    /// Before a regeneration step rebuilds `lines` of `columns`: the lines among them that a
+    /// failed write tore since the regeneration began (``Runtime/tornBeforeRebuilt``) are
+    /// recorded lost for the rebuilt columns (their data there is only in the torn parity).
+    func recordTornLines(columns: [Int], lines: Range<UInt64>) throws {
+        let torn = runtime.read { $0.tornBeforeRebuilt.filter { lines.contains($0) } }.sorted()
+        guard !torn.isEmpty else { return }
+        let layout = runtime.read { $0.layout }
+        let il = layout.interlaceBlocks
+        var add: [LostRange] = []
+        for line in torn {
+            for c in columns where !layout.isParity(column: c, line: line) {
+                add.append(LostRange(column: c, start: line * il, count: il))
+            }
+        }
+        try recordLost(add, "\(torn.count) line(s) torn by a failed write are rebuilt on column(s) \(columns)")
+        runtime.withLock { $0.tornBeforeRebuilt.subtract(torn) }
+    }
+
+    /// Adds `add` to the lost blocks, in the state database first.
+    private func recordLost(_ add: [LostRange], _ why: String) throws {
         guard !add.isEmpty else { return }
         stateLock.lock()
         defer { stateLock.unlock() }
-        let new = LostBlocks.union(rt.lost, add)
-        context.logger.error("\(name): column \(column) is rebuilt over \(add.count) region(s) whose parity a crash left untrusted: \(add.reduce(0) { $0 + $1.count }) block(s) of it are recorded lost (they read as EIO until rewritten)")
+        let old = runtime.read { $0.lost }
+        let new = LostBlocks.union(old, add)
+        context.logger.error("\(name): \(why): \(add.reduce(0) { $0 + $1.count }) block(s) of it are recorded lost (they read as EIO until rewritten)")
         try context.store.apply(.lostBlocks(volume: name, ranges: new))
         runtime.withLock { $0.lost = new }
     }

@@ -301,6 +301,9 @@ extension RAID5Volume {
 
         guard let c = rt.resyncColumn else { return .failed(.sourceFailed("no column to resync")) }
         let rebuilt = [c] + rt.moreResync
+        do { try recordTornLines(columns: rebuilt, lines: from..<to) } catch {
+            return .failed(.sourceFailed("could not record lost blocks: \(error)"))
+        }
         var others = (0..<rt.columns.count).filter { !rebuilt.contains($0) }
         // RAID-6 rebuilds with one other column away too (from the rest, through Q), or two
         // columns at once.

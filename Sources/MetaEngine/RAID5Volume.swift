@@ -58,6 +58,11 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         /// become fewer; these join at the next reload that holds writes off (the
         /// regeneration's end, which starts a new epoch).
         var logExcluded: Set<Int> = []
+        /// Lines a failed write tore (``RAID5Volume/distrustParity(line:)``) while the
+        /// regeneration in progress had not rebuilt them yet: the rebuilt column's data there
+        /// is only in the torn parity, so the regeneration records it lost before it
+        /// rebuilds them (seed 110076674).
+        var tornBeforeRebuilt: Set<UInt64> = []
 
         /// Whether the volume has no redundancy left without column `c`: as many other
         /// columns as it has parity units are erred or being rebuilt (``ColumnHealth``).
@@ -233,6 +238,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             runtime.withLock { rt in
                 var n = fresh
                 n.unrepairedRegions = rt.unrepairedRegions
+                n.tornBeforeRebuilt = rt.tornBeforeRebuilt
                 n.log = rt.log
                 n.logExcluded = excluding
                 rt = n

@@ -42,6 +42,7 @@ struct SimulatorTests {
         (7237, "write log: with the log of a later column lost, a replay put an older record of a line back over newer data in place"),
         (102001372, "a Last Erred column left alone (its partner rebuilt) missing at a start stayed Last Erred: every write that had to change it was refused"),
         (106410169, "write log: a Last Erred parity column enabled again held a line's next record within the epoch whose older record lay on the next column; once it failed and another column was lost, the replay put the older record back over newer data"),
+        (110076674, "a write whose parity write failed tore a line that the regeneration in progress (a returned device) had not rebuilt yet; it rebuilt the line from the torn parity and the column read back bytes no write put there"),
     ]
 
     /// RAID-6 seeds that once found bugs (`--raid6` schedules).
