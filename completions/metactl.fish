@@ -183,7 +183,7 @@ complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_option
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl create" no-init' -l 'no-init' -d 'RAID-5 and RAID-6: components are known to be zero; skip parity initialisation.'
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl create" f force' -l 'force' -s 'f' -d 'Overwrite devices that carry a signature (file system, partition table, …).'
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl create" no-resync' -l 'no-resync' -d 'mirror: the sides hold the same data already (new, zeroed disks): no resync.'
-complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl create" write-log' -l 'write-log' -d 'RAID-5: log every write before it is made in place (auto, the default) or not (none).' -rfka 'auto none'
+complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl create" write-log' -l 'write-log' -d 'RAID-5, RAID-6: log every write before it is made in place (auto: the default for RAID-5) or not (none: the default for RAID-6).' -rfka 'auto none'
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl create" json' -l 'json' -d 'Print one JSON document (its schema is in this command\'s description; errors: metactl(8)).'
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl create" version' -l 'version' -d 'Show the version.'
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl create" h help' -s 'h' -l 'help' -d 'Show help information.'
@@ -358,8 +358,8 @@ complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_option
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_positional "metactl set" -eq 1' -fka '(metactl status -c 2>/dev/null | awk \'$2 != "h" {print $1}\')'
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl set" hot-spare-pool' -l 'hot-spare-pool' -d 'Pool to use (created empty if it does not exist, as in create), or none.' -rfka '(metactl status -c 2>/dev/null | awk \'$2 == "h" {print $1}\'; echo none)'
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl set" resync-rate' -l 'resync-rate' -d 'Resync rate limits per second.' -rfka ''
-complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl set" write-log' -l 'write-log' -d 'RAID-5: log writes (auto) or not (none); switches online.' -rfka 'auto none'
-complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl set" log-device' -l 'log-device' -d 'RAID-5: a device for the write log (a fast SSD), or none.' -rF
+complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl set" write-log' -l 'write-log' -d 'RAID-5, RAID-6: log writes (auto) or not (none); switches online.' -rfka 'auto none'
+complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl set" log-device' -l 'log-device' -d 'RAID-5, RAID-6: a device for the write log (a fast SSD), or none.' -rF
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl set" f force' -l 'force' -s 'f' -d 'With --log-device: overwrite a device that carries a signature.'
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl set" read-policy' -l 'read-policy' -d 'Mirror: which side serves a read (metaparam -r).' -rfka 'roundrobin geometric first'
 complete -c 'metactl' -n '__metactl_should_offer_completions_for_flags_or_options "metactl set" write-policy' -l 'write-policy' -d 'Mirror: write the sides at once or in turn (metaparam -w).' -rfka 'parallel serial'

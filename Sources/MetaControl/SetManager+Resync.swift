@@ -456,8 +456,8 @@ extension SetManager {
     /// set with role `log`; its data area, up to 64 MiB, is the log area), or back to the
     /// columns' areas. The old log device leaves the set. Writes in flight finish first.
     func setLogDevice(_ vol: VolumeRecord, _ path: String?, force: Bool) throws {
-        guard vol.type == .raid5 else {
-            throw OperationError("\(vol.name): --log-device applies to RAID-5 volumes (it is a \(vol.type.rawValue))", code: .invalidArgument)
+        guard vol.type.hasColumns else {
+            throw OperationError("\(vol.name): --log-device applies to RAID-5 and RAID-6 volumes (it is a \(vol.type.rawValue))", code: .invalidArgument)
         }
         let base = vol.writeLog ?? WriteLogConfig(mode: .auto, areaBlocks: 0)
         var make: (inout SetConfig) throws -> WriteLogConfig?
@@ -498,8 +498,8 @@ extension SetManager {
     /// (and reused when the log is switched on again); a volume without one gets the default
     /// size when every original column's device has room for it after the column.
     func writeLogChange(_ vol: VolumeRecord, _ mode: WriteLogMode) throws -> WriteLogConfig? {
-        guard vol.type == .raid5 else {
-            throw OperationError("\(vol.name): --write-log applies to RAID-5 volumes (it is a \(vol.type.rawValue))", code: .invalidArgument)
+        guard vol.type.hasColumns else {
+            throw OperationError("\(vol.name): --write-log applies to RAID-5 and RAID-6 volumes (it is a \(vol.type.rawValue))", code: .invalidArgument)
         }
         if var log = vol.writeLog, log.areaBlocks > 0 || log.device != nil {
             if log.mode == mode { return log }

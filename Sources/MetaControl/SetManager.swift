@@ -303,9 +303,6 @@ public final class SetManager: @unchecked Sendable {
         }
         if let il = r.interlaceBytes { try VolumeRules.checkInterlace(il) }
         if r.type == .concat && r.interlaceBytes != nil { throw OperationError("\(r.name): -i applies to stripe, raid5 and raid6 volumes, not concat", code: .invalidArgument) }
-        if r.type == .raid6 && r.writeLog == .auto {
-            throw OperationError("\(r.name): the write log is for RAID-5 volumes; a RAID-6 volume repairs torn lines from its dirty-region log (use --write-log none, or leave it out)", code: .invalidArgument)
-        }
         if let hsp = r.hotSparePool {
             guard r.type.hasColumns || r.type == .concat || r.type == .stripe else {
                 throw OperationError("\(r.name): hot spare pools apply to RAID-5 and RAID-6 volumes and to the concat and stripe volumes that are sides of mirrors", code: .invalidArgument)
@@ -385,9 +382,9 @@ public final class SetManager: @unchecked Sendable {
         case .raid5, .raid6:
             let il = (r.interlaceBytes ?? VolumeRules.defaultRAID5Interlace) / 512
             // The write log's area sits after the column on every device (none with --write-log
-            // none, and none on RAID-6, which has no write log).
+            // none; RAID-6 has one only with --write-log auto).
             var area: UInt64 = 0
-            if r.type == .raid5 && (r.writeLog ?? .auto) == .auto {
+            if (r.writeLog ?? (r.type == .raid5 ? .auto : .none)) == .auto {
                 area = WriteLogConfig.defaultAreaBlocks(columnDataBlocks: smallest)
                 if smallest < area + il {
                     notes.append("\(r.name): the devices are too small for a write log (it needs \(humanBytes(area * 512)) per column): created without one")

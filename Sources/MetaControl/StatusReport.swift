@@ -394,7 +394,7 @@ extension StatusReport {
                            maxBytesPerSecond: $0.maxBytesPerSecond == .max || $0.maxBytesPerSecond == 0 ? nil : $0.maxBytesPerSecond)
             }
             vs.lostBytes = lost.reduce(0) { $0 + $1.lengthBytes }
-            if v.type == .raid5 {
+            if v.type == .raid5 || (v.type == .raid6 && v.writeLog != nil) {
                 vs.writeLog = WriteLogStatus(mode: v.writeLog?.active == true ? WriteLogMode.auto.rawValue : WriteLogMode.none.rawValue,
                                              areaBytes: (v.writeLog?.areaBlocks ?? 0) * 512,
                                              device: v.writeLog?.device.map(path),

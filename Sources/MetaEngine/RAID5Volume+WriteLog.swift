@@ -43,18 +43,29 @@ extension RAID5Volume {
     /// checkpoints first; a reload that brings one back starts a new epoch before the next
     /// record, see ``RAID5Volume/reload()``), so a line's records are never split between a column that is lost
     /// and one that is not in an order that would replay an older record over a newer one.
+    ///
+    /// RAID-6 keeps two copies: one on the first holder from P on, one on the first other
+    /// holder from Q on. A line that loses two columns keeps a copy unless it lost both P
+    /// and Q, and then no record is needed (every data unit is read directly). The same
+    /// argument holds for each copy: while the column that holds an older copy stays a
+    /// healthy holder, a newer record of the line has a copy there too.
     func logColumns(line: UInt64, _ rt: Runtime) -> [Int] {
         if let log = rt.log, log.deviceUsable { return [WriteLog.deviceKey] }
         if let log = rt.log, log.areaBytes == 0 { return [] }
         let n = rt.layout.originalColumns
-        let p = rt.layout.parityColumn(line: line)
-        for healthy in [true, false] {
-            for k in 0..<n {
-                let c = (p + k) % n
-                if logHolder(c, rt, preferHealthy: healthy) { return [c] }
+        /// The first holder from `start` on, other than `taken`.
+        func first(from start: Int, excluding taken: Int?) -> Int? {
+            for healthy in [true, false] {
+                for k in 0..<n {
+                    let c = (start + k) % n
+                    if c != taken && logHolder(c, rt, preferHealthy: healthy) { return c }
+                }
             }
+            return nil
         }
-        return []
+        guard let c1 = first(from: rt.layout.parityColumn(line: line), excluding: nil) else { return [] }
+        guard let q = rt.layout.qColumn(line: line), q < n, let c2 = first(from: q, excluding: c1) else { return [c1] }
+        return [c1, c2]
     }
 
     /// Byte offset of column `c`'s log area on its device.
@@ -265,6 +276,8 @@ extension RAID5Volume {
         let areaBytes = Int(cfg.areaBlocks * Volume.blockSize)
         var areas: [AlignedBuffer] = []
         var found: [UInt64: (record: LogRecord, area: Int, offset: Int)] = [:]
+        /// Every area each record was found in (RAID-6 writes two copies).
+        var foundIn: [UInt64: [Int]] = [:]
         /// The column each area was read from (-1: the dedicated device).
         var areaColumn: [Int] = []
         var unreadable: [Int] = []
@@ -279,8 +292,9 @@ extension RAID5Volume {
                     try dev.read(into: area.mutableBytes, at: start * Volume.blockSize)
                     areas.append(area)
                     areaColumn.append(-1)
-                    for (r, off) in LogRecord.scan(area.bytes, logID: cfg.id, epoch: cfg.epoch) where found[r.seq] == nil {
-                        found[r.seq] = (r, areas.count - 1, off)
+                    for (r, off) in LogRecord.scan(area.bytes, logID: cfg.id, epoch: cfg.epoch) {
+                        foundIn[r.seq, default: []].append(areas.count - 1)
+                        if found[r.seq] == nil { found[r.seq] = (r, areas.count - 1, off) }
                     }
                 } catch {
                     context.logger.error("\(name): cannot read the write log's device \(dev.path): \(error)")
@@ -303,12 +317,14 @@ extension RAID5Volume {
             }
             areas.append(area)
             areaColumn.append(c)
-            for (r, off) in LogRecord.scan(area.bytes, logID: cfg.id, epoch: cfg.epoch) where found[r.seq] == nil {
-                found[r.seq] = (r, areas.count - 1, off)
+            for (r, off) in LogRecord.scan(area.bytes, logID: cfg.id, epoch: cfg.epoch) {
+                foundIn[r.seq, default: []].append(areas.count - 1)
+                if found[r.seq] == nil { found[r.seq] = (r, areas.count - 1, off) }
             }
         }
         defer { withExtendedLifetime(areas) {} }  // pointers into them outlive their last use
-        let complete = unreadable.isEmpty && missing.count <= 1 && !deviceMissing
+        let complete = unreadable.isEmpty && missing.count <= rt.layout.parityCount && !deviceMissing
+        let raid6 = rt.layout.parityCount == 2
         if !complete {
             context.logger.error("\(name): the write log cannot be read on columns \((unreadable + missing).sorted()): torn lines are repaired from the dirty-region log where possible")
         }
@@ -330,8 +346,22 @@ extension RAID5Volume {
                 // A line whose parity column is missing needs no record (its data units are
                 // read directly), and an older record of it may lie elsewhere while the newer
                 // ones went with that column.
-                let parityColumn = now.layout.parityColumn(line: s.columnBlock / now.layout.interlaceBlocks)
-                if parityColumn < now.columns.count && now.columns[parityColumn].device == nil { continue }
+                let line = s.columnBlock / now.layout.interlaceBlocks
+                let parityColumn = now.layout.parityColumn(line: line)
+                func gone(_ c: Int?) -> Bool { c.map { $0 < now.columns.count && now.columns[$0].device == nil } ?? true }
+                // RAID-6: only a line that lost both P and Q needs no record; one that lost P
+                // still needs its Q made whole (its record's other copy is after Q).
+                if gone(parityColumn) && (!raid6 || gone(now.layout.qColumn(line: line))) { continue }
+                if raid6 {
+                    // A newer record of the line has a copy on every column that held a copy
+                    // of this one and is still a healthy holder (``logColumns``); when none
+                    // of those is and an area was lost, a newer record may have been lost
+                    // with it: not replayed, and the line stays untrusted.
+                    if !lostAreas.isEmpty, !(foundIn[seq] ?? []).contains(where: { areaColumn[$0] < 0 || logHolder(areaColumn[$0], rt, preferHealthy: true) }) {
+                        skipped += 1
+                        continue
+                    }
+                }
                 // A line's records go to the first column from its parity column on that can
                 // hold them, and within an epoch that place only moves on (``logColumns``):
                 // while the column holding this record stays a healthy holder, no record of
@@ -339,7 +369,7 @@ extension RAID5Volume {
                 // after it. If such a column's area was lost, this record could be older than
                 // the line's data in place: it is not replayed (the line stays untrusted).
                 let n = now.layout.originalColumns
-                if !lostAreas.isEmpty, areaColumn[ai] >= 0, parityColumn < n,
+                if !raid6, !lostAreas.isEmpty, areaColumn[ai] >= 0, parityColumn < n,
                    !logHolder(areaColumn[ai], rt, preferHealthy: true) {
                     let pos = (areaColumn[ai] - parityColumn + n) % n
                     if (pos + 1..<n).contains(where: { lostAreas.contains((parityColumn + $0) % n) }) {
@@ -372,8 +402,11 @@ extension RAID5Volume {
             writeLogReplay.withLock { $0 = (found.count, false) }
             return (false, false)
         }
-        writeLogReplay.withLock { $0 = (found.count, complete && !writeFailed) }
-        return (complete && !writeFailed, unreadable.isEmpty && missing.isEmpty && !deviceMissing)
+        // RAID-6: a record not replayed leaves its line torn (RAID-5 skips only where a
+        // second column is lost, and such a line is lost whatever the replay does).
+        let whole = complete && !writeFailed && !(raid6 && skipped > 0)
+        writeLogReplay.withLock { $0 = (found.count, whole) }
+        return (whole, unreadable.isEmpty && missing.isEmpty && !deviceMissing)
     }
 
     /// Switches the write log to `log` (nil or mode `none`: off) and commits it: waits for

@@ -707,12 +707,13 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         // write, and the next line's write, data only, left the target's parity stale).
         let copyTakesParity = rt.copy.map { ($0.column == p || $0.column == q) && line < $0.copiedBelow } ?? false
         if parityMissing == parityUnits { return rt.log == nil && !copyTakesParity ? .dataOnly : .reconstructWrite }
-        if copyTakesParity && parityMissing > 0 {
+        if (copyTakesParity || rt.log != nil) && parityMissing > 0 {
             // RAID-6 with one parity column away: a read-modify-write would leave the copy
-            // target's parity as it was. Recompute both from the data instead (which needs
-            // every missing data unit rebuilt from trusted parity).
+            // target's parity as it was, and its write-log record would lack that parity (as
+            // above). Recompute both from the data instead (which needs every missing data
+            // unit rebuilt from trusted parity).
             if missingCount > parityMissing && !pValid {
-                throw ioError("write", line: line, "a column is unavailable, the line's parity is not trusted, and a copy needs its parity: the write cannot be kept consistent")
+                throw ioError("write", line: line, "a column is unavailable, the line's parity is not trusted, and \(copyTakesParity ? "a copy" : "the write log") needs its parity: the write cannot be kept consistent")
             }
             return .reconstructWrite
         }

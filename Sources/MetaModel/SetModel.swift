@@ -76,8 +76,8 @@ public enum SetModel {
 
         case .writeLogSet(let name, let log):
             guard let vi = cfg.volumeIndex(named: name) else { throw ModelError(.notFound, "\(name): no such volume") }
-            guard cfg.volumes[vi].type == .raid5 else {
-                throw ModelError(.invalidState, "\(name): only RAID-5 volumes have a write log (it is a \(cfg.volumes[vi].type.rawValue))")
+            guard cfg.volumes[vi].type.hasColumns else {
+                throw ModelError(.invalidState, "\(name): only RAID-5 and RAID-6 volumes have a write log (it is a \(cfg.volumes[vi].type.rawValue))")
             }
             let old = cfg.volumes[vi].writeLog?.device
             cfg.volumes[vi].writeLog = log

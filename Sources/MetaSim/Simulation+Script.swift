@@ -32,7 +32,7 @@ extension Simulation {
     public func block(line: Int, column: Int) -> Int {
         guard let e = engine else { return 0 }
         let l = e.layout
-        for k in 0..<(l.columnCount - 1) where l.dataColumn(line: UInt64(line), unit: k) == column {
+        for k in 0..<(l.columnCount - l.parityCount) where l.dataColumn(line: UInt64(line), unit: k) == column {
             return line * lineBlocks + k * Int(options.interlaceBlocks)
         }
         return -1  // the parity column of that line
@@ -125,6 +125,18 @@ extension Simulation {
         fate.crashKind = .kill
         fate.die()
         restart(after: .kill, missing: dev)
+    }
+
+    /// Kills the process and starts again without the devices of `columns` (RAID-6: two at
+    /// once). They stay away until ``healDevices()``.
+    public func crashAndStart(without columns: [Int]) {
+        guard let rec = record else { return }
+        let devs = columns.compactMap { db?.device(rec.columns[$0].activeDevice) as? SimDevice }
+        for d in devs.dropFirst() { d.gone = true }
+        note("kill -9, restart with columns \(columns) missing")
+        fate.crashKind = .kill
+        fate.die()
+        restart(after: .kill, missing: devs.first)
     }
 
     /// Stops the engine as SIGTERM does (flush, stop background work, close) and starts again

@@ -41,10 +41,13 @@ public struct SimOptions: Sendable {
     public var spares: Bool? = nil
     /// The volume's type (nil: RAID-5 in four schedules of five, else a stripe or a concat).
     public var volumeType: VolumeType? = nil
-    /// Whether the schedule builds a RAID-6 volume (one more column than ``columns`` says,
-    /// no write log) instead of the seed's choice. Off by default, so that every seed's
-    /// schedule stays as it was; `metactl-torture --raid6` turns it on.
+    /// Whether the schedule builds a RAID-6 volume (one more column than ``columns`` says)
+    /// instead of the seed's choice. Off by default, so that every seed's schedule stays as
+    /// it was; `metactl-torture --raid6` turns it on.
     public var raid6 = false
+    /// Whether a RAID-6 volume may have a write log (chosen like RAID-5's). Off only for
+    /// the RAID-6 seeds found before RAID-6 had one, whose schedules it would change.
+    public var raid6WriteLog = true
     /// Whether a RAID-5 volume has a write log (nil: chosen by the seed, one in two).
     public var writeLog: Bool? = nil
     /// Blocks of the write log's area on each column (small, so that it fills and is reused).
@@ -204,7 +207,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
             try setUpMirror(sides: rng.chance(0.3) ? 3 : 2, size: start + options.lines * options.interlaceBlocks * 512)
             return
         }
-        let logged = (options.writeLog ?? rng.chance(0.5)) && !options.raid6
+        let logged = (options.writeLog ?? rng.chance(0.5)) && (!options.raid6 || options.raid6WriteLog)
         let size = start + (options.lines * options.interlaceBlocks + (logged ? options.writeLogAreaBlocks : 0)) * 512
         for i in 0..<columns { devices.append(SimDevice(path: "sim\(i)", sizeBytes: size, sectorSize: sector, fate: fate)) }
         let db = try SetDatabase.create(setName: "sim", devices: devices.map { ($0, 1) }, slotSize: slot)
@@ -233,6 +236,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
                                  columns: cfg.devices.map { ComponentRecord(device: $0.uuid, state: noInit ? .okay : .initializing) },
                                  originalColumnCount: columns, interlaceBlocks: il, columnBlocks: options.lines * il)
             if !noInit { v.resync = ResyncCheckpoint(kind: .initialize, totalBlocks: options.lines * il) }
+            builtWithWriteLog = logged
             if logged { v.writeLog = WriteLogConfig(mode: .auto, areaBlocks: options.writeLogAreaBlocks, id: UUID(uuid: rng.uuidBytes())) }
             if logged && (options.logDevice ?? rng.chance(0.4)) {
                 // A dedicated log device: records go there, one copy, while it works.
@@ -316,6 +320,8 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
     // MARK: operations
 
     var record: VolumeRecord? { db?.config.volume(named: name) }
+    /// Whether the volume was built with a write log (for the tests' sweeps).
+    public private(set) var builtWithWriteLog = false
 
     /// One top-level operation, chosen by the seed.
     func step() {

@@ -55,7 +55,34 @@ struct WriteLogCommandTests {
         #expect(bad.status != 0 && bad.stderr.contains("--write-log maybe: use auto or none"), "\(bad.stderr)")
         let concat = try CreateClearTests.images(dir, ["k"], size: 8 << 20)
         let c = try cli.run(["create", "c1", "concat", "--write-log", "none"] + concat)
-        #expect(c.status != 0 && c.stderr.contains("--write-log applies to raid5 volumes"), "\(c.stderr)")
+        #expect(c.status != 0 && c.stderr.contains("--write-log applies to raid5 and raid6 volumes"), "\(c.stderr)")
+    }
+
+    /// RAID-6 logs its writes when asked to (`--write-log auto`; off by default), shows it,
+    /// reprints it with `status -p`, and switches it off and on; one made without it has no
+    /// room for it.
+    @Test func raid6WriteLogIsAskedFor() throws {
+        let dir = try TempDir()
+        let cli = try CLI(dir)
+        let imgs = try CreateClearTests.images(dir, ["a", "b", "c", "d"], size: 48 << 20)
+        let plain = try CreateClearTests.images(dir, ["w", "x", "y", "z"], size: 48 << 20)
+        try cli.create(["d20", "raid6", "--no-init", "--write-log", "auto"] + imgs)
+        try cli.create(["d21", "raid6", "--no-init"] + plain)
+        var (report, _) = try cli.statusJSON(["d20"])
+        #expect(report.volumes.first?.writeLog == StatusReport.WriteLogStatus(mode: "auto", areaBytes: 1 << 20))
+        #expect(try cli.must(["status", "d20"]).contains("    Write log: on (1.0 MiB per column)"))
+        #expect(try cli.must(["status", "-p", "d20"]).contains("create d20 raid6 -i 64k --write-log auto"))
+        #expect(try cli.statusJSON(["d21"]).0.volumes.first?.writeLog == nil)
+        #expect(!(try cli.must(["status", "-p", "d21"]).contains("--write-log")))
+
+        try cli.must(["set", "d20", "--write-log", "none"])
+        (report, _) = try cli.statusJSON(["d20"])
+        #expect(report.volumes.first?.writeLog?.mode == "none")
+        try cli.must(["set", "d20", "--write-log", "auto"])
+        #expect(try cli.statusJSON(["d20"]).0.volumes.first?.writeLog?.mode == "auto")
+
+        let r = try cli.run(["set", "d21", "--write-log", "auto"])
+        #expect(r.status == 65 && r.stderr.contains("no room for a write log on column 0 (\(plain[0]))"), "\(r.stderr)")
     }
 
     @Test func logDeviceAttachAndDetach() throws {

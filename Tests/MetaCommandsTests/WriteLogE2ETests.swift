@@ -14,18 +14,22 @@ import Glibc
 /// reads back.
 @Suite("write log: kill -9 during writes with a column failing")
 struct WriteLogE2ETests {
+    /// RAID-5 with one column failing; RAID-6 (`--write-log auto`) with two failing at once,
+    /// which the two copies of each record survive.
     @Test(.enabled(if: Privileged.fuseRunnable
                    && Privileged.runnable(tools: ["nbdkit", "nbdfuse", "fusermount3", "losetup", "mkfs.ext4", "mount",
-                                                  "umount", "e2fsck", "fio", "sync"])))
-    func killWithAColumnFailingKeepsEverySyncedFile() throws {
+                                                  "umount", "e2fsck", "fio", "sync"])),
+          arguments: ["raid5", "raid6"])
+    func killWithColumnsFailingKeepsEverySyncedFile(_ layout: String) throws {
         let f = try ServeFixture(prefix: "metactl-wlog")
         defer { f.cleanup() }
-        let failing = try FailingDevice(in: f.dir, name: "bad", size: 96 << 20)
-        defer { failing.cleanup() }
+        let failingDevices = try (0..<(layout == "raid6" ? 2 : 1)).map { try FailingDevice(in: f.dir, name: "bad\($0)", size: 96 << 20) }
+        defer { for d in failingDevices { d.cleanup() } }
         let loops = try f.images("c", count: 3, size: 96 << 20).map { try LoopDevice(file: $0, options: ["--direct-io=on"]) }
         defer { for l in loops { l.detach() } }
         // Sparse images read as zeroes: parity is valid from the start.
-        try f.create("d10", "raid5", loops.map(\.path) + [failing.path], extra: ["--no-init"])
+        try f.create("d10", layout, loops.map(\.path) + failingDevices.map(\.path),
+                     extra: ["--no-init"] + (layout == "raid6" ? ["--write-log", "auto"] : []))
         #expect(try f.mustRun(["status", "d10"]).contains("Write log: on"))
         var server = try f.startServer()
         var client: Ext4Client? = try Ext4Client(f, volume: "d10", tag: "1")
@@ -53,15 +57,15 @@ struct WriteLogE2ETests {
         usleep(3_000_000)
         #expect(fio.isRunning, "fio should still be writing when the server dies")
 
-        // The column fails and the server dies at the same moment.
-        failing.fail()
+        // The columns fail and the server dies at the same moment.
+        for d in failingDevices { d.fail() }
         _ = server.stop(signal: SIGKILL)
         kill(fio.processIdentifier, SIGKILL)
         fio.waitUntilExit()
         client?.close(lazy: true)
         client = nil
-        // The failed column does not come back.
-        failing.cleanup()
+        // The failed columns do not come back.
+        for d in failingDevices { d.cleanup() }
 
         server = try f.startServer()
         let deadline = Date().addingTimeInterval(60)

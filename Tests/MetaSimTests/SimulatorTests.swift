@@ -95,6 +95,7 @@ struct SimulatorTests {
     func raid6Regression(seed: UInt64) throws {
         var options = SimOptions()
         options.raid6 = true
+        options.raid6WriteLog = false  // found before RAID-6 had a write log
         let sim = Simulation(seed: seed, options: options)
         do { try sim.run() } catch { Issue.record("\(error)") }
     }
@@ -126,7 +127,7 @@ struct SimulatorTests {
     func sweepRAID6(batch: Int) throws {
         var options = SimOptions()
         options.raid6 = true
-        var ops = 0
+        var ops = 0, logged = 0
         for seed in UInt64(20_000 + batch * 40)..<UInt64(20_000 + (batch + 1) * 40) {
             let sim = Simulation(seed: seed, options: options)
             do { try sim.run() } catch {
@@ -135,8 +136,10 @@ struct SimulatorTests {
             }
             #expect(sim.volume?.layout.parityCount == 2, "seed \(seed) did not build a RAID-6 volume")
             ops += sim.operationCount
+            if sim.builtWithWriteLog { logged += 1 }
         }
         #expect(ops > 40 * 50, "schedules ran too few operations to mean anything")
+        #expect(logged > 5, "too few RAID-6 schedules had a write log (\(logged) of 40)")
     }
 
     /// Mirror schedules (`metactl-torture --mirror`): 2 × 40 of them, with sides failing,

@@ -21,8 +21,9 @@ struct CreateCommand: ParsableCommand {
         1/32 of each column (1–16 MiB) at its end. --write-log none keeps the capacity and \
         relies on the dirty-region log alone. raid6: at least 4 columns with two rotating \
         parity units per line (P and Q, md's left-symmetric RAID-6 layout; docs/LAYOUTS.md), \
-        so any two columns may fail; it initialises like RAID-5 and has no write log (torn \
-        lines are repaired from its dirty-region log). The interlace must be a \
+        so any two columns may fail; it initialises like RAID-5 and logs writes only with \
+        --write-log auto (two copies of each record, on the columns after P and after Q); \
+        without it torn lines are repaired from its dirty-region log. The interlace must be a \
         multiple of every device's logical sector size (4096 bytes on 4Kn disks); the volume \
         is then addressed in units of the largest one.
 
@@ -104,7 +105,7 @@ struct CreateCommand: ParsableCommand {
     var noResync = false
 
     @Option(name: .customLong("write-log"),
-            help: ArgumentHelp("RAID-5: log every write before it is made in place (auto, the default) or not (none).", valueName: "auto|none"),
+            help: ArgumentHelp("RAID-5, RAID-6: log every write before it is made in place (auto: the default for RAID-5) or not (none: the default for RAID-6).", valueName: "auto|none"),
             completion: .list(["auto", "none"]))
     var writeLog: String?
 
@@ -122,7 +123,7 @@ struct CreateCommand: ParsableCommand {
         let il = try interlace.map { try SizeParser.parse($0) }
         if devices.isEmpty { throw UserError("\(name): no devices given", code: .usage) }
         if noInit && !type.hasColumns { throw UserError("--no-init applies to raid5 and raid6 volumes", code: .invalidArgument) }
-        if writeLog != nil && type != .raid5 { throw UserError("--write-log applies to raid5 volumes", code: .invalidArgument) }
+        if writeLog != nil && !type.hasColumns { throw UserError("--write-log applies to raid5 and raid6 volumes", code: .invalidArgument) }
         let mode = try writeLog.map { try WriteLogArgument.parse($0) }
         let req = CreateRequest(name: name, type: type, devices: devices.map(Paths.absolute), interlaceBytes: il,
                                 hotSparePool: hotSparePool, noInit: noInit, force: force, writeLog: mode)

@@ -152,7 +152,7 @@ struct SetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "set",
         abstract: "Change volume parameters (metaparam).",
-        discussion: "Mirrors: --read-policy roundrobin (the default: alternate between the readable sides), geometric (each side serves its share of the address range) or first; --write-policy parallel (the default) or serial; --pass 0-9 is SVM's pass number, recorded and shown (metactl resyncs every mirror that needs it). --log-device DEV puts a RAID-5 volume's write log on DEV (a fast SSD or NVMe partition, md's --write-journal; up to 64 MiB of it is used): one copy of every record there instead of two in the columns' areas. If DEV fails, the records go to the columns' areas again (or, for a volume without them, are not written: the dirty-region log alone), the server logs it and status says so; --log-device none goes back to the columns. --write-log auto|none switches a RAID-5 volume's write log on or off while it is in use (writes in flight finish and are flushed first); a volume without room reserved for the log (created with --write-log none) cannot switch it on. --resync-rate MIN:MAX (sizes per second, e.g. 50m:1g, or 50m:max) works like md's speed_limit_min/max: the resync runs at MAX while the volume is idle and yields to foreground I/O down to MIN. A MAX of max or 0 means unlimited.")
+        discussion: "Mirrors: --read-policy roundrobin (the default: alternate between the readable sides), geometric (each side serves its share of the address range) or first; --write-policy parallel (the default) or serial; --pass 0-9 is SVM's pass number, recorded and shown (metactl resyncs every mirror that needs it). --log-device DEV puts a RAID-5 or RAID-6 volume's write log on DEV (a fast SSD or NVMe partition, md's --write-journal; up to 64 MiB of it is used): one copy of every record there instead of in the columns' areas (one copy on RAID-5, two on RAID-6). If DEV fails, the records go to the columns' areas again (or, for a volume without them, are not written: the dirty-region log alone), the server logs it and status says so; --log-device none goes back to the columns. --write-log auto|none switches a RAID-5 or RAID-6 volume's write log on or off while it is in use (writes in flight finish and are flushed first); a volume without room reserved for the log (created with --write-log none) cannot switch it on. --resync-rate MIN:MAX (sizes per second, e.g. 50m:1g, or 50m:max) works like md's speed_limit_min/max: the resync runs at MAX while the volume is idle and yields to foreground I/O down to MIN. A MAX of max or 0 means unlimited.")
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The volume.", completion: .shellCommand(Completions.volumes)) var name: String
@@ -161,10 +161,10 @@ struct SetCommand: ParsableCommand {
     var hotSparePool: String?
     @Option(name: .customLong("resync-rate"), help: ArgumentHelp("Resync rate limits per second.", valueName: "min:max"))
     var resyncRate: String?
-    @Option(name: .customLong("write-log"), help: ArgumentHelp("RAID-5: log writes (auto) or not (none); switches online.", valueName: "auto|none"),
+    @Option(name: .customLong("write-log"), help: ArgumentHelp("RAID-5, RAID-6: log writes (auto) or not (none); switches online.", valueName: "auto|none"),
             completion: .list(["auto", "none"]))
     var writeLog: String?
-    @Option(name: .customLong("log-device"), help: ArgumentHelp("RAID-5: a device for the write log (a fast SSD), or none.", valueName: "dev|none"),
+    @Option(name: .customLong("log-device"), help: ArgumentHelp("RAID-5, RAID-6: a device for the write log (a fast SSD), or none.", valueName: "dev|none"),
             completion: .file())
     var logDevice: String?
     @Flag(name: .shortAndLong, help: "With --log-device: overwrite a device that carries a signature.")

@@ -62,7 +62,7 @@ struct StatusCommand: ParsableCommand {
         "openCount" (int or null: NBD clients connected through \
         the server; null without a server); "lostBytes" (int: RAID-5 data known to be lost, \
         read as EIO until rewritten; 0 when none); "lost" (array of {"offsetBytes", \
-        "lengthBytes"}: where, in volume bytes); "writeLog" (object or null: RAID-5 only, \
+        "lengthBytes"}: where, in volume bytes); "writeLog" (object or null: RAID-5 and RAID-6, \
         {"mode": "auto" (writes are logged) or "none", "areaBytes": bytes reserved for the \
         log after each original column, 0 when none, "device": the dedicated log device's \
         path (absent when none), "deviceAreaBytes": its log area, "deviceFailed": whether \

@@ -438,6 +438,7 @@ public enum StatusFormatter {
             if let il = v.interlaceBytes { create += " -i \(sizeArgument(il))" }
             if let hsp = v.hotSparePool { create += " --hot-spare-pool \(hsp)" }
             if v.writeLog?.mode == "none" && v.type == "raid5" { create += " --write-log none" }
+            if v.writeLog?.mode == "auto" && v.type == "raid6" { create += " --write-log auto" }
             var cmds = [create + " " + devs(Array(v.components[..<o]))]
             if o < v.components.count { cmds.append("grow \(v.name) " + devs(Array(v.components[o...]))) }
             // Review finding 25: -p recreates the rate limits too.
