@@ -142,6 +142,8 @@ if only != "parity" {
         if only == "writelog" {
             note("write log …")
             print(try bench.writeLogTable().render())
+            note("write log, RAID-6 …")
+            print(try bench.writeLogTable(type: .raid6).render())
             throw Done()
         }
         note("raw devices …")
