@@ -627,7 +627,7 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         if let e = errors.first { throw e }
     }
 
-    enum Strategy { case readModifyWrite, reconstructWrite, degradedReconstruct(Int), dataOnly }
+    typealias Strategy = LineWriteStrategy
 
     /// Writes one line's pieces; the caller holds the line lock.
     func writeLineLocked(_ line: UInt64, _ pieces: [Piece], _ buffer: UnsafeRawBufferPointer) throws(VolumeIOError) {
@@ -662,74 +662,40 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         throw ioError("write", line: line, "too many column failures")
     }
 
+    /// The line's situation for this write, read from the runtime, and the strategy
+    /// ``LineWriteStrategy/choose(_:)`` picks for it (the rules live there, pure and tested).
     private func chooseStrategy(_ line: UInt64, _ pieces: [Piece], _ rt: Runtime, lo: UInt64, hi: UInt64) throws(VolumeIOError) -> Strategy {
-        // Counted in place, no sets: this runs for every write.
+        // Masks counted in place, no sets: this runs for every write.
         let p = rt.layout.parityColumn(line: line)
         let q = rt.layout.qColumn(line: line)
-        let parityUnits = rt.layout.parityCount
-        var missingCount = 0, parityMissing = 0
-        var writtenMissing: [Int] = []
-        for c in 0..<rt.columns.count where avail(c, line: line, rt) == .missing {
-            missingCount += 1
-            if c == p || c == q { parityMissing += 1 }
-            if pieces.contains(where: { $0.column == c }) { writtenMissing.append(c) }
+        var missing: UInt64 = 0, lastErred: UInt64 = 0, written: UInt64 = 0, covered: UInt64 = 0
+        for c in 0..<rt.columns.count {
+            if avail(c, line: line, rt) == .missing { missing |= 1 << UInt64(c) }
+            if rt.columns[c].state == .lastErred { lastErred |= 1 << UInt64(c) }
         }
-        let pValid = parityValid(line, rt)
-        if missingCount > 0, let c = rt.unrecordedMissing.first {
-            throw ioError("write", line: line, "column \(c) is missing and the state database could not record it: writes are refused until it can")
+        for piece in pieces {
+            written |= 1 << UInt64(piece.column)
+            if piece.unitOffset <= lo && piece.unitOffset + piece.blocks >= hi { covered |= 1 << UInt64(piece.column) }
         }
-        // A Last Erred column is read directly when it returns: a write that would have to
-        // change it (its data, or the parity it holds) while it is away would leave it stale.
-        if missingCount > 0 {
-            for c in writtenMissing + Array(ParityUnits(p, q)) where rt.columns[c].state == .lastErred
-                && avail(c, line: line, rt) == .missing {
+        let situation = LineWriteStrategy.Situation(
+            columnCount: rt.columns.count, p: p, q: q, missing: missing, lastErred: lastErred, written: written,
+            covered: covered, pieces: pieces.count, parityTrusted: parityValid(line, rt),
+            unrecordedMissing: rt.unrecordedMissing.first, logged: rt.log != nil,
+            copyTakesParity: rt.copy.map { ($0.column == p || $0.column == q) && line < $0.copiedBelow } ?? false)
+        do throws(LineWriteStrategy.Refusal) {
+            return try LineWriteStrategy.choose(situation)
+        } catch {
+            switch error {
+            case .unrecordedMissing(let c):
+                throw ioError("write", line: line, "column \(c) is missing and the state database could not record it: writes are refused until it can")
+            case .lastErredAway(let c):
                 throw ioError("write", line: line, "column \(c) is Last Erred and unavailable: the write cannot be recorded on it")
+            case .unrecoverable(let c):
+                throw ioError("write", line: line, "column \(c) is unavailable and its data cannot be kept in parity")
+            case .parityNeeded(let byCopy):
+                throw ioError("write", line: line, "a column is unavailable, the line's parity is not trusted, and \(byCopy ? "a copy" : "the write log") needs its parity: the write cannot be kept consistent")
             }
         }
-        let covers: (Int) -> Bool = { f in
-            pieces.contains { $0.column == f && $0.unitOffset <= lo && $0.unitOffset + $0.blocks >= hi }
-        }
-        if let f = writtenMissing.first {
-            // Without trusted parity a missing column's old data cannot be rebuilt; a write
-            // that covers the whole written range of that column does not need it.
-            if missingCount > parityUnits || (!pValid && writtenMissing.contains { !covers($0) }) {
-                throw ioError("write", line: line, "column \(f) is unavailable and its data cannot be kept in parity")
-            }
-            return .degradedReconstruct(f)
-        }
-        // With the parity columns away only the data is written in place; but a write-log
-        // record must still carry the parity (computed from every data column): a record
-        // without it, replayed after an older record's parity, would leave that older parity
-        // in place once the column has been rebuilt with this write in it (seed 33007303).
-        // A copy target standing in for a parity column below its copy point takes the parity
-        // as it takes every write of its column: else, once the copy ends, the target would
-        // be the column with the line's old parity (seed 77015413: the copy's source failed a
-        // write, and the next line's write, data only, left the target's parity stale).
-        let copyTakesParity = rt.copy.map { ($0.column == p || $0.column == q) && line < $0.copiedBelow } ?? false
-        if parityMissing == parityUnits { return rt.log == nil && !copyTakesParity ? .dataOnly : .reconstructWrite }
-        if (copyTakesParity || rt.log != nil) && parityMissing > 0 {
-            // RAID-6 with one parity column away: a read-modify-write would leave the copy
-            // target's parity as it was, and its write-log record would lack that parity (as
-            // above). Recompute both from the data instead (which needs every missing data
-            // unit rebuilt from trusted parity).
-            if missingCount > parityMissing && !pValid {
-                throw ioError("write", line: line, "a column is unavailable, the line's parity is not trusted, and \(copyTakesParity ? "a copy" : "the write log") needs its parity: the write cannot be kept consistent")
-            }
-            return .reconstructWrite
-        }
-        // Read-modify-write keeps parity's relation to the missing column's data as it was,
-        // even where that parity is not trusted (a torn line stays torn, an intact line stays
-        // recoverable); writing data alone would make the missing column unrecoverable there.
-        if missingCount > 0 { return .readModifyWrite }
-        if !pValid { return .reconstructWrite }
-        let rmwReads = pieces.count + parityUnits
-        var rcwReads = 0
-        for d in 0..<rt.columns.count where d != p && d != q && !covers(d) {
-            rcwReads += 1
-        }
-        // On a tie (a small write to a 4-column RAID-5: 2 reads either way) read-modify-write
-        // moves the same I/O with less to allocate and XOR.
-        return rcwReads < rmwReads ? .reconstructWrite : .readModifyWrite
     }
 
     /// The parity a write attempt computed for its line (empty: it wrote none; one entry for

@@ -270,7 +270,7 @@ extension Simulation {
         // What the schedules end in (the coverage report).
         count("final-mirror-\(rec.derivedState.rawValue.lowercased().replacingOccurrences(of: " ", with: "-"))\(volumeEngine == nil ? "-closed" : "")")
         if let c = rec.check { count("final-mirror-check-\(c.running ? "running" : c.result?.rawValue ?? "?")") }
-        guard let db, let m = rec.mirror, let e = mirrorEngine, rec.derivedState == .okay else { return }
+        guard db != nil, let m = rec.mirror, let e = mirrorEngine, rec.derivedState == .okay else { return }
         count("final-mirror-compare")
         let size = Int(e.sizeBytes)
         var first: [UInt8]? = nil

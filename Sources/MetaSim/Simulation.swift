@@ -846,7 +846,7 @@ public final class Simulation: EngineDelegate, @unchecked Sendable {
             note("fault: \(d.path) (column \(c)) disappears")
             // Half the time the kernel says so (a udev remove event, as `serve` receives it):
             // the column fails at once, Unavailable, before any I/O finds out.
-            if c >= 0, rng.chance(0.5), let e = engine as? RAID5Volume {
+            if c >= 0, rng.chance(0.5), let e = engine {
                 count("removed-event")
                 let failed = e.deviceRemoved(path: d.path, sameDevice: { $0 == d.path })
                 note("  kernel: \(d.path) removed; columns \(failed) failed")
