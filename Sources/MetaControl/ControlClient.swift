@@ -1,4 +1,5 @@
 import Foundation
+import MetaSystem
 import MetaDevices
 #if canImport(Glibc)
 import Glibc
@@ -58,19 +59,11 @@ public enum ControlClient {
         guard fd >= 0 else { throw OperationError("control socket: \(String(cString: strerror(errno)))") }
         var ok = false
         defer { if !ok { close(fd) } }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw OperationError("\(path): socket path too long") }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let addr: UnixSocketAddress
+        do { addr = try UnixSocketAddress(path: path) } catch { throw OperationError("\(error)") }
+        let rc = addr.connect(fd)
         if rc != 0 {
-            let e = errno
+            let e = rc
             if e == ECONNREFUSED || e == ENOENT { return nil }
             throw OperationError(e == EACCES || e == EPERM
                 ? "\(path): cannot connect: permission denied (the server's control socket is mode 0600: run as its user, usually root)"

@@ -1,4 +1,5 @@
 import Logging
+import MetaSystem
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -346,15 +347,7 @@ func probeUnixSocket(_ path: String) -> UnixSocketProbe {
     var st = stat()
     guard lstat(path, &st) == 0 else { return .absent }
     guard (st.st_mode & S_IFMT) == S_IFSOCK else { return .notSocket }
-    var addr = sockaddr_un()
-    addr.sun_family = sa_family_t(AF_UNIX)
-    let bytes = Array(path.utf8)
-    let capacity = MemoryLayout.size(ofValue: addr.sun_path)
-    guard bytes.count < capacity else { return .tooLong }
-    withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-        raw.copyBytes(from: bytes)
-        raw[bytes.count] = 0
-    }
+    guard let addr = try? UnixSocketAddress(path: path) else { return .tooLong }
     #if canImport(Glibc)
     let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     #else
@@ -362,9 +355,7 @@ func probeUnixSocket(_ path: String) -> UnixSocketProbe {
     #endif
     guard fd >= 0 else { return .stale }
     defer { close(fd) }
-    let rc = withUnsafePointer(to: &addr) { p in
-        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-    }
+    let rc = addr.connect(fd)
     return rc == 0 ? .live : .stale
 }
 

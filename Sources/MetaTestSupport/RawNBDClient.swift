@@ -1,4 +1,5 @@
 import Foundation
+import MetaSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -46,20 +47,11 @@ public final class RawNBDClient: @unchecked Sendable {
     public init(socketPath: String) throws {
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure.io("socket: \(errno)") }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(socketPath.utf8)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let rc = withUnsafePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let rc = (try? UnixSocketAddress(path: socketPath))?.connect(fd) ?? ENAMETOOLONG
         // No close here: `deinit` runs for an initializer that throws once every stored
         // property is set, and closes `fd`. Closing it twice could close a descriptor another
         // thread has been handed the same number for meanwhile (a server's accepted socket).
-        guard rc == 0 else { throw Failure.io("connect \(socketPath): \(errno)") }
+        guard rc == 0 else { throw Failure.io("connect \(socketPath): \(rc)") }
         // Safety net so a broken server cannot hang the test run (not an assertion on timing).
         var tv = timeval(tv_sec: 60, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))

@@ -1,4 +1,5 @@
 import Foundation
+import MetaSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -38,19 +39,9 @@ enum SystemdNotify {
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        var bytes = Array(path.utf8)
-        if bytes.first == UInt8(ascii: "@") { bytes[0] = 0 }
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return false }
-        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes) }
-        let len = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count)
+        guard let addr = try? UnixSocketAddress(path: path, abstract: true) else { return false }
         let msg = Array(state.utf8)
-        let n = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-                msg.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, 0, sa, len) }
-            }
-        }
+        let n = addr.withSockaddr { sa, len in msg.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, 0, sa, len) } }
         return n == msg.count
     }
 }
