@@ -65,7 +65,7 @@ let package = Package(
                                .product(name: "NIOHTTP1", package: "swift-nio"),
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
-        .target(name: "MetaTestSupport", dependencies: ["MetaSystem"], swiftSettings: strict),
+        .target(name: "MetaTestSupport", dependencies: ["MetaSystem", "MetaDevices"], swiftSettings: strict),
         // The deterministic crash-and-fault simulator (docs/RELIABILITY.md).
         .target(name: "MetaSim",
                 dependencies: ["MetaEngine", "MetaModel", "MetaDB", "MetaDevices", "MetaLayout", "MetaControl", "MetaTestSupport",

@@ -2,6 +2,7 @@ import Foundation
 import MetaDB
 import MetaModel
 import MetaDevices
+import MetaTestSupport
 import Testing
 
 /// Crash at every byte boundary of interest during a commit (every 256 bytes: each sector

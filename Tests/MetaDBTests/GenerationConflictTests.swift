@@ -2,6 +2,7 @@ import Foundation
 import MetaDB
 import MetaModel
 import MetaDevices
+import MetaTestSupport
 import Testing
 
 /// Different configurations carrying the same generation (review item 11), and the rules

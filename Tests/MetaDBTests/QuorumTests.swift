@@ -2,6 +2,7 @@ import Foundation
 import MetaDB
 import MetaModel
 import MetaDevices
+import MetaTestSupport
 import Testing
 
 @Suite struct QuorumTests {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import MetaDB
 import MetaDevices
+import MetaTestSupport
 import MetaEngine
 import MetaModel
 
