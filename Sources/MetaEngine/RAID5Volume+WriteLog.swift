@@ -323,7 +323,12 @@ extension RAID5Volume {
             }
         }
         defer { withExtendedLifetime(areas) {} }  // pointers into them outlive their last use
-        let complete = unreadable.isEmpty && missing.count <= rt.layout.parityCount && !deviceMissing
+        // A copy turned regeneration held no records of its column's lines (they went to the
+        // next columns) while its target stayed trusted below the checkpoint: with an area
+        // lost, those lines' records may be lost with it, and their parity on the target torn.
+        let excludedColumnTrusted = record.resync?.kind == .regenerate && record.resync?.logExcluded == true
+            && (!unreadable.isEmpty || !missing.isEmpty)
+        let complete = unreadable.isEmpty && missing.count <= rt.layout.parityCount && !deviceMissing && !excludedColumnTrusted
         let raid6 = rt.layout.parityCount == 2
         if !complete {
             context.logger.error("\(name): the write log cannot be read on columns \((unreadable + missing).sorted()): torn lines are repaired from the dirty-region log where possible")

@@ -146,6 +146,10 @@ public enum SetModel {
             cfg.volumes[vi].columns[c] = col
             cfg.volumes[vi].resync = ResyncCheckpoint(kind: .regenerate, column: c, target: target,
                                                       doneBlocks: done, totalBlocks: cfg.volumes[vi].columnBlocks)
+            // The engine cannot make the column a log holder again here (writes are not held
+            // off), so its lines' records go to the next columns until the regeneration ends:
+            // a replay must know (WriteLogTests.aConvertedCopysRecords…).
+            if cfg.volumes[vi].writeLog?.active == true { cfg.volumes[vi].resync?.logExcluded = true }
             return cfg.retire(old, .whenIdle)
 
         case .lastErredEnabled(let name, let c):

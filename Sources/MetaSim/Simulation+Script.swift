@@ -185,6 +185,17 @@ extension Simulation {
         if faultyColumns() >= 2 { model.lossy = true }
     }
 
+    /// Makes reads of column `c`'s data area fail (bad sectors over all of it; its label and
+    /// state database replica still read), as a disk that fails under a copy.
+    public func failDataReads(column c: Int) {
+        guard let rec = record, let d = db?.device(rec.columns[c].activeDevice) as? SimDevice,
+              let dr = db?.config.device(rec.columns[c].activeDevice) else { return }
+        d.badReads = [dr.dataStartBlock * 512..<d.sizeBytes]
+        faultedSinceStart.insert(ObjectIdentifier(d))
+        note("fault: \(d.path) (column \(c)) data reads fail")
+        if faultyColumns() >= 2 { model.lossy = true }
+    }
+
     /// The newest device (a replacement just added).
     public var newestDevice: SimDevice? { devices.last }
 

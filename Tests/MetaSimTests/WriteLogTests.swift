@@ -151,6 +151,41 @@ struct WriteLogTests {
         noViolation(sim)
     }
 
+    /// A copy whose source fails becomes a regeneration onto the target, which is trusted
+    /// below the point the copy reached; the column may not hold log records until the
+    /// regeneration ends (it could not be made a holder with writes held off), so the records
+    /// of the lines whose parity it holds go to the next column. A crash then tears such a
+    /// line below that point (its parity kept the old contents), and the next column does not
+    /// come back. Its area, with the line's record, is gone: the replay must not call itself
+    /// whole, or the missing column's block is rebuilt from the torn parity (wrong bytes).
+    @Test func aConvertedCopysRecordsOnALostColumnLeaveTheReplayIncomplete() throws {
+        let sim = try world()
+        let p = sim.parityColumn(line: 0)
+        let next = (p + 1) % 4
+        sim.volume!.resyncStepBytes.store(8 << 10, ordering: .relaxed)  // one line per step
+        #expect(sim.replace(column: p, .newDevice))
+        var steps = 0, torn = false
+        sim.onYield = { _ in
+            steps += 1
+            if steps == 1 {
+                sim.failDataReads(column: p)  // the copy's source fails after its first step
+            } else if !torn, sim.volumeRecord?.resync?.kind == .regenerate {
+                torn = true
+                sim.tornWrite(0..<sim.lineBlocks, oldOn: [p], crashing: false)
+            }
+        }
+        sim.runBackgroundWork()
+        sim.onYield = nil
+        #expect(torn, "the copy became a regeneration and line 0 was torn during it")
+        sim.crashAndStart(without: next)
+        #expect(sim.volumeRecord?.resync?.logExcluded == true)
+        #expect(sim.volume?.writeLogReplay.withLock { $0 }?.complete == false, "the lost area may have held the line's record")
+        let b = sim.block(line: 0, column: next)
+        // EIO (two columns out: the source and the missing one), never other bytes.
+        #expect(sim.read(b..<(b + 16)) == false, "column \(next)'s block of the torn line")
+        noViolation(sim)
+    }
+
     /// Every column kept its old contents (the crash came before any in-place write) and the
     /// log record itself is torn (one sector of its payload in each copy never written): the
     /// record is recognised as torn and ignored, and the old values read back.

@@ -99,6 +99,11 @@ public struct ResyncCheckpoint: Codable, Sendable, Equatable {
     /// these dirty regions are rebuilt, the rest of the column is current (nil: every line).
     /// Absent in older encodings.
     public var regions: [UInt64]? = nil
+    /// A copy turned into this regeneration while the volume logged its writes: the column
+    /// could not hold write-log records from then on (they went to the next columns), yet its
+    /// target is trusted below the checkpoint. A replay that lost a column's log area cannot
+    /// vouch for torn lines then (true; absent otherwise and in older encodings).
+    public var logExcluded: Bool? = nil
     public init(kind: ResyncKind, column: Int? = nil, target: UUID? = nil, source: UUID? = nil,
                 doneBlocks: UInt64 = 0, totalBlocks: UInt64) {
         self.kind = kind; self.column = column; self.target = target; self.source = source
