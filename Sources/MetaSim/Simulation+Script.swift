@@ -185,14 +185,16 @@ extension Simulation {
         if faultyColumns() >= 2 { model.lossy = true }
     }
 
-    /// Makes reads of column `c`'s data area fail (bad sectors over all of it; its label and
-    /// state database replica still read), as a disk that fails under a copy.
-    public func failDataReads(column c: Int) {
+    /// Makes reads and/or writes of column `c`'s data area fail (bad sectors over all of it;
+    /// its label and state database replica still work), as a disk failing under I/O.
+    public func failData(column c: Int, reads: Bool = false, writes: Bool = false) {
         guard let rec = record, let d = db?.device(rec.columns[c].activeDevice) as? SimDevice,
               let dr = db?.config.device(rec.columns[c].activeDevice) else { return }
-        d.badReads = [dr.dataStartBlock * 512..<d.sizeBytes]
+        let area = dr.dataStartBlock * 512..<d.sizeBytes
+        if reads { d.badReads = [area] }
+        if writes { d.badWrites = [area] }
         faultedSinceStart.insert(ObjectIdentifier(d))
-        note("fault: \(d.path) (column \(c)) data reads fail")
+        note("fault: \(d.path) (column \(c)) data \(reads ? "reads" : "")\(reads && writes ? " and " : "")\(writes ? "writes" : "") fail")
         if faultyColumns() >= 2 { model.lossy = true }
     }
 

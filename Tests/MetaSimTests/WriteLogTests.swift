@@ -168,7 +168,7 @@ struct WriteLogTests {
         sim.onYield = { _ in
             steps += 1
             if steps == 1 {
-                sim.failDataReads(column: p)  // the copy's source fails after its first step
+                sim.failData(column: p, reads: true)  // the copy's source fails after its first step
             } else if !torn, sim.volumeRecord?.resync?.kind == .regenerate {
                 torn = true
                 sim.tornWrite(0..<sim.lineBlocks, oldOn: [p], crashing: false)
@@ -183,6 +183,39 @@ struct WriteLogTests {
         let b = sim.block(line: 0, column: next)
         // EIO (two columns out: the source and the missing one), never other bytes.
         #expect(sim.read(b..<(b + 16)) == false, "column \(next)'s block of the torn line")
+        noViolation(sim)
+    }
+
+    /// A Last Erred column whose partner has been rebuilt is used as an ordinary column, but
+    /// healthy columns are preferred for its lines' log records, so they go to the next
+    /// column. A crash tearing such a line, then the loss of that next column: the record is
+    /// gone with it. The replay must not vouch for the line then; it does not, because the
+    /// Last Erred column counts as failed with the missing one (RAID-6 keeps a second copy
+    /// of the record after Q). The block reads as EIO, never as bytes no write put there.
+    @Test func anOrdinaryLastErredColumnsLinesAreNotVouchedForWithoutTheirRecord() throws {
+        let sim = try world()
+        let p = sim.parityColumn(line: 0)
+        let next = (p + 1) % 4
+        let a = (0..<4).first { $0 != p && $0 != next }!
+        // Column a fails a write (Maintenance), then column p fails one too (Last Erred).
+        let line1 = (1..<8).first { sim.parityColumn(line: $0) != a && sim.parityColumn(line: $0) != p }!
+        sim.failData(column: a, writes: true)
+        sim.write(sim.block(line: line1, column: a)..<(sim.block(line: line1, column: a) + 4))
+        #expect(sim.volumeRecord?.columns[a].state == .maintenance)
+        sim.failData(column: p, writes: true)
+        sim.write(sim.block(line: line1, column: p)..<(sim.block(line: line1, column: p) + 4))
+        #expect(sim.volumeRecord?.columns[p].state == .lastErred)
+        // p's device works again; a is replaced and rebuilt: p is Last Erred but ordinary.
+        sim.healDevices()
+        #expect(sim.replace(column: a, .newDevice))
+        sim.runBackgroundWork()
+        #expect(sim.volumeRecord?.columns[a].state == .okay)
+        #expect(sim.volumeRecord?.columns[p].state == .lastErred)
+        sim.tornWrite(0..<sim.lineBlocks, oldOn: [p], crashing: false)
+        sim.crashAndStart(without: next)
+        let b = sim.block(line: 0, column: next)
+        #expect(sim.volume?.writeLogReplay.withLock { $0 }?.complete == false)
+        #expect(sim.read(b..<(b + 16)) == false, "column \(next)'s block of the torn line: EIO")
         noViolation(sim)
     }
 
