@@ -325,9 +325,10 @@ extension RAID5Volume {
         defer { withExtendedLifetime(areas) {} }  // pointers into them outlive their last use
         // A copy turned regeneration held no records of its column's lines (they went to the
         // next columns) while its target stayed trusted below the checkpoint: with an area
-        // lost, those lines' records may be lost with it, and their parity on the target torn.
+        // lost (RAID-6: two, each record having two copies), those lines' records may be lost
+        // with it, and their parity on the target torn.
         let excludedColumnTrusted = record.resync?.kind == .regenerate && record.resync?.logExcluded == true
-            && (!unreadable.isEmpty || !missing.isEmpty)
+            && unreadable.count + missing.count >= rt.layout.parityCount
         let complete = unreadable.isEmpty && missing.count <= rt.layout.parityCount && !deviceMissing && !excludedColumnTrusted
         let raid6 = rt.layout.parityCount == 2
         if !complete {
