@@ -117,15 +117,14 @@ extension RAID5Volume {
     /// region stays dirty in the state database until a repair succeeds.
     func distrustParity(line: UInt64) {
         let r = drl.region(ofLine: line)
-        runtime.withLock { rt in
+        let notRebuilt = runtime.withLock { rt in
             rt.unrepairedRegions.insert(r)
-            // A regeneration that has not rebuilt the line yet would rebuild it from the
-            // torn parity: it records the line's blocks lost instead (under the line's lock,
-            // which the write holds, so before the regeneration reaches it).
-            if rt.resyncColumn != nil, rt.copy == nil, line >= rt.rebuiltBelow, rt.rebuilds(line: line) {
-                rt.tornBeforeRebuilt.insert(line)
-            }
+            return rt.resyncColumn != nil && rt.copy == nil && line >= rt.rebuiltBelow && rt.rebuilds(line: line)
         }
+        // A regeneration that has not rebuilt the line yet would rebuild it from the torn
+        // parity: it records the line's blocks lost instead (noted under the line's lock,
+        // which the write holds, so before the regeneration reaches it).
+        if notRebuilt { tornBeforeRebuilt.withLock { _ = $0.insert(line) } }
         drl.pin(r)
         // Records written from now on are computed from the torn line, which a replay of
         // the failed write's own record would change under them: void the records first.

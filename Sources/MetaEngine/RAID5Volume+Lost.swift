@@ -69,10 +69,10 @@ extension RAID5Volume {
     }
 
     /// Before a regeneration step rebuilds `lines` of `columns`: the lines among them that a
-    /// failed write tore since the regeneration began (``Runtime/tornBeforeRebuilt``) are
+    /// failed write tore since the regeneration began (``tornBeforeRebuilt``) are
     /// recorded lost for the rebuilt columns (their data there is only in the torn parity).
     func recordTornLines(columns: [Int], lines: Range<UInt64>) throws {
-        let torn = runtime.read { $0.tornBeforeRebuilt.filter { lines.contains($0) } }.sorted()
+        let torn = tornBeforeRebuilt.withLock { $0.filter { lines.contains($0) } }.sorted()
         guard !torn.isEmpty else { return }
         let layout = runtime.read { $0.layout }
         let il = layout.interlaceBlocks
@@ -83,7 +83,7 @@ extension RAID5Volume {
             }
         }
         try recordLost(add, "\(torn.count) line(s) torn by a failed write are rebuilt on column(s) \(columns)")
-        runtime.withLock { $0.tornBeforeRebuilt.subtract(torn) }
+        tornBeforeRebuilt.withLock { $0.subtract(torn) }
     }
 
     /// Adds `add` to the lost blocks, in the state database first.

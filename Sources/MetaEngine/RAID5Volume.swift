@@ -58,11 +58,6 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
         /// become fewer; these join at the next reload that holds writes off (the
         /// regeneration's end, which starts a new epoch).
         var logExcluded: Set<Int> = []
-        /// Lines a failed write tore (``RAID5Volume/distrustParity(line:)``) while the
-        /// regeneration in progress had not rebuilt them yet: the rebuilt column's data there
-        /// is only in the torn parity, so the regeneration records it lost before it
-        /// rebuilds them (seed 110076674).
-        var tornBeforeRebuilt: Set<UInt64> = []
 
         /// Whether the volume has no redundancy left without column `c`: as many other
         /// columns as it has parity units are erred or being rebuilt (``ColumnHealth``).
@@ -113,6 +108,11 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
     public let resyncStepBytes = Atomic<UInt64>(8 << 20)
     /// Set when a mirrored foreground write to a copy target failed.
     let copyTargetFailed = Atomic<Bool>(false)
+    /// Lines a failed write tore (``distrustParity(line:)``) while the regeneration in
+    /// progress had not rebuilt them yet: the rebuilt column's data there is only in the torn
+    /// parity, so the regeneration records it lost before it rebuilds them (seed 110076674).
+    /// Outside the runtime, which every request copies.
+    let tornBeforeRebuilt = Mutex<Set<UInt64>>([])
     /// Whether background work (a thread, or a body handed to the scheduler) is running.
     private let background = Mutex<Bool>(false)
     private let stopFlag = Atomic<Bool>(false)
@@ -238,7 +238,6 @@ public final class RAID5Volume: Volume, @unchecked Sendable {
             runtime.withLock { rt in
                 var n = fresh
                 n.unrepairedRegions = rt.unrepairedRegions
-                n.tornBeforeRebuilt = rt.tornBeforeRebuilt
                 n.log = rt.log
                 n.logExcluded = excluding
                 rt = n
