@@ -72,16 +72,12 @@ struct GrowCommand: ParsableCommand {
             ? try? SizeParser.parse(devices[0]) : nil
         let req = GrowRequest(name: name, devices: size == nil ? devices.map(Paths.absolute) : [], interlaceBytes: il,
                               force: force, cancel: cancel, sizeBytes: size)
-        let printer = ProgressPrinter(quiet: global.quiet)
         Interrupt.onSIGINT(SetAccess.serverRunning(set: global.set, runDir: global.runDir)
             ? "\(name): interrupted; the grow continues in the server (follow it with `metactl status \(name)`)"
             : "\(name): interrupted; nothing is committed until the new columns are zeroed: repeat the grow to finish it, or `metactl grow \(name) --cancel`")
-        let response: ControlResponse?
-        do { response = try sendToServer(req, printer) ?? performDirectly(req, printer) } catch {
-            printer.finish()
-            throw error
-        }
-        printer.finish()
+        let response = try ProgressDisplay.performShowingWork(
+            .grow(req), volume: name, kind: .zeroing, global, giveUpAfter: wait ? nil : Self.serverWait,
+            onGiveUp: "\(name): the server is still zeroing the new columns; it commits the grow when done (follow with `metactl status \(name)`, or wait with --wait)")
         guard let response else { return }
         let res: GrowResult
         do { res = try response.decode(GrowResult.self) } catch { throw UserError(wrapping: error) }
@@ -90,102 +86,5 @@ struct GrowCommand: ParsableCommand {
         if !global.quiet && !cancel {
             print("\(res.name): grown from \(Output.humanSize(res.oldSizeBytes)) (\(res.oldSizeBytes / 512) blocks) to \(Output.humanSize(res.newSizeBytes)) (\(res.newSizeBytes / 512) blocks)")
         }
-    }
-
-    /// Through a running server: nil when none runs. Returns `.some(nil)` when the command
-    /// stopped waiting (the server carries on).
-    private func sendToServer(_ req: GrowRequest, _ printer: ProgressPrinter) throws -> ControlResponse?? {
-        let sock = ControlClient.socketPath(runDir: global.runDir, set: global.set)
-        guard FileManager.default.fileExists(atPath: sock) else { return nil }
-        let box = ResponseBox()
-        let t = Thread {
-            box.finish(Result { try ControlClient.send(.grow(req), socketPath: sock, timeout: 0) })
-        }
-        t.start()
-        let began = Date()
-        while true {
-            if let r = box.wait(seconds: 2) {
-                switch r {
-                case .success(let resp): return resp.map { .some($0) }
-                case .failure(let e): throw UserError(wrapping: e)
-                }
-            }
-            if let st = try? ControlClient.send(.status(names: [name]), socketPath: sock, timeout: 5),
-               let rep = try? st.decode(StatusReport.self), let rs = rep.volumes.first?.resync, rs.kind == ResyncKind.zeroing.rawValue {
-                printer.report(name, percent: rs.percent, bytesPerSecond: rs.bytesPerSecond)
-            }
-            if !wait && Date().timeIntervalSince(began) >= Self.serverWait {
-                Output.warn("\(name): the server is still zeroing the new columns; it commits the grow when done (follow with `metactl status \(name)`, or wait with --wait)")
-                return .some(nil)
-            }
-        }
-    }
-
-    /// Without a server: opens the set here and runs the grow in the foreground.
-    private func performDirectly(_ req: GrowRequest, _ printer: ProgressPrinter) throws -> ControlResponse? {
-        let db: SetDatabase
-        do {
-            db = try SetDatabase.open(setName: global.set, configDir: global.configDir, runDir: global.runDir, mode: .readWrite)
-        } catch {
-            throw UserError(wrapping: error)
-        }
-        let m = SetManager(db: db, configDir: global.configDir, logger: CommandContext.logger(global), isServer: false)
-        defer {
-            m.closeEngines()
-            db.close()
-        }
-        m.progressReporter = { vol, kind, pct, bps in
-            if kind == ResyncKind.zeroing.rawValue { printer.report(vol, percent: pct, bytesPerSecond: bps) }
-        }
-        return m.handle(.grow(req))
-    }
-}
-
-/// Shows the zeroing of new columns with the same display as `replace --wait` (a bar on a
-/// terminal, plain lines otherwise), once the operation has run for a moment.
-final class ProgressPrinter: @unchecked Sendable {
-    private let lock = NSLock()
-    private let began = Date()
-    private var last = Date.distantPast
-    private var shown = false
-    private let quiet: Bool
-    init(quiet: Bool) { self.quiet = quiet }
-
-    func report(_ volume: String, percent: Double, bytesPerSecond: Double) {
-        guard !quiet else { return }
-        lock.lock(); defer { lock.unlock() }
-        let now = Date()
-        let elapsed = now.timeIntervalSince(began)
-        let every: Double = isatty(2) != 0 ? 0.5 : 2
-        guard elapsed >= 1, now.timeIntervalSince(last) >= every else { return }
-        last = now
-        let left = percent > 0 ? elapsed * (100 - percent) / percent : nil
-        ProgressDisplay.show(ProgressDisplay.format(volume, "zeroing", percent, bytesPerSecond, left), percent: percent)
-        shown = true
-    }
-
-    /// Ends the bar's line, if one was shown.
-    func finish() {
-        lock.lock(); defer { lock.unlock() }
-        if shown { ProgressDisplay.done(); shown = false }
-    }
-}
-
-/// The answer of a request running on another thread.
-private final class ResponseBox: @unchecked Sendable {
-    private let sem = DispatchSemaphore(value: 0)
-    private let lock = NSLock()
-    private var result: Result<ControlResponse?, any Error>?
-
-    func finish(_ r: Result<ControlResponse?, any Error>) {
-        lock.lock(); result = r; lock.unlock()
-        sem.signal()
-    }
-
-    /// The result, or nil if it is not there within `seconds`.
-    func wait(seconds: Double) -> Result<ControlResponse?, any Error>? {
-        guard sem.wait(timeout: .now() + seconds) == .success else { return nil }
-        lock.lock(); defer { lock.unlock() }
-        return result
     }
 }
