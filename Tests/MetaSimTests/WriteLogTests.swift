@@ -186,6 +186,45 @@ struct WriteLogTests {
         noViolation(sim)
     }
 
+    /// The same on RAID-6, where each record has a second copy (after Q): losing the one
+    /// column after P leaves it, so the replay is whole and the torn line reads back; losing
+    /// both columns that held copies leaves the replay incomplete (EIO, never wrong bytes).
+    @Test(arguments: [1, 2])
+    func aConvertedCopysRecordsOnRAID6(_ lost: Int) throws {
+        let sim = try world(raid6: true)
+        let n = 5
+        let p = sim.parityColumn(line: 0)
+        // The copies lie after P (on Q, the column after P) and after Q: lose the data column
+        // after Q alone, or both.
+        let missing = lost == 1 ? [(p + 2) % n] : [(p + 1) % n, (p + 2) % n]
+        sim.volume!.resyncStepBytes.store(8 << 10, ordering: .relaxed)  // one line per step
+        #expect(sim.replace(column: p, .newDevice))
+        var steps = 0, torn = false
+        sim.onYield = { _ in
+            steps += 1
+            if steps == 1 {
+                sim.failData(column: p, reads: true)
+            } else if !torn, sim.volumeRecord?.resync?.kind == .regenerate {
+                torn = true
+                sim.tornWrite(0..<sim.lineBlocks, oldOn: [p], crashing: false)
+            }
+        }
+        sim.runBackgroundWork()
+        sim.onYield = nil
+        #expect(torn, "the copy became a regeneration and line 0 was torn during it")
+        sim.crashAndStart(without: missing)
+        #expect(sim.volumeRecord?.resync?.logExcluded == true)
+        #expect(sim.volume?.writeLogReplay.withLock { $0 }?.complete == (lost == 1))
+        let dataMissing = missing.filter { sim.block(line: 0, column: $0) >= 0 }
+        #expect(!dataMissing.isEmpty)
+        for c in dataMissing {
+            let b = sim.block(line: 0, column: c)
+            let r = sim.read(b..<(b + 16))
+            #expect(lost == 1 ? r == true : r != nil, "column \(c)'s block of the torn line")
+        }
+        noViolation(sim)
+    }
+
     /// A Last Erred column whose partner has been rebuilt is used as an ordinary column, but
     /// healthy columns are preferred for its lines' log records, so they go to the next
     /// column. A crash tearing such a line, then the loss of that next column: the record is
