@@ -83,6 +83,14 @@ struct WriteLogCommandTests {
 
         let r = try cli.run(["set", "d21", "--write-log", "auto"])
         #expect(r.status == 65 && r.stderr.contains("no room for a write log on column 0 (\(plain[0]))"), "\(r.stderr)")
+
+        // A dedicated log device, as for RAID-5 (one copy of each record there).
+        let logImg = try dir.image("log6.img", size: 32 << 20)
+        try cli.must(["set", "d20", "--log-device", logImg])
+        let log = try #require(try cli.statusJSON(["d20"]).0.volumes.first?.writeLog)
+        #expect(log.device == logImg && log.mode == "auto" && log.deviceFailed == false)
+        try cli.must(["set", "d20", "--log-device", "none"])
+        #expect(try cli.statusJSON(["d20"]).0.volumes.first?.writeLog?.device == nil)
     }
 
     @Test func logDeviceAttachAndDetach() throws {
