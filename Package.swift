@@ -34,10 +34,10 @@ let package = Package(
         // The set's state machine: configuration records and every transition, pure.
         .target(name: "MetaModel", dependencies: ["MetaLayout"], swiftSettings: strict),
         .target(name: "MetaDevices",
-                dependencies: ["CMetaShim", "CBlkid", "CUdev", "CISAL"],
+                dependencies: ["CMetaShim", "CBlkid", "CUdev", "CISAL", "MetaSystem"],
                 swiftSettings: strict),
         .target(name: "MetaDB",
-                dependencies: ["MetaDevices", "MetaLayout", "MetaModel", "CISAL"],
+                dependencies: ["MetaDevices", "MetaLayout", "MetaModel", "CISAL", "MetaSystem"],
                 swiftSettings: strict),
         .target(name: "MetaEngine",
                 dependencies: ["MetaDevices", "MetaLayout", "MetaModel", "MetaDB", "CISAL",

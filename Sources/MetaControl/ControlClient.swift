@@ -36,8 +36,8 @@ public enum ControlClient {
         var pending = Data()
         var buf = [UInt8](repeating: 0, count: 65536)
         while true {
-            let n = read(fd, &buf, buf.count)
-            if n < 0 { if errno == EINTR { continue }; throw OperationError("\(path): read: \(String(cString: strerror(errno)))") }
+            let n = retryingInterrupted { read(fd, &buf, buf.count) }
+            if n < 0 { throw OperationError("\(path): read: \(String(cString: strerror(errno)))") }
             if n == 0 {
                 if !pending.isEmpty { _ = try line(pending) }
                 return false
@@ -78,8 +78,8 @@ public enum ControlClient {
         try line.withUnsafeBytes { raw in
             var off = 0
             while off < raw.count {
-                let n = write(fd, raw.baseAddress! + off, raw.count - off)
-                if n < 0 { if errno == EINTR { continue }; throw OperationError("\(path): write: \(String(cString: strerror(errno)))") }
+                let n = retryingInterrupted { write(fd, raw.baseAddress! + off, raw.count - off) }
+                if n < 0 { throw OperationError("\(path): write: \(String(cString: strerror(errno)))") }
                 off += n
             }
         }

@@ -1,4 +1,5 @@
 import Foundation
+import MetaSystem
 import MetaModel
 #if canImport(Glibc)
 import Glibc
@@ -105,8 +106,8 @@ public struct HostRegistry: Codable, Sendable, Equatable {
         var ok = bytes.withUnsafeBytes { raw -> Bool in
             var done = 0
             while done < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
-                if n < 0 { if errno == EINTR { continue }; return false }
+                let n = retryingInterrupted { Glibc.write(fd, raw.baseAddress! + done, raw.count - done) }
+                if n < 0 { return false }
                 done += n
             }
             return true
@@ -154,9 +155,8 @@ final class FileLock: @unchecked Sendable {
         }
         let timeout = timeout.isFinite ? max(0, timeout) : 30
         let deadline = Date().addingTimeInterval(timeout)
-        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+        while retryingInterrupted({ flock(fd, LOCK_EX | LOCK_NB) }) != 0 {
             let e = errno
-            if e == EINTR { continue }
             if e != EWOULDBLOCK {
                 close(fd)
                 throw DatabaseError.lock(path: path, reason: String(cString: strerror(e)))

@@ -1,3 +1,4 @@
+import MetaSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,11 +14,8 @@ enum Sysfs {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while bytes.count < limit {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return nil
-            }
+            let n = retryingInterrupted { chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) } }
+            if n < 0 { return nil }
             if n == 0 { break }
             bytes.append(contentsOf: chunk[0..<n])
         }

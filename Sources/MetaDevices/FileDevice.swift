@@ -1,3 +1,4 @@
+import MetaSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -100,8 +101,7 @@ public final class FileDevice: BlockDevice, @unchecked Sendable {
         }
         if isFile && options.exclusive {
             let op = (options.readOnly ? LOCK_SH : LOCK_EX) | LOCK_NB
-            var rc: Int32
-            repeat { rc = flock(fd, op) } while rc != 0 && Glibc.errno == EINTR
+            let rc = retryingInterrupted { flock(fd, op) }
             if rc != 0 {
                 let e = Glibc.errno
                 Glibc.close(fd)
@@ -181,9 +181,8 @@ public final class FileDevice: BlockDevice, @unchecked Sendable {
     private func rawRead(_ buffer: UnsafeMutableRawBufferPointer, _ offset: UInt64) throws(DeviceError) {
         var done = 0
         while done < buffer.count {
-            let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            let n = retryingInterrupted { pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done)) }
             if n < 0 {
-                if Glibc.errno == EINTR { continue }
                 throw DeviceError(path: path, operation: .read, offset: offset + UInt64(done),
                                   length: UInt64(buffer.count - done), errno: Glibc.errno)
             }
@@ -214,9 +213,8 @@ public final class FileDevice: BlockDevice, @unchecked Sendable {
     private func rawWrite(_ buffer: UnsafeRawBufferPointer, _ offset: UInt64) throws(DeviceError) {
         var done = 0
         while done < buffer.count {
-            let n = pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            let n = retryingInterrupted { pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done)) }
             if n < 0 {
-                if Glibc.errno == EINTR { continue }
                 throw DeviceError(path: path, operation: .write, offset: offset + UInt64(done),
                                   length: UInt64(buffer.count - done), errno: Glibc.errno)
             }
@@ -242,8 +240,7 @@ public final class FileDevice: BlockDevice, @unchecked Sendable {
 
     public func flush() throws(DeviceError) {
         try checkUsable(.flush, nil, nil, modifies: false)
-        var rc: Int32
-        repeat { rc = fdatasync(fd) } while rc != 0 && Glibc.errno == EINTR
+        let rc = retryingInterrupted { fdatasync(fd) }
         if rc != 0 { throw DeviceError(path: path, operation: .flush, errno: Glibc.errno) }
     }
 

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CUdev
 import Foundation
+import MetaSystem
 
 /// One block-device uevent.
 public struct BlockDeviceEvent: Sendable, Equatable {
@@ -60,8 +61,8 @@ public final class UdevMonitor: @unchecked Sendable {
             defer { ended.signal() }
             var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0)]
             while true {
-                let n = poll(&fds, 2, -1)
-                if n < 0 { if errno == EINTR { continue }; return }
+                let n = retryingInterrupted { poll(&fds, 2, -1) }
+                if n < 0 { return }
                 if fds[1].revents != 0 { return }
                 guard fds[0].revents != 0, let dev = udev_monitor_receive_device(monitor) else { continue }
                 defer { udev_device_unref(dev) }

@@ -64,8 +64,7 @@ public final class RawNBDClient: @unchecked Sendable {
     public func send(_ bytes: [UInt8]) throws {
         var done = 0
         while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL)) }
-            if n < 0 && errno == EINTR { continue }
+            let n = retryingInterrupted { bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL)) } }
             guard n > 0 else { throw errno == EPIPE || errno == ECONNRESET ? Failure.closedByPeer : Failure.io("send: \(errno)") }
             done += n
         }
@@ -75,8 +74,7 @@ public final class RawNBDClient: @unchecked Sendable {
         var out = [UInt8](repeating: 0, count: count)
         var done = 0
         while done < count {
-            let n = out.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + done, count - done, 0) }
-            if n < 0 && errno == EINTR { continue }
+            let n = retryingInterrupted { out.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + done, count - done, 0) } }
             if n == 0 || (n < 0 && errno == ECONNRESET) { throw Failure.closedByPeer }
             guard n > 0 else { throw Failure.io("recv: errno \(errno)") }
             done += n

@@ -36,6 +36,7 @@ struct MetactlRunner {
         ["METACTL_CONFIG_DIR": configDir, "METACTL_RUN_DIR": runDir, "METACTL_LOCK_TIMEOUT": "120"]
     }
 
+    @discardableResult
     func ok(_ args: [String], set: String = "local") throws -> String {
         let r = try run(args, set: set)
         if !r.ok { throw TestSupportError("metactl \(args.joined(separator: " ")) exited \(r.status): \(r.stderr)") }

@@ -106,7 +106,7 @@ final class GrowServer: @unchecked Sendable {
         let pidFile = "\(cli.runDir)/local.pid"
         try? FileManager.default.removeItem(atPath: pidFile)
         logPath = cli.dir.file("serve-\(UUID().uuidString.prefix(8)).log")
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: bin)
         process.arguments = ["serve"]
         process.environment = ProcessInfo.processInfo.environment.merging(cli.environment.merging(extraEnvironment) { $1 }) { $1 }
@@ -155,7 +155,7 @@ final class GrowBackgroundCommand: @unchecked Sendable {
     init(_ cli: GrowCLI, _ args: [String]) throws {
         guard let bin = GrowCLI.binary else { throw TestSupportError("metactl binary not found") }
         out = cli.dir.file("cmd-\(UUID().uuidString.prefix(8)).out")
-        FileManager.default.createFile(atPath: out, contents: nil)
+        _ = FileManager.default.createFile(atPath: out, contents: nil)
         process.executableURL = URL(fileURLWithPath: bin)
         process.arguments = args
         process.environment = ProcessInfo.processInfo.environment.merging(cli.environment) { $1 }
@@ -298,9 +298,9 @@ struct GrowTests {
                          "--size=8m", "--iodepth=8", "--verify=crc32c", "--verify_fatal=1", "--verify_backlog=64",
                          "--time_based", "--runtime=6", "--verify_state_save=0", "--output-format=json"]
         let fioOut = t.file("fio.json")
-        FileManager.default.createFile(atPath: fioOut, contents: nil)
+        _ = FileManager.default.createFile(atPath: fioOut, contents: nil)
         fio.standardOutput = FileHandle(forWritingAtPath: fioOut)
-        FileManager.default.createFile(atPath: t.file("fio.err"), contents: nil)
+        _ = FileManager.default.createFile(atPath: t.file("fio.err"), contents: nil)
         fio.standardError = FileHandle(forWritingAtPath: t.file("fio.err"))
         try fio.run()
         defer { if fio.isRunning { kill(fio.processIdentifier, SIGKILL); fio.waitUntilExit() } }

@@ -1,4 +1,5 @@
 import Foundation
+import MetaSystem
 import MetaDevices
 #if canImport(Glibc)
 import Glibc
@@ -158,7 +159,7 @@ public enum MapStore {
         }
         defer { close(fd) }
         let deadline = Date().addingTimeInterval(60)
-        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+        while retryingInterrupted({ flock(fd, LOCK_EX | LOCK_NB) }) != 0 {
             if Date() > deadline { throw UserError("\(p): another map or unmap of set '\(set)' has held it for 60 s", code: .inUse) }
             usleep(50_000)
         }
