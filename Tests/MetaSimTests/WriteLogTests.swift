@@ -151,17 +151,10 @@ struct WriteLogTests {
         noViolation(sim)
     }
 
-    /// A copy whose source fails becomes a regeneration onto the target, which is trusted
-    /// below the point the copy reached; the column may not hold log records until the
-    /// regeneration ends (it could not be made a holder with writes held off), so the records
-    /// of the lines whose parity it holds go to the next column. A crash then tears such a
-    /// line below that point (its parity kept the old contents), and the next column does not
-    /// come back. Its area, with the line's record, is gone: the replay must not call itself
-    /// whole, or the missing column's block is rebuilt from the torn parity (wrong bytes).
-    @Test func aConvertedCopysRecordsOnALostColumnLeaveTheReplayIncomplete() throws {
-        let sim = try world()
-        let p = sim.parityColumn(line: 0)
-        let next = (p + 1) % 4
+    /// Copies parity column `p` of line 0 onto a new device, one line per step; the source's
+    /// data reads fail after the first step (the copy becomes a regeneration), and during the
+    /// regeneration line 0 is torn (its parity keeps the old contents); then the process dies.
+    func convertCopyThenTearLine0(_ sim: Simulation, parityColumn p: Int) {
         sim.volume!.resyncStepBytes.store(8 << 10, ordering: .relaxed)  // one line per step
         #expect(sim.replace(column: p, .newDevice))
         var steps = 0, torn = false
@@ -177,6 +170,20 @@ struct WriteLogTests {
         sim.runBackgroundWork()
         sim.onYield = nil
         #expect(torn, "the copy became a regeneration and line 0 was torn during it")
+    }
+
+    /// A copy whose source fails becomes a regeneration onto the target, which is trusted
+    /// below the point the copy reached; the column may not hold log records until the
+    /// regeneration ends (it could not be made a holder with writes held off), so the records
+    /// of the lines whose parity it holds go to the next column. A crash then tears such a
+    /// line below that point (its parity kept the old contents), and the next column does not
+    /// come back. Its area, with the line's record, is gone: the replay must not call itself
+    /// whole, or the missing column's block is rebuilt from the torn parity (wrong bytes).
+    @Test func aConvertedCopysRecordsOnALostColumnLeaveTheReplayIncomplete() throws {
+        let sim = try world()
+        let p = sim.parityColumn(line: 0)
+        let next = (p + 1) % 4
+        convertCopyThenTearLine0(sim, parityColumn: p)
         sim.crashAndStart(without: next)
         #expect(sim.volumeRecord?.resync?.logExcluded == true)
         #expect(sim.volume?.writeLogReplay.withLock { $0 }?.complete == false, "the lost area may have held the line's record")
@@ -197,21 +204,7 @@ struct WriteLogTests {
         // The copies lie after P (on Q, the column after P) and after Q: lose the data column
         // after Q alone, or both.
         let missing = lost == 1 ? [(p + 2) % n] : [(p + 1) % n, (p + 2) % n]
-        sim.volume!.resyncStepBytes.store(8 << 10, ordering: .relaxed)  // one line per step
-        #expect(sim.replace(column: p, .newDevice))
-        var steps = 0, torn = false
-        sim.onYield = { _ in
-            steps += 1
-            if steps == 1 {
-                sim.failData(column: p, reads: true)
-            } else if !torn, sim.volumeRecord?.resync?.kind == .regenerate {
-                torn = true
-                sim.tornWrite(0..<sim.lineBlocks, oldOn: [p], crashing: false)
-            }
-        }
-        sim.runBackgroundWork()
-        sim.onYield = nil
-        #expect(torn, "the copy became a regeneration and line 0 was torn during it")
+        convertCopyThenTearLine0(sim, parityColumn: p)
         sim.crashAndStart(without: missing)
         #expect(sim.volumeRecord?.resync?.logExcluded == true)
         #expect(sim.volume?.writeLogReplay.withLock { $0 }?.complete == (lost == 1))
